@@ -1,0 +1,7 @@
+/* heaptrail/heaptrail.h — the whole public API of heaptrail. */
+#ifndef HEAPTRAIL_HEAPTRAIL_H
+#define HEAPTRAIL_HEAPTRAIL_H
+
+#include "heaptrail/heap.h"
+
+#endif
