@@ -1,0 +1,92 @@
+/* heaptrail/reader.h — reads trace files (docs/FORMAT.md).
+ *
+ * Opening a trace scans its chunk headers once (an index of a few dozen bytes per chunk, plus
+ * the stack, module and string tables); events are then decoded chunk by chunk and handed out
+ * merged across threads in timestamp order. Memory is bounded by the index, the tables and one
+ * decoded chunk per thread whose events overlap in time — not by the number of events.
+ *
+ * A trace cut short (SIGKILL, crash, full disk) reads up to its last whole chunk, with a
+ * warning. A malformed trace gives an error naming the byte offset. The reader checks every
+ * length and checksum: no input makes it crash, loop or allocate more than HT_READER_CHUNK_MAX
+ * per chunk. Not for use inside a traced process's hooks (it uses malloc). */
+#ifndef HEAPTRAIL_READER_H
+#define HEAPTRAIL_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heaptrail/events.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ht_reader ht_reader;
+
+#define HT_READER_CHUNK_MAX (16u << 20) /* largest chunk body accepted, stored or raw */
+
+typedef struct ht_trace_info {
+    uint32_t version_major, version_minor;
+    uint32_t pid;
+    uint32_t pointer_size;
+    uint32_t clock_id;           /* CLOCK_MONOTONIC */
+    uint64_t start_realtime_ns;  /* wall clock at session start (ns since the epoch) */
+    uint64_t start_ns;           /* CLOCK_MONOTONIC at session start */
+    uint64_t end_ns;             /* last timestamp seen (footer's, if present) */
+    const char *program;         /* never NULL */
+    const char *command_line;    /* arguments joined by spaces; never NULL */
+    uint32_t mode;               /* ht_trace_mode */
+    uint32_t stack_depth;
+    uint64_t sample_interval;    /* 0: not sampled */
+    uint64_t event_mask;         /* 0: all */
+    uint64_t heap_filter;        /* 0: all heaps */
+    uint64_t min_size, max_size;
+    bool complete;               /* a footer was found: the session ended cleanly */
+    bool truncated;              /* the file ends inside a chunk */
+    uint64_t chunks;             /* whole chunks in the file */
+    uint64_t event_chunks;
+    uint64_t events;             /* events in the event chunks (from their headers) */
+    uint64_t lost;               /* lost events from LOST records */
+    uint64_t threads;
+    uint64_t stacks;
+    uint64_t file_size;
+    uint64_t valid_size;         /* bytes up to the end of the last whole chunk */
+} ht_trace_info;
+
+/* Opens a trace. On failure returns NULL with a one-line message in error (if given),
+ * e.g. "bad chunk length 4294967295 at offset 1234", and errno set. */
+HT_API ht_reader *ht_reader_open(const char *path, char *error, size_t error_size);
+/* The same over a memory buffer, which must stay valid until ht_reader_close. */
+HT_API ht_reader *ht_reader_open_memory(const void *data, size_t size, char *error,
+                                        size_t error_size);
+HT_API void ht_reader_close(ht_reader *reader);
+
+HT_API const ht_trace_info *ht_reader_info(const ht_reader *reader);
+
+/* Fills events[0..max) with the next events in timestamp order (ties: rundown first, then by
+ * thread). Returns the count, 0 at the end, or a negative errno (-EBADMSG: malformed data,
+ * -EIO: read error) with the message in ht_reader_error(); events before the bad chunk have
+ * been handed out. After an error, further calls return the same error. */
+HT_API long ht_reader_read(ht_reader *reader, ht_event *events, size_t max);
+
+/* The last error ("" if none), and warnings so far, one per line ("" if none): truncation,
+ * chunks skipped because their predecessor is missing, unknown chunk types. */
+HT_API const char *ht_reader_error(const ht_reader *reader);
+HT_API const char *ht_reader_warnings(const ht_reader *reader);
+
+/* Restarts the event stream from the beginning. */
+HT_API int ht_reader_rewind(ht_reader *reader);
+
+/* A stack by id: frames (return addresses, innermost first) and depth; false if unknown. */
+HT_API bool ht_reader_stack(const ht_reader *reader, uint32_t stack_id, const uint64_t **frames,
+                            uint32_t *depth);
+HT_API size_t ht_reader_module_count(const ht_reader *reader);
+HT_API const ht_module *ht_reader_module(const ht_reader *reader, size_t index);
+/* The module containing address, or NULL. */
+HT_API const ht_module *ht_reader_module_find(const ht_reader *reader, uint64_t address);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,155 @@
+/* heaptrail/trace.h — trace sessions inside a running process.
+ *
+ * One session at a time. While it runs, every heap operation is recorded as an event in the
+ * calling thread's own buffer (no lock), and a writer thread drains the buffers into a file
+ * (docs/FORMAT.md), into real-time consumers, or both. While no session runs, a heap operation
+ * pays one predictable branch. Tracing never fails the traced program: errors turn into counted
+ * lost events and one message on stderr.
+ *
+ * Functions returning int give 0 on success or a negative errno value. */
+#ifndef HEAPTRAIL_TRACE_H
+#define HEAPTRAIL_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heaptrail/events.h"
+#include "heaptrail/heap.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ht_trace_mode {
+    HT_TRACE_MODE_BLOCK = 0,   /* never lose an event: a thread whose buffer is full waits */
+    HT_TRACE_MODE_DISCARD = 1, /* never wait: events that find the buffer full are counted lost */
+    HT_TRACE_MODE_RING = 2,    /* flight recorder: each thread keeps its newest buffer_size
+                                * bytes in memory; written by ht_trace_snapshot() and at stop */
+} ht_trace_mode;
+
+typedef enum ht_trace_unwinder {
+    HT_TRACE_UNWIND_DEFAULT = 0,   /* libunwind */
+    HT_TRACE_UNWIND_LIBUNWIND = 1, /* unw_backtrace with libunwind's per-thread cache */
+    HT_TRACE_UNWIND_FRAME_POINTER = 2, /* follows frame pointers: fast, but stops at code built
+                                        * without them */
+} ht_trace_unwinder;
+
+/* A real-time consumer: called on the session's consumer thread with decoded events in
+ * timestamp order per thread (threads interleave batch by batch, not event by event). The
+ * array is valid during the call only. Heap events made by the callback itself are not traced.
+ * If the consumer falls behind by more than its queue, LOST events (HT_LOST_CONSUMER) say so. */
+typedef void (*ht_trace_consumer_fn)(const ht_event *events, size_t count, void *context);
+/* Stack ids in consumer events resolve with ht_trace_stack_frames(). */
+
+#define HT_TRACE_MAX_CONSUMERS 4
+
+typedef struct ht_trace_consumer {
+    ht_trace_consumer_fn callback; /* NULL: unused slot */
+    void *context;
+} ht_trace_consumer;
+
+typedef struct ht_trace_options {
+    /* Output: a path (created or truncated, mode 0600; "%p" is replaced by the pid), else a
+     * file descriptor (>= 0; not closed by the tracer), else no file (consumers only). */
+    const char *output_path;
+    int output_fd;
+    ht_trace_mode mode;
+    size_t buffer_size;       /* per thread, bytes; default 1 MiB, rounded to 64 KiB chunks */
+    unsigned stack_depth;     /* frames per stack; 0: no stacks; at most HT_TRACE_MAX_DEPTH */
+    ht_trace_unwinder unwinder;
+    uint64_t event_mask;      /* HT_EVENT_BIT(kind) of the kinds to record; 0: all */
+    const ht_heap *heap;      /* record only this heap; NULL: all heaps */
+    size_t min_size;          /* ALLOC/REALLOC: record only sizes in [min_size, max_size] */
+    size_t max_size;          /* 0: no upper limit. FREE events are not size-filtered */
+    size_t sample_interval;   /* byte sampling: mean bytes between sampled allocations
+                               * (Poisson, as heapprofd); 0: record every allocation */
+    int compression_level;    /* zstd level for chunks, 1..19; 0: no compression */
+    unsigned flush_interval_ms; /* how often partly filled buffers are written; default 100 */
+    bool follow_forks;        /* ht_trace_fork_child() starts a new session in the child */
+    bool no_rundown;          /* skip the rundown of existing heaps and blocks at start */
+    ht_trace_consumer consumers[HT_TRACE_MAX_CONSUMERS];
+} ht_trace_options;
+
+#define HT_TRACE_MAX_DEPTH 128u
+#define HT_TRACE_DEFAULT_BUFFER (1u << 20)
+#define HT_TRACE_CHUNK_BYTES (64u << 10)
+
+/* Fills options with the defaults: no output, block mode, 1 MiB per thread, no stacks, every
+ * event, no sampling, no compression, flush every 100 ms. */
+HT_API void ht_trace_options_init(ht_trace_options *options);
+
+/* Starts a session: opens the output, starts the writer (and consumer) thread, switches the
+ * hooks on, writes the module map and the rundown (every heap, every live block).
+ * -EBUSY: a session runs; -EINVAL: bad options; other: the errno of open/mmap/pthread_create. */
+HT_API int ht_trace_start(const ht_trace_options *options);
+
+/* Stops the session: hooks off, every thread's buffered events written (ring mode: the ring),
+ * footer written, file closed, threads joined. -ENOENT when no session runs. Safe to call from
+ * an atexit handler. Events of threads still inside a hook at that instant may be dropped. */
+HT_API int ht_trace_stop(void);
+
+HT_API bool ht_trace_is_active(void);
+
+/* Writes what every thread has buffered so far and waits until it is written (block and
+ * discard modes). -ENOENT when no session runs. */
+HT_API int ht_trace_flush(void);
+
+/* Ring mode: writes the ring's current contents (what was not written by an earlier
+ * snapshot) and a rundown taken now. Other modes: same as ht_trace_flush(). */
+HT_API int ht_trace_snapshot(void);
+
+/* Environment variables read by ht_trace_start_from_env (sizes accept k, m, g suffixes):
+ *   HEAPTRAIL_OUTPUT=path      output file; "%p" becomes the pid. Tracing starts only if this
+ *                              or HEAPTRAIL_FD is set.
+ *   HEAPTRAIL_FD=n             write to inherited descriptor n instead
+ *   HEAPTRAIL_MODE=block|discard|ring       (default block)
+ *   HEAPTRAIL_BUFFER=size      per-thread buffer (default 1m)
+ *   HEAPTRAIL_STACKS=depth     stack depth, 0 = none (default 0)
+ *   HEAPTRAIL_UNWIND=libunwind|fp           (default libunwind)
+ *   HEAPTRAIL_SAMPLE=bytes     mean sampling interval, 0 = record all (default 0)
+ *   HEAPTRAIL_EVENTS=list      comma list of alloc,free,realloc,heap (default all)
+ *   HEAPTRAIL_MIN_SIZE=size, HEAPTRAIL_MAX_SIZE=size   size filter for ALLOC/REALLOC
+ *   HEAPTRAIL_COMPRESS=level   zstd level 1..19 (default 0: none)
+ *   HEAPTRAIL_FLUSH_MS=ms      flush interval (default 100)
+ *   HEAPTRAIL_FOLLOW_FORKS=1   children started through fork get their own trace
+ *   HEAPTRAIL_NO_RUNDOWN=1     skip the start-up rundown
+ * Returns 1 when a session was started, 0 when none was asked for, or a negative errno (bad
+ * value: -EINVAL, with one line on stderr). Call it once, e.g. from a library constructor. It
+ * also registers ht_trace_stop with atexit. */
+HT_API int ht_trace_start_from_env(void);
+
+/* Best-effort emergency flush for fatal signal handlers (SIGSEGV, SIGABRT, ...): writes every
+ * thread's committed events and a footer with plain write(2) calls from the calling thread, then
+ * leaves the session stopped. Async-signal-safe: takes no lock, allocates nothing. Returns at
+ * once if no session runs or another emergency flush is in progress. */
+HT_API void ht_trace_emergency_flush(void);
+
+/* For a fork() wrapper: call in the child right after fork returns 0. The tracer's threads do
+ * not exist in the child, so the inherited session is dropped (the parent's file is left to
+ * the parent); if the session had follow_forks, a new session with the same options starts,
+ * writing to the output path with "%p" expanded to the child's pid (without "%p",
+ * ".<pid>" is appended). Returns 1 if a session started, 0 if not, or a negative errno. */
+HT_API int ht_trace_fork_child(void);
+
+/* In-process stack table, for consumers: copies up to max frames of a stack id; returns the
+ * depth (0 for an unknown id). Return addresses, innermost first. */
+HT_API unsigned ht_trace_stack_frames(uint32_t stack_id, uint64_t *frames, unsigned max);
+
+typedef struct ht_trace_stats {
+    uint64_t events;        /* events recorded into buffers */
+    uint64_t lost;          /* events lost, all reasons */
+    uint64_t bytes_written; /* to the output, including framing */
+    uint64_t chunks_written;
+    uint64_t stacks;        /* distinct stacks */
+    uint64_t threads;       /* threads that recorded events */
+    uint64_t write_errors;  /* failed writes to the output */
+} ht_trace_stats;
+
+/* Statistics of the running session, or of the last one after it stopped. */
+HT_API void ht_trace_stats_get(ht_trace_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,258 @@
+/* backend.c — the back end: segregated free lists, splitting and coalescing.
+ *
+ * Free blocks sit in bins: exact bins for sizes under 128 granules (2 KiB), then eight bins per
+ * power of two; a bitmap finds the first non-empty bin in a few instructions. Invariants (all
+ * under the heap lock): blocks tile each segment's committed range; no two free blocks are
+ * adjacent (frees coalesce at once); each block's prev_size equals its predecessor's size;
+ * every free block is in exactly the bin of its size; every header is sealed. A request that
+ * no free block fits is served after committing pages or adding a segment (SLOWPATH). */
+#include <errno.h>
+#include <string.h>
+
+#include "heap_internal.h"
+
+#define EXACT_BINS 128u
+
+static unsigned bin_of(uint32_t granules) {
+    if (granules < EXACT_BINS) return granules;
+    unsigned fl = 31u - (unsigned)__builtin_clz(granules);
+    unsigned sl = (granules >> (fl - 3)) & 7u;
+    return EXACT_BINS + (fl - 7) * 8 + sl;
+}
+
+void hti_freelist_insert(ht_heap *heap, hti_block *b) {
+    unsigned bin = bin_of(b->size);
+    hti_free_links *l = hti_links(b);
+    l->prev = NULL;
+    l->next = heap->bins[bin];
+    if (l->next) hti_links(l->next)->prev = b;
+    heap->bins[bin] = b;
+    heap->bitmap[bin / 64] |= 1ull << (bin % 64);
+}
+
+void hti_freelist_remove(ht_heap *heap, hti_block *b) {
+    unsigned bin = bin_of(b->size);
+    hti_free_links *l = hti_links(b);
+    if (l->prev) hti_links(l->prev)->next = l->next;
+    else heap->bins[bin] = l->next;
+    if (l->next) hti_links(l->next)->prev = l->prev;
+    if (!heap->bins[bin]) heap->bitmap[bin / 64] &= ~(1ull << (bin % 64));
+}
+
+static hti_block *freelist_find(ht_heap *heap, uint32_t granules) {
+    unsigned bin = bin_of(granules);
+    int budget = 8;
+    for (hti_block *b = heap->bins[bin]; b && budget--; b = hti_links(b)->next)
+        if (b->size >= granules) return b;
+    for (unsigned i = bin + 1; i < HTI_BINS;) {
+        uint64_t word = heap->bitmap[i / 64] & (~0ull << (i % 64));
+        if (word) return heap->bins[(i / 64) * 64 + (unsigned)__builtin_ctzll(word)];
+        i = (i / 64 + 1) * 64;
+    }
+    return NULL;
+}
+
+hti_block *hti_block_next(const hti_segment *seg, const hti_block *b) {
+    char *n = (char *)b + hti_block_bytes(b);
+    return n < seg->region.base + seg->committed ? (hti_block *)n : NULL;
+}
+
+hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b) {
+    (void)seg;
+    return b->prev_size ? (hti_block *)((char *)b - (size_t)b->prev_size * HTI_GRANULE) : NULL;
+}
+
+static void set_prev_size(ht_heap *heap, hti_segment *seg, hti_block *b) {
+    hti_block *n = hti_block_next(seg, b);
+    if (n) {
+        n->prev_size = b->size;
+        hti_seal(heap, n);
+    } else {
+        seg->last = b;
+    }
+}
+
+/* Cuts b to granules, returning the tail to the free lists when it is big enough. b is busy
+ * or detached (not in a list). The tail is coalesced with a free successor. */
+static void split(ht_heap *heap, hti_segment *seg, hti_block *b, uint32_t granules) {
+    uint32_t rest = b->size - granules;
+    if (rest * HTI_GRANULE < HTI_MIN_BLOCK) return;
+    b->size = granules;
+    hti_block *t = (hti_block *)((char *)b + (size_t)granules * HTI_GRANULE);
+    t->size = rest;
+    t->prev_size = granules;
+    t->unused = 0;
+    t->flags = 0;
+    t->tag = 0;
+    hti_block *n = hti_block_next(seg, t);
+    if (n && !(n->flags & HTI_BLOCK_BUSY)) {
+        hti_freelist_remove(heap, n);
+        t->size += n->size;
+    }
+    hti_seal(heap, t);
+    set_prev_size(heap, seg, t);
+    hti_freelist_insert(heap, t);
+}
+
+static uint32_t granules_for(size_t need) {
+    size_t bytes = hti_align_up(need + HTI_HEADER, HTI_GRANULE);
+    if (bytes < HTI_MIN_BLOCK) bytes = HTI_MIN_BLOCK;
+    return (uint32_t)(bytes / HTI_GRANULE);
+}
+
+/* Gets a free block of at least granules, committing or adding a segment if needed. */
+static hti_block *find_or_grow(ht_heap *heap, uint32_t granules, ht_source *source, ht_error *error) {
+    hti_block *b = freelist_find(heap, granules);
+    if (b) {
+        *source = MEMORY_FROM_MAINPATH;
+        return b;
+    }
+    size_t bytes = (size_t)granules * HTI_GRANULE;
+    for (hti_segment *seg = heap->segments; seg; seg = seg->next) {
+        size_t have = (seg->last && !(seg->last->flags & HTI_BLOCK_BUSY)) ? hti_block_bytes(seg->last) : 0;
+        if (seg->region.reserved - seg->committed + have < bytes) continue;
+        if (hti_segment_commit(heap, seg, bytes) == 0) {
+            *source = MEMORY_FROM_SLOWPATH;
+            return seg->last;
+        }
+    }
+    int rc = (heap->maximum && heap->segments) ? -ENOSPC : hti_segment_add(heap, bytes);
+    if (rc != 0) {
+        *error = rc == -ENOSPC ? HT_ERROR_HEAP_FULL : HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
+    *source = MEMORY_FROM_SLOWPATH;
+    b = heap->segments->last;
+    if (hti_block_bytes(b) < bytes) { /* initial commit smaller than the request */
+        if (hti_segment_commit(heap, heap->segments, bytes) != 0) {
+            *error = HT_ERROR_NO_MEMORY;
+            return NULL;
+        }
+        b = heap->segments->last;
+    }
+    return b;
+}
+
+hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source *source,
+                             ht_error *error) {
+    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) {
+        *error = heap->maximum ? HT_ERROR_HEAP_FULL : HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
+    uint32_t granules = granules_for(need);
+    uint32_t extra = align > HTI_GRANULE ? (uint32_t)((align + HTI_MIN_BLOCK) / HTI_GRANULE) : 0;
+    hti_block *b = find_or_grow(heap, granules + extra, source, error);
+    if (!b) return NULL;
+    hti_segment *seg = hti_segment_of(b);
+    hti_freelist_remove(heap, b);
+    if (extra) {
+        uintptr_t data = (uintptr_t)hti_block_data(b);
+        uintptr_t aligned = hti_align_up(data, align);
+        while (aligned != data && aligned - data < HTI_MIN_BLOCK) aligned += align;
+        if (aligned != data) { /* the front piece becomes a free block of its own */
+            uint32_t front = (uint32_t)((aligned - data) / HTI_GRANULE);
+            hti_block *a = hti_block_of((void *)aligned);
+            a->size = b->size - front;
+            a->prev_size = front;
+            b->size = front;
+            b->flags = 0;
+            hti_seal(heap, b);
+            hti_freelist_insert(heap, b);
+            b = a;
+            b->flags = 0;
+            set_prev_size(heap, seg, b);
+        }
+    }
+    b->flags = HTI_BLOCK_BUSY;
+    b->tag = 0;
+    split(heap, seg, b, granules);
+    b->unused = (uint16_t)(hti_block_bytes(b) - HTI_HEADER - need); /* split leaves < 48 */
+    hti_seal(heap, b);
+    set_prev_size(heap, seg, b);
+    return b;
+}
+
+ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
+    hti_segment *seg = hti_segment_of(b);
+    hti_block *p = hti_block_prev(seg, b), *n = hti_block_next(seg, b);
+    b->flags = 0;
+    b->unused = 0;
+    b->tag = 0;
+    if (n && !(n->flags & HTI_BLOCK_BUSY)) {
+        hti_freelist_remove(heap, n);
+        b->size += n->size;
+    }
+    if (p && !(p->flags & HTI_BLOCK_BUSY)) {
+        hti_freelist_remove(heap, p);
+        p->size += b->size;
+        b = p;
+    }
+    hti_seal(heap, b);
+    set_prev_size(heap, seg, b);
+    hti_freelist_insert(heap, b);
+    if (b != seg->last) return MEMORY_FROM_MAINPATH;
+    if ((char *)b == seg->first && (heap->segments != seg || seg->next)) {
+        hti_segment_release(heap, seg);
+        return MEMORY_FROM_SLOWPATH;
+    }
+    size_t before = seg->committed;
+    hti_segment_trim(heap, seg, false);
+    return seg->committed != before ? MEMORY_FROM_SLOWPATH : MEMORY_FROM_MAINPATH;
+}
+
+int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source) {
+    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) return -1;
+    uint32_t granules = granules_for(need);
+    hti_segment *seg = hti_segment_of(b);
+    *source = MEMORY_FROM_MAINPATH;
+    if (granules > b->size) {
+        hti_block *n = hti_block_next(seg, b);
+        size_t avail = b->size + ((n && !(n->flags & HTI_BLOCK_BUSY)) ? n->size : 0);
+        if (avail < granules) {
+            /* grow into uncommitted space when b (or its free successor) ends the segment */
+            bool at_end = (n == NULL) || (!(n->flags & HTI_BLOCK_BUSY) && n == seg->last);
+            if (!at_end) return -1;
+            size_t room = seg->region.reserved - seg->committed;
+            if ((avail - b->size) * HTI_GRANULE + room + hti_block_bytes(b) < (size_t)granules * HTI_GRANULE)
+                return -1;
+            size_t want = ((size_t)granules - b->size) * HTI_GRANULE;
+            if (!n) {
+                /* b is last: commit creates a free block after it */
+                if (hti_segment_commit(heap, seg, HTI_MIN_BLOCK) != 0) return -1;
+            }
+            if (hti_segment_commit(heap, seg, want) != 0) return -1;
+            n = hti_block_next(seg, b);
+            *source = MEMORY_FROM_SLOWPATH;
+        }
+        hti_freelist_remove(heap, n);
+        b->size += n->size;
+    }
+    split(heap, seg, b, granules);
+    b->unused = (uint16_t)(hti_block_bytes(b) - HTI_HEADER - need);
+    hti_seal(heap, b);
+    set_prev_size(heap, seg, b);
+    return 0;
+}
+
+size_t hti_backend_largest_free(ht_heap *heap) {
+    for (int w = HTI_BIN_WORDS - 1; w >= 0; w--) {
+        if (!heap->bitmap[w]) continue;
+        unsigned bin = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(heap->bitmap[w]);
+        size_t best = 0;
+        for (hti_block *b = heap->bins[bin]; b; b = hti_links(b)->next)
+            if (hti_block_bytes(b) > best) best = hti_block_bytes(b);
+        return best - HTI_HEADER;
+    }
+    return 0;
+}
+
+bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b) {
+    hti_segment *seg = hti_segment_of(b);
+    if (!seg) return false;
+    hti_block *n = hti_block_next(seg, b);
+    if (n && (!hti_sealed(heap, n) || n->prev_size != b->size)) return false;
+    if (!n && seg->last != b) return false;
+    hti_block *p = hti_block_prev(seg, b);
+    if (p && ((char *)p < seg->first || !hti_sealed(heap, p) || p->size != b->prev_size)) return false;
+    return true;
+}

@@ -1,0 +1,753 @@
+/* heap.c — the public heap API: heaps' life, and alloc/free/realloc through the tiers.
+ *
+ * Allocation tries, in order: the large-block path (>= HT_LARGE_THRESHOLD), the calling
+ * thread's lookaside list, the LFH (for active buckets), then the back end under the heap
+ * lock, which counts toward activating the bucket. Every call on a live heap counts exactly
+ * one (op, Source) and, while tracing, emits one event whose Source is the tier that served
+ * it. Frees are checked against the page map and the header seal before anything is touched;
+ * their event is emitted before the block is released. Heap descriptors come from a pool that
+ * is never unmapped, so a destroyed handle is recognised (magic DEAD), not dereferenced into
+ * the void. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap_internal.h"
+#include "trace/emit.h"
+
+/* ---- global state: init, descriptor pool, heap list, fork ----------------------------- */
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static ht_heap *heaps;      /* live heaps */
+static size_t heap_count;
+static ht_heap *free_descriptors;
+static atomic_uint_fast64_t next_heap_id = 1;
+static ht_heap *_Atomic process_heap;
+static atomic_int init_state; /* 0 none, 1 running, 2 done */
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&heaps_lock);
+    for (ht_heap *h = heaps; h; h = h->list_next) pthread_mutex_lock(&h->lock);
+    hti_pools_lock();
+}
+
+static void fork_parent(void) {
+    hti_pools_unlock();
+    for (ht_heap *h = heaps; h; h = h->list_next) pthread_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&heaps_lock);
+}
+
+static void init_recursive(pthread_mutex_t *m) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+static void fork_child(void) {
+    hti_pools_after_fork();
+    for (ht_heap *h = heaps; h; h = h->list_next) init_recursive(&h->lock);
+    pthread_mutex_init(&heaps_lock, NULL);
+    hti_thread_after_fork_child();
+}
+
+static void global_init(void) {
+    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        hti_lfh_init_tables();
+        hti_thread_init_key();
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        atomic_store_explicit(&init_state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
+}
+
+void hti_global_lock(void) { fork_prepare(); }
+void hti_global_unlock(void) { fork_parent(); }
+
+static ht_heap *descriptor_get(void) {
+    pthread_mutex_lock(&heaps_lock);
+    if (!free_descriptors) {
+        size_t chunk = 256u << 10, size = hti_align_up(sizeof(ht_heap), 64);
+        char *mem = hti_os_map(chunk, hti_page_size());
+        if (!mem) {
+            pthread_mutex_unlock(&heaps_lock);
+            return NULL;
+        }
+        for (size_t off = 0; off + size <= chunk; off += size) {
+            ht_heap *h = (ht_heap *)(mem + off);
+            init_recursive(&h->lock); /* once per descriptor, never destroyed */
+            h->free_next = free_descriptors;
+            free_descriptors = h;
+        }
+    }
+    ht_heap *h = free_descriptors;
+    free_descriptors = h->free_next;
+    pthread_mutex_unlock(&heaps_lock);
+    return h;
+}
+
+static uint64_t make_cookie(const void *where, uint64_t id) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)where ^
+                 (id * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)getpid() << 17);
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    return x | 1;
+}
+
+void hti_lock(ht_heap *heap, uint32_t flags) {
+    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE)) pthread_mutex_lock(&heap->lock);
+}
+
+void hti_unlock(ht_heap *heap, uint32_t flags) {
+    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE)) pthread_mutex_unlock(&heap->lock);
+}
+
+/* ---- create / destroy ----------------------------------------------------------------- */
+#define CREATE_FLAGS (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY | \
+                      HT_HEAP_CREATE_ENABLE_EXECUTE)
+#define CALL_FLAGS (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY | \
+                    HT_HEAP_REALLOC_IN_PLACE_ONLY)
+
+static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
+    global_init();
+    if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > ((size_t)1 << 46) ||
+        maximum > ((size_t)1 << 46)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_PARAMETER);
+        return NULL;
+    }
+    ht_heap *heap = descriptor_get();
+    if (!heap) {
+        hti_fail(NULL, flags, HT_ERROR_NO_MEMORY);
+        return NULL;
+    }
+    pthread_mutex_t lock = heap->lock;
+    memset(heap, 0, sizeof *heap);
+    heap->lock = lock;
+    heap->flags = flags & ~HT_HEAP_ZERO_MEMORY;
+    heap->id = atomic_fetch_add(&next_heap_id, 1);
+    heap->cookie = make_cookie(heap, heap->id);
+    heap->maximum = maximum ? hti_align_up(maximum, hti_page_size()) : 0;
+    heap->initial = initial;
+    heap->has_lfh = !(flags & HT_HEAP_NO_SERIALIZE) && maximum == 0;
+    atomic_store(&heap->lfh_mode, heap->has_lfh ? 1 : 0);
+    atomic_store(&heap->lookaside_on, heap->has_lfh);
+    heap->next_segment_size = hti_align_up(initial + HTI_REGION_ALIGN, HTI_REGION_ALIGN);
+    if (heap->next_segment_size < HTI_SEGMENT_MIN) heap->next_segment_size = HTI_SEGMENT_MIN;
+    if (heap->maximum && heap->maximum < HTI_COMMIT_MIN) heap->maximum = HTI_COMMIT_MIN;
+    heap->magic = HTI_HEAP_MAGIC;
+    if (hti_segment_add(heap, HTI_MIN_BLOCK) != 0) {
+        heap->magic = HTI_HEAP_DEAD;
+        pthread_mutex_lock(&heaps_lock);
+        heap->free_next = free_descriptors;
+        free_descriptors = heap;
+        pthread_mutex_unlock(&heaps_lock);
+        hti_fail(NULL, flags, HT_ERROR_NO_MEMORY);
+        return NULL;
+    }
+    pthread_mutex_lock(&heaps_lock);
+    heap->list_next = heaps;
+    if (heaps) heaps->list_prev = heap;
+    heaps = heap;
+    heap_count++;
+    pthread_mutex_unlock(&heaps_lock);
+    if (HT_TRACE_ON()) hti_trace_heap_create(heap, flags, initial, maximum);
+    return heap;
+}
+
+HT_API ht_heap *ht_heap_create(uint32_t flags, size_t initial_size, size_t maximum_size) {
+    return create(flags, initial_size, maximum_size);
+}
+
+HT_API ht_heap *ht_process_heap(void) {
+    ht_heap *heap = atomic_load_explicit(&process_heap, memory_order_acquire);
+    if (HTI_LIKELY(heap != NULL)) return heap;
+    static atomic_int creating;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&creating, &expected, 1)) {
+        heap = create(0, 0, 0);
+        atomic_store_explicit(&process_heap, heap, memory_order_release);
+        if (!heap) atomic_store(&creating, 0);
+        return heap;
+    }
+    while (!(heap = atomic_load_explicit(&process_heap, memory_order_acquire)) && atomic_load(&creating))
+        sched_yield();
+    return heap;
+}
+
+HT_API size_t ht_process_heaps(ht_heap **out, size_t count) {
+    global_init();
+    ht_process_heap();
+    pthread_mutex_lock(&heaps_lock);
+    size_t i = 0;
+    for (ht_heap *h = heaps; h; h = h->list_next, i++)
+        if (out && i < count) out[i] = h;
+    pthread_mutex_unlock(&heaps_lock);
+    return i;
+}
+
+HT_API bool ht_heap_destroy(ht_heap *heap) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    if (heap == atomic_load(&process_heap)) {
+        hti_fail(heap, 0, HT_ERROR_BUSY);
+        return false;
+    }
+    if (HT_TRACE_ON()) hti_trace_heap_destroy(heap);
+    pthread_mutex_lock(&heaps_lock);
+    if (heap->list_prev) heap->list_prev->list_next = heap->list_next;
+    else heaps = heap->list_next;
+    if (heap->list_next) heap->list_next->list_prev = heap->list_prev;
+    heap_count--;
+    pthread_mutex_unlock(&heaps_lock);
+    pthread_mutex_lock(&heap->lock);
+    heap->magic = HTI_HEAP_DEAD;
+    hti_tcache_detach_all(heap);
+    while (heap->large) hti_large_free(heap, heap->large);
+    while (heap->segments) {
+        hti_segment *seg = heap->segments;
+        heap->segments = seg->next;
+        hti_pagemap_clear(seg->region.base, seg->region.reserved);
+        hti_os_release(seg->region.base, seg->region.reserved);
+    }
+    heap->id = 0;
+    pthread_mutex_unlock(&heap->lock);
+    pthread_mutex_lock(&heaps_lock);
+    heap->free_next = free_descriptors;
+    free_descriptors = heap;
+    pthread_mutex_unlock(&heaps_lock);
+    return true;
+}
+
+/* ---- pointer checks ------------------------------------------------------------------- */
+/* Freed large blocks are unmapped; remembering the last few lets a second free of one be
+ * reported as a double free rather than a foreign pointer. */
+#define RECENT_LARGE 64
+static _Atomic(uintptr_t) recent_large[RECENT_LARGE];
+static atomic_uint recent_large_next;
+
+static void remember_large(const void *data) {
+    unsigned i = atomic_fetch_add_explicit(&recent_large_next, 1, memory_order_relaxed);
+    atomic_store_explicit(&recent_large[i % RECENT_LARGE], (uintptr_t)data, memory_order_relaxed);
+}
+
+static bool recently_freed_large(const void *data) {
+    for (unsigned i = 0; i < RECENT_LARGE; i++)
+        if (atomic_load_explicit(&recent_large[i], memory_order_relaxed) == (uintptr_t)data) return true;
+    return false;
+}
+
+/* A header failed its seal: corruption if data sits where a block starts, else a stray
+ * pointer. Walks the segment's blocks up to data (error path only). */
+static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) {
+    hti_block *b = (hti_block *)seg->first;
+    char *end = seg->region.base + seg->committed;
+    while ((char *)b < end && (char *)hti_block_data(b) <= data) {
+        if (!hti_sealed(heap, b) || b->size < 2) return -EFAULT; /* corrupt on the way */
+        if ((char *)hti_block_data(b) == data) return -EFAULT;
+        if (b->flags & HTI_BLOCK_SUBSEG) {
+            hti_subseg *ss = hti_block_data(b);
+            char *slots_end = (char *)b + hti_block_bytes(b);
+            if (data > ss->slots && data < slots_end && ss->magic == HTI_SUBSEG_MAGIC &&
+                (size_t)(data - HTI_HEADER - ss->slots) % ss->slot_size == 0)
+                return -EFAULT;
+        }
+        b = (hti_block *)((char *)b + hti_block_bytes(b));
+    }
+    return -EINVAL;
+}
+
+int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
+    if ((uintptr_t)data & (HTI_GRANULE - 1)) return -EINVAL;
+    hti_region *r = hti_pagemap_lookup(data);
+    if (!r) return recently_freed_large(data) ? -EALREADY : -EINVAL;
+    if (r->heap != heap) return -EINVAL;
+    hti_block *b = hti_block_of(data);
+    if (r->kind == HTI_REGION_SEGMENT) {
+        hti_segment *seg = (hti_segment *)r;
+        if ((char *)b < seg->first || (const char *)data >= seg->region.base + seg->committed)
+            return -EINVAL;
+        if (HTI_UNLIKELY(!hti_sealed(heap, b))) return classify_unsealed(heap, seg, data);
+        if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) return -EINVAL;
+    } else {
+        hti_large *large = (hti_large *)r;
+        if (data != large->data) return -EINVAL;
+        if (!hti_sealed(heap, b)) return -EFAULT;
+    }
+    if (!(b->flags & HTI_BLOCK_BUSY)) return -EALREADY;
+    owner->region = r;
+    owner->block = b;
+    return 0;
+}
+
+static ht_error error_of(int rc) {
+    return rc == -EALREADY ? HT_ERROR_DOUBLE_FREE
+         : rc == -EFAULT   ? HT_ERROR_CORRUPTION
+                           : HT_ERROR_INVALID_POINTER;
+}
+
+/* Fails a call on a pointer: sets the error, reports corruption, counts INVALID. */
+static void bad_pointer(ht_heap *heap, uint32_t flags, ht_op op, const void *data, int rc) {
+    ht_error error = error_of(rc);
+    if (error == HT_ERROR_CORRUPTION) hti_corruption(heap, data, "block header check failed");
+    if (op != HT_OP_COUNT) hti_count(heap, hti_tcache_get(heap), op, MEMORY_FROM_INVALID);
+    hti_fail(heap, flags, error);
+}
+
+static size_t usable_of(const hti_owner *o) {
+    if (o->region->kind == HTI_REGION_LARGE) return hti_large_usable((hti_large *)o->region);
+    return hti_block_bytes(o->block) - HTI_HEADER;
+}
+
+static size_t requested_of(const hti_owner *o) {
+    if (o->region->kind == HTI_REGION_LARGE) return ((hti_large *)o->region)->requested;
+    return hti_block_bytes(o->block) - HTI_HEADER - o->block->unused;
+}
+
+/* ---- allocation ----------------------------------------------------------------------- */
+/* The front end: a slot from the lookaside list or the LFH, or NULL. */
+static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source) {
+    unsigned bucket = hti_bucket_of(size);
+    if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed)) return NULL;
+    hti_block *slot = NULL;
+    if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
+        *source = MEMORY_FROM_LOOKASIDE;
+    } else if ((slot = hti_lfh_alloc(heap, tc, bucket)) != NULL) {
+        *source = MEMORY_FROM_LOWFRAG;
+    } else {
+        return NULL;
+    }
+    slot->flags = HTI_BLOCK_BUSY | HTI_BLOCK_LFH;
+    slot->unused = (uint16_t)(hti_block_bytes(slot) - HTI_HEADER - size);
+    hti_seal(heap, slot);
+    return slot;
+}
+
+/* Counts one back-end allocation of size's bucket; true when it activates the bucket. */
+static bool bucket_counts_up(ht_heap *heap, size_t size) {
+    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != 1) return false;
+    unsigned bucket = hti_bucket_of(size);
+    unsigned n = atomic_fetch_add_explicit(&heap->bucket_count[bucket], 1, memory_order_relaxed) + 1;
+    if (n <= HT_LFH_ACTIVATION_THRESHOLD) return false;
+    atomic_store_explicit(&heap->bucket_active[bucket], 1, memory_order_relaxed);
+    return true;
+}
+
+/* Every path but the front end's fast one. Sets *source; NULL with *error on failure. */
+static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
+                        ht_source *source, ht_error *error) {
+    if (size >= HT_LARGE_THRESHOLD || align > HTI_REGION_ALIGN) {
+        if (heap->maximum) {
+            *error = HT_ERROR_HEAP_FULL;
+            return NULL;
+        }
+        hti_lock(heap, flags);
+        void *p = hti_large_alloc(heap, size, align, error);
+        hti_unlock(heap, flags);
+        *source = MEMORY_FROM_SLOWPATH;
+        return p;
+    }
+    if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE && bucket_counts_up(heap, size)) {
+        hti_block *slot = front_alloc(heap, tc, size, source);
+        if (slot) return hti_block_data(slot);
+    }
+    hti_lock(heap, flags);
+    hti_block *b = hti_backend_alloc(heap, size, align, source, error);
+    hti_unlock(heap, flags);
+    return b ? hti_block_data(b) : NULL;
+}
+
+/* Allocation without counting or tracing; the caller does both. */
+static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
+                       ht_source *source, ht_error *error) {
+    if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
+        hti_block *slot = front_alloc(heap, tc, size, source);
+        if (slot) return hti_block_data(slot);
+    }
+    return alloc_slow(heap, tc, flags, size, align, source, error);
+}
+
+HTI_NOINLINE static void *alloc_failed(ht_heap *heap, hti_tcache *tc, uint32_t flags, ht_error error) {
+    if (HT_TRACE_ON()) hti_trace_alloc(heap, 0, NULL, MEMORY_FROM_INVALID);
+    hti_count(heap, tc, HT_OP_ALLOC, MEMORY_FROM_INVALID);
+    hti_fail(heap, flags, error);
+    return NULL;
+}
+
+static inline void *alloc_done(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size,
+                               void *p, ht_source source) {
+    hti_count(heap, tc, HT_OP_ALLOC, source);
+    if (flags & HT_HEAP_ZERO_MEMORY) memset(p, 0, size);
+    if (HT_TRACE_ON()) hti_trace_alloc(heap, size, p, source);
+    return p;
+}
+
+static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t align) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return NULL;
+    }
+    flags |= heap->flags;
+    hti_tcache *tc = hti_tcache_get(heap);
+    if (flags & ~(CALL_FLAGS | CREATE_FLAGS)) return alloc_failed(heap, tc, flags, HT_ERROR_INVALID_PARAMETER);
+    if (size == 0) size = 1;
+    ht_source source = MEMORY_FROM_INVALID;
+    ht_error error = HT_ERROR_NO_MEMORY;
+    void *p = alloc_any(heap, tc, flags, size, align, &source, &error);
+    if (!p) return alloc_failed(heap, tc, flags, error);
+    return alloc_done(heap, tc, flags, size, p, source);
+}
+
+HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
+    /* Fast path: a live heap with a front end, a small size, a cached or LFH slot. */
+    if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK && !(flags & ~HT_HEAP_ZERO_MEMORY))) {
+        hti_tcache *tc = hti_tcache_get(heap);
+        ht_source source;
+        hti_block *slot;
+        if (HTI_LIKELY(tc != NULL) && (slot = front_alloc(heap, tc, size, &source)) != NULL)
+            return alloc_done(heap, tc, flags | heap->flags, size, hti_block_data(slot), source);
+    }
+    return alloc_generic(heap, flags, size, HTI_GRANULE);
+}
+
+HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignment, size_t size) {
+    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > ((size_t)1 << 30)) {
+        if (hti_heap_ok(heap)) return alloc_failed(heap, hti_tcache_get(heap), flags, HT_ERROR_INVALID_PARAMETER);
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return NULL;
+    }
+    return alloc_generic(heap, flags, size, alignment < HTI_GRANULE ? HTI_GRANULE : alignment);
+}
+
+/* ---- free ----------------------------------------------------------------------------- */
+/* Releases a checked block without counting or tracing; returns the Source of the release. */
+static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
+    hti_block *b = o->block;
+    if (b->flags & HTI_BLOCK_LFH) {
+        if (tc && b->tag < HTI_LOOKASIDE_BUCKETS && atomic_load_explicit(&heap->lookaside_on, memory_order_relaxed) &&
+            tc->lookaside[b->tag].depth < HT_LOOKASIDE_DEPTH) {
+            if (!dry) hti_lookaside_push(heap, tc, b);
+            return MEMORY_FROM_LOOKASIDE;
+        }
+        if (!dry) hti_lfh_free(heap, tc, b);
+        return MEMORY_FROM_LOWFRAG;
+    }
+    if (o->region->kind == HTI_REGION_LARGE) {
+        if (!dry) {
+            remember_large(hti_block_data(o->block));
+            hti_lock(heap, flags);
+            hti_large_free(heap, (hti_large *)o->region);
+            hti_unlock(heap, flags);
+        }
+        return MEMORY_FROM_SLOWPATH;
+    }
+    hti_lock(heap, flags);
+    ht_source s = hti_backend_free(heap, b);
+    hti_unlock(heap, flags);
+    return s;
+}
+
+HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    if (!block) return true;
+    flags |= heap->flags;
+    hti_tcache *tc = hti_tcache_get(heap);
+    hti_owner o;
+    int rc = hti_owner_find(heap, block, &o);
+    if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT && !(o.block->flags & HTI_BLOCK_LFH)) {
+        hti_lock(heap, flags);
+        bool ok = hti_sealed(heap, o.block) && (o.block->flags & HTI_BLOCK_BUSY) &&
+                  hti_backend_neighbors_ok(heap, o.block);
+        if (ok) {
+            if (HT_TRACE_ON()) {
+                /* The Source is known only once coalescing decides on decommit; the event
+                 * is emitted under the lock, before any other thread can reuse the block. */
+                ht_source s = hti_backend_free(heap, o.block);
+                hti_trace_free(heap, block, s);
+                hti_unlock(heap, flags);
+                hti_count(heap, tc, HT_OP_FREE, s);
+                return true;
+            }
+            ht_source s = hti_backend_free(heap, o.block);
+            hti_unlock(heap, flags);
+            hti_count(heap, tc, HT_OP_FREE, s);
+            return true;
+        }
+        hti_unlock(heap, flags);
+        rc = (o.block->flags & HTI_BLOCK_BUSY) ? -EFAULT : -EALREADY;
+        if (rc == -EFAULT) hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
+    }
+    if (rc != 0) {
+        if (HT_TRACE_ON()) hti_trace_free(heap, block, MEMORY_FROM_INVALID);
+        bad_pointer(heap, flags, HT_OP_FREE, block, rc);
+        return false;
+    }
+    ht_source s = release(heap, tc, flags, &o, true);
+    if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
+    release(heap, tc, flags, &o, false);
+    hti_count(heap, tc, HT_OP_FREE, s);
+    return true;
+}
+
+HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
+    /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
+    if (HTI_LIKELY(hti_heap_ok(heap) && block && flags == 0 && !HT_TRACE_ON())) {
+        hti_owner o;
+        if (HTI_LIKELY(hti_owner_find(heap, block, &o) == 0 && (o.block->flags & HTI_BLOCK_LFH))) {
+            hti_tcache *tc = hti_tcache_get(heap);
+            ht_source s = release(heap, tc, 0, &o, false);
+            hti_count(heap, tc, HT_OP_FREE, s);
+            return true;
+        }
+    }
+    return free_slow(heap, flags, block);
+}
+
+/* ---- realloc -------------------------------------------------------------------------- */
+/* Tries to resize in place; 0 and *source, -1 if it cannot, -2 if the block's neighbours are
+ * damaged. */
+static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
+    hti_block *b = o->block;
+    if (o->region->kind == HTI_REGION_LARGE) {
+        if (size < HT_LARGE_THRESHOLD) return -1;
+        hti_lock(heap, flags);
+        int rc = hti_large_resize(heap, (hti_large *)o->region, size);
+        hti_unlock(heap, flags);
+        *source = MEMORY_FROM_SLOWPATH;
+        return rc;
+    }
+    if (size >= HT_LARGE_THRESHOLD) return -1;
+    if (b->flags & HTI_BLOCK_LFH) {
+        size_t usable = hti_block_bytes(b) - HTI_HEADER;
+        if (size > usable || (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))) return -1;
+        b->unused = (uint16_t)(usable - size);
+        hti_seal(heap, b);
+        *source = MEMORY_FROM_LOWFRAG;
+        return 0;
+    }
+    hti_lock(heap, flags);
+    int rc = -2; /* corruption around the block: neither resize nor move it */
+    if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
+    hti_unlock(heap, flags);
+    return rc;
+}
+
+HTI_NOINLINE static void *realloc_failed(ht_heap *heap, hti_tcache *tc, uint32_t flags, void *block,
+                                         size_t size, size_t old_size, ht_error error) {
+    if (HT_TRACE_ON()) hti_trace_realloc(heap, NULL, block, size, old_size, MEMORY_FROM_INVALID);
+    hti_count(heap, tc, HT_OP_REALLOC, MEMORY_FROM_INVALID);
+    hti_fail(heap, flags, error);
+    return NULL;
+}
+
+HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t size) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return NULL;
+    }
+    flags |= heap->flags;
+    hti_tcache *tc = hti_tcache_get(heap);
+    if (!block || (flags & ~(CALL_FLAGS | CREATE_FLAGS)))
+        return realloc_failed(heap, tc, flags, block, size, 0, HT_ERROR_INVALID_PARAMETER);
+    hti_owner o;
+    int rc = hti_owner_find(heap, block, &o);
+    if (rc != 0) {
+        if (HT_TRACE_ON()) hti_trace_realloc(heap, NULL, block, size, 0, MEMORY_FROM_INVALID);
+        bad_pointer(heap, flags, HT_OP_REALLOC, block, rc);
+        return NULL;
+    }
+    if (size == 0) size = 1;
+    size_t old_size = requested_of(&o), old_usable = usable_of(&o);
+    ht_source source;
+    void *result = block;
+    int in_place = resize_in_place(heap, flags, &o, size, &source);
+    if (in_place == -2) {
+        hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
+        return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_CORRUPTION);
+    }
+    if (in_place != 0) {
+        if (flags & HT_HEAP_REALLOC_IN_PLACE_ONLY)
+            return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_NOT_IN_PLACE);
+        ht_error error = HT_ERROR_NO_MEMORY;
+        result = alloc_any(heap, tc, flags, size, HTI_GRANULE, &source, &error);
+        if (!result) return realloc_failed(heap, tc, flags, block, size, old_size, error);
+        memcpy(result, block, old_usable < size ? old_usable : size);
+    }
+    if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size) memset((char *)result + old_size, 0, size - old_size);
+    hti_count(heap, tc, HT_OP_REALLOC, source);
+    if (HT_TRACE_ON()) hti_trace_realloc(heap, result, block, size, old_size, source);
+    if (result != block) release(heap, tc, flags, &o, false);
+    return result;
+}
+
+/* ---- queries -------------------------------------------------------------------------- */
+HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return SIZE_MAX;
+    }
+    hti_owner o;
+    int rc = hti_owner_find(heap, block, &o);
+    if (rc != 0) {
+        bad_pointer(heap, flags, HT_OP_COUNT, block, rc);
+        return SIZE_MAX;
+    }
+    return usable_of(&o);
+}
+
+HT_API size_t ht_heap_requested_size(ht_heap *heap, const void *block) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return SIZE_MAX;
+    }
+    hti_owner o;
+    int rc = hti_owner_find(heap, block, &o);
+    if (rc != 0) {
+        bad_pointer(heap, 0, HT_OP_COUNT, block, rc);
+        return SIZE_MAX;
+    }
+    return requested_of(&o);
+}
+
+HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    if (!block) {
+        hti_lock(heap, flags);
+        bool ok = hti_heap_is_valid(heap);
+        hti_unlock(heap, flags);
+        if (!ok) hti_corruption(heap, NULL, "heap structure check failed");
+        return ok;
+    }
+    hti_owner o;
+    int rc = hti_owner_find(heap, block, &o);
+    if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT) {
+        hti_lock(heap, flags);
+        if (o.block->flags & HTI_BLOCK_LFH) {
+            hti_subseg *ss = hti_subseg_of(o.block);
+            if (!hti_subseg_is_valid(heap, ss)) rc = -EFAULT;
+        } else if (!hti_backend_neighbors_ok(heap, o.block)) {
+            rc = -EFAULT;
+        }
+        hti_unlock(heap, flags);
+    }
+    if (rc != 0) {
+        bad_pointer(heap, flags, HT_OP_COUNT, block, rc);
+        return false;
+    }
+    return true;
+}
+
+HT_API bool ht_heap_lock(ht_heap *heap) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    pthread_mutex_lock(&heap->lock);
+    return true;
+}
+
+HT_API bool ht_heap_unlock(ht_heap *heap) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    if (pthread_mutex_unlock(&heap->lock) != 0) {
+        hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    return true;
+}
+
+HT_API bool ht_heap_counters_get(ht_heap *heap, ht_heap_counters *counters) {
+    if (!hti_heap_ok(heap) || !counters) {
+        hti_fail(NULL, 0, counters ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    pthread_mutex_lock(&heap->lock);
+    hti_counts_sum(heap, counters);
+    pthread_mutex_unlock(&heap->lock);
+    return true;
+}
+
+/* ---- heap information ----------------------------------------------------------------- */
+static bool read_u32(const void *info, size_t length, uint32_t *value) {
+    if (!info || length < sizeof(uint32_t)) return false;
+    memcpy(value, info, sizeof *value);
+    return true;
+}
+
+HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class, const void *info,
+                                    size_t length) {
+    if (info_class == HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION) {
+        atomic_store(&hti_terminate_on_corruption, 1);
+        return true;
+    }
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return false;
+    }
+    uint32_t value;
+    if (!read_u32(info, length, &value)) {
+        hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    switch (info_class) {
+    case HT_HEAP_COMPATIBILITY_INFORMATION:
+        if (value > 2 || (value != 0 && !heap->has_lfh)) break;
+        atomic_store(&heap->lfh_mode, (int)value);
+        for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
+            bool active = value == 2 || (value == 1 && atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
+            atomic_store_explicit(&heap->bucket_active[b], active, memory_order_relaxed);
+        }
+        if (value == 0) hti_lookaside_flush_current(heap);
+        return true;
+    case HT_HEAP_LOOKASIDE_INFORMATION:
+        if (value > 1 || (value && !heap->has_lfh)) break;
+        atomic_store(&heap->lookaside_on, (int)value);
+        if (!value) hti_lookaside_flush_current(heap);
+        return true;
+    default:
+        break;
+    }
+    hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
+    return false;
+}
+
+HT_API bool ht_heap_query_information(ht_heap *heap, ht_heap_info_class info_class, void *info,
+                                      size_t length, size_t *return_length) {
+    uint32_t value;
+    if (return_length) *return_length = sizeof value;
+    if (info_class == HT_HEAP_TERMINATION_ON_CORRUPTION_STATE) {
+        value = (uint32_t)atomic_load(&hti_terminate_on_corruption);
+    } else if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
+        return false;
+    } else if (info_class == HT_HEAP_COMPATIBILITY_INFORMATION) {
+        value = (uint32_t)atomic_load(&heap->lfh_mode);
+    } else if (info_class == HT_HEAP_LOOKASIDE_INFORMATION) {
+        value = (uint32_t)atomic_load(&heap->lookaside_on);
+    } else {
+        hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    if (!info || length < sizeof value) {
+        hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    memcpy(info, &value, sizeof value);
+    return true;
+}

@@ -1,0 +1,360 @@
+/* heap_internal.h — the heap manager's structures and the contracts between its files.
+ *
+ * Memory comes from the OS as 64 KiB-aligned regions: segments (reserved, committed as they
+ * fill, tiled by back-end blocks) and large blocks (one mapping each). A process-wide page
+ * map finds the region of any address in two loads, so every pointer handed to free/realloc
+ * is checked against its region before its header is read. Every block, whatever its tier,
+ * has a 16-byte header whose check value mixes the header's fields, its address and the heap
+ * cookie: an overflow into the next header, a stray pointer or a stale copy fails the check.
+ *
+ * Tiers: lookaside lists and LFH state live in per-thread, per-heap caches (hti_tcache);
+ * the back end and large blocks are under the heap lock. */
+#ifndef HEAPTRAIL_HEAP_INTERNAL_H
+#define HEAPTRAIL_HEAP_INTERNAL_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heaptrail/heap.h"
+
+#define HTI_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HTI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HTI_NOINLINE __attribute__((noinline))
+#define HTI_INLINE static inline __attribute__((always_inline))
+#define HTI_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---- sizes ---------------------------------------------------------------------------- */
+#define HTI_GRANULE 16u              /* block alignment and size unit */
+#define HTI_HEADER 16u               /* every block's header */
+#define HTI_MIN_BLOCK 32u            /* header + two free-list links */
+#define HTI_REGION_ALIGN (64u << 10) /* regions start on 64 KiB boundaries (page map unit) */
+#define HTI_COMMIT_MIN (64u << 10)   /* commit at least this much at a time */
+#define HTI_SEGMENT_MIN (4u << 20)   /* first segment of a growable heap */
+#define HTI_SEGMENT_MAX (256u << 20) /* segments double up to this */
+#define HTI_DECOMMIT_THRESHOLD (1u << 20) /* free tail beyond this is decommitted ... */
+#define HTI_DECOMMIT_KEEP (256u << 10)    /* ... down to this much */
+
+static inline size_t hti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline size_t hti_align_down(size_t n, size_t a) { return n & ~(a - 1); }
+
+/* ---- errors (error.c) ----------------------------------------------------------------- */
+HTI_INTERNAL void hti_fail(ht_heap *heap, uint32_t flags, ht_error error);
+/* Records corruption at address: sets the last error and aborts if termination is on. */
+HTI_INTERNAL void hti_corruption(ht_heap *heap, const void *address, const char *what);
+extern HTI_INTERNAL atomic_int hti_terminate_on_corruption;
+
+/* ---- OS layer (os.c) ------------------------------------------------------------------ */
+HTI_INTERNAL size_t hti_page_size(void);
+/* Reserves size bytes aligned to align, inaccessible. NULL on failure. */
+HTI_INTERNAL void *hti_os_reserve(size_t size, size_t align);
+/* Reserves and commits (read/write) in one step, aligned. NULL on failure. */
+HTI_INTERNAL void *hti_os_map(size_t size, size_t align);
+/* 0 or -errno. */
+HTI_INTERNAL int hti_os_commit(void *address, size_t size, bool executable);
+HTI_INTERNAL int hti_os_decommit(void *address, size_t size);
+HTI_INTERNAL void hti_os_release(void *address, size_t size);
+/* Grows or shrinks a mapping without moving it. 0 or -errno. */
+HTI_INTERNAL int hti_os_resize_in_place(void *address, size_t old_size, size_t new_size);
+
+/* ---- regions and the page map (pagemap.c) --------------------------------------------- */
+enum { HTI_REGION_SEGMENT = 1, HTI_REGION_LARGE = 2 };
+#define HTI_REGION_MAGIC 0x48545247u /* "HTRG" */
+
+typedef struct hti_region {
+    uint32_t magic;
+    uint32_t kind;
+    ht_heap *heap;
+    char *base;      /* start of the mapping (this struct) */
+    size_t reserved; /* bytes of address space */
+} hti_region;
+
+/* Registers [base, base+size) as belonging to region. 0 or -ENOMEM. */
+HTI_INTERNAL int hti_pagemap_set(const void *base, size_t size, hti_region *region);
+HTI_INTERNAL void hti_pagemap_clear(const void *base, size_t size);
+/* The region containing address, or NULL. Two loads; safe on any address. */
+HTI_INTERNAL hti_region *hti_pagemap_lookup(const void *address);
+
+/* ---- blocks --------------------------------------------------------------------------- */
+enum {
+    HTI_BLOCK_BUSY = 0x01,      /* handed to a caller */
+    HTI_BLOCK_LFH = 0x02,       /* a slot of an LFH subsegment */
+    HTI_BLOCK_SUBSEG = 0x04,    /* a back-end block that holds an LFH subsegment */
+    HTI_BLOCK_LARGE = 0x08,     /* a large block, mapped on its own */
+    HTI_BLOCK_LOOKASIDE = 0x10, /* an LFH slot cached in a thread's lookaside list */
+};
+
+/* Back end: size = block granules, prev_size = previous block's granules (0 for the first).
+ * LFH slot: size = slot granules, prev_size = granules from the subsegment start, tag = bucket.
+ * unused = bytes of the data the caller did not ask for. */
+typedef struct hti_block {
+    uint32_t size;
+    uint32_t prev_size;
+    uint16_t unused;
+    uint8_t flags;
+    uint8_t tag;
+    uint32_t check;
+} hti_block;
+_Static_assert(sizeof(hti_block) == HTI_HEADER, "block header is 16 bytes");
+
+typedef struct hti_free_links {
+    struct hti_block *next, *prev;
+} hti_free_links;
+
+HTI_INLINE void *hti_block_data(const hti_block *b) { return (char *)b + HTI_HEADER; }
+HTI_INLINE hti_block *hti_block_of(const void *data) { return (hti_block *)((char *)data - HTI_HEADER); }
+HTI_INLINE size_t hti_block_bytes(const hti_block *b) { return (size_t)b->size * HTI_GRANULE; }
+HTI_INLINE hti_free_links *hti_links(hti_block *b) { return (hti_free_links *)hti_block_data(b); }
+
+/* ---- LFH (lfh.c) ---------------------------------------------------------------------- */
+#define HTI_LFH_BUCKETS 112          /* 7 ranges of 16 buckets */
+#define HTI_LOOKASIDE_BUCKETS 48     /* the buckets up to 1 KiB */
+#define HTI_SUBSEG_MAGIC 0x4854534Cu /* "HTSL" */
+
+typedef struct hti_tcache hti_tcache;
+
+typedef struct hti_subseg {
+    uint32_t magic;
+    uint16_t bucket;
+    uint16_t abandoned;     /* on the heap's abandoned list, no owner */
+    uint32_t slot_size;     /* bytes per slot, header included */
+    uint32_t capacity;      /* slots that fit */
+    uint32_t used;          /* slots out (owner's count; remote frees wait in thread_free) */
+    uint32_t carved;        /* slots carved from the bump area so far */
+    hti_block *local_free;  /* owner's free slots */
+    _Atomic(hti_block *) thread_free; /* slots freed by other threads */
+    _Atomic(hti_tcache *) owner;
+    ht_heap *heap;
+    struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
+    char *slots;            /* first slot */
+} hti_subseg;
+
+/* Filled once by hti_lfh_init_tables (from the global init, before any heap exists). */
+HTI_INTERNAL extern uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_GRANULE + 1];
+HTI_INTERNAL extern uint32_t hti_bucket_size_table[HTI_LFH_BUCKETS];
+HTI_INTERNAL void hti_lfh_init_tables(void);
+/* Bucket of a request of size bytes (0..HT_LFH_MAX_BLOCK). */
+HTI_INLINE unsigned hti_bucket_of(size_t size) {
+    return hti_bucket_of_granules_table[(size + HTI_GRANULE - 1) / HTI_GRANULE];
+}
+
+/* ---- per-thread caches (thread.c) ----------------------------------------------------- */
+typedef struct hti_lookaside {
+    hti_block *head;
+    uint32_t depth;
+} hti_lookaside;
+
+struct hti_tcache {
+    ht_heap *heap;
+    _Atomic uint64_t heap_id; /* heap->id when attached; 0 once the heap is destroyed */
+    struct hti_thread *thread;
+    hti_lookaside lookaside[HTI_LOOKASIDE_BUCKETS];
+    hti_subseg *current[HTI_LFH_BUCKETS]; /* the subsegment allocations come from */
+    hti_subseg *owned[HTI_LFH_BUCKETS];   /* every subsegment owned, per bucket */
+    _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT];
+    hti_tcache *heap_next, *heap_prev;  /* heap's list, under the heap lock */
+    hti_tcache *thread_next;            /* thread's list */
+};
+
+#define HTI_THREAD_SLOTS 4
+typedef struct hti_thread {
+    ht_heap *last_heap;
+    hti_tcache *last_tcache;
+    hti_tcache *tcaches; /* all of this thread's caches */
+    pid_t tid;
+    int exiting;
+} hti_thread;
+
+/* The calling thread's cache for heap, creating it if needed; NULL if the heap has no front
+ * end or memory is short. */
+HTI_INTERNAL hti_tcache *hti_tcache_get_slow(ht_heap *heap);
+HTI_INTERNAL extern __thread hti_thread *hti_current_thread
+    __attribute__((tls_model("initial-exec")));
+/* Detaches every cache of heap (heap lock held): their owners drop them later. */
+HTI_INTERNAL void hti_tcache_detach_all(ht_heap *heap);
+/* Counts into the heap-wide counters (heaps without front end, threads without a cache). */
+HTI_INTERNAL void hti_count_slow(ht_heap *heap, ht_op op, ht_source source);
+/* Heap-wide plus every attached cache (lock held). */
+HTI_INTERNAL void hti_counts_sum(ht_heap *heap, ht_heap_counters *out);
+HTI_INTERNAL void hti_lookaside_flush_current(ht_heap *heap);
+HTI_INTERNAL void hti_thread_init_key(void);
+HTI_INTERNAL void hti_thread_after_fork_child(void);
+HTI_INTERNAL void hti_pools_lock(void);
+HTI_INTERNAL void hti_pools_unlock(void);
+HTI_INTERNAL void hti_pools_after_fork(void);
+
+
+/* ---- the heap ------------------------------------------------------------------------- */
+#define HTI_HEAP_MAGIC 0x48544850u      /* "HTHP" */
+#define HTI_HEAP_DEAD 0x44454144u       /* "DEAD" */
+#define HTI_BINS 384
+#define HTI_BIN_WORDS (HTI_BINS / 64)
+
+typedef struct hti_segment {
+    hti_region region;
+    size_t committed;        /* bytes from base that are committed */
+    char *first;             /* first block */
+    hti_block *last;         /* last block (ends at base + committed) */
+    struct hti_segment *next, *prev;
+} hti_segment;
+
+typedef struct hti_large {
+    hti_region region;
+    size_t requested;
+    void *data;
+    struct hti_large *next, *prev;
+} hti_large;
+
+struct ht_heap {
+    uint32_t magic;
+    uint32_t flags;          /* creation flags */
+    uint64_t id;             /* unique per created heap; tcaches compare it */
+    uint64_t cookie;         /* mixed into every header check */
+    int has_lfh;             /* growable and serialized */
+    atomic_int lfh_mode;     /* 0 off, 1 heuristic, 2 all buckets */
+    atomic_int lookaside_on;
+    size_t maximum;          /* 0 = growable */
+    size_t initial;
+    pthread_mutex_t lock;    /* back end, large blocks, lists; recursive */
+    /* back end */
+    hti_segment *segments;
+    size_t next_segment_size;
+    size_t reserved, committed;
+    uint64_t bitmap[HTI_BIN_WORDS];
+    hti_block *bins[HTI_BINS];
+    hti_large *large;
+    /* LFH */
+    atomic_uint bucket_count[HTI_LFH_BUCKETS];
+    atomic_uchar bucket_active[HTI_LFH_BUCKETS];
+    hti_subseg *abandoned[HTI_LFH_BUCKETS];
+    /* threads */
+    hti_tcache *tcaches;
+    _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT]; /* no-front-end heaps, retired threads */
+    struct ht_heap *list_next, *list_prev; /* process heap list */
+    struct ht_heap *free_next;             /* descriptor pool */
+};
+
+HTI_INLINE bool hti_heap_ok(const ht_heap *heap) {
+    return heap != NULL && heap->magic == HTI_HEAP_MAGIC;
+}
+HTI_INTERNAL void hti_lock(ht_heap *heap, uint32_t flags);
+HTI_INTERNAL void hti_unlock(ht_heap *heap, uint32_t flags);
+
+/* Header check value. */
+HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_block *b) {
+    uint64_t x = (uint64_t)(uintptr_t)b ^ heap->cookie;
+    x ^= ((uint64_t)b->size << 32) | b->prev_size;
+    x = (x ^ (((uint64_t)b->unused << 16) | ((uint64_t)b->flags << 8) | b->tag)) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(x >> 32) ^ (uint32_t)x;
+}
+HTI_INLINE void hti_seal(const ht_heap *heap, hti_block *b) { b->check = hti_check_of(heap, b); }
+HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_block *b) {
+    return b->check == hti_check_of(heap, b);
+}
+
+/* The result of classifying a pointer handed to free/realloc/size. */
+typedef struct hti_owner {
+    hti_region *region;
+    hti_block *block;
+} hti_owner;
+/* Finds the block of data in heap. 0, or -EINVAL (not this heap's), -EFAULT (corrupt header),
+ * -EALREADY (the block is free). Reads nothing outside the heap's committed memory. */
+HTI_INTERNAL int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner);
+
+/* ---- back end (backend.c, segment.c) -------------------------------------------------- */
+/* Allocates a block of at least need bytes of data (lock held). Sets *source to MAINPATH or
+ * SLOWPATH. NULL with *error set on failure. */
+HTI_INTERNAL hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align,
+                                          ht_source *source, ht_error *error);
+/* Frees a busy back-end block (lock held); returns MAINPATH or SLOWPATH. */
+HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_block *b);
+/* Resizes b in place to need data bytes (lock held); 0 and *source, or -1 if it cannot. */
+/* The neighbours' headers are intact and agree with b (lock held). */
+HTI_INTERNAL bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b);
+HTI_INTERNAL int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source);
+HTI_INTERNAL hti_segment *hti_segment_of(const hti_block *b);
+HTI_INTERNAL int hti_segment_add(ht_heap *heap, size_t need);
+HTI_INTERNAL int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need);
+HTI_INTERNAL void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all);
+HTI_INTERNAL void hti_segment_release(ht_heap *heap, hti_segment *seg);
+HTI_INTERNAL void hti_freelist_insert(ht_heap *heap, hti_block *b);
+HTI_INTERNAL void hti_freelist_remove(ht_heap *heap, hti_block *b);
+HTI_INTERNAL hti_block *hti_block_next(const hti_segment *seg, const hti_block *b);
+HTI_INTERNAL hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b);
+/* Largest free block, in data bytes. */
+HTI_INTERNAL size_t hti_backend_largest_free(ht_heap *heap);
+
+/* ---- large blocks (large.c) ----------------------------------------------------------- */
+HTI_INTERNAL void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error);
+HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large);
+/* Resizes in place; 0 or -1. */
+HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size);
+HTI_INTERNAL size_t hti_large_usable(const hti_large *large);
+
+/* ---- LFH and lookaside (lfh.c, lookaside.c) ------------------------------------------- */
+/* Allocates a slot of bucket from the calling thread's subsegments. NULL if memory is short. */
+HTI_INTERNAL hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket);
+/* Frees an LFH slot from any thread (tc may be NULL). */
+HTI_INTERNAL void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot);
+HTI_INTERNAL hti_subseg *hti_subseg_of(const hti_block *slot);
+/* Thread exit or heap detach: give back lookaside blocks and subsegments (lock held). */
+HTI_INTERNAL void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc);
+/* Collects remote frees of abandoned subsegments and releases the empty ones (lock held). */
+HTI_INTERNAL void hti_lfh_reclaim_abandoned(ht_heap *heap);
+HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss);
+
+/* Whole-heap validation (walk.c). */
+HTI_INTERNAL bool hti_heap_is_valid(ht_heap *heap);
+
+/* ---- fork (heap.c) -------------------------------------------------------------------- */
+HTI_INTERNAL void hti_global_lock(void);
+HTI_INTERNAL void hti_global_unlock(void);
+
+/* ---- fast-path helpers ---------------------------------------------------------------- */
+HTI_INLINE hti_tcache *hti_tcache_get(ht_heap *heap) {
+    hti_thread *t = hti_current_thread;
+    if (HTI_LIKELY(t && t->last_heap == heap &&
+                   atomic_load_explicit(&t->last_tcache->heap_id,
+                                        memory_order_relaxed) == heap->id))
+        return t->last_tcache;
+    return hti_tcache_get_slow(heap);
+}
+HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source source) {
+    if (HTI_LIKELY(tc != NULL)) {
+        uint64_t n = atomic_load_explicit(&tc->counts[op][source], memory_order_relaxed);
+        atomic_store_explicit(&tc->counts[op][source], n + 1, memory_order_relaxed);
+    } else {
+        hti_count_slow(heap, op, source);
+    }
+}
+
+/* ---- lookaside lists (lookaside.c) ---------------------------------------------------- */
+/* Pops the thread's most recently cached slot of bucket, or NULL. */
+HTI_INLINE hti_block *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
+    hti_lookaside *l = &tc->lookaside[bucket];
+    hti_block *slot = l->head;
+    if (slot) {
+        l->head = hti_links(slot)->next;
+        l->depth--;
+    }
+    return slot;
+}
+/* Caches slot if the list has room; false otherwise. */
+HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+    hti_lookaside *l = &tc->lookaside[slot->tag];
+    if (l->depth >= HT_LOOKASIDE_DEPTH) return false;
+    slot->flags = HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE;
+    slot->unused = 0;
+    hti_seal(heap, slot);
+    hti_links(slot)->next = l->head;
+    l->head = slot;
+    l->depth++;
+    return true;
+}
+/* Gives every cached slot of tc back to the LFH. */
+HTI_INTERNAL void hti_lookaside_flush(ht_heap *heap, hti_tcache *tc);
+
+#endif

@@ -1,0 +1,100 @@
+/* large.c — large blocks: requests of HT_LARGE_THRESHOLD and up, each mapped on its own.
+ *
+ * Layout of a mapping: the hti_large record, padding, then a regular sealed block header
+ * (flags BUSY|LARGE) right before the data, so every pointer check treats large blocks like
+ * the others. The mapping is registered in the page map; the heap keeps a list of its large
+ * blocks (under the heap lock) for walk, summary and destroy. Resizes stay in place or fail. */
+#include <string.h>
+
+#include "heap_internal.h"
+#include "trace/emit.h"
+
+static size_t data_offset(size_t align) {
+    size_t off = hti_align_up(sizeof(hti_large) + HTI_HEADER, HTI_GRANULE);
+    return align > HTI_GRANULE ? hti_align_up(off, align) : off;
+}
+
+size_t hti_large_usable(const hti_large *large) {
+    return large->region.reserved - (size_t)((char *)large->data - large->region.base);
+}
+
+void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error) {
+    size_t off = data_offset(align);
+    if (size > ((size_t)1 << 46) || off + size > ((size_t)1 << 46)) {
+        *error = HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
+    size_t map = hti_align_up(off + size, hti_page_size());
+    char *base = hti_os_map(map, align > HTI_REGION_ALIGN ? align : HTI_REGION_ALIGN);
+    if (!base) {
+        *error = HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
+    hti_large *large = (hti_large *)base;
+    large->region = (hti_region){HTI_REGION_MAGIC, HTI_REGION_LARGE, heap, base, map};
+    large->requested = size;
+    large->data = base + off;
+    if (hti_pagemap_set(base, map, &large->region) != 0) {
+        hti_os_release(base, map);
+        *error = HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
+    hti_block *b = hti_block_of(large->data);
+    b->size = 0;
+    b->prev_size = 0;
+    b->unused = 0;
+    b->flags = HTI_BLOCK_BUSY | HTI_BLOCK_LARGE;
+    b->tag = 0;
+    hti_seal(heap, b);
+    large->prev = NULL;
+    large->next = heap->large;
+    if (heap->large) heap->large->prev = large;
+    heap->large = large;
+    heap->reserved += map;
+    heap->committed += map;
+    if (HT_TRACE_ON()) hti_trace_heap_expand(heap, map, heap->committed);
+    return large->data;
+}
+
+void hti_large_free(ht_heap *heap, hti_large *large) {
+    if (large->prev) large->prev->next = large->next;
+    else heap->large = large->next;
+    if (large->next) large->next->prev = large->prev;
+    size_t map = large->region.reserved;
+    heap->reserved -= map;
+    heap->committed -= map;
+    hti_pagemap_clear(large->region.base, map);
+    hti_os_release(large->region.base, map);
+    if (HT_TRACE_ON()) hti_trace_heap_contract(heap, map, heap->committed);
+}
+
+/* Clears the page-map granules wholly past keep bytes, up to end bytes, of the mapping. */
+static void clear_beyond(hti_large *large, size_t keep, size_t end) {
+    size_t from = hti_align_up(keep, HTI_REGION_ALIGN);
+    if (from < end) hti_pagemap_clear(large->region.base + from, end - from);
+}
+
+int hti_large_resize(ht_heap *heap, hti_large *large, size_t size) {
+    size_t off = (size_t)((char *)large->data - large->region.base);
+    if (size > ((size_t)1 << 46)) return -1;
+    size_t map = hti_align_up(off + size, hti_page_size());
+    size_t old = large->region.reserved;
+    if (map != old) {
+        /* resize first: the page map may be written only for memory that is really ours */
+        if (hti_os_resize_in_place(large->region.base, old, map) != 0) return -1;
+        if (map > old && hti_pagemap_set(large->region.base, map, &large->region) != 0) {
+            hti_os_resize_in_place(large->region.base, map, old);
+            return -1;
+        }
+        if (map < old) clear_beyond(large, map, old);
+        large->region.reserved = map;
+        heap->reserved = heap->reserved - old + map;
+        heap->committed = heap->committed - old + map;
+        if (HT_TRACE_ON()) {
+            if (map > old) hti_trace_heap_expand(heap, map - old, heap->committed);
+            else hti_trace_heap_contract(heap, old - map, heap->committed);
+        }
+    }
+    large->requested = size;
+    return 0;
+}

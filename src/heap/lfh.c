@@ -1,0 +1,251 @@
+/* lfh.c — the low-fragmentation front end: size-class buckets served from subsegments.
+ *
+ * A subsegment is one back-end block (flag SUBSEG) cut into equal slots of one bucket, each
+ * slot with its own sealed header (offset to the subsegment, bucket in tag). Each subsegment
+ * has one owner thread cache: the owner allocates and frees through local_free without any
+ * lock or atomic; other threads push freed slots on thread_free with a CAS, and the owner
+ * takes that list whole when its local list runs dry. `used` counts slots out as the owner
+ * sees them; a subsegment whose used falls to 0 (and is not the current one) goes back to the
+ * back end. At thread exit the owner's subsegments are abandoned to the heap, and the next
+ * thread that needs that bucket adopts them. */
+#include <string.h>
+
+#include "heap_internal.h"
+
+#define CARVE_BATCH 16u
+
+uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_GRANULE + 1];
+uint32_t hti_bucket_size_table[HTI_LFH_BUCKETS];
+
+void hti_lfh_init_tables(void) {
+    unsigned bucket = 0;
+    for (unsigned bytes = 16; bytes <= 512; bytes += 16) hti_bucket_size_table[bucket++] = bytes;
+    for (unsigned range = 1; range <= 5; range++) {
+        unsigned low = 256u << range, step = 16u << range;
+        for (unsigned i = 1; i <= 16; i++) hti_bucket_size_table[bucket++] = low + i * step;
+    }
+    assert(bucket == HTI_LFH_BUCKETS && hti_bucket_size_table[bucket - 1] == HT_LFH_MAX_BLOCK);
+    bucket = 0;
+    for (unsigned g = 0; g <= HT_LFH_MAX_BLOCK / HTI_GRANULE; g++) {
+        unsigned bytes = g ? g * HTI_GRANULE : HTI_GRANULE;
+        while (hti_bucket_size_table[bucket] < bytes) bucket++;
+        hti_bucket_of_granules_table[g] = (uint8_t)bucket;
+    }
+}
+
+hti_subseg *hti_subseg_of(const hti_block *slot) {
+    return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
+}
+
+static size_t subseg_bytes(uint32_t slot) {
+    if (slot <= 1024 + HTI_HEADER) return 64u << 10;
+    size_t bytes = (size_t)slot * 16;
+    return bytes > (256u << 10) ? (256u << 10) : bytes;
+}
+
+static void list_push(hti_subseg **list, hti_subseg *ss) {
+    ss->prev = NULL;
+    ss->next = *list;
+    if (*list) (*list)->prev = ss;
+    *list = ss;
+}
+
+static void list_remove(hti_subseg **list, hti_subseg *ss) {
+    if (ss->prev) ss->prev->next = ss->next;
+    else *list = ss->next;
+    if (ss->next) ss->next->prev = ss->prev;
+    ss->next = ss->prev = NULL;
+}
+
+/* Takes the slots other threads freed. */
+static void collect(hti_subseg *ss) {
+    hti_block *list = atomic_exchange_explicit(&ss->thread_free, NULL, memory_order_acquire);
+    while (list) {
+        hti_block *next = hti_links(list)->next;
+        hti_links(list)->next = ss->local_free;
+        ss->local_free = list;
+        ss->used--;
+        list = next;
+    }
+}
+
+static void carve(ht_heap *heap, hti_subseg *ss) {
+    unsigned n = ss->capacity - ss->carved;
+    if (n > CARVE_BATCH) n = CARVE_BATCH;
+    for (unsigned i = 0; i < n; i++) {
+        hti_block *slot = (hti_block *)(ss->slots + (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
+        slot->size = ss->slot_size / HTI_GRANULE;
+        slot->prev_size = (uint32_t)(((char *)slot - (char *)ss) / HTI_GRANULE);
+        slot->unused = 0;
+        slot->flags = HTI_BLOCK_LFH;
+        slot->tag = (uint8_t)ss->bucket;
+        hti_seal(heap, slot);
+        hti_links(slot)->next = ss->local_free;
+        ss->local_free = slot;
+    }
+    ss->carved += n;
+}
+
+static bool has_room(hti_subseg *ss) {
+    return ss->local_free || ss->carved < ss->capacity ||
+           atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
+}
+
+/* Gives an empty subsegment back to the back end (takes the heap lock). */
+static void subseg_release(ht_heap *heap, hti_subseg *ss) {
+    ss->magic = 0;
+    hti_block *b = hti_block_of(ss);
+    hti_lock(heap, 0);
+    b->flags = HTI_BLOCK_BUSY;
+    hti_backend_free(heap, b);
+    hti_unlock(heap, 0);
+}
+
+static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+    uint32_t slot = hti_bucket_size_table[bucket] + HTI_HEADER;
+    size_t bytes = subseg_bytes(slot);
+    ht_source source;
+    ht_error error;
+    hti_lock(heap, 0);
+    hti_block *b = hti_backend_alloc(heap, bytes, HTI_GRANULE, &source, &error);
+    if (b) {
+        b->flags = HTI_BLOCK_BUSY | HTI_BLOCK_SUBSEG;
+        hti_seal(heap, b);
+    }
+    hti_unlock(heap, 0);
+    if (!b) return NULL;
+    hti_subseg *ss = hti_block_data(b);
+    memset(ss, 0, sizeof *ss);
+    ss->magic = HTI_SUBSEG_MAGIC;
+    ss->bucket = (uint16_t)bucket;
+    ss->slot_size = slot;
+    ss->heap = heap;
+    ss->slots = (char *)ss + hti_align_up(sizeof *ss, HTI_GRANULE);
+    size_t usable = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (char *)ss);
+    ss->capacity = (uint32_t)(usable / slot);
+    atomic_store_explicit(&ss->owner, tc, memory_order_relaxed);
+    return ss;
+}
+
+static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+    if (!heap->abandoned[bucket]) return NULL;
+    hti_lock(heap, 0);
+    hti_subseg *ss = heap->abandoned[bucket];
+    if (ss) {
+        list_remove(&heap->abandoned[bucket], ss);
+        ss->abandoned = 0;
+        atomic_store_explicit(&ss->owner, tc, memory_order_release);
+    }
+    hti_unlock(heap, 0);
+    return ss;
+}
+
+HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+    hti_subseg *ss = tc->current[bucket];
+    if (ss) {
+        collect(ss);
+        if (!ss->local_free && ss->carved < ss->capacity) carve(heap, ss);
+        if (ss->local_free) goto take;
+    }
+    for (ss = tc->owned[bucket]; ss; ss = ss->next)
+        if (ss != tc->current[bucket] && has_room(ss)) break;
+    if (!ss) {
+        ss = adopt(heap, tc, bucket);
+        if (!ss) ss = subseg_new(heap, tc, bucket);
+        if (!ss) return NULL;
+        list_push(&tc->owned[bucket], ss);
+    }
+    tc->current[bucket] = ss;
+    collect(ss);
+    if (!ss->local_free) carve(heap, ss);
+    if (!ss->local_free) return NULL;
+take:;
+    hti_block *slot = ss->local_free;
+    ss->local_free = hti_links(slot)->next;
+    ss->used++;
+    return slot;
+}
+
+hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+    hti_subseg *ss = tc->current[bucket];
+    if (HTI_LIKELY(ss && ss->local_free)) {
+        hti_block *slot = ss->local_free;
+        ss->local_free = hti_links(slot)->next;
+        ss->used++;
+        return slot;
+    }
+    return lfh_alloc_slow(heap, tc, bucket);
+}
+
+void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+    hti_subseg *ss = hti_subseg_of(slot);
+    slot->flags = HTI_BLOCK_LFH;
+    slot->unused = 0;
+    hti_seal(heap, slot);
+    if (tc && atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
+        hti_links(slot)->next = ss->local_free;
+        ss->local_free = slot;
+        if (HTI_UNLIKELY(--ss->used == 0) && tc->current[ss->bucket] != ss) {
+            list_remove(&tc->owned[ss->bucket], ss);
+            subseg_release(heap, ss);
+        }
+        return;
+    }
+    hti_block *head = atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
+    do {
+        hti_links(slot)->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&ss->thread_free, &head, slot,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc) {
+    hti_lookaside_flush(heap, tc);
+    for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
+        tc->current[b] = NULL;
+        hti_subseg *ss = tc->owned[b];
+        while (ss) {
+            hti_subseg *next = ss->next;
+            collect(ss);
+            if (ss->used == 0) {
+                subseg_release(heap, ss);
+            } else {
+                atomic_store_explicit(&ss->owner, NULL, memory_order_release);
+                ss->abandoned = 1;
+                list_push(&heap->abandoned[b], ss);
+            }
+            ss = next;
+        }
+        tc->owned[b] = NULL;
+    }
+}
+
+void hti_lfh_reclaim_abandoned(ht_heap *heap) {
+    for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
+        hti_subseg *ss = heap->abandoned[b];
+        while (ss) {
+            hti_subseg *next = ss->next;
+            collect(ss);
+            if (ss->used == 0) {
+                list_remove(&heap->abandoned[b], ss);
+                subseg_release(heap, ss);
+            }
+            ss = next;
+        }
+    }
+}
+
+bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
+    if (ss->magic != HTI_SUBSEG_MAGIC || ss->heap != heap || ss->bucket >= HTI_LFH_BUCKETS) return false;
+    if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER) return false;
+    if (ss->carved > ss->capacity) return false;
+    const hti_block *b = hti_block_of(ss);
+    size_t room = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (const char *)ss);
+    if ((size_t)ss->capacity * ss->slot_size > room) return false;
+    for (uint32_t i = 0; i < ss->carved; i++) {
+        const hti_block *slot = (const hti_block *)(ss->slots + (size_t)i * ss->slot_size);
+        if (!hti_sealed(heap, slot) || !(slot->flags & HTI_BLOCK_LFH) || slot->tag != ss->bucket ||
+            slot->size != ss->slot_size / HTI_GRANULE || hti_subseg_of(slot) != ss)
+            return false;
+    }
+    return true;
+}

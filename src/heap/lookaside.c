@@ -1,0 +1,21 @@
+/* lookaside.c — lookaside lists: per-thread, per-bucket LIFO caches of freed LFH slots.
+ *
+ * Only the owning thread touches its lists (push and pop are inline in heap_internal.h), so
+ * they need no lock; each holds at most HT_LOOKASIDE_DEPTH slots of one bucket up to 1 KiB.
+ * A cached slot stays allocated for its subsegment (flags LFH|LOOKASIDE, not BUSY): walk and
+ * summary count it free, and freeing it again is a double free. Entries of a destroyed heap
+ * are never handed out: the thread's cache for that heap is stale and is dropped whole. */
+#include "heap_internal.h"
+
+void hti_lookaside_flush(ht_heap *heap, hti_tcache *tc) {
+    for (unsigned b = 0; b < HTI_LOOKASIDE_BUCKETS; b++) {
+        hti_block *slot;
+        while ((slot = hti_lookaside_pop(tc, b)) != NULL) hti_lfh_free(heap, tc, slot);
+        assert(tc->lookaside[b].depth == 0);
+    }
+}
+
+void hti_lookaside_flush_current(ht_heap *heap) {
+    hti_tcache *tc = hti_tcache_get(heap);
+    if (tc) hti_lookaside_flush(heap, tc);
+}

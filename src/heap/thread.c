@@ -1,0 +1,186 @@
+/* thread.c — per-thread state: the thread's caches (one per heap it uses) and their life.
+ *
+ * A thread's first front-end operation on a heap creates its hti_tcache, linked both into the
+ * thread's list and, under the heap lock, into the heap's. The last heap used is remembered,
+ * so the fast path finds its cache with two compares. Thread exit (a pthread key destructor)
+ * gives lookaside blocks and subsegments back and folds the thread's counters into the heap.
+ * Destroying a heap detaches its caches (heap_id = 0); their threads recycle them lazily.
+ * Caches and thread records come from mmap'ed pools, never from a heap. */
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "heap_internal.h"
+
+__thread hti_thread *hti_current_thread __attribute__((tls_model("initial-exec")));
+
+/* ---- fixed-size pools ----------------------------------------------------------------- */
+typedef struct pool {
+    size_t object;
+    void *free;
+    pthread_mutex_t lock;
+} pool;
+
+static pool tcache_pool = {sizeof(hti_tcache), NULL, PTHREAD_MUTEX_INITIALIZER};
+static pool thread_pool = {sizeof(hti_thread), NULL, PTHREAD_MUTEX_INITIALIZER};
+
+static void *pool_get(pool *p) {
+    pthread_mutex_lock(&p->lock);
+    if (!p->free) {
+        size_t chunk = 64u << 10, size = hti_align_up(p->object, 64);
+        char *mem = hti_os_map(chunk, hti_page_size());
+        if (!mem) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+        for (size_t off = 0; off + size <= chunk; off += size) {
+            *(void **)(mem + off) = p->free;
+            p->free = mem + off;
+        }
+    }
+    void *obj = p->free;
+    p->free = *(void **)obj;
+    pthread_mutex_unlock(&p->lock);
+    memset(obj, 0, p->object);
+    return obj;
+}
+
+static void pool_put(pool *p, void *obj) {
+    pthread_mutex_lock(&p->lock);
+    *(void **)obj = p->free;
+    p->free = obj;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void hti_pools_after_fork(void) {
+    pthread_mutex_init(&tcache_pool.lock, NULL);
+    pthread_mutex_init(&thread_pool.lock, NULL);
+}
+void hti_pools_lock(void) {
+    pthread_mutex_lock(&tcache_pool.lock);
+    pthread_mutex_lock(&thread_pool.lock);
+}
+void hti_pools_unlock(void) {
+    pthread_mutex_unlock(&thread_pool.lock);
+    pthread_mutex_unlock(&tcache_pool.lock);
+}
+
+/* ---- thread records ------------------------------------------------------------------- */
+static pthread_key_t thread_key;
+
+static void fold_counts(ht_heap *heap, hti_tcache *tc) {
+    for (int op = 0; op < HT_OP_COUNT; op++)
+        for (int s = 0; s < HT_SOURCE_COUNT; s++) {
+            uint64_t n = atomic_load_explicit(&tc->counts[op][s], memory_order_relaxed);
+            if (n) atomic_fetch_add_explicit(&heap->counts[op][s], n, memory_order_relaxed);
+        }
+}
+
+/* Returns the cache's blocks to its heap and unlinks it (if still attached), then frees it. */
+static void tcache_release(hti_tcache *tc) {
+    ht_heap *heap = tc->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (atomic_load_explicit(&tc->heap_id, memory_order_relaxed) == heap->id &&
+        heap->magic == HTI_HEAP_MAGIC) {
+        hti_lfh_thread_done(heap, tc);
+        fold_counts(heap, tc);
+        if (tc->heap_prev) tc->heap_prev->heap_next = tc->heap_next;
+        else heap->tcaches = tc->heap_next;
+        if (tc->heap_next) tc->heap_next->heap_prev = tc->heap_prev;
+    }
+    pthread_mutex_unlock(&heap->lock);
+    pool_put(&tcache_pool, tc);
+}
+
+static void thread_exit(void *arg) {
+    hti_thread *t = arg;
+    hti_current_thread = NULL;
+    hti_tcache *tc = t->tcaches;
+    while (tc) {
+        hti_tcache *next = tc->thread_next;
+        tcache_release(tc);
+        tc = next;
+    }
+    pool_put(&thread_pool, t);
+}
+
+void hti_thread_init_key(void) { pthread_key_create(&thread_key, thread_exit); }
+
+static hti_thread *thread_get(void) {
+    hti_thread *t = hti_current_thread;
+    if (t) return t;
+    t = pool_get(&thread_pool);
+    if (!t) return NULL;
+    t->tid = (pid_t)syscall(SYS_gettid);
+    hti_current_thread = t;
+    pthread_setspecific(thread_key, t);
+    return t;
+}
+
+void hti_thread_after_fork_child(void) {
+    /* The child has one thread: the caller. Its records stay valid; its tid changed. */
+    if (hti_current_thread) hti_current_thread->tid = (pid_t)syscall(SYS_gettid);
+}
+
+/* ---- caches --------------------------------------------------------------------------- */
+static bool tcache_stale(const hti_tcache *tc) {
+    return atomic_load_explicit(&tc->heap_id, memory_order_relaxed) !=
+           tc->heap->id;
+}
+
+hti_tcache *hti_tcache_get_slow(ht_heap *heap) {
+    if (!heap->has_lfh) return NULL;
+    hti_thread *t = thread_get();
+    if (!t) return NULL;
+    hti_tcache **link = &t->tcaches;
+    while (*link) { /* find ours, recycling caches of destroyed heaps on the way */
+        hti_tcache *tc = *link;
+        if (tcache_stale(tc)) {
+            *link = tc->thread_next;
+            if (t->last_tcache == tc) t->last_heap = NULL, t->last_tcache = NULL;
+            pool_put(&tcache_pool, tc);
+            continue;
+        }
+        if (tc->heap == heap) {
+            t->last_heap = heap;
+            t->last_tcache = tc;
+            return tc;
+        }
+        link = &tc->thread_next;
+    }
+    hti_tcache *tc = pool_get(&tcache_pool);
+    if (!tc) return NULL;
+    tc->heap = heap;
+    tc->thread = t;
+    pthread_mutex_lock(&heap->lock);
+    tc->heap_id = heap->id;
+    tc->heap_next = heap->tcaches;
+    if (heap->tcaches) heap->tcaches->heap_prev = tc;
+    heap->tcaches = tc;
+    pthread_mutex_unlock(&heap->lock);
+    tc->thread_next = t->tcaches;
+    t->tcaches = tc;
+    t->last_heap = heap;
+    t->last_tcache = tc;
+    return tc;
+}
+
+void hti_tcache_detach_all(ht_heap *heap) {
+    for (hti_tcache *tc = heap->tcaches; tc; tc = tc->heap_next)
+        atomic_store_explicit(&tc->heap_id, 0, memory_order_relaxed);
+    heap->tcaches = NULL;
+}
+
+void hti_count_slow(ht_heap *heap, ht_op op, ht_source source) {
+    atomic_fetch_add_explicit(&heap->counts[op][source], 1, memory_order_relaxed);
+}
+
+void hti_counts_sum(ht_heap *heap, ht_heap_counters *out) {
+    for (int op = 0; op < HT_OP_COUNT; op++)
+        for (int s = 0; s < HT_SOURCE_COUNT; s++)
+            out->counts[op][s] = atomic_load_explicit(&heap->counts[op][s], memory_order_relaxed);
+    for (hti_tcache *tc = heap->tcaches; tc; tc = tc->heap_next)
+        for (int op = 0; op < HT_OP_COUNT; op++)
+            for (int s = 0; s < HT_SOURCE_COUNT; s++)
+                out->counts[op][s] += atomic_load_explicit(&tc->counts[op][s], memory_order_relaxed);
+}

@@ -1,0 +1,225 @@
+/* walk.c — looking at a whole heap: walk, summary, validation and compaction.
+ *
+ * All four run under the heap lock and read segments block by block, descending into LFH
+ * subsegments slot by slot, then the large blocks. Validation trusts nothing it reads: each
+ * header's seal is checked before its size is used to step, so a corrupted heap yields false,
+ * never a fault. Lookaside-cached slots are free for walk and summary (the caller freed them). */
+#include <string.h>
+
+#include "heap_internal.h"
+
+/* ---- walk ----------------------------------------------------------------------------- */
+enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
+
+/* cursor[0] phase, [1] segment or large block, [2] back-end block (0: region entry next),
+ * [3] slot index + 1 inside a subsegment (0: not inside one). */
+static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+    uintptr_t *c = e->cursor;
+    for (;;) {
+        if (c[0] == PHASE_SEGMENTS) {
+            hti_segment *seg = (hti_segment *)c[1];
+            if (!seg) {
+                c[0] = PHASE_LARGE;
+                c[1] = (uintptr_t)heap->large;
+                c[2] = c[3] = 0;
+                continue;
+            }
+            char *end = seg->region.base + seg->committed;
+            if (c[2] == 0) { /* the region itself */
+                c[2] = (uintptr_t)seg->first;
+                *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
+                                     .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
+                                     .cursor = {c[0], c[1], c[2], c[3]}};
+                return true;
+            }
+            hti_block *b = (hti_block *)c[2];
+            if ((char *)b >= end) {
+                hti_segment *next = seg->next;
+                size_t uncommitted = seg->region.reserved - seg->committed;
+                c[1] = (uintptr_t)next;
+                c[2] = c[3] = 0;
+                if (uncommitted) {
+                    *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
+                                         .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
+                    return true;
+                }
+                continue;
+            }
+            if (b->flags & HTI_BLOCK_SUBSEG) {
+                hti_subseg *ss = hti_block_data(b);
+                if (c[3] < ss->carved) {
+                    hti_block *slot = (hti_block *)(ss->slots + (size_t)c[3] * ss->slot_size);
+                    c[3]++;
+                    bool busy = slot->flags & HTI_BLOCK_BUSY;
+                    size_t usable = ss->slot_size - HTI_HEADER;
+                    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
+                                         .requested = busy ? usable - slot->unused : 0,
+                                         .overhead = HTI_HEADER,
+                                         .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
+                                         .source = MEMORY_FROM_LOWFRAG,
+                                         .cursor = {c[0], c[1], c[2], c[3]}};
+                    return true;
+                }
+                c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+                c[3] = 0;
+                continue;
+            }
+            c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+            bool busy = b->flags & HTI_BLOCK_BUSY;
+            size_t usable = hti_block_bytes(b) - HTI_HEADER;
+            *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
+                                 .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
+                                 .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
+                                 .cursor = {c[0], c[1], c[2], c[3]}};
+            return true;
+        }
+        if (c[0] == PHASE_LARGE) {
+            hti_large *large = (hti_large *)c[1];
+            if (!large) {
+                c[0] = PHASE_DONE;
+                continue;
+            }
+            c[1] = (uintptr_t)large->next;
+            *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
+                                 .requested = large->requested,
+                                 .overhead = (uint32_t)((char *)large->data - large->region.base),
+                                 .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
+                                 .cursor = {c[0], c[1], c[2], c[3]}};
+            return true;
+        }
+        return false;
+    }
+}
+
+HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry) {
+    if (!hti_heap_ok(heap) || !entry) {
+        ht_set_last_error(entry ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    pthread_mutex_lock(&heap->lock);
+    if (!entry->data) {
+        memset(entry->cursor, 0, sizeof entry->cursor);
+        entry->cursor[0] = PHASE_SEGMENTS;
+        entry->cursor[1] = (uintptr_t)heap->segments;
+    }
+    bool more = next_entry(heap, entry);
+    pthread_mutex_unlock(&heap->lock);
+    if (!more) ht_set_last_error(HT_ERROR_NO_MORE_ITEMS);
+    return more;
+}
+
+/* ---- summary -------------------------------------------------------------------------- */
+HT_API bool ht_heap_summary_get(ht_heap *heap, uint32_t flags, ht_heap_summary *s) {
+    (void)flags;
+    if (!hti_heap_ok(heap) || !s) {
+        ht_set_last_error(s ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&heap->lock);
+    ht_heap_entry e = {.cursor = {PHASE_SEGMENTS, (uintptr_t)heap->segments, 0, 0}};
+    while (next_entry(heap, &e)) {
+        if (e.flags & (HT_ENTRY_REGION | HT_ENTRY_UNCOMMITTED)) continue;
+        if (e.flags & HT_ENTRY_BUSY) {
+            s->allocated += e.size;
+            s->requested += e.requested;
+            s->live_blocks++;
+        } else {
+            s->free += e.size;
+        }
+    }
+    s->reserved = heap->reserved;
+    s->committed = heap->committed;
+    pthread_mutex_unlock(&heap->lock);
+    s->overhead = s->committed - s->allocated - s->free;
+    return true;
+}
+
+/* ---- validation ----------------------------------------------------------------------- */
+static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
+    unsigned count = 0;
+    for (unsigned bin = 0; bin < HTI_BINS; bin++) {
+        bool bit = heap->bitmap[bin / 64] >> (bin % 64) & 1;
+        if (bit != (heap->bins[bin] != NULL)) *ok = false;
+        hti_block *prev = NULL;
+        for (hti_block *b = heap->bins[bin]; b && *ok; b = hti_links(b)->next) {
+            hti_region *r = hti_pagemap_lookup(b);
+            if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT || !hti_sealed(heap, b) ||
+                (b->flags & HTI_BLOCK_BUSY) || hti_links(b)->prev != prev)
+                *ok = false;
+            prev = b;
+            if (++count > (1u << 30)) *ok = false; /* a cycle */
+        }
+    }
+    return count;
+}
+
+static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blocks) {
+    const hti_region *r = &seg->region;
+    if (r->magic != HTI_REGION_MAGIC || r->kind != HTI_REGION_SEGMENT || r->heap != heap ||
+        seg->committed > r->reserved || hti_pagemap_lookup(r->base) != r)
+        return false;
+    char *end = r->base + seg->committed;
+    hti_block *b = (hti_block *)seg->first, *prev = NULL;
+    while ((char *)b < end) {
+        if (!hti_sealed(heap, b) || b->size < HTI_MIN_BLOCK / HTI_GRANULE ||
+            (char *)b + hti_block_bytes(b) > end || b->prev_size != (prev ? prev->size : 0u) ||
+            (b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_LARGE | HTI_BLOCK_LOOKASIDE)))
+            return false;
+        bool busy = b->flags & HTI_BLOCK_BUSY;
+        if (!busy) {
+            if (prev && !(prev->flags & HTI_BLOCK_BUSY)) return false; /* uncoalesced */
+            ++*free_blocks;
+        } else if (b->unused > hti_block_bytes(b) - HTI_HEADER) {
+            return false;
+        }
+        if ((b->flags & HTI_BLOCK_SUBSEG) && !hti_subseg_is_valid(heap, hti_block_data(b))) return false;
+        prev = b;
+        b = (hti_block *)((char *)b + hti_block_bytes(b));
+    }
+    return (char *)b == end && seg->last == prev;
+}
+
+bool hti_heap_is_valid(ht_heap *heap) {
+    bool ok = true;
+    unsigned in_bins = count_free_in_bins(heap, &ok), in_segments = 0;
+    size_t reserved = 0, committed = 0;
+    for (hti_segment *seg = heap->segments; seg && ok; seg = seg->next) {
+        ok = segment_is_valid(heap, seg, &in_segments);
+        reserved += seg->region.reserved;
+        committed += seg->committed;
+    }
+    for (hti_large *large = heap->large; large && ok; large = large->next) {
+        hti_block *b = hti_block_of(large->data);
+        ok = large->region.magic == HTI_REGION_MAGIC && large->region.kind == HTI_REGION_LARGE &&
+             large->region.heap == heap && hti_pagemap_lookup(large->data) == &large->region &&
+             hti_sealed(heap, b) && b->flags == (HTI_BLOCK_BUSY | HTI_BLOCK_LARGE) &&
+             large->requested <= hti_large_usable(large);
+        reserved += large->region.reserved;
+        committed += large->region.reserved;
+    }
+    for (unsigned bucket = 0; bucket < HTI_LFH_BUCKETS && ok; bucket++)
+        for (hti_subseg *ss = heap->abandoned[bucket]; ss && ok; ss = ss->next)
+            ok = ss->abandoned && ss->bucket == bucket && hti_subseg_is_valid(heap, ss);
+    return ok && in_bins == in_segments && reserved == heap->reserved && committed == heap->committed;
+}
+
+/* ---- compaction ----------------------------------------------------------------------- */
+HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
+    if (!hti_heap_ok(heap)) {
+        hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
+        return 0;
+    }
+    hti_lock(heap, flags);
+    hti_lfh_reclaim_abandoned(heap);
+    for (hti_segment *seg = heap->segments, *next; seg; seg = next) {
+        next = seg->next;
+        bool empty = seg->last && !(seg->last->flags & HTI_BLOCK_BUSY) && (char *)seg->last == seg->first;
+        if (empty && (seg != heap->segments || seg->next)) hti_segment_release(heap, seg);
+        else hti_segment_trim(heap, seg, true);
+    }
+    size_t largest = hti_backend_largest_free(heap);
+    hti_unlock(heap, flags);
+    if (largest == 0) ht_set_last_error(HT_OK);
+    return largest;
+}
