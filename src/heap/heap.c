@@ -247,7 +247,7 @@ static bool recently_freed_large(const void *data) {
 
 /* A header failed its seal: corruption if data sits where a block starts, else a stray
  * pointer. Walks the segment's blocks up to data (error path only). */
-static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) {
+static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
     hti_block *b = (hti_block *)seg->first;
     char *end = seg->region.base + seg->committed;
     while ((char *)b < end && (char *)hti_block_data(b) <= data) {
@@ -265,6 +265,22 @@ static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) 
     return -EINVAL;
 }
 
+static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) {
+    pthread_mutex_lock(&heap->lock);
+    int rc = classify_locked(heap, seg, data);
+    pthread_mutex_unlock(&heap->lock);
+    return rc;
+}
+
+/* A busy back-end header's prev_size is rewritten (under the lock) when its predecessor is
+ * split or coalesced, so an unlocked read can be torn: look again under the lock. */
+HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_block *b) {
+    pthread_mutex_lock(&heap->lock);
+    bool sealed = hti_sealed(heap, b);
+    pthread_mutex_unlock(&heap->lock);
+    return sealed;
+}
+
 int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
     if ((uintptr_t)data & (HTI_GRANULE - 1)) return -EINVAL;
     hti_region *r = hti_pagemap_lookup(data);
@@ -275,7 +291,8 @@ int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
         hti_segment *seg = (hti_segment *)r;
         if ((char *)b < seg->first || (const char *)data >= seg->region.base + seg->committed)
             return -EINVAL;
-        if (HTI_UNLIKELY(!hti_sealed(heap, b))) return classify_unsealed(heap, seg, data);
+        if (HTI_UNLIKELY(!hti_sealed(heap, b)) && !sealed_under_lock(heap, b))
+            return classify_unsealed(heap, seg, data);
         if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) return -EINVAL;
     } else {
         hti_large *large = (hti_large *)r;

@@ -243,12 +243,15 @@ HTI_INLINE bool hti_heap_ok(const ht_heap *heap) {
 HTI_INTERNAL void hti_lock(ht_heap *heap, uint32_t flags);
 HTI_INTERNAL void hti_unlock(ht_heap *heap, uint32_t flags);
 
-/* Header check value. */
-HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_block *b) {
-    uint64_t x = (uint64_t)(uintptr_t)b ^ heap->cookie;
-    x ^= ((uint64_t)b->size << 32) | b->prev_size;
-    x = (x ^ (((uint64_t)b->unused << 16) | ((uint64_t)b->flags << 8) | b->tag)) * 0x9E3779B97F4A7C15ull;
+/* Header check value of the fields in h for a header at address at. */
+HTI_INLINE uint32_t hti_check_value(const ht_heap *heap, uintptr_t at, const hti_block *h) {
+    uint64_t x = (uint64_t)at ^ heap->cookie;
+    x ^= ((uint64_t)h->size << 32) | h->prev_size;
+    x = (x ^ (((uint64_t)h->unused << 16) | ((uint64_t)h->flags << 8) | h->tag)) * 0x9E3779B97F4A7C15ull;
     return (uint32_t)(x >> 32) ^ (uint32_t)x;
+}
+HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_block *b) {
+    return hti_check_value(heap, (uintptr_t)b, b);
 }
 HTI_INLINE void hti_seal(const ht_heap *heap, hti_block *b) { b->check = hti_check_of(heap, b); }
 HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_block *b) {

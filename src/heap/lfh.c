@@ -8,6 +8,7 @@
  * sees them; a subsegment whose used falls to 0 (and is not the current one) goes back to the
  * back end. At thread exit the owner's subsegments are abandoned to the heap, and the next
  * thread that needs that bucket adopts them. */
+#include <sched.h>
 #include <string.h>
 
 #include "heap_internal.h"
@@ -83,6 +84,7 @@ static void carve(ht_heap *heap, hti_subseg *ss) {
         hti_links(slot)->next = ss->local_free;
         ss->local_free = slot;
     }
+    atomic_thread_fence(memory_order_release); /* headers before the count validate reads */
     ss->carved += n;
 }
 
@@ -93,9 +95,9 @@ static bool has_room(hti_subseg *ss) {
 
 /* Gives an empty subsegment back to the back end (takes the heap lock). */
 static void subseg_release(ht_heap *heap, hti_subseg *ss) {
-    ss->magic = 0;
     hti_block *b = hti_block_of(ss);
-    hti_lock(heap, 0);
+    hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
+    ss->magic = 0;
     b->flags = HTI_BLOCK_BUSY;
     hti_backend_free(heap, b);
     hti_unlock(heap, 0);
@@ -106,24 +108,24 @@ static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     size_t bytes = subseg_bytes(slot);
     ht_source source;
     ht_error error;
-    hti_lock(heap, 0);
+    hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
     hti_block *b = hti_backend_alloc(heap, bytes, HTI_GRANULE, &source, &error);
+    hti_subseg *ss = NULL;
     if (b) {
+        ss = hti_block_data(b);
+        memset(ss, 0, sizeof *ss);
+        ss->magic = HTI_SUBSEG_MAGIC;
+        ss->bucket = (uint16_t)bucket;
+        ss->slot_size = slot;
+        ss->heap = heap;
+        ss->slots = (char *)ss + hti_align_up(sizeof *ss, HTI_GRANULE);
+        size_t usable = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (char *)ss);
+        ss->capacity = (uint32_t)(usable / slot);
+        atomic_store_explicit(&ss->owner, tc, memory_order_relaxed);
         b->flags = HTI_BLOCK_BUSY | HTI_BLOCK_SUBSEG;
         hti_seal(heap, b);
     }
     hti_unlock(heap, 0);
-    if (!b) return NULL;
-    hti_subseg *ss = hti_block_data(b);
-    memset(ss, 0, sizeof *ss);
-    ss->magic = HTI_SUBSEG_MAGIC;
-    ss->bucket = (uint16_t)bucket;
-    ss->slot_size = slot;
-    ss->heap = heap;
-    ss->slots = (char *)ss + hti_align_up(sizeof *ss, HTI_GRANULE);
-    size_t usable = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (char *)ss);
-    ss->capacity = (uint32_t)(usable / slot);
-    atomic_store_explicit(&ss->owner, tc, memory_order_relaxed);
     return ss;
 }
 
@@ -234,6 +236,24 @@ void hti_lfh_reclaim_abandoned(ht_heap *heap) {
     }
 }
 
+/* A slot header as it settles: the owner or a freeing thread may be rewriting it while the
+ * heap is validated (LFH operations take no lock), so a torn read is retried before it is
+ * called corrupt. *out receives the stable copy. */
+static bool slot_sealed(const ht_heap *heap, const hti_block *slot, hti_block *out) {
+    for (int attempt = 0; attempt < 10000; attempt++) {
+        hti_block a, b;
+        memcpy(&a, (const void *)slot, sizeof a);
+        atomic_thread_fence(memory_order_acquire);
+        memcpy(&b, (const void *)slot, sizeof b);
+        if (memcmp(&a, &b, sizeof a) == 0 && a.check == hti_check_value(heap, (uintptr_t)slot, &a)) {
+            *out = a;
+            return true;
+        }
+        if (attempt > 100) sched_yield();
+    }
+    return false;
+}
+
 bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
     if (ss->magic != HTI_SUBSEG_MAGIC || ss->heap != heap || ss->bucket >= HTI_LFH_BUCKETS) return false;
     if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER) return false;
@@ -243,8 +263,10 @@ bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
     if ((size_t)ss->capacity * ss->slot_size > room) return false;
     for (uint32_t i = 0; i < ss->carved; i++) {
         const hti_block *slot = (const hti_block *)(ss->slots + (size_t)i * ss->slot_size);
-        if (!hti_sealed(heap, slot) || !(slot->flags & HTI_BLOCK_LFH) || slot->tag != ss->bucket ||
-            slot->size != ss->slot_size / HTI_GRANULE || hti_subseg_of(slot) != ss)
+        hti_block h;
+        if (!slot_sealed(heap, slot, &h) || !(h.flags & HTI_BLOCK_LFH) || h.tag != ss->bucket ||
+            h.size != ss->slot_size / HTI_GRANULE ||
+            h.prev_size != (uint32_t)(((const char *)slot - (const char *)ss) / HTI_GRANULE))
             return false;
     }
     return true;
