@@ -138,6 +138,7 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     heap->has_lfh = !(flags & HT_HEAP_NO_SERIALIZE) && maximum == 0;
     atomic_store(&heap->lfh_mode, heap->has_lfh ? 1 : 0);
     atomic_store(&heap->lookaside_on, heap->has_lfh);
+    atomic_store(&heap->lookaside_active, heap->has_lfh);
     heap->next_segment_size = hti_align_up(initial + HTI_REGION_ALIGN, HTI_REGION_ALIGN);
     if (heap->next_segment_size < HTI_SEGMENT_MIN) heap->next_segment_size = HTI_SEGMENT_MIN;
     if (heap->maximum && heap->maximum < HTI_COMMIT_MIN) heap->maximum = HTI_COMMIT_MIN;
@@ -212,6 +213,7 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
     heap->magic = HTI_HEAP_DEAD;
     hti_tcache_detach_all(heap);
     while (heap->large) hti_large_free(heap, heap->large);
+    hti_large_cache_drop(heap);
     while (heap->segments) {
         hti_segment *seg = heap->segments;
         heap->segments = seg->next;
@@ -415,7 +417,6 @@ static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t al
     flags |= heap->flags;
     hti_tcache *tc = hti_tcache_get(heap);
     if (flags & ~(CALL_FLAGS | CREATE_FLAGS)) return alloc_failed(heap, tc, flags, HT_ERROR_INVALID_PARAMETER);
-    if (size == 0) size = 1;
     ht_source source = MEMORY_FROM_INVALID;
     ht_error error = HT_ERROR_NO_MEMORY;
     void *p = alloc_any(heap, tc, flags, size, align, &source, &error);
@@ -449,7 +450,7 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
     hti_block *b = o->block;
     if (b->flags & HTI_BLOCK_LFH) {
-        if (tc && b->tag < HTI_LOOKASIDE_BUCKETS && atomic_load_explicit(&heap->lookaside_on, memory_order_relaxed) &&
+        if (tc && b->tag < HTI_LOOKASIDE_BUCKETS && atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
             tc->lookaside[b->tag].depth < HT_LOOKASIDE_DEPTH) {
             if (!dry) hti_lookaside_push(heap, tc, b);
             return MEMORY_FROM_LOOKASIDE;
@@ -584,7 +585,6 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
         bad_pointer(heap, flags, HT_OP_REALLOC, block, rc);
         return NULL;
     }
-    if (size == 0) size = 1;
     size_t old_size = requested_of(&o), old_usable = usable_of(&o);
     ht_source source;
     void *result = block;
@@ -597,14 +597,22 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
         if (flags & HT_HEAP_REALLOC_IN_PLACE_ONLY)
             return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_NOT_IN_PLACE);
         ht_error error = HT_ERROR_NO_MEMORY;
-        result = alloc_any(heap, tc, flags, size, HTI_GRANULE, &source, &error);
+        result = NULL;
+        if (o.region->kind == HTI_REGION_LARGE && size >= HT_LARGE_THRESHOLD) {
+            hti_lock(heap, flags);
+            result = hti_large_move(heap, (hti_large *)o.region, size);
+            hti_unlock(heap, flags);
+            source = MEMORY_FROM_SLOWPATH;
+            if (result) old_usable = 0, o.region = NULL; /* moved whole: nothing to copy or free */
+        }
+        if (!result) result = alloc_any(heap, tc, flags, size, HTI_GRANULE, &source, &error);
         if (!result) return realloc_failed(heap, tc, flags, block, size, old_size, error);
-        memcpy(result, block, old_usable < size ? old_usable : size);
+        if (old_usable) memcpy(result, block, old_usable < size ? old_usable : size);
     }
     if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size) memset((char *)result + old_size, 0, size - old_size);
     hti_count(heap, tc, HT_OP_REALLOC, source);
     if (HT_TRACE_ON()) hti_trace_realloc(heap, result, block, size, old_size, source);
-    if (result != block) release(heap, tc, flags, &o, false);
+    if (result != block && o.region) release(heap, tc, flags, &o, false);
     return result;
 }
 
@@ -730,11 +738,13 @@ HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class
             bool active = value == 2 || (value == 1 && atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
             atomic_store_explicit(&heap->bucket_active[b], active, memory_order_relaxed);
         }
+        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lookaside_on));
         if (value == 0) hti_lookaside_flush_current(heap);
         return true;
     case HT_HEAP_LOOKASIDE_INFORMATION:
         if (value > 1 || (value && !heap->has_lfh)) break;
         atomic_store(&heap->lookaside_on, (int)value);
+        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != 0);
         if (!value) hti_lookaside_flush_current(heap);
         return true;
     default:

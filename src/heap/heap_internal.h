@@ -57,6 +57,8 @@ HTI_INTERNAL void *hti_os_map(size_t size, size_t align);
 HTI_INTERNAL int hti_os_commit(void *address, size_t size, bool executable);
 HTI_INTERNAL int hti_os_decommit(void *address, size_t size);
 HTI_INTERNAL void hti_os_release(void *address, size_t size);
+/* Moves a mapping's pages to target (a reservation of new_size, replaced), resizing it. */
+HTI_INTERNAL void *hti_os_move(void *address, size_t old_size, size_t new_size, void *target);
 /* Grows or shrinks a mapping without moving it. 0 or -errno. */
 HTI_INTERNAL int hti_os_resize_in_place(void *address, size_t old_size, size_t new_size);
 
@@ -191,6 +193,8 @@ HTI_INTERNAL void hti_pools_after_fork(void);
 #define HTI_HEAP_MAGIC 0x48544850u      /* "HTHP" */
 #define HTI_HEAP_DEAD 0x44454144u       /* "DEAD" */
 #define HTI_BINS 384
+#define HTI_LARGE_CACHE 4
+#define HTI_LARGE_CACHE_MAX (64u << 20) /* bigger mappings go straight back */
 #define HTI_BIN_WORDS (HTI_BINS / 64)
 
 typedef struct hti_segment {
@@ -215,7 +219,8 @@ struct ht_heap {
     uint64_t cookie;         /* mixed into every header check */
     int has_lfh;             /* growable and serialized */
     atomic_int lfh_mode;     /* 0 off, 1 heuristic, 2 all buckets */
-    atomic_int lookaside_on;
+    atomic_int lookaside_on;      /* the information switch */
+    atomic_int lookaside_active;  /* lookaside_on and the LFH not switched off */
     size_t maximum;          /* 0 = growable */
     size_t initial;
     pthread_mutex_t lock;    /* back end, large blocks, lists; recursive */
@@ -226,6 +231,7 @@ struct ht_heap {
     uint64_t bitmap[HTI_BIN_WORDS];
     hti_block *bins[HTI_BINS];
     hti_large *large;
+    hti_large *large_cache[HTI_LARGE_CACHE]; /* freed mappings kept for reuse */
     /* LFH */
     atomic_uint bucket_count[HTI_LFH_BUCKETS];
     atomic_uchar bucket_active[HTI_LFH_BUCKETS];
@@ -293,6 +299,11 @@ HTI_INTERNAL size_t hti_backend_largest_free(ht_heap *heap);
 /* ---- large blocks (large.c) ----------------------------------------------------------- */
 HTI_INTERNAL void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error);
 HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large);
+/* Moves the block's pages to a fresh mapping of the new size without copying (mremap);
+ * returns the new data address, or NULL. */
+HTI_INTERNAL void *hti_large_move(ht_heap *heap, hti_large *large, size_t size);
+/* Unmaps every cached mapping (lock held). */
+HTI_INTERNAL void hti_large_cache_drop(ht_heap *heap);
 /* Resizes in place; 0 or -1. */
 HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size);
 HTI_INTERNAL size_t hti_large_usable(const hti_large *large);

@@ -53,3 +53,8 @@ int hti_os_resize_in_place(void *address, size_t old_size, size_t new_size) {
     void *r = mremap(address, old_size, new_size, 0);
     return r == MAP_FAILED ? -errno : 0;
 }
+
+void *hti_os_move(void *address, size_t old_size, size_t new_size, void *target) {
+    void *r = mremap(address, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    return r == MAP_FAILED ? NULL : r;
+}

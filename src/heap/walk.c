@@ -79,7 +79,15 @@ static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
                 c[0] = PHASE_DONE;
                 continue;
             }
+            if (c[2] == 0) { /* the mapping as a region, then its block */
+                c[2] = 1;
+                *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
+                                     .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
+                                     .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
+                return true;
+            }
             c[1] = (uintptr_t)large->next;
+            c[2] = 0;
             *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
                                  .requested = large->requested,
                                  .overhead = (uint32_t)((char *)large->data - large->region.base),
@@ -198,6 +206,14 @@ bool hti_heap_is_valid(ht_heap *heap) {
         reserved += large->region.reserved;
         committed += large->region.reserved;
     }
+    for (int i = 0; i < HTI_LARGE_CACHE && ok; i++) {
+        hti_large *large = heap->large_cache[i];
+        if (!large) continue;
+        hti_block *b = hti_block_of(large->data);
+        ok = large->region.heap == heap && hti_sealed(heap, b) && b->flags == HTI_BLOCK_LARGE;
+        reserved += large->region.reserved;
+        committed += large->region.reserved;
+    }
     for (unsigned bucket = 0; bucket < HTI_LFH_BUCKETS && ok; bucket++)
         for (hti_subseg *ss = heap->abandoned[bucket]; ss && ok; ss = ss->next)
             ok = ss->abandoned && ss->bucket == bucket && hti_subseg_is_valid(heap, ss);
@@ -212,6 +228,7 @@ HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
     }
     hti_lock(heap, flags);
     hti_lfh_reclaim_abandoned(heap);
+    hti_large_cache_drop(heap);
     for (hti_segment *seg = heap->segments, *next; seg; seg = next) {
         next = seg->next;
         bool empty = seg->last && !(seg->last->flags & HTI_BLOCK_BUSY) && (char *)seg->last == seg->first;
