@@ -283,7 +283,7 @@ HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_block *b) {
     return sealed;
 }
 
-int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
+HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
     if ((uintptr_t)data & (HTI_GRANULE - 1)) return -EINVAL;
     hti_region *r = hti_pagemap_lookup(data);
     if (!r) return recently_freed_large(data) ? -EALREADY : -EINVAL;
@@ -305,6 +305,18 @@ int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
     owner->region = r;
     owner->block = b;
     return 0;
+}
+
+/* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
+ * else goes through hti_owner_find. */
+static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
+    if ((uintptr_t)data & (HTI_GRANULE - 1)) return NULL;
+    hti_region *r = hti_pagemap_lookup(data);
+    if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)) return NULL;
+    hti_block *b = hti_block_of(data);
+    if ((char *)b < ((hti_segment *)r)->first) return NULL;
+    if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
+    return hti_sealed(heap, b) ? b : NULL;
 }
 
 static ht_error error_of(int rc) {
@@ -447,7 +459,7 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 
 /* ---- free ----------------------------------------------------------------------------- */
 /* Releases a checked block without counting or tracing; returns the Source of the release. */
-static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
+static inline __attribute__((always_inline)) ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
     hti_block *b = o->block;
     if (b->flags & HTI_BLOCK_LFH) {
         if (tc && b->tag < HTI_LOOKASIDE_BUCKETS && atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
@@ -478,9 +490,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return false;
     }
-    if (!block) return true;
     flags |= heap->flags;
     hti_tcache *tc = hti_tcache_get(heap);
+    if (flags & ~(CALL_FLAGS | CREATE_FLAGS)) {
+        hti_count(heap, tc, HT_OP_FREE, MEMORY_FROM_INVALID);
+        hti_fail(heap, flags, HT_ERROR_INVALID_PARAMETER);
+        return false;
+    }
+    if (!block) return true;
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
     if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT && !(o.block->flags & HTI_BLOCK_LFH)) {
@@ -520,11 +537,19 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
 
 HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
     /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
-    if (HTI_LIKELY(hti_heap_ok(heap) && block && flags == 0 && !HT_TRACE_ON())) {
-        hti_owner o;
-        if (HTI_LIKELY(hti_owner_find(heap, block, &o) == 0 && (o.block->flags & HTI_BLOCK_LFH))) {
+    if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0 && !HT_TRACE_ON())) {
+        hti_block *slot = lfh_slot_of(heap, block);
+        if (HTI_LIKELY(slot != NULL)) {
             hti_tcache *tc = hti_tcache_get(heap);
-            ht_source s = release(heap, tc, 0, &o, false);
+            ht_source s;
+            if (tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
+                atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
+                hti_lookaside_push(heap, tc, slot)) {
+                s = MEMORY_FROM_LOOKASIDE;
+            } else {
+                hti_lfh_free(heap, tc, slot);
+                s = MEMORY_FROM_LOWFRAG;
+            }
             hti_count(heap, tc, HT_OP_FREE, s);
             return true;
         }

@@ -77,8 +77,20 @@ typedef struct hti_region {
 /* Registers [base, base+size) as belonging to region. 0 or -ENOMEM. */
 HTI_INTERNAL int hti_pagemap_set(const void *base, size_t size, hti_region *region);
 HTI_INTERNAL void hti_pagemap_clear(const void *base, size_t size);
+#define HTI_PAGEMAP_SHIFT 16
+#define HTI_PAGEMAP_LEAF_BITS 16
+#define HTI_PAGEMAP_TOP_BITS 16
+typedef _Atomic(hti_region *) hti_pagemap_leaf;
+HTI_INTERNAL extern _Atomic(hti_pagemap_leaf *) hti_pagemap_top[1u << HTI_PAGEMAP_TOP_BITS];
 /* The region containing address, or NULL. Two loads; safe on any address. */
-HTI_INTERNAL hti_region *hti_pagemap_lookup(const void *address);
+static inline hti_region *hti_pagemap_lookup(const void *address) {
+    uintptr_t g = (uintptr_t)address >> HTI_PAGEMAP_SHIFT;
+    size_t index = g >> HTI_PAGEMAP_LEAF_BITS;
+    if (HTI_UNLIKELY(index >= (1u << HTI_PAGEMAP_TOP_BITS))) return NULL;
+    hti_pagemap_leaf *leaf = atomic_load_explicit(&hti_pagemap_top[index], memory_order_acquire);
+    if (HTI_UNLIKELY(!leaf)) return NULL;
+    return atomic_load_explicit(&leaf[g & ((1u << HTI_PAGEMAP_LEAF_BITS) - 1)], memory_order_acquire);
+}
 
 /* ---- blocks --------------------------------------------------------------------------- */
 enum {

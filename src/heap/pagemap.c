@@ -9,13 +9,14 @@
 
 #include "heap_internal.h"
 
-#define MAP_SHIFT 16
-#define LEAF_BITS 16
-#define TOP_BITS 16
+#define MAP_SHIFT HTI_PAGEMAP_SHIFT
+#define LEAF_BITS HTI_PAGEMAP_LEAF_BITS
+#define TOP_BITS HTI_PAGEMAP_TOP_BITS
 #define LEAF_ENTRIES (1u << LEAF_BITS)
 
 typedef _Atomic(hti_region *) leaf_entry;
-static _Atomic(leaf_entry *) top[1u << TOP_BITS];
+_Atomic(hti_pagemap_leaf *) hti_pagemap_top[1u << HTI_PAGEMAP_TOP_BITS];
+#define top hti_pagemap_top
 
 static leaf_entry *leaf_for(uintptr_t granule, bool create) {
     size_t index = granule >> LEAF_BITS;
@@ -53,9 +54,3 @@ int hti_pagemap_set(const void *base, size_t size, hti_region *region) {
 
 void hti_pagemap_clear(const void *base, size_t size) { set_range(base, size, NULL); }
 
-hti_region *hti_pagemap_lookup(const void *address) {
-    uintptr_t g = (uintptr_t)address >> MAP_SHIFT;
-    leaf_entry *leaf = leaf_for(g, false);
-    if (!leaf) return NULL;
-    return atomic_load_explicit(&leaf[g & (LEAF_ENTRIES - 1)], memory_order_acquire);
-}
