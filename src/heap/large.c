@@ -92,6 +92,11 @@ void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error)
         *error = HT_ERROR_NO_MEMORY;
         return NULL;
     }
+    if ((heap->flags & HT_HEAP_CREATE_ENABLE_EXECUTE) && hti_os_commit(base, map, true) != 0) {
+        hti_os_release(base, map);
+        *error = HT_ERROR_NO_MEMORY;
+        return NULL;
+    }
     hti_large *large = (hti_large *)base;
     large->region = (hti_region){HTI_REGION_MAGIC, HTI_REGION_LARGE, heap, base, map};
     large->requested = size;
