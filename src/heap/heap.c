@@ -356,9 +356,8 @@ static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
     } else {
         return NULL;
     }
-    slot->flags = HTI_BLOCK_BUSY | HTI_BLOCK_LFH;
-    slot->unused = (uint16_t)(hti_block_bytes(slot) - HTI_HEADER - size);
-    hti_seal(heap, slot);
+    hti_slot_update(heap, slot, HTI_BLOCK_BUSY | HTI_BLOCK_LFH,
+                    (uint16_t)(hti_block_bytes(slot) - HTI_HEADER - size));
     return slot;
 }
 
@@ -574,8 +573,7 @@ static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t s
     if (b->flags & HTI_BLOCK_LFH) {
         size_t usable = hti_block_bytes(b) - HTI_HEADER;
         if (size > usable || (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))) return -1;
-        b->unused = (uint16_t)(usable - size);
-        hti_seal(heap, b);
+        hti_slot_update(heap, b, b->flags, (uint16_t)(usable - size));
         *source = MEMORY_FROM_LOWFRAG;
         return 0;
     }

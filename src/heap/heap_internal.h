@@ -18,6 +18,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "heaptrail/heap.h"
 
@@ -272,6 +275,19 @@ HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_block *b) {
     return hti_check_value(heap, (uintptr_t)b, b);
 }
 HTI_INLINE void hti_seal(const ht_heap *heap, hti_block *b) { b->check = hti_check_of(heap, b); }
+/* Rewrites an LFH slot's flags and unused bytes, sealed, in one 16-byte store: slots change
+ * without a lock, so validate, walk and a fork child must never see half a header. */
+HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_block *b, uint8_t flags, uint16_t unused) {
+    hti_block h = *b;
+    h.flags = flags;
+    h.unused = unused;
+    h.check = hti_check_value(heap, (uintptr_t)b, &h);
+#if defined(__SSE2__)
+    _mm_store_si128((__m128i *)(void *)b, _mm_loadu_si128((const __m128i *)(const void *)&h));
+#else
+    *b = h;
+#endif
+}
 HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_block *b) {
     return b->check == hti_check_of(heap, b);
 }
@@ -372,9 +388,7 @@ HTI_INLINE hti_block *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
 HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
     hti_lookaside *l = &tc->lookaside[slot->tag];
     if (l->depth >= HT_LOOKASIDE_DEPTH) return false;
-    slot->flags = HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE;
-    slot->unused = 0;
-    hti_seal(heap, slot);
+    hti_slot_update(heap, slot, HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE, 0);
     hti_links(slot)->next = l->head;
     l->head = slot;
     l->depth++;

@@ -181,9 +181,7 @@ hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
 
 void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
     hti_subseg *ss = hti_subseg_of(slot);
-    slot->flags = HTI_BLOCK_LFH;
-    slot->unused = 0;
-    hti_seal(heap, slot);
+    hti_slot_update(heap, slot, HTI_BLOCK_LFH, 0);
     if (tc && atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
         hti_links(slot)->next = ss->local_free;
         ss->local_free = slot;
