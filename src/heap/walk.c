@@ -99,6 +99,34 @@ static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
     }
 }
 
+/* Between two calls the caller may have freed what the cursor points at (a segment, a large
+ * block, a subsegment, or a block coalesced away). Re-anchor it on live structures: an
+ * unknown segment or large block ends that phase, a block pointer is re-synchronised to the
+ * first block at or after it. Entries may be skipped; nothing stale is dereferenced. */
+static void cursor_fix(ht_heap *heap, uintptr_t *c) {
+    if (c[0] == PHASE_SEGMENTS && c[1]) {
+        hti_segment *seg = heap->segments;
+        while (seg && (uintptr_t)seg != c[1]) seg = seg->next;
+        if (!seg) {
+            c[0] = PHASE_LARGE;
+            c[1] = (uintptr_t)heap->large;
+            c[2] = c[3] = 0;
+            return;
+        }
+        if (c[2] == 0) return;
+        char *end = seg->region.base + seg->committed;
+        hti_block *b = (hti_block *)seg->first;
+        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_block *)((char *)b + hti_block_bytes(b));
+        if ((uintptr_t)b != c[2] || (char *)b >= end || !(b->flags & HTI_BLOCK_SUBSEG)) c[3] = 0;
+        c[2] = (uintptr_t)((char *)b < end ? (char *)b : end);
+        if (c[3] && c[3] > ((hti_subseg *)hti_block_data(b))->carved) c[3] = 0;
+    } else if (c[0] == PHASE_LARGE && c[1]) {
+        hti_large *large = heap->large;
+        while (large && (uintptr_t)large != c[1]) large = large->next;
+        if (!large) c[0] = PHASE_DONE;
+    }
+}
+
 HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry) {
     if (!hti_heap_ok(heap) || !entry) {
         ht_set_last_error(entry ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
@@ -109,6 +137,8 @@ HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry) {
         memset(entry->cursor, 0, sizeof entry->cursor);
         entry->cursor[0] = PHASE_SEGMENTS;
         entry->cursor[1] = (uintptr_t)heap->segments;
+    } else {
+        cursor_fix(heap, entry->cursor);
     }
     bool more = next_entry(heap, entry);
     pthread_mutex_unlock(&heap->lock);
