@@ -3,5 +3,6 @@
 #define HEAPTRAIL_HEAPTRAIL_H
 
 #include "heaptrail/heap.h"
+#include "heaptrail/trace.h"
 
 #endif

@@ -137,7 +137,7 @@ HT_API int ht_trace_fork_child(void);
 HT_API unsigned ht_trace_stack_frames(uint32_t stack_id, uint64_t *frames, unsigned max);
 
 typedef struct ht_trace_stats {
-    uint64_t events;        /* events recorded into buffers */
+    uint64_t events;        /* events written out or handed to consumers */
     uint64_t lost;          /* events lost, all reasons */
     uint64_t bytes_written; /* to the output, including framing */
     uint64_t chunks_written;

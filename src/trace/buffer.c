@@ -1,0 +1,637 @@
+/* buffer.c — the heap's trace hooks and the per-thread buffers they write into.
+ *
+ * Each thread owns a buffer of `nfills` fills of HTI_FILL_BYTES, used in turn (fill seq s lives
+ * in slot s % nfills); the owner appends encoded events to its current fill and publishes them
+ * with one release store of the fill's committed word; the writer reads committed ranges and
+ * releases whole fills by advancing `tail`. No lock on the event path. Fast paths (plain event,
+ * room in the fill, no filter/sampling/stacks) are short and inline; everything else — first
+ * event of a thread, a full fill, filters, sampling, stacks, a stale session — goes through the
+ * *_slow functions. Thread exit marks the buffer EXITED for the writer to drain and free. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "trace_internal.h"
+
+int hti_trace_active;
+_Atomic uint64_t hti_trace_gen;
+_Atomic(hti_thread *) hti_threads;
+
+static HTI_TLS hti_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
+static HTI_TLS hti_thread *tls_saved;   /* tls_thread while the guard is held */
+static HTI_TLS unsigned tls_guard;      /* nesting depth of tracer work on this thread */
+static HTI_TLS int tls_exited;          /* the exit flush ran: no more buffer */
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static int exit_key_error;
+
+/* ---- memory and guard ---- */
+
+void *hti_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void hti_unmap(void *memory, size_t size)
+{
+    if (memory)
+        munmap(memory, size);
+}
+
+void hti_guard_enter(void)
+{
+    if (tls_guard++ == 0) {
+        tls_saved = tls_thread;
+        tls_thread = NULL;
+    }
+}
+
+void hti_guard_leave(void)
+{
+    if (--tls_guard == 0) {
+        tls_thread = tls_saved;
+        tls_saved = NULL;
+    }
+}
+
+bool hti_guard_active(void)
+{
+    return tls_guard != 0;
+}
+
+uint32_t hti_gettid(void)
+{
+    return (uint32_t)syscall(SYS_gettid);
+}
+
+/* ---- thread registration and exit ---- */
+
+static int64_t draw_gap(hti_thread *t, size_t interval);
+
+static void thread_exit(void *arg)
+{
+    hti_thread *thread = arg;
+    tls_exited = 1;
+    tls_thread = NULL;
+    tls_saved = NULL;
+    atomic_store_explicit(&thread->state, HTI_THREAD_EXITED, memory_order_release);
+    if (atomic_load_explicit(&hti_trace_gen, memory_order_relaxed))
+        hti_writer_wake(&hti_session_state);
+}
+
+static void exit_key_create(void)
+{
+    exit_key_error = -pthread_key_create(&exit_key, thread_exit);
+}
+
+int hti_buffers_init(void)
+{
+    pthread_once(&exit_key_once, exit_key_create);
+    return exit_key_error;
+}
+
+static size_t node_size(uint32_t nfills)
+{
+    size_t size = sizeof(hti_thread) + (size_t)nfills * sizeof(hti_fill);
+    return (size + 4095u) & ~(size_t)4095u;
+}
+
+static void thread_push(hti_thread *thread)
+{
+    hti_thread *head = atomic_load_explicit(&hti_threads, memory_order_relaxed);
+    do {
+        thread->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&hti_threads, &head, thread,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* (Re)initializes a buffer for session `gen`; the owner calls this, or the rundown's opener. */
+static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
+{
+    size_t want = (size_t)s->nfills * HTI_FILL_BYTES;
+    if (s->nfills > t->fills_capacity)
+        return -ENOMEM;
+    if (t->data_size != want) {
+        hti_unmap(t->fill_data, t->data_size);
+        t->fill_data = hti_map(want);
+        t->data_size = t->fill_data ? want : 0;
+        if (!t->fill_data)
+            return -ENOMEM;
+    }
+    t->nfills = s->nfills;
+    t->pos = (uint8_t *)1; /* > limit: the first event starts a fill */
+    t->limit = NULL;
+    t->data = NULL;
+    t->fill = NULL;
+    t->events = 0;
+    t->fast_gen = 0;
+    t->gen = gen;
+    t->lost_local = 0;
+    t->total_events = 0;
+    t->sample_left = s->options.sample_interval ? draw_gap(t, s->options.sample_interval) : 0;
+    for (uint32_t i = 0; i < t->nfills; i++) {
+        atomic_store_explicit(&t->fills[i].committed, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->fills[i].seq, UINT64_MAX, memory_order_relaxed);
+        t->fills[i].written_seq = UINT64_MAX;
+        t->fills[i].written = 0;
+    }
+    atomic_store_explicit(&t->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->lost_total, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->events_total, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->stream_id, atomic_fetch_add(&s->stream_ids, 1) + 1,
+                          memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->threads, 1, memory_order_relaxed);
+    atomic_store_explicit(&t->published_gen, gen, memory_order_release);
+    return 0;
+}
+
+static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown)
+{
+    uint32_t capacity = s->nfills < 64 ? 64 : s->nfills;
+    size_t size = node_size(capacity);
+    hti_thread *t = hti_map(size);
+    if (!t)
+        return NULL;
+    t->fills = (hti_fill *)(t + 1);
+    t->fills_capacity = capacity;
+    t->tid = tid;
+    t->rundown = rundown;
+    t->rng = ((uint64_t)tid * 0x9E3779B97F4A7C15u ^ hti_ticks()) | 1u;
+    if (thread_reset(t, s, gen) != 0) {
+        hti_unmap(t, size);
+        return NULL;
+    }
+    thread_push(t);
+    return t;
+}
+
+void hti_thread_free(hti_thread *thread)
+{
+    hti_unmap(thread->fill_data, thread->data_size);
+    hti_unmap(thread, node_size((uint32_t)thread->fills_capacity));
+}
+
+/* The calling thread's buffer for the running session, set up on first use. NULL: the event
+ * is dropped (no session, tracer work, or no memory). */
+static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
+{
+    if (tls_guard)
+        return NULL;
+    if (HTI_UNLIKELY(tls_exited)) {
+        atomic_fetch_add_explicit(&s->lost_exited, 1, memory_order_relaxed);
+        return NULL;
+    }
+    hti_thread *t = tls_thread;
+    if (HTI_LIKELY(t && t->gen == gen))
+        return t;
+    hti_guard_enter();
+    int error = 0;
+    if (t) {
+        error = thread_reset(t, s, gen);
+    } else if (hti_buffers_init() == 0) {
+        t = thread_new(s, gen, hti_gettid(), 0);
+        if (t)
+            pthread_setspecific(exit_key, t);
+    }
+    hti_guard_leave();
+    if (!t || error) {
+        atomic_fetch_add_explicit(&s->lost_write, 1, memory_order_relaxed);
+        return NULL;
+    }
+    tls_thread = t;
+    return t;
+}
+
+/* ---- fills ---- */
+
+static void note_lost(hti_thread *t, uint64_t now, uint32_t reason)
+{
+    if (t->lost_local == 0) {
+        t->lost_first = now;
+        t->lost_reason = reason;
+    }
+    t->lost_local++;
+    t->lost_last = now;
+    atomic_fetch_add_explicit(&t->lost_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hti_session_state.lost_buffer, 1, memory_order_relaxed);
+}
+
+static inline void commit(hti_thread *t, uint8_t *p)
+{
+    t->pos = p;
+    uint64_t events = ++t->events;
+    t->total_events++;
+    atomic_store_explicit(&t->fill->committed, events << 32 | (uint64_t)(p - t->data),
+                          memory_order_release);
+}
+
+static inline uint64_t now_ticks(hti_thread *t)
+{
+    uint64_t now = hti_ticks();
+    return now < t->last_ticks ? t->last_ticks : now; /* never backwards within a stream */
+}
+
+/* Starts fill `head`: the caller checked it is free. */
+static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
+{
+    hti_fill *f = &t->fills[head % t->nfills];
+    atomic_store_explicit(&f->seq, head, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&f->committed, 0, memory_order_relaxed);
+    uint64_t now = hti_ticks();
+    if (now < t->last_ticks)
+        now = t->last_ticks;
+    f->base_ticks = now;
+    t->fill = f;
+    t->data = t->fill_data + (head % t->nfills) * (size_t)HTI_FILL_BYTES;
+    t->pos = t->data;
+    t->limit = t->data + HTI_FILL_BYTES - HTI_EVENT_MAX;
+    t->events = 0;
+    t->last_ticks = now;
+    t->last_address = 0;
+    t->last_heap = 0;
+    atomic_store_explicit(&t->head, head + 1, memory_order_release);
+    if (t->lost_local) {
+        /* LOST: count, first and last lost event as distances back from now, reason. */
+        uint8_t *p = t->pos;
+        *p++ = HTI_OP_EXT;
+        *p++ = HT_EVENT_LOST;
+        *p++ = 0;
+        p = hti_put_varint(p, t->lost_local);
+        p = hti_put_varint(p, now - (t->lost_first < now ? t->lost_first : now));
+        p = hti_put_varint(p, now - (t->lost_last < now ? t->lost_last : now));
+        p = hti_put_varint(p, t->lost_reason);
+        t->lost_local = 0;
+        commit(t, p);
+    }
+    t->fast_gen = s->filtered || t->rundown ? 0 : t->gen;
+    if (atomic_load_explicit(&s->writer_asleep, memory_order_relaxed) &&
+        (head + 1 - atomic_load_explicit(&t->tail, memory_order_relaxed)) * 2 > t->nfills)
+        hti_writer_wake(s);
+}
+
+/* Makes room for one event. false: the event is dropped (and counted). */
+static HTI_NOINLINE bool reserve_slow(hti_thread *t, hti_session *s)
+{
+    uint64_t head = atomic_load_explicit(&t->head, memory_order_relaxed);
+    bool block = s->block || t->rundown;
+    for (;;) {
+        uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
+        if (head - tail < t->nfills)
+            break;
+        if (s->ring && !t->rundown) {
+            /* Flight recorder: the oldest fill is overwritten. */
+            atomic_store_explicit(&t->tail, head - t->nfills + 1, memory_order_release);
+            break;
+        }
+        if (!block || atomic_load_explicit(&hti_trace_gen, memory_order_acquire) != t->gen) {
+            note_lost(t, hti_ticks(), block ? HT_LOST_SESSION_END : HT_LOST_BUFFER_FULL);
+            return false;
+        }
+        uint32_t seen = atomic_load_explicit(&s->released, memory_order_acquire);
+        atomic_store_explicit(&t->waiting, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&t->tail, memory_order_acquire) == tail) {
+            hti_writer_wake(s);
+            hti_futex_wait(&s->released, seen, 10 * 1000 * 1000);
+        }
+        atomic_store_explicit(&t->waiting, 0, memory_order_relaxed);
+    }
+    fill_start(t, s, head);
+    return true;
+}
+
+static inline bool reserve(hti_thread *t, hti_session *s)
+{
+    return HTI_LIKELY(t->pos <= t->limit) || reserve_slow(t, s);
+}
+
+/* ---- sampling ---- */
+
+static uint64_t next_random(hti_thread *t)
+{
+    uint64_t x = t->rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Du;
+}
+
+/* Poisson process over allocated bytes: the gaps between sample points are exponentially
+ * distributed with mean `interval`, so an allocation of size s is sampled with probability
+ * 1 - exp(-s/interval) whatever happened before (the reader's weight is its inverse). */
+static int64_t draw_gap(hti_thread *t, size_t interval)
+{
+    double u = ((double)(next_random(t) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double gap = -log(u) * (double)interval;
+    return gap < 1.0 ? 1 : (gap > 4e18 ? (int64_t)4e18 : (int64_t)gap);
+}
+
+static bool sampled(hti_thread *t, size_t size, size_t interval)
+{
+    t->sample_left -= (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
+    if (HTI_LIKELY(t->sample_left > 0))
+        return false;
+    do
+        t->sample_left += draw_gap(t, interval);
+    while (t->sample_left <= 0);
+    return true;
+}
+
+/* ---- encoding ---- */
+
+static inline uint8_t *put_head(hti_thread *t, uint8_t *p, unsigned op, unsigned kind, uint64_t now,
+                                uint64_t heap, uint32_t stack)
+{
+    if (heap != t->last_heap)
+        op |= HTI_OP_HEAP;
+    if (stack)
+        op |= HTI_OP_STACK;
+    *p++ = (uint8_t)op;
+    if ((op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK)) == HTI_OP_EXT)
+        *p++ = (uint8_t)kind;
+    p = hti_put_varint(p, now - t->last_ticks);
+    t->last_ticks = now;
+    if (op & HTI_OP_HEAP) {
+        p = hti_put_varint(p, heap);
+        t->last_heap = heap;
+    }
+    if (stack)
+        p = hti_put_varint(p, stack);
+    return p;
+}
+
+static inline void write_alloc(hti_thread *t, const ht_heap *heap, size_t size, const void *address,
+                               ht_source source, uint32_t stack)
+{
+    uint64_t a = (uint64_t)(uintptr_t)address;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_ALLOC | (source & HTI_OP_SOURCE_MASK), 0, now_ticks(t),
+                          (uint64_t)(uintptr_t)heap, stack);
+    p = hti_put_varint(p, size);
+    p = hti_put_address(p, a, t->last_address);
+    t->last_address = a;
+    commit(t, p);
+}
+
+static inline void write_free(hti_thread *t, const ht_heap *heap, const void *address,
+                              ht_source source, uint32_t stack)
+{
+    uint64_t a = (uint64_t)(uintptr_t)address;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_FREE | (source & HTI_OP_SOURCE_MASK), 0, now_ticks(t),
+                          (uint64_t)(uintptr_t)heap, stack);
+    p = hti_put_address(p, a, t->last_address);
+    t->last_address = a;
+    commit(t, p);
+}
+
+static inline void write_realloc(hti_thread *t, const ht_heap *heap, const void *new_address,
+                                 const void *old_address, size_t new_size, size_t old_size,
+                                 ht_source source, uint32_t stack)
+{
+    uint64_t a = (uint64_t)(uintptr_t)new_address;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_REALLOC | (source & HTI_OP_SOURCE_MASK), 0,
+                          now_ticks(t), (uint64_t)(uintptr_t)heap, stack);
+    p = hti_put_address(p, a, t->last_address);
+    p = hti_put_address(p, (uint64_t)(uintptr_t)old_address, a);
+    p = hti_put_varint(p, new_size);
+    p = hti_put_varint(p, old_size);
+    t->last_address = a;
+    commit(t, p);
+}
+
+/* ---- slow paths of the hooks ---- */
+
+/* Common checks for every event kind; returns the buffer or NULL to drop the event. */
+static inline hti_thread *slow_begin(hti_session **session, unsigned kind, const ht_heap *heap)
+{
+    uint64_t gen = atomic_load_explicit(&hti_trace_gen, memory_order_acquire);
+    if (!gen)
+        return NULL;
+    hti_session *s = &hti_session_state;
+    *session = s;
+    uint64_t mask = s->options.event_mask;
+    if (mask && !(mask & HT_EVENT_BIT(kind)))
+        return NULL;
+    if (s->options.heap && heap != s->options.heap)
+        return NULL;
+    return thread_prepare(s, gen);
+}
+
+static inline uint32_t slow_stack(hti_session *s)
+{
+    if (!s->options.stack_depth)
+        return 0;
+    hti_guard_enter();
+    uint32_t id = hti_stack_capture(3);
+    hti_guard_leave();
+    return id;
+}
+
+static inline bool size_passes(hti_session *s, size_t size)
+{
+    return size >= s->options.min_size && (!s->options.max_size || size <= s->options.max_size);
+}
+
+static HTI_NOINLINE void alloc_slow(const ht_heap *heap, size_t size, const void *address,
+                                    ht_source source)
+{
+    hti_session *s;
+    hti_thread *t = slow_begin(&s, HT_EVENT_ALLOC, heap);
+    if (!t || !size_passes(s, size))
+        return;
+    if (s->options.sample_interval && !sampled(t, size, s->options.sample_interval))
+        return;
+    uint32_t stack = slow_stack(s);
+    if (reserve(t, s))
+        write_alloc(t, heap, size, address, source, stack);
+}
+
+static HTI_NOINLINE void free_slow(const ht_heap *heap, const void *address, ht_source source)
+{
+    hti_session *s;
+    hti_thread *t = slow_begin(&s, HT_EVENT_FREE, heap);
+    if (!t)
+        return;
+    uint32_t stack = slow_stack(s);
+    if (reserve(t, s))
+        write_free(t, heap, address, source, stack);
+}
+
+static HTI_NOINLINE void realloc_slow(const ht_heap *heap, const void *new_address,
+                                      const void *old_address, size_t new_size, size_t old_size,
+                                      ht_source source)
+{
+    hti_session *s;
+    hti_thread *t = slow_begin(&s, HT_EVENT_REALLOC, heap);
+    if (!t || !size_passes(s, new_size))
+        return;
+    if (s->options.sample_interval && !sampled(t, new_size, s->options.sample_interval))
+        return;
+    uint32_t stack = slow_stack(s);
+    if (reserve(t, s))
+        write_realloc(t, heap, new_address, old_address, new_size, old_size, source, stack);
+}
+
+/* Heap-level events are rare: always the slow path. Fields: see FORMAT.md. */
+static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t a, uint64_t b,
+                                    uint64_t c, int fields)
+{
+    hti_session *s;
+    hti_thread *t = slow_begin(&s, kind, heap);
+    if (!t)
+        return;
+    uint32_t stack = slow_stack(s);
+    if (!reserve(t, s))
+        return;
+    /* The heap handle is explicit on heap events even when unchanged. */
+    uint8_t *p = put_head(t, t->pos, HTI_OP_EXT | HTI_OP_HEAP, kind, now_ticks(t),
+                          (uint64_t)(uintptr_t)heap, stack);
+    if (fields >= 1)
+        p = hti_put_varint(p, a);
+    if (fields >= 2)
+        p = hti_put_varint(p, b);
+    if (fields >= 3)
+        p = hti_put_varint(p, c);
+    commit(t, p);
+}
+
+/* ---- the hooks (emit.h) ---- */
+
+void hti_trace_alloc(const ht_heap *heap, size_t size, const void *address, ht_source source)
+{
+    hti_thread *t = tls_thread;
+    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
+                     t->pos > t->limit)) {
+        alloc_slow(heap, size, address, source);
+        return;
+    }
+    write_alloc(t, heap, size, address, source, 0);
+}
+
+void hti_trace_free(const ht_heap *heap, const void *address, ht_source source)
+{
+    hti_thread *t = tls_thread;
+    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
+                     t->pos > t->limit)) {
+        free_slow(heap, address, source);
+        return;
+    }
+    write_free(t, heap, address, source, 0);
+}
+
+void hti_trace_realloc(const ht_heap *heap, const void *new_address, const void *old_address,
+                       size_t new_size, size_t old_size, ht_source source)
+{
+    hti_thread *t = tls_thread;
+    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
+                     t->pos > t->limit)) {
+        realloc_slow(heap, new_address, old_address, new_size, old_size, source);
+        return;
+    }
+    write_realloc(t, heap, new_address, old_address, new_size, old_size, source, 0);
+}
+
+void hti_trace_heap_create(const ht_heap *heap, uint32_t flags, size_t initial_size,
+                           size_t maximum_size)
+{
+    heap_event(HT_EVENT_HEAP_CREATE, heap, flags, initial_size, maximum_size, 3);
+}
+
+void hti_trace_heap_destroy(const ht_heap *heap)
+{
+    heap_event(HT_EVENT_HEAP_DESTROY, heap, 0, 0, 0, 0);
+}
+
+void hti_trace_heap_expand(const ht_heap *heap, size_t bytes, size_t committed_after)
+{
+    heap_event(HT_EVENT_HEAP_EXPAND, heap, bytes, committed_after, 0, 2);
+}
+
+void hti_trace_heap_contract(const ht_heap *heap, size_t bytes, size_t committed_after)
+{
+    heap_event(HT_EVENT_HEAP_CONTRACT, heap, bytes, committed_after, 0, 2);
+}
+
+/* ---- the rundown stream ---- */
+
+hti_thread *hti_stream_open_rundown(uint32_t tid)
+{
+    hti_session *s = &hti_session_state;
+    return thread_new(s, s->gen, tid, 1);
+}
+
+void hti_stream_close(hti_thread *stream)
+{
+    atomic_store_explicit(&stream->state, HTI_THREAD_EXITED, memory_order_release);
+    hti_writer_wake(&hti_session_state);
+}
+
+void hti_emit_rundown_heap(hti_thread *t, uint64_t ticks, const ht_heap *heap, uint64_t reserved,
+                           uint64_t committed, uint64_t live_blocks, uint32_t compatibility)
+{
+    hti_session *s = &hti_session_state;
+    if (!reserve(t, s))
+        return;
+    if (ticks < t->last_ticks)
+        ticks = t->last_ticks;
+    uint8_t *p = t->pos;
+    *p++ = HTI_OP_EXT | HTI_OP_HEAP;
+    *p++ = HT_EVENT_RUNDOWN_HEAP;
+    p = hti_put_varint(p, ticks - t->last_ticks);
+    t->last_ticks = ticks;
+    t->last_heap = (uint64_t)(uintptr_t)heap;
+    p = hti_put_varint(p, t->last_heap);
+    p = hti_put_varint(p, reserved);
+    p = hti_put_varint(p, committed);
+    p = hti_put_varint(p, live_blocks);
+    p = hti_put_varint(p, compatibility);
+    commit(t, p);
+}
+
+void hti_emit_rundown_block(hti_thread *t, uint64_t ticks, const ht_heap *heap, uint64_t size,
+                            uint64_t usable, uint64_t address, ht_source source)
+{
+    hti_session *s = &hti_session_state;
+    if (!reserve(t, s))
+        return;
+    if (ticks < t->last_ticks)
+        ticks = t->last_ticks;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_EXT | (source & HTI_OP_SOURCE_MASK),
+                          HT_EVENT_RUNDOWN_BLOCK, ticks, (uint64_t)(uintptr_t)heap, 0);
+    p = hti_put_varint(p, size);
+    p = hti_put_varint(p, usable);
+    p = hti_put_address(p, address, t->last_address);
+    t->last_address = address;
+    commit(t, p);
+}
+
+/* ---- fork ---- */
+
+void hti_threads_after_fork(void)
+{
+    hti_thread *self = tls_guard ? tls_saved : tls_thread;
+    hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_relaxed);
+    while (t) {
+        hti_thread *next = t->next;
+        if (t != self)
+            hti_thread_free(t);
+        t = next;
+    }
+    if (self) {
+        self->next = NULL;
+        self->gen = 0; /* reset on its next event */
+        self->fast_gen = 0;
+        atomic_store_explicit(&self->published_gen, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&hti_threads, self, memory_order_relaxed);
+}

@@ -1,0 +1,426 @@
+/* format.c — the checked half of the trace format: varint and chunk decoding, CRC-32C, and the
+ * event decoder shared by the reader and the real-time consumer.
+ *
+ * Invariant: no function here reads outside [cursor.p, cursor.end) or allocates; malformed
+ * input yields -EBADMSG (and a pointer to the bad byte), never a crash or a loop that does not
+ * advance. The CRC table is built once (hti_crc32c_init) before any session or reader uses it. */
+#include "format.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+/* ---- varints ---- */
+
+uint64_t hti_get_varint_slow(hti_cursor *c)
+{
+    uint64_t value = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (c->p >= c->end) {
+            c->ok = false;
+            return 0;
+        }
+        uint8_t byte = *c->p++;
+        if (shift == 63 && byte > 1) { /* more than 64 bits */
+            c->ok = false;
+            return 0;
+        }
+        value |= (uint64_t)(byte & 0x7Fu) << shift;
+        if (byte < 0x80u)
+            return value;
+    }
+    c->ok = false;
+    return 0;
+}
+
+const uint8_t *hti_get_bytes(hti_cursor *c, size_t *length, size_t max_length)
+{
+    uint64_t n = hti_get_varint(c);
+    if (!c->ok || n > max_length || n > (uint64_t)(c->end - c->p)) {
+        c->ok = false;
+        *length = 0;
+        return NULL;
+    }
+    const uint8_t *bytes = c->p;
+    c->p += n;
+    *length = (size_t)n;
+    return bytes;
+}
+
+/* ---- CRC-32C ---- */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static bool crc_hardware;
+
+static void crc_build(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t crc = i;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+        crc_table[0][i] = crc;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFFu];
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_hardware = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+void hti_crc32c_init(void)
+{
+    pthread_once(&crc_once, crc_build);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p,
+                                                             size_t n)
+{
+    uint64_t c = crc;
+    while (n >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        c = _mm_crc32_u64(c, word);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--)
+        c32 = _mm_crc32_u8(c32, *p++);
+    return c32;
+}
+#endif
+
+static uint32_t crc_software(uint32_t crc, const uint8_t *p, size_t n)
+{
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                             (uint32_t)p[3] << 24);
+        crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+              crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
+              crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xFFu];
+    return crc;
+}
+
+uint32_t hti_crc32c_update(uint32_t crc, const void *data, size_t size)
+{
+    if (size == 0)
+        return crc;
+#if defined(__x86_64__)
+    if (crc_hardware)
+        return crc_sse42(crc, (const uint8_t *)data, size);
+#endif
+    return crc_software(crc, (const uint8_t *)data, size);
+}
+
+/* ---- framing ---- */
+
+void hti_preamble_encode(uint8_t out[HTI_PREAMBLE_SIZE])
+{
+    memcpy(out, HTI_MAGIC, HTI_MAGIC_SIZE);
+    hti_put_u16(out + 8, HTI_VERSION_MAJOR);
+    hti_put_u16(out + 10, HTI_VERSION_MINOR);
+    hti_put_u32(out + 12, 0);
+}
+
+uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
+                       const void *body, size_t body_length)
+{
+    uint32_t crc = hti_crc32c_update(0xFFFFFFFFu, in, 12);
+    crc = hti_crc32c_update(crc, meta, meta_length);
+    crc = hti_crc32c_update(crc, body, body_length);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+void hti_chunk_header_encode(uint8_t out[HTI_CHUNK_HEADER_SIZE], const hti_chunk_header *header,
+                             const void *meta, const void *body)
+{
+    out[0] = header->type;
+    out[1] = header->flags;
+    hti_put_u16(out + 2, header->meta_length);
+    hti_put_u32(out + 4, header->body_length);
+    hti_put_u32(out + 8, header->raw_length);
+    hti_put_u32(out + 12, hti_chunk_crc(out, meta, header->meta_length, body, header->body_length));
+}
+
+int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_header *header,
+                            const char **why)
+{
+    header->type = in[0];
+    header->flags = in[1];
+    header->meta_length = hti_get_u16(in + 2);
+    header->body_length = hti_get_u32(in + 4);
+    header->raw_length = hti_get_u32(in + 8);
+    header->crc = hti_get_u32(in + 12);
+    if (header->type < HTI_CHUNK_HEADER || header->type > 63) {
+        *why = "bad chunk type";
+        return -EBADMSG;
+    }
+    if (header->flags & ~HTI_CHUNK_FLAG_ZSTD) {
+        *why = "unknown chunk flags";
+        return -EBADMSG;
+    }
+    if (header->meta_length > HTI_CHUNK_META_MAX) {
+        *why = "chunk meta too long";
+        return -EBADMSG;
+    }
+    if (header->body_length > HTI_CHUNK_BODY_MAX || header->raw_length > HTI_CHUNK_BODY_MAX) {
+        *why = "chunk body too long";
+        return -EBADMSG;
+    }
+    if (!(header->flags & HTI_CHUNK_FLAG_ZSTD) && header->raw_length != header->body_length) {
+        *why = "raw length differs from stored length of an uncompressed chunk";
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta)
+{
+    uint8_t *p = out;
+    p = hti_put_varint(p, meta->thread_id);
+    p = hti_put_varint(p, meta->flags);
+    p = hti_put_varint(p, meta->fill_seq);
+    p = hti_put_varint(p, meta->offset);
+    p = hti_put_varint(p, meta->event_count);
+    p = hti_put_varint(p, meta->base_ticks);
+    p = hti_put_varint(p, meta->stream_id);
+    return (size_t)(p - out);
+}
+
+int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta)
+{
+    hti_cursor c = hti_cursor_make(data, size);
+    uint64_t tid = hti_get_varint(&c);
+    uint64_t flags = hti_get_varint(&c);
+    meta->fill_seq = hti_get_varint(&c);
+    meta->offset = hti_get_varint(&c);
+    meta->event_count = hti_get_varint(&c);
+    meta->base_ticks = hti_get_varint(&c);
+    meta->stream_id = hti_get_varint(&c);
+    if (!c.ok || tid > UINT32_MAX || flags > UINT32_MAX || meta->offset > HTI_CHUNK_BODY_MAX * 64ull)
+        return -EBADMSG;
+    meta->thread_id = (uint32_t)tid;
+    meta->flags = (uint32_t)flags;
+    return 0;
+}
+
+/* ---- event decoding ---- */
+
+static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
+{
+    uint64_t v = hti_get_varint(c);
+    uint64_t delta = (uint64_t)hti_unzigzag(v >> 1) << 4;
+    if (v & 1u) {
+        if (c->p >= c->end || *c->p == 0 || *c->p > 15) {
+            c->ok = false;
+            return 0;
+        }
+        delta |= *c->p++;
+    }
+    return previous + delta;
+}
+
+long hti_decode_events(hti_cursor *c, hti_stream_state *state, uint32_t thread_id, ht_event *out,
+                       size_t max, const uint8_t **bad)
+{
+    size_t n = 0;
+    uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
+    while (n < max && c->p < c->end) {
+        const uint8_t *start = c->p;
+        uint8_t op = *c->p++;
+        unsigned cls = op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK);
+        unsigned kind;
+        ht_event *e = &out[n];
+        switch (cls) {
+        case HTI_OP_ALLOC:
+            kind = HT_EVENT_ALLOC;
+            break;
+        case HTI_OP_FREE:
+            kind = HT_EVENT_FREE;
+            break;
+        case HTI_OP_REALLOC:
+            kind = HT_EVENT_REALLOC;
+            break;
+        case HTI_OP_EXT:
+            if (c->p >= c->end) {
+                c->ok = false;
+                kind = 0;
+            } else {
+                kind = *c->p++;
+            }
+            break;
+        default:
+            *bad = start;
+            return -EBADMSG;
+        }
+        ticks += hti_get_varint(c);
+        if (op & HTI_OP_HEAP)
+            heap = hti_get_varint(c);
+        uint64_t stack = 0;
+        if (op & HTI_OP_STACK) {
+            stack = hti_get_varint(c);
+            if (stack == 0 || stack > UINT32_MAX)
+                c->ok = false;
+        }
+        uint32_t source = op & HTI_OP_SOURCE_MASK;
+        e->timestamp_ns = ticks;
+        e->thread_id = thread_id;
+        e->kind = (uint16_t)kind;
+        e->flags = 0;
+        e->stack_id = (uint32_t)stack;
+        e->reserved = 0;
+        e->weight = 1.0;
+        switch (kind) {
+        case HT_EVENT_ALLOC:
+            e->u.alloc.HeapHandle = heap;
+            e->u.alloc.Size = hti_get_varint(c);
+            address = get_address(c, address);
+            e->u.alloc.Address = address;
+            e->u.alloc.Source = source;
+            break;
+        case HT_EVENT_FREE:
+            e->u.free.HeapHandle = heap;
+            address = get_address(c, address);
+            e->u.free.Address = address;
+            e->u.free.Source = source;
+            break;
+        case HT_EVENT_REALLOC:
+            e->u.realloc.HeapHandle = heap;
+            address = get_address(c, address);
+            e->u.realloc.NewAddress = address;
+            e->u.realloc.OldAddress = get_address(c, address);
+            e->u.realloc.NewSize = hti_get_varint(c);
+            e->u.realloc.OldSize = hti_get_varint(c);
+            e->u.realloc.Source = source;
+            break;
+        case HT_EVENT_HEAP_CREATE: {
+            e->u.heap_create.HeapHandle = heap;
+            uint64_t flags = hti_get_varint(c);
+            e->u.heap_create.Flags = (uint32_t)flags;
+            e->u.heap_create.InitialSize = hti_get_varint(c);
+            e->u.heap_create.MaximumSize = hti_get_varint(c);
+            if (flags > UINT32_MAX)
+                c->ok = false;
+            break;
+        }
+        case HT_EVENT_HEAP_DESTROY:
+            e->u.heap_destroy.HeapHandle = heap;
+            break;
+        case HT_EVENT_HEAP_EXPAND:
+        case HT_EVENT_HEAP_CONTRACT:
+            e->u.heap_resize.HeapHandle = heap;
+            e->u.heap_resize.Bytes = hti_get_varint(c);
+            e->u.heap_resize.CommittedAfter = hti_get_varint(c);
+            break;
+        case HT_EVENT_RUNDOWN_HEAP: {
+            e->flags = HT_EVENT_FLAG_RUNDOWN;
+            e->u.rundown_heap.HeapHandle = heap;
+            e->u.rundown_heap.Reserved = hti_get_varint(c);
+            e->u.rundown_heap.Committed = hti_get_varint(c);
+            e->u.rundown_heap.LiveBlocks = hti_get_varint(c);
+            uint64_t compat = hti_get_varint(c);
+            e->u.rundown_heap.Compatibility = (uint32_t)compat;
+            if (compat > UINT32_MAX)
+                c->ok = false;
+            break;
+        }
+        case HT_EVENT_RUNDOWN_BLOCK:
+            e->flags = HT_EVENT_FLAG_RUNDOWN;
+            e->u.rundown_block.HeapHandle = heap;
+            e->u.rundown_block.Size = hti_get_varint(c);
+            e->u.rundown_block.UsableSize = hti_get_varint(c);
+            address = get_address(c, address);
+            e->u.rundown_block.Address = address;
+            e->u.rundown_block.Source = source;
+            break;
+        case HT_EVENT_LOST: {
+            uint64_t count = hti_get_varint(c);
+            uint64_t first_back = hti_get_varint(c);
+            uint64_t last_back = hti_get_varint(c);
+            uint64_t reason = hti_get_varint(c);
+            if (first_back > ticks || last_back > first_back || reason > UINT32_MAX)
+                c->ok = false;
+            e->u.lost.Count = count;
+            e->u.lost.FirstTimestamp = ticks - first_back;
+            e->u.lost.LastTimestamp = ticks - last_back;
+            e->u.lost.LostThread = thread_id;
+            e->u.lost.Reason = (uint32_t)reason;
+            break;
+        }
+        default:
+            c->ok = false;
+            break;
+        }
+        if (!c->ok) {
+            *bad = start;
+            return -EBADMSG;
+        }
+        n++;
+    }
+    state->ticks = ticks;
+    state->address = address;
+    state->heap = heap;
+    return (long)n;
+}
+
+/* ---- names ---- */
+
+const char *ht_event_kind_name(unsigned kind)
+{
+    switch (kind) {
+    case HT_EVENT_HEAP_CREATE: return "HEAP_CREATE";
+    case HT_EVENT_ALLOC: return "ALLOC";
+    case HT_EVENT_REALLOC: return "REALLOC";
+    case HT_EVENT_HEAP_DESTROY: return "HEAP_DESTROY";
+    case HT_EVENT_FREE: return "FREE";
+    case HT_EVENT_HEAP_EXPAND: return "HEAP_EXPAND";
+    case HT_EVENT_HEAP_CONTRACT: return "HEAP_CONTRACT";
+    case HT_EVENT_RUNDOWN_HEAP: return "RUNDOWN_HEAP";
+    case HT_EVENT_RUNDOWN_BLOCK: return "RUNDOWN_BLOCK";
+    case HT_EVENT_MODULE: return "MODULE";
+    case HT_EVENT_STACK: return "STACK";
+    case HT_EVENT_LOST: return "LOST";
+    default: return "UNKNOWN";
+    }
+}
+
+const char *ht_source_name(unsigned source)
+{
+    switch (source) {
+    case MEMORY_FROM_LOOKASIDE: return "MEMORY_FROM_LOOKASIDE";
+    case MEMORY_FROM_LOWFRAG: return "MEMORY_FROM_LOWFRAG";
+    case MEMORY_FROM_MAINPATH: return "MEMORY_FROM_MAINPATH";
+    case MEMORY_FROM_SLOWPATH: return "MEMORY_FROM_SLOWPATH";
+    case MEMORY_FROM_INVALID: return "MEMORY_FROM_INVALID";
+    case MEMORY_FROM_SEGMENT_HEAP: return "MEMORY_FROM_SEGMENT_HEAP";
+    default: return "MEMORY_FROM_UNKNOWN";
+    }
+}
+
+uint64_t ht_event_heap(const ht_event *e)
+{
+    switch (e->kind) {
+    case HT_EVENT_ALLOC: return e->u.alloc.HeapHandle;
+    case HT_EVENT_FREE: return e->u.free.HeapHandle;
+    case HT_EVENT_REALLOC: return e->u.realloc.HeapHandle;
+    case HT_EVENT_HEAP_CREATE: return e->u.heap_create.HeapHandle;
+    case HT_EVENT_HEAP_DESTROY: return e->u.heap_destroy.HeapHandle;
+    case HT_EVENT_HEAP_EXPAND:
+    case HT_EVENT_HEAP_CONTRACT: return e->u.heap_resize.HeapHandle;
+    case HT_EVENT_RUNDOWN_HEAP: return e->u.rundown_heap.HeapHandle;
+    case HT_EVENT_RUNDOWN_BLOCK: return e->u.rundown_block.HeapHandle;
+    default: return 0;
+    }
+}

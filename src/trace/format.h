@@ -1,0 +1,224 @@
+/* format.h — the trace file format (docs/FORMAT.md is normative; this is its code).
+ *
+ * Owns the byte-level encoding shared by the writer (in traced processes) and the reader and
+ * consumer (decoding): varints, the file preamble, chunk framing with CRC-32C, and the event
+ * encoding. Nothing here allocates or takes a lock, so the encoders are safe inside the heap's
+ * hooks and the checksum is safe in a signal handler. Decoders validate every byte they read
+ * against the end of their input and return -EBADMSG rather than read past it. */
+#ifndef HEAPTRAIL_TRACE_FORMAT_H
+#define HEAPTRAIL_TRACE_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "heaptrail/events.h"
+
+/* File preamble: 8 magic bytes, u16 major, u16 minor, u32 flags (0). */
+#define HTI_MAGIC "\x89HTRACE\n"
+#define HTI_MAGIC_SIZE 8u
+#define HTI_PREAMBLE_SIZE 16u
+#define HTI_VERSION_MAJOR 1u
+#define HTI_VERSION_MINOR 0u
+
+/* Chunk framing: 16-byte header, meta (never compressed), body (optionally zstd). */
+#define HTI_CHUNK_HEADER_SIZE 16u
+#define HTI_CHUNK_META_MAX 1024u
+#define HTI_CHUNK_BODY_MAX (16u << 20)
+#define HTI_CHUNK_FLAG_ZSTD 0x01u
+
+enum hti_chunk_type {
+    HTI_CHUNK_HEADER = 1,
+    HTI_CHUNK_EVENTS = 2,
+    HTI_CHUNK_STACKS = 3,
+    HTI_CHUNK_MODULES = 4,
+    HTI_CHUNK_STRINGS = 5,
+    HTI_CHUNK_LOST = 6,
+    HTI_CHUNK_CLOCK = 7,
+    HTI_CHUNK_FOOTER = 8,
+};
+
+/* EVENTS meta flags. */
+#define HTI_EVENTS_RUNDOWN 0x1u
+
+/* Header tick kinds: how event ticks become CLOCK_MONOTONIC nanoseconds. */
+#define HTI_TICKS_NS 0u  /* ticks are nanoseconds */
+#define HTI_TICKS_TSC 1u /* x86 TSC: convert through the CLOCK chunks' (ticks, ns) pairs */
+
+/* Event opcode byte: bits 0-2 Source, bit 3 heap follows, bit 4 stack id follows, bits 5-7
+ * class. Class EXT is followed by one byte with the event kind. */
+#define HTI_OP_SOURCE_MASK 0x07u
+#define HTI_OP_HEAP 0x08u
+#define HTI_OP_STACK 0x10u
+#define HTI_OP_CLASS_SHIFT 5u
+#define HTI_OP_ALLOC (0u << HTI_OP_CLASS_SHIFT)
+#define HTI_OP_FREE (1u << HTI_OP_CLASS_SHIFT)
+#define HTI_OP_REALLOC (2u << HTI_OP_CLASS_SHIFT)
+#define HTI_OP_EXT (3u << HTI_OP_CLASS_SHIFT)
+
+/* The largest encoded event: opcode, kind, 9 varints of at most 10 bytes, an address tail. */
+#define HTI_EVENT_MAX 104u
+
+/* ---- encoding (hot path: inline, no checks; the caller reserved HTI_EVENT_MAX bytes) ---- */
+
+static inline uint8_t *hti_put_varint(uint8_t *p, uint64_t value)
+{
+    while (value >= 0x80u) {
+        *p++ = (uint8_t)(value | 0x80u);
+        value >>= 7;
+    }
+    *p++ = (uint8_t)value;
+    return p;
+}
+
+static inline uint64_t hti_zigzag(int64_t value)
+{
+    return ((uint64_t)value << 1) ^ (uint64_t)(value >> 63);
+}
+
+static inline int64_t hti_unzigzag(uint64_t value)
+{
+    return (int64_t)(value >> 1) ^ -(int64_t)(value & 1u);
+}
+
+/* An address as a difference from the stream's previous one: 16-byte aligned differences
+ * (the common case) drop their low four bits; others add one byte with them. */
+static inline uint8_t *hti_put_address(uint8_t *p, uint64_t address, uint64_t previous)
+{
+    uint64_t delta = address - previous;
+    uint64_t low = delta & 15u;
+    uint64_t high = hti_zigzag((int64_t)delta >> 4); /* < 2^61 */
+    p = hti_put_varint(p, (high << 1) | (low != 0));
+    if (low != 0)
+        *p++ = (uint8_t)low;
+    return p;
+}
+
+static inline void hti_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void hti_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t hti_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint16_t hti_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* ---- checked decoding ---- */
+
+/* A bounded input cursor. Every get sets ok = false instead of reading past end. */
+typedef struct hti_cursor {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool ok;
+} hti_cursor;
+
+static inline hti_cursor hti_cursor_make(const void *data, size_t size)
+{
+    hti_cursor c = {(const uint8_t *)data, (const uint8_t *)data + size, true};
+    return c;
+}
+
+uint64_t hti_get_varint_slow(hti_cursor *c);
+
+/* Fast path: 1 to 3 bytes with room to spare (the common case inside a chunk). */
+static inline uint64_t hti_get_varint(hti_cursor *c)
+{
+    const uint8_t *p = c->p;
+    if (__builtin_expect(c->end - p >= 3, 1)) {
+        uint64_t b = p[0];
+        if (b < 0x80u) {
+            c->p = p + 1;
+            return b;
+        }
+        uint64_t v = b & 0x7Fu;
+        b = p[1];
+        v |= (b & 0x7Fu) << 7;
+        if (b < 0x80u) {
+            c->p = p + 2;
+            return v;
+        }
+        b = p[2];
+        v |= (b & 0x7Fu) << 14;
+        if (b < 0x80u) {
+            c->p = p + 3;
+            return v;
+        }
+    }
+    return hti_get_varint_slow(c);
+}
+
+/* A string: varint length then bytes (no NUL). Points into the input. */
+const uint8_t *hti_get_bytes(hti_cursor *c, size_t *length, size_t max_length);
+
+/* ---- checksum and framing ---- */
+
+/* CRC-32C (Castagnoli), as in iSCSI/ext4: reflected polynomial 0x82F63B78, initial value and
+ * final xor 0xFFFFFFFF. hti_crc32c_update works on the un-inverted running value. */
+void hti_crc32c_init(void);
+uint32_t hti_crc32c_update(uint32_t crc, const void *data, size_t size);
+static inline uint32_t hti_crc32c(const void *data, size_t size)
+{
+    return hti_crc32c_update(0xFFFFFFFFu, data, size) ^ 0xFFFFFFFFu;
+}
+
+typedef struct hti_chunk_header {
+    uint8_t type;
+    uint8_t flags;
+    uint16_t meta_length;
+    uint32_t body_length; /* stored */
+    uint32_t raw_length;  /* after decompression */
+    uint32_t crc;
+} hti_chunk_header;
+
+/* Fills out[16] and returns the CRC over header, meta and body (the stored bytes). */
+void hti_chunk_header_encode(uint8_t out[HTI_CHUNK_HEADER_SIZE], const hti_chunk_header *header,
+                             const void *meta, const void *body);
+/* Parses and validates the fixed fields (not the CRC). 0 or -EBADMSG with *why set. */
+int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_header *header,
+                            const char **why);
+uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
+                       const void *body, size_t body_length);
+void hti_preamble_encode(uint8_t out[HTI_PREAMBLE_SIZE]);
+
+/* EVENTS chunk meta. */
+typedef struct hti_events_meta {
+    uint32_t thread_id;
+    uint32_t flags;       /* HTI_EVENTS_* */
+    uint64_t fill_seq;    /* which fill of the thread's buffer the bytes come from */
+    uint64_t offset;      /* byte offset of the body inside that fill; 0: fresh start */
+    uint64_t event_count; /* events in the body */
+    uint64_t base_ticks;  /* offset 0: the ticks the first delta is taken from */
+    uint64_t stream_id;   /* unique per buffer within the session */
+} hti_events_meta;
+
+size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta); /* <= 64 bytes */
+int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta);
+
+/* Delta state of one thread's event stream. Reset at each fresh fill (offset 0). */
+typedef struct hti_stream_state {
+    uint64_t ticks;
+    uint64_t address;
+    uint64_t heap;
+} hti_stream_state;
+
+/* Decodes up to max events from the cursor into out, timestamps left in ticks (timestamp_ns
+ * holds ticks) and weight 1. Returns the count (the cursor advances past them) or -EBADMSG;
+ * *bad points at the offending byte then. */
+long hti_decode_events(hti_cursor *cursor, hti_stream_state *state, uint32_t thread_id,
+                       ht_event *out, size_t max, const uint8_t **bad);
+
+#endif

@@ -1,0 +1,1109 @@
+/* reader.c — reads trace files: a scan of the chunk headers at open (index, tables, clock
+ * pairs, LOST records), then a k-way merge of the event streams in timestamp order.
+ *
+ * Invariants: every length read from the input is checked against HT_READER_CHUNK_MAX and the
+ * file size before anything is allocated or read; every event chunk's CRC is verified before it
+ * is decoded, and its decoded event count must match its header. The merge holds one decoded
+ * chunk per stream whose time range is current; streams whose next chunk starts later wait
+ * keyed by that chunk's base timestamp (a lower bound of its first event). Errors are sticky
+ * and name the byte offset; a file that ends inside a chunk reads up to the last whole one. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "format.h"
+#include "heaptrail/reader.h"
+
+#define BATCH 256u
+#define WARNINGS_MAX 4096u
+#define STACK_DEPTH_MAX 4096u
+
+typedef struct chunk_ref {
+    uint64_t offset; /* of the chunk header */
+    hti_chunk_header header;
+    hti_events_meta meta;
+} chunk_ref;
+
+typedef struct stream {
+    uint64_t stream_id;
+    uint32_t thread_id;
+    bool rundown;
+    uint32_t *chunks; /* indices into reader->chunks, file order */
+    size_t count, capacity;
+    /* merge state */
+    size_t next_chunk;    /* next chunk to load */
+    bool loaded;          /* a chunk is being decoded */
+    bool have_previous;   /* previous chunk decoded: continuation possible */
+    uint64_t previous_seq, previous_end;
+    uint8_t *buffer;      /* the loaded chunk's raw body */
+    size_t buffer_capacity;
+    hti_cursor cursor;
+    hti_stream_state state;
+    uint64_t decoded;     /* events decoded from the loaded chunk */
+    uint64_t expected;    /* its header's event count */
+    uint64_t chunk_offset;
+    ht_event batch[BATCH];
+    size_t batch_count, batch_pos;
+    uint64_t key;         /* ticks of the next event, or base ticks when not loaded */
+} stream;
+
+typedef struct clock_pair {
+    uint64_t ticks, ns;
+    uint64_t mult; /* 32.32 ns per tick for the segment starting here */
+} clock_pair;
+
+typedef struct stack_def {
+    uint32_t id;
+    uint32_t depth;
+    size_t offset;
+} stack_def;
+
+typedef struct string_def {
+    uint32_t id;
+    char *text;
+} string_def;
+
+typedef struct module_def {
+    ht_module module;
+    uint32_t string_id;
+} module_def;
+
+struct ht_reader {
+    int fd;
+    const uint8_t *memory;
+    uint64_t size;
+    int status;
+    char error[320];
+    char warnings[WARNINGS_MAX];
+    size_t warnings_length;
+    ht_trace_info info;
+    char *program, *command_line;
+    uint32_t tick_kind;
+    uint64_t ticks_per_second, start_ticks;
+
+    chunk_ref *chunks;
+    size_t chunk_count, chunk_capacity;
+    stream *streams;
+    size_t stream_count, stream_capacity;
+    clock_pair *clocks;
+    size_t clock_count, clock_capacity;
+    size_t clock_index;
+    uint64_t segment_start, segment_length, segment_ns, segment_mult; /* last segment used */
+    stack_def *stacks; /* sorted by id */
+    size_t stack_count, stack_capacity;
+    uint64_t *frames;
+    size_t frame_count, frame_capacity;
+    string_def *strings;
+    size_t string_count, string_capacity;
+    module_def *modules;
+    size_t module_count, module_capacity;
+    ht_module *module_list;
+    ht_event *lost; /* LOST chunk records, as events (ticks), sorted */
+    size_t lost_count, lost_capacity, lost_pos;
+
+    size_t *heap; /* merge heap of stream indices */
+    size_t heap_count;
+    ZSTD_DCtx *zstd;
+    uint8_t *scratch;
+    size_t scratch_capacity;
+};
+
+/* ---- small helpers ---- */
+
+static int fail(ht_reader *r, int error, const char *format, ...)
+{
+    if (r->status == 0) {
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(r->error, sizeof r->error, format, ap);
+        va_end(ap);
+        r->status = error;
+    }
+    return r->status;
+}
+
+static void warn(ht_reader *r, const char *format, ...)
+{
+    if (r->warnings_length + 2 >= WARNINGS_MAX)
+        return;
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(r->warnings + r->warnings_length, WARNINGS_MAX - r->warnings_length - 1,
+                      format, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    r->warnings_length += (size_t)n < WARNINGS_MAX - r->warnings_length - 1
+                              ? (size_t)n
+                              : WARNINGS_MAX - r->warnings_length - 2;
+    r->warnings[r->warnings_length++] = '\n';
+    r->warnings[r->warnings_length] = '\0';
+}
+
+/* Grows *array to hold at least need elements. 0 or -ENOMEM. */
+static int grow(void **array, size_t *capacity, size_t need, size_t element)
+{
+    if (need <= *capacity)
+        return 0;
+    size_t next = *capacity ? *capacity * 2 : 16;
+    while (next < need)
+        next *= 2;
+    if (next > SIZE_MAX / element)
+        return -ENOMEM;
+    void *p = realloc(*array, next * element);
+    if (!p)
+        return -ENOMEM;
+    *array = p;
+    *capacity = next;
+    return 0;
+}
+
+#define GROW(r, array, count, capacity)                                                           \
+    (grow((void **)&(array), &(capacity), (count) + 1, sizeof *(array)) == 0                       \
+         ? 0                                                                                       \
+         : fail((r), -ENOMEM, "out of memory"))
+
+static int read_at(ht_reader *r, uint64_t offset, void *buffer, size_t length)
+{
+    if (offset > r->size || length > r->size - offset)
+        return fail(r, -EBADMSG, "read past the end at offset %llu", (unsigned long long)offset);
+    if (r->memory) {
+        memcpy(buffer, r->memory + offset, length);
+        return 0;
+    }
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = pread(r->fd, (uint8_t *)buffer + done, length - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return fail(r, -EIO, "read error at offset %llu: %s",
+                        (unsigned long long)(offset + done), n < 0 ? strerror(errno) : "end of file");
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads a chunk's meta and stored body, checks the CRC, decompresses. *body points into
+ * r->scratch (valid until the next call) or into out when given. */
+static int load_body(ht_reader *r, const chunk_ref *c, uint8_t **out, size_t *out_capacity,
+                     const uint8_t **body, size_t *length)
+{
+    const hti_chunk_header *h = &c->header;
+    size_t stored = (size_t)h->meta_length + h->body_length;
+    if (grow((void **)&r->scratch, &r->scratch_capacity, stored + 1, 1) != 0)
+        return fail(r, -ENOMEM, "out of memory");
+    if (read_at(r, c->offset + HTI_CHUNK_HEADER_SIZE, r->scratch, stored) != 0)
+        return r->status;
+    uint8_t head[HTI_CHUNK_HEADER_SIZE];
+    if (read_at(r, c->offset, head, sizeof head) != 0)
+        return r->status;
+    uint32_t crc = hti_chunk_crc(head, r->scratch, h->meta_length, r->scratch + h->meta_length,
+                                 h->body_length);
+    if (crc != h->crc)
+        return fail(r, -EBADMSG, "checksum mismatch in chunk at offset %llu",
+                    (unsigned long long)c->offset);
+    const uint8_t *stored_body = r->scratch + h->meta_length;
+    if (!(h->flags & HTI_CHUNK_FLAG_ZSTD)) {
+        if (out) {
+            if (grow((void **)out, out_capacity, h->body_length + 1, 1) != 0)
+                return fail(r, -ENOMEM, "out of memory");
+            memcpy(*out, stored_body, h->body_length);
+            *body = *out;
+        } else {
+            *body = stored_body;
+        }
+        *length = h->body_length;
+        return 0;
+    }
+    if (!r->zstd && !(r->zstd = ZSTD_createDCtx()))
+        return fail(r, -ENOMEM, "out of memory");
+    uint8_t *target;
+    uint8_t *local = NULL;
+    size_t local_capacity = 0;
+    if (!out) {
+        out = &local;
+        out_capacity = &local_capacity;
+    }
+    if (grow((void **)out, out_capacity, h->raw_length + 1, 1) != 0)
+        return fail(r, -ENOMEM, "out of memory");
+    target = *out;
+    size_t n = ZSTD_decompressDCtx(r->zstd, target, h->raw_length, stored_body, h->body_length);
+    if (ZSTD_isError(n) || n != h->raw_length) {
+        free(local);
+        return fail(r, -EBADMSG, "bad compressed data in chunk at offset %llu",
+                    (unsigned long long)c->offset);
+    }
+    if (local) {
+        /* Control chunks: move into scratch so the caller need not free. */
+        if (grow((void **)&r->scratch, &r->scratch_capacity, n + 1, 1) != 0) {
+            free(local);
+            return fail(r, -ENOMEM, "out of memory");
+        }
+        memcpy(r->scratch, local, n);
+        free(local);
+        *body = r->scratch;
+    } else {
+        *body = target;
+    }
+    *length = n;
+    return 0;
+}
+
+/* ---- control chunks ---- */
+
+static char *dup_bytes(const uint8_t *bytes, size_t length)
+{
+    char *s = malloc(length + 1);
+    if (s) {
+        memcpy(s, bytes, length);
+        s[length] = '\0';
+    }
+    return s;
+}
+
+static int parse_header(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    uint64_t pid = hti_get_varint(&k);
+    uint64_t pointer_size = hti_get_varint(&k);
+    uint64_t clock_id = hti_get_varint(&k);
+    uint64_t tick_kind = hti_get_varint(&k);
+    uint64_t tps = hti_get_varint(&k);
+    r->info.start_realtime_ns = hti_get_varint(&k);
+    r->info.start_ns = hti_get_varint(&k);
+    r->start_ticks = hti_get_varint(&k);
+    size_t plen, clen;
+    const uint8_t *program = hti_get_bytes(&k, &plen, 65536);
+    const uint8_t *cmdline = hti_get_bytes(&k, &clen, 1 << 20);
+    uint64_t mode = hti_get_varint(&k);
+    uint64_t depth = hti_get_varint(&k);
+    r->info.sample_interval = hti_get_varint(&k);
+    r->info.event_mask = hti_get_varint(&k);
+    r->info.heap_filter = hti_get_varint(&k);
+    r->info.min_size = hti_get_varint(&k);
+    r->info.max_size = hti_get_varint(&k);
+    (void)hti_get_varint(&k); /* buffer size */
+    (void)hti_get_varint(&k); /* compression level */
+    if (!k.ok || pid > UINT32_MAX || pointer_size > 64 || clock_id > 64 || tick_kind > 1 ||
+        mode > 2 || depth > STACK_DEPTH_MAX || (tick_kind == HTI_TICKS_TSC && tps == 0))
+        return fail(r, -EBADMSG, "malformed header chunk at offset %llu",
+                    (unsigned long long)c->offset);
+    r->info.pid = (uint32_t)pid;
+    r->info.pointer_size = (uint32_t)pointer_size;
+    r->info.clock_id = (uint32_t)clock_id;
+    r->tick_kind = (uint32_t)tick_kind;
+    r->ticks_per_second = tps ? tps : 1000000000u;
+    r->info.mode = (uint32_t)mode;
+    r->info.stack_depth = (uint32_t)depth;
+    free(r->program);
+    free(r->command_line);
+    r->program = dup_bytes(program, plen);
+    r->command_line = dup_bytes(cmdline, clen);
+    if (!r->program || !r->command_line)
+        return fail(r, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < clen; i++)
+        if (r->command_line[i] == '\0')
+            r->command_line[i] = ' ';
+    return 0;
+}
+
+static int parse_stacks(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    while (k.p < k.end) {
+        uint64_t id = hti_get_varint(&k);
+        uint64_t depth = hti_get_varint(&k);
+        if (!k.ok || id == 0 || id > UINT32_MAX || depth > STACK_DEPTH_MAX ||
+            depth > (uint64_t)(k.end - k.p))
+            return fail(r, -EBADMSG, "malformed stack record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        if (grow((void **)&r->frames, &r->frame_capacity, r->frame_count + depth + 1,
+                 sizeof *r->frames) != 0 ||
+            GROW(r, r->stacks, r->stack_count, r->stack_capacity) != 0)
+            return fail(r, -ENOMEM, "out of memory");
+        uint64_t previous = 0;
+        for (uint64_t i = 0; i < depth; i++) {
+            uint64_t v = hti_get_varint(&k);
+            uint64_t frame = i == 0 ? v : previous + (uint64_t)hti_unzigzag(v);
+            r->frames[r->frame_count + i] = frame;
+            previous = frame;
+        }
+        if (!k.ok)
+            return fail(r, -EBADMSG, "malformed stack record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        stack_def *d = &r->stacks[r->stack_count++];
+        d->id = (uint32_t)id;
+        d->depth = (uint32_t)depth;
+        d->offset = r->frame_count;
+        r->frame_count += depth;
+    }
+    return 0;
+}
+
+static int parse_strings(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    while (k.p < k.end) {
+        uint64_t id = hti_get_varint(&k);
+        size_t n;
+        const uint8_t *bytes = hti_get_bytes(&k, &n, 65536);
+        if (!k.ok || id > UINT32_MAX)
+            return fail(r, -EBADMSG, "malformed string record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        if (GROW(r, r->strings, r->string_count, r->string_capacity) != 0)
+            return r->status;
+        char *text = dup_bytes(bytes, n);
+        if (!text)
+            return fail(r, -ENOMEM, "out of memory");
+        r->strings[r->string_count].id = (uint32_t)id;
+        r->strings[r->string_count].text = text;
+        r->string_count++;
+    }
+    return 0;
+}
+
+static int parse_modules(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    while (k.p < k.end) {
+        module_def m;
+        memset(&m, 0, sizeof m);
+        m.module.LoadAddress = hti_get_varint(&k);
+        m.module.Start = hti_get_varint(&k);
+        m.module.Size = hti_get_varint(&k);
+        uint64_t string_id = hti_get_varint(&k);
+        size_t n;
+        const uint8_t *id = hti_get_bytes(&k, &n, 32);
+        if (!k.ok || string_id > UINT32_MAX)
+            return fail(r, -EBADMSG, "malformed module record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        memcpy(m.module.BuildId, id, n);
+        m.module.BuildIdSize = (uint32_t)n;
+        m.string_id = (uint32_t)string_id;
+        if (GROW(r, r->modules, r->module_count, r->module_capacity) != 0)
+            return r->status;
+        r->modules[r->module_count++] = m;
+    }
+    return 0;
+}
+
+static int parse_clock(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    while (k.p < k.end) {
+        clock_pair pair = {hti_get_varint(&k), hti_get_varint(&k), 0};
+        if (!k.ok)
+            return fail(r, -EBADMSG, "malformed clock record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        if (GROW(r, r->clocks, r->clock_count, r->clock_capacity) != 0)
+            return r->status;
+        r->clocks[r->clock_count++] = pair;
+    }
+    return 0;
+}
+
+static int parse_lost(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    while (k.p < k.end) {
+        uint64_t tid = hti_get_varint(&k);
+        uint64_t reason = hti_get_varint(&k);
+        uint64_t count = hti_get_varint(&k);
+        uint64_t first = hti_get_varint(&k);
+        uint64_t last = hti_get_varint(&k);
+        if (!k.ok || tid > UINT32_MAX || reason > UINT32_MAX)
+            return fail(r, -EBADMSG, "malformed lost record in chunk at offset %llu",
+                        (unsigned long long)c->offset);
+        if (GROW(r, r->lost, r->lost_count, r->lost_capacity) != 0)
+            return r->status;
+        ht_event *e = &r->lost[r->lost_count++];
+        memset(e, 0, sizeof *e);
+        e->timestamp_ns = last;
+        e->thread_id = (uint32_t)tid;
+        e->kind = HT_EVENT_LOST;
+        e->weight = 1.0;
+        e->u.lost.Count = count;
+        e->u.lost.FirstTimestamp = first;
+        e->u.lost.LastTimestamp = last;
+        e->u.lost.LostThread = (uint32_t)tid;
+        e->u.lost.Reason = (uint32_t)reason;
+        r->info.lost += count;
+    }
+    return 0;
+}
+
+static int parse_footer(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
+{
+    hti_cursor k = hti_cursor_make(body, length);
+    uint64_t ticks = hti_get_varint(&k);
+    uint64_t ns = hti_get_varint(&k);
+    if (!k.ok)
+        return fail(r, -EBADMSG, "malformed footer at offset %llu", (unsigned long long)c->offset);
+    /* A footer is also a clock pair. */
+    if (GROW(r, r->clocks, r->clock_count, r->clock_capacity) != 0)
+        return r->status;
+    r->clocks[r->clock_count].ticks = ticks;
+    r->clocks[r->clock_count].ns = ns;
+    r->clock_count++;
+    r->info.complete = true;
+    return 0;
+}
+
+/* ---- the scan ---- */
+
+static stream *stream_for(ht_reader *r, const hti_events_meta *m)
+{
+    /* Streams are few; chunks of one stream come in runs: check the last one first. */
+    for (size_t i = r->stream_count; i-- > 0;)
+        if (r->streams[i].stream_id == m->stream_id &&
+            r->streams[i].thread_id == m->thread_id)
+            return &r->streams[i];
+    if (GROW(r, r->streams, r->stream_count, r->stream_capacity) != 0)
+        return NULL;
+    stream *s = &r->streams[r->stream_count++];
+    memset(s, 0, sizeof *s);
+    s->stream_id = m->stream_id;
+    s->thread_id = m->thread_id;
+    s->rundown = (m->flags & HTI_EVENTS_RUNDOWN) != 0;
+    return s;
+}
+
+static int compare_stacks(const void *a, const void *b)
+{
+    const stack_def *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int compare_clocks(const void *a, const void *b)
+{
+    const clock_pair *x = a, *y = b;
+    return x->ticks < y->ticks ? -1 : x->ticks > y->ticks;
+}
+
+static int compare_lost(const void *a, const void *b)
+{
+    const ht_event *x = a, *y = b;
+    return x->timestamp_ns < y->timestamp_ns ? -1 : x->timestamp_ns > y->timestamp_ns;
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void finish_clock(ht_reader *r)
+{
+    r->segment_start = r->segment_length = 0;
+    if (r->tick_kind == HTI_TICKS_NS) {
+        r->clock_count = 0;
+        r->segment_length = UINT64_MAX; /* identity: ns = 0 + ticks * 1.0 */
+        r->segment_mult = 1ull << 32;
+        return;
+    }
+    if (r->clock_count)
+        qsort(r->clocks, r->clock_count, sizeof *r->clocks, compare_clocks);
+    /* Keep strictly increasing pairs only. */
+    size_t n = 0;
+    for (size_t i = 0; i < r->clock_count; i++)
+        if (n == 0 || (r->clocks[i].ticks > r->clocks[n - 1].ticks &&
+                       r->clocks[i].ns > r->clocks[n - 1].ns))
+            r->clocks[n++] = r->clocks[i];
+    r->clock_count = n;
+    uint64_t fallback = (uint64_t)(((unsigned __int128)1000000000u << 32) / r->ticks_per_second);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n) {
+            unsigned __int128 dn = (unsigned __int128)(r->clocks[i + 1].ns - r->clocks[i].ns) << 32;
+            uint64_t dt = r->clocks[i + 1].ticks - r->clocks[i].ticks;
+            unsigned __int128 m = dn / dt;
+            r->clocks[i].mult = m > UINT64_MAX ? UINT64_MAX : (uint64_t)m;
+        } else {
+            r->clocks[i].mult = i > 0 ? r->clocks[i - 1].mult : fallback;
+        }
+    }
+}
+
+static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks);
+
+/* Fast path: the tick lies in the segment of the previous conversion. */
+static inline uint64_t ticks_to_ns(ht_reader *r, uint64_t ticks)
+{
+    if (__builtin_expect(ticks - r->segment_start < r->segment_length, 1))
+        return r->segment_ns +
+               (uint64_t)(((unsigned __int128)(ticks - r->segment_start) * r->segment_mult) >> 32);
+    return ticks_to_ns_slow(r, ticks);
+}
+
+static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
+{
+    if (r->tick_kind == HTI_TICKS_NS)
+        return ticks;
+    if (r->clock_count == 0) {
+        uint64_t mult = (uint64_t)(((unsigned __int128)1000000000u << 32) / r->ticks_per_second);
+        if (ticks >= r->start_ticks)
+            return r->info.start_ns +
+                   (uint64_t)(((unsigned __int128)(ticks - r->start_ticks) * mult) >> 32);
+        uint64_t back = (uint64_t)(((unsigned __int128)(r->start_ticks - ticks) * mult) >> 32);
+        return back < r->info.start_ns ? r->info.start_ns - back : 0;
+    }
+    size_t i = r->clock_index;
+    if (i >= r->clock_count)
+        i = 0;
+    if (ticks < r->clocks[i].ticks || (i + 1 < r->clock_count && ticks >= r->clocks[i + 1].ticks)) {
+        size_t low = 0, high = r->clock_count; /* last pair with ticks <= t */
+        while (high - low > 1) {
+            size_t mid = (low + high) / 2;
+            if (r->clocks[mid].ticks <= ticks)
+                low = mid;
+            else
+                high = mid;
+        }
+        i = low;
+        r->clock_index = i;
+    }
+    const clock_pair *p = &r->clocks[i];
+    if (ticks >= p->ticks) {
+        /* Remember the segment [p, next pair) for the fast path. */
+        r->segment_start = p->ticks;
+        r->segment_length = i + 1 < r->clock_count ? r->clocks[i + 1].ticks - p->ticks : UINT64_MAX - p->ticks;
+        r->segment_ns = p->ns;
+        r->segment_mult = p->mult;
+        return p->ns + (uint64_t)(((unsigned __int128)(ticks - p->ticks) * p->mult) >> 32);
+    }
+    uint64_t back = (uint64_t)(((unsigned __int128)(p->ticks - ticks) * p->mult) >> 32);
+    return back < p->ns ? p->ns - back : 0;
+}
+
+static int scan(ht_reader *r)
+{
+    uint8_t preamble[HTI_PREAMBLE_SIZE];
+    if (r->size < HTI_PREAMBLE_SIZE)
+        return fail(r, -EBADMSG, "not a heaptrail trace: %llu bytes, shorter than the preamble",
+                    (unsigned long long)r->size);
+    if (read_at(r, 0, preamble, sizeof preamble) != 0)
+        return r->status;
+    if (memcmp(preamble, HTI_MAGIC, HTI_MAGIC_SIZE) != 0)
+        return fail(r, -EBADMSG, "not a heaptrail trace: bad magic at offset 0");
+    r->info.version_major = hti_get_u16(preamble + 8);
+    r->info.version_minor = hti_get_u16(preamble + 10);
+    if (r->info.version_major != HTI_VERSION_MAJOR)
+        return fail(r, -EBADMSG, "unsupported format version %u.%u at offset 8 (this reader: %u.x)",
+                    r->info.version_major, r->info.version_minor, HTI_VERSION_MAJOR);
+    uint64_t offset = HTI_PREAMBLE_SIZE;
+    bool have_header = false;
+    while (offset < r->size) {
+        uint64_t left = r->size - offset;
+        if (left < HTI_CHUNK_HEADER_SIZE) {
+            r->info.truncated = true;
+            warn(r, "the file ends inside a chunk header at offset %llu; read up to there",
+                 (unsigned long long)offset);
+            break;
+        }
+        chunk_ref c;
+        memset(&c, 0, sizeof c);
+        c.offset = offset;
+        uint8_t head[HTI_CHUNK_HEADER_SIZE];
+        if (read_at(r, offset, head, sizeof head) != 0)
+            return r->status;
+        const char *why = NULL;
+        if (hti_chunk_header_decode(head, &c.header, &why) != 0)
+            return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
+        uint64_t total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
+        if (total > left) {
+            r->info.truncated = true;
+            warn(r, "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
+                    "there",
+                 (unsigned long long)offset, (unsigned long long)left, (unsigned long long)total);
+            break;
+        }
+        if (!have_header && c.header.type != HTI_CHUNK_HEADER)
+            return fail(r, -EBADMSG, "the first chunk (offset %llu) is not a header",
+                        (unsigned long long)offset);
+        if (c.header.type == HTI_CHUNK_EVENTS) {
+            uint8_t meta[HTI_CHUNK_META_MAX];
+            if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c.header.meta_length) != 0)
+                return r->status;
+            if (hti_events_meta_decode(meta, c.header.meta_length, &c.meta) != 0)
+                return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
+                            (unsigned long long)offset);
+            if (c.header.raw_length > (1u << 24) || c.meta.event_count > c.header.raw_length)
+                return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
+                            (unsigned long long)c.meta.event_count, (unsigned long long)offset);
+            if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
+                return r->status;
+            stream *s = stream_for(r, &c.meta);
+            if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
+                return r->status;
+            s->chunks[s->count++] = (uint32_t)r->chunk_count;
+            r->chunks[r->chunk_count++] = c;
+            r->info.events += c.meta.event_count;
+            r->info.event_chunks++;
+        } else if (c.header.type <= HTI_CHUNK_FOOTER) {
+            const uint8_t *body;
+            size_t length;
+            if (load_body(r, &c, NULL, NULL, &body, &length) != 0)
+                return r->status;
+            int error = 0;
+            switch (c.header.type) {
+            case HTI_CHUNK_HEADER:
+                if (have_header)
+                    error = fail(r, -EBADMSG, "second header chunk at offset %llu",
+                                 (unsigned long long)offset);
+                else
+                    error = parse_header(r, &c, body, length);
+                have_header = true;
+                break;
+            case HTI_CHUNK_STACKS: error = parse_stacks(r, &c, body, length); break;
+            case HTI_CHUNK_MODULES: error = parse_modules(r, &c, body, length); break;
+            case HTI_CHUNK_STRINGS: error = parse_strings(r, &c, body, length); break;
+            case HTI_CHUNK_LOST: error = parse_lost(r, &c, body, length); break;
+            case HTI_CHUNK_CLOCK: error = parse_clock(r, &c, body, length); break;
+            case HTI_CHUNK_FOOTER: error = parse_footer(r, &c, body, length); break;
+            default: break;
+            }
+            if (error)
+                return error;
+        } else {
+            warn(r, "unknown chunk type %u at offset %llu skipped", c.header.type,
+                 (unsigned long long)offset);
+        }
+        r->info.chunks++;
+        offset += total;
+    }
+    r->info.valid_size = offset;
+    r->info.file_size = r->size;
+    if (!have_header)
+        return fail(r, -EBADMSG, "no header chunk");
+
+    if (r->stack_count)
+        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
+    r->info.stacks = r->stack_count;
+    finish_clock(r);
+    for (size_t i = 0; i < r->lost_count; i++) {
+        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
+        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
+        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
+    }
+    if (r->lost_count)
+        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
+    r->module_list = calloc(r->module_count ? r->module_count : 1, sizeof *r->module_list);
+    if (!r->module_list)
+        return fail(r, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->module_count; i++) {
+        ht_module *m = &r->module_list[i];
+        *m = r->modules[i].module;
+        m->Path = "";
+        for (size_t j = 0; j < r->string_count; j++)
+            if (r->strings[j].id == r->modules[i].string_id) {
+                m->Path = r->strings[j].text;
+                break;
+            }
+    }
+    /* Distinct threads. */
+    uint32_t *tids = malloc((r->stream_count ? r->stream_count : 1) * sizeof *tids);
+    if (!tids)
+        return fail(r, -ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < r->stream_count; i++)
+        if (!r->streams[i].rundown)
+            tids[n++] = r->streams[i].thread_id;
+    if (n)
+        qsort(tids, n, sizeof *tids, compare_u32);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || tids[i] != tids[i - 1])
+            r->info.threads++;
+    free(tids);
+    r->info.program = r->program ? r->program : "";
+    r->info.command_line = r->command_line ? r->command_line : "";
+    r->heap = malloc((r->stream_count + 1) * sizeof *r->heap);
+    if (!r->heap)
+        return fail(r, -ENOMEM, "out of memory");
+    return 0;
+}
+
+/* ---- merge ---- */
+
+static bool before(const ht_reader *r, size_t a, size_t b)
+{
+    const stream *x = &r->streams[a], *y = &r->streams[b];
+    if (x->key != y->key)
+        return x->key < y->key;
+    if (x->rundown != y->rundown)
+        return x->rundown;
+    return a < b;
+}
+
+static void sift_down(ht_reader *r, size_t i)
+{
+    size_t n = r->heap_count;
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        if (l < n && before(r, r->heap[l], r->heap[best]))
+            best = l;
+        if (l + 1 < n && before(r, r->heap[l + 1], r->heap[best]))
+            best = l + 1;
+        if (best == i)
+            return;
+        size_t t = r->heap[i];
+        r->heap[i] = r->heap[best];
+        r->heap[best] = t;
+        i = best;
+    }
+}
+
+static void heap_pop(ht_reader *r)
+{
+    r->heap[0] = r->heap[--r->heap_count];
+    if (r->heap_count)
+        sift_down(r, 0);
+}
+
+static int rewind_locked(ht_reader *r)
+{
+    r->heap_count = 0;
+    r->lost_pos = 0;
+    r->clock_index = 0;
+    for (size_t i = 0; i < r->stream_count; i++) {
+        stream *s = &r->streams[i];
+        s->next_chunk = 0;
+        s->loaded = false;
+        s->have_previous = false;
+        s->batch_count = s->batch_pos = 0;
+        if (s->count == 0)
+            continue;
+        s->key = r->chunks[s->chunks[0]].meta.base_ticks;
+        r->heap[r->heap_count++] = i;
+    }
+    for (size_t i = r->heap_count / 2 + 1; i-- > 0;)
+        sift_down(r, i);
+    return 0;
+}
+
+/* Decodes the next batch of the loaded chunk. 0, or an error. */
+static int decode_batch(ht_reader *r, stream *s)
+{
+    const uint8_t *bad = NULL;
+    long n = hti_decode_events(&s->cursor, &s->state, s->thread_id, s->batch, BATCH, &bad);
+    if (n < 0)
+        return fail(r, -EBADMSG, "malformed event at byte %llu of the chunk at offset %llu",
+                    (unsigned long long)(bad - s->buffer), (unsigned long long)s->chunk_offset);
+    s->decoded += (uint64_t)n;
+    if (s->decoded > s->expected || (s->cursor.p == s->cursor.end && s->decoded != s->expected))
+        return fail(r, -EBADMSG, "the chunk at offset %llu holds %llu events, its header says %llu",
+                    (unsigned long long)s->chunk_offset, (unsigned long long)s->decoded,
+                    (unsigned long long)s->expected);
+    s->batch_count = (size_t)n;
+    s->batch_pos = 0;
+    return 0;
+}
+
+/* Loads the stream's next decodable chunk and its first batch. 0 with s->loaded false: no more
+ * chunks in this stream. */
+static int load_next(ht_reader *r, stream *s)
+{
+    while (s->next_chunk < s->count) {
+        const chunk_ref *c = &r->chunks[s->chunks[s->next_chunk++]];
+        const hti_events_meta *m = &c->meta;
+        if (m->offset != 0 && !(s->have_previous && s->previous_seq == m->fill_seq &&
+                                s->previous_end == m->offset)) {
+            warn(r, "the chunk at offset %llu continues events that are missing; skipped",
+                 (unsigned long long)c->offset);
+            s->have_previous = false;
+            continue;
+        }
+        const uint8_t *body;
+        size_t length;
+        if (load_body(r, c, &s->buffer, &s->buffer_capacity, &body, &length) != 0)
+            return r->status;
+        if (m->offset == 0) {
+            s->state.ticks = m->base_ticks;
+            s->state.address = 0;
+            s->state.heap = 0;
+        }
+        s->cursor = hti_cursor_make(s->buffer, length);
+        s->decoded = 0;
+        s->expected = m->event_count;
+        s->chunk_offset = c->offset;
+        s->have_previous = true;
+        s->previous_seq = m->fill_seq;
+        s->previous_end = m->offset + length;
+        s->loaded = true;
+        if (decode_batch(r, s) != 0)
+            return r->status;
+        if (s->batch_count == 0) {
+            s->loaded = false;
+            continue;
+        }
+        return 0;
+    }
+    s->loaded = false;
+    return 0;
+}
+
+/* After the stream's batch ran out: decode more, or move to its next chunk. Updates the key.
+ * Returns false when the stream has nothing left. */
+static bool advance(ht_reader *r, stream *s)
+{
+    if (s->cursor.p < s->cursor.end) {
+        if (decode_batch(r, s) != 0)
+            return false;
+        if (s->batch_count) {
+            s->key = s->batch[0].timestamp_ns;
+            return true;
+        }
+    }
+    s->loaded = false;
+    if (s->next_chunk >= s->count)
+        return false;
+    const chunk_ref *c = &r->chunks[s->chunks[s->next_chunk]];
+    if (c->meta.offset == 0) {
+        s->key = c->meta.base_ticks; /* wait until the merge reaches it */
+        return true;
+    }
+    if (load_next(r, s) != 0 || !s->loaded)
+        return false;
+    s->key = s->batch[0].timestamp_ns;
+    return true;
+}
+
+static void finish_event(ht_reader *r, ht_event *e, bool rundown)
+{
+    e->timestamp_ns = ticks_to_ns(r, e->timestamp_ns);
+    if (rundown)
+        e->flags |= HT_EVENT_FLAG_RUNDOWN;
+    if (e->kind == HT_EVENT_LOST) {
+        e->u.lost.FirstTimestamp = ticks_to_ns(r, e->u.lost.FirstTimestamp);
+        e->u.lost.LastTimestamp = ticks_to_ns(r, e->u.lost.LastTimestamp);
+    } else if (r->info.sample_interval && !rundown &&
+               (e->kind == HT_EVENT_ALLOC || e->kind == HT_EVENT_REALLOC)) {
+        double size = (double)(e->kind == HT_EVENT_ALLOC ? e->u.alloc.Size : e->u.realloc.NewSize);
+        double p = -expm1(-size / (double)r->info.sample_interval);
+        e->weight = p > 0 ? 1.0 / p : 1.0;
+        e->flags |= HT_EVENT_FLAG_SAMPLED;
+    }
+}
+
+long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
+{
+    if (r->status)
+        return r->status;
+    size_t n = 0;
+    while (n < max && r->heap_count) {
+        size_t top = r->heap[0];
+        stream *s = &r->streams[top];
+        if (!s->loaded) {
+            if (load_next(r, s) != 0)
+                return r->status;
+            if (!s->loaded) {
+                heap_pop(r);
+                continue;
+            }
+            s->key = s->batch[0].timestamp_ns;
+            sift_down(r, 0);
+            continue;
+        }
+        /* Hand out this stream's events while they come before every other stream's next. */
+        size_t second = SIZE_MAX;
+        if (r->heap_count > 1)
+            second = r->heap_count > 2 && before(r, r->heap[2], r->heap[1]) ? r->heap[2] : r->heap[1];
+        uint64_t limit = second == SIZE_MAX ? UINT64_MAX : r->streams[second].key;
+        bool wins_ties = second == SIZE_MAX || (s->rundown && !r->streams[second].rundown) ||
+                         (s->rundown == r->streams[second].rundown && top < second);
+        uint64_t lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns : UINT64_MAX;
+        while (n < max && s->batch_pos < s->batch_count) {
+            const ht_event *e = &s->batch[s->batch_pos];
+            uint64_t t = e->timestamp_ns;
+            if (t > limit || (t == limit && !wins_ties))
+                break;
+            out[n] = *e;
+            finish_event(r, &out[n], s->rundown);
+            if (out[n].timestamp_ns > lost_limit) {
+                /* A LOST chunk record (already in ns) comes first; the event goes next round. */
+                out[n++] = r->lost[r->lost_pos++];
+                lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns
+                                                          : UINT64_MAX;
+                continue;
+            }
+            n++;
+            s->batch_pos++;
+        }
+        if (r->status)
+            return r->status;
+        if (s->batch_pos == s->batch_count) {
+            if (!advance(r, s)) {
+                if (r->status)
+                    return r->status;
+                heap_pop(r);
+                continue;
+            }
+        } else {
+            s->key = s->batch[s->batch_pos].timestamp_ns;
+        }
+        sift_down(r, 0);
+    }
+    while (n < max && !r->heap_count && r->lost_pos < r->lost_count)
+        out[n++] = r->lost[r->lost_pos++];
+    return (long)n;
+}
+
+/* ---- public ---- */
+
+static ht_reader *open_common(ht_reader *r, char *error, size_t error_size)
+{
+    hti_crc32c_init();
+    if (scan(r) == 0 && rewind_locked(r) == 0) {
+        uint64_t last = 0;
+        if (r->clock_count)
+            last = r->clocks[r->clock_count - 1].ns;
+        r->info.end_ns = last > r->info.start_ns ? last : r->info.start_ns;
+        return r;
+    }
+    if (error && error_size)
+        snprintf(error, error_size, "%s", r->error);
+    int status = r->status;
+    ht_reader_close(r);
+    errno = status < 0 ? -status : EINVAL;
+    return NULL;
+}
+
+ht_reader *ht_reader_open(const char *path, char *error, size_t error_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (error && error_size)
+            snprintf(error, error_size, "%s: %s", path, strerror(e));
+        errno = e;
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (error && error_size)
+            snprintf(error, error_size, "%s: not a regular file", path);
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    ht_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    r->fd = fd;
+    r->size = (uint64_t)st.st_size;
+    return open_common(r, error, error_size);
+}
+
+ht_reader *ht_reader_open_memory(const void *data, size_t size, char *error, size_t error_size)
+{
+    ht_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    r->fd = -1;
+    r->memory = data ? data : (const uint8_t *)"";
+    r->size = data ? size : 0;
+    return open_common(r, error, error_size);
+}
+
+void ht_reader_close(ht_reader *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0 && !r->memory)
+        close(r->fd);
+    for (size_t i = 0; i < r->stream_count; i++) {
+        free(r->streams[i].chunks);
+        free(r->streams[i].buffer);
+    }
+    for (size_t i = 0; i < r->string_count; i++)
+        free(r->strings[i].text);
+    free(r->streams);
+    free(r->chunks);
+    free(r->clocks);
+    free(r->stacks);
+    free(r->frames);
+    free(r->strings);
+    free(r->modules);
+    free(r->module_list);
+    free(r->lost);
+    free(r->heap);
+    free(r->scratch);
+    free(r->program);
+    free(r->command_line);
+    if (r->zstd)
+        ZSTD_freeDCtx(r->zstd);
+    free(r);
+}
+
+const ht_trace_info *ht_reader_info(const ht_reader *r)
+{
+    return &r->info;
+}
+
+const char *ht_reader_error(const ht_reader *r)
+{
+    return r->error;
+}
+
+const char *ht_reader_warnings(const ht_reader *r)
+{
+    return r->warnings;
+}
+
+int ht_reader_rewind(ht_reader *r)
+{
+    if (r->status)
+        return r->status;
+    return rewind_locked(r);
+}
+
+bool ht_reader_stack(const ht_reader *r, uint32_t stack_id, const uint64_t **frames, uint32_t *depth)
+{
+    size_t low = 0, high = r->stack_count;
+    while (low < high) {
+        size_t mid = (low + high) / 2;
+        if (r->stacks[mid].id < stack_id)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    if (low >= r->stack_count || r->stacks[low].id != stack_id)
+        return false;
+    *frames = &r->frames[r->stacks[low].offset];
+    *depth = r->stacks[low].depth;
+    return true;
+}
+
+size_t ht_reader_module_count(const ht_reader *r)
+{
+    return r->module_count;
+}
+
+const ht_module *ht_reader_module(const ht_reader *r, size_t index)
+{
+    return index < r->module_count ? &r->module_list[index] : NULL;
+}
+
+const ht_module *ht_reader_module_find(const ht_reader *r, uint64_t address)
+{
+    for (size_t i = r->module_count; i-- > 0;) {
+        const ht_module *m = &r->module_list[i];
+        if (address >= m->Start && address - m->Start < m->Size)
+            return m;
+    }
+    return NULL;
+}

@@ -1,0 +1,689 @@
+/* session.c — starting and stopping a trace session: options and environment, the output, the
+ * clock, the rundown, exit/fork/signal handling, statistics.
+ *
+ * One session at a time, serialized by control_lock. Start order matters for the rundown rule
+ * (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp taken,
+ * then every heap walked; a consumer applies rundown records before events of equal or later
+ * time, inserting a block only if it does not know it already. Stop switches the hooks off
+ * first, then lets the writer drain everything and write the footer. All tracer work on the
+ * calling thread runs under the guard, so allocations it causes are not traced. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "trace_internal.h"
+
+hti_session hti_session_state;
+
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t generations;
+static bool atexit_registered;
+static bool atfork_registered;
+static ht_trace_options saved_options; /* for follow_forks */
+static char saved_path[4096];
+static bool fork_pending;
+
+/* ---- clock ---- */
+
+int hti_clock_tsc;
+
+/* Calibration: ns = base_ns + (ticks - base_ticks) * mult >> 32, refreshed by the writer. */
+static struct {
+    _Atomic uint32_t sequence;
+    uint64_t first_ticks, first_ns;
+    uint64_t base_ticks, base_ns;
+    uint64_t mult;
+    uint64_t ticks_per_second;
+} calibration;
+static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_setup(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000007u &&
+        __get_cpuid(0x80000007u, &a, &b, &c, &d) && (d & (1u << 8)) &&
+        !getenv("HEAPTRAIL_NO_TSC"))
+        hti_clock_tsc = 1;
+#endif
+    uint64_t t0 = hti_ticks(), n0 = hti_monotonic_ns();
+    uint64_t t1 = t0, n1 = n0;
+    if (hti_clock_tsc) {
+        while (n1 - n0 < 2000000) { /* 2 ms: a first estimate, refined by later samples */
+            t1 = hti_ticks();
+            n1 = hti_monotonic_ns();
+        }
+    }
+    calibration.first_ticks = calibration.base_ticks = t0;
+    calibration.first_ns = calibration.base_ns = n0;
+    if (hti_clock_tsc && t1 > t0) {
+        calibration.mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
+        calibration.ticks_per_second = (uint64_t)((unsigned __int128)(t1 - t0) * 1000000000u / (n1 - n0));
+    } else {
+        calibration.mult = 1ull << 32;
+        calibration.ticks_per_second = 1000000000u;
+    }
+}
+
+void hti_clock_init(void)
+{
+    pthread_once(&clock_once, clock_setup);
+}
+
+uint64_t hti_clock_ticks_per_second(void)
+{
+    return calibration.ticks_per_second;
+}
+
+void hti_clock_sample(uint64_t *ticks, uint64_t *ns)
+{
+    uint64_t n0 = hti_monotonic_ns();
+    uint64_t t = hti_ticks();
+    uint64_t n1 = hti_monotonic_ns();
+    *ticks = t;
+    *ns = n0 + (n1 - n0) / 2;
+    if (!hti_clock_tsc || t <= calibration.first_ticks || *ns <= calibration.first_ns)
+        return;
+    /* Refine the slope over the longest baseline (first sample to this one). */
+    uint64_t mult = (uint64_t)(((unsigned __int128)(*ns - calibration.first_ns) << 32) /
+                               (t - calibration.first_ticks));
+    atomic_fetch_add_explicit(&calibration.sequence, 1, memory_order_acq_rel);
+    calibration.base_ticks = t;
+    calibration.base_ns = *ns;
+    calibration.mult = mult;
+    atomic_fetch_add_explicit(&calibration.sequence, 1, memory_order_release);
+}
+
+uint64_t hti_clock_to_ns(uint64_t ticks)
+{
+    uint64_t base_ticks, base_ns, mult;
+    uint32_t seq;
+    do {
+        seq = atomic_load_explicit(&calibration.sequence, memory_order_acquire);
+        base_ticks = calibration.base_ticks;
+        base_ns = calibration.base_ns;
+        mult = calibration.mult;
+    } while ((seq & 1u) || atomic_load_explicit(&calibration.sequence, memory_order_acquire) != seq);
+    if (ticks >= base_ticks)
+        return base_ns + (uint64_t)(((unsigned __int128)(ticks - base_ticks) * mult) >> 32);
+    uint64_t back = (uint64_t)(((unsigned __int128)(base_ticks - ticks) * mult) >> 32);
+    return back < base_ns ? base_ns - back : 0;
+}
+
+/* ---- messages ---- */
+
+void hti_message(const char *message, const char *detail, long number)
+{
+    char line[512];
+    size_t n = 0;
+    const char *parts[3] = {"heaptrail: ", message, detail};
+    for (int i = 0; i < 3; i++) {
+        if (!parts[i])
+            continue;
+        if (i == 2 && n < sizeof line - 1)
+            line[n++] = ' ';
+        for (const char *c = parts[i]; *c && n < sizeof line - 24; c++)
+            line[n++] = *c;
+    }
+    if (number >= 0) {
+        char digits[24];
+        int d = 0;
+        do {
+            digits[d++] = (char)('0' + number % 10);
+            number /= 10;
+        } while (number && d < 22);
+        line[n++] = ' ';
+        while (d)
+            line[n++] = digits[--d];
+    }
+    line[n++] = '\n';
+    (void)!write(STDERR_FILENO, line, n);
+}
+
+/* ---- options ---- */
+
+void ht_trace_options_init(ht_trace_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->output_fd = -1;
+    o->mode = HT_TRACE_MODE_BLOCK;
+    o->buffer_size = HT_TRACE_DEFAULT_BUFFER;
+    o->flush_interval_ms = 100;
+}
+
+static int expand_path(const char *pattern, pid_t pid, char *out, size_t size)
+{
+    size_t n = 0;
+    bool had_pid = false;
+    for (const char *c = pattern; *c; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            int w = snprintf(out + n, size - n, "%d", (int)pid);
+            if (w < 0 || (size_t)w >= size - n)
+                return -ENAMETOOLONG;
+            n += (size_t)w;
+            c++;
+            had_pid = true;
+            continue;
+        }
+        if (n + 1 >= size)
+            return -ENAMETOOLONG;
+        out[n++] = *c;
+    }
+    out[n] = '\0';
+    return had_pid ? 1 : 0;
+}
+
+/* ---- rundown ---- */
+
+void hti_rundown(hti_session *s)
+{
+    size_t capacity = 256;
+    ht_heap **heaps = NULL;
+    size_t count;
+    for (;;) {
+        heaps = hti_map(capacity * sizeof *heaps);
+        if (!heaps)
+            return;
+        count = ht_process_heaps(heaps, capacity);
+        if (count <= capacity)
+            break;
+        hti_unmap(heaps, capacity * sizeof *heaps);
+        capacity = count + 64;
+    }
+    hti_thread *stream = hti_stream_open_rundown(hti_gettid());
+    if (!stream) {
+        hti_unmap(heaps, capacity * sizeof *heaps);
+        hti_message("no memory for the rundown", NULL, -1);
+        return;
+    }
+    /* Taken after the hooks are on: every operation after this instant is also an event. */
+    uint64_t ticks = hti_ticks();
+    for (size_t i = 0; i < count; i++) {
+        ht_heap *heap = heaps[i];
+        if (s->options.heap && s->options.heap != heap)
+            continue;
+        ht_heap_lock(heap);
+        ht_heap_summary summary;
+        memset(&summary, 0, sizeof summary);
+        ht_heap_summary_get(heap, 0, &summary);
+        uint32_t compatibility = 0;
+        ht_heap_query_information(heap, HT_HEAP_COMPATIBILITY_INFORMATION, &compatibility,
+                                  sizeof compatibility, NULL);
+        hti_emit_rundown_heap(stream, ticks, heap, summary.reserved, summary.committed,
+                              summary.live_blocks, compatibility);
+        ht_heap_entry entry;
+        memset(&entry, 0, sizeof entry);
+        entry.data = NULL;
+        while (ht_heap_walk(heap, &entry)) {
+            if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
+                hti_emit_rundown_block(stream, ticks, heap, entry.requested, entry.size,
+                                       (uint64_t)(uintptr_t)entry.data, entry.source);
+        }
+        ht_heap_unlock(heap);
+    }
+    hti_stream_close(stream);
+    hti_unmap(heaps, capacity * sizeof *heaps);
+}
+
+/* ---- start and stop ---- */
+
+static void sweep_exited(void)
+{
+    /* No writer runs: unlink buffers of threads that exited while no session ran. */
+    hti_thread *prev = NULL;
+    hti_thread *t = atomic_load(&hti_threads);
+    while (t) {
+        hti_thread *next = t->next;
+        if (atomic_load(&t->state) == HTI_THREAD_EXITED) {
+            hti_thread *expected = t;
+            if (prev)
+                prev->next = next;
+            else if (!atomic_compare_exchange_strong(&hti_threads, &expected, next)) {
+                prev = NULL;
+                t = atomic_load(&hti_threads);
+                continue;
+            }
+            hti_thread_free(t);
+        } else {
+            prev = t;
+        }
+        t = next;
+    }
+}
+
+static void fork_child(void);
+
+static int start_locked(const ht_trace_options *options)
+{
+    hti_session *s = &hti_session_state;
+    if (atomic_load(&hti_trace_gen))
+        return -EBUSY;
+    ht_trace_options o = *options;
+    if (o.mode > HT_TRACE_MODE_RING || o.stack_depth > HT_TRACE_MAX_DEPTH ||
+        o.compression_level < 0 || o.compression_level > 22 ||
+        (o.max_size && o.max_size < o.min_size) || o.unwinder > HT_TRACE_UNWIND_FRAME_POINTER)
+        return -EINVAL;
+    if (o.buffer_size == 0)
+        o.buffer_size = HT_TRACE_DEFAULT_BUFFER;
+    if (o.flush_interval_ms == 0)
+        o.flush_interval_ms = 100;
+    if (o.event_mask == HT_EVENT_MASK_ALL)
+        o.event_mask = 0;
+
+    hti_crc32c_init();
+    hti_clock_init();
+    int error = hti_buffers_init();
+    if (error)
+        return error;
+    sweep_exited();
+
+    /* Statistics of the previous session are kept until now. */
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->options = o;
+    s->nfills = (uint32_t)((o.buffer_size + HTI_FILL_BYTES - 1) / HTI_FILL_BYTES);
+    if (s->nfills < 2)
+        s->nfills = 2;
+    if (s->nfills > 65536)
+        s->nfills = 65536;
+    s->ring = o.mode == HT_TRACE_MODE_RING;
+    s->block = o.mode == HT_TRACE_MODE_BLOCK;
+    s->filtered = o.event_mask || o.heap || o.min_size || o.max_size || o.sample_interval ||
+                  o.stack_depth;
+    for (int i = 0; i < HT_TRACE_MAX_CONSUMERS; i++)
+        s->has_consumers |= o.consumers[i].callback != NULL;
+
+    if (o.output_path) {
+        if (expand_path(o.output_path, getpid(), s->path, sizeof s->path) < 0)
+            return -ENAMETOOLONG;
+        s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (s->fd < 0)
+            return -errno;
+        s->own_fd = true;
+        s->options.output_path = s->path;
+    } else if (o.output_fd >= 0) {
+        s->fd = o.output_fd;
+    }
+    if (s->fd >= 0) {
+        struct stat st;
+        s->seekable = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
+        off_t at = s->seekable ? lseek(s->fd, 0, SEEK_CUR) : 0;
+        atomic_store(&s->file_offset, at > 0 ? (uint64_t)at : 0);
+    }
+
+    s->gen = ++generations;
+    s->start_ticks = hti_ticks();
+    s->start_ns = hti_monotonic_ns();
+    struct timespec real;
+    clock_gettime(CLOCK_REALTIME, &real);
+    s->start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec;
+
+    if (o.stack_depth && (error = hti_stacks_init(s)) != 0)
+        goto fail;
+    if ((error = hti_writer_start_memory(s)) != 0)
+        goto fail;
+    /* A header that cannot be written is reported once (as every failed write) and the
+     * session runs on: its events are counted as lost, the program is not disturbed. */
+    (void)hti_writer_header(s);
+    hti_modules_reset();
+    hti_modules_emit(s, true);
+    if (s->has_consumers && (error = hti_consumer_start(s)) != 0)
+        goto fail;
+    if ((error = hti_writer_start_thread(s)) != 0)
+        goto fail;
+
+    if (!atfork_registered) {
+        pthread_atfork(NULL, NULL, fork_child);
+        atfork_registered = true;
+    }
+    saved_options = s->options;
+    if (o.output_path) {
+        snprintf(saved_path, sizeof saved_path, "%s", o.output_path);
+        saved_options.output_path = saved_path;
+    }
+
+    atomic_store_explicit(&hti_trace_gen, s->gen, memory_order_release);
+    __atomic_store_n(&hti_trace_active, 1, __ATOMIC_RELEASE);
+    if (!o.no_rundown) {
+        /* Let operations that tested the flag just before it was set finish (FORMAT.md). */
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+        hti_rundown(s);
+    }
+    return 0;
+fail:
+    hti_writer_stop(s);
+    hti_consumer_stop(s);
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->gen = 0;
+    return error;
+}
+
+int ht_trace_start(const ht_trace_options *options)
+{
+    if (!options)
+        return -EINVAL;
+    hti_guard_enter();
+    pthread_mutex_lock(&control_lock);
+    int error = start_locked(options);
+    pthread_mutex_unlock(&control_lock);
+    hti_guard_leave();
+    return error;
+}
+
+static int stop_locked(void)
+{
+    hti_session *s = &hti_session_state;
+    if (!atomic_load(&hti_trace_gen) || atomic_load(&s->emergency))
+        return -ENOENT;
+    if (s->ring)
+        hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
+    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
+    atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
+    hti_futex_wake(&s->released); /* threads waiting for room give up */
+    hti_writer_stop(s);
+    hti_consumer_stop(s);
+    if (s->own_fd && s->fd >= 0) {
+        if (s->seekable)
+            (void)!ftruncate(s->fd, (off_t)atomic_load(&s->file_offset));
+        close(s->fd);
+    }
+    s->fd = -1;
+    uint64_t lost = atomic_load(&s->lost_write) + atomic_load(&s->lost_consumer);
+    if (lost && s->error_reported)
+        hti_message("events lost because the trace could not be written:", NULL, (long)lost);
+    return 0;
+}
+
+int ht_trace_stop(void)
+{
+    hti_guard_enter();
+    pthread_mutex_lock(&control_lock);
+    int error = stop_locked();
+    pthread_mutex_unlock(&control_lock);
+    hti_guard_leave();
+    return error;
+}
+
+bool ht_trace_is_active(void)
+{
+    return atomic_load(&hti_trace_gen) != 0;
+}
+
+int ht_trace_flush(void)
+{
+    if (!atomic_load(&hti_trace_gen))
+        return -ENOENT;
+    hti_guard_enter();
+    int error = hti_writer_flush(&hti_session_state, false);
+    if (!error)
+        error = hti_consumer_wait(&hti_session_state);
+    hti_guard_leave();
+    return error;
+}
+
+int ht_trace_snapshot(void)
+{
+    hti_session *s = &hti_session_state;
+    if (!atomic_load(&hti_trace_gen))
+        return -ENOENT;
+    hti_guard_enter();
+    pthread_mutex_lock(&control_lock);
+    int error = -ENOENT;
+    if (atomic_load(&hti_trace_gen)) {
+        if (s->ring)
+            hti_rundown(s);
+        error = hti_writer_flush(s, true);
+    }
+    pthread_mutex_unlock(&control_lock);
+    hti_guard_leave();
+    return error;
+}
+
+void ht_trace_emergency_flush(void)
+{
+    hti_session *s = &hti_session_state;
+    if (!atomic_load(&hti_trace_gen))
+        return;
+    uint32_t expected = 0;
+    if (!atomic_compare_exchange_strong(&s->emergency, &expected, 1))
+        return;
+    hti_guard_enter();
+    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
+    atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
+    hti_writer_emergency(s);
+    hti_guard_leave();
+}
+
+/* ---- environment ---- */
+
+static int parse_size(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 0);
+    if (errno || end == text)
+        return -EINVAL;
+    unsigned shift = 0;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': shift = 10; end++; break;
+    case 'm': shift = 20; end++; break;
+    case 'g': shift = 30; end++; break;
+    default: break;
+    }
+    if ((*end == 'b' || *end == 'B') && shift)
+        end++;
+    if (*end || (shift && v > (~0ull >> shift)))
+        return -EINVAL;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+static int env_size(const char *name, size_t *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    if (parse_size(v, out) == 0)
+        return 0;
+    hti_message("bad value for", name, -1);
+    return -EINVAL;
+}
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static int options_from_env(ht_trace_options *o)
+{
+    ht_trace_options_init(o);
+    const char *output = getenv("HEAPTRAIL_OUTPUT");
+    const char *fd = getenv("HEAPTRAIL_FD");
+    if ((!output || !*output) && (!fd || !*fd))
+        return 0;
+    if (output && *output) {
+        o->output_path = output;
+    } else {
+        size_t n;
+        if (parse_size(fd, &n) != 0 || n > INT_MAX) {
+            hti_message("bad value for", "HEAPTRAIL_FD", -1);
+            return -EINVAL;
+        }
+        o->output_fd = (int)n;
+    }
+    const char *mode = getenv("HEAPTRAIL_MODE");
+    if (mode && *mode) {
+        if (!strcmp(mode, "block"))
+            o->mode = HT_TRACE_MODE_BLOCK;
+        else if (!strcmp(mode, "discard"))
+            o->mode = HT_TRACE_MODE_DISCARD;
+        else if (!strcmp(mode, "ring"))
+            o->mode = HT_TRACE_MODE_RING;
+        else {
+            hti_message("bad value for HEAPTRAIL_MODE (block, discard or ring):", mode, -1);
+            return -EINVAL;
+        }
+    }
+    size_t v = 0;
+    int error = env_size("HEAPTRAIL_BUFFER", &o->buffer_size);
+    if (!error && (error = env_size("HEAPTRAIL_STACKS", &v)) == 0)
+        o->stack_depth = v > HT_TRACE_MAX_DEPTH ? HT_TRACE_MAX_DEPTH : (unsigned)v;
+    if (!error)
+        error = env_size("HEAPTRAIL_SAMPLE", &o->sample_interval);
+    if (!error)
+        error = env_size("HEAPTRAIL_MIN_SIZE", &o->min_size);
+    if (!error)
+        error = env_size("HEAPTRAIL_MAX_SIZE", &o->max_size);
+    v = 0;
+    if (!error && (error = env_size("HEAPTRAIL_COMPRESS", &v)) == 0)
+        o->compression_level = v > 19 ? 19 : (int)v;
+    v = 0;
+    if (!error && (error = env_size("HEAPTRAIL_FLUSH_MS", &v)) == 0 && v)
+        o->flush_interval_ms = v > 60000 ? 60000 : (unsigned)v;
+    if (error)
+        return error;
+    const char *unwind = getenv("HEAPTRAIL_UNWIND");
+    if (unwind && *unwind) {
+        if (!strcmp(unwind, "fp"))
+            o->unwinder = HT_TRACE_UNWIND_FRAME_POINTER;
+        else if (!strcmp(unwind, "libunwind"))
+            o->unwinder = HT_TRACE_UNWIND_LIBUNWIND;
+        else {
+            hti_message("bad value for HEAPTRAIL_UNWIND (libunwind or fp):", unwind, -1);
+            return -EINVAL;
+        }
+    }
+    const char *events = getenv("HEAPTRAIL_EVENTS");
+    if (events && *events) {
+        o->event_mask = 0;
+        const char *p = events;
+        while (*p) {
+            size_t n = strcspn(p, ",");
+            if (n == 5 && !strncmp(p, "alloc", 5))
+                o->event_mask |= HT_EVENT_BIT(HT_EVENT_ALLOC);
+            else if (n == 4 && !strncmp(p, "free", 4))
+                o->event_mask |= HT_EVENT_BIT(HT_EVENT_FREE);
+            else if (n == 7 && !strncmp(p, "realloc", 7))
+                o->event_mask |= HT_EVENT_BIT(HT_EVENT_REALLOC);
+            else if (n == 4 && !strncmp(p, "heap", 4))
+                o->event_mask |= HT_EVENT_MASK_HEAPS;
+            else if (n == 3 && !strncmp(p, "all", 3))
+                o->event_mask |= HT_EVENT_MASK_ALL;
+            else if (n) {
+                hti_message("bad value for HEAPTRAIL_EVENTS (alloc,free,realloc,heap):", events, -1);
+                return -EINVAL;
+            }
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    o->follow_forks = env_flag("HEAPTRAIL_FOLLOW_FORKS");
+    o->no_rundown = env_flag("HEAPTRAIL_NO_RUNDOWN");
+    return 1;
+}
+
+static void stop_at_exit(void)
+{
+    ht_trace_stop();
+}
+
+int ht_trace_start_from_env(void)
+{
+    ht_trace_options o;
+    hti_guard_enter();
+    int wanted = options_from_env(&o);
+    hti_guard_leave();
+    if (wanted <= 0)
+        return wanted;
+    int error = ht_trace_start(&o);
+    if (error) {
+        hti_message("cannot start tracing:", strerrordesc_np(-error), -1);
+        return error;
+    }
+    if (!atexit_registered) {
+        atexit_registered = true;
+        atexit(stop_at_exit);
+    }
+    return 1;
+}
+
+/* ---- fork ---- */
+
+static void fork_child(void)
+{
+    hti_session *s = &hti_session_state;
+    pthread_mutex_init(&control_lock, NULL);
+    if (!atomic_load(&hti_trace_gen))
+        return;
+    /* The writer and consumer threads do not exist here: drop the parent's session. */
+    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELAXED);
+    atomic_store(&hti_trace_gen, 0);
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->writer_started = false;
+    s->consumer_started = false;
+    hti_threads_after_fork();
+    hti_writer_forget(s);
+    hti_consumer_forget(s);
+    fork_pending = saved_options.follow_forks;
+}
+
+int ht_trace_fork_child(void)
+{
+    if (!fork_pending)
+        return 0;
+    fork_pending = false;
+    ht_trace_options o = saved_options;
+    char path[4096];
+    if (o.output_path) {
+        int had = expand_path(o.output_path, getpid(), path, sizeof path);
+        if (had < 0)
+            return had;
+        if (had == 0) {
+            size_t n = strlen(path);
+            snprintf(path + n, sizeof path - n, ".%d", (int)getpid());
+        }
+        o.output_path = path;
+    } else if (o.output_fd >= 0) {
+        return 0; /* one descriptor cannot carry two traces */
+    }
+    int error = ht_trace_start(&o);
+    return error ? error : 1;
+}
+
+/* ---- statistics ---- */
+
+void ht_trace_stats_get(ht_trace_stats *stats)
+{
+    hti_session *s = &hti_session_state;
+    memset(stats, 0, sizeof *stats);
+    stats->events = atomic_load(&s->events_emitted);
+    stats->lost = atomic_load(&s->lost_buffer) + atomic_load(&s->lost_write) +
+                  atomic_load(&s->lost_consumer) + atomic_load(&s->lost_exited);
+    stats->bytes_written = atomic_load(&s->bytes_written);
+    stats->chunks_written = atomic_load(&s->chunks_written);
+    stats->stacks = hti_stack_count();
+    stats->threads = atomic_load(&s->threads);
+    stats->write_errors = atomic_load(&s->write_errors);
+}

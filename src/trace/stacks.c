@@ -1,0 +1,420 @@
+/* stacks.c — call stacks and the module map.
+ *
+ * Stacks are captured by libunwind's unw_backtrace (with its per-thread cache; loaded with
+ * dlopen RTLD_LOCAL so its _Unwind_* symbols never interpose the program's) or by following
+ * frame pointers within the thread's stack bounds. Each distinct stack gets an id from a table
+ * of mmap memory: lookups take no lock; inserts take insert_lock and publish the entry before
+ * the count (release), so the writer emits every stack whose id it reads from `count`.
+ * Module records (path, load address, extent, GNU build-id) come from dl_iterate_phdr; the
+ * writer re-reads it when the loader's add counter changes. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "trace_internal.h"
+
+#define STACK_SLOTS (1u << 20)
+#define STACK_MAX (STACK_SLOTS / 2)
+#define FRAMES_MAX (16u << 20)
+#define PROBE_LIMIT 128u
+
+typedef struct stack_entry {
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t offset; /* into frames_arena */
+} stack_entry;
+
+static _Atomic uint32_t *slots;
+static stack_entry *entries; /* index = id; entry 0 unused */
+static uint64_t *frames_arena;
+static _Atomic uint32_t stack_count;
+static uint32_t frames_used;
+static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t stacks_dropped;
+
+typedef int (*backtrace_fn)(void **, int);
+static backtrace_fn unwind_backtrace;
+static bool use_frame_pointers;
+
+static HTI_TLS uintptr_t tls_stack_low, tls_stack_high;
+
+/* ---- table ---- */
+
+static int table_map(void)
+{
+    if (slots)
+        return 0;
+    slots = hti_map(STACK_SLOTS * sizeof *slots);
+    entries = hti_map((STACK_MAX + 1) * sizeof *entries);
+    frames_arena = hti_map(FRAMES_MAX * sizeof *frames_arena);
+    if (!slots || !entries || !frames_arena)
+        return -ENOMEM;
+    return 0;
+}
+
+static void table_reset(void)
+{
+    /* Zero and give the pages back; the mappings stay (a late hook may still read them). */
+    madvise((void *)slots, STACK_SLOTS * sizeof *slots, MADV_DONTNEED);
+    madvise(entries, (STACK_MAX + 1) * sizeof *entries, MADV_DONTNEED);
+    madvise(frames_arena, FRAMES_MAX * sizeof *frames_arena, MADV_DONTNEED);
+    atomic_store(&stack_count, 0);
+    frames_used = 0;
+    atomic_store(&stacks_dropped, 0);
+}
+
+static uint64_t hash_frames(const uint64_t *frames, unsigned depth)
+{
+    uint64_t h = 0x84222325CBF29CE4u ^ depth;
+    for (unsigned i = 0; i < depth; i++) {
+        h = (h ^ frames[i]) * 0x9E3779B97F4A7C15u;
+        h ^= h >> 29;
+    }
+    return h | 1u;
+}
+
+static bool entry_matches(uint32_t id, uint64_t hash, const uint64_t *frames, unsigned depth)
+{
+    const stack_entry *e = &entries[id];
+    return e->hash == hash && e->depth == depth &&
+           memcmp(&frames_arena[e->offset], frames, depth * sizeof *frames) == 0;
+}
+
+static HTI_NOINLINE uint32_t insert_slow(uint64_t hash, const uint64_t *frames, unsigned depth)
+{
+    pthread_mutex_lock(&insert_lock);
+    uint32_t id = 0;
+    uint32_t i = (uint32_t)hash & (STACK_SLOTS - 1);
+    for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, i = (i + 1) & (STACK_SLOTS - 1)) {
+        uint32_t existing = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (existing && entry_matches(existing, hash, frames, depth)) {
+            id = existing;
+            break;
+        }
+        if (existing)
+            continue;
+        uint32_t next = atomic_load_explicit(&stack_count, memory_order_relaxed) + 1;
+        if (next > STACK_MAX || frames_used + depth > FRAMES_MAX)
+            break;
+        stack_entry *e = &entries[next];
+        e->hash = hash;
+        e->depth = depth;
+        e->offset = frames_used;
+        memcpy(&frames_arena[frames_used], frames, depth * sizeof *frames);
+        frames_used += depth;
+        atomic_store_explicit(&slots[i], next, memory_order_release);
+        atomic_store_explicit(&stack_count, next, memory_order_release);
+        id = next;
+        break;
+    }
+    pthread_mutex_unlock(&insert_lock);
+    if (!id)
+        atomic_fetch_add_explicit(&stacks_dropped, 1, memory_order_relaxed);
+    return id;
+}
+
+static uint32_t intern(const uint64_t *frames, unsigned depth)
+{
+    uint64_t hash = hash_frames(frames, depth);
+    uint32_t i = (uint32_t)hash & (STACK_SLOTS - 1);
+    for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, i = (i + 1) & (STACK_SLOTS - 1)) {
+        uint32_t id = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (!id)
+            break;
+        if (entry_matches(id, hash, frames, depth))
+            return id;
+    }
+    return insert_slow(hash, frames, depth);
+}
+
+/* ---- unwinding ---- */
+
+static void stack_bounds(void)
+{
+    pthread_attr_t attr;
+    void *low;
+    size_t size;
+    tls_stack_high = 1; /* tried */
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &low, &size) == 0) {
+        tls_stack_low = (uintptr_t)low;
+        tls_stack_high = (uintptr_t)low + size;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* frames[0] is the return address into the caller of fp_backtrace's caller's frame chain, as
+ * with unw_backtrace: the first entry is an address inside the calling function. */
+static HTI_NOINLINE int fp_backtrace(void **frames, int max)
+{
+    if (!tls_stack_high)
+        stack_bounds();
+    uintptr_t low = tls_stack_low, high = tls_stack_high;
+    uintptr_t *fp = __builtin_frame_address(0);
+    int n = 0;
+    while (n < max) {
+        uintptr_t at = (uintptr_t)fp;
+        if (at < low || at + 2 * sizeof(uintptr_t) > high || (at & (sizeof(uintptr_t) - 1)))
+            break;
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        frames[n++] = (void *)ret;
+        uintptr_t *next = (uintptr_t *)fp[0];
+        if ((uintptr_t)next <= at)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+uint32_t hti_stack_capture(unsigned skip)
+{
+    unsigned depth = hti_session_state.options.stack_depth;
+    if (!depth || !slots)
+        return 0;
+    void *raw[HT_TRACE_MAX_DEPTH + 8];
+    unsigned want = depth + skip;
+    if (want > HT_TRACE_MAX_DEPTH + 8)
+        want = HT_TRACE_MAX_DEPTH + 8;
+    int n = use_frame_pointers || !unwind_backtrace ? fp_backtrace(raw, (int)want)
+                                                    : unwind_backtrace(raw, (int)want);
+    if (n <= (int)skip)
+        return 0;
+    uint64_t frames[HT_TRACE_MAX_DEPTH + 8];
+    unsigned count = 0;
+    for (int i = (int)skip; i < n && count < depth; i++)
+        frames[count++] = (uint64_t)(uintptr_t)raw[i];
+    return intern(frames, count);
+}
+
+uint32_t hti_stack_count(void)
+{
+    return atomic_load_explicit(&stack_count, memory_order_acquire);
+}
+
+unsigned ht_trace_stack_frames(uint32_t stack_id, uint64_t *frames, unsigned max)
+{
+    if (!stack_id || stack_id > hti_stack_count())
+        return 0;
+    const stack_entry *e = &entries[stack_id];
+    unsigned n = e->depth < max ? e->depth : max;
+    memcpy(frames, &frames_arena[e->offset], n * sizeof *frames);
+    return e->depth;
+}
+
+int hti_stacks_init(hti_session *s)
+{
+    int error = table_map();
+    if (error)
+        return error;
+    table_reset();
+    use_frame_pointers = s->options.unwinder == HT_TRACE_UNWIND_FRAME_POINTER;
+    if (!use_frame_pointers && !unwind_backtrace) {
+        void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+        if (lib) {
+            typedef int (*policy_fn)(void *, int);
+            void **space = dlsym(lib, "_ULx86_64_local_addr_space");
+            policy_fn policy = (policy_fn)dlsym(lib, "_ULx86_64_set_caching_policy");
+            if (space && policy)
+                policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
+            unwind_backtrace = (backtrace_fn)dlsym(lib, "unw_backtrace");
+        }
+        if (!unwind_backtrace) {
+            hti_message("libunwind.so.8 not found; stacks follow frame pointers", NULL, -1);
+            use_frame_pointers = true;
+        }
+    }
+    return 0;
+}
+
+void hti_stacks_fini(void)
+{
+}
+
+void hti_stacks_emit(hti_session *s, uint32_t *emitted)
+{
+    uint32_t count = hti_stack_count();
+    uint8_t *body = s->records;
+    uint8_t *p = body;
+    const size_t room = s->records_size - (HT_TRACE_MAX_DEPTH + 2) * 10;
+    for (uint32_t id = *emitted + 1; id <= count; id++) {
+        const stack_entry *e = &entries[id];
+        p = hti_put_varint(p, id);
+        p = hti_put_varint(p, e->depth);
+        uint64_t previous = 0;
+        for (uint32_t i = 0; i < e->depth; i++) {
+            uint64_t frame = frames_arena[e->offset + i];
+            p = hti_put_varint(p, i == 0 ? frame : hti_zigzag((int64_t)(frame - previous)));
+            previous = frame;
+        }
+        if ((size_t)(p - body) > room) {
+            hti_write_chunk(s, HTI_CHUNK_STACKS, NULL, 0, body, (size_t)(p - body));
+            p = body;
+        }
+    }
+    if (p != body)
+        hti_write_chunk(s, HTI_CHUNK_STACKS, NULL, 0, body, (size_t)(p - body));
+    *emitted = count;
+    atomic_store(&s->stacks, count);
+}
+
+/* ---- modules ---- */
+
+#define MODULES_MAX 4096u
+
+static struct {
+    uint64_t address;
+    uint64_t name_hash;
+} known[MODULES_MAX];
+static uint32_t known_count;
+static uint32_t strings_next;
+static unsigned long long last_adds = ~0ull;
+static char exe_path[4096];
+
+typedef struct module_pass {
+    hti_session *session;
+    uint8_t *strings, *strings_end, *strings_limit;
+    uint8_t *modules, *modules_end, *modules_limit;
+    bool force;
+    bool unchanged;
+} module_pass;
+
+static uint64_t hash_name(const char *name)
+{
+    uint64_t h = 0xCBF29CE484222325u;
+    for (; *name; name++)
+        h = (h ^ (uint8_t)*name) * 0x100000001B3u;
+    return h;
+}
+
+static void module_flush(module_pass *pass)
+{
+    hti_session *s = pass->session;
+    if (pass->strings_end != pass->strings)
+        hti_write_chunk(s, HTI_CHUNK_STRINGS, NULL, 0, pass->strings,
+                        (size_t)(pass->strings_end - pass->strings));
+    if (pass->modules_end != pass->modules)
+        hti_write_chunk(s, HTI_CHUNK_MODULES, NULL, 0, pass->modules,
+                        (size_t)(pass->modules_end - pass->modules));
+    pass->strings_end = pass->strings;
+    pass->modules_end = pass->modules;
+}
+
+static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)p;
+            size_t name_size = (note->n_namesz + 3u) & ~3u;
+            size_t desc_size = (note->n_descsz + 3u) & ~3u;
+            const uint8_t *name = p + sizeof *note;
+            const uint8_t *desc = name + name_size;
+            if (desc + desc_size > end)
+                break;
+            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && note->n_descsz <= 32) {
+                memcpy(out, desc, note->n_descsz);
+                return note->n_descsz;
+            }
+            p = desc + desc_size;
+        }
+    }
+    return 0;
+}
+
+static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    module_pass *pass = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds) {
+        if (!pass->force && info->dlpi_adds == last_adds) {
+            pass->unchanged = true;
+            return 1;
+        }
+        last_adds = info->dlpi_adds;
+    }
+    const char *name = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : exe_path;
+    uint64_t name_hash = hash_name(name);
+    for (uint32_t i = 0; i < known_count; i++)
+        if (known[i].address == info->dlpi_addr && known[i].name_hash == name_hash)
+            return 0;
+    if (known_count >= MODULES_MAX)
+        return 1;
+    known[known_count].address = info->dlpi_addr;
+    known[known_count].name_hash = name_hash;
+    known_count++;
+
+    uint64_t low = UINT64_MAX, high = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t start = info->dlpi_addr + ph->p_vaddr;
+        if (start < low)
+            low = start;
+        if (start + ph->p_memsz > high)
+            high = start + ph->p_memsz;
+    }
+    if (low == UINT64_MAX)
+        low = high = info->dlpi_addr;
+    uint8_t id[32];
+    size_t id_size = build_id(info, id);
+    size_t name_length = strnlen(name, 4000);
+    if (pass->strings_end + name_length + 16 > pass->strings_limit ||
+        pass->modules_end + 96 > pass->modules_limit)
+        module_flush(pass);
+    uint32_t string_id = ++strings_next;
+    pass->strings_end = hti_put_varint(pass->strings_end, string_id);
+    pass->strings_end = hti_put_varint(pass->strings_end, name_length);
+    memcpy(pass->strings_end, name, name_length);
+    pass->strings_end += name_length;
+    uint8_t *m = pass->modules_end;
+    m = hti_put_varint(m, info->dlpi_addr);
+    m = hti_put_varint(m, low);
+    m = hti_put_varint(m, high - low);
+    m = hti_put_varint(m, string_id);
+    m = hti_put_varint(m, id_size);
+    memcpy(m, id, id_size);
+    pass->modules_end = m + id_size;
+    return 0;
+}
+
+void hti_modules_reset(void)
+{
+    known_count = 0;
+    strings_next = 0;
+    last_adds = ~0ull;
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = '\0';
+}
+
+void hti_modules_emit(hti_session *s, bool force)
+{
+    if (s->fd < 0 || !s->records)
+        return;
+    module_pass pass;
+    memset(&pass, 0, sizeof pass);
+    pass.session = s;
+    pass.force = force;
+    size_t half = s->records_size / 2;
+    pass.strings = pass.strings_end = s->records;
+    pass.strings_limit = s->records + half;
+    pass.modules = pass.modules_end = s->records + half;
+    pass.modules_limit = s->records + s->records_size;
+    dl_iterate_phdr(module_visit, &pass);
+    module_flush(&pass);
+}

@@ -1,0 +1,253 @@
+/* trace_internal.h — what the tracer's files share: the per-thread buffer (hti_thread), the
+ * session, the clock, and the internal calls between buffer.c, writer.c, session.c,
+ * stacks.c and consumer.c.
+ *
+ * Invariants: a thread's buffer is written only by its owner thread and read by the writer
+ * through the acquire/release words `committed`, `head` and `tail`; every byte below a fill's
+ * committed offset is immutable until the writer releases the fill (block/discard) or the
+ * owner starts that fill again (ring). The tracer never allocates from a heap: all its memory
+ * comes from hti_map(). Code running on behalf of the tracer sets the thread's guard, so heap
+ * hooks called underneath return at once. */
+#ifndef HEAPTRAIL_TRACE_INTERNAL_H
+#define HEAPTRAIL_TRACE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "emit.h"
+#include "format.h"
+#include "heaptrail/trace.h"
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#define HTI_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HTI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HTI_TLS __attribute__((tls_model("initial-exec"))) _Thread_local
+#define HTI_NOINLINE __attribute__((noinline))
+#define HTI_FILL_BYTES HT_TRACE_CHUNK_BYTES
+
+/* ---- clock ---- */
+
+extern int hti_clock_tsc; /* 1: ticks are TSC, 0: ticks are CLOCK_MONOTONIC ns */
+
+static inline uint64_t hti_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t hti_ticks(void)
+{
+#if defined(__x86_64__)
+    if (HTI_LIKELY(hti_clock_tsc))
+        return __rdtsc();
+#endif
+    return hti_monotonic_ns();
+}
+
+void hti_clock_init(void);
+/* Ticks to ns with the process's running calibration (for the consumer and the stats). */
+uint64_t hti_clock_to_ns(uint64_t ticks);
+/* Records a (ticks, ns) pair into the calibration. */
+void hti_clock_sample(uint64_t *ticks, uint64_t *ns);
+uint64_t hti_clock_ticks_per_second(void);
+
+/* ---- per-thread buffers ---- */
+
+/* One fill: a HTI_FILL_BYTES region a thread writes events into from offset 0. */
+typedef struct hti_fill {
+    _Atomic uint64_t committed; /* (events << 32) | bytes, stored after each event */
+    _Atomic uint64_t seq;       /* which fill of the stream this is (owner sets on start) */
+    uint64_t base_ticks;        /* ticks the first event's delta is taken from */
+    /* writer-private: how much of fill `written_seq` has been emitted */
+    uint64_t written_seq;
+    uint64_t written; /* committed word already emitted */
+} hti_fill;
+
+enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITED = 1 };
+
+typedef struct hti_thread {
+    /* hot, owner only */
+    uint8_t *pos;          /* next free byte of the current fill */
+    uint8_t *limit;        /* start a new fill when pos passes this */
+    uint8_t *data;         /* current fill's data */
+    uint64_t fast_gen;     /* == hti_trace_gen when the plain fast path may run */
+    uint64_t events;       /* events in the current fill */
+    uint64_t last_ticks;
+    uint64_t last_address;
+    uint64_t last_heap;
+    hti_fill *fill; /* current fill, NULL before the first */
+    uint64_t gen;   /* session this buffer belongs to */
+    uint32_t tid;
+    uint32_t nfills;
+    int64_t sample_left; /* bytes until the next sample */
+    uint64_t rng;
+    uint64_t lost_local; /* events lost not yet reported in-stream */
+    uint64_t lost_first, lost_last;
+    uint32_t lost_reason;
+    uint32_t rundown;    /* 1: the rundown stream */
+    uint64_t total_events;
+
+    /* shared with the writer */
+    _Atomic uint64_t head __attribute__((aligned(64))); /* fills started */
+    _Atomic uint64_t tail;                               /* fills released */
+    _Atomic uint64_t published_gen;                      /* gen, stored after a reset */
+    _Atomic uint64_t stream_id;
+    _Atomic int state;
+    _Atomic uint64_t lost_total; /* all events this thread lost (stats) */
+    _Atomic uint64_t events_total;
+    _Atomic uint32_t waiting; /* block mode: the owner sleeps on `tail` */
+    struct hti_thread *next;  /* registry list; writer-owned except the head pointer */
+    /* memory */
+    uint8_t *fill_data; /* nfills * HTI_FILL_BYTES */
+    size_t data_size;
+    hti_fill *fills;
+    size_t fills_capacity;
+} hti_thread;
+
+/* The list of thread buffers: pushed by threads, unlinked only by the writer (or by start
+ * while no writer runs). */
+extern _Atomic(hti_thread *) hti_threads;
+
+/* Generation of the running session (0: none). Read on every event by the fast path. */
+extern _Atomic uint64_t hti_trace_gen;
+
+/* ---- the session ---- */
+
+typedef struct hti_session {
+    ht_trace_options options;
+    char path[4096];
+    uint64_t gen;
+    int fd;
+    bool own_fd;
+    bool seekable;
+    bool file_failed;       /* the last write failed */
+    bool error_reported;    /* the one message on stderr was printed */
+    _Atomic uint64_t file_offset;
+    uint32_t nfills;
+    bool filtered; /* filters, sampling or stacks: no plain fast path */
+    bool ring;
+    bool block;
+    bool has_consumers;
+    uint64_t start_ticks, start_ns, start_realtime_ns;
+    _Atomic uint64_t stream_ids;
+
+    /* writer control */
+    pthread_t writer;
+    pthread_t consumer;
+    bool writer_started, consumer_started;
+    _Atomic uint32_t writer_wake;   /* futex word: bumped to wake the writer */
+    _Atomic uint32_t writer_asleep;
+    _Atomic uint32_t released;      /* futex word: bumped when fills are released */
+    _Atomic uint32_t stop_request;
+    _Atomic uint32_t flush_request; /* counter of flush requests */
+    _Atomic uint32_t flush_done;    /* futex word: last request served */
+    _Atomic uint32_t snapshot_request;
+    _Atomic uint32_t emergency;
+
+    /* stats */
+    _Atomic uint64_t bytes_written;
+    _Atomic uint64_t chunks_written;
+    _Atomic uint64_t write_errors;
+    _Atomic uint64_t lost_write;
+    _Atomic uint64_t lost_consumer;
+    _Atomic uint64_t lost_exited; /* events of threads after their exit flush */
+    _Atomic uint64_t threads;
+    _Atomic uint64_t stacks;
+    _Atomic uint64_t events_emitted; /* written out or handed to consumers */
+    _Atomic uint64_t lost_buffer;    /* discard mode and session end */
+
+    /* writer's memory */
+    uint8_t *scratch;     /* compression output / ring copies */
+    size_t scratch_size;
+    uint8_t *records;     /* small records batch (stacks, modules, strings, lost) */
+    size_t records_size;
+    void *zstd;           /* ZSTD_CCtx */
+} hti_session;
+
+extern hti_session hti_session_state;
+
+/* ---- memory ---- */
+void *hti_map(size_t size);           /* zeroed, NULL on failure */
+void hti_unmap(void *memory, size_t size);
+
+/* ---- guard: the calling thread is doing tracer work ---- */
+void hti_guard_enter(void);
+void hti_guard_leave(void);
+bool hti_guard_active(void);
+
+/* ---- buffer.c ---- */
+/* Sets up a stream for the rundown, owned by the caller until hti_stream_close. */
+hti_thread *hti_stream_open_rundown(uint32_t tid);
+void hti_stream_close(hti_thread *stream);
+/* Writes into a stream the calling thread owns (the rundown); always waits for room. */
+void hti_emit_rundown_heap(hti_thread *stream, uint64_t ticks, const ht_heap *heap, uint64_t reserved,
+                           uint64_t committed, uint64_t live_blocks, uint32_t compatibility);
+void hti_emit_rundown_block(hti_thread *stream, uint64_t ticks, const ht_heap *heap, uint64_t size,
+                            uint64_t usable, uint64_t address, ht_source source);
+/* Frees a thread buffer (writer, after it is drained). */
+void hti_thread_free(hti_thread *thread);
+/* In the child after fork: drops every buffer but the caller's. */
+void hti_threads_after_fork(void);
+uint32_t hti_gettid(void);
+/* Thread key for the exit flush; created at first start. 0 or -errno. */
+int hti_buffers_init(void);
+
+/* ---- writer.c ---- */
+int hti_writer_start_memory(hti_session *session); /* buffers and compression context */
+int hti_writer_start_thread(hti_session *session);
+void hti_writer_forget(hti_session *session);      /* in a fork child */
+/* Asks the writer to stop, waits for its final drain and footer, joins it. */
+void hti_writer_stop(hti_session *session);
+void hti_writer_wake(hti_session *session);
+/* Waits until the writer drained everything committed so far. */
+int hti_writer_flush(hti_session *session, bool snapshot);
+/* Emergency: drains everything with write(2) from the calling thread. */
+void hti_writer_emergency(hti_session *session);
+/* Writes the file preamble and the HEADER chunk. */
+int hti_writer_header(hti_session *session);
+/* Frames and writes one chunk (used by the writer thread and at start). 0 or -errno. */
+int hti_write_chunk(hti_session *session, uint8_t type, const void *meta, size_t meta_length,
+                    const void *body, size_t body_length);
+
+/* ---- stacks.c ---- */
+int hti_stacks_init(hti_session *session);
+void hti_stacks_fini(void);
+/* Unwinds the caller's stack (skipping `skip` innermost frames) and returns its id, or 0. */
+uint32_t hti_stack_capture(unsigned skip);
+uint32_t hti_stack_count(void);
+/* Writes the stack records with ids in [*emitted + 1, count] and the new modules. */
+void hti_stacks_emit(hti_session *session, uint32_t *emitted);
+void hti_modules_emit(hti_session *session, bool force);
+void hti_modules_reset(void);
+
+/* ---- consumer.c ---- */
+int hti_consumer_start(hti_session *session);
+void hti_consumer_stop(hti_session *session);
+void hti_consumer_forget(hti_session *session); /* in a fork child */
+/* Waits (bounded) until the consumers have seen everything pushed so far. */
+int hti_consumer_wait(hti_session *session);
+/* Hands a drained range to the consumers (copy). Never waits long: drops and counts. */
+void hti_consumer_push(hti_session *session, const hti_events_meta *meta, const void *body,
+                       size_t size);
+void hti_consumer_push_lost(hti_session *session, uint32_t tid, uint32_t reason, uint64_t count,
+                            uint64_t first_ticks, uint64_t last_ticks);
+
+/* ---- session.c ---- */
+/* Walks every heap and writes RUNDOWN_HEAP and RUNDOWN_BLOCK records. */
+void hti_rundown(hti_session *session);
+/* One line on stderr, without stdio: "heaptrail: <message>\n". */
+void hti_message(const char *message, const char *detail, long number);
+
+/* futex helpers */
+void hti_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns);
+void hti_futex_wake(_Atomic uint32_t *word);
+
+#endif

@@ -1,0 +1,665 @@
+/* writer.c — the writer thread: drains thread buffers into framed chunks on the output and
+ * into the consumers' queue.
+ *
+ * The writer never touches a heap (no malloc, no stdio): it reads committed ranges, frames them
+ * (optional zstd through an mmap-backed allocator, CRC-32C), and writes them with pwritev at
+ * offsets reserved atomically, so an emergency flush from a signal handler can write beside it.
+ * A failed write never reaches the traced program: its events become LOST records (written
+ * once writing works again, or counted in the footer/stats) and one message goes to stderr.
+ * Regular files are rolled back to the last whole chunk on a short write, so the file stays
+ * readable. Block/discard: fills are released as soon as written; ring: only at snapshot/stop. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#define ZSTD_STATIC_LINKING_ONLY
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "trace_internal.h"
+
+#define RECORDS_BYTES (256u << 10)
+#define LOST_SLOTS 256u
+
+/* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
+typedef struct lost_slot {
+    uint32_t tid;
+    uint32_t reason;
+    uint64_t count;
+    uint64_t first_ticks, last_ticks;
+} lost_slot;
+
+static lost_slot lost_table[LOST_SLOTS];
+static uint32_t stacks_emitted;
+static uint8_t copy_buffer[HTI_FILL_BYTES]; /* ring snapshot copies (writer thread only) */
+
+/* ---- futex ---- */
+
+void hti_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns)
+{
+    struct timespec ts = {timeout_ns / 1000000000L, timeout_ns % 1000000000L};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, timeout_ns > 0 ? &ts : NULL,
+            NULL, 0);
+}
+
+void hti_futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+void hti_writer_wake(hti_session *s)
+{
+    atomic_fetch_add_explicit(&s->writer_wake, 1, memory_order_release);
+    if (atomic_load_explicit(&s->writer_asleep, memory_order_acquire))
+        hti_futex_wake(&s->writer_wake);
+}
+
+/* ---- zstd with mmap memory ---- */
+
+static void *zstd_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    size_t *p = hti_map(size + 16);
+    if (!p)
+        return NULL;
+    p[0] = size + 16;
+    return (uint8_t *)p + 16;
+}
+
+static void zstd_free(void *opaque, void *address)
+{
+    (void)opaque;
+    if (address) {
+        size_t *p = (size_t *)((uint8_t *)address - 16);
+        hti_unmap(p, p[0]);
+    }
+}
+
+/* ---- output ---- */
+
+static void report_write_error(hti_session *s, int error)
+{
+    atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+    s->file_failed = true;
+    if (!s->error_reported) {
+        s->error_reported = true;
+        const char *text = strerrordesc_np(error);
+        hti_message("cannot write the trace; further events are counted as lost:",
+                    text ? text : "error", -1);
+    }
+}
+
+/* Writes all of iov at the reserved place. 0 or -errno. */
+static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
+{
+    if (s->seekable) {
+        uint64_t offset = atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
+        size_t done = 0;
+        while (done < total) {
+            ssize_t n = pwritev(s->fd, iov, count, (off_t)(offset + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                int error = n < 0 ? errno : ENOSPC;
+                /* Give the space back if nobody wrote after us, and cut any partial chunk. */
+                uint64_t expected = offset + total;
+                if (atomic_compare_exchange_strong(&s->file_offset, &expected, offset))
+                    (void)!ftruncate(s->fd, (off_t)offset);
+                return -error;
+            }
+            done += (size_t)n;
+            while (count > 0 && (size_t)n >= iov->iov_len) {
+                n -= (ssize_t)iov->iov_len;
+                iov++;
+                count--;
+            }
+            if (count > 0) {
+                iov->iov_base = (uint8_t *)iov->iov_base + n;
+                iov->iov_len -= (size_t)n;
+            }
+        }
+        return 0;
+    }
+    size_t done = 0;
+    while (done < total) {
+        ssize_t n = writev(s->fd, iov, count);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            /* A stream cannot be rolled back: a partial chunk would poison the rest. */
+            if (done > 0)
+                s->fd = -1;
+            return n < 0 ? -errno : -ENOSPC;
+        }
+        done += (size_t)n;
+        while (count > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            count--;
+        }
+        if (count > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
+    return 0;
+}
+
+static int write_chunk_raw(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
+                           const void *body, size_t body_length, bool compress)
+{
+    if (s->fd < 0)
+        return 0;
+    hti_chunk_header header = {type, 0, (uint16_t)meta_length, (uint32_t)body_length,
+                               (uint32_t)body_length, 0};
+    if (compress && s->zstd && body_length > 128 && body_length <= RECORDS_BYTES) {
+        size_t n = ZSTD_compressCCtx(s->zstd, s->scratch, s->scratch_size, body, body_length,
+                                     s->options.compression_level);
+        if (!ZSTD_isError(n) && n < body_length) {
+            header.flags = HTI_CHUNK_FLAG_ZSTD;
+            header.body_length = (uint32_t)n;
+            body = s->scratch;
+        }
+    }
+    uint8_t head[HTI_CHUNK_HEADER_SIZE];
+    hti_chunk_header_encode(head, &header, meta, body);
+    struct iovec iov[3] = {{head, sizeof head},
+                           {(void *)meta, meta_length},
+                           {(void *)body, header.body_length}};
+    size_t total = sizeof head + meta_length + header.body_length;
+    int error = write_all(s, iov, 3, total);
+    if (error) {
+        report_write_error(s, -error);
+        return error;
+    }
+    atomic_fetch_add_explicit(&s->bytes_written, total, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->chunks_written, 1, memory_order_relaxed);
+    return 0;
+}
+
+int hti_write_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
+                    const void *body, size_t body_length)
+{
+    return write_chunk_raw(s, type, meta, meta_length, body, body_length,
+                           s->options.compression_level > 0);
+}
+
+static void lost_add(uint32_t tid, uint32_t reason, uint64_t count, uint64_t first, uint64_t last)
+{
+    uint32_t i = (tid * 2654435761u) % LOST_SLOTS;
+    for (uint32_t probe = 0; probe < LOST_SLOTS; probe++, i = (i + 1) % LOST_SLOTS) {
+        lost_slot *slot = &lost_table[i];
+        if (slot->count == 0 || (slot->tid == tid && slot->reason == reason)) {
+            if (slot->count == 0) {
+                slot->tid = tid;
+                slot->reason = reason;
+                slot->first_ticks = first;
+            }
+            slot->count += count;
+            slot->last_ticks = last;
+            return;
+        }
+    }
+    lost_table[0].count += count; /* table full: charge the first slot */
+}
+
+/* Writes the pending LOST records; keeps them if the write fails. */
+static void lost_flush(hti_session *s)
+{
+    uint8_t *p = s->records;
+    for (uint32_t i = 0; i < LOST_SLOTS; i++) {
+        lost_slot *slot = &lost_table[i];
+        if (!slot->count)
+            continue;
+        p = hti_put_varint(p, slot->tid);
+        p = hti_put_varint(p, slot->reason);
+        p = hti_put_varint(p, slot->count);
+        p = hti_put_varint(p, slot->first_ticks);
+        p = hti_put_varint(p, slot->last_ticks);
+    }
+    if (p == s->records)
+        return;
+    if (s->fd >= 0 && write_chunk_raw(s, HTI_CHUNK_LOST, NULL, 0, s->records,
+                                      (size_t)(p - s->records), false) != 0)
+        return;
+    memset(lost_table, 0, sizeof lost_table);
+    s->file_failed = false;
+}
+
+static void write_clock(hti_session *s)
+{
+    uint8_t body[32];
+    uint64_t ticks, ns;
+    hti_clock_sample(&ticks, &ns);
+    uint8_t *p = hti_put_varint(body, ticks);
+    p = hti_put_varint(p, ns);
+    hti_write_chunk(s, HTI_CHUNK_CLOCK, NULL, 0, body, (size_t)(p - body));
+}
+
+/* ---- draining ---- */
+
+/* Emits [from, to) of fill `seq` of thread t, whose bytes are at `data` (fill start). */
+static void emit_range(hti_session *s, hti_thread *t, hti_fill *f, uint64_t seq, uint64_t from,
+                       uint64_t to, const uint8_t *data)
+{
+    uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)to;
+    uint64_t events = (to >> 32) - (from >> 32);
+    if (to_bytes <= from_bytes || events == 0)
+        return;
+    if (s->options.stack_depth && hti_stack_count() != stacks_emitted)
+        hti_stacks_emit(s, &stacks_emitted);
+    hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes, events,
+                            f->base_ticks, atomic_load_explicit(&t->stream_id, memory_order_relaxed)};
+    uint8_t meta_bytes[80];
+    size_t meta_length = hti_events_meta_encode(meta_bytes, &meta);
+    atomic_fetch_add_explicit(&s->events_emitted, events, memory_order_relaxed);
+    if (s->has_consumers)
+        hti_consumer_push(s, &meta, data + from_bytes, to_bytes - from_bytes);
+    if (s->fd >= 0 && hti_write_chunk(s, HTI_CHUNK_EVENTS, meta_bytes, meta_length,
+                                      data + from_bytes, to_bytes - from_bytes) != 0) {
+        atomic_fetch_add_explicit(&s->lost_write, events, memory_order_relaxed);
+        lost_add(t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, hti_ticks());
+    }
+}
+
+/* Block and discard modes: emits what is committed and releases finished fills (all of them
+ * once the thread has exited). */
+static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exited)
+{
+    uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
+    bool released = false;
+    while (tail < head) {
+        hti_fill *f = &t->fills[tail % t->nfills];
+        bool current = tail == head - 1 && !exited;
+        if (current && !partial)
+            break;
+        uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
+        if (f->written_seq != tail) {
+            f->written_seq = tail;
+            f->written = 0;
+        }
+        if (committed != f->written) {
+            emit_range(s, t, f, tail, f->written, committed,
+                       t->fill_data + (tail % t->nfills) * (size_t)HTI_FILL_BYTES);
+            f->written = committed;
+        }
+        if (current)
+            break;
+        tail++;
+        atomic_store_explicit(&t->tail, tail, memory_order_release);
+        released = true;
+    }
+    return released;
+}
+
+/* Ring mode: emits every fill still in the ring that has not been written yet. */
+static void ring_dump(hti_session *s, hti_thread *t)
+{
+    uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
+    if (head - tail > t->nfills)
+        tail = head - t->nfills;
+    for (uint64_t seq = tail; seq < head; seq++) {
+        hti_fill *f = &t->fills[seq % t->nfills];
+        uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
+        if (atomic_load_explicit(&f->seq, memory_order_acquire) != seq)
+            continue;
+        uint64_t from = f->written_seq == seq ? f->written : 0;
+        uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
+        if (to_bytes <= from_bytes)
+            continue;
+        const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
+        memcpy(copy_buffer + from_bytes, data + from_bytes, to_bytes - from_bytes);
+        uint64_t base = f->base_ticks;
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&f->seq, memory_order_relaxed) != seq)
+            continue; /* overwritten while copying */
+        hti_fill snapshot = {0};
+        snapshot.base_ticks = base;
+        emit_range(s, t, &snapshot, seq, from, committed, copy_buffer);
+        f->written_seq = seq;
+        f->written = committed;
+    }
+}
+
+static void unlink_thread(hti_thread *prev, hti_thread *t)
+{
+    if (prev) {
+        prev->next = t->next;
+        return;
+    }
+    hti_thread *expected = t;
+    if (atomic_compare_exchange_strong(&hti_threads, &expected, t->next))
+        return;
+    /* Someone pushed in front of t: find its predecessor now (only the writer unlinks). */
+    for (hti_thread *p = atomic_load(&hti_threads); p; p = p->next)
+        if (p->next == t) {
+            p->next = t->next;
+            return;
+        }
+}
+
+/* One pass over every buffer. dump: ring contents are written (snapshot or stop). */
+static void drain_all(hti_session *s, bool partial, bool dump)
+{
+    bool released = false;
+    hti_thread *prev = NULL;
+    hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
+    while (t) {
+        hti_thread *next = t->next;
+        int state = atomic_load_explicit(&t->state, memory_order_acquire);
+        uint64_t gen = atomic_load_explicit(&t->published_gen, memory_order_acquire);
+        bool exited = state == HTI_THREAD_EXITED;
+        bool done = gen != s->gen;
+        if (gen == s->gen) {
+            if (s->ring && !t->rundown) {
+                if (dump)
+                    ring_dump(s, t);
+                done = dump;
+            } else {
+                released |= drain_thread(s, t, partial, exited);
+                done = atomic_load_explicit(&t->tail, memory_order_relaxed) ==
+                       atomic_load_explicit(&t->head, memory_order_relaxed);
+            }
+        }
+        if (exited && done) {
+            if (gen == s->gen) {
+                if (t->lost_local)
+                    lost_add(t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
+            }
+            unlink_thread(prev, t);
+            hti_thread_free(t);
+        } else {
+            prev = t;
+        }
+        t = next;
+    }
+    if (released) {
+        atomic_fetch_add_explicit(&s->released, 1, memory_order_release);
+        hti_futex_wake(&s->released);
+    }
+}
+
+/* At stop: losses still pending in live threads' buffers go into LOST records. */
+static void collect_pending_lost(hti_session *s)
+{
+    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+        if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
+            continue;
+        if (t->lost_local)
+            lost_add(t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
+    }
+    uint64_t exited = atomic_load(&s->lost_exited);
+    if (exited)
+        lost_add(0, HT_LOST_THREAD_EXIT, exited, hti_ticks(), hti_ticks());
+}
+
+static void write_footer(hti_session *s)
+{
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    uint8_t body[96];
+    uint64_t ticks, ns;
+    hti_clock_sample(&ticks, &ns);
+    uint8_t *p = hti_put_varint(body, ticks);
+    p = hti_put_varint(p, ns);
+    p = hti_put_varint(p, stats.events);
+    p = hti_put_varint(p, stats.lost);
+    p = hti_put_varint(p, atomic_load(&s->chunks_written));
+    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, (size_t)(p - body), false);
+}
+
+static void *writer_main(void *arg)
+{
+    hti_session *s = arg;
+    hti_guard_enter(); /* for good: this thread's heap calls are never traced */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_setname_np(pthread_self(), "heaptrail-wr");
+    const long interval_ns = (long)s->options.flush_interval_ms * 1000000L;
+    uint64_t last_flush = hti_monotonic_ns();
+    uint32_t flush_served = 0, snapshot_served = 0; /* the session starts them at 0 */
+    for (;;) {
+        if (atomic_load(&s->emergency))
+            return NULL;
+        uint32_t wake = atomic_load_explicit(&s->writer_wake, memory_order_acquire);
+        bool stop = atomic_load(&s->stop_request) != 0;
+        uint32_t flush_request = atomic_load(&s->flush_request);
+        uint32_t snapshot_request = atomic_load(&s->snapshot_request);
+        uint64_t now = hti_monotonic_ns();
+        bool periodic = now - last_flush >= (uint64_t)interval_ns;
+        bool partial = stop || periodic || flush_request != flush_served;
+        bool dump = stop || snapshot_request != snapshot_served;
+        drain_all(s, partial, dump);
+        if (partial || dump) {
+            if (!stop) {
+                hti_modules_emit(s, false);
+                write_clock(s);
+            }
+            lost_flush(s);
+            last_flush = now;
+        }
+        if (snapshot_request != snapshot_served || flush_request != flush_served) {
+            snapshot_served = snapshot_request;
+            flush_served = flush_request;
+            atomic_store(&s->flush_done, flush_request);
+            hti_futex_wake(&s->flush_done);
+        }
+        if (stop)
+            break;
+        atomic_store(&s->writer_asleep, 1);
+        if (atomic_load(&s->writer_wake) == wake && !atomic_load(&s->stop_request) &&
+            atomic_load(&s->flush_request) == flush_served &&
+            atomic_load(&s->snapshot_request) == snapshot_served) {
+            long left = interval_ns - (long)(hti_monotonic_ns() - last_flush);
+            if (left > 0)
+                hti_futex_wait(&s->writer_wake, wake, left);
+        }
+        atomic_store(&s->writer_asleep, 0);
+    }
+    /* Final: whatever threads still hold, pending losses, the last clock pair, the footer. */
+    drain_all(s, true, true);
+    if (s->options.stack_depth)
+        hti_stacks_emit(s, &stacks_emitted);
+    hti_modules_emit(s, false);
+    collect_pending_lost(s);
+    lost_flush(s);
+    write_clock(s);
+    write_footer(s);
+    return NULL;
+}
+
+int hti_writer_start_memory(hti_session *s)
+{
+    memset(lost_table, 0, sizeof lost_table);
+    stacks_emitted = 0;
+    s->records_size = RECORDS_BYTES;
+    s->records = hti_map(RECORDS_BYTES);
+    s->scratch_size = ZSTD_compressBound(RECORDS_BYTES);
+    s->scratch = hti_map(s->scratch_size);
+    if (!s->records || !s->scratch)
+        return -ENOMEM;
+    if (s->options.compression_level > 0) {
+        ZSTD_customMem mem = {zstd_alloc, zstd_free, NULL};
+        s->zstd = ZSTD_createCCtx_advanced(mem);
+        if (!s->zstd)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int hti_writer_start_thread(hti_session *s)
+{
+    int error = pthread_create(&s->writer, NULL, writer_main, s);
+    if (error)
+        return -error;
+    s->writer_started = true;
+    return 0;
+}
+
+void hti_writer_stop(hti_session *s)
+{
+    if (s->writer_started) {
+        atomic_store(&s->stop_request, 1);
+        hti_writer_wake(s);
+        hti_futex_wake(&s->writer_wake);
+        pthread_join(s->writer, NULL);
+        s->writer_started = false;
+    }
+    if (s->zstd)
+        ZSTD_freeCCtx(s->zstd);
+    s->zstd = NULL;
+    hti_unmap(s->records, s->records_size);
+    hti_unmap(s->scratch, s->scratch_size);
+    s->records = s->scratch = NULL;
+}
+
+void hti_writer_forget(hti_session *s)
+{
+    /* After fork: the writer thread does not exist in this process; only memory remains. */
+    s->writer_started = false;
+    s->zstd = NULL; /* its memory came from mmap: left mapped rather than freed half-way */
+    hti_unmap(s->records, s->records_size);
+    hti_unmap(s->scratch, s->scratch_size);
+    s->records = s->scratch = NULL;
+}
+
+int hti_writer_flush(hti_session *s, bool snapshot)
+{
+    if (!s->writer_started)
+        return -ENOENT;
+    uint32_t want = atomic_fetch_add(&s->flush_request, 1) + 1;
+    if (snapshot)
+        atomic_fetch_add(&s->snapshot_request, 1);
+    hti_writer_wake(s);
+    hti_futex_wake(&s->writer_wake);
+    for (int i = 0; i < 10000; i++) {
+        uint32_t done = atomic_load(&s->flush_done);
+        if ((int32_t)(done - want) >= 0)
+            return 0;
+        hti_futex_wait(&s->flush_done, done, 1000000);
+    }
+    return -ETIMEDOUT;
+}
+
+void hti_writer_emergency(hti_session *s)
+{
+    /* Every thread's committed bytes not yet written, uncompressed, from this thread. */
+    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+        if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
+            continue;
+        uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
+        uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
+        if (head - tail > t->nfills)
+            tail = head - t->nfills;
+        for (uint64_t seq = tail; seq < head; seq++) {
+            hti_fill *f = &t->fills[seq % t->nfills];
+            uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
+            uint64_t from = f->written_seq == seq ? f->written : 0;
+            uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
+            uint64_t events = (committed >> 32) - (from >> 32);
+            if (to_bytes <= from_bytes || !events)
+                continue;
+            hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes,
+                                    events, f->base_ticks, atomic_load(&t->stream_id)};
+            uint8_t meta_bytes[80];
+            size_t n = hti_events_meta_encode(meta_bytes, &meta);
+            const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
+            write_chunk_raw(s, HTI_CHUNK_EVENTS, meta_bytes, n, data + from_bytes,
+                            to_bytes - from_bytes, false);
+            f->written_seq = seq;
+            f->written = committed;
+        }
+    }
+    write_clock(s);
+    uint8_t body[40];
+    uint64_t ticks, ns;
+    hti_clock_sample(&ticks, &ns);
+    uint8_t *p = hti_put_varint(body, ticks);
+    p = hti_put_varint(p, ns);
+    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, (size_t)(p - body), false);
+}
+
+/* ---- header ---- */
+
+static size_t read_small_file(const char *path, char *buffer, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t total = 0;
+    while (total < size) {
+        ssize_t n = read(fd, buffer + total, size - total);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    close(fd);
+    return total;
+}
+
+static uint8_t *put_string(uint8_t *p, const void *bytes, size_t length)
+{
+    p = hti_put_varint(p, length);
+    memcpy(p, bytes, length);
+    return p + length;
+}
+
+int hti_writer_header(hti_session *s)
+{
+    static char program[4096];
+    static char cmdline[8192];
+    ssize_t plen = readlink("/proc/self/exe", program, sizeof program - 1);
+    if (plen < 0)
+        plen = 0;
+    size_t clen = read_small_file("/proc/self/cmdline", cmdline, sizeof cmdline);
+    while (clen > 0 && cmdline[clen - 1] == '\0')
+        clen--;
+    uint8_t *body = s->records;
+    uint8_t *p = body;
+    const ht_trace_options *o = &s->options;
+    p = hti_put_varint(p, (uint64_t)getpid());
+    p = hti_put_varint(p, sizeof(void *));
+    p = hti_put_varint(p, CLOCK_MONOTONIC);
+    p = hti_put_varint(p, hti_clock_tsc ? HTI_TICKS_TSC : HTI_TICKS_NS);
+    p = hti_put_varint(p, hti_clock_ticks_per_second());
+    p = hti_put_varint(p, s->start_realtime_ns);
+    p = hti_put_varint(p, s->start_ns);
+    p = hti_put_varint(p, s->start_ticks);
+    p = put_string(p, program, (size_t)plen);
+    p = put_string(p, cmdline, clen);
+    p = hti_put_varint(p, (uint64_t)o->mode);
+    p = hti_put_varint(p, o->stack_depth);
+    p = hti_put_varint(p, o->sample_interval);
+    p = hti_put_varint(p, o->event_mask);
+    p = hti_put_varint(p, (uint64_t)(uintptr_t)o->heap);
+    p = hti_put_varint(p, o->min_size);
+    p = hti_put_varint(p, o->max_size);
+    p = hti_put_varint(p, (uint64_t)s->nfills * HTI_FILL_BYTES);
+    p = hti_put_varint(p, (uint64_t)(o->compression_level > 0 ? o->compression_level : 0));
+    if (s->fd < 0)
+        return 0;
+    uint8_t preamble[HTI_PREAMBLE_SIZE];
+    hti_preamble_encode(preamble);
+    struct iovec iov = {preamble, sizeof preamble};
+    int error = write_all(s, &iov, 1, sizeof preamble);
+    if (error)
+        return error;
+    error = write_chunk_raw(s, HTI_CHUNK_HEADER, NULL, 0, body, (size_t)(p - body), false);
+    if (error)
+        return error;
+    write_clock(s);
+    return 0;
+}

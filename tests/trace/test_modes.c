@@ -1,0 +1,553 @@
+/* test_modes.c — the session modes and everything around the writer: discard counts its
+ * losses (tiny buffer, writer stalled on a pipe nobody reads), block loses nothing behind a slow
+ * reader, ring keeps the newest events (and snapshots do not repeat them), real-time consumers
+ * receive events while the program runs, failing writes (/dev/full, a file size limit) become
+ * counted losses, an emergency flush from a signal handler and a SIGKILL leave readable traces,
+ * fork children get their own trace, and the environment starts a session. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "trace_test.h"
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Copies a pipe into a file until end of file, optionally slowly. */
+typedef struct drain {
+    int in, out;
+    long pause_us;
+} drain;
+
+static void *drain_main(void *arg)
+{
+    drain *d = arg;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(d->in, buffer, sizeof buffer)) > 0) {
+        assert_int_equal(write(d->out, buffer, (size_t)n), n);
+        if (d->pause_us) {
+            struct timespec t = {0, d->pause_us * 1000};
+            nanosleep(&t, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void alloc_free_pairs(ht_heap *heap, int count)
+{
+    for (int i = 0; i < count; i++)
+        ht_heap_free(heap, 0, ht_heap_alloc(heap, 0, (size_t)(i % 1000) + 1));
+}
+
+static void test_discard_counts_losses(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "discard");
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_fd = pipe_fds[1];
+    o.mode = HT_TRACE_MODE_DISCARD;
+    o.buffer_size = 128 << 10; /* two fills */
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    /* Nobody reads the pipe: the writer stalls once it is full, the buffer fills up. */
+    const int first = 200000, second = 20000;
+    alloc_free_pairs(heap, first);
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_true(stats.lost > 0);
+    /* Now drain: the thread gets its buffer back and reports what it lost in-stream. */
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(out >= 0);
+    drain d = {pipe_fds[0], out, 0};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, drain_main, &d), 0);
+    sleep_ms(50);
+    alloc_free_pairs(heap, second);
+    assert_int_equal(ht_trace_stop(), 0);
+    close(pipe_fds[1]);
+    pthread_join(thread, NULL);
+    close(out);
+    close(pipe_fds[0]);
+    ht_trace_stats_get(&stats);
+
+    model m;
+    model_init(&m);
+    model_read_file(&m, path);
+    uint64_t operations = 0;
+    int index = model_heap_index(&m, (uint64_t)(uintptr_t)heap);
+    for (int op = 0; op < HT_OP_COUNT; op++)
+        for (int s = 0; s < HT_SOURCE_COUNT; s++)
+            operations += m.counts[index][op][s];
+    /* Every operation is either in the trace or counted in a LOST record, and the LOST records
+     * say exactly what the statistics say. */
+    assert_int_equal(m.lost, stats.lost);
+    assert_int_equal(operations + m.lost, (uint64_t)(first + second) * 2);
+    model_free(&m);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
+static void test_block_never_loses(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "block");
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(out >= 0);
+    drain d = {pipe_fds[0], out, 200}; /* a slow reader */
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, drain_main, &d), 0);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_fd = pipe_fds[1];
+    o.buffer_size = 128 << 10;
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    const int count = 60000;
+    alloc_free_pairs(heap, count);
+    assert_int_equal(ht_trace_stop(), 0);
+    close(pipe_fds[1]);
+    pthread_join(thread, NULL);
+    close(out);
+    close(pipe_fds[0]);
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_int_equal(stats.lost, 0);
+    model m;
+    model_init(&m);
+    model_read_file(&m, path);
+    assert_int_equal(m.lost, 0);
+    int index = model_heap_index(&m, (uint64_t)(uintptr_t)heap);
+    uint64_t operations = 0;
+    for (int op = 0; op < HT_OP_COUNT; op++)
+        for (int s = 0; s < HT_SOURCE_COUNT; s++)
+            operations += m.counts[index][op][s];
+    assert_int_equal(operations, (uint64_t)count * 2);
+    model_free(&m);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
+/* Reads a ring trace: the ALLOC sizes must be consecutive (no gap, no repeat) and end with the
+ * last one made. Returns the number of allocations seen. */
+static uint64_t check_ring_suffix(const char *path, size_t last_size)
+{
+    ht_reader *r = ht_reader_open(path, NULL, 0);
+    assert_non_null(r);
+    static ht_event e[1024];
+    long n;
+    uint64_t allocations = 0;
+    uint64_t previous = 0;
+    while ((n = ht_reader_read(r, e, 1024)) > 0)
+        for (long i = 0; i < n; i++) {
+            if (e[i].kind != HT_EVENT_ALLOC)
+                continue;
+            uint64_t size = e[i].u.alloc.Size;
+            if (allocations && size != previous % 1000 + 1)
+                fail_msg("ring: allocation of %" PRIu64 " bytes follows %" PRIu64, size, previous);
+            previous = size;
+            allocations++;
+        }
+    assert_int_equal(n, 0);
+    assert_int_equal(previous, last_size);
+    ht_reader_close(r);
+    return allocations;
+}
+
+static void test_ring_keeps_newest(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "ring");
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = path;
+    o.mode = HT_TRACE_MODE_RING;
+    o.buffer_size = 256 << 10; /* four fills */
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    const int count = 300000;
+    alloc_free_pairs(heap, count);
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    assert_true(before.st_size < 4096); /* nothing written until asked */
+    assert_int_equal(ht_trace_stop(), 0);
+    uint64_t kept = check_ring_suffix(path, (size_t)((count - 1) % 1000) + 1);
+    /* between three and four fills' worth (~5 bytes per event, two events per pair) */
+    assert_true(kept > 15000 && kept < (uint64_t)count);
+    unlink(path);
+
+    /* A snapshot writes the ring; events written once are not written again. */
+    assert_int_equal(ht_trace_start(&o), 0);
+    alloc_free_pairs(heap, 1000);
+    assert_int_equal(ht_trace_snapshot(), 0);
+    for (int i = 1000; i < 3000; i++)
+        ht_heap_free(heap, 0, ht_heap_alloc(heap, 0, (size_t)(i % 1000) + 1));
+    assert_int_equal(ht_trace_stop(), 0);
+    assert_int_equal(check_ring_suffix(path, 1000), 3000);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
+/* ---- consumers ---- */
+
+typedef struct consumer_state {
+    atomic_ulong events;
+    atomic_ulong blocks; /* ALLOC and FREE */
+    atomic_ulong batches;
+    atomic_ulong rundown;
+    atomic_int wrong_thread;
+    atomic_int unordered;
+    uint64_t last[64];
+    uint32_t tids[64];
+    pthread_t main_thread;
+} consumer_state;
+
+static void consume(const ht_event *events, size_t count, void *context)
+{
+    consumer_state *c = context;
+    if (pthread_equal(pthread_self(), c->main_thread))
+        c->wrong_thread = 1;
+    void *p = malloc(64); /* callbacks may allocate */
+    free(p);
+    for (size_t i = 0; i < count; i++) {
+        const ht_event *e = &events[i];
+        if (e->flags & HT_EVENT_FLAG_RUNDOWN) {
+            c->rundown++;
+            continue;
+        }
+        if (e->kind == HT_EVENT_ALLOC || e->kind == HT_EVENT_FREE)
+            c->blocks++;
+        int slot = (int)(e->thread_id % 64);
+        if (c->tids[slot] == e->thread_id && e->timestamp_ns < c->last[slot])
+            c->unordered = 1;
+        c->tids[slot] = e->thread_id;
+        c->last[slot] = e->timestamp_ns;
+    }
+    c->events += count;
+    c->batches++;
+}
+
+static void test_consumer_realtime(void **state)
+{
+    (void)state;
+    static consumer_state c;
+    memset(&c, 0, sizeof c);
+    c.main_thread = pthread_self();
+    char path[256];
+    temp_path(path, sizeof path, "consumer");
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    void *live = ht_heap_alloc(heap, 0, 100);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = path; /* a file and a consumer side by side */
+    o.flush_interval_ms = 10;
+    o.consumers[0].callback = consume;
+    o.consumers[0].context = &c;
+    assert_int_equal(ht_trace_start(&o), 0);
+    alloc_free_pairs(heap, 5000);
+    /* Events arrive while the program runs: without any flush, within a few intervals... */
+    for (int i = 0; i < 200 && c.blocks < 10000; i++)
+        sleep_ms(5);
+    assert_int_equal(c.blocks, 10000);
+    /* ...and a flush waits until the consumer has seen everything so far. */
+    alloc_free_pairs(heap, 5000);
+    assert_int_equal(ht_trace_flush(), 0);
+    assert_int_equal(c.blocks, 20000);
+    assert_true(ht_trace_is_active());
+    alloc_free_pairs(heap, 1000);
+    assert_int_equal(ht_trace_stop(), 0);
+    assert_int_equal(c.blocks, 22000);
+    assert_true(c.rundown >= 2); /* heaps and the live block */
+    assert_false(c.wrong_thread);
+    assert_false(c.unordered);
+    model m;
+    model_init(&m);
+    model_read_file(&m, path);
+    assert_int_equal(m.events, (uint64_t)c.events);
+    model_free(&m);
+    ht_heap_free(heap, 0, live);
+    ht_heap_destroy(heap);
+    unlink(path);
+
+    /* Consumer only: no file at all. */
+    memset(&c, 0, sizeof c);
+    c.main_thread = pthread_self();
+    o.output_path = NULL;
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    heap = ht_heap_create(0, 0, 0);
+    alloc_free_pairs(heap, 3000);
+    ht_heap_destroy(heap);
+    assert_int_equal(ht_trace_stop(), 0);
+    assert_int_equal(c.blocks, 6000);
+    assert_true(c.events >= 6000 + 2); /* with HEAP_CREATE, HEAP_DESTROY, expansions */
+}
+
+/* ---- failing output ---- */
+
+static void test_write_failure_dev_full(void **state)
+{
+    (void)state;
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = "/dev/full";
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    alloc_free_pairs(heap, 50000); /* the program goes on unharmed */
+    assert_int_equal(ht_trace_stop(), 0);
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_true(stats.write_errors > 0);
+    assert_true(stats.lost >= 100000); /* and the heap's expansions */
+    assert_int_equal(stats.bytes_written, 0);
+    ht_heap_destroy(heap);
+}
+
+static void test_full_disk(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "full");
+    struct rlimit old, small = {300 << 10, 0};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    void (*previous)(int) = signal(SIGXFSZ, SIG_IGN);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = path;
+    o.no_rundown = true;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    assert_int_equal(ht_trace_start(&o), 0);
+    const int count = 150000; /* ~1.3 MB of events into a 300 KiB "disk" */
+    alloc_free_pairs(heap, count);
+    assert_int_equal(ht_trace_stop(), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, previous);
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_true(stats.write_errors > 0);
+    assert_true(stats.lost > 0);
+    /* The file reads cleanly up to its last whole chunk; every event is there or lost. */
+    model m;
+    model_init(&m);
+    model_read_file(&m, path);
+    uint64_t operations = 0;
+    int index = model_heap_index(&m, (uint64_t)(uintptr_t)heap);
+    for (int op = 0; op < HT_OP_COUNT; op++)
+        for (int s = 0; s < HT_SOURCE_COUNT; s++)
+            operations += m.counts[index][op][s];
+    assert_int_equal(operations + stats.lost, (uint64_t)count * 2);
+    model_free(&m);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
+/* ---- crashes, kills, forks ---- */
+
+static void on_abort(int signal_number)
+{
+    (void)signal_number;
+    ht_trace_emergency_flush();
+    _exit(3);
+}
+
+static void test_emergency_flush(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "emergency");
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        signal(SIGABRT, on_abort);
+        ht_heap *heap = ht_heap_create(0, 0, 0);
+        ht_trace_options o;
+        ht_trace_options_init(&o);
+        o.output_path = path;
+        o.flush_interval_ms = 60000; /* nothing is written unless the flush does it */
+        o.no_rundown = true;
+        if (ht_trace_start(&o) != 0)
+            _exit(1);
+        alloc_free_pairs(heap, 1000);
+        abort();
+    }
+    int status;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    ht_reader *r = ht_reader_open(path, NULL, 0);
+    assert_non_null(r);
+    assert_true(ht_reader_info(r)->complete);
+    assert_true(ht_reader_info(r)->events >= 2000); /* and heap expansions */
+    ht_reader_close(r);
+    unlink(path);
+}
+
+static void test_sigkill_leaves_readable_trace(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "killed");
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        ht_heap *heap = ht_heap_create(0, 0, 0);
+        ht_trace_options o;
+        ht_trace_options_init(&o);
+        o.output_path = path;
+        o.flush_interval_ms = 2;
+        if (ht_trace_start(&o) != 0)
+            _exit(1);
+        for (;;)
+            alloc_free_pairs(heap, 1000);
+    }
+    sleep_ms(300);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    char error[256];
+    ht_reader *r = ht_reader_open(path, error, sizeof error);
+    if (!r)
+        fail_msg("%s", error);
+    assert_false(ht_reader_info(r)->complete);
+    static ht_event e[1024];
+    long n, total = 0;
+    while ((n = ht_reader_read(r, e, 1024)) > 0)
+        total += n;
+    assert_int_equal(n, 0);
+    assert_true(total > 1000);
+    ht_reader_close(r);
+    unlink(path);
+}
+
+static void test_fork_child_gets_own_trace(void **state)
+{
+    (void)state;
+    char pattern[256], parent_path[256], child_path[256];
+    temp_path(pattern, sizeof pattern, "fork-%p");
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = pattern;
+    o.follow_forks = true;
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    alloc_free_pairs(heap, 100);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        if (ht_trace_fork_child() != 1)
+            _exit(1);
+        alloc_free_pairs(heap, 300);
+        ht_trace_stop();
+        _exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    alloc_free_pairs(heap, 50);
+    assert_int_equal(ht_trace_stop(), 0);
+    snprintf(parent_path, sizeof parent_path, "%.*s%d.trace",
+             (int)(strstr(pattern, "%p") - pattern), pattern, (int)getpid());
+    snprintf(child_path, sizeof child_path, "%.*s%d.trace", (int)(strstr(pattern, "%p") - pattern),
+             pattern, (int)child);
+    ht_reader *r = ht_reader_open(parent_path, NULL, 0);
+    assert_non_null(r);
+    assert_true(ht_reader_info(r)->events >= 301); /* HEAP_CREATE, 300, expansions */
+    assert_int_equal(ht_reader_info(r)->pid, (uint32_t)getpid());
+    ht_reader_close(r);
+    r = ht_reader_open(child_path, NULL, 0);
+    assert_non_null(r);
+    assert_true(ht_reader_info(r)->events >= 600);
+    assert_int_equal(ht_reader_info(r)->pid, (uint32_t)child);
+    ht_reader_close(r);
+    ht_heap_destroy(heap);
+    unlink(parent_path);
+    unlink(child_path);
+}
+
+static void test_environment(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "env");
+    unsetenv("HEAPTRAIL_OUTPUT");
+    unsetenv("HEAPTRAIL_FD");
+    assert_int_equal(ht_trace_start_from_env(), 0); /* nothing asked */
+    setenv("HEAPTRAIL_OUTPUT", path, 1);
+    setenv("HEAPTRAIL_MODE", "sideways", 1);
+    assert_int_equal(ht_trace_start_from_env(), -EINVAL);
+    setenv("HEAPTRAIL_MODE", "discard", 1);
+    setenv("HEAPTRAIL_BUFFER", "256k", 1);
+    setenv("HEAPTRAIL_STACKS", "4", 1);
+    setenv("HEAPTRAIL_UNWIND", "fp", 1);
+    setenv("HEAPTRAIL_SAMPLE", "0", 1);
+    setenv("HEAPTRAIL_EVENTS", "alloc,free", 1);
+    setenv("HEAPTRAIL_COMPRESS", "3", 1);
+    assert_int_equal(ht_trace_start_from_env(), 1);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    alloc_free_pairs(heap, 2000);
+    ht_heap_destroy(heap);
+    assert_int_equal(ht_trace_stop(), 0);
+    ht_reader *r = ht_reader_open(path, NULL, 0);
+    assert_non_null(r);
+    const ht_trace_info *info = ht_reader_info(r);
+    assert_int_equal(info->mode, HT_TRACE_MODE_DISCARD);
+    assert_int_equal(info->stack_depth, 4);
+    assert_true(info->events >= 4000 && info->events < 4016); /* heap events filtered out;
+                                                                 the rundown is not */
+    ht_reader_close(r);
+    unlink(path);
+    const char *names[] = {"HEAPTRAIL_OUTPUT", "HEAPTRAIL_MODE", "HEAPTRAIL_BUFFER",
+                           "HEAPTRAIL_STACKS", "HEAPTRAIL_UNWIND", "HEAPTRAIL_SAMPLE",
+                           "HEAPTRAIL_EVENTS", "HEAPTRAIL_COMPRESS"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        unsetenv(names[i]);
+}
+
+/* A failed test must not leave its session running into the next one. */
+static int stop_session(void **state)
+{
+    (void)state;
+    ht_trace_stop();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_discard_counts_losses, stop_session),
+        cmocka_unit_test_teardown(test_block_never_loses, stop_session),
+        cmocka_unit_test_teardown(test_ring_keeps_newest, stop_session),
+        cmocka_unit_test_teardown(test_consumer_realtime, stop_session),
+        cmocka_unit_test_teardown(test_write_failure_dev_full, stop_session),
+        cmocka_unit_test_teardown(test_full_disk, stop_session),
+        cmocka_unit_test_teardown(test_emergency_flush, stop_session),
+        cmocka_unit_test_teardown(test_sigkill_leaves_readable_trace, stop_session),
+        cmocka_unit_test_teardown(test_fork_child_gets_own_trace, stop_session),
+        cmocka_unit_test_teardown(test_environment, stop_session),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
