@@ -5,6 +5,7 @@
  * inaccessible again, so a stray access to decommitted memory faults instead of reading stale
  * data. Aligned reservations over-map and trim. Nothing here allocates. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -16,16 +17,31 @@ size_t hti_page_size(void) {
     return page;
 }
 
+/* Where the next aligned mapping is asked for: just below the last one, so that the kernel,
+ * which fills address space downwards, usually grants an aligned range in one call. */
+static _Atomic uintptr_t next_hint;
+
 static void *map_aligned(size_t size, size_t align, int prot) {
     if (size == 0 || size > ((size_t)1 << 46)) return NULL;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    uintptr_t hint = atomic_load_explicit(&next_hint, memory_order_relaxed);
+    if (hint > size + align) {
+        char *try = mmap((void *)hti_align_down(hint - size, align), size, prot, flags, -1, 0);
+        if (try != MAP_FAILED && ((uintptr_t)try & (align - 1)) == 0) {
+            atomic_store_explicit(&next_hint, (uintptr_t)try, memory_order_relaxed);
+            return try;
+        }
+        if (try != MAP_FAILED) munmap(try, size);
+    }
     size_t span = size + align;
-    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *raw = mmap(NULL, span, prot, flags, -1, 0);
     if (raw == MAP_FAILED) return NULL;
     char *start = (char *)hti_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);
     size_t tail = span - head - size;
     if (head) munmap(raw, head);
     if (tail) munmap(start + size, tail);
+    atomic_store_explicit(&next_hint, (uintptr_t)start, memory_order_relaxed);
     return start;
 }
 
