@@ -14,6 +14,7 @@
 #include "heap_internal.h"
 
 #define CARVE_BATCH 16u
+#define CARVE_BYTES (16u << 10)
 
 uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_GRANULE + 1];
 uint32_t hti_bucket_size_table[HTI_LFH_BUCKETS];
@@ -71,8 +72,10 @@ static void collect(hti_subseg *ss) {
 }
 
 static void carve(ht_heap *heap, hti_subseg *ss) {
-    unsigned n = ss->capacity - ss->carved;
-    if (n > CARVE_BATCH) n = CARVE_BATCH;
+    unsigned n = ss->capacity - ss->carved, batch = CARVE_BYTES / ss->slot_size;
+    if (batch > CARVE_BATCH) batch = CARVE_BATCH;
+    if (batch == 0) batch = 1;
+    if (n > batch) n = batch; /* big slots are carved a few at a time: untouched pages stay free */
     for (unsigned i = 0; i < n; i++) {
         hti_block *slot = (hti_block *)(ss->slots + (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
         slot->size = ss->slot_size / HTI_GRANULE;
