@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test test-asan bench clean
+.PHONY: all build run demo test test-asan bench clean
 
 all: build
 
@@ -14,8 +14,16 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Build, then run the main job.
+# Build, then record a real program (sqlite3 running a workload shipped in the repo) with
+# `heaptrail record`, and print the trace's stats.
 run: build
+	$(BUILD)/heaptrail record -o $(BUILD)/run.trace -- \
+		sqlite3 :memory: < bench/scripts/sqlite_workload.sql > $(BUILD)/run.out
+	@echo "(sqlite3's own output is in $(BUILD)/run.out)"
+	$(BUILD)/heaptrail stats $(BUILD)/run.trace
+
+# The heap API demo: a private heap, its tiers and per-Source counters.
+demo: build
 	$(BUILD)/heap_demo
 
 test: build

@@ -149,6 +149,36 @@ typedef struct ht_trace_stats {
 /* Statistics of the running session, or of the last one after it stopped. */
 HT_API void ht_trace_stats_get(ht_trace_stats *stats);
 
+/* ---- Control socket (src/trace/control.c) ----
+ * `heaptrail start|stop|status|snapshot PID` reach a running process through a Unix stream
+ * socket served by a listener thread of that process. The socket is <dir>/<pid>.sock, where dir
+ * is the first of: $HEAPTRAIL_CONTROL_DIR, $XDG_RUNTIME_DIR/heaptrail (each only if an absolute
+ * path), /tmp/heaptrail-<euid>. The directory must be owned by the process's effective
+ * uid with no group or other access (it is created with mode 0700), and only a peer whose
+ * effective uid (SO_PEERCRED) equals the process's is served: owner only, root included.
+ * The protocol is a few text lines each way (README.md, "Control protocol"). */
+
+/* Writes the socket path of process pid whose effective uid is uid, given the values of
+ * HEAPTRAIL_CONTROL_DIR and XDG_RUNTIME_DIR in its environment (NULL: unset). Returns the
+ * length, or -ENAMETOOLONG when it does not fit size or a socket address (108 bytes). */
+HT_API int ht_control_socket_path(char *path, size_t size, uint32_t uid, uint32_t pid,
+                                  const char *control_dir, const char *runtime_dir);
+
+/* Creates this process's socket (directory checked or created, a stale socket of the same pid
+ * replaced) and starts the listener thread, which blocks every signal and does its work under
+ * the tracer's guard (its heap calls are never traced). Registers an exit handler that removes
+ * the socket and stops a running session. Idempotent. 0, -EPERM (the directory is not private
+ * to us; one line on stderr), -ENAMETOOLONG, or the errno of socket/bind/listen/pthread_create. */
+HT_API int ht_control_start(void);
+
+/* Closes the socket and removes it; the listener thread ends. No-op if not started. */
+HT_API void ht_control_stop(void);
+
+/* For a fork() wrapper, in the child after ht_trace_fork_child(): forgets the parent's listener
+ * (closes the inherited descriptor, leaves the parent's socket alone) and, if the parent had
+ * one, starts the child's own. 1 if started, 0 if not asked for, or a negative errno. */
+HT_API int ht_control_fork_child(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,8 @@
  * failure handler), free preserves errno and ignores pointers the heap does not own. A
  * thread-local nesting counter sends any call made from inside the heap (should the heap reach
  * a libc function that allocates) to a small static bootstrap pool instead of recursing.
- * Fork safety comes from the heap's own atfork handlers. Environment variables: none yet. */
+ * Fork safety comes from the heap's own atfork handlers. Tracing, fatal signals, fork children's
+ * traces and the control socket are wired up in startup.c. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdatomic.h>

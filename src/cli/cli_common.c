@@ -1,0 +1,996 @@
+/* cli_common.c — the helpers every subcommand shares (contracts in cli_common.h): messages,
+ * getopt with heaptrail's wording, value parsers, the progress line, trace input with clear
+ * errors, event filters, buffered output with hand-written number formatting (dump writes
+ * millions of lines a second through it), and the live-block set.
+ *
+ * The live set is an open-addressing table with linear probing and backward-shift deletion
+ * (no tombstones), keyed by address, grown at 50% load. */
+#include "cli_common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_BUFFER_SIZE (256u << 10)
+#define INPUT_BATCH 4096u
+
+/* ---- messages ---- */
+
+static const char *command_name = "";
+
+void ht_cli_set_command(const char *name)
+{
+    command_name = name ? name : "";
+}
+
+const char *ht_cli_command(void)
+{
+    return command_name;
+}
+
+void ht_cli_message_prefix(void)
+{
+    if (command_name[0])
+        fprintf(stderr, "heaptrail: %s: ", command_name);
+    else
+        fputs("heaptrail: ", stderr);
+}
+
+static void message(const char *kind, const char *format, va_list ap)
+{
+    fflush(stdout);
+    ht_cli_message_prefix();
+    if (kind)
+        fputs(kind, stderr);
+    vfprintf(stderr, format, ap);
+    fputc('\n', stderr);
+}
+
+void ht_cli_error(const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    message(NULL, format, ap);
+    va_end(ap);
+}
+
+void ht_cli_warning(const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    message("warning: ", format, ap);
+    va_end(ap);
+}
+
+int ht_cli_usage_error(const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    message(NULL, format, ap);
+    va_end(ap);
+    if (command_name[0])
+        fprintf(stderr, "Try 'heaptrail %s --help'.\n", command_name);
+    else
+        fputs("Try 'heaptrail --help'.\n", stderr);
+    return HT_CLI_EXIT_USAGE;
+}
+
+/* ---- options ---- */
+
+int ht_cli_getopt(int argc, char **argv, const char *short_options,
+                  const struct option *long_options)
+{
+    char options[128];
+    /* ':' first (after '+'): a missing value is reported as ':' rather than '?'. */
+    bool stop_at_operand = short_options[0] == '+';
+    snprintf(options, sizeof options, "%s:%s", stop_at_operand ? "+" : "",
+             short_options + (stop_at_operand ? 1 : 0));
+    opterr = 0;
+    int previous = optind;
+    int c = getopt_long(argc, argv, options, long_options, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    /* getopt_long leaves optind past the bad word; argv[previous] (or the word before optind)
+     * names it. */
+    const char *word = previous < argc ? argv[previous] : argv[argc - 1];
+    if (optind > previous && optind - 1 < argc && optind - 1 > previous)
+        word = argv[optind - 1];
+    if (c == ':') {
+        if (optopt && optopt < 0x100 && word[0] == '-' && word[1] != '-')
+            ht_cli_usage_error("option '-%c' needs a value", optopt);
+        else
+            ht_cli_usage_error("option '%.*s' needs a value", (int)strcspn(word, "="), word);
+    } else if (optopt && optopt < 0x100 && !(word[0] == '-' && word[1] == '-')) {
+        ht_cli_usage_error("unknown option '-%c'", optopt);
+    } else if (optopt) {
+        ht_cli_usage_error("option '%.*s' takes no value", (int)strcspn(word, "="), word);
+    } else {
+        ht_cli_usage_error("unknown option '%.*s'", (int)strcspn(word, "="), word);
+    }
+    return '?';
+}
+
+static int bad_value(const char *option, const char *text, const char *why)
+{
+    return ht_cli_usage_error("bad value '%s' for %s: %s", text, option, why);
+}
+
+int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out)
+{
+    char *end;
+    if (!*text || *text == '-' || isspace((unsigned char)*text))
+        return bad_value(option, text, "expected a non-negative number");
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 0);
+    if (errno || end == text || *end)
+        return bad_value(option, text, "expected a non-negative number");
+    *out = value;
+    return 0;
+}
+
+int ht_cli_parse_size(const char *option, const char *text, uint64_t *out)
+{
+    char *end;
+    if (!*text || *text == '-' || isspace((unsigned char)*text))
+        return bad_value(option, text, "expected a size such as 4096, 64k, 1m or 2g");
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 0);
+    unsigned shift = 0;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': shift = 10; end++; break;
+    case 'm': shift = 20; end++; break;
+    case 'g': shift = 30; end++; break;
+    default: break;
+    }
+    if (shift && (*end == 'b' || *end == 'B'))
+        end++;
+    if (errno || end == text || *end || (shift && value > (~0ull >> shift)))
+        return bad_value(option, text, "expected a size such as 4096, 64k, 1m or 2g");
+    *out = (uint64_t)value << shift;
+    return 0;
+}
+
+int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
+                        int *index)
+{
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(text, choices[i])) {
+            *index = i;
+            return 0;
+        }
+    }
+    char list[256];
+    size_t n = 0;
+    list[0] = '\0';
+    for (int i = 0; choices[i] && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", choices[i]);
+    return ht_cli_usage_error("bad value '%s' for %s: expected one of %s", text, option, list);
+}
+
+/* ---- progress ---- */
+
+static int progress_mode = -1; /* -1: automatic, 0: never, 1: always */
+
+void ht_cli_progress_option(int id)
+{
+    progress_mode = id == HT_CLI_OPT_PROGRESS ? 1 : 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ht_cli_progress_init(ht_cli_progress *p, const char *what, uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    /* Automatic: only when the line cannot mix with output on the same terminal. */
+    p->enabled = progress_mode == 1 ||
+                 (progress_mode == -1 && isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO));
+    p->total = total;
+    p->what = what;
+    p->started_ns = p->last_ns = now_ns();
+}
+
+void ht_cli_progress_update(ht_cli_progress *p, uint64_t done)
+{
+    if (!p->enabled)
+        return;
+    uint64_t now = now_ns();
+    if (now - p->started_ns < 500000000u || now - p->last_ns < 200000000u)
+        return;
+    p->last_ns = now;
+    char count[32], total[32];
+    ht_cli_format_count((double)done, count);
+    if (p->total) {
+        double percent = 100.0 * (double)done / (double)p->total;
+        fprintf(stderr, "\rheaptrail: %s: %3.0f%% (%s of %s %s)\033[K", command_name,
+                percent > 100 ? 100 : percent, count, ht_cli_format_count((double)p->total, total),
+                p->what);
+    } else {
+        fprintf(stderr, "\rheaptrail: %s: %s %s\033[K", command_name, count, p->what);
+    }
+    fflush(stderr);
+    p->shown = true;
+}
+
+void ht_cli_progress_done(ht_cli_progress *p)
+{
+    if (p->shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    p->shown = false;
+}
+
+/* ---- input ---- */
+
+/* Prints the reader's warnings that were not printed yet. */
+static void print_new_warnings(ht_cli_input *in)
+{
+    const char *warnings = ht_reader_warnings(in->reader);
+    size_t length = strlen(warnings);
+    if (length <= in->warnings_seen)
+        return;
+    const char *line = warnings + in->warnings_seen;
+    while (*line) {
+        size_t n = strcspn(line, "\n");
+        if (n)
+            ht_cli_warning("%s: %.*s", in->path, (int)n, line);
+        line += n;
+        if (*line == '\n')
+            line++;
+    }
+    in->warnings_seen = length;
+}
+
+int ht_cli_input_open(ht_cli_input *in, const char *path)
+{
+    memset(in, 0, sizeof *in);
+    in->path = path;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        ht_cli_error("cannot open '%s': %s", path, strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ht_cli_error("cannot open '%s': %s", path, strerror(EISDIR));
+        return HT_CLI_EXIT_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ht_cli_error("cannot open '%s': not a regular file", path);
+        return HT_CLI_EXIT_IO;
+    }
+    char error[512];
+    error[0] = '\0';
+    in->reader = ht_reader_open(path, error, sizeof error);
+    if (!in->reader) {
+        int e = errno;
+        if (e == EBADMSG) {
+            ht_cli_error("'%s' is not a readable heaptrail trace: %s", path, error);
+            return HT_CLI_EXIT_MALFORMED;
+        }
+        if (e == ENOMEM) {
+            ht_cli_error("cannot read '%s': out of memory", path);
+            return HT_CLI_EXIT_IO;
+        }
+        if (e == EIO) {
+            ht_cli_error("cannot read '%s': %s", path, error);
+            return HT_CLI_EXIT_IO;
+        }
+        /* open(2) failures come as "path: reason": say it our way. */
+        if (access(path, R_OK) != 0) {
+            ht_cli_error("cannot open '%s': %s", path, strerror(errno));
+            return HT_CLI_EXIT_IO;
+        }
+        ht_cli_error("'%s' is not a readable heaptrail trace: %s", path,
+                     error[0] ? error : strerror(e));
+        return HT_CLI_EXIT_MALFORMED;
+    }
+    in->info = ht_reader_info(in->reader);
+    in->capacity = INPUT_BATCH;
+    in->events = malloc(in->capacity * sizeof *in->events);
+    if (!in->events) {
+        ht_reader_close(in->reader);
+        in->reader = NULL;
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    print_new_warnings(in);
+    ht_cli_progress_init(&in->progress, "events", in->info->events);
+    return HT_CLI_EXIT_OK;
+}
+
+size_t ht_cli_input_next(ht_cli_input *in, const ht_event **events)
+{
+    if (in->status)
+        return 0;
+    long n = ht_reader_read(in->reader, in->events, in->capacity);
+    if (n <= 0) {
+        in->status = n < 0 ? (int)n : 0;
+        ht_cli_progress_done(&in->progress); /* before the command prints its results */
+        return 0;
+    }
+    in->delivered += (uint64_t)n;
+    ht_cli_progress_update(&in->progress, in->delivered);
+    *events = in->events;
+    return (size_t)n;
+}
+
+int ht_cli_input_close(ht_cli_input *in)
+{
+    int code = HT_CLI_EXIT_OK;
+    if (!in->reader)
+        return code;
+    ht_cli_progress_done(&in->progress);
+    print_new_warnings(in);
+    if (in->status) {
+        ht_cli_error("'%s': %s (after %llu events)", in->path, ht_reader_error(in->reader),
+                     (unsigned long long)in->delivered);
+        code = in->status == -EIO || in->status == -ENOMEM ? HT_CLI_EXIT_IO
+                                                             : HT_CLI_EXIT_MALFORMED;
+    }
+    ht_reader_close(in->reader);
+    free(in->events);
+    in->reader = NULL;
+    in->events = NULL;
+    return code;
+}
+
+/* ---- filters ---- */
+
+static const struct {
+    const char *name;
+    unsigned kind;
+} kind_names[] = {
+    {"ALLOC", HT_EVENT_ALLOC},
+    {"FREE", HT_EVENT_FREE},
+    {"REALLOC", HT_EVENT_REALLOC},
+    {"HEAP_CREATE", HT_EVENT_HEAP_CREATE},
+    {"HEAP_DESTROY", HT_EVENT_HEAP_DESTROY},
+    {"HEAP_EXPAND", HT_EVENT_HEAP_EXPAND},
+    {"HEAP_CONTRACT", HT_EVENT_HEAP_CONTRACT},
+    {"RUNDOWN_HEAP", HT_EVENT_RUNDOWN_HEAP},
+    {"RUNDOWN_BLOCK", HT_EVENT_RUNDOWN_BLOCK},
+    {"LOST", HT_EVENT_LOST},
+};
+
+void ht_cli_filter_init(ht_cli_filter *f)
+{
+    memset(f, 0, sizeof *f);
+}
+
+static bool word_equals(const char *word, size_t length, const char *name)
+{
+    return strlen(name) == length && strncasecmp(word, name, length) == 0;
+}
+
+static int parse_kinds(const char *option, const char *text, uint64_t *mask)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, ",");
+        bool found = n == 0;
+        for (size_t i = 0; !found && i < sizeof kind_names / sizeof kind_names[0]; i++) {
+            if (word_equals(p, n, kind_names[i].name)) {
+                *mask |= HT_EVENT_BIT(kind_names[i].kind);
+                found = true;
+            }
+        }
+        if (!found && word_equals(p, n, "blocks")) {
+            *mask |= HT_EVENT_MASK_BLOCKS;
+            found = true;
+        }
+        if (!found)
+            return ht_cli_usage_error("bad value '%.*s' for %s: expected event names such as "
+                                      "ALLOC,FREE,REALLOC",
+                                      (int)n, p, option);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (*mask == 0)
+        return ht_cli_usage_error("bad value '%s' for %s: no event names", text, option);
+    return 0;
+}
+
+static int parse_sources(const char *option, const char *text, uint32_t *mask)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, ",");
+        bool found = n == 0;
+        for (unsigned source = MEMORY_FROM_LOOKASIDE; !found && source <= MEMORY_FROM_SEGMENT_HEAP;
+             source++) {
+            const char *full = ht_source_name(source);
+            const char *short_name = full + strlen("MEMORY_FROM_");
+            char digit[2] = {(char)('0' + source), '\0'};
+            if (word_equals(p, n, full) || word_equals(p, n, short_name) ||
+                word_equals(p, n, digit)) {
+                *mask |= 1u << source;
+                found = true;
+            }
+        }
+        if (!found)
+            return ht_cli_usage_error("bad value '%.*s' for %s: expected LOOKASIDE, LOWFRAG, "
+                                      "MAINPATH, SLOWPATH, INVALID or SEGMENT_HEAP",
+                                      (int)n, p, option);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (*mask == 0)
+        return ht_cli_usage_error("bad value '%s' for %s: no Source names", text, option);
+    return 0;
+}
+
+/* "1.5", "250ms", "3us", "12ns", "2s"; or "@123456" (absolute ns). */
+static int parse_time(const char *option, const char *text, uint64_t *ns, bool *absolute)
+{
+    *absolute = text[0] == '@';
+    if (*absolute)
+        return ht_cli_parse_u64(option, text + 1, ns);
+    char *end;
+    if (!*text || *text == '-' || isspace((unsigned char)*text))
+        return bad_value(option, text, "expected a time such as 1.5, 250ms or @NS");
+    errno = 0;
+    double value = strtod(text, &end);
+    double scale = 1e9;
+    if (!strcmp(end, "ns"))
+        scale = 1;
+    else if (!strcmp(end, "us"))
+        scale = 1e3;
+    else if (!strcmp(end, "ms"))
+        scale = 1e6;
+    else if (!strcmp(end, "s") || !*end)
+        scale = 1e9;
+    else
+        end = (char *)text;
+    if (errno || end == text || !(value >= 0) || value * scale > 1.8e19)
+        return bad_value(option, text, "expected a time such as 1.5, 250ms or @NS");
+    *ns = (uint64_t)llround(value * scale);
+    return 0;
+}
+
+int ht_cli_filter_option(ht_cli_filter *f, int id, const char *value)
+{
+    int error = 0;
+    uint64_t number = 0;
+    switch (id) {
+    case HT_CLI_OPT_EVENT:
+        error = parse_kinds("--event", value, &f->kinds);
+        break;
+    case HT_CLI_OPT_SOURCE:
+        error = parse_sources("--source", value, &f->sources);
+        break;
+    case HT_CLI_OPT_HEAP:
+        error = ht_cli_parse_u64("--heap", value, &f->heap);
+        f->has_heap = true;
+        break;
+    case HT_CLI_OPT_THREAD:
+        error = ht_cli_parse_u64("--thread", value, &number);
+        if (!error && number > UINT32_MAX)
+            error = bad_value("--thread", value, "not a thread id");
+        f->thread = (uint32_t)number;
+        f->has_thread = true;
+        break;
+    case HT_CLI_OPT_MIN_SIZE:
+        error = ht_cli_parse_size("--min-size", value, &f->min_size);
+        f->has_min = true;
+        break;
+    case HT_CLI_OPT_MAX_SIZE:
+        error = ht_cli_parse_size("--max-size", value, &f->max_size);
+        f->has_max = true;
+        break;
+    case HT_CLI_OPT_FROM:
+        error = parse_time("--from", value, &f->from_ns, &f->from_absolute);
+        f->has_from = true;
+        break;
+    case HT_CLI_OPT_TO:
+        error = parse_time("--to", value, &f->to_ns, &f->to_absolute);
+        f->has_to = true;
+        break;
+    default:
+        error = ht_cli_usage_error("internal error: unknown filter option %d", id);
+        break;
+    }
+    f->any = true;
+    return error;
+}
+
+void ht_cli_filter_resolve(ht_cli_filter *f, const ht_trace_info *info)
+{
+    if (f->has_from && !f->from_absolute) {
+        f->from_ns += info->start_ns;
+        f->from_absolute = true;
+    }
+    if (f->has_to && !f->to_absolute) {
+        f->to_ns += info->start_ns;
+        f->to_absolute = true;
+    }
+}
+
+bool ht_cli_event_size(const ht_event *e, uint64_t *size)
+{
+    switch (e->kind) {
+    case HT_EVENT_ALLOC: *size = e->u.alloc.Size; return true;
+    case HT_EVENT_REALLOC: *size = e->u.realloc.NewSize; return true;
+    case HT_EVENT_RUNDOWN_BLOCK: *size = e->u.rundown_block.Size; return true;
+    default: return false;
+    }
+}
+
+unsigned ht_cli_event_source(const ht_event *e)
+{
+    switch (e->kind) {
+    case HT_EVENT_ALLOC: return e->u.alloc.Source;
+    case HT_EVENT_FREE: return e->u.free.Source;
+    case HT_EVENT_REALLOC: return e->u.realloc.Source;
+    case HT_EVENT_RUNDOWN_BLOCK: return e->u.rundown_block.Source;
+    default: return 0;
+    }
+}
+
+bool ht_cli_filter_match(const ht_cli_filter *f, const ht_event *e)
+{
+    if (!f->any)
+        return true;
+    if (f->kinds && !(f->kinds & HT_EVENT_BIT(e->kind)))
+        return false;
+    if (f->sources) {
+        unsigned source = ht_cli_event_source(e);
+        if (source == 0 || source > 31 || !(f->sources & (1u << source)))
+            return false;
+    }
+    if (f->has_heap && ht_event_heap(e) != f->heap)
+        return false;
+    if (f->has_thread && e->thread_id != f->thread)
+        return false;
+    if (f->has_min || f->has_max) {
+        uint64_t size;
+        if (!ht_cli_event_size(e, &size))
+            return false;
+        if (f->has_min && size < f->min_size)
+            return false;
+        if (f->has_max && size > f->max_size)
+            return false;
+    }
+    if (f->has_from && e->timestamp_ns < f->from_ns)
+        return false;
+    if (f->has_to && e->timestamp_ns >= f->to_ns)
+        return false;
+    return true;
+}
+
+bool ht_cli_filter_done(const ht_cli_filter *f, const ht_event *e)
+{
+    return f->has_to && e->timestamp_ns >= f->to_ns;
+}
+
+/* ---- output ---- */
+
+int ht_cli_out_open(ht_cli_out *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    out->buffer = malloc(OUT_BUFFER_SIZE);
+    if (!out->buffer) {
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    if (!path || !strcmp(path, "-")) {
+        out->fd = STDOUT_FILENO;
+        out->name = "standard output";
+        return 0;
+    }
+    out->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out->fd < 0) {
+        ht_cli_error("cannot create '%s': %s", path, strerror(errno));
+        free(out->buffer);
+        out->buffer = NULL;
+        return HT_CLI_EXIT_IO;
+    }
+    out->own_fd = true;
+    out->name = path;
+    return 0;
+}
+
+void ht_cli_out_flush(ht_cli_out *out)
+{
+    size_t done = 0;
+    while (done < out->length && !out->error) {
+        ssize_t n = write(out->fd, out->buffer + done, out->length - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            out->error = n < 0 ? errno : EIO;
+        else
+            done += (size_t)n;
+    }
+    out->length = 0;
+}
+
+int ht_cli_out_close(ht_cli_out *out)
+{
+    if (!out->buffer)
+        return 0;
+    ht_cli_out_flush(out);
+    if (out->own_fd && close(out->fd) != 0 && !out->error)
+        out->error = errno;
+    free(out->buffer);
+    out->buffer = NULL;
+    if (out->error) {
+        ht_cli_error("cannot write to %s%s%s: %s", out->own_fd ? "'" : "", out->name,
+                     out->own_fd ? "'" : "", strerror(out->error));
+        return HT_CLI_EXIT_IO;
+    }
+    return 0;
+}
+
+void ht_cli_out_write(ht_cli_out *out, const void *data, size_t length)
+{
+    if (out->length + length > OUT_BUFFER_SIZE) {
+        ht_cli_out_flush(out);
+        if (length > OUT_BUFFER_SIZE) {
+            while (length && !out->error) {
+                ssize_t n = write(out->fd, data, length);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0) {
+                    out->error = n < 0 ? errno : EIO;
+                    break;
+                }
+                data = (const char *)data + n;
+                length -= (size_t)n;
+            }
+            return;
+        }
+    }
+    memcpy(out->buffer + out->length, data, length);
+    out->length += length;
+}
+
+void ht_cli_out_str(ht_cli_out *out, const char *text)
+{
+    ht_cli_out_write(out, text, strlen(text));
+}
+
+void ht_cli_out_char(ht_cli_out *out, char c)
+{
+    if (out->length + 1 > OUT_BUFFER_SIZE)
+        ht_cli_out_flush(out);
+    out->buffer[out->length++] = c;
+}
+
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                     "31323334353637383940414243444546474849505152535455565758596061"
+                                     "62636465666768697071727374757677787980818283848586878889909192"
+                                     "93949596979899";
+
+void ht_cli_out_u64(ht_cli_out *out, uint64_t value)
+{
+    char text[24];
+    char *p = text + sizeof text;
+    while (value >= 100) {
+        unsigned pair = (unsigned)(value % 100) * 2;
+        value /= 100;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    }
+    if (value >= 10) {
+        unsigned pair = (unsigned)value * 2;
+        *--p = digit_pairs[pair + 1];
+        *--p = digit_pairs[pair];
+    } else {
+        *--p = (char)('0' + value);
+    }
+    ht_cli_out_write(out, p, (size_t)(text + sizeof text - p));
+}
+
+void ht_cli_out_hex(ht_cli_out *out, uint64_t value)
+{
+    static const char digits[] = "0123456789abcdef";
+    char text[18];
+    char *p = text + sizeof text;
+    do {
+        *--p = digits[value & 15];
+        value >>= 4;
+    } while (value);
+    *--p = 'x';
+    *--p = '0';
+    ht_cli_out_write(out, p, (size_t)(text + sizeof text - p));
+}
+
+void ht_cli_out_json_string(ht_cli_out *out, const char *text)
+{
+    ht_cli_out_char(out, '"');
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            ht_cli_out_char(out, '\\');
+            ht_cli_out_char(out, (char)*c);
+        } else if (*c < 0x20 || *c == 0x7f) {
+            char escape[8];
+            snprintf(escape, sizeof escape, "\\u%04x", *c);
+            ht_cli_out_str(out, escape);
+        } else {
+            ht_cli_out_char(out, (char)*c);
+        }
+    }
+    ht_cli_out_char(out, '"');
+}
+
+void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(text, sizeof text, format, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof text) {
+        ht_cli_out_write(out, text, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return;
+    va_start(ap, format);
+    vsnprintf(big, (size_t)n + 1, format, ap);
+    va_end(ap);
+    ht_cli_out_write(out, big, (size_t)n);
+    free(big);
+}
+
+/* ---- formatting ---- */
+
+const char *ht_cli_format_bytes(double bytes, char *buffer)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int unit = 0;
+    double value = bytes;
+    while (fabs(value) >= 1024 && unit < 5) {
+        value /= 1024;
+        unit++;
+    }
+    if (unit == 0)
+        snprintf(buffer, 32, "%.0f B", value);
+    else
+        snprintf(buffer, 32, "%.*f %s", fabs(value) < 10 ? 2 : fabs(value) < 100 ? 1 : 0, value,
+                 units[unit]);
+    return buffer;
+}
+
+const char *ht_cli_format_count(double count, char *buffer)
+{
+    if (count < 10000)
+        snprintf(buffer, 32, "%.0f", count);
+    else if (count < 1e6)
+        snprintf(buffer, 32, "%.1f k", count / 1e3);
+    else if (count < 1e9)
+        snprintf(buffer, 32, "%.2f M", count / 1e6);
+    else
+        snprintf(buffer, 32, "%.2f G", count / 1e9);
+    return buffer;
+}
+
+const char *ht_cli_format_duration(uint64_t ns, char *buffer)
+{
+    if (ns >= 1000000000u)
+        snprintf(buffer, 32, "%.3f s", (double)ns / 1e9);
+    else if (ns >= 1000000u)
+        snprintf(buffer, 32, "%.1f ms", (double)ns / 1e6);
+    else if (ns >= 1000u)
+        snprintf(buffer, 32, "%.1f us", (double)ns / 1e3);
+    else
+        snprintf(buffer, 32, "%llu ns", (unsigned long long)ns);
+    return buffer;
+}
+
+const char *ht_cli_mode_name(uint32_t mode)
+{
+    switch (mode) {
+    case 0: return "block";
+    case 1: return "discard";
+    case 2: return "ring";
+    default: return "unknown";
+    }
+}
+
+const char *ht_cli_lost_reason_name(uint32_t reason)
+{
+    switch (reason) {
+    case HT_LOST_BUFFER_FULL: return "BUFFER_FULL";
+    case HT_LOST_WRITE_FAILED: return "WRITE_FAILED";
+    case HT_LOST_CONSUMER: return "CONSUMER";
+    case HT_LOST_THREAD_EXIT: return "THREAD_EXIT";
+    case HT_LOST_SESSION_END: return "SESSION_END";
+    default: return "UNKNOWN";
+    }
+}
+
+/* ---- live blocks ---- */
+
+static size_t slot_of(const ht_cli_live *live, uint64_t address)
+{
+    uint64_t h = (address >> 4) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h ^ (h >> 29)) & (live->capacity - 1);
+}
+
+void ht_cli_live_init(ht_cli_live *live)
+{
+    memset(live, 0, sizeof *live);
+}
+
+void ht_cli_live_free(ht_cli_live *live)
+{
+    free(live->slots);
+    memset(live, 0, sizeof *live);
+}
+
+static bool live_grow(ht_cli_live *live)
+{
+    size_t capacity = live->capacity ? live->capacity * 2 : 1024;
+    ht_cli_block *slots = calloc(capacity, sizeof *slots);
+    if (!slots) {
+        live->failed = true;
+        return false;
+    }
+    ht_cli_block *old = live->slots;
+    size_t old_capacity = live->capacity;
+    live->slots = slots;
+    live->capacity = capacity;
+    for (size_t i = 0; i < old_capacity; i++) {
+        if (!old[i].address)
+            continue;
+        size_t s = slot_of(live, old[i].address);
+        while (slots[s].address)
+            s = (s + 1) & (capacity - 1);
+        slots[s] = old[i];
+    }
+    free(old);
+    return true;
+}
+
+static ht_cli_block *live_lookup(const ht_cli_live *live, uint64_t address)
+{
+    if (!live->capacity)
+        return NULL;
+    for (size_t s = slot_of(live, address);; s = (s + 1) & (live->capacity - 1)) {
+        if (live->slots[s].address == address)
+            return &live->slots[s];
+        if (!live->slots[s].address)
+            return NULL;
+    }
+}
+
+static void account(ht_cli_live *live, const ht_cli_block *block, int sign)
+{
+    live->bytes += sign > 0 ? block->size : (uint64_t)0 - block->size;
+    live->weighted_bytes += sign * (double)block->size * block->weight;
+    live->weighted_count += sign * block->weight;
+}
+
+/* Removes the block in slot s, shifting later members of its run back. */
+static void live_remove_slot(ht_cli_live *live, size_t s)
+{
+    account(live, &live->slots[s], -1);
+    live->count--;
+    size_t mask = live->capacity - 1;
+    size_t hole = s;
+    for (size_t next = (s + 1) & mask; live->slots[next].address; next = (next + 1) & mask) {
+        size_t home = slot_of(live, live->slots[next].address);
+        /* Move it if its home is not in (hole, next], cyclically. */
+        bool in_range = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
+        if (!in_range) {
+            live->slots[hole] = live->slots[next];
+            hole = next;
+        }
+    }
+    memset(&live->slots[hole], 0, sizeof live->slots[hole]);
+}
+
+static void live_insert(ht_cli_live *live, uint64_t address, uint64_t size, uint64_t heap,
+                        double weight, bool replace)
+{
+    if (!address)
+        return;
+    ht_cli_block *existing = live_lookup(live, address);
+    if (existing) {
+        if (!replace)
+            return;
+        account(live, existing, -1);
+        existing->size = size;
+        existing->heap = heap;
+        existing->weight = weight;
+        account(live, existing, 1);
+        return;
+    }
+    if ((live->count + 1) * 2 > live->capacity && !live_grow(live))
+        return;
+    size_t s = slot_of(live, address);
+    while (live->slots[s].address)
+        s = (s + 1) & (live->capacity - 1);
+    live->slots[s] = (ht_cli_block){address, size, heap, weight};
+    live->count++;
+    account(live, &live->slots[s], 1);
+}
+
+static void live_remove(ht_cli_live *live, uint64_t address, ht_cli_block *removed)
+{
+    ht_cli_block *block = live_lookup(live, address);
+    if (!block) {
+        live->unknown_frees++;
+        return;
+    }
+    if (removed)
+        *removed = *block;
+    live_remove_slot(live, (size_t)(block - live->slots));
+}
+
+void ht_cli_live_apply(ht_cli_live *live, const ht_event *e, ht_cli_block *removed)
+{
+    if (removed)
+        memset(removed, 0, sizeof *removed);
+    double weight = e->weight > 0 ? e->weight : 1.0;
+    switch (e->kind) {
+    case HT_EVENT_ALLOC:
+        if (e->u.alloc.Source != MEMORY_FROM_INVALID)
+            live_insert(live, e->u.alloc.Address, e->u.alloc.Size, e->u.alloc.HeapHandle, weight,
+                        true);
+        break;
+    case HT_EVENT_FREE:
+        if (e->u.free.Source != MEMORY_FROM_INVALID && e->u.free.Address)
+            live_remove(live, e->u.free.Address, removed);
+        break;
+    case HT_EVENT_REALLOC:
+        if (e->u.realloc.Source == MEMORY_FROM_INVALID)
+            break;
+        if (e->u.realloc.OldAddress)
+            live_remove(live, e->u.realloc.OldAddress, removed);
+        live_insert(live, e->u.realloc.NewAddress, e->u.realloc.NewSize, e->u.realloc.HeapHandle,
+                    weight, true);
+        break;
+    case HT_EVENT_RUNDOWN_BLOCK:
+        live_insert(live, e->u.rundown_block.Address, e->u.rundown_block.Size,
+                    e->u.rundown_block.HeapHandle, 1.0, false);
+        break;
+    case HT_EVENT_HEAP_DESTROY:
+        for (size_t s = 0; s < live->capacity;) {
+            if (live->slots[s].address && live->slots[s].heap == e->u.heap_destroy.HeapHandle)
+                live_remove_slot(live, s); /* slot s now holds a shifted block: look again */
+            else
+                s++;
+        }
+        break;
+    default:
+        return;
+    }
+    if (live->weighted_bytes > live->peak_bytes) {
+        live->peak_bytes = live->weighted_bytes;
+        live->peak_count = live->weighted_count;
+        live->peak_ns = e->timestamp_ns;
+    }
+}
+
+const ht_cli_block *ht_cli_live_find(const ht_cli_live *live, uint64_t address)
+{
+    return live_lookup(live, address);
+}
+
+const ht_cli_block *ht_cli_live_next(const ht_cli_live *live, size_t *cursor)
+{
+    while (*cursor < live->capacity) {
+        const ht_cli_block *block = &live->slots[(*cursor)++];
+        if (block->address)
+            return block;
+    }
+    return NULL;
+}

@@ -1,0 +1,249 @@
+/* cli_common.h — what every heaptrail subcommand shares: exit codes, one-line messages, option
+ * parsing, reading a trace with progress and clear errors, event filters, a fast buffered
+ * output, number and size formatting, and the live-block set of FORMAT.md §13.
+ *
+ * Reaches only the public headers (heaptrail/reader.h, heaptrail/events.h). Messages go to
+ * stderr as "heaptrail: <command>: <text>"; nothing here exits the process. See commands.h for
+ * how a subcommand is put together with these. */
+#ifndef HEAPTRAIL_CLI_COMMON_H
+#define HEAPTRAIL_CLI_COMMON_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heaptrail/events.h"
+#include "heaptrail/reader.h"
+
+/* ---- exit codes (documented in README.md, "Command line") ---- */
+enum {
+    HT_CLI_EXIT_OK = 0,
+    HT_CLI_EXIT_USAGE = 1,     /* bad command line */
+    HT_CLI_EXIT_IO = 2,        /* a file or process could not be opened, read, written, reached */
+    HT_CLI_EXIT_MALFORMED = 3, /* the trace is not a heaptrail trace or is damaged */
+    HT_CLI_EXIT_REFUSED = 4,   /* start/stop/...: the process refused (permission, state) */
+};
+
+/* ---- messages ---- */
+
+/* Sets the subcommand named in messages ("dump"); main.c calls it before dispatching. */
+void ht_cli_set_command(const char *name);
+const char *ht_cli_command(void);
+/* "heaptrail: <command>: <message>\n" on stderr. */
+void ht_cli_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* "heaptrail: <command>: warning: <message>\n" on stderr. */
+void ht_cli_warning(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* "heaptrail: <command>: <message>\nTry 'heaptrail <command> --help'.\n"; returns
+ * HT_CLI_EXIT_USAGE, so a command can `return ht_cli_usage_error(...)`. */
+int ht_cli_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* "heaptrail: <command>: " on stderr, for messages built piece by piece. */
+void ht_cli_message_prefix(void);
+
+/* ---- options ----
+ * ht_cli_getopt is getopt_long with heaptrail's messages: it returns the option (its short
+ * letter or the `val` of its struct option), -1 after the last option, or '?' after printing
+ * "unknown option '--x'" / "option '--x' needs a value" (then return HT_CLI_EXIT_USAGE).
+ * Operands may come before, between and after options unless short_options starts with '+'
+ * (stop at the first operand, as `record` does). "--" ends the options. */
+int ht_cli_getopt(int argc, char **argv, const char *short_options,
+                  const struct option *long_options);
+
+/* Long-only option ids shared by several commands; a command's own ids stay below 0x1000. */
+enum {
+    HT_CLI_OPT_PROGRESS = 0x1000, /* --progress: progress line even when stderr is not a tty */
+    HT_CLI_OPT_NO_PROGRESS,       /* --no-progress */
+    HT_CLI_OPT_EVENT,             /* filters, see ht_cli_filter */
+    HT_CLI_OPT_SOURCE,
+    HT_CLI_OPT_HEAP,
+    HT_CLI_OPT_THREAD,
+    HT_CLI_OPT_MIN_SIZE,
+    HT_CLI_OPT_MAX_SIZE,
+    HT_CLI_OPT_FROM,
+    HT_CLI_OPT_TO,
+};
+#define HT_CLI_PROGRESS_OPTIONS                                                                    \
+    {"progress", no_argument, NULL, HT_CLI_OPT_PROGRESS},                                          \
+        {"no-progress", no_argument, NULL, HT_CLI_OPT_NO_PROGRESS}
+#define HT_CLI_PROGRESS_HELP                                                                       \
+    "  --progress, --no-progress\n"                                                                \
+    "                       show (hide) a progress line on stderr; default: shown for long\n"     \
+    "                       reads when stderr is a terminal and standard output is not\n"
+/* Handles HT_CLI_OPT_PROGRESS / HT_CLI_OPT_NO_PROGRESS. */
+void ht_cli_progress_option(int id);
+
+/* Value parsers: on a bad value they print "bad value 'x' for --option: ..." and return
+ * HT_CLI_EXIT_USAGE; 0 on success. */
+int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);    /* decimal or 0x */
+int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /* 4k, 1m, 2g */
+/* One of choices (a NULL-terminated list); *index is its position. */
+int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
+                        int *index);
+
+/* ---- progress line ---- */
+typedef struct ht_cli_progress {
+    bool enabled;       /* decided at init: forced, or stderr is a terminal and stdout not */
+    bool shown;         /* a line is on the screen */
+    uint64_t total;     /* 0: unknown */
+    uint64_t started_ns, last_ns;
+    const char *what;   /* "events" */
+} ht_cli_progress;
+void ht_cli_progress_init(ht_cli_progress *progress, const char *what, uint64_t total);
+/* Cheap to call often: draws at most 5 times a second, and only after half a second. */
+void ht_cli_progress_update(ht_cli_progress *progress, uint64_t done);
+void ht_cli_progress_done(ht_cli_progress *progress); /* erases the line */
+
+/* ---- reading a trace ----
+ * ht_cli_input_open opens a trace and prints what went wrong:
+ *   "cannot open 'x': No such file or directory" -> HT_CLI_EXIT_IO,
+ *   "'x' is not a heaptrail trace: bad magic at offset 0" -> HT_CLI_EXIT_MALFORMED,
+ * and the reader's warnings (e.g. a truncated file) as warnings. Then ht_cli_input_next hands
+ * out batches of events in timestamp order with the progress line, and ht_cli_input_close
+ * reports a decoding error or new warnings and returns the exit code for the input
+ * (HT_CLI_EXIT_OK, or HT_CLI_EXIT_MALFORMED / HT_CLI_EXIT_IO after an error mid-way). */
+typedef struct ht_cli_input {
+    const char *path;
+    ht_reader *reader;
+    const ht_trace_info *info;
+    ht_event *events; /* batch buffer */
+    size_t capacity;
+    uint64_t delivered;
+    int status;       /* 0, or the negative errno of a read error */
+    size_t warnings_seen;
+    ht_cli_progress progress;
+} ht_cli_input;
+int ht_cli_input_open(ht_cli_input *input, const char *path);
+/* Next batch: count (> 0), 0 at the end or after an error (see ht_cli_input_close). */
+size_t ht_cli_input_next(ht_cli_input *input, const ht_event **events);
+int ht_cli_input_close(ht_cli_input *input);
+
+/* ---- event filters ----
+ * --event LIST   kinds: ALLOC,FREE,REALLOC,HEAP_CREATE,HEAP_DESTROY,HEAP_EXPAND,HEAP_CONTRACT,
+ *                RUNDOWN_HEAP,RUNDOWN_BLOCK,LOST (any case; "blocks" = ALLOC,FREE,REALLOC)
+ * --source LIST  LOOKASIDE,LOWFRAG,MAINPATH,SLOWPATH,INVALID (or MEMORY_FROM_..., or 1..6):
+ *                only events that carry a Source
+ * --heap ADDR    only events of that heap (HeapHandle)
+ * --thread TID   only events of that thread
+ * --min-size N, --max-size N   only events with a size (ALLOC Size, REALLOC NewSize,
+ *                RUNDOWN_BLOCK Size) in [N, M]
+ * --from T, --to T   only events with from <= time < to; T is seconds since the trace started
+ *                (suffixes ns, us, ms, s), or @NS for an absolute timestamp_ns */
+typedef struct ht_cli_filter {
+    uint64_t kinds;    /* HT_EVENT_BIT mask, 0: all */
+    uint32_t sources;  /* bit per Source value, 0: all */
+    bool has_heap, has_thread, has_min, has_max, has_from, has_to;
+    bool from_absolute, to_absolute;
+    uint64_t heap;
+    uint32_t thread;
+    uint64_t min_size, max_size;
+    uint64_t from_ns, to_ns; /* relative until ht_cli_filter_resolve */
+    bool any;                /* some filter is set */
+} ht_cli_filter;
+#define HT_CLI_FILTER_OPTIONS                                                                      \
+    {"event", required_argument, NULL, HT_CLI_OPT_EVENT},                                          \
+        {"source", required_argument, NULL, HT_CLI_OPT_SOURCE},                                    \
+        {"heap", required_argument, NULL, HT_CLI_OPT_HEAP},                                        \
+        {"thread", required_argument, NULL, HT_CLI_OPT_THREAD},                                    \
+        {"min-size", required_argument, NULL, HT_CLI_OPT_MIN_SIZE},                                \
+        {"max-size", required_argument, NULL, HT_CLI_OPT_MAX_SIZE},                                \
+        {"from", required_argument, NULL, HT_CLI_OPT_FROM},                                        \
+        {"to", required_argument, NULL, HT_CLI_OPT_TO}
+#define HT_CLI_FILTER_HELP                                                                         \
+    "  --event LIST         only these events: ALLOC,FREE,REALLOC,HEAP_CREATE,HEAP_DESTROY,\n"   \
+    "                       HEAP_EXPAND,HEAP_CONTRACT,RUNDOWN_HEAP,RUNDOWN_BLOCK,LOST\n"          \
+    "  --source LIST        only events with these Sources: LOOKASIDE,LOWFRAG,MAINPATH,\n"        \
+    "                       SLOWPATH,INVALID (or MEMORY_FROM_...)\n"                              \
+    "  --heap ADDR          only events of this heap (HeapHandle, 0x...)\n"                       \
+    "  --thread TID         only events of this thread\n"                                         \
+    "  --min-size N, --max-size N\n"                                                              \
+    "                       only events whose size (ALLOC Size, REALLOC NewSize, RUNDOWN_BLOCK\n" \
+    "                       Size) is at least N / at most N bytes\n"                              \
+    "  --from T, --to T     only events in [T, T2): seconds since the trace started (suffixes\n" \
+    "                       ns, us, ms, s), or @NS for an absolute timestamp_ns\n"
+void ht_cli_filter_init(ht_cli_filter *filter);
+/* Handles one HT_CLI_OPT_EVENT..HT_CLI_OPT_TO option: 0 or HT_CLI_EXIT_USAGE (printed). */
+int ht_cli_filter_option(ht_cli_filter *filter, int id, const char *value);
+/* Turns relative times into timestamps once the trace is open. */
+void ht_cli_filter_resolve(ht_cli_filter *filter, const ht_trace_info *info);
+bool ht_cli_filter_match(const ht_cli_filter *filter, const ht_event *event);
+/* True once events are past --to: a reader in time order can stop. */
+bool ht_cli_filter_done(const ht_cli_filter *filter, const ht_event *event);
+
+/* Size of an event for filters and tables: ALLOC Size, REALLOC NewSize, RUNDOWN_BLOCK Size;
+ * false for events without one. */
+bool ht_cli_event_size(const ht_event *event, uint64_t *size);
+/* Source of an event (ALLOC, FREE, REALLOC, RUNDOWN_BLOCK), else 0. */
+unsigned ht_cli_event_source(const ht_event *event);
+
+/* ---- buffered output ----
+ * For output of any size: appends go to a 256 KiB buffer written with write(2). A failed write
+ * is remembered (no further output) and reported by ht_cli_out_close. */
+typedef struct ht_cli_out {
+    int fd;
+    bool own_fd;
+    int error;  /* errno of the first failed write, 0 if none */
+    size_t length;
+    char *buffer;
+    const char *name; /* for messages: the path, or "standard output" */
+} ht_cli_out;
+/* path NULL or "-": standard output. 0, or HT_CLI_EXIT_IO (printed). */
+int ht_cli_out_open(ht_cli_out *out, const char *path);
+void ht_cli_out_flush(ht_cli_out *out);
+/* Flushes and closes; 0, or HT_CLI_EXIT_IO with "cannot write to ...: ..." printed. */
+int ht_cli_out_close(ht_cli_out *out);
+void ht_cli_out_write(ht_cli_out *out, const void *data, size_t length);
+void ht_cli_out_str(ht_cli_out *out, const char *text);
+void ht_cli_out_char(ht_cli_out *out, char c);
+void ht_cli_out_u64(ht_cli_out *out, uint64_t value);  /* decimal */
+void ht_cli_out_hex(ht_cli_out *out, uint64_t value);  /* 0x and lower-case hex digits */
+void ht_cli_out_json_string(ht_cli_out *out, const char *text); /* quoted and escaped */
+void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- formatting for people ---- */
+/* "512 B", "12.3 KiB", "4.0 MiB", ... into buffer (at least 32 bytes); returns buffer. */
+const char *ht_cli_format_bytes(double bytes, char *buffer);
+/* "1234567" -> "1.23 M" style for counts (at least 32 bytes). */
+const char *ht_cli_format_count(double count, char *buffer);
+/* "1.234 s", "12.3 ms", "850 us" (at least 32 bytes). */
+const char *ht_cli_format_duration(uint64_t ns, char *buffer);
+/* Names used in messages and tables. */
+const char *ht_cli_mode_name(uint32_t mode);        /* "block", "discard", "ring" */
+const char *ht_cli_lost_reason_name(uint32_t reason); /* "BUFFER_FULL", ... */
+
+/* ---- live blocks (FORMAT.md §13) ----
+ * The set of blocks alive after each event, with the reconciliation rule for the rundown:
+ * RUNDOWN_BLOCK inserts only unknown addresses; ALLOC and REALLOC's new block insert or
+ * replace; FREE and REALLOC's old block remove if known (unknown ones are counted, not an
+ * error: they predate the trace); HEAP_DESTROY removes the heap's blocks; Source INVALID changes
+ * nothing. Sizes are the requested bytes. Memory: one 32-byte slot per live block. */
+typedef struct ht_cli_block {
+    uint64_t address; /* 0: empty slot */
+    uint64_t size;
+    uint64_t heap;
+    double weight;    /* 1, or the sampling weight of the event that made it */
+} ht_cli_block;
+
+typedef struct ht_cli_live {
+    ht_cli_block *slots;
+    size_t capacity; /* power of two */
+    size_t count;    /* live blocks */
+    uint64_t bytes;  /* their sizes */
+    double weighted_bytes, weighted_count; /* estimates for sampled traces (= bytes, count if not) */
+    double peak_bytes;                     /* highest weighted_bytes so far */
+    double peak_count;                     /* weighted blocks at that moment */
+    uint64_t peak_ns;                      /* when (timestamp_ns) */
+    uint64_t unknown_frees;                /* FREE / REALLOC old blocks not in the set */
+    bool failed;                           /* out of memory: results incomplete */
+} ht_cli_live;
+void ht_cli_live_init(ht_cli_live *live);
+void ht_cli_live_free(ht_cli_live *live);
+/* Applies one event. If removed is not NULL it receives the block a FREE or REALLOC took out
+ * (address 0 if none). */
+void ht_cli_live_apply(ht_cli_live *live, const ht_event *event, ht_cli_block *removed);
+/* The block at address, or NULL. */
+const ht_cli_block *ht_cli_live_find(const ht_cli_live *live, uint64_t address);
+/* Iteration: start with *cursor = 0; NULL at the end. */
+const ht_cli_block *ht_cli_live_next(const ht_cli_live *live, size_t *cursor);
+
+#endif

@@ -1,0 +1,61 @@
+/* commands.h — the heaptrail subcommands' entry points, and how to write one.
+ * Each subcommand lives in its own file and exposes `int ht_cli_<name>(int argc, char **argv)`:
+ * argv[0] is the subcommand's name, the return value is the process's exit code. main.c holds
+ * the dispatch table; report.c and export.c join it when they exist (src/cli/CMakeLists.txt
+ * compiles them and defines HT_CLI_HAVE_REPORT / HT_CLI_HAVE_EXPORT, and links src/analyze/:
+ * its library target ht_analyze if its CMakeLists.txt defines one, else its .c files). */
+
+/* The shared helpers are in cli_common.h:
+ *   - exit codes HT_CLI_EXIT_OK / _USAGE / _IO / _MALFORMED / _REFUSED (README "Exit codes");
+ *   - ht_cli_error / ht_cli_warning / ht_cli_usage_error: "heaptrail: <command>: ..." lines
+ *     (main.c has set the command name);
+ *   - ht_cli_getopt: getopt_long with those messages; HT_CLI_PROGRESS_OPTIONS and
+ *     HT_CLI_FILTER_OPTIONS add --progress/--no-progress and the event filters to a long-option
+ *     table, with help text in HT_CLI_PROGRESS_HELP / HT_CLI_FILTER_HELP;
+ *   - ht_cli_parse_u64 / _size / _choice for option values;
+ *   - ht_cli_input_open / _next / _close: a trace read in batches with the progress line and
+ *     clear errors (exit code 2 for a missing file, 3 for a damaged one);
+ *   - ht_cli_filter_*: the filters as dump applies them;
+ *   - ht_cli_out_*: fast buffered output (numbers, hex, JSON strings) to stdout or a file;
+ *   - ht_cli_format_bytes / _count / _duration for tables;
+ *   - ht_cli_live_*: the live-block set with FORMAT.md §13's rundown rule (peak, leaks).
+ *
+ * A command, in short:
+ *
+ *     int ht_cli_example(int argc, char **argv)
+ *     {
+ *         static const struct option options[] = {
+ *             {"help", no_argument, NULL, 'h'}, HT_CLI_PROGRESS_OPTIONS, {NULL, 0, NULL, 0}};
+ *         int c;
+ *         while ((c = ht_cli_getopt(argc, argv, "h", options)) != -1) {
+ *             if (c == 'h') { fputs(EXAMPLE_HELP, stdout); return HT_CLI_EXIT_OK; }
+ *             if (c == HT_CLI_OPT_PROGRESS || c == HT_CLI_OPT_NO_PROGRESS)
+ *                 ht_cli_progress_option(c);
+ *             else
+ *                 return HT_CLI_EXIT_USAGE; // '?': already reported
+ *         }
+ *         if (optind != argc - 1)
+ *             return ht_cli_usage_error("expected one trace file");
+ *         ht_cli_input input;
+ *         int code = ht_cli_input_open(&input, argv[optind]);
+ *         if (code) return code;
+ *         const ht_event *events;
+ *         size_t n;
+ *         while ((n = ht_cli_input_next(&input, &events)) > 0) { ... }
+ *         return ht_cli_input_close(&input);
+ *     }
+ */
+#ifndef HEAPTRAIL_CLI_COMMANDS_H
+#define HEAPTRAIL_CLI_COMMANDS_H
+
+int ht_cli_record(int argc, char **argv);   /* record.c */
+int ht_cli_dump(int argc, char **argv);     /* dump.c */
+int ht_cli_stats(int argc, char **argv);    /* stats.c */
+int ht_cli_start(int argc, char **argv);    /* ctl.c: the control socket's client */
+int ht_cli_stop(int argc, char **argv);     /* ctl.c */
+int ht_cli_status(int argc, char **argv);   /* ctl.c */
+int ht_cli_snapshot(int argc, char **argv); /* ctl.c */
+int ht_cli_report(int argc, char **argv);   /* report.c, when present */
+int ht_cli_export(int argc, char **argv);   /* export.c, when present */
+
+#endif

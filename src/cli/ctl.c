@@ -1,0 +1,614 @@
+/* ctl.c — `heaptrail start|stop|status|snapshot PID`: the client of the control socket that
+ * libheaptrail-preload.so serves in each process (src/trace/control.c).
+ *
+ * The socket path follows ht_control_socket_path() with the target's own effective uid and its
+ * HEAPTRAIL_CONTROL_DIR / XDG_RUNTIME_DIR (read from /proc/PID/environ), unless --socket names
+ * it. Before connecting, the client says plainly what is missing: no such process, library not
+ * loaded, control disabled. The request and reply are the text lines of README.md's "Control
+ * protocol"; --raw prints the reply's key=value lines for scripts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "heaptrail/trace.h"
+
+#define REPLY_MAX 65536
+#define START_TIMEOUT_S 120 /* a start walks every heap: large heaps take a while */
+
+static const char start_help[] =
+    "Usage: heaptrail start [OPTIONS] PID\n"
+    "Start tracing in running process PID, which must have libheaptrail-preload.so loaded\n"
+    "(LD_PRELOAD or heaptrail record) and belong to you (the control socket is owner-only).\n"
+    "The process writes the trace itself; it starts with a rundown of every live block.\n\n"
+    "Options:\n"
+    "  -o, --output FILE    trace file (default: heaptrail.COMM.PID.trace in the current\n"
+    "                       directory); relative paths are taken from here; %p = PID\n"
+    "  --stacks[=DEPTH]     record stacks, DEPTH frames (default 32, max 128)\n"
+    "  --unwind METHOD      libunwind (default) or fp\n"
+    "  --mode MODE          block (default), discard or ring\n"
+    "  --sample BYTES       byte sampling, one allocation every BYTES on average\n"
+    "  --buffer SIZE        per-thread buffer (default 1m)\n"
+    "  --compress LEVEL     zstd level 1..19\n"
+    "  --follow-forks       children forked from now on get their own trace (FILE.PID)\n"
+    "  --socket PATH        the control socket (default: found from PID)\n"
+    "  --raw                print the process's reply as key=value lines\n"
+    "  -h, --help           this help\n\n"
+    "Exit codes: 0 ok, 1 usage, 2 no such process / library not loaded / socket unreachable,\n"
+    "4 refused by the process (another user's process, or a session is already running).\n";
+
+static const char stop_help[] =
+    "Usage: heaptrail stop [OPTIONS] PID\n"
+    "Stop tracing in running process PID: buffered events are written, the trace file is\n"
+    "closed with its footer, and the program runs on untraced.\n\n"
+    "Options:\n"
+    "  --socket PATH        the control socket (default: found from PID)\n"
+    "  --raw                print the process's reply as key=value lines\n"
+    "  -h, --help           this help\n\n"
+    "Exit codes: 0 ok, 1 usage, 2 no such process / library not loaded / socket unreachable,\n"
+    "4 refused (another user's process, or no session running).\n";
+
+static const char status_help[] =
+    "Usage: heaptrail status [OPTIONS] PID\n"
+    "Show whether running process PID is tracing, to which file, in which mode, and how many\n"
+    "events it has written and lost.\n\n"
+    "Options:\n"
+    "  --socket PATH        the control socket (default: found from PID)\n"
+    "  --raw                print the process's reply as key=value lines\n"
+    "  -h, --help           this help\n\n"
+    "Exit codes: 0 ok (tracing or not), 1 usage, 2 no such process / library not loaded /\n"
+    "socket unreachable, 4 refused (another user's process).\n";
+
+static const char snapshot_help[] =
+    "Usage: heaptrail snapshot [OPTIONS] PID\n"
+    "Ring mode: write what the process's ring buffers hold now, plus a rundown of the live\n"
+    "blocks, to its trace file. Other modes: write everything buffered so far.\n\n"
+    "Options:\n"
+    "  --socket PATH        the control socket (default: found from PID)\n"
+    "  --raw                print the process's reply as key=value lines\n"
+    "  -h, --help           this help\n\n"
+    "Exit codes: 0 ok, 1 usage, 2 no such process / library not loaded / socket unreachable,\n"
+    "4 refused (another user's process, or no session running).\n";
+
+enum {
+    OPT_STACKS = 1,
+    OPT_UNWIND,
+    OPT_MODE,
+    OPT_SAMPLE,
+    OPT_BUFFER,
+    OPT_COMPRESS,
+    OPT_FOLLOW_FORKS,
+    OPT_SOCKET,
+    OPT_RAW,
+};
+
+typedef struct request {
+    char text[8192];
+    size_t length;
+} request;
+
+static void request_add(request *r, const char *key, const char *value)
+{
+    int n = snprintf(r->text + r->length, sizeof r->text - r->length, "%s=%s\n", key, value);
+    if (n > 0 && (size_t)n < sizeof r->text - r->length)
+        r->length += (size_t)n;
+}
+
+/* ---- finding the process and its socket ---- */
+
+/* The value of name in /proc/PID/environ, copied into value; false if absent. *readable tells
+ * whether the environment could be read at all. */
+static bool target_environment(long pid, const char *name, char *value, size_t size,
+                               bool *readable)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *readable = fd >= 0;
+    if (fd < 0)
+        return false;
+    static char data[1 << 20];
+    size_t length = 0;
+    ssize_t n;
+    while (length < sizeof data - 1 &&
+           (n = read(fd, data + length, sizeof data - 1 - length)) > 0)
+        length += (size_t)n;
+    close(fd);
+    data[length] = '\0';
+    size_t name_length = strlen(name);
+    for (size_t at = 0; at < length; at += strlen(data + at) + 1) {
+        if (!strncmp(data + at, name, name_length) && data[at + name_length] == '=') {
+            snprintf(value, size, "%s", data + at + name_length + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Effective uid from /proc/PID/status, or -1. */
+static long target_uid(long pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return -1;
+    long uid = -1;
+    while (fgets(line, sizeof line, file)) {
+        unsigned long real, effective;
+        if (sscanf(line, "Uid: %lu %lu", &real, &effective) == 2) {
+            uid = (long)effective;
+            break;
+        }
+    }
+    fclose(file);
+    return uid;
+}
+
+static void target_command(long pid, char *name, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    name[0] = '\0';
+    FILE *file = fopen(path, "re");
+    if (file) {
+        if (fgets(name, (int)size, file))
+            name[strcspn(name, "\n")] = '\0';
+        fclose(file);
+    }
+    if (!name[0])
+        snprintf(name, size, "process");
+}
+
+/* 1 if /proc/PID/maps shows the preload library, 0 if not, -1 if it cannot be read. */
+static int target_has_library(long pid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%ld/maps", pid);
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return -1;
+    int found = 0;
+    bool any = false;
+    while (!found && fgets(line, sizeof line, file)) {
+        any = true;
+        found = strstr(line, "libheaptrail-preload") != NULL;
+    }
+    fclose(file);
+    return any ? found : -1;
+}
+
+typedef struct target {
+    long pid;
+    long uid;
+    char command[64];
+    char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} target;
+
+static int find_target(const char *pid_text, const char *socket_path, target *t)
+{
+    char *end;
+    errno = 0;
+    long pid = strtol(pid_text, &end, 10);
+    if (errno || end == pid_text || *end || pid <= 0 || pid > INT_MAX)
+        return ht_cli_usage_error("'%s' is not a process id", pid_text);
+    t->pid = pid;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        ht_cli_error("no process %ld", pid);
+        return HT_CLI_EXIT_IO;
+    }
+    target_command(pid, t->command, sizeof t->command);
+    t->uid = target_uid(pid);
+    if (socket_path) {
+        if (strlen(socket_path) >= sizeof t->socket)
+            return ht_cli_usage_error("socket path too long: '%s'", socket_path);
+        snprintf(t->socket, sizeof t->socket, "%s", socket_path);
+        return 0;
+    }
+    if (t->uid < 0) {
+        ht_cli_error("cannot read /proc/%ld/status: %s", pid, strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    bool readable = false;
+    char control[16], control_dir[PATH_MAX], runtime_dir[PATH_MAX];
+    bool has_control = target_environment(pid, "HEAPTRAIL_CONTROL", control, sizeof control,
+                                          &readable);
+    if (!readable) {
+        ht_cli_error("permission denied: process %ld (%s) belongs to uid %ld; its control "
+                     "socket is open to its owner only",
+                     pid, t->command, t->uid);
+        return HT_CLI_EXIT_REFUSED;
+    }
+    if (has_control && !strcmp(control, "0")) {
+        ht_cli_error("process %ld (%s) runs with HEAPTRAIL_CONTROL=0: no control socket", pid,
+                     t->command);
+        return HT_CLI_EXIT_IO;
+    }
+    if (target_has_library(pid) == 0) {
+        ht_cli_error("process %ld (%s) has not loaded libheaptrail-preload.so (start it with "
+                     "'heaptrail record' or LD_PRELOAD)",
+                     pid, t->command);
+        return HT_CLI_EXIT_IO;
+    }
+    bool has_dir = target_environment(pid, "HEAPTRAIL_CONTROL_DIR", control_dir,
+                                      sizeof control_dir, &readable);
+    bool has_runtime = target_environment(pid, "XDG_RUNTIME_DIR", runtime_dir,
+                                          sizeof runtime_dir, &readable);
+    if (ht_control_socket_path(t->socket, sizeof t->socket, (uint32_t)t->uid, (uint32_t)pid,
+                               has_dir ? control_dir : NULL, has_runtime ? runtime_dir : NULL) <
+        0) {
+        ht_cli_error("the control socket path of process %ld is too long", pid);
+        return HT_CLI_EXIT_IO;
+    }
+    return 0;
+}
+
+/* ---- talking ---- */
+
+/* Sends the request, reads the whole reply into reply. 0 or an exit code (printed). */
+static int exchange(const target *t, const request *r, char *reply, size_t size, int timeout)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ht_cli_error("cannot create a socket: %s", strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    snprintf(address.sun_path, sizeof address.sun_path, "%s", t->socket);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EACCES || e == EPERM) {
+            ht_cli_error("permission denied: %s (process %ld belongs to uid %ld; its control "
+                         "socket is open to its owner only)",
+                         t->socket, t->pid, t->uid);
+            return HT_CLI_EXIT_REFUSED;
+        }
+        if (e == ENOENT)
+            ht_cli_error("process %ld (%s) has no control socket at %s (not started under "
+                         "heaptrail, started with --no-control, or the socket's directory was "
+                         "not private)",
+                         t->pid, t->command, t->socket);
+        else if (e == ECONNREFUSED)
+            ht_cli_error("nobody listens at %s: process %ld (%s) stopped its listener, or the "
+                         "socket is stale",
+                         t->socket, t->pid, t->command);
+        else
+            ht_cli_error("cannot connect to %s: %s", t->socket, strerror(e));
+        return HT_CLI_EXIT_IO;
+    }
+    struct timeval tv = {timeout, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    size_t sent = 0;
+    while (sent < r->length) {
+        ssize_t n = send(fd, r->text + sent, r->length - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ht_cli_error("cannot send to %s: %s", t->socket, strerror(errno));
+            close(fd);
+            return HT_CLI_EXIT_IO;
+        }
+        sent += (size_t)n;
+    }
+    shutdown(fd, SHUT_WR);
+    size_t length = 0;
+    for (;;) {
+        ssize_t n = recv(fd, reply + length, size - 1 - length, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ht_cli_error("no reply from process %ld: %s", t->pid,
+                         errno == EAGAIN ? "timed out" : strerror(errno));
+            close(fd);
+            return HT_CLI_EXIT_IO;
+        }
+        if (n == 0 || (length += (size_t)n) >= size - 1)
+            break;
+    }
+    close(fd);
+    reply[length] = '\0';
+    if (length == 0) {
+        ht_cli_error("process %ld closed the connection without a reply", t->pid);
+        return HT_CLI_EXIT_IO;
+    }
+    return 0;
+}
+
+/* The value of key in a reply ("" if absent), copied into value. */
+static const char *reply_value(const char *reply, const char *key, char *value, size_t size)
+{
+    size_t key_length = strlen(key);
+    value[0] = '\0';
+    for (const char *line = strchr(reply, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        const char *start = line + 1;
+        if (!strncmp(start, key, key_length) && start[key_length] == '=') {
+            const char *v = start + key_length + 1;
+            snprintf(value, size, "%.*s", (int)strcspn(v, "\n"), v);
+            break;
+        }
+    }
+    return value;
+}
+
+static unsigned long long reply_number(const char *reply, const char *key)
+{
+    char value[64];
+    return strtoull(reply_value(reply, key, value, sizeof value), NULL, 10);
+}
+
+/* Prints an error reply ("error NAME message") and returns its exit code; 0 for "ok". */
+static int check_reply(const target *t, const char *reply)
+{
+    if (!strncmp(reply, "ok\n", 3))
+        return 0;
+    if (!strncmp(reply, "error ", 6)) {
+        const char *message = reply + 6;
+        message += strcspn(message, " \n");
+        if (*message == ' ')
+            message++;
+        ht_cli_error("process %ld (%s): %.*s", t->pid, t->command, (int)strcspn(message, "\n"),
+                     message);
+        return HT_CLI_EXIT_REFUSED;
+    }
+    ht_cli_error("process %ld sent a reply this version does not understand: %.*s", t->pid,
+                 (int)strcspn(reply, "\n"), reply);
+    return HT_CLI_EXIT_IO;
+}
+
+static void print_raw(const char *reply)
+{
+    const char *body = strchr(reply, '\n');
+    if (!body)
+        return;
+    body++;
+    size_t length = strlen(body);
+    while (length && body[length - 1] == '\n')
+        length--;
+    printf("%.*s\n", (int)length, body);
+}
+
+/* ---- the commands ---- */
+
+static int simple_options(int argc, char **argv, const char *help, const char **socket_path,
+                          bool *raw)
+{
+    static const struct option options[] = {
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"raw", no_argument, NULL, OPT_RAW},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = ht_cli_getopt(argc, argv, "h", options)) != -1) {
+        switch (c) {
+        case OPT_SOCKET: *socket_path = optarg; break;
+        case OPT_RAW: *raw = true; break;
+        case 'h': fputs(help, stdout); return -1;
+        default: return HT_CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc)
+        return ht_cli_usage_error("no process id given");
+    if (optind + 1 < argc)
+        return ht_cli_usage_error("one process at a time ('%s' is extra)", argv[optind + 1]);
+    return 0;
+}
+
+static int run_simple(int argc, char **argv, const char *help, const char *command,
+                      void (*show)(const target *, const char *))
+{
+    const char *socket_path = NULL;
+    bool raw = false;
+    int code = simple_options(argc, argv, help, &socket_path, &raw);
+    if (code)
+        return code < 0 ? HT_CLI_EXIT_OK : code;
+    target t;
+    if ((code = find_target(argv[optind], socket_path, &t)) != 0)
+        return code;
+    request r = {.length = 0};
+    r.length = (size_t)snprintf(r.text, sizeof r.text, "%s\n\n", command);
+    static char reply[REPLY_MAX];
+    if ((code = exchange(&t, &r, reply, sizeof reply, START_TIMEOUT_S)) != 0)
+        return code;
+    if ((code = check_reply(&t, reply)) != 0)
+        return code;
+    if (raw)
+        print_raw(reply);
+    else
+        show(&t, reply);
+    return HT_CLI_EXIT_OK;
+}
+
+static void show_status(const target *t, const char *reply)
+{
+    char a[32], value[PATH_MAX];
+    if (reply_number(reply, "active") == 0) {
+        printf("process %ld (%s): not tracing\n", t->pid, t->command);
+        return;
+    }
+    printf("process %ld (%s): tracing to %s\n", t->pid, t->command,
+           *reply_value(reply, "output", value, sizeof value) ? value : "(a descriptor)");
+    printf("  mode %s, ", reply_value(reply, "mode", value, sizeof value));
+    unsigned long long stacks = reply_number(reply, "stacks");
+    unsigned long long sample = reply_number(reply, "sample");
+    if (stacks)
+        printf("stacks of %llu frames, ", stacks);
+    else
+        printf("no stacks, ");
+    if (sample)
+        printf("sampled every %llu bytes\n", sample);
+    else
+        printf("every allocation\n");
+    printf("  %llu events written, %llu lost, %s, %llu threads\n",
+           reply_number(reply, "events"), reply_number(reply, "lost"),
+           ht_cli_format_bytes((double)reply_number(reply, "bytes"), a),
+           reply_number(reply, "threads"));
+}
+
+static void show_stop(const target *t, const char *reply)
+{
+    char a[32], value[PATH_MAX];
+    printf("process %ld (%s): stopped tracing; %llu events, %llu lost, %s written to %s\n",
+           t->pid, t->command, reply_number(reply, "events"), reply_number(reply, "lost"),
+           ht_cli_format_bytes((double)reply_number(reply, "bytes"), a),
+           *reply_value(reply, "output", value, sizeof value) ? value : "its descriptor");
+}
+
+static void show_snapshot(const target *t, const char *reply)
+{
+    char value[PATH_MAX];
+    printf("process %ld (%s): snapshot written to %s\n", t->pid, t->command,
+           reply_value(reply, "output", value, sizeof value));
+}
+
+int ht_cli_status(int argc, char **argv)
+{
+    return run_simple(argc, argv, status_help, "status", show_status);
+}
+
+int ht_cli_stop(int argc, char **argv)
+{
+    return run_simple(argc, argv, stop_help, "stop", show_stop);
+}
+
+int ht_cli_snapshot(int argc, char **argv)
+{
+    return run_simple(argc, argv, snapshot_help, "snapshot", show_snapshot);
+}
+
+int ht_cli_start(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"stacks", optional_argument, NULL, OPT_STACKS},
+        {"unwind", required_argument, NULL, OPT_UNWIND},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"sample", required_argument, NULL, OPT_SAMPLE},
+        {"buffer", required_argument, NULL, OPT_BUFFER},
+        {"compress", required_argument, NULL, OPT_COMPRESS},
+        {"follow-forks", no_argument, NULL, OPT_FOLLOW_FORKS},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"raw", no_argument, NULL, OPT_RAW},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const modes[] = {"block", "discard", "ring", NULL};
+    static const char *const unwinders[] = {"libunwind", "fp", NULL};
+    const char *output = NULL, *socket_path = NULL;
+    bool raw = false;
+    request body = {.length = 0};
+    char number[32];
+    uint64_t value;
+    int c, index;
+    while ((c = ht_cli_getopt(argc, argv, "o:h", options)) != -1) {
+        int error = 0;
+        switch (c) {
+        case 'o':
+            if (!*optarg || strchr(optarg, '\n'))
+                return ht_cli_usage_error("bad value for --output: expected a file name");
+            output = optarg;
+            break;
+        case OPT_STACKS:
+            value = 32;
+            if (optarg && (error = ht_cli_parse_u64("--stacks", optarg, &value)) == 0 &&
+                (value == 0 || value > HT_TRACE_MAX_DEPTH))
+                error = ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames",
+                                           optarg, HT_TRACE_MAX_DEPTH);
+            snprintf(number, sizeof number, "%llu", (unsigned long long)value);
+            if (!error)
+                request_add(&body, "stacks", number);
+            break;
+        case OPT_UNWIND:
+            if ((error = ht_cli_parse_choice("--unwind", optarg, unwinders, &index)) == 0)
+                request_add(&body, "unwind", unwinders[index]);
+            break;
+        case OPT_MODE:
+            if ((error = ht_cli_parse_choice("--mode", optarg, modes, &index)) == 0)
+                request_add(&body, "mode", modes[index]);
+            break;
+        case OPT_SAMPLE:
+        case OPT_BUFFER:
+            if ((error = ht_cli_parse_size(c == OPT_SAMPLE ? "--sample" : "--buffer", optarg,
+                                           &value)) == 0) {
+                snprintf(number, sizeof number, "%llu", (unsigned long long)value);
+                request_add(&body, c == OPT_SAMPLE ? "sample" : "buffer", number);
+            }
+            break;
+        case OPT_COMPRESS:
+            if ((error = ht_cli_parse_u64("--compress", optarg, &value)) == 0 &&
+                (value < 1 || value > 19))
+                error = ht_cli_usage_error("bad value '%s' for --compress: expected 1 to 19",
+                                           optarg);
+            snprintf(number, sizeof number, "%llu", (unsigned long long)value);
+            if (!error)
+                request_add(&body, "compress", number);
+            break;
+        case OPT_FOLLOW_FORKS: request_add(&body, "follow_forks", "1"); break;
+        case OPT_SOCKET: socket_path = optarg; break;
+        case OPT_RAW: raw = true; break;
+        case 'h': fputs(start_help, stdout); return HT_CLI_EXIT_OK;
+        default: return HT_CLI_EXIT_USAGE;
+        }
+        if (error)
+            return error;
+    }
+    if (optind >= argc)
+        return ht_cli_usage_error("no process id given");
+    if (optind + 1 < argc)
+        return ht_cli_usage_error("one process at a time ('%s' is extra)", argv[optind + 1]);
+    target t;
+    int code = find_target(argv[optind], socket_path, &t);
+    if (code)
+        return code;
+
+    char cwd[PATH_MAX], path[PATH_MAX + NAME_MAX + 64];
+    if (!getcwd(cwd, sizeof cwd)) {
+        ht_cli_error("cannot get the current directory: %s", strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    if (output && output[0] == '/')
+        snprintf(path, sizeof path, "%s", output);
+    else if (output)
+        snprintf(path, sizeof path, "%s/%s", cwd, output);
+    else
+        snprintf(path, sizeof path, "%s/heaptrail.%s.%ld.trace", cwd, t.command, t.pid);
+    request r = {.length = 0};
+    r.length = (size_t)snprintf(r.text, sizeof r.text, "start\n");
+    request_add(&r, "output", path);
+    if (r.length + body.length + 2 > sizeof r.text)
+        return ht_cli_usage_error("options too long");
+    memcpy(r.text + r.length, body.text, body.length);
+    r.length += body.length;
+    r.text[r.length++] = '\n';
+
+    static char reply[REPLY_MAX];
+    if ((code = exchange(&t, &r, reply, sizeof reply, START_TIMEOUT_S)) != 0)
+        return code;
+    if ((code = check_reply(&t, reply)) != 0) {
+        char value[PATH_MAX];
+        if (*reply_value(reply, "output", value, sizeof value))
+            fprintf(stderr, "heaptrail: start: the running session writes to %s\n", value);
+        return code;
+    }
+    if (raw) {
+        print_raw(reply);
+    } else {
+        char value[PATH_MAX];
+        printf("process %ld (%s): tracing to %s\n", t.pid, t.command,
+               reply_value(reply, "output", value, sizeof value));
+    }
+    return HT_CLI_EXIT_OK;
+}

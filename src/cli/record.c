@@ -1,0 +1,601 @@
+/* record.c — `heaptrail record [OPTIONS] -- PROG ARGS...`: runs a program under
+ * libheaptrail-preload.so with tracing switched on through the environment, waits, and says on
+ * stderr where the trace went, with a one-line summary. The child gets LD_PRELOAD (our library
+ * first), HEAPTRAIL_OUTPUT (absolute; "%p" = pid), HEAPTRAIL_OWNER_PID (its own pid) and the
+ * options' variables; other HEAPTRAIL_* variables pass through. The exit code is the program's
+ * (128+N if signal N ended it); SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to heaptrail alone are
+ * forwarded (a terminal's signals reach the program directly). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "heaptrail/trace.h"
+
+extern char **environ;
+
+#define PRELOAD_NAME "libheaptrail-preload.so"
+#define DEFAULT_STACK_DEPTH 32u
+#define SUMMARY_MAX_EVENTS 50000000u /* larger traces: counts from the index only */
+
+static const char record_help[] =
+    "Usage: heaptrail record [OPTIONS] [--] PROG [ARGS...]\n"
+    "Run PROG with its heap served and traced by libheaptrail-preload.so, then say where the\n"
+    "trace went: events, lost events, size, peak and what was still live at exit.\n\n"
+    "Options:\n"
+    "  -o, --output FILE    trace file (default: heaptrail.PROG.PID.trace here); %p in FILE\n"
+    "                       stands for the traced process's pid\n"
+    "  --stacks[=DEPTH]     record a stack with each event, DEPTH frames (default 32, max 128)\n"
+    "  --unwind METHOD      libunwind (default) or fp (frame pointers: faster, needs code built\n"
+    "                       with them)\n"
+    "  --mode MODE          block (default: never lose an event), discard (never slow the\n"
+    "                       program down; count what is lost) or ring (keep the newest events\n"
+    "                       in memory, written at exit or by 'heaptrail snapshot')\n"
+    "  --sample BYTES       record allocations by byte sampling, one every BYTES on average\n"
+    "  --buffer SIZE        per-thread buffer (default 1m; ring mode: what each thread keeps)\n"
+    "  --compress LEVEL     zstd level 1..19 for the trace's chunks (default: none)\n"
+    "  --follow-forks       trace child processes too, each into its own file: FILE.PID, or\n"
+    "                       FILE with %p replaced\n"
+    "  --no-control         no control socket in the program (heaptrail start/stop/status)\n"
+    "  -q, --quiet          no summary\n"
+    "  -h, --help           this help\n\n"
+    "Environment: HEAPTRAIL_PRELOAD names the library to use (default: next to this program,\n"
+    "then ../lib/heaptrail/ and ../lib/ beside it, then the build tree). Other HEAPTRAIL_*\n"
+    "variables reach the program unchanged (see README.md, \"Running a program\").\n\n"
+    "Exit codes: the program's own exit code, or 128+N if signal N ended it; 1 usage error,\n"
+    "2 the trace file or the library cannot be used, 126 PROG cannot be run, 127 PROG not found.\n";
+
+enum {
+    OPT_STACKS = 1,
+    OPT_UNWIND,
+    OPT_MODE,
+    OPT_SAMPLE,
+    OPT_BUFFER,
+    OPT_COMPRESS,
+    OPT_FOLLOW_FORKS,
+    OPT_NO_CONTROL,
+};
+
+typedef struct settings {
+    const char *output;
+    const char *names[16]; /* HEAPTRAIL_* variables to set, and their values */
+    char values[16][32];
+    size_t count;
+    bool follow_forks;
+    bool quiet;
+} settings;
+
+static void set_variable(settings *s, const char *name, const char *value)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (!strcmp(s->names[i], name)) {
+            snprintf(s->values[i], sizeof s->values[i], "%s", value);
+            return;
+        }
+    }
+    s->names[s->count] = name;
+    snprintf(s->values[s->count], sizeof s->values[s->count], "%s", value);
+    s->count++;
+}
+
+static void set_number(settings *s, const char *name, uint64_t value)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)value);
+    set_variable(s, name, text);
+}
+
+static int parse_options(int argc, char **argv, settings *s)
+{
+    static const struct option options[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"stacks", optional_argument, NULL, OPT_STACKS},
+        {"unwind", required_argument, NULL, OPT_UNWIND},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"sample", required_argument, NULL, OPT_SAMPLE},
+        {"buffer", required_argument, NULL, OPT_BUFFER},
+        {"compress", required_argument, NULL, OPT_COMPRESS},
+        {"follow-forks", no_argument, NULL, OPT_FOLLOW_FORKS},
+        {"no-control", no_argument, NULL, OPT_NO_CONTROL},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const modes[] = {"block", "discard", "ring", NULL};
+    static const char *const unwinders[] = {"libunwind", "fp", NULL};
+    int c, index = 0;
+    uint64_t value = 0;
+    while ((c = ht_cli_getopt(argc, argv, "+o:qh", options)) != -1) {
+        int error = 0;
+        switch (c) {
+        case 'o':
+            if (!*optarg)
+                return ht_cli_usage_error("bad value '' for --output: expected a file name");
+            s->output = optarg;
+            break;
+        case OPT_STACKS:
+            value = DEFAULT_STACK_DEPTH;
+            if (optarg && (error = ht_cli_parse_u64("--stacks", optarg, &value)) == 0 &&
+                (value == 0 || value > HT_TRACE_MAX_DEPTH))
+                error = ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames",
+                                           optarg, HT_TRACE_MAX_DEPTH);
+            if (!error)
+                set_number(s, "HEAPTRAIL_STACKS", value);
+            break;
+        case OPT_UNWIND:
+            if ((error = ht_cli_parse_choice("--unwind", optarg, unwinders, &index)) == 0)
+                set_variable(s, "HEAPTRAIL_UNWIND", unwinders[index]);
+            break;
+        case OPT_MODE:
+            if ((error = ht_cli_parse_choice("--mode", optarg, modes, &index)) == 0)
+                set_variable(s, "HEAPTRAIL_MODE", modes[index]);
+            break;
+        case OPT_SAMPLE:
+            if ((error = ht_cli_parse_size("--sample", optarg, &value)) == 0)
+                set_number(s, "HEAPTRAIL_SAMPLE", value);
+            break;
+        case OPT_BUFFER:
+            if ((error = ht_cli_parse_size("--buffer", optarg, &value)) == 0 && value == 0)
+                error = ht_cli_usage_error("bad value '%s' for --buffer: must not be 0", optarg);
+            if (!error)
+                set_number(s, "HEAPTRAIL_BUFFER", value);
+            break;
+        case OPT_COMPRESS:
+            if ((error = ht_cli_parse_u64("--compress", optarg, &value)) == 0 &&
+                (value < 1 || value > 19))
+                error = ht_cli_usage_error("bad value '%s' for --compress: expected 1 to 19",
+                                           optarg);
+            if (!error)
+                set_number(s, "HEAPTRAIL_COMPRESS", value);
+            break;
+        case OPT_FOLLOW_FORKS:
+            s->follow_forks = true;
+            set_variable(s, "HEAPTRAIL_FOLLOW_FORKS", "1");
+            break;
+        case OPT_NO_CONTROL:
+            set_variable(s, "HEAPTRAIL_CONTROL", "0");
+            break;
+        case 'q':
+            s->quiet = true;
+            break;
+        case 'h':
+            fputs(record_help, stdout);
+            return -1;
+        default:
+            return HT_CLI_EXIT_USAGE;
+        }
+        if (error)
+            return error;
+    }
+    if (optind >= argc)
+        return ht_cli_usage_error("no program given (heaptrail record [OPTIONS] -- PROG ARGS)");
+    return 0;
+}
+
+/* ---- the preload library ---- */
+
+static bool readable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+static int find_preload(char *path, size_t size)
+{
+    const char *explicit_path = getenv("HEAPTRAIL_PRELOAD");
+    if (explicit_path && *explicit_path) {
+        if (readable_file(explicit_path) && realpath(explicit_path, path) && strlen(path) < size)
+            return 0;
+        ht_cli_error("HEAPTRAIL_PRELOAD names '%s', which is not a readable file", explicit_path);
+        return HT_CLI_EXIT_IO;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        static const char *const relative[] = {"", "/../lib/heaptrail", "/../lib"};
+        for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
+            char candidate[PATH_MAX + 64];
+            snprintf(candidate, sizeof candidate, "%s%s/" PRELOAD_NAME, self, relative[i]);
+            if (readable_file(candidate) && realpath(candidate, path) && strlen(path) < size)
+                return 0;
+        }
+    }
+#ifdef HT_CLI_PRELOAD_PATH
+    if (readable_file(HT_CLI_PRELOAD_PATH) && strlen(HT_CLI_PRELOAD_PATH) < size) {
+        snprintf(path, size, "%s", HT_CLI_PRELOAD_PATH);
+        return 0;
+    }
+#endif
+    ht_cli_error("cannot find " PRELOAD_NAME " (looked beside this program, in ../lib/heaptrail "
+                 "and ../lib; set HEAPTRAIL_PRELOAD to its path)");
+    return HT_CLI_EXIT_IO;
+}
+
+/* ---- the child's environment ---- */
+
+static bool has_prefix(const char *text, const char *prefix)
+{
+    return strncmp(text, prefix, strlen(prefix)) == 0;
+}
+
+static bool replaced(const char *entry, const settings *s)
+{
+    static const char *const always[] = {"LD_PRELOAD=", "HEAPTRAIL_OUTPUT=", "HEAPTRAIL_FD=",
+                                         "HEAPTRAIL_OWNER_PID="};
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
+        if (has_prefix(entry, always[i]))
+            return true;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t n = strlen(s->names[i]);
+        if (!strncmp(entry, s->names[i], n) && entry[n] == '=')
+            return true;
+    }
+    return false;
+}
+
+/* environ without our variables, plus LD_PRELOAD, HEAPTRAIL_OUTPUT and the options', and a
+ * HEAPTRAIL_OWNER_PID entry whose value the child fills in (*owner_slot). NULL when out of
+ * memory. The strings live as long as the process (it execs or exits). */
+static char **child_environment(const settings *s, const char *library, const char *output,
+                                char **owner_slot)
+{
+    size_t count = 0;
+    while (environ[count])
+        count++;
+    char **env = calloc(count + s->count + 4, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (!replaced(environ[i], s))
+            env[n++] = environ[i];
+    const char *old = getenv("LD_PRELOAD");
+    size_t length = strlen("LD_PRELOAD=") + strlen(library) + (old ? strlen(old) + 1 : 0) + 1;
+    char *preload = malloc(length);
+    size_t out_length = strlen("HEAPTRAIL_OUTPUT=") + strlen(output) + 1;
+    char *out = malloc(out_length);
+    *owner_slot = malloc(64);
+    if (!preload || !out || !*owner_slot)
+        return NULL;
+    snprintf(preload, length, "LD_PRELOAD=%s%s%s", library, old && *old ? ":" : "",
+             old && *old ? old : "");
+    snprintf(out, out_length, "HEAPTRAIL_OUTPUT=%s", output);
+    snprintf(*owner_slot, 64, "HEAPTRAIL_OWNER_PID=0");
+    env[n++] = preload;
+    env[n++] = out;
+    env[n++] = *owner_slot;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t size = strlen(s->names[i]) + strlen(s->values[i]) + 2;
+        char *entry = malloc(size);
+        if (!entry)
+            return NULL;
+        snprintf(entry, size, "%s=%s", s->names[i], s->values[i]);
+        env[n++] = entry;
+    }
+    env[n] = NULL;
+    return env;
+}
+
+/* Frees what child_environment allocated (the entries after environ's). */
+static void free_environment(char **env)
+{
+    if (!env)
+        return;
+    size_t inherited = 0;
+    while (environ[inherited])
+        inherited++;
+    for (char **entry = env; *entry; entry++) {
+        bool ours = true;
+        for (size_t i = 0; i < inherited && ours; i++)
+            ours = *entry != environ[i];
+        if (ours)
+            free(*entry);
+    }
+    free(env);
+}
+
+/* "%p" replaced by pid, as the tracer does. */
+static void expand_pid(const char *pattern, long pid, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *c = pattern; *c && n + 1 < size; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            int w = snprintf(out + n, size - n, "%ld", pid);
+            n += w > 0 ? (size_t)w : 0;
+            if (n >= size)
+                n = size - 1;
+            c++;
+        } else {
+            out[n++] = *c;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* ---- running ---- */
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int signal_number, siginfo_t *info, void *context)
+{
+    (void)context;
+    /* A terminal's signal reached the whole process group, the program included. */
+    bool from_process = info->si_code == SI_USER || info->si_code == SI_QUEUE ||
+                        info->si_code == SI_TKILL;
+    if (child_pid > 0 && from_process && info->si_pid != child_pid)
+        kill((pid_t)child_pid, signal_number);
+}
+
+static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void install_forwarding(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = forward_signal;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
+        sigaction(forwarded_signals[i], &action, NULL);
+}
+
+typedef struct child_failure {
+    int stage; /* 1: creating the trace file, 2: exec */
+    int error;
+} child_failure;
+
+/* In the child: name itself the traced process, make sure the trace file can be created (the
+ * tracer creates it again), then exec. Reports a failure through the pipe and exits. */
+static void run_child(int report, const char *output_pattern, char **program, char **env,
+                      char *owner_slot)
+{
+    snprintf(owner_slot, 64, "HEAPTRAIL_OWNER_PID=%ld", (long)getpid());
+    char output[PATH_MAX + 32];
+    expand_pid(output_pattern, (long)getpid(), output, sizeof output);
+    int fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        child_failure failure = {1, errno};
+        (void)!write(report, &failure, sizeof failure);
+        _exit(HT_CLI_EXIT_IO);
+    }
+    close(fd);
+    execvpe(program[0], program, env);
+    child_failure failure = {2, errno};
+    (void)!write(report, &failure, sizeof failure);
+    _exit(failure.error == ENOENT ? 127 : 126);
+}
+
+/* ---- summary ---- */
+
+static void summarize(const char *shown_path, const char *path, const char *program, long pid)
+{
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (!exists || st.st_size == 0) {
+        if (exists)
+            unlink(path); /* made empty by us to check the path; the program never wrote it */
+        fprintf(stderr,
+                "heaptrail: no trace was written: '%s' did not load " PRELOAD_NAME
+                " (a statically linked or setuid program?)\n",
+                program);
+        return;
+    }
+    fprintf(stderr, "heaptrail: trace of '%s' (pid %ld) in %s\n", program, pid, shown_path);
+    char error[512];
+    ht_reader *reader = ht_reader_open(path, error, sizeof error);
+    if (!reader) {
+        fprintf(stderr, "heaptrail: the trace cannot be read: %s\n", error);
+        return;
+    }
+    const ht_trace_info *info = ht_reader_info(reader);
+    char a[32], b[32], c[32], d[32], e[32];
+    uint64_t events = info->events, lost = info->lost;
+    ht_cli_live live;
+    ht_cli_live_init(&live);
+    bool walked = false;
+    if (info->events <= SUMMARY_MAX_EVENTS) {
+        ht_event *batch = malloc(4096 * sizeof *batch);
+        long n = 0;
+        lost = 0;
+        while (batch && (n = ht_reader_read(reader, batch, 4096)) > 0) {
+            for (long i = 0; i < n; i++) {
+                if (batch[i].kind == HT_EVENT_LOST)
+                    lost += batch[i].u.lost.Count;
+                ht_cli_live_apply(&live, &batch[i], NULL);
+            }
+        }
+        free(batch);
+        walked = n == 0 && !live.failed;
+        if (n < 0)
+            fprintf(stderr, "heaptrail: the trace is damaged: %s\n", ht_reader_error(reader));
+    }
+    fprintf(stderr, "heaptrail: %s events, %llu lost, %s (%.1f bytes/event)",
+            ht_cli_format_count((double)events, a), (unsigned long long)lost,
+            ht_cli_format_bytes((double)info->file_size, b),
+            events ? (double)info->file_size / (double)events : 0.0);
+    if (walked)
+        fprintf(stderr, "; peak %s live in %s blocks; %s in %s blocks live at exit",
+                ht_cli_format_bytes(live.peak_bytes, c), ht_cli_format_count(live.peak_count, d),
+                ht_cli_format_bytes(live.weighted_bytes, e),
+                ht_cli_format_count(live.weighted_count, a));
+    fputc('\n', stderr);
+    if (!info->complete)
+        fprintf(stderr, "heaptrail: the trace has no footer: the program did not exit normally "
+                        "(events still buffered then are missing)\n");
+    ht_cli_live_free(&live);
+    ht_reader_close(reader);
+}
+
+/* With --follow-forks: the other traces written since start_time next to the first. */
+static void summarize_children(const char *pattern, const char *first, time_t start_time)
+{
+    char directory[PATH_MAX + 64];
+    snprintf(directory, sizeof directory, "%s", pattern);
+    char *slash = strrchr(directory, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    const char *name_pattern = slash + 1;
+    char prefix[NAME_MAX + 1], suffix[NAME_MAX + 1];
+    const char *p = strstr(name_pattern, "%p");
+    if (p) {
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(p - name_pattern), name_pattern);
+        snprintf(suffix, sizeof suffix, "%s", p + 2);
+    } else {
+        snprintf(prefix, sizeof prefix, "%s.", name_pattern);
+        suffix[0] = '\0';
+    }
+    DIR *dir = opendir(directory[0] ? directory : "/");
+    if (!dir)
+        return;
+    unsigned long count = 0;
+    struct dirent *entry;
+    const char *first_name = strrchr(first, '/') ? strrchr(first, '/') + 1 : first;
+    while ((entry = readdir(dir)) != NULL) {
+        size_t length = strlen(entry->d_name), pl = strlen(prefix), sl = strlen(suffix);
+        if (length <= pl + sl || strncmp(entry->d_name, prefix, pl) != 0 ||
+            strcmp(entry->d_name + length - sl, suffix) != 0 || !strcmp(entry->d_name, first_name))
+            continue;
+        size_t digits = strspn(entry->d_name + pl, "0123456789");
+        if (digits != length - pl - sl)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(dir), entry->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+            st.st_mtime >= start_time)
+            count++;
+    }
+    closedir(dir);
+    if (count)
+        fprintf(stderr, "heaptrail: and %lu trace%s of child processes: %s/%sPID%s\n", count,
+                count == 1 ? "" : "s", directory, prefix, suffix);
+}
+
+int ht_cli_record(int argc, char **argv)
+{
+    settings s;
+    memset(&s, 0, sizeof s);
+    int code = parse_options(argc, argv, &s);
+    if (code)
+        return code < 0 ? HT_CLI_EXIT_OK : code;
+    char **program = argv + optind;
+
+    char library[PATH_MAX];
+    if ((code = find_preload(library, sizeof library)) != 0)
+        return code;
+    if (strpbrk(library, ": ")) {
+        ht_cli_error("the library path '%s' contains ':' or a space, which LD_PRELOAD cannot "
+                     "carry; set HEAPTRAIL_PRELOAD to another copy",
+                     library);
+        return HT_CLI_EXIT_IO;
+    }
+
+    /* The output, absolute: the program may change directory, its children too. */
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+        ht_cli_error("cannot get the current directory: %s", strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    char shown[PATH_MAX], pattern[PATH_MAX + 32];
+    if (s.output) {
+        snprintf(shown, sizeof shown, "%s", s.output);
+    } else {
+        const char *base = strrchr(program[0], '/') ? strrchr(program[0], '/') + 1 : program[0];
+        snprintf(shown, sizeof shown, "heaptrail.%s.%%p.trace", *base ? base : "program");
+    }
+    if (shown[0] == '/')
+        snprintf(pattern, sizeof pattern, "%s", shown);
+    else if ((size_t)snprintf(pattern, sizeof pattern, "%s/%s", cwd, shown) >= sizeof pattern) {
+        ht_cli_error("output path too long");
+        return HT_CLI_EXIT_IO;
+    }
+    if (strchr(pattern, '\n')) {
+        ht_cli_error("bad output path: contains a newline");
+        return HT_CLI_EXIT_USAGE;
+    }
+
+    /* With --follow-forks, every process writes FILE.PID (FILE with %p replaced, if it has
+     * one); the traced process's own trace is renamed FILE once it is done. */
+    char traced_pattern[PATH_MAX + 64];
+    bool rename_after = s.follow_forks && !strstr(pattern, "%p");
+    snprintf(traced_pattern, sizeof traced_pattern, "%s%s", pattern, rename_after ? ".%p" : "");
+    char *owner_slot = NULL;
+    char **env = child_environment(&s, library, traced_pattern, &owner_slot);
+    if (!env) {
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        ht_cli_error("cannot create a pipe: %s", strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    time_t start_time = time(NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        ht_cli_error("cannot start '%s': %s", program[0], strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    if (pid == 0) {
+        close(report[0]);
+        run_child(report[1], traced_pattern, program, env, owner_slot);
+    }
+    child_pid = pid;
+    install_forwarding();
+    close(report[1]);
+    free_environment(env);
+    child_failure failure = {0, 0};
+    ssize_t got;
+    do
+        got = read(report[0], &failure, sizeof failure);
+    while (got < 0 && errno == EINTR);
+    close(report[0]);
+
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    char path[PATH_MAX + 32], shown_path[PATH_MAX + 32], written[PATH_MAX + 96];
+    expand_pid(pattern, (long)pid, path, sizeof path);
+    expand_pid(shown, (long)pid, shown_path, sizeof shown_path);
+    expand_pid(traced_pattern, (long)pid, written, sizeof written);
+    if (got == (ssize_t)sizeof failure) {
+        if (failure.stage == 1) {
+            ht_cli_error("cannot create '%s': %s", written, strerror(failure.error));
+            return HT_CLI_EXIT_IO;
+        }
+        unlink(written); /* the empty file made to check the output */
+        ht_cli_error("cannot run '%s': %s", program[0], strerror(failure.error));
+        return failure.error == ENOENT ? 127 : 126;
+    }
+
+    if (rename_after && rename(written, path) != 0 && errno != ENOENT)
+        ht_cli_warning("cannot rename '%s' to '%s': %s", written, path, strerror(errno));
+    if (!s.quiet) {
+        summarize(shown_path, path, program[0], (long)pid);
+        if (s.follow_forks)
+            summarize_children(pattern, path, start_time);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        if (!s.quiet)
+            fprintf(stderr, "heaptrail: '%s' was ended by signal %d (%s)\n", program[0],
+                    WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return 128 + WTERMSIG(status);
+    }
+    return HT_CLI_EXIT_IO;
+}
