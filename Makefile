@@ -8,7 +8,9 @@ CMAKE_FLAGS ?=
 
 all: build
 
+# The first configure installs missing Debian packages (scripts/deps.sh; as root).
 $(BUILD)/CMakeCache.txt:
+	scripts/deps.sh
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 
 build: $(BUILD)/CMakeCache.txt
@@ -31,6 +33,7 @@ test: build
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan:
+	scripts/deps.sh
 	cmake -S . -B $(ASAN_BUILD) -DHT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE no-sanitizer

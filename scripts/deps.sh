@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages heaptrail needs to build and test, when some are missing.
+# Used by the Makefile (before the first configure) and by .ci/run. Without root it prints the
+# apt-get command instead and fails, so a build never starts half-equipped.
+set -euo pipefail
+
+packages=(build-essential cmake clang pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
+          libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "heaptrail: missing packages: ${missing[*]}" >&2
+  echo "heaptrail: install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "heaptrail: installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
