@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake clang pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
-          libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack)
+          libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,170 @@
+/* export.c — `heaptrail export FILE --format chrome|massif|folded|pprof`: converts a trace for
+ * other tools: Chrome/Perfetto trace JSON, valgrind massif (ms_print, massif-visualizer),
+ * folded stacks (flamegraph.pl), pprof profile.proto (gzip). The conversion is the ht_analyze
+ * library's (src/analyze); this file owns the command line, the input (cli_common's, for its
+ * errors) and the output file, removed again if the export fails.
+ * Exit codes as README "Exit codes" says: 0, 1 usage, 2 I/O, 3 damaged trace. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyze/analysis.h"
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+
+#define SEARCH_DIRS_MAX 32
+
+static const char usage_text[] =
+    "usage: heaptrail export FILE --format chrome|massif|folded|pprof [options]\n"
+    "\n"
+    "  --format chrome      Chrome/Perfetto trace JSON: live bytes per heap over time,\n"
+    "                       INVALID, lost and heap events, heap and large-block lifetimes\n"
+    "  --format massif      valgrind massif format, for ms_print and massif-visualizer\n"
+    "  --format folded      \"frame;frame;frame value\" lines for flamegraph.pl\n"
+    "  --format pprof       pprof profile.proto, gzip-compressed: alloc_objects, alloc_space,\n"
+    "                       inuse_objects, inuse_space (in use = live at the end of the trace)\n"
+    "  -o, --output FILE    write to FILE (default standard output; pprof will not write\n"
+    "                       to a terminal)\n"
+    "  --folded-value V     bytes (allocated, the default), count (allocations), leaked\n"
+    "                       (bytes live at the end) or peak (bytes live at the peak)\n"
+    "  --large-block SIZE   chrome: a lifetime slice for each block of at least SIZE bytes\n"
+    "                       (default 1m; k, m, g suffixes)\n"
+    "  --no-symbols         do not read binaries or debug files: frames stay module+offset\n"
+    "  --symbols-path DIR   also look for binaries and debug files in DIR; may be repeated\n"
+    HT_CLI_PROGRESS_HELP
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit codes: 0 done, 1 bad usage, 2 a file could not be read or written, 3 the trace is\n"
+    "not a heaptrail trace or is damaged.\n";
+
+enum {
+    OPT_FORMAT = 1,
+    OPT_FOLDED_VALUE,
+    OPT_LARGE_BLOCK,
+    OPT_NO_SYMBOLS,
+    OPT_SYMBOLS_PATH,
+};
+
+int ht_cli_export(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"folded-value", required_argument, NULL, OPT_FOLDED_VALUE},
+        {"large-block", required_argument, NULL, OPT_LARGE_BLOCK},
+        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
+        {"symbols-path", required_argument, NULL, OPT_SYMBOLS_PATH},
+        {"output", required_argument, NULL, 'o'},
+        HT_CLI_PROGRESS_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const formats[] = {"chrome", "massif", "folded", "pprof", NULL};
+    static const ht_export_format format_ids[] = {HT_EXPORT_CHROME, HT_EXPORT_MASSIF,
+                                                  HT_EXPORT_FOLDED, HT_EXPORT_PPROF};
+    static const char *const values[] = {"bytes", "count", "leaked", "peak", "allocated", NULL};
+    static const ht_folded_value value_ids[] = {HT_FOLDED_ALLOCATED, HT_FOLDED_COUNT,
+                                                HT_FOLDED_LEAKED, HT_FOLDED_PEAK,
+                                                HT_FOLDED_ALLOCATED};
+    ht_analysis_options settings;
+    ht_analysis_options_init(&settings);
+    settings.progress_label = "export";
+    ht_export_options export = {.format = 0, .folded_value = HT_FOLDED_ALLOCATED};
+    const char *output = NULL;
+    const char *dirs[SEARCH_DIRS_MAX + 1] = {NULL};
+    size_t dir_count = 0;
+    int c, index;
+    while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return HT_CLI_EXIT_OK;
+        case OPT_FORMAT:
+            if (ht_cli_parse_choice("--format", optarg, formats, &index))
+                return HT_CLI_EXIT_USAGE;
+            export.format = format_ids[index];
+            break;
+        case OPT_FOLDED_VALUE:
+            if (ht_cli_parse_choice("--folded-value", optarg, values, &index))
+                return HT_CLI_EXIT_USAGE;
+            export.folded_value = value_ids[index];
+            break;
+        case OPT_LARGE_BLOCK:
+            if (ht_cli_parse_size("--large-block", optarg, &export.large_block))
+                return HT_CLI_EXIT_USAGE;
+            if (!export.large_block)
+                return ht_cli_usage_error("bad value '%s' for --large-block: must be above 0",
+                                          optarg);
+            break;
+        case OPT_NO_SYMBOLS:
+            settings.symbols = false;
+            break;
+        case OPT_SYMBOLS_PATH:
+            if (dir_count == SEARCH_DIRS_MAX)
+                return ht_cli_usage_error("at most %d --symbols-path directories",
+                                          SEARCH_DIRS_MAX);
+            dirs[dir_count++] = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case HT_CLI_OPT_PROGRESS:
+        case HT_CLI_OPT_NO_PROGRESS:
+            settings.progress = c == HT_CLI_OPT_PROGRESS;
+            break;
+        default:
+            return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+        }
+    }
+    if (optind >= argc)
+        return ht_cli_usage_error("expected one trace file");
+    if (optind + 1 < argc)
+        return ht_cli_usage_error("expected one trace file ('%s' is extra)", argv[optind + 1]);
+    if (!export.format)
+        return ht_cli_usage_error("--format is required: chrome, massif, folded or pprof");
+    if (export.format == HT_EXPORT_PPROF && !output && isatty(1))
+        return ht_cli_usage_error("pprof output is binary: give -o FILE or redirect it");
+    const char *path = argv[optind];
+    settings.search_dirs = dirs;
+
+    ht_cli_input input;
+    int code = ht_cli_input_open(&input, path);
+    if (code)
+        return code;
+    char error[512] = "";
+    ht_analysis *analysis = ht_analysis_new(input.reader, path, &settings, error, sizeof error);
+    if (!analysis) {
+        ht_cli_error("%s", error);
+        ht_cli_input_close(&input);
+        return HT_CLI_EXIT_IO;
+    }
+    FILE *out = stdout;
+    if (output && !(out = fopen(output, "wb"))) {
+        ht_cli_error("cannot write to '%s': %s", output, strerror(errno));
+        ht_analysis_close(analysis);
+        ht_cli_input_close(&input);
+        return HT_CLI_EXIT_IO;
+    }
+    int status = ht_export_write(analysis, out, &export, error, sizeof error);
+    if (out != stdout && fclose(out) != 0 && status == 0) {
+        snprintf(error, sizeof error, "%s", strerror(errno));
+        status = -EIO;
+    }
+    bool damaged = status && ht_reader_error(input.reader)[0];
+    ht_analysis_close(analysis);
+    if (damaged)
+        input.status = status; /* cli_common reports the reader's error and picks the code */
+    code = ht_cli_input_close(&input);
+    if (status && !damaged) {
+        if (status == -EIO)
+            ht_cli_error("cannot write to '%s': %s", output ? output : "standard output", error);
+        else
+            ht_cli_error("%s", error);
+        code = HT_CLI_EXIT_IO;
+    }
+    if (code != HT_CLI_EXIT_OK && output)
+        unlink(output); /* no half-written export left behind */
+    return code;
+}

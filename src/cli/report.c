@@ -1,0 +1,180 @@
+/* report.c — `heaptrail report FILE`: reads a trace once and prints leaks, the peak and the
+ * stacks that held it, top sites, temporary allocations, the size histogram, the Source
+ * breakdown, INVALID and lost events, and with --window the WPA lifetime classes; as text, or
+ * as JSON with --format json. The analysis is the ht_analyze library's (src/analyze); this file
+ * owns the command line, the input (cli_common's, for its errors) and the output file.
+ * Exit codes as README "Exit codes" says: 0, 1 usage, 2 I/O, 3 damaged trace. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analyze/analysis.h"
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+
+#define SEARCH_DIRS_MAX 32
+
+static const char usage_text[] =
+    "usage: heaptrail report FILE [options]\n"
+    "\n"
+    "Leaks, the peak and the stacks that held it, top allocation sites by bytes and by count,\n"
+    "temporary allocations, a size histogram, the Source breakdown per heap and per site,\n"
+    "INVALID events (double frees, foreign frees, failed allocations) and lost events.\n"
+    "\n"
+    "  --format text|json   output format (default text; the JSON schema is in README.md)\n"
+    "  --top N              entries per list (default 10)\n"
+    "  --window A..B        WPA lifetime classes (AIFI, AIFO, AOFI, AOFO) and impacting size\n"
+    "                       of the blocks alive in [A, B), times from the trace start:\n"
+    "                       1.5s..3s, 200ms.., ..2s (units ns, us, ms, s, min; default s)\n"
+    "  --temporary-threshold TIME\n"
+    "                       also count blocks freed within TIME of their allocation as\n"
+    "                       temporary (default: heaptrack's definition only)\n"
+    "  --no-symbols         do not read binaries or debug files: frames stay module+offset\n"
+    "  --symbols-path DIR   also look for binaries (by file name) and debug files (by\n"
+    "                       build-id, DIR/.build-id/xx/...) in DIR; may be repeated\n"
+    "  -o, --output FILE    write the report to FILE instead of standard output\n"
+    HT_CLI_PROGRESS_HELP
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit codes: 0 done, 1 bad usage, 2 a file could not be read or written, 3 the trace is\n"
+    "not a heaptrail trace or is damaged.\n";
+
+enum {
+    OPT_FORMAT = 1,
+    OPT_TOP,
+    OPT_WINDOW,
+    OPT_TEMPORARY,
+    OPT_NO_SYMBOLS,
+    OPT_SYMBOLS_PATH,
+};
+
+int ht_cli_report(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"window", required_argument, NULL, OPT_WINDOW},
+        {"temporary-threshold", required_argument, NULL, OPT_TEMPORARY},
+        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
+        {"symbols-path", required_argument, NULL, OPT_SYMBOLS_PATH},
+        {"output", required_argument, NULL, 'o'},
+        HT_CLI_PROGRESS_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const formats[] = {"text", "json", NULL};
+    ht_analysis_options settings;
+    ht_analysis_options_init(&settings);
+    settings.progress_label = "report";
+    ht_report_options report = {.top = 10, .json = false};
+    const char *output = NULL;
+    const char *dirs[SEARCH_DIRS_MAX + 1] = {NULL};
+    size_t dir_count = 0;
+    int c, index;
+    uint64_t value;
+    while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return HT_CLI_EXIT_OK;
+        case OPT_FORMAT:
+            if (ht_cli_parse_choice("--format", optarg, formats, &index))
+                return HT_CLI_EXIT_USAGE;
+            report.json = index == 1;
+            break;
+        case OPT_TOP:
+            if (ht_cli_parse_u64("--top", optarg, &value))
+                return HT_CLI_EXIT_USAGE;
+            if (value < 1 || value > 1000000)
+                return ht_cli_usage_error("bad value '%s' for --top: expected 1 to 1000000",
+                                          optarg);
+            report.top = (unsigned)value;
+            break;
+        case OPT_WINDOW:
+            if (ht_parse_window(optarg, &settings.window_begin_ns, &settings.window_end_ns))
+                return ht_cli_usage_error("bad value '%s' for --window: expected A..B, A.. or "
+                                          "..B with A < B, e.g. 1.5s..3s", optarg);
+            settings.window = true;
+            break;
+        case OPT_TEMPORARY:
+            if (ht_parse_duration(optarg, &settings.temporary_threshold_ns))
+                return ht_cli_usage_error("bad value '%s' for --temporary-threshold: expected "
+                                          "a duration such as 500ns, 10us or 1ms", optarg);
+            break;
+        case OPT_NO_SYMBOLS:
+            settings.symbols = false;
+            break;
+        case OPT_SYMBOLS_PATH:
+            if (dir_count == SEARCH_DIRS_MAX)
+                return ht_cli_usage_error("at most %d --symbols-path directories",
+                                          SEARCH_DIRS_MAX);
+            dirs[dir_count++] = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case HT_CLI_OPT_PROGRESS:
+        case HT_CLI_OPT_NO_PROGRESS:
+            settings.progress = c == HT_CLI_OPT_PROGRESS;
+            break;
+        default:
+            return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+        }
+    }
+    if (optind >= argc)
+        return ht_cli_usage_error("expected one trace file");
+    if (optind + 1 < argc)
+        return ht_cli_usage_error("expected one trace file ('%s' is extra)", argv[optind + 1]);
+    const char *path = argv[optind];
+    settings.search_dirs = dirs;
+
+    ht_cli_input input;
+    int code = ht_cli_input_open(&input, path);
+    if (code)
+        return code;
+    char error[512] = "";
+    ht_analysis *analysis = ht_analysis_new(input.reader, path, &settings, error, sizeof error);
+    if (!analysis) {
+        ht_cli_error("%s", error);
+        ht_cli_input_close(&input);
+        return HT_CLI_EXIT_IO;
+    }
+    int status = ht_analysis_run(analysis, error, sizeof error);
+    if (status == -ENOMEM) {
+        ht_cli_error("%s", error);
+        ht_analysis_close(analysis);
+        ht_cli_input_close(&input);
+        return HT_CLI_EXIT_IO;
+    }
+    if (status) {
+        /* The reader stopped on damaged data: cli_common says so and picks the exit code. */
+        input.status = status;
+        ht_analysis_close(analysis);
+        return ht_cli_input_close(&input);
+    }
+    FILE *out = stdout;
+    if (output && !(out = fopen(output, "w"))) {
+        ht_cli_error("cannot write to '%s': %s", output, strerror(errno));
+        ht_analysis_close(analysis);
+        ht_cli_input_close(&input);
+        return HT_CLI_EXIT_IO;
+    }
+    status = ht_report_write(analysis, out, &report);
+    int saved = errno;
+    if (out != stdout && fclose(out) != 0 && status == 0) {
+        status = -EIO;
+        saved = errno;
+    }
+    ht_analysis_close(analysis);
+    code = ht_cli_input_close(&input);
+    if (status) {
+        ht_cli_error("cannot write to '%s': %s", output ? output : "standard output",
+                     strerror(saved ? saved : EIO));
+        if (output)
+            unlink(output);
+        return HT_CLI_EXIT_IO;
+    }
+    return code;
+}
