@@ -457,12 +457,21 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 }
 
 /* ---- free ----------------------------------------------------------------------------- */
+/* Where a freed LFH slot goes: the calling thread's lookaside list if it has room, else the
+ * LFH. Only the owner thread changes its lists, so the answer holds until it pushes. */
+static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_block *slot) {
+    return tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
+                   atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
+                   tc->lookaside[slot->tag].depth < HT_LOOKASIDE_DEPTH
+               ? MEMORY_FROM_LOOKASIDE
+               : MEMORY_FROM_LOWFRAG;
+}
+
 /* Releases a checked block without counting or tracing; returns the Source of the release. */
 static inline __attribute__((always_inline)) ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
     hti_block *b = o->block;
     if (b->flags & HTI_BLOCK_LFH) {
-        if (tc && b->tag < HTI_LOOKASIDE_BUCKETS && atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
-            tc->lookaside[b->tag].depth < HT_LOOKASIDE_DEPTH) {
+        if (lfh_free_source(heap, tc, b) == MEMORY_FROM_LOOKASIDE) {
             if (!dry) hti_lookaside_push(heap, tc, b);
             return MEMORY_FROM_LOOKASIDE;
         }
@@ -534,23 +543,34 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
     return true;
 }
 
+/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says, and counts
+ * the free. The push fails only if a trace hook's own heap use (an unwinder's malloc) filled the
+ * list after s was decided; the slot then goes to the LFH. */
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
+    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
+        hti_lfh_free(heap, tc, slot);
+    hti_count(heap, tc, HT_OP_FREE, s);
+    return true;
+}
+
+/* The fast path while tracing: the FREE is emitted before the slot is pushed or released, so
+ * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
+ * as it was (same instructions, same registers). */
+HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_block *slot,
+                                          void *block) {
+    ht_source s = lfh_free_source(heap, tc, slot);
+    hti_trace_free(heap, block, s);
+    return lfh_slot_free(heap, tc, slot, s);
+}
+
 HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
     /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
-    if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0 && !HT_TRACE_ON())) {
+    if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0)) {
         hti_block *slot = lfh_slot_of(heap, block);
         if (HTI_LIKELY(slot != NULL)) {
             hti_tcache *tc = hti_tcache_get(heap);
-            ht_source s;
-            if (tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
-                atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
-                hti_lookaside_push(heap, tc, slot)) {
-                s = MEMORY_FROM_LOOKASIDE;
-            } else {
-                hti_lfh_free(heap, tc, slot);
-                s = MEMORY_FROM_LOWFRAG;
-            }
-            hti_count(heap, tc, HT_OP_FREE, s);
-            return true;
+            if (HT_TRACE_ON()) return free_fast_traced(heap, tc, slot, block);
+            return lfh_slot_free(heap, tc, slot, lfh_free_source(heap, tc, slot));
         }
     }
     return free_slow(heap, flags, block);
