@@ -4,6 +4,7 @@ docs/PERFORMANCE.md (between the tracing-table markers; nothing else in the file
 
   python3 bench/trace/run.py            # measure, print, rewrite the table
   python3 bench/trace/run.py --quick    # fewer iterations and rounds; print only
+  python3 bench/trace/run.py --build DIR  # binaries from DIR instead of build/
 
 Measures, on the same workload (bench/trace/workload.h: one thread, a window of 1024 blocks
 of 16-511 bytes, one free and one allocation per iteration):
@@ -76,7 +77,10 @@ def lttng(cmd, rounds, tmp):
 
 
 def main():
+    global BUILD
     quick = "--quick" in sys.argv
+    if "--build" in sys.argv[:-1]:
+        BUILD = os.path.abspath(sys.argv[sys.argv.index("--build") + 1])
     iterations = 1000000 if quick else 4000000
     rounds = 1 if quick else 3
     tmp = tempfile.mkdtemp(prefix="heaptrail-bench-")
@@ -129,6 +133,9 @@ def main():
         ("LTTng-UST, added per event (same fields, one session)",
          ("%s ns" % fmt(lt)) if lt is not None else "n/a: " + lt_reason, "—", ""),
     ]
+    load = os.getloadavg()[0]
+    rows.append(("machine load (1-min average, %d cores) when measured" % os.cpu_count(),
+                 "%.1f" % load, "—", "noisy if above the core count"))
     lines = ["| measure | result | target | |", "| --- | --- | --- | --- |"]
     lines += ["| %s | %s | %s | %s |" % row for row in rows]
     table = "\n".join(lines)

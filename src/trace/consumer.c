@@ -1,5 +1,6 @@
 /* consumer.c — real-time consumers: the writer copies each drained range into a byte queue; the
- * consumer thread decodes it and calls the callbacks with batches of ht_event.
+ * consumer thread decodes it and calls the callbacks with batches of ht_event (timestamps in ns,
+ * never decreasing within a stream).
  *
  * The queue is single-producer (writer) single-consumer (consumer thread), in mmap memory,
  * with 8-byte aligned records and a pad record at the wrap. The writer never waits on the
@@ -45,6 +46,7 @@ typedef struct stream_slot {
     uint64_t fill_seq;
     uint64_t end_offset;
     hti_stream_state state;
+    uint64_t last_ns; /* timestamp of the stream's last delivered event */
 } stream_slot;
 
 static struct {
@@ -159,11 +161,19 @@ void hti_consumer_push(hti_session *s, const hti_events_meta *meta, const void *
 
 /* ---- consumer thread ---- */
 
-static void deliver(hti_session *s, ht_event *events, size_t count)
+/* last_ns: the stream's last timestamp, or NULL outside a stream. The writer refines the clock
+ * calibration while the program runs, so an event converted just after a refinement can come
+ * out a little earlier than one converted before it; within a stream, time never goes back. */
+static void deliver(hti_session *s, ht_event *events, size_t count, uint64_t *last_ns)
 {
     for (size_t i = 0; i < count; i++) {
         ht_event *e = &events[i];
         e->timestamp_ns = hti_clock_to_ns(e->timestamp_ns);
+        if (last_ns) {
+            if (e->timestamp_ns < *last_ns)
+                e->timestamp_ns = *last_ns;
+            *last_ns = e->timestamp_ns;
+        }
         if (e->kind == HT_EVENT_LOST) {
             e->u.lost.FirstTimestamp = hti_clock_to_ns(e->u.lost.FirstTimestamp);
             e->u.lost.LastTimestamp = hti_clock_to_ns(e->u.lost.LastTimestamp);
@@ -194,6 +204,8 @@ static void consume_events(hti_session *s, const uint8_t *payload, size_t size)
     uint64_t key = stream_key_of(&r);
     stream_slot *slot = &queue.streams[key % STREAM_SLOTS];
     if (r.meta.offset == 0) {
+        if (slot->stream_id != key)
+            slot->last_ns = 0;
         slot->stream_id = key;
         slot->state.ticks = r.meta.base_ticks;
         slot->state.address = 0;
@@ -214,7 +226,7 @@ static void consume_events(hti_session *s, const uint8_t *payload, size_t size)
         if (r.meta.flags & HTI_EVENTS_RUNDOWN)
             for (long i = 0; i < n; i++)
                 queue.batch[i].flags |= HT_EVENT_FLAG_RUNDOWN;
-        deliver(s, queue.batch, (size_t)n);
+        deliver(s, queue.batch, (size_t)n, &slot->last_ns);
     }
 }
 
@@ -235,7 +247,7 @@ static void consume_lost(hti_session *s, const uint8_t *payload, size_t size)
     e->u.lost.LastTimestamp = lost.last_ticks;
     e->u.lost.LostThread = lost.tid;
     e->u.lost.Reason = lost.reason;
-    deliver(s, e, 1);
+    deliver(s, e, 1, NULL);
 }
 
 static void *consumer_main(void *arg)

@@ -5,8 +5,9 @@
  * (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp taken,
  * then every heap walked; a consumer applies rundown records before events of equal or later
  * time, inserting a block only if it does not know it already. Stop switches the hooks off
- * first, then lets the writer drain everything and write the footer. All tracer work on the
- * calling thread runs under the guard, so allocations it causes are not traced. */
+ * first, pauses so that events already past the switch are committed (or counted lost), then
+ * lets the writer drain everything and write the footer. All tracer work on the calling thread
+ * runs under the guard, so allocations it causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -327,6 +328,7 @@ static int start_locked(const ht_trace_options *options)
     }
 
     s->gen = ++generations;
+    s->pid = getpid();
     s->start_ticks = hti_ticks();
     s->start_ns = hti_monotonic_ns();
     struct timespec real;
@@ -398,6 +400,10 @@ static int stop_locked(void)
     __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
     atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
     hti_futex_wake(&s->released); /* threads waiting for room give up */
+    /* Let events that tested the switch just before it was cleared, and threads waiting for
+     * room, commit or count their loss while the writer runs: its final drain must see them. */
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
     hti_writer_stop(s);
     hti_consumer_stop(s);
     if (s->own_fd && s->fd >= 0) {
@@ -651,6 +657,9 @@ static void fork_child(void)
 
 int ht_trace_fork_child(void)
 {
+    /* Called before our own atfork handler ran (handlers registered earlier run first)? */
+    if (atomic_load(&hti_trace_gen) && hti_session_state.pid != getpid())
+        fork_child();
     if (!fork_pending)
         return 0;
     fork_pending = false;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "emit.h"
@@ -68,7 +69,8 @@ typedef struct hti_fill {
     uint64_t base_ticks;        /* ticks the first event's delta is taken from */
     /* writer-private: how much of fill `written_seq` has been emitted */
     uint64_t written_seq;
-    uint64_t written; /* committed word already emitted */
+    uint64_t written;  /* committed word already emitted */
+    bool write_failed; /* a body of it missed the output: the rest cannot be decoded there */
 } hti_fill;
 
 enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITED = 1 };
@@ -125,10 +127,12 @@ typedef struct hti_session {
     ht_trace_options options;
     char path[4096];
     uint64_t gen;
+    pid_t pid; /* of the process that started the session */
     int fd;
     bool own_fd;
     bool seekable;
     bool file_failed;       /* the last write failed */
+    bool output_cut;        /* a stream ends inside a chunk: nothing more is written */
     bool error_reported;    /* the one message on stderr was printed */
     _Atomic uint64_t file_offset;
     uint32_t nfills;

@@ -7,7 +7,10 @@
  * A failed write never reaches the traced program: its events become LOST records (written
  * once writing works again, or counted in the footer/stats) and one message goes to stderr.
  * Regular files are rolled back to the last whole chunk on a short write, so the file stays
- * readable. Block/discard: fills are released as soon as written; ring: only at snapshot/stop. */
+ * readable; a stream cut inside a chunk gets nothing more. Every event is in a readable chunk
+ * or counted lost: once a body of a fill misses the output, the rest of that fill (which could
+ * not be decoded without it) is counted lost, not written. Block/discard: fills are released as
+ * soon as written; ring: only at snapshot/stop. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -129,15 +132,18 @@ static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
         }
         return 0;
     }
+    if (s->output_cut)
+        return -EPIPE;
     size_t done = 0;
     while (done < total) {
         ssize_t n = writev(s->fd, iov, count);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            /* A stream cannot be rolled back: a partial chunk would poison the rest. */
+            /* A stream cannot be rolled back: after a partial chunk, anything written would be
+             * read as part of it. The output ends there; later chunks fail (counted lost). */
             if (done > 0)
-                s->fd = -1;
+                s->output_cut = true;
             return n < 0 ? -errno : -ENOSPC;
         }
         done += (size_t)n;
@@ -248,14 +254,36 @@ static void write_clock(hti_session *s)
 
 /* ---- draining ---- */
 
-/* Emits [from, to) of fill `seq` of thread t, whose bytes are at `data` (fill start). */
-static void emit_range(hti_session *s, hti_thread *t, hti_fill *f, uint64_t seq, uint64_t from,
-                       uint64_t to, const uint8_t *data)
+/* A fill may start with the in-stream LOST record of earlier losses (buffer.c fill_start). When
+ * that body misses the output, the losses it carried go to a LOST chunk instead, so the LOST
+ * counts in the file still add up to the events lost. Returns 1 if the body starts with one. */
+static uint64_t carry_stream_lost(hti_thread *t, const hti_fill *f, const uint8_t *body,
+                                  size_t size)
+{
+    if (size < 2 || body[0] != HTI_OP_EXT || body[1] != HT_EVENT_LOST)
+        return 0;
+    hti_cursor c = hti_cursor_make(body + 2, size - 2);
+    uint64_t now = f->base_ticks + hti_get_varint(&c);
+    uint64_t count = hti_get_varint(&c);
+    uint64_t first = now - hti_get_varint(&c);
+    uint64_t last = now - hti_get_varint(&c);
+    uint64_t reason = hti_get_varint(&c);
+    if (c.ok && count)
+        lost_add(t->tid, (uint32_t)reason, count, first, last);
+    return 1;
+}
+
+/* Emits [from, to) of fill `seq` of thread t, whose bytes are at `data` (fill start).
+ * after_loss: an earlier body of this fill missed the output. A body continuing it could not be
+ * decoded (FORMAT.md §4) — a reader would skip it — so it is counted lost instead of written.
+ * Returns false when the body did not reach the output. */
+static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_t seq,
+                       uint64_t from, uint64_t to, const uint8_t *data, bool after_loss)
 {
     uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)to;
     uint64_t events = (to >> 32) - (from >> 32);
     if (to_bytes <= from_bytes || events == 0)
-        return;
+        return !after_loss;
     if (s->options.stack_depth && hti_stack_count() != stacks_emitted)
         hti_stacks_emit(s, &stacks_emitted);
     hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes, events,
@@ -265,11 +293,18 @@ static void emit_range(hti_session *s, hti_thread *t, hti_fill *f, uint64_t seq,
     atomic_fetch_add_explicit(&s->events_emitted, events, memory_order_relaxed);
     if (s->has_consumers)
         hti_consumer_push(s, &meta, data + from_bytes, to_bytes - from_bytes);
-    if (s->fd >= 0 && hti_write_chunk(s, HTI_CHUNK_EVENTS, meta_bytes, meta_length,
-                                      data + from_bytes, to_bytes - from_bytes) != 0) {
+    if (s->fd < 0)
+        return true;
+    if (!after_loss && hti_write_chunk(s, HTI_CHUNK_EVENTS, meta_bytes, meta_length,
+                                       data + from_bytes, to_bytes - from_bytes) == 0)
+        return true;
+    if (from_bytes == 0)
+        events -= carry_stream_lost(t, f, data, to_bytes);
+    if (events) {
         atomic_fetch_add_explicit(&s->lost_write, events, memory_order_relaxed);
         lost_add(t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, hti_ticks());
     }
+    return false;
 }
 
 /* Block and discard modes: emits what is committed and releases finished fills (all of them
@@ -288,10 +323,12 @@ static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exite
         if (f->written_seq != tail) {
             f->written_seq = tail;
             f->written = 0;
+            f->write_failed = false;
         }
         if (committed != f->written) {
-            emit_range(s, t, f, tail, f->written, committed,
-                       t->fill_data + (tail % t->nfills) * (size_t)HTI_FILL_BYTES);
+            const uint8_t *data = t->fill_data + (tail % t->nfills) * (size_t)HTI_FILL_BYTES;
+            f->write_failed = !emit_range(s, t, f, tail, f->written, committed, data,
+                                          f->write_failed);
             f->written = committed;
         }
         if (current)
@@ -316,6 +353,7 @@ static void ring_dump(hti_session *s, hti_thread *t)
         if (atomic_load_explicit(&f->seq, memory_order_acquire) != seq)
             continue;
         uint64_t from = f->written_seq == seq ? f->written : 0;
+        bool after_loss = f->written_seq == seq && f->write_failed;
         uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
         if (to_bytes <= from_bytes)
             continue;
@@ -327,7 +365,8 @@ static void ring_dump(hti_session *s, hti_thread *t)
             continue; /* overwritten while copying */
         hti_fill snapshot = {0};
         snapshot.base_ticks = base;
-        emit_range(s, t, &snapshot, seq, from, committed, copy_buffer);
+        f->write_failed =
+            !emit_range(s, t, &snapshot, seq, from, committed, copy_buffer, after_loss);
         f->written_seq = seq;
         f->written = committed;
     }
@@ -570,8 +609,8 @@ void hti_writer_emergency(hti_session *s)
             uint64_t from = f->written_seq == seq ? f->written : 0;
             uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
             uint64_t events = (committed >> 32) - (from >> 32);
-            if (to_bytes <= from_bytes || !events)
-                continue;
+            if (to_bytes <= from_bytes || !events || (f->written_seq == seq && f->write_failed))
+                continue; /* nothing new, or a rest that could not be decoded */
             hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes,
                                     events, f->base_ticks, atomic_load(&t->stream_id)};
             uint8_t meta_bytes[80];

@@ -1,9 +1,10 @@
 /* test_modes.c — the session modes and everything around the writer: discard counts its
  * losses (tiny buffer, writer stalled on a pipe nobody reads), block loses nothing behind a slow
  * reader, ring keeps the newest events (and snapshots do not repeat them), real-time consumers
- * receive events while the program runs, failing writes (/dev/full, a file size limit) become
- * counted losses, an emergency flush from a signal handler and a SIGKILL leave readable traces,
- * fork children get their own trace, and the environment starts a session. */
+ * receive events while the program runs, failing writes (/dev/full, a file size limit, a disk
+ * that fills in the middle of a fill) become counted losses, an emergency flush from a signal
+ * handler and a SIGKILL leave readable traces, fork children get their own trace, and the
+ * environment starts a session. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -364,6 +365,70 @@ static void test_full_disk(void **state)
     unlink(path);
 }
 
+/* The disk fills in the middle of a fill and then still takes a few bytes: the rest of that
+ * fill continues a body the file lost, so it must be counted lost, not written as a chunk the
+ * reader has to skip. Flushes decide when bodies are written, so this runs the same every time. */
+static void test_full_disk_mid_fill(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "midfill");
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*previous)(int) = signal(SIGXFSZ, SIG_IGN);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = path;
+    o.flush_interval_ms = 60000; /* bodies are written only by the flushes below */
+    o.event_mask = HT_EVENT_BIT(HT_EVENT_ALLOC) | HT_EVENT_BIT(HT_EVENT_FREE); /* exact counts */
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    const int before = 100, failing = 2000, after = 20;
+    alloc_free_pairs(heap, before);
+    assert_int_equal(ht_trace_flush(), 0); /* fill 0 from offset 0: written */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    struct rlimit small = {(rlim_t)st.st_size + 4096, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    alloc_free_pairs(heap, failing); /* ~20 KB into 4 KiB: this body fails */
+    assert_int_equal(ht_trace_flush(), 0);
+    alloc_free_pairs(heap, after); /* a small body that would fit, continuing the lost one */
+    assert_int_equal(ht_trace_flush(), 0);
+    assert_int_equal(ht_trace_stop(), 0);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, previous);
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_true(stats.write_errors > 0);
+    assert_int_equal(stats.lost, (uint64_t)(failing + after) * 2);
+
+    char error[256];
+    ht_reader *r = ht_reader_open(path, error, sizeof error);
+    if (!r)
+        fail_msg("%s", error);
+    static ht_event e[1024];
+    long n;
+    uint64_t operations = 0, lost = 0;
+    while ((n = ht_reader_read(r, e, 1024)) > 0)
+        for (long i = 0; i < n; i++) {
+            if (e[i].kind == HT_EVENT_ALLOC || e[i].kind == HT_EVENT_FREE)
+                operations++;
+            if (e[i].kind == HT_EVENT_LOST)
+                lost += e[i].u.lost.Count;
+        }
+    assert_int_equal(n, 0);
+    /* Nothing skipped, every operation there or lost, and the file's LOST records agree. */
+    const char *warnings = ht_reader_warnings(r);
+    if (warnings && *warnings)
+        fail_msg("reader warnings: %s", warnings);
+    assert_int_equal(operations, (uint64_t)before * 2);
+    assert_int_equal(lost, stats.lost);
+    ht_reader_close(r);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
 /* ---- crashes, kills, forks ---- */
 
 static void on_abort(int signal_number)
@@ -544,6 +609,7 @@ int main(void)
         cmocka_unit_test_teardown(test_consumer_realtime, stop_session),
         cmocka_unit_test_teardown(test_write_failure_dev_full, stop_session),
         cmocka_unit_test_teardown(test_full_disk, stop_session),
+        cmocka_unit_test_teardown(test_full_disk_mid_fill, stop_session),
         cmocka_unit_test_teardown(test_emergency_flush, stop_session),
         cmocka_unit_test_teardown(test_sigkill_leaves_readable_trace, stop_session),
         cmocka_unit_test_teardown(test_fork_child_gets_own_trace, stop_session),
