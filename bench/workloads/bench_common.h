@@ -1,5 +1,6 @@
 /* bench_common.h — what every allocator workload shares: argument parsing, the
- * deterministic PRNG, checksum mixing and the stamps written into each block.
+ * deterministic PRNG, checksum mixing, the stamps written into each block, and running the
+ * jobs on their threads and folding their checksums.
  * Workloads use only the C library's malloc family, so any allocator can be put under
  * them with LD_PRELOAD. Invariant: output (the checksum) depends on the seed and the
  * arguments only — never on addresses, timing or thread scheduling — so two allocators
@@ -9,6 +10,8 @@
 #define HT_BENCH_COMMON_H
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +167,68 @@ static inline void bench_corrupt(const char *workload, const char *what, size_t 
 static inline void bench_print_checksum(uint64_t checksum)
 {
     printf("checksum 0x%016" PRIx64 "\n", checksum);
+}
+
+/* Runs body on each of count jobs, job i at (char *)jobs + i * stride: a single job on the
+ * calling thread, more on a thread each; returns once all have finished. A thread that cannot
+ * be created ends the process: "<workload>: pthread_create failed", EXIT_FAILURE. */
+static inline void bench_run_jobs(const char *workload, void *jobs, size_t stride,
+                                  unsigned long count, void *(*body)(void *))
+{
+    unsigned char *job = jobs;
+    if (count == 1) {
+        body(job);
+        return;
+    }
+    pthread_t *threads = bench_malloc(count * sizeof *threads);
+    for (unsigned long i = 0; i < count; i++) {
+        if (pthread_create(&threads[i], NULL, body, job + i * stride) != 0) {
+            fprintf(stderr, "%s: pthread_create failed\n", workload);
+            exit(EXIT_FAILURE);
+        }
+    }
+    for (unsigned long i = 0; i < count; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+}
+
+/* The jobs' checksums (the uint64_t at offset in each, e.g. offsetof(job, checksum)) folded in
+ * job order, so the result does not depend on which thread finished first. */
+static inline uint64_t bench_fold_jobs(const void *jobs, size_t stride, unsigned long count,
+                                       size_t offset)
+{
+    const unsigned char *job = jobs;
+    uint64_t checksum = 0;
+    for (unsigned long i = 0; i < count; i++) {
+        uint64_t value;
+        memcpy(&value, job + i * stride + offset, sizeof value);
+        checksum = bench_fold(checksum, value);
+    }
+    return checksum;
+}
+
+/* One of the independent copies a workload runs side by side (see bench_run_copies). */
+typedef struct bench_copy {
+    unsigned long iterations; /* the workload's own unit: steps, appends, objects */
+    uint64_t seed;
+    unsigned index;    /* the copy's number, its PRNG stream */
+    uint64_t checksum; /* set by the copy */
+} bench_copy;
+
+/* Runs args->threads copies of body (a bench_copy * each, iterations and seed from args) as
+ * bench_run_jobs does, and returns their checksums folded in copy order. */
+static inline uint64_t bench_run_copies(const char *workload, const bench_args *args,
+                                        void *(*body)(void *))
+{
+    bench_copy *copies = bench_malloc(args->threads * sizeof *copies);
+    for (unsigned long i = 0; i < args->threads; i++)
+        copies[i] = (bench_copy){
+            .iterations = args->iterations, .seed = args->seed, .index = (unsigned)i};
+    bench_run_jobs(workload, copies, sizeof *copies, args->threads, body);
+    uint64_t checksum =
+        bench_fold_jobs(copies, sizeof *copies, args->threads, offsetof(bench_copy, checksum));
+    free(copies);
+    return checksum;
 }
 
 #endif /* HT_BENCH_COMMON_H */

@@ -7,8 +7,6 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
 #define CHURN_MAX_SLOTS 100000u
 #define CHURN_MIN_SLOTS 10000u
 #define CHURN_PHASE_STEPS 200000ul
@@ -18,13 +16,6 @@ typedef struct churn_slot {
     size_t size;
     uint64_t stamp;
 } churn_slot;
-
-typedef struct churn_job {
-    unsigned long steps;
-    uint64_t seed;
-    unsigned index;
-    uint64_t checksum;
-} churn_job;
 
 static size_t churn_size(bench_rng *rng)
 {
@@ -48,7 +39,7 @@ static uint64_t churn_release(churn_slot *slot, uint64_t checksum)
 
 static void *churn_run(void *arg)
 {
-    churn_job *job = arg;
+    bench_copy *job = arg;
     churn_slot *slots = calloc(CHURN_MAX_SLOTS, sizeof *slots);
     bench_rng rng;
     uint64_t checksum = 0;
@@ -59,7 +50,7 @@ static void *churn_run(void *arg)
         exit(EXIT_FAILURE);
     }
     bench_rng_init(&rng, job->seed, job->index);
-    for (unsigned long step = 0; step < job->steps; step++) {
+    for (unsigned long step = 0; step < job->iterations; step++) {
         if (step % CHURN_PHASE_STEPS == 0 && step != 0) {
             uint32_t next = (uint32_t)bench_between(&rng, CHURN_MIN_SLOTS, CHURN_MAX_SLOTS);
             for (uint32_t i = next; i < window; i++)
@@ -92,25 +83,6 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &args,
                      "random alloc/free churn of mixed sizes; iterations = steps per thread");
 
-    churn_job *jobs = bench_malloc(args.threads * sizeof *jobs);
-    pthread_t *threads = bench_malloc(args.threads * sizeof *threads);
-    for (unsigned long i = 0; i < args.threads; i++) {
-        jobs[i] = (churn_job){.steps = args.iterations, .seed = args.seed, .index = (unsigned)i};
-        if (args.threads == 1) {
-            churn_run(&jobs[i]);
-        } else if (pthread_create(&threads[i], NULL, churn_run, &jobs[i]) != 0) {
-            fprintf(stderr, "churn: pthread_create failed\n");
-            return EXIT_FAILURE;
-        }
-    }
-    uint64_t checksum = 0;
-    for (unsigned long i = 0; i < args.threads; i++) {
-        if (args.threads > 1)
-            pthread_join(threads[i], NULL);
-        checksum = bench_fold(checksum, jobs[i].checksum);
-    }
-    free(threads);
-    free(jobs);
-    bench_print_checksum(checksum);
+    bench_print_checksum(bench_run_copies("churn", &args, churn_run));
     return 0;
 }

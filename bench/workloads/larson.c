@@ -109,7 +109,6 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
-    uint64_t checksum = 0;
     for (unsigned long i = 0; i < args.threads; i++) {
         pthread_mutex_lock(&larson_lock);
         while (!chains[i].done)
@@ -117,8 +116,9 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&larson_lock);
         /* Every other generation was joined by its successor. */
         pthread_join(chains[i].last, NULL);
-        checksum = bench_fold(checksum, chains[i].checksum);
     }
+    uint64_t checksum =
+        bench_fold_jobs(chains, sizeof *chains, args.threads, offsetof(larson_chain, checksum));
     free(chains);
     bench_print_checksum(checksum);
     return 0;

@@ -7,8 +7,6 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
 #define RB_BUILDERS 32u
 #define RB_MAX_APPEND 64u
 
@@ -21,13 +19,6 @@ typedef struct rb_builder {
     uint64_t content;     /* state of the byte stream written into the buffer */
     uint64_t first_state; /* its initial state, to check the buffer at the end */
 } rb_builder;
-
-typedef struct rb_job {
-    unsigned long appends;
-    uint64_t seed;
-    unsigned index;
-    uint64_t checksum;
-} rb_job;
 
 /* The content stream: an LCG whose top byte is the next character. */
 static inline unsigned char rb_next_byte(uint64_t *state)
@@ -95,7 +86,7 @@ static void rb_append(rb_builder *builder, size_t count)
 
 static void *rb_run(void *arg)
 {
-    rb_job *job = arg;
+    bench_copy *job = arg;
     rb_builder builders[RB_BUILDERS];
     bench_rng rng;
     uint64_t checksum = 0;
@@ -103,7 +94,7 @@ static void *rb_run(void *arg)
     bench_rng_init(&rng, job->seed, job->index);
     for (unsigned i = 0; i < RB_BUILDERS; i++)
         rb_start(&builders[i], &rng);
-    for (unsigned long n = 0; n < job->appends; n++) {
+    for (unsigned long n = 0; n < job->iterations; n++) {
         rb_builder *builder = &builders[bench_below(&rng, RB_BUILDERS)];
         rb_append(builder, bench_between(&rng, 1, RB_MAX_APPEND));
         if (builder->length >= builder->target) {
@@ -123,25 +114,6 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &args,
                      "interleaved string builders grown by realloc; iterations = appends");
 
-    rb_job *jobs = bench_malloc(args.threads * sizeof *jobs);
-    pthread_t *threads = bench_malloc(args.threads * sizeof *threads);
-    for (unsigned long i = 0; i < args.threads; i++) {
-        jobs[i] = (rb_job){.appends = args.iterations, .seed = args.seed, .index = (unsigned)i};
-        if (args.threads == 1) {
-            rb_run(&jobs[i]);
-        } else if (pthread_create(&threads[i], NULL, rb_run, &jobs[i]) != 0) {
-            fprintf(stderr, "realloc: pthread_create failed\n");
-            return EXIT_FAILURE;
-        }
-    }
-    uint64_t checksum = 0;
-    for (unsigned long i = 0; i < args.threads; i++) {
-        if (args.threads > 1)
-            pthread_join(threads[i], NULL);
-        checksum = bench_fold(checksum, jobs[i].checksum);
-    }
-    free(threads);
-    free(jobs);
-    bench_print_checksum(checksum);
+    bench_print_checksum(bench_run_copies("realloc", &args, rb_run));
     return 0;
 }

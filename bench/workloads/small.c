@@ -7,8 +7,6 @@
  */
 #include "bench_common.h"
 
-#include <pthread.h>
-
 #define SMALL_MIN_SIZE 8u
 #define SMALL_MAX_SIZE 64u
 #define SMALL_NODES_PER_BUCKET 8u
@@ -21,13 +19,6 @@ typedef struct small_node {
     uint64_t key;
     unsigned char payload[]; /* 0–48 bytes of the key's low byte */
 } small_node;
-
-typedef struct small_job {
-    unsigned long objects;
-    uint64_t seed;
-    unsigned index;
-    uint64_t checksum;
-} small_job;
 
 static unsigned long small_gcd(unsigned long a, unsigned long b)
 {
@@ -116,13 +107,13 @@ static uint64_t small_linked_phase(bench_rng *rng, unsigned long count, uint64_t
 
 static void *small_run(void *arg)
 {
-    small_job *job = arg;
+    bench_copy *job = arg;
     bench_rng rng;
     uint64_t checksum = 0;
 
     bench_rng_init(&rng, job->seed, job->index);
-    checksum = small_array_phase(&rng, job->objects, checksum);
-    checksum = small_linked_phase(&rng, job->objects, checksum);
+    checksum = small_array_phase(&rng, job->iterations, checksum);
+    checksum = small_linked_phase(&rng, job->iterations, checksum);
     job->checksum = checksum;
     return NULL;
 }
@@ -133,25 +124,6 @@ int main(int argc, char **argv)
     bench_parse_args(argc, argv, &args,
                      "bulk small objects, scattered teardown; iterations = objects per phase");
 
-    small_job *jobs = bench_malloc(args.threads * sizeof *jobs);
-    pthread_t *threads = bench_malloc(args.threads * sizeof *threads);
-    for (unsigned long i = 0; i < args.threads; i++) {
-        jobs[i] = (small_job){.objects = args.iterations, .seed = args.seed, .index = (unsigned)i};
-        if (args.threads == 1) {
-            small_run(&jobs[i]);
-        } else if (pthread_create(&threads[i], NULL, small_run, &jobs[i]) != 0) {
-            fprintf(stderr, "small: pthread_create failed\n");
-            return EXIT_FAILURE;
-        }
-    }
-    uint64_t checksum = 0;
-    for (unsigned long i = 0; i < args.threads; i++) {
-        if (args.threads > 1)
-            pthread_join(threads[i], NULL);
-        checksum = bench_fold(checksum, jobs[i].checksum);
-    }
-    free(threads);
-    free(jobs);
-    bench_print_checksum(checksum);
+    bench_print_checksum(bench_run_copies("small", &args, small_run));
     return 0;
 }

@@ -30,6 +30,7 @@ typedef struct xt_queue {
 
 typedef struct xt_worker {
     xt_queue *queue;
+    int producer; /* else a consumer */
     unsigned long blocks;
     uint64_t seed;
     unsigned index;
@@ -138,6 +139,12 @@ static void *xt_consume(void *arg)
     return NULL;
 }
 
+static void *xt_work(void *arg)
+{
+    xt_worker *worker = arg;
+    return worker->producer ? xt_produce(worker) : xt_consume(worker);
+}
+
 int main(int argc, char **argv)
 {
     bench_args args = {.threads = 4, .iterations = 2000000, .seed = 1};
@@ -154,22 +161,16 @@ int main(int argc, char **argv)
     pthread_cond_init(&queue.not_full, NULL);
 
     xt_worker *workers = bench_malloc(args.threads * sizeof *workers);
-    pthread_t *threads = bench_malloc(args.threads * sizeof *threads);
-    for (unsigned long i = 0; i < args.threads; i++) {
-        workers[i] = (xt_worker){
-            .queue = &queue, .blocks = args.iterations, .seed = args.seed, .index = (unsigned)i};
-        void *(*body)(void *) = i < producers ? xt_produce : xt_consume;
-        if (pthread_create(&threads[i], NULL, body, &workers[i]) != 0) {
-            fprintf(stderr, "xthread: pthread_create failed\n");
-            return EXIT_FAILURE;
-        }
-    }
+    for (unsigned long i = 0; i < args.threads; i++)
+        workers[i] = (xt_worker){.queue = &queue,
+                                 .producer = i < producers,
+                                 .blocks = args.iterations,
+                                 .seed = args.seed,
+                                 .index = (unsigned)i};
+    bench_run_jobs("xthread", workers, sizeof *workers, args.threads, xt_work);
     uint64_t sum = 0;
-    for (unsigned long i = 0; i < args.threads; i++) {
-        pthread_join(threads[i], NULL);
+    for (unsigned long i = 0; i < args.threads; i++)
         sum += workers[i].sum;
-    }
-    free(threads);
     free(workers);
     bench_print_checksum(bench_fold(sum, args.iterations * producers));
     return 0;

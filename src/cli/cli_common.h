@@ -61,6 +61,15 @@ enum {
     HT_CLI_OPT_MAX_SIZE,
     HT_CLI_OPT_FROM,
     HT_CLI_OPT_TO,
+    HT_CLI_OPT_NO_SYMBOLS,        /* report and export, see analysis_options.h */
+    HT_CLI_OPT_SYMBOLS_PATH,
+    HT_CLI_OPT_STACKS,            /* record and start, see tracing_options.h */
+    HT_CLI_OPT_UNWIND,
+    HT_CLI_OPT_MODE,
+    HT_CLI_OPT_SAMPLE,
+    HT_CLI_OPT_BUFFER,
+    HT_CLI_OPT_COMPRESS,
+    HT_CLI_OPT_FOLLOW_FORKS,
 };
 #define HT_CLI_PROGRESS_OPTIONS                                                                    \
     {"progress", no_argument, NULL, HT_CLI_OPT_PROGRESS},                                          \

@@ -2,8 +2,9 @@
  * Each subcommand lives in its own file and exposes `int ht_cli_<name>(int argc, char **argv)`:
  * argv[0] is the subcommand's name, the return value is the process's exit code. main.c holds
  * the dispatch table; report.c and export.c join it when they exist (src/cli/CMakeLists.txt
- * compiles them and defines HT_CLI_HAVE_REPORT / HT_CLI_HAVE_EXPORT, and links src/analyze/:
- * its library target ht_analyze if its CMakeLists.txt defines one, else its .c files). */
+ * compiles them with analysis_options.c and defines HT_CLI_HAVE_REPORT / HT_CLI_HAVE_EXPORT,
+ * and links src/analyze/: its library target ht_analyze if its CMakeLists.txt defines one, else
+ * its .c files). */
 
 /* The shared helpers are in cli_common.h:
  *   - exit codes HT_CLI_EXIT_OK / _USAGE / _IO / _MALFORMED / _REFUSED (README "Exit codes");
@@ -19,6 +20,17 @@
  *   - ht_cli_out_*: fast buffered output (numbers, hex, JSON strings) to stdout or a file;
  *   - ht_cli_format_bytes / _count / _duration for tables;
  *   - ht_cli_live_*: the live-block set with FORMAT.md §13's rundown rule (peak, leaks).
+ *
+ * Helpers shared by two commands each:
+ *   - tracing_options.h (record, start): HT_CLI_TRACING_OPTIONS adds --stacks, --unwind, --mode,
+ *     --sample, --buffer, --compress and --follow-forks to the option table;
+ *     ht_cli_tracing_option checks one's value and gives it both as a HEAPTRAIL_* variable
+ *     (record) and as a control protocol key (start);
+ *   - analysis_options.h (report, export): HT_CLI_ANALYSIS_OPTIONS adds --no-symbols,
+ *     --symbols-path, -o/--output and --progress/--no-progress; ht_cli_analysis_option handles
+ *     them (and getopt's '?'), ht_cli_analysis_operand takes the one trace file, and
+ *     ht_cli_analysis_open opens it and the analysis over it.
+ * A command hands the options it does not handle itself to these from its switch's default.
  *
  * A command, in short:
  *

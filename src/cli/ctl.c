@@ -5,7 +5,8 @@
  * HEAPTRAIL_CONTROL_DIR / XDG_RUNTIME_DIR (read from /proc/PID/environ), unless --socket names
  * it. Before connecting, the client says plainly what is missing: no such process, library not
  * loaded, control disabled. The request and reply are the text lines of README.md's "Control
- * protocol"; --raw prints the reply's key=value lines for scripts. */
+ * protocol"; --raw prints the reply's key=value lines for scripts. start's tracing options are
+ * record's, checked by tracing_options.c and sent as the request's keys. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "heaptrail/trace.h"
+#include "tracing_options.h"
 
 #define REPLY_MAX 65536
 #define START_TIMEOUT_S 120 /* a start walks every heap: large heaps take a while */
@@ -80,14 +82,7 @@ static const char snapshot_help[] =
     "4 refused (another user's process, or no session running).\n";
 
 enum {
-    OPT_STACKS = 1,
-    OPT_UNWIND,
-    OPT_MODE,
-    OPT_SAMPLE,
-    OPT_BUFFER,
-    OPT_COMPRESS,
-    OPT_FOLLOW_FORKS,
-    OPT_SOCKET,
+    OPT_SOCKET = 1,
     OPT_RAW,
 };
 
@@ -493,77 +488,32 @@ int ht_cli_start(int argc, char **argv)
 {
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
-        {"stacks", optional_argument, NULL, OPT_STACKS},
-        {"unwind", required_argument, NULL, OPT_UNWIND},
-        {"mode", required_argument, NULL, OPT_MODE},
-        {"sample", required_argument, NULL, OPT_SAMPLE},
-        {"buffer", required_argument, NULL, OPT_BUFFER},
-        {"compress", required_argument, NULL, OPT_COMPRESS},
-        {"follow-forks", no_argument, NULL, OPT_FOLLOW_FORKS},
+        HT_CLI_TRACING_OPTIONS,
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"raw", no_argument, NULL, OPT_RAW},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const modes[] = {"block", "discard", "ring", NULL};
-    static const char *const unwinders[] = {"libunwind", "fp", NULL};
     const char *output = NULL, *socket_path = NULL;
     bool raw = false;
     request body = {.length = 0};
-    char number[32];
-    uint64_t value;
-    int c, index;
+    ht_cli_tracing_setting setting;
+    int c, error;
     while ((c = ht_cli_getopt(argc, argv, "o:h", options)) != -1) {
-        int error = 0;
         switch (c) {
         case 'o':
             if (!*optarg || strchr(optarg, '\n'))
                 return ht_cli_usage_error("bad value for --output: expected a file name");
             output = optarg;
             break;
-        case OPT_STACKS:
-            value = 32;
-            if (optarg && (error = ht_cli_parse_u64("--stacks", optarg, &value)) == 0 &&
-                (value == 0 || value > HT_TRACE_MAX_DEPTH))
-                error = ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames",
-                                           optarg, HT_TRACE_MAX_DEPTH);
-            snprintf(number, sizeof number, "%llu", (unsigned long long)value);
-            if (!error)
-                request_add(&body, "stacks", number);
-            break;
-        case OPT_UNWIND:
-            if ((error = ht_cli_parse_choice("--unwind", optarg, unwinders, &index)) == 0)
-                request_add(&body, "unwind", unwinders[index]);
-            break;
-        case OPT_MODE:
-            if ((error = ht_cli_parse_choice("--mode", optarg, modes, &index)) == 0)
-                request_add(&body, "mode", modes[index]);
-            break;
-        case OPT_SAMPLE:
-        case OPT_BUFFER:
-            if ((error = ht_cli_parse_size(c == OPT_SAMPLE ? "--sample" : "--buffer", optarg,
-                                           &value)) == 0) {
-                snprintf(number, sizeof number, "%llu", (unsigned long long)value);
-                request_add(&body, c == OPT_SAMPLE ? "sample" : "buffer", number);
-            }
-            break;
-        case OPT_COMPRESS:
-            if ((error = ht_cli_parse_u64("--compress", optarg, &value)) == 0 &&
-                (value < 1 || value > 19))
-                error = ht_cli_usage_error("bad value '%s' for --compress: expected 1 to 19",
-                                           optarg);
-            snprintf(number, sizeof number, "%llu", (unsigned long long)value);
-            if (!error)
-                request_add(&body, "compress", number);
-            break;
-        case OPT_FOLLOW_FORKS: request_add(&body, "follow_forks", "1"); break;
         case OPT_SOCKET: socket_path = optarg; break;
         case OPT_RAW: raw = true; break;
         case 'h': fputs(start_help, stdout); return HT_CLI_EXIT_OK;
-        default: return HT_CLI_EXIT_USAGE;
+        default: /* the tracing options, or '?' */
+            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
+                return error;
+            request_add(&body, setting.key, setting.value);
         }
-        if (error)
-            return error;
     }
     if (optind >= argc)
         return ht_cli_usage_error("no process id given");

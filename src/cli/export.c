@@ -1,8 +1,9 @@
 /* export.c — `heaptrail export FILE --format chrome|massif|folded|pprof`: converts a trace for
  * other tools: Chrome/Perfetto trace JSON, valgrind massif (ms_print, massif-visualizer),
  * folded stacks (flamegraph.pl), pprof profile.proto (gzip). The conversion is the ht_analyze
- * library's (src/analyze); this file owns the command line, the input (cli_common's, for its
- * errors) and the output file, removed again if the export fails.
+ * library's (src/analyze); this file owns export's own options and the output file, removed
+ * again if the export fails. The options it shares with report, the trace operand and the
+ * opening of the input (cli_common's, for its errors) are analysis_options.c's.
  * Exit codes as README "Exit codes" says: 0, 1 usage, 2 I/O, 3 damaged trace. */
 #include <errno.h>
 #include <stdbool.h>
@@ -11,11 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyze/analysis.h"
-#include "cli/cli_common.h"
+#include "cli/analysis_options.h"
 #include "cli/commands.h"
-
-#define SEARCH_DIRS_MAX 32
 
 static const char usage_text[] =
     "usage: heaptrail export FILE --format chrome|massif|folded|pprof [options]\n"
@@ -44,8 +42,6 @@ enum {
     OPT_FORMAT = 1,
     OPT_FOLDED_VALUE,
     OPT_LARGE_BLOCK,
-    OPT_NO_SYMBOLS,
-    OPT_SYMBOLS_PATH,
 };
 
 int ht_cli_export(int argc, char **argv)
@@ -55,10 +51,7 @@ int ht_cli_export(int argc, char **argv)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"folded-value", required_argument, NULL, OPT_FOLDED_VALUE},
         {"large-block", required_argument, NULL, OPT_LARGE_BLOCK},
-        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
-        {"symbols-path", required_argument, NULL, OPT_SYMBOLS_PATH},
-        {"output", required_argument, NULL, 'o'},
-        HT_CLI_PROGRESS_OPTIONS,
+        HT_CLI_ANALYSIS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     static const char *const formats[] = {"chrome", "massif", "folded", "pprof", NULL};
@@ -68,14 +61,10 @@ int ht_cli_export(int argc, char **argv)
     static const ht_folded_value value_ids[] = {HT_FOLDED_ALLOCATED, HT_FOLDED_COUNT,
                                                 HT_FOLDED_LEAKED, HT_FOLDED_PEAK,
                                                 HT_FOLDED_ALLOCATED};
-    ht_analysis_options settings;
-    ht_analysis_options_init(&settings);
-    settings.progress_label = "export";
+    ht_cli_analysis_command command;
+    ht_cli_analysis_init(&command, "export");
     ht_export_options export = {.format = 0, .folded_value = HT_FOLDED_ALLOCATED};
-    const char *output = NULL;
-    const char *dirs[SEARCH_DIRS_MAX + 1] = {NULL};
-    size_t dir_count = 0;
-    int c, index;
+    int c, index, code;
     while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
         switch (c) {
         case 'h':
@@ -98,48 +87,24 @@ int ht_cli_export(int argc, char **argv)
                 return ht_cli_usage_error("bad value '%s' for --large-block: must be above 0",
                                           optarg);
             break;
-        case OPT_NO_SYMBOLS:
-            settings.symbols = false;
-            break;
-        case OPT_SYMBOLS_PATH:
-            if (dir_count == SEARCH_DIRS_MAX)
-                return ht_cli_usage_error("at most %d --symbols-path directories",
-                                          SEARCH_DIRS_MAX);
-            dirs[dir_count++] = optarg;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case HT_CLI_OPT_PROGRESS:
-        case HT_CLI_OPT_NO_PROGRESS:
-            settings.progress = c == HT_CLI_OPT_PROGRESS;
-            break;
-        default:
-            return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+        default: /* --no-symbols, --symbols-path, -o, --progress; or '?' */
+            if ((code = ht_cli_analysis_option(&command, c, optarg)) != 0)
+                return code;
         }
     }
-    if (optind >= argc)
-        return ht_cli_usage_error("expected one trace file");
-    if (optind + 1 < argc)
-        return ht_cli_usage_error("expected one trace file ('%s' is extra)", argv[optind + 1]);
+    if ((code = ht_cli_analysis_operand(&command, argc, argv)) != 0)
+        return code;
+    const char *output = command.output;
     if (!export.format)
         return ht_cli_usage_error("--format is required: chrome, massif, folded or pprof");
     if (export.format == HT_EXPORT_PPROF && !output && isatty(1))
         return ht_cli_usage_error("pprof output is binary: give -o FILE or redirect it");
-    const char *path = argv[optind];
-    settings.search_dirs = dirs;
 
     ht_cli_input input;
-    int code = ht_cli_input_open(&input, path);
-    if (code)
+    ht_analysis *analysis;
+    if ((code = ht_cli_analysis_open(&command, &input, &analysis)) != 0)
         return code;
     char error[512] = "";
-    ht_analysis *analysis = ht_analysis_new(input.reader, path, &settings, error, sizeof error);
-    if (!analysis) {
-        ht_cli_error("%s", error);
-        ht_cli_input_close(&input);
-        return HT_CLI_EXIT_IO;
-    }
     FILE *out = stdout;
     if (output && !(out = fopen(output, "wb"))) {
         ht_cli_error("cannot write to '%s': %s", output, strerror(errno));

@@ -2,9 +2,10 @@
  * libheaptrail-preload.so with tracing switched on through the environment, waits, and says on
  * stderr where the trace went, with a one-line summary. The child gets LD_PRELOAD (our library
  * first), HEAPTRAIL_OUTPUT (absolute; "%p" = pid), HEAPTRAIL_OWNER_PID (its own pid) and the
- * options' variables; other HEAPTRAIL_* variables pass through. The exit code is the program's
- * (128+N if signal N ended it); SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to heaptrail alone are
- * forwarded (a terminal's signals reach the program directly). */
+ * options' variables (the tracing options are start's too, checked by tracing_options.c);
+ * other HEAPTRAIL_* variables pass through. The exit code is the program's (128+N if signal N
+ * ended it); SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to heaptrail alone are forwarded (a terminal's
+ * signals reach the program directly). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +21,11 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "heaptrail/trace.h"
+#include "tracing_options.h"
 
 extern char **environ;
 
 #define PRELOAD_NAME "libheaptrail-preload.so"
-#define DEFAULT_STACK_DEPTH 32u
 #define SUMMARY_MAX_EVENTS 50000000u /* larger traces: counts from the index only */
 
 static const char record_help[] =
@@ -56,14 +56,7 @@ static const char record_help[] =
     "2 the trace file or the library cannot be used, 126 PROG cannot be run, 127 PROG not found.\n";
 
 enum {
-    OPT_STACKS = 1,
-    OPT_UNWIND,
-    OPT_MODE,
-    OPT_SAMPLE,
-    OPT_BUFFER,
-    OPT_COMPRESS,
-    OPT_FOLLOW_FORKS,
-    OPT_NO_CONTROL,
+    OPT_NO_CONTROL = 1,
 };
 
 typedef struct settings {
@@ -88,79 +81,24 @@ static void set_variable(settings *s, const char *name, const char *value)
     s->count++;
 }
 
-static void set_number(settings *s, const char *name, uint64_t value)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%llu", (unsigned long long)value);
-    set_variable(s, name, text);
-}
-
 static int parse_options(int argc, char **argv, settings *s)
 {
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
-        {"stacks", optional_argument, NULL, OPT_STACKS},
-        {"unwind", required_argument, NULL, OPT_UNWIND},
-        {"mode", required_argument, NULL, OPT_MODE},
-        {"sample", required_argument, NULL, OPT_SAMPLE},
-        {"buffer", required_argument, NULL, OPT_BUFFER},
-        {"compress", required_argument, NULL, OPT_COMPRESS},
-        {"follow-forks", no_argument, NULL, OPT_FOLLOW_FORKS},
+        HT_CLI_TRACING_OPTIONS,
         {"no-control", no_argument, NULL, OPT_NO_CONTROL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const modes[] = {"block", "discard", "ring", NULL};
-    static const char *const unwinders[] = {"libunwind", "fp", NULL};
-    int c, index = 0;
-    uint64_t value = 0;
+    int c, error;
+    ht_cli_tracing_setting setting;
     while ((c = ht_cli_getopt(argc, argv, "+o:qh", options)) != -1) {
-        int error = 0;
         switch (c) {
         case 'o':
             if (!*optarg)
                 return ht_cli_usage_error("bad value '' for --output: expected a file name");
             s->output = optarg;
-            break;
-        case OPT_STACKS:
-            value = DEFAULT_STACK_DEPTH;
-            if (optarg && (error = ht_cli_parse_u64("--stacks", optarg, &value)) == 0 &&
-                (value == 0 || value > HT_TRACE_MAX_DEPTH))
-                error = ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames",
-                                           optarg, HT_TRACE_MAX_DEPTH);
-            if (!error)
-                set_number(s, "HEAPTRAIL_STACKS", value);
-            break;
-        case OPT_UNWIND:
-            if ((error = ht_cli_parse_choice("--unwind", optarg, unwinders, &index)) == 0)
-                set_variable(s, "HEAPTRAIL_UNWIND", unwinders[index]);
-            break;
-        case OPT_MODE:
-            if ((error = ht_cli_parse_choice("--mode", optarg, modes, &index)) == 0)
-                set_variable(s, "HEAPTRAIL_MODE", modes[index]);
-            break;
-        case OPT_SAMPLE:
-            if ((error = ht_cli_parse_size("--sample", optarg, &value)) == 0)
-                set_number(s, "HEAPTRAIL_SAMPLE", value);
-            break;
-        case OPT_BUFFER:
-            if ((error = ht_cli_parse_size("--buffer", optarg, &value)) == 0 && value == 0)
-                error = ht_cli_usage_error("bad value '%s' for --buffer: must not be 0", optarg);
-            if (!error)
-                set_number(s, "HEAPTRAIL_BUFFER", value);
-            break;
-        case OPT_COMPRESS:
-            if ((error = ht_cli_parse_u64("--compress", optarg, &value)) == 0 &&
-                (value < 1 || value > 19))
-                error = ht_cli_usage_error("bad value '%s' for --compress: expected 1 to 19",
-                                           optarg);
-            if (!error)
-                set_number(s, "HEAPTRAIL_COMPRESS", value);
-            break;
-        case OPT_FOLLOW_FORKS:
-            s->follow_forks = true;
-            set_variable(s, "HEAPTRAIL_FOLLOW_FORKS", "1");
             break;
         case OPT_NO_CONTROL:
             set_variable(s, "HEAPTRAIL_CONTROL", "0");
@@ -171,11 +109,17 @@ static int parse_options(int argc, char **argv, settings *s)
         case 'h':
             fputs(record_help, stdout);
             return -1;
-        default:
-            return HT_CLI_EXIT_USAGE;
+        default: /* the tracing options, or '?' */
+            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
+                return error;
+            /* A buffer of 0 is refused here; start leaves it to the process. */
+            if (c == HT_CLI_OPT_BUFFER && setting.number == 0)
+                return ht_cli_usage_error("bad value '%s' for --buffer: must not be 0", optarg);
+            if (c == HT_CLI_OPT_FOLLOW_FORKS)
+                s->follow_forks = true;
+            set_variable(s, setting.variable, setting.value);
+            break;
         }
-        if (error)
-            return error;
     }
     if (optind >= argc)
         return ht_cli_usage_error("no program given (heaptrail record [OPTIONS] -- PROG ARGS)");

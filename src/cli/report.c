@@ -2,7 +2,8 @@
  * stacks that held it, top sites, temporary allocations, the size histogram, the Source
  * breakdown, INVALID and lost events, and with --window the WPA lifetime classes; as text, or
  * as JSON with --format json. The analysis is the ht_analyze library's (src/analyze); this file
- * owns the command line, the input (cli_common's, for its errors) and the output file.
+ * owns report's own options and the output file. The options it shares with export, the trace
+ * operand and the opening of the input (cli_common's, for its errors) are analysis_options.c's.
  * Exit codes as README "Exit codes" says: 0, 1 usage, 2 I/O, 3 damaged trace. */
 #include <errno.h>
 #include <stdio.h>
@@ -10,11 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyze/analysis.h"
-#include "cli/cli_common.h"
+#include "cli/analysis_options.h"
 #include "cli/commands.h"
-
-#define SEARCH_DIRS_MAX 32
 
 static const char usage_text[] =
     "usage: heaptrail report FILE [options]\n"
@@ -46,8 +44,6 @@ enum {
     OPT_TOP,
     OPT_WINDOW,
     OPT_TEMPORARY,
-    OPT_NO_SYMBOLS,
-    OPT_SYMBOLS_PATH,
 };
 
 int ht_cli_report(int argc, char **argv)
@@ -58,21 +54,15 @@ int ht_cli_report(int argc, char **argv)
         {"top", required_argument, NULL, OPT_TOP},
         {"window", required_argument, NULL, OPT_WINDOW},
         {"temporary-threshold", required_argument, NULL, OPT_TEMPORARY},
-        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
-        {"symbols-path", required_argument, NULL, OPT_SYMBOLS_PATH},
-        {"output", required_argument, NULL, 'o'},
-        HT_CLI_PROGRESS_OPTIONS,
+        HT_CLI_ANALYSIS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     static const char *const formats[] = {"text", "json", NULL};
-    ht_analysis_options settings;
-    ht_analysis_options_init(&settings);
-    settings.progress_label = "report";
+    ht_cli_analysis_command command;
+    ht_cli_analysis_init(&command, "report");
+    ht_analysis_options *settings = &command.settings;
     ht_report_options report = {.top = 10, .json = false};
-    const char *output = NULL;
-    const char *dirs[SEARCH_DIRS_MAX + 1] = {NULL};
-    size_t dir_count = 0;
-    int c, index;
+    int c, index, code;
     uint64_t value;
     while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
         switch (c) {
@@ -93,54 +83,30 @@ int ht_cli_report(int argc, char **argv)
             report.top = (unsigned)value;
             break;
         case OPT_WINDOW:
-            if (ht_parse_window(optarg, &settings.window_begin_ns, &settings.window_end_ns))
+            if (ht_parse_window(optarg, &settings->window_begin_ns, &settings->window_end_ns))
                 return ht_cli_usage_error("bad value '%s' for --window: expected A..B, A.. or "
                                           "..B with A < B, e.g. 1.5s..3s", optarg);
-            settings.window = true;
+            settings->window = true;
             break;
         case OPT_TEMPORARY:
-            if (ht_parse_duration(optarg, &settings.temporary_threshold_ns))
+            if (ht_parse_duration(optarg, &settings->temporary_threshold_ns))
                 return ht_cli_usage_error("bad value '%s' for --temporary-threshold: expected "
                                           "a duration such as 500ns, 10us or 1ms", optarg);
             break;
-        case OPT_NO_SYMBOLS:
-            settings.symbols = false;
-            break;
-        case OPT_SYMBOLS_PATH:
-            if (dir_count == SEARCH_DIRS_MAX)
-                return ht_cli_usage_error("at most %d --symbols-path directories",
-                                          SEARCH_DIRS_MAX);
-            dirs[dir_count++] = optarg;
-            break;
-        case 'o':
-            output = optarg;
-            break;
-        case HT_CLI_OPT_PROGRESS:
-        case HT_CLI_OPT_NO_PROGRESS:
-            settings.progress = c == HT_CLI_OPT_PROGRESS;
-            break;
-        default:
-            return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+        default: /* --no-symbols, --symbols-path, -o, --progress; or '?' */
+            if ((code = ht_cli_analysis_option(&command, c, optarg)) != 0)
+                return code;
         }
     }
-    if (optind >= argc)
-        return ht_cli_usage_error("expected one trace file");
-    if (optind + 1 < argc)
-        return ht_cli_usage_error("expected one trace file ('%s' is extra)", argv[optind + 1]);
-    const char *path = argv[optind];
-    settings.search_dirs = dirs;
+    if ((code = ht_cli_analysis_operand(&command, argc, argv)) != 0)
+        return code;
+    const char *output = command.output;
 
     ht_cli_input input;
-    int code = ht_cli_input_open(&input, path);
-    if (code)
+    ht_analysis *analysis;
+    if ((code = ht_cli_analysis_open(&command, &input, &analysis)) != 0)
         return code;
     char error[512] = "";
-    ht_analysis *analysis = ht_analysis_new(input.reader, path, &settings, error, sizeof error);
-    if (!analysis) {
-        ht_cli_error("%s", error);
-        ht_cli_input_close(&input);
-        return HT_CLI_EXIT_IO;
-    }
     int status = ht_analysis_run(analysis, error, sizeof error);
     if (status == -ENOMEM) {
         ht_cli_error("%s", error);
