@@ -83,21 +83,24 @@ static void install_fatal_signal_handlers(void)
 
 /* ---- Fork --------------------------------------------------------------------------------
  * Registered after the heap's own handlers (the constructor touches the process heap first),
- * so it runs after the heap is usable again in the child. */
+ * so it runs after the heap is usable again in the child. The control thread comes first, as
+ * at start-up. */
 static void fork_child(void)
 {
-    (void)ht_trace_fork_child();
     (void)ht_control_fork_child();
+    (void)ht_trace_fork_child();
 }
 
+/* The control socket's thread is started before the session: the memory the C library
+ * allocates for it (its TLS) is then a block the rundown lists, not an event of the trace. */
 __attribute__((constructor)) static void startup_init(void)
 {
     (void)ht_process_heap(); /* the heap's atfork handlers first (see preload.c) */
+    const char *control = getenv("HEAPTRAIL_CONTROL");
+    if (!is_set(control) || strcmp(control, "0") != 0)
+        (void)ht_control_start();
     if (tracing_wanted())
         (void)ht_trace_start_from_env(); /* reports its own errors on stderr */
     install_fatal_signal_handlers();
     pthread_atfork(NULL, NULL, fork_child);
-    const char *control = getenv("HEAPTRAIL_CONTROL");
-    if (!is_set(control) || strcmp(control, "0") != 0)
-        (void)ht_control_start();
 }

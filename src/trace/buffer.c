@@ -6,7 +6,10 @@
  * releases whole fills by advancing `tail`. No lock on the event path. Fast paths (plain event,
  * room in the fill, no filter/sampling/stacks) are short and inline; everything else — first
  * event of a thread, a full fill, filters, sampling, stacks, a stale session — goes through the
- * *_slow functions. Thread exit marks the buffer EXITED for the writer to drain and free. */
+ * *_slow functions. Thread exit (the tracer's pthread key destructor) marks the buffer EXITING:
+ * the thread keeps writing it through later key destructors and the C library's own clean-up,
+ * and the writer frees it only once the thread is gone, so no event of a thread is lost to its
+ * exit. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -27,7 +30,7 @@ _Atomic(hti_thread *) hti_threads;
 static HTI_TLS hti_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
 static HTI_TLS hti_thread *tls_saved;   /* tls_thread while the guard is held */
 static HTI_TLS unsigned tls_guard;      /* nesting depth of tracer work on this thread */
-static HTI_TLS int tls_exited;          /* the exit flush ran: no more buffer */
+static HTI_TLS int tls_exited;          /* the exit destructor ran: new buffers are EXITING */
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -73,17 +76,27 @@ uint32_t hti_gettid(void)
     return (uint32_t)syscall(SYS_gettid);
 }
 
+bool hti_thread_gone(const hti_thread *thread)
+{
+    int saved_errno = errno;
+    bool gone = syscall(SYS_tgkill, (long)getpid(), (long)thread->tid, 0L) != 0 && errno == ESRCH;
+    errno = saved_errno;
+    return gone;
+}
+
 /* ---- thread registration and exit ---- */
 
 static int64_t draw_gap(hti_thread *t, size_t interval);
 
+/* The key destructor. Destructors of keys created later (a program's `free` of its
+ * pthread_setspecific value, for instance) run after this one, and the C library frees its own
+ * per-thread memory after all of them: the thread keeps its buffer for those events. The writer
+ * drains the buffer as it fills and frees it once the thread no longer exists. */
 static void thread_exit(void *arg)
 {
     hti_thread *thread = arg;
     tls_exited = 1;
-    tls_thread = NULL;
-    tls_saved = NULL;
-    atomic_store_explicit(&thread->state, HTI_THREAD_EXITED, memory_order_release);
+    atomic_store_explicit(&thread->state, HTI_THREAD_EXITING, memory_order_release);
     if (atomic_load_explicit(&hti_trace_gen, memory_order_relaxed))
         hti_writer_wake(&hti_session_state);
 }
@@ -156,7 +169,8 @@ static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
     return 0;
 }
 
-static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown)
+static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown,
+                              int state)
 {
     uint32_t capacity = s->nfills < 64 ? 64 : s->nfills;
     size_t size = node_size(capacity);
@@ -167,6 +181,7 @@ static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32
     t->fills_capacity = capacity;
     t->tid = tid;
     t->rundown = rundown;
+    atomic_store_explicit(&t->state, state, memory_order_relaxed);
     t->rng = ((uint64_t)tid * 0x9E3779B97F4A7C15u ^ hti_ticks()) | 1u;
     if (thread_reset(t, s, gen) != 0) {
         hti_unmap(t, size);
@@ -183,15 +198,12 @@ void hti_thread_free(hti_thread *thread)
 }
 
 /* The calling thread's buffer for the running session, set up on first use. NULL: the event
- * is dropped (no session, tracer work, or no memory). */
+ * is dropped (no session, tracer work, or no memory). A buffer made after the thread's exit
+ * destructor ran starts EXITING: no destructor may come to mark it. */
 static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
 {
     if (tls_guard)
         return NULL;
-    if (HTI_UNLIKELY(tls_exited)) {
-        atomic_fetch_add_explicit(&s->lost_exited, 1, memory_order_relaxed);
-        return NULL;
-    }
     hti_thread *t = tls_thread;
     if (HTI_LIKELY(t && t->gen == gen))
         return t;
@@ -200,8 +212,9 @@ static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
     if (t) {
         error = thread_reset(t, s, gen);
     } else if (hti_buffers_init() == 0) {
-        t = thread_new(s, gen, hti_gettid(), 0);
-        if (t)
+        t = thread_new(s, gen, hti_gettid(), 0,
+                       tls_exited ? HTI_THREAD_EXITING : HTI_THREAD_ALIVE);
+        if (t && !tls_exited)
             pthread_setspecific(exit_key, t);
     }
     hti_guard_leave();
@@ -220,6 +233,8 @@ static void note_lost(hti_thread *t, uint64_t now, uint32_t reason)
     if (t->lost_local == 0) {
         t->lost_first = now;
         t->lost_reason = reason;
+    } else if (now < t->lost_last) {
+        now = t->lost_last; /* first <= last, whatever the clock does across CPUs */
     }
     t->lost_local++;
     t->lost_last = now;
@@ -568,7 +583,7 @@ void hti_trace_heap_contract(const ht_heap *heap, size_t bytes, size_t committed
 hti_thread *hti_stream_open_rundown(uint32_t tid)
 {
     hti_session *s = &hti_session_state;
-    return thread_new(s, s->gen, tid, 1);
+    return thread_new(s, s->gen, tid, 1, HTI_THREAD_ALIVE);
 }
 
 void hti_stream_close(hti_thread *stream)
@@ -618,9 +633,21 @@ void hti_emit_rundown_block(hti_thread *t, uint64_t ticks, const ht_heap *heap, 
 
 /* ---- fork ---- */
 
+hti_thread *hti_thread_self(void)
+{
+    return tls_guard ? tls_saved : tls_thread;
+}
+
+void hti_thread_after_fork_self(void)
+{
+    hti_thread *self = hti_thread_self();
+    if (self)
+        self->tid = hti_gettid();
+}
+
 void hti_threads_after_fork(void)
 {
-    hti_thread *self = tls_guard ? tls_saved : tls_thread;
+    hti_thread *self = hti_thread_self();
     hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_relaxed);
     while (t) {
         hti_thread *next = t->next;
@@ -630,6 +657,7 @@ void hti_threads_after_fork(void)
     }
     if (self) {
         self->next = NULL;
+        self->tid = hti_gettid(); /* the child's thread: its events, and the writer's probe */
         self->gen = 0; /* reset on its next event */
         self->fast_gen = 0;
         atomic_store_explicit(&self->published_gen, 0, memory_order_relaxed);

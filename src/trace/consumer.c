@@ -143,9 +143,13 @@ void hti_consumer_push(hti_session *s, const hti_events_meta *meta, const void *
             queue.pending.tid = meta->thread_id;
             queue.pending.reason = HT_LOST_CONSUMER;
             queue.pending.first_ticks = meta->base_ticks ? meta->base_ticks : now;
+            queue.pending.last_ticks = now;
         }
         queue.pending.count += meta->event_count;
-        queue.pending.last_ticks = now;
+        if (now > queue.pending.last_ticks) /* first <= last, whatever the clocks do */
+            queue.pending.last_ticks = now;
+        if (queue.pending.last_ticks < queue.pending.first_ticks)
+            queue.pending.last_ticks = queue.pending.first_ticks;
         return;
     }
     record_header h = {(uint32_t)need, RECORD_EVENTS};

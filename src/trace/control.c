@@ -1,10 +1,11 @@
 /* control.c — the control socket: `heaptrail start|stop|status|snapshot PID` switch tracing in a
  * running process through a Unix stream socket, <dir>/<pid>.sock (trace.h gives the rule).
- * A detached listener thread blocks every signal, runs under the tracer's guard for good and
- * never uses the heap itself; it serves one connection at a time, and a peer whose effective uid
- * is not ours gets "error EPERM". The directory must be private to our euid (0700). The socket is
- * removed at exit; a fork child closes its copy and opens its own. The listener checks that its
- * descriptor is still its socket before each accept (a program may close and reuse it). */
+ * A detached listener thread, created under the tracer's guard, blocks every signal, runs under
+ * the guard for good and never uses the heap itself; it serves one connection at a time, and a
+ * peer whose effective uid is not ours gets "error EPERM". The directory must be private to our
+ * euid (0700). The socket is removed at exit; a fork child closes its copy and opens its own.
+ * The listener checks that its descriptor is still its socket before each accept (a program may
+ * close and reuse it). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -569,7 +570,11 @@ static int start_locked(bool sweep)
     pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
     pthread_t thread;
     atomic_store(&slot->busy, 1);
+    /* Under the guard: the C library allocates the new thread's TLS (DTV) on our behalf, and
+     * that is not the program's allocation. */
+    hti_guard_enter();
     error = -pthread_create(&thread, &attributes, listener_main, slot);
+    hti_guard_leave();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attributes);
     if (error) {
@@ -589,8 +594,11 @@ static int start_locked(bool sweep)
     return 0;
 }
 
-/* Not under the guard: the new thread's TLS block that pthread_create allocates lives as long as
- * the process, so it is traced like any other block (a trace's live set matches the heap's). */
+/* The listener thread is created under the guard: the TLS block pthread_create allocates for it
+ * is never an event. Started before any session (as the preload library does), that block is
+ * in the rundown like every block live at the start, and a trace's live set still matches the
+ * heap's; started while a session runs, it is one of the tracer's own blocks the trace does not
+ * show (FORMAT.md "Rundown"). */
 int ht_control_start(void)
 {
     pthread_mutex_lock(&control_lock);

@@ -189,6 +189,23 @@ static int expand_path(const char *pattern, pid_t pid, char *out, size_t size)
     return had_pid ? 1 : 0;
 }
 
+/* The output path of a session: the pattern with %p replaced by the pid. A session started in
+ * a fork child (follow_forks) appends ".PID" to a pattern without %p. Every generation starts
+ * from the first session's pattern, so a grandchild's name is made like a child's. */
+static int session_path(const char *pattern, pid_t pid, bool in_child, char *out, size_t size)
+{
+    int had_pid = expand_path(pattern, pid, out, size);
+    if (had_pid < 0)
+        return had_pid;
+    if (!had_pid && in_child) {
+        size_t n = strlen(out);
+        int w = snprintf(out + n, size - n, ".%d", (int)pid);
+        if (w < 0 || (size_t)w >= size - n)
+            return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
 /* ---- rundown ---- */
 
 void hti_rundown(hti_session *s)
@@ -245,12 +262,14 @@ void hti_rundown(hti_session *s)
 
 static void sweep_exited(void)
 {
-    /* No writer runs: unlink buffers of threads that exited while no session ran. */
+    /* No writer runs: unlink buffers of threads that ended while no session ran (and of threads
+     * whose exit destructor never came: a buffer made during their last clean-up). */
     hti_thread *prev = NULL;
     hti_thread *t = atomic_load(&hti_threads);
+    hti_thread *self = hti_thread_self();
     while (t) {
         hti_thread *next = t->next;
-        if (atomic_load(&t->state) == HTI_THREAD_EXITED) {
+        if (t != self && (atomic_load(&t->state) == HTI_THREAD_EXITED || hti_thread_gone(t))) {
             hti_thread *expected = t;
             if (prev)
                 prev->next = next;
@@ -269,7 +288,7 @@ static void sweep_exited(void)
 
 static void fork_child(void);
 
-static int start_locked(const ht_trace_options *options)
+static int start_locked(const ht_trace_options *options, bool in_child)
 {
     hti_session *s = &hti_session_state;
     if (atomic_load(&hti_trace_gen))
@@ -310,7 +329,7 @@ static int start_locked(const ht_trace_options *options)
         s->has_consumers |= o.consumers[i].callback != NULL;
 
     if (o.output_path) {
-        if (expand_path(o.output_path, getpid(), s->path, sizeof s->path) < 0)
+        if (session_path(o.output_path, getpid(), in_child, s->path, sizeof s->path) < 0)
             return -ENAMETOOLONG;
         s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (s->fd < 0)
@@ -353,9 +372,12 @@ static int start_locked(const ht_trace_options *options)
         pthread_atfork(NULL, NULL, fork_child);
         atfork_registered = true;
     }
+    /* For follow_forks: the options as given, pattern included (a fork child's session passes
+     * the saved pattern back in). */
     saved_options = s->options;
     if (o.output_path) {
-        snprintf(saved_path, sizeof saved_path, "%s", o.output_path);
+        if (o.output_path != saved_path)
+            snprintf(saved_path, sizeof saved_path, "%s", o.output_path);
         saved_options.output_path = saved_path;
     }
 
@@ -378,16 +400,21 @@ fail:
     return error;
 }
 
+static int start(const ht_trace_options *options, bool in_child)
+{
+    hti_guard_enter();
+    pthread_mutex_lock(&control_lock);
+    int error = start_locked(options, in_child);
+    pthread_mutex_unlock(&control_lock);
+    hti_guard_leave();
+    return error;
+}
+
 int ht_trace_start(const ht_trace_options *options)
 {
     if (!options)
         return -EINVAL;
-    hti_guard_enter();
-    pthread_mutex_lock(&control_lock);
-    int error = start_locked(options);
-    pthread_mutex_unlock(&control_lock);
-    hti_guard_leave();
-    return error;
+    return start(options, false);
 }
 
 static int stop_locked(void)
@@ -639,8 +666,17 @@ static void fork_child(void)
 {
     hti_session *s = &hti_session_state;
     pthread_mutex_init(&control_lock, NULL);
-    if (!atomic_load(&hti_trace_gen))
+    /* The child's own session: ht_trace_fork_child, called from a fork handler registered
+     * before this one (the preload library's, when the first session began later), already
+     * dropped the parent's session and started the child's. */
+    if (atomic_load(&hti_trace_gen) && s->pid == getpid())
         return;
+    if (!atomic_load(&hti_trace_gen)) {
+        /* No session: the caller's buffer gets this thread's id (a buffer is freed once its
+         * thread is gone); the next start sweeps the parent's other threads' buffers. */
+        hti_thread_after_fork_self();
+        return;
+    }
     /* The writer and consumer threads do not exist here: drop the parent's session. */
     __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELAXED);
     atomic_store(&hti_trace_gen, 0);
@@ -663,21 +699,10 @@ int ht_trace_fork_child(void)
     if (!fork_pending)
         return 0;
     fork_pending = false;
-    ht_trace_options o = saved_options;
-    char path[4096];
-    if (o.output_path) {
-        int had = expand_path(o.output_path, getpid(), path, sizeof path);
-        if (had < 0)
-            return had;
-        if (had == 0) {
-            size_t n = strlen(path);
-            snprintf(path + n, sizeof path - n, ".%d", (int)getpid());
-        }
-        o.output_path = path;
-    } else if (o.output_fd >= 0) {
+    ht_trace_options o = saved_options; /* output_path: the first session's pattern */
+    if (!o.output_path && o.output_fd >= 0)
         return 0; /* one descriptor cannot carry two traces */
-    }
-    int error = ht_trace_start(&o);
+    int error = start(&o, true);
     return error ? error : 1;
 }
 
@@ -689,7 +714,7 @@ void ht_trace_stats_get(ht_trace_stats *stats)
     memset(stats, 0, sizeof *stats);
     stats->events = atomic_load(&s->events_emitted);
     stats->lost = atomic_load(&s->lost_buffer) + atomic_load(&s->lost_write) +
-                  atomic_load(&s->lost_consumer) + atomic_load(&s->lost_exited);
+                  atomic_load(&s->lost_consumer);
     stats->bytes_written = atomic_load(&s->bytes_written);
     stats->chunks_written = atomic_load(&s->chunks_written);
     stats->stacks = hti_stack_count();

@@ -73,7 +73,10 @@ typedef struct hti_fill {
     bool write_failed; /* a body of it missed the output: the rest cannot be decoded there */
 } hti_fill;
 
-enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITED = 1 };
+/* A buffer's life: ALIVE; EXITING once its thread's exit destructor ran (the thread may still
+ * write: later key destructors and the C library's own clean-up free memory), until the writer
+ * sees the thread gone; EXITED when nothing will write it again (the writer drains, frees it). */
+enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITING = 1, HTI_THREAD_EXITED = 2 };
 
 typedef struct hti_thread {
     /* hot, owner only */
@@ -106,6 +109,7 @@ typedef struct hti_thread {
     _Atomic uint64_t lost_total; /* all events this thread lost (stats) */
     _Atomic uint64_t events_total;
     _Atomic uint32_t waiting; /* block mode: the owner sleeps on `tail` */
+    uint32_t exit_polls;      /* writer-private: times it found the EXITING thread still there */
     struct hti_thread *next;  /* registry list; writer-owned except the head pointer */
     /* memory */
     uint8_t *fill_data; /* nfills * HTI_FILL_BYTES */
@@ -162,7 +166,6 @@ typedef struct hti_session {
     _Atomic uint64_t write_errors;
     _Atomic uint64_t lost_write;
     _Atomic uint64_t lost_consumer;
-    _Atomic uint64_t lost_exited; /* events of threads after their exit flush */
     _Atomic uint64_t threads;
     _Atomic uint64_t stacks;
     _Atomic uint64_t events_emitted; /* written out or handed to consumers */
@@ -198,9 +201,17 @@ void hti_emit_rundown_block(hti_thread *stream, uint64_t ticks, const ht_heap *h
                             uint64_t usable, uint64_t address, ht_source source);
 /* Frees a thread buffer (writer, after it is drained). */
 void hti_thread_free(hti_thread *thread);
-/* In the child after fork: drops every buffer but the caller's. */
+/* In the child after fork: drops every buffer but the caller's, which gets the child's thread
+ * id (no writer may run). */
 void hti_threads_after_fork(void);
+/* In the child after fork, no session running: the caller's buffer gets the child's thread id. */
+void hti_thread_after_fork_self(void);
+/* The calling thread's buffer (guarded or not), NULL if it has none. */
+hti_thread *hti_thread_self(void);
 uint32_t hti_gettid(void);
+/* True once the owner thread of `thread` no longer exists in this process (tgkill probe; errno
+ * is preserved). A thread id reused meanwhile reads as "still there": the caller only waits. */
+bool hti_thread_gone(const hti_thread *thread);
 /* Thread key for the exit flush; created at first start. 0 or -errno. */
 int hti_buffers_init(void);
 

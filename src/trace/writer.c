@@ -10,7 +10,8 @@
  * readable; a stream cut inside a chunk gets nothing more. Every event is in a readable chunk
  * or counted lost: once a body of a fill misses the output, the rest of that fill (which could
  * not be decoded without it) is counted lost, not written. Block/discard: fills are released as
- * soon as written; ring: only at snapshot/stop. */
+ * soon as written; ring: only at snapshot/stop. A thread's buffer is freed once drained and its
+ * thread gone: past its exit destructor (EXITING) the thread may still write, so it is probed. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -32,6 +33,10 @@
 
 #define RECORDS_BYTES (256u << 10)
 #define LOST_SLOTS 256u
+/* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
+ * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
+#define EXIT_POLL_NS 1000000L
+#define EXIT_POLLS_FAST 20u
 
 /* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
 typedef struct lost_slot {
@@ -200,23 +205,33 @@ int hti_write_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_
                            s->options.compression_level > 0);
 }
 
+/* Adds `count` losses between ticks `first` and `last` to the pending LOST records. A record
+ * spans the earliest first and the latest last added to it, so first <= last always holds, even
+ * when the two come from different threads' clocks or arrive out of order. */
 static void lost_add(uint32_t tid, uint32_t reason, uint64_t count, uint64_t first, uint64_t last)
 {
+    if (last < first)
+        last = first;
     uint32_t i = (tid * 2654435761u) % LOST_SLOTS;
+    lost_slot *slot = &lost_table[0]; /* table full: charge the first slot */
     for (uint32_t probe = 0; probe < LOST_SLOTS; probe++, i = (i + 1) % LOST_SLOTS) {
-        lost_slot *slot = &lost_table[i];
-        if (slot->count == 0 || (slot->tid == tid && slot->reason == reason)) {
-            if (slot->count == 0) {
-                slot->tid = tid;
-                slot->reason = reason;
-                slot->first_ticks = first;
-            }
-            slot->count += count;
-            slot->last_ticks = last;
-            return;
+        lost_slot *candidate = &lost_table[i];
+        if (candidate->count == 0 || (candidate->tid == tid && candidate->reason == reason)) {
+            slot = candidate;
+            break;
         }
     }
-    lost_table[0].count += count; /* table full: charge the first slot */
+    if (slot->count == 0) {
+        slot->tid = tid;
+        slot->reason = reason;
+        slot->first_ticks = first;
+        slot->last_ticks = last;
+    }
+    if (first < slot->first_ticks)
+        slot->first_ticks = first;
+    if (last > slot->last_ticks)
+        slot->last_ticks = last;
+    slot->count += count;
 }
 
 /* Writes the pending LOST records; keeps them if the write fails. */
@@ -301,8 +316,9 @@ static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_
     if (from_bytes == 0)
         events -= carry_stream_lost(t, f, data, to_bytes);
     if (events) {
+        uint64_t now = hti_ticks();
         atomic_fetch_add_explicit(&s->lost_write, events, memory_order_relaxed);
-        lost_add(t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, hti_ticks());
+        lost_add(t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, now);
     }
     return false;
 }
@@ -389,15 +405,34 @@ static void unlink_thread(hti_thread *prev, hti_thread *t)
         }
 }
 
-/* One pass over every buffer. dump: ring contents are written (snapshot or stop). */
-static void drain_all(hti_session *s, bool partial, bool dump)
+/* A buffer whose thread is past its exit destructor: EXITED once the thread is gone. Probed on
+ * every pass at first (threads usually end within microseconds), then only when the writer
+ * passes anyway. Returns true while the writer should come back soon. */
+static bool exit_poll(hti_thread *t, int *state)
 {
-    bool released = false;
+    if (*state != HTI_THREAD_EXITING)
+        return false;
+    if (hti_thread_gone(t)) {
+        /* Nothing writes it any more: its stores are visible once the probe saw it gone. */
+        atomic_thread_fence(memory_order_acquire);
+        atomic_store_explicit(&t->state, HTI_THREAD_EXITED, memory_order_relaxed);
+        *state = HTI_THREAD_EXITED;
+        return false;
+    }
+    return t->exit_polls++ < EXIT_POLLS_FAST;
+}
+
+/* One pass over every buffer. dump: ring contents are written (snapshot or stop). Returns true
+ * if a thread that is ending should be looked at again soon. */
+static bool drain_all(hti_session *s, bool partial, bool dump)
+{
+    bool released = false, exiting = false;
     hti_thread *prev = NULL;
     hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
     while (t) {
         hti_thread *next = t->next;
         int state = atomic_load_explicit(&t->state, memory_order_acquire);
+        exiting |= exit_poll(t, &state);
         uint64_t gen = atomic_load_explicit(&t->published_gen, memory_order_acquire);
         bool exited = state == HTI_THREAD_EXITED;
         bool done = gen != s->gen;
@@ -428,6 +463,7 @@ static void drain_all(hti_session *s, bool partial, bool dump)
         atomic_fetch_add_explicit(&s->released, 1, memory_order_release);
         hti_futex_wake(&s->released);
     }
+    return exiting;
 }
 
 /* At stop: losses still pending in live threads' buffers go into LOST records. */
@@ -439,9 +475,6 @@ static void collect_pending_lost(hti_session *s)
         if (t->lost_local)
             lost_add(t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
     }
-    uint64_t exited = atomic_load(&s->lost_exited);
-    if (exited)
-        lost_add(0, HT_LOST_THREAD_EXIT, exited, hti_ticks(), hti_ticks());
 }
 
 static void write_footer(hti_session *s)
@@ -481,7 +514,7 @@ static void *writer_main(void *arg)
         bool periodic = now - last_flush >= (uint64_t)interval_ns;
         bool partial = stop || periodic || flush_request != flush_served;
         bool dump = stop || snapshot_request != snapshot_served;
-        drain_all(s, partial, dump);
+        bool exiting = drain_all(s, partial, dump);
         if (partial || dump) {
             if (!stop) {
                 hti_modules_emit(s, false);
@@ -503,6 +536,8 @@ static void *writer_main(void *arg)
             atomic_load(&s->flush_request) == flush_served &&
             atomic_load(&s->snapshot_request) == snapshot_served) {
             long left = interval_ns - (long)(hti_monotonic_ns() - last_flush);
+            if (exiting && left > EXIT_POLL_NS)
+                left = EXIT_POLL_NS;
             if (left > 0)
                 hti_futex_wait(&s->writer_wake, wake, left);
         }

@@ -701,6 +701,10 @@ def test_record_fork():
         check(len(traces) == 11, "expected 11 traces, found %d" % len(traces))
         pids = {r["pid"] for r in results}
         check(len(pids) == 11, "traces of %d distinct processes" % len(pids))
+        # Every generation is named from the pattern: step1.PID.trace, grandchildren included.
+        for path, r in zip(traces, results):
+            check(os.path.basename(path) == "step1.%d.trace" % r["pid"],
+                  "the trace of pid %d is named %s" % (r["pid"], os.path.basename(path)))
     finally:
         case.cleanup()
     # Without --follow-forks: the parent only.
@@ -737,6 +741,68 @@ def test_live_set():
         # The summary line of record agrees.
         check(re.search(r"in [\d.]+ k? ?blocks live at exit", p.stderr.decode()),
               "record's summary: %r" % p.stderr.decode())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_thread_exit():
+    """Heap operations made while threads exit, after heaptrail's own exit destructor (a
+    program key's destructor freeing the thread's value, a destructor that is a thread's first
+    heap use, the C library freeing its per-thread buffers) are in the trace."""
+    work = scratch()
+    try:
+        trace = os.path.join(work, "exit.trace")
+        p = heaptrail("record", "-o", trace, "--", ARGS.bin["thread_exit"], "10",
+                      env=base_env(work), cwd=work, check_code=0)
+        line = p.stdout.decode().strip()
+        m = re.fullmatch(r"heap=(0x[0-9a-f]+) live_blocks=(\d+) requested=(\d+) summary=1 "
+                         r"stopped=0", line)
+        check(m, "thread_exit printed %r" % line)
+        heap, blocks, requested = m.group(1), int(m.group(2)), int(m.group(3))
+        checked = trace_check(trace, heap=heap)  # strict: nothing lost, no unknown block
+        check((checked["live_blocks"], checked["live_bytes"]) == (blocks, requested),
+              "trace's live set %d blocks / %d bytes; the heap says %d / %d" % (
+                  checked["live_blocks"], checked["live_bytes"], blocks, requested))
+        rows = dump_rows(trace)
+        # Each value (150 + i bytes, even i) is freed after its ALLOC (rows are in time order).
+        values = [(n, r["Address"]) for n, r in enumerate(rows) if r["event"] == "ALLOC" and
+                  r["Size"] in ("150", "152", "154", "156", "158")]
+        freed = [any(r["event"] == "FREE" and r["Address"] == address for r in rows[n + 1:])
+                 for n, address in values]
+        check(len(values) == 5 and all(freed),
+              "the values freed by a key destructor: %d allocated, %d of them freed" % (
+                  len(values), sum(freed)))
+        late = [r for r in rows if r["event"] == "ALLOC" and 300 <= int(r["Size"]) < 310]
+        check(len(late) == 10, "allocations in a late destructor: %d of 10" % len(late))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_own_threads():
+    """The C library allocates the thread-local storage of heaptrail's own threads (the control
+    listener, the writer) through the traced malloc: none of it is an event, in the traced
+    process or in a forked child."""
+    work = scratch()
+    try:
+        trace = os.path.join(work, "idle.trace")
+        heaptrail("record", "--follow-forks", "-o", trace, "--", ARGS.bin["idle"], "fork",
+                  env=base_env(work), cwd=work, check_code=0)
+        files = sorted(f for f in os.listdir(work) if f.startswith("idle.trace"))
+        check(len(files) == 2, "expected the parent's and the child's traces: %s" % files)
+        for name in files:
+            path = os.path.join(work, name)
+            trace_check(path)
+            operations = [r for r in dump_rows(path) if r["event"] in ("ALLOC", "FREE",
+                                                                        "REALLOC")]
+            check(not operations, "%s: a program that never uses the heap has %d heap "
+                  "operations in its trace: %s" % (name, len(operations), operations[:3]))
+        # With stacks, the report finds no block of heaptrail's own either.
+        trace = os.path.join(work, "stacks.trace")
+        heaptrail("record", "--stacks=8", "-o", trace, "--", ARGS.bin["idle"],
+                  env=base_env(work), cwd=work, check_code=0)
+        text = heaptrail("report", trace, check_code=0).stdout.decode()
+        check("[heaptrail's own tracing]" not in text, "report shows heaptrail's own blocks:\n%s"
+              % text[:3000])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -901,6 +967,37 @@ def test_control():
         check(allocs.get(5555) == 5 and 6666 not in allocs, "recorded then stopped: %s" %
               {k: v for k, v in allocs.items() if k > 5000})
         target = None
+    finally:
+        if target:
+            target.finish()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_control_follow_forks():
+    """A session started through the control socket with --follow-forks follows a fork: the
+    child writes a complete trace of its own, and the parent's session goes on."""
+    work = scratch()
+    target = None
+    try:
+        target = Target(work)
+        pid = str(target.pid)
+        trace = os.path.join(work, "parent.trace")
+        heaptrail("start", "--follow-forks", "-o", trace, pid, check_code=0)
+        target.command("fork 777 100")
+        target.command("alloc 888 3")
+        heaptrail("stop", pid, check_code=0)
+        target.finish()
+        target = None
+        children = [f for f in os.listdir(work) if re.fullmatch(r"parent\.trace\.\d+", f)]
+        check(len(children) == 1, "the child's trace: %s" % sorted(os.listdir(work)))
+        child = os.path.join(work, children[0])
+        r = trace_check(child)
+        check(r["complete"] == 1 and str(r["pid"]) == children[0].rsplit(".", 1)[1],
+              "child trace: %s" % r)
+        check(sizes_of(dump_rows(child), "ALLOC").get(777) == 100, "the child's ALLOCs")
+        check(trace_check(trace)["complete"] == 1, "the parent's trace is not complete")
+        allocs = sizes_of(dump_rows(trace), "ALLOC")
+        check(allocs.get(888) == 3 and 777 not in allocs, "the parent's ALLOCs: %s" % allocs)
     finally:
         if target:
             target.finish()

@@ -4,17 +4,30 @@
  *   alloc SIZE COUNT   allocate COUNT blocks of SIZE bytes and keep them
  *   free SIZE          free the kept blocks of SIZE bytes
  *   churn SIZE COUNT   allocate and free COUNT blocks of SIZE bytes
+ *   fork SIZE COUNT    fork a child that churns COUNT blocks of SIZE bytes and leaves through
+ *                      exit(); wait for it
  *   quit               free nothing, exit 0
  * Blocks are allocated with malloc, so LD_PRELOAD decides which heap serves them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { MAX_KEPT = 100000 };
 
 static void *kept[MAX_KEPT];
 static size_t kept_size[MAX_KEPT];
 static size_t kept_count;
+
+static void churn(size_t size, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char *p = malloc(size);
+        p[0] = 1;
+        free(p);
+    }
+}
 
 int main(void)
 {
@@ -43,10 +56,18 @@ int main(void)
                 }
             }
         } else if (!strcmp(command, "churn") && fields == 3) {
-            for (size_t i = 0; i < count; i++) {
-                char *p = malloc(size);
-                p[0] = 1;
-                free(p);
+            churn(size, count);
+        } else if (!strcmp(command, "fork") && fields == 3) {
+            pid_t child = fork();
+            if (child == 0) {
+                churn(size, count);
+                exit(0);
+            }
+            int status;
+            if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0) {
+                puts("error");
+                continue;
             }
         } else {
             puts("error");

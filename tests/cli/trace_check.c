@@ -1,10 +1,10 @@
 /* trace_check.c — an independent consistency check of a trace through the public reader (no code
  * shared with the CLI, so the two check each other). A strict replay: every FREE and REALLOC's
  * old block (Source not INVALID) names a live block of the same heap; nothing lands on a live
- * block; failed operations carry address 0; RUNDOWN_BLOCK inserts unknown blocks only. Prints
- * key=value lines (events, lost, counts, live blocks and bytes at the end, of one heap with
- * --heap); exits 0 if consistent, 1 with the first problems listed, 2 if unreadable. --lenient
- * counts problems without failing. */
+ * block; failed operations carry address 0; RUNDOWN_BLOCK inserts unknown blocks only; every
+ * LOST record's first timestamp is at or before its last. Prints key=value lines (events, lost,
+ * counts, live blocks and bytes at the end, of one heap with --heap); exits 0 if consistent, 1
+ * with the first problems listed, 2 if unreadable. --lenient counts problems without failing. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -189,6 +189,8 @@ int main(int argc, char **argv)
                 break;
             case HT_EVENT_LOST:
                 lost += e->u.lost.Count;
+                if (e->u.lost.FirstTimestamp > e->u.lost.LastTimestamp)
+                    problem(e, "LOST record ending before it begins; count", e->u.lost.Count);
                 break;
             default:
                 break;

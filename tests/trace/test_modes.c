@@ -3,8 +3,10 @@
  * reader, ring keeps the newest events (and snapshots do not repeat them), real-time consumers
  * receive events while the program runs, failing writes (/dev/full, a file size limit, a disk
  * that fills in the middle of a fill) become counted losses, an emergency flush from a signal
- * handler and a SIGKILL leave readable traces, fork children get their own trace, and the
- * environment starts a session. */
+ * handler and a SIGKILL leave readable traces, fork children get their own trace (grandchildren
+ * too, named from the first pattern), heap operations made while a thread exits are recorded,
+ * and the environment starts a session. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -414,8 +416,10 @@ static void test_full_disk_mid_fill(void **state)
         for (long i = 0; i < n; i++) {
             if (e[i].kind == HT_EVENT_ALLOC || e[i].kind == HT_EVENT_FREE)
                 operations++;
-            if (e[i].kind == HT_EVENT_LOST)
+            if (e[i].kind == HT_EVENT_LOST) {
                 lost += e[i].u.lost.Count;
+                assert_true(e[i].u.lost.FirstTimestamp <= e[i].u.lost.LastTimestamp);
+            }
         }
     assert_int_equal(n, 0);
     /* Nothing skipped, every operation there or lost, and the file's LOST records agree. */
@@ -553,6 +557,165 @@ static void test_fork_child_gets_own_trace(void **state)
     unlink(child_path);
 }
 
+/* Two generations of follow_forks under `name` (in a fresh directory): the parent, a child and
+ * a grandchild each write one trace, named from the first session's pattern — %p replaced by
+ * the process's pid, or without %p, the pattern itself for the first process and PATTERN.PID
+ * for the others. */
+static void check_fork_generations(const char *name)
+{
+    char dir[256], pattern[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/heaptrail-test-%d-gen-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
+    assert_non_null(mkdtemp(dir));
+    snprintf(pattern, sizeof pattern, "%s/%s", dir, name);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = pattern;
+    o.follow_forks = true;
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    alloc_free_pairs(heap, 10);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        if (ht_trace_fork_child() != 1)
+            _exit(1);
+        alloc_free_pairs(heap, 20);
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            if (ht_trace_fork_child() != 1)
+                _exit(1);
+            alloc_free_pairs(heap, 30);
+            _exit(ht_trace_stop() == 0 ? 0 : 1);
+        }
+        int status;
+        int code = grandchild > 0 && waitpid(grandchild, &status, 0) == grandchild &&
+                           WIFEXITED(status) && WEXITSTATUS(status) == 0
+                       ? 0
+                       : 2;
+        _exit(ht_trace_stop() == 0 ? code : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(ht_trace_stop(), 0);
+    ht_heap_destroy(heap);
+
+    const char *at_pid = strstr(name, "%p");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *entry;
+    uint32_t pids[3];
+    int files = 0;
+    while ((entry = readdir(d)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char path[1024], expected[512];
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        ht_reader *r = ht_reader_open(path, NULL, 0);
+        if (!r)
+            fail_msg("unreadable trace %s", entry->d_name);
+        uint32_t pid = ht_reader_info(r)->pid;
+        assert_true(ht_reader_info(r)->events >= 20);
+        ht_reader_close(r);
+        if (at_pid)
+            snprintf(expected, sizeof expected, "%.*s%u%s", (int)(at_pid - name), name, pid,
+                     at_pid + 2);
+        else if (pid == (uint32_t)getpid())
+            snprintf(expected, sizeof expected, "%s", name);
+        else
+            snprintf(expected, sizeof expected, "%s.%u", name, pid);
+        if (strcmp(entry->d_name, expected) != 0)
+            fail_msg("the trace of pid %u is named %s, expected %s", pid, entry->d_name, expected);
+        if (files < 3)
+            pids[files] = pid;
+        files++;
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    assert_int_equal(files, 3);
+    assert_true(pids[0] != pids[1] && pids[1] != pids[2] && pids[0] != pids[2]);
+}
+
+static void test_fork_generations_keep_the_pattern(void **state)
+{
+    (void)state;
+    check_fork_generations("gen.%p.trace");
+    check_fork_generations("gen.trace");
+}
+
+/* ---- thread exit ---- */
+
+/* Heap operations a thread makes while it exits, after the tracer's exit destructor: the keys
+ * below are created after the session's (so their destructors run after the tracer's in each
+ * round). Even threads free their value there; every thread's first or only heap use is in a
+ * later destructor, which allocates a block it keeps and another it frees. */
+enum { EXIT_THREADS = 10 };
+static ht_heap *exit_heap;
+static pthread_key_t exit_value_key, exit_late_key;
+static void *exit_kept[EXIT_THREADS];
+
+static void free_value(void *value)
+{
+    ht_heap_free(exit_heap, 0, value);
+}
+
+static void late_destructor(void *value)
+{
+    size_t index = (size_t)(uintptr_t)value - 1;
+    exit_kept[index] = ht_heap_alloc(exit_heap, 0, 300 + index);
+    ht_heap_free(exit_heap, 0, ht_heap_alloc(exit_heap, 0, 40));
+}
+
+static void *exit_worker(void *argument)
+{
+    uintptr_t index = (uintptr_t)argument;
+    if (index % 2 == 0)
+        pthread_setspecific(exit_value_key, ht_heap_alloc(exit_heap, 0, 100 + index));
+    pthread_setspecific(exit_late_key, (void *)(index + 1));
+    return NULL;
+}
+
+static void test_thread_exit_events(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "thread-exit");
+    exit_heap = ht_heap_create(0, 0, 0);
+    assert_non_null(exit_heap);
+    ht_heap_counters before;
+    assert_true(ht_heap_counters_get(exit_heap, &before));
+    start_session(path, HT_TRACE_MODE_BLOCK);
+    assert_int_equal(pthread_key_create(&exit_value_key, free_value), 0);
+    assert_int_equal(pthread_key_create(&exit_late_key, late_destructor), 0);
+    pthread_t threads[EXIT_THREADS];
+    for (uintptr_t i = 0; i < EXIT_THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, exit_worker, (void *)i), 0);
+    for (int i = 0; i < EXIT_THREADS; i++)
+        pthread_join(threads[i], NULL);
+    assert_int_equal(ht_trace_stop(), 0);
+    model m;
+    model_init(&m);
+    model_read_file(&m, path); /* first: every LOST record's first <= last */
+    ht_trace_stats stats;
+    ht_trace_stats_get(&stats);
+    assert_int_equal(stats.lost, 0);
+    assert_int_equal(m.lost, 0);
+    model_check_heap(&m, exit_heap); /* the kept blocks, and not the freed values */
+    model_check_counters(&m, exit_heap, &before);
+    model_free(&m);
+    pthread_key_delete(exit_value_key);
+    pthread_key_delete(exit_late_key);
+    for (int i = 0; i < EXIT_THREADS; i++)
+        ht_heap_free(exit_heap, 0, exit_kept[i]);
+    ht_heap_destroy(exit_heap);
+    unlink(path);
+}
+
 static void test_environment(void **state)
 {
     (void)state;
@@ -613,6 +776,8 @@ int main(void)
         cmocka_unit_test_teardown(test_emergency_flush, stop_session),
         cmocka_unit_test_teardown(test_sigkill_leaves_readable_trace, stop_session),
         cmocka_unit_test_teardown(test_fork_child_gets_own_trace, stop_session),
+        cmocka_unit_test_teardown(test_fork_generations_keep_the_pattern, stop_session),
+        cmocka_unit_test_teardown(test_thread_exit_events, stop_session),
         cmocka_unit_test_teardown(test_environment, stop_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

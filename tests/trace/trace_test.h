@@ -6,7 +6,8 @@
  * inserts or replaces, FREE removes if known, REALLOC removes the old address and inserts the
  * new one, HEAP_DESTROY drops the heap's blocks; failed operations (Source INVALID) change
  * nothing. It also counts operations per heap, kind and Source, to compare with the heap's own
- * counters. Everything is static: each test binary gets its own copy. */
+ * counters, and fails a trace with a LOST record whose first timestamp is after its last.
+ * Everything is static: each test binary gets its own copy. */
 #ifndef HEAPTRAIL_TESTS_TRACE_TEST_H
 #define HEAPTRAIL_TESTS_TRACE_TEST_H
 
@@ -83,6 +84,7 @@ typedef struct model {
     uint64_t heaps[MODEL_HEAPS];
     uint64_t counts[MODEL_HEAPS][HT_OP_COUNT][HT_SOURCE_COUNT];
     uint64_t events, lost, rundown_blocks, rundown_heaps, stacks_seen;
+    uint64_t lost_reversed; /* LOST events whose first timestamp is after their last */
     uint64_t last_timestamp;
     bool unordered;
 } model;
@@ -229,6 +231,8 @@ static inline void model_apply(model *m, const ht_event *e)
         break;
     case HT_EVENT_LOST:
         m->lost += e->u.lost.Count;
+        if (e->u.lost.FirstTimestamp > e->u.lost.LastTimestamp)
+            m->lost_reversed++;
         break;
     default:
         break;
@@ -250,6 +254,8 @@ static inline void model_read_file(model *m, const char *path)
     if (n < 0)
         fail_msg("reading %s: %s", path, ht_reader_error(reader));
     ht_reader_close(reader);
+    if (m->lost_reversed)
+        fail_msg("%s: %" PRIu64 " LOST records end before they begin", path, m->lost_reversed);
 }
 
 /* The model's blocks of one heap equal the heap's busy blocks (address and requested size). */
