@@ -5,13 +5,16 @@
  * peer whose effective uid is not ours gets "error EPERM". The directory must be private to our
  * euid (0700). The socket is removed at exit; a fork child closes its copy and opens its own.
  * The listener checks that its descriptor is still its socket before each accept (a program may
- * close and reuse it). */
+ * close and reuse it). Every 250 ms without a connection it also looks whether only heaptrail's
+ * threads are left (main ended with pthread_exit and the last program thread is gone): then it
+ * calls exit(0), as the process would have, instead of keeping it alive. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -473,6 +476,65 @@ typedef struct listener_args {
 static listener_args listener_slots[LISTENER_SLOTS];
 static unsigned listener_starts;
 
+/* True once every thread of the process is either heaptrail's own (named heaptrail-*) or a
+ * zombie: the program's main thread called pthread_exit and its last thread has ended, so the
+ * process would have exited were it not for our threads. Reads /proc with raw system calls
+ * and stack buffers only. */
+static bool program_gone(void)
+{
+    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return false;
+    char buffer[4096];
+    bool gone = true;
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+        if (n <= 0)
+            break;
+        for (long offset = 0; offset < n && gone;) {
+            struct {
+                uint64_t inode;
+                int64_t next;
+                unsigned short length;
+                unsigned char type;
+                char name[];
+            } *entry = (void *)(buffer + offset);
+            offset += entry->length;
+            if (entry->name[0] < '0' || entry->name[0] > '9')
+                continue;
+            char path[64], stat[256];
+            snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->name);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue; /* ended meanwhile */
+            ssize_t got = read(fd, stat, sizeof stat - 1);
+            close(fd);
+            if (got <= 0)
+                continue;
+            stat[got] = 0;
+            const char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
+            if (!open_paren || !close_paren || close_paren[1] != ' ')
+                continue;
+            bool ours = strncmp(open_paren + 1, "heaptrail-", 10) == 0;
+            bool zombie = close_paren[2] == 'Z' || close_paren[2] == 'X';
+            if (!ours && !zombie)
+                gone = false;
+        }
+        if (!gone)
+            break;
+    }
+    close(dir);
+    return gone;
+}
+
+/* The program's threads are all gone: end as the process would have (POSIX: as if exit(0)
+ * were called when the last thread ends), so atexit handlers run, stdio is flushed and the
+ * trace is completed by the tracer's own exit handler. */
+static void finish_orphaned_process(void)
+{
+    exit(0);
+}
+
 static void *listener_main(void *arg)
 {
     listener_args *slot = arg;
@@ -488,6 +550,17 @@ static void *listener_main(void *arg)
         if (atomic_load(&control_closing) || fstat(self.fd, &st) != 0 || st.st_dev != self.dev ||
             st.st_ino != self.ino)
             break; /* stopped, or the descriptor is no longer ours: leave it alone */
+        struct pollfd ready = {self.fd, POLLIN, 0};
+        int polled = poll(&ready, 1, 250);
+        if (polled == 0) {
+            if (program_gone())
+                finish_orphaned_process();
+            continue;
+        }
+        if (polled < 0 && errno != EINTR)
+            break;
+        if (polled < 0)
+            continue;
         int connection = accept4(self.fd, NULL, NULL, SOCK_CLOEXEC);
         if (connection < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
