@@ -106,6 +106,20 @@ static void report_write_error(hti_session *s, int error)
     }
 }
 
+/* Advances an iovec array past n bytes that were written. */
+static void skip_written(struct iovec **iov, int *count, size_t n)
+{
+    while (*count > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*count)--;
+    }
+    if (*count > 0) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
 /* Writes all of iov at the reserved place. 0 or -errno. */
 static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
 {
@@ -125,15 +139,7 @@ static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
                 return -error;
             }
             done += (size_t)n;
-            while (count > 0 && (size_t)n >= iov->iov_len) {
-                n -= (ssize_t)iov->iov_len;
-                iov++;
-                count--;
-            }
-            if (count > 0) {
-                iov->iov_base = (uint8_t *)iov->iov_base + n;
-                iov->iov_len -= (size_t)n;
-            }
+            skip_written(&iov, &count, (size_t)n);
         }
         return 0;
     }
@@ -152,15 +158,7 @@ static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
             return n < 0 ? -errno : -ENOSPC;
         }
         done += (size_t)n;
-        while (count > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            count--;
-        }
-        if (count > 0) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
+        skip_written(&iov, &count, (size_t)n);
     }
     atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
     return 0;
