@@ -20,35 +20,91 @@ static unsigned bin_of(uint32_t granules) {
     return EXACT_BINS + (fl - 7) * 8 + sl;
 }
 
+bool hti_free_block_ok(const ht_heap *heap, hti_block *b) {
+    return hti_in_segment(heap, b) && !(b->flags & HTI_BLOCK_BUSY) && hti_sealed(heap, b) &&
+           b->size >= HTI_MIN_BLOCK / HTI_GRANULE;
+}
+
 void hti_freelist_insert(ht_heap *heap, hti_block *b) {
     unsigned bin = bin_of(b->size);
-    hti_free_links *l = hti_links(b);
-    l->prev = NULL;
-    l->next = heap->bins[bin];
-    if (l->next) hti_links(l->next)->prev = b;
+    hti_block *head = heap->bins[bin];
+    hti_free_set_prev(heap, b, NULL);
+    hti_free_set_next(heap, b, head);
+    if (head) hti_free_set_prev(heap, head, b);
     heap->bins[bin] = b;
     heap->bitmap[bin / 64] |= 1ull << (bin % 64);
 }
 
-void hti_freelist_remove(ht_heap *heap, hti_block *b) {
+/* A bin whose list is damaged is cut whole: its blocks stay free in the tiling but are never
+ * listed again, so no damaged link is followed and nothing in it is handed out twice. */
+static void bin_cut(ht_heap *heap, unsigned bin, const void *where, const char *what) {
+    heap->bins[bin] = NULL;
+    heap->bitmap[bin / 64] &= ~(1ull << (bin % 64));
+    hti_corruption(heap, where, what);
+}
+
+void hti_block_isolate(ht_heap *heap, hti_block *b) {
+    if (hti_sealed(heap, b)) {
+        b->flags = HTI_BLOCK_BUSY;
+        hti_seal(heap, b);
+    }
+    hti_corruption(heap, hti_block_data(b), "free block damaged or its list links (use after free?)");
+}
+
+int hti_freelist_remove(ht_heap *heap, hti_block *b) {
+    if (!hti_free_block_ok(heap, b)) return -EFAULT;
     unsigned bin = bin_of(b->size);
-    hti_free_links *l = hti_links(b);
-    if (l->prev) hti_links(l->prev)->next = l->next;
-    else heap->bins[bin] = l->next;
-    if (l->next) hti_links(l->next)->prev = l->prev;
+    hti_block *next = hti_free_next(heap, b), *prev = hti_free_prev(heap, b);
+    if ((prev ? !hti_free_block_ok(heap, prev) || hti_free_next(heap, prev) != b : heap->bins[bin] != b) ||
+        (next && (!hti_free_block_ok(heap, next) || hti_free_prev(heap, next) != b)))
+        return -EFAULT;
+    if (prev) hti_free_set_next(heap, prev, next);
+    else heap->bins[bin] = next;
+    if (next) hti_free_set_prev(heap, next, prev);
     if (!heap->bins[bin]) heap->bitmap[bin / 64] &= ~(1ull << (bin % 64));
+    return 0;
+}
+
+/* A free neighbour taken out of its list to be merged; false (reported) if it or its links are
+ * damaged, or it is in no list (its bin was cut). It is then isolated: marked busy for good, so
+ * it is never merged, listed or handed out, and a list still leading to it is cut when followed. */
+static bool take_neighbor(ht_heap *heap, hti_block *n) {
+    if (hti_freelist_remove(heap, n) == 0) return true;
+    hti_block_isolate(heap, n);
+    return false;
+}
+
+/* True when a busy block still sits in a free list (it was freed, then its busy header was
+ * written back): the bin's head, or its decoded back link is a free block pointing at it.
+ * The links are only a hint here; the verdict comes from the list itself. */
+static bool still_listed(ht_heap *heap, hti_block *b) {
+    if (heap->bins[bin_of(b->size)] == b) return true;
+    hti_block *prev = hti_free_prev(heap, b);
+    return hti_free_block_ok(heap, prev) && hti_free_next(heap, prev) == b;
 }
 
 static hti_block *freelist_find(ht_heap *heap, uint32_t granules) {
     unsigned bin = bin_of(granules);
     int budget = 8;
-    for (hti_block *b = heap->bins[bin]; b && budget--; b = hti_links(b)->next)
+    hti_block *b = heap->bins[bin];
+    while (b && budget--) {
+        if (!hti_free_block_ok(heap, b)) goto damaged;
         if (b->size >= granules) return b;
+        b = hti_free_next(heap, b);
+    }
     for (unsigned i = bin + 1; i < HTI_BINS;) {
         uint64_t word = heap->bitmap[i / 64] & (~0ull << (i % 64));
-        if (word) return heap->bins[(i / 64) * 64 + (unsigned)__builtin_ctzll(word)];
+        if (word) {
+            bin = (i / 64) * 64 + (unsigned)__builtin_ctzll(word);
+            b = heap->bins[bin];
+            if (!hti_free_block_ok(heap, b)) goto damaged;
+            return b;
+        }
         i = (i / 64 + 1) * 64;
     }
+    return NULL;
+damaged:
+    bin_cut(heap, bin, b, "free list leads to a block that is not free (use after free?)");
     return NULL;
 }
 
@@ -62,9 +118,15 @@ hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b) {
     return b->prev_size ? (hti_block *)((char *)b - (size_t)b->prev_size * HTI_GRANULE) : NULL;
 }
 
+/* Rewrites the successor's prev_size. A successor whose header no longer passes its check is
+ * left as it is (resealing it would launder the damage) and reported. */
 static void set_prev_size(ht_heap *heap, hti_segment *seg, hti_block *b) {
     hti_block *n = hti_block_next(seg, b);
     if (n) {
+        if (HTI_UNLIKELY(!hti_sealed(heap, n))) {
+            hti_corruption(heap, hti_block_data(n), "block header check failed");
+            return;
+        }
         n->prev_size = b->size;
         hti_seal(heap, n);
     } else {
@@ -85,10 +147,7 @@ static void split(ht_heap *heap, hti_segment *seg, hti_block *b, uint32_t granul
     t->flags = 0;
     t->tag = 0;
     hti_block *n = hti_block_next(seg, t);
-    if (n && !(n->flags & HTI_BLOCK_BUSY)) {
-        hti_freelist_remove(heap, n);
-        t->size += n->size;
-    }
+    if (n && !(n->flags & HTI_BLOCK_BUSY) && take_neighbor(heap, n)) t->size += n->size;
     hti_seal(heap, t);
     set_prev_size(heap, seg, t);
     hti_freelist_insert(heap, t);
@@ -144,7 +203,11 @@ hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source
     hti_block *b = find_or_grow(heap, granules + extra, source, error);
     if (!b) return NULL;
     hti_segment *seg = hti_segment_of(b);
-    hti_freelist_remove(heap, b);
+    if (hti_freelist_remove(heap, b) != 0) {
+        bin_cut(heap, bin_of(b->size), hti_block_data(b), "free block's list links damaged (use after free?)");
+        *error = HT_ERROR_CORRUPTION;
+        return NULL;
+    }
     if (extra) {
         uintptr_t data = (uintptr_t)hti_block_data(b);
         uintptr_t aligned = hti_align_up(data, align);
@@ -178,12 +241,8 @@ ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
     b->flags = 0;
     b->unused = 0;
     b->tag = 0;
-    if (n && !(n->flags & HTI_BLOCK_BUSY)) {
-        hti_freelist_remove(heap, n);
-        b->size += n->size;
-    }
-    if (p && !(p->flags & HTI_BLOCK_BUSY)) {
-        hti_freelist_remove(heap, p);
+    if (n && !(n->flags & HTI_BLOCK_BUSY) && take_neighbor(heap, n)) b->size += n->size;
+    if (p && !(p->flags & HTI_BLOCK_BUSY) && take_neighbor(heap, p)) {
         p->size += b->size;
         b = p;
     }
@@ -224,7 +283,7 @@ int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *sour
             n = hti_block_next(seg, b);
             *source = MEMORY_FROM_SLOWPATH;
         }
-        hti_freelist_remove(heap, n);
+        if (!take_neighbor(heap, n)) return -1;
         b->size += n->size;
     }
     split(heap, seg, b, granules);
@@ -239,12 +298,14 @@ size_t hti_backend_largest_free(ht_heap *heap) {
         if (!heap->bitmap[w]) continue;
         unsigned bin = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(heap->bitmap[w]);
         size_t best = 0;
-        for (hti_block *b = heap->bins[bin]; b; b = hti_links(b)->next)
+        for (hti_block *b = heap->bins[bin]; b && hti_free_block_ok(heap, b); b = hti_free_next(heap, b))
             if (hti_block_bytes(b) > best) best = hti_block_bytes(b);
         return best - HTI_HEADER;
     }
     return 0;
 }
+
+bool hti_backend_listed(ht_heap *heap, hti_block *b) { return still_listed(heap, b); }
 
 bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b) {
     hti_segment *seg = hti_segment_of(b);

@@ -8,6 +8,7 @@
 #include "heap_internal.h"
 
 static __thread ht_error last_error __attribute__((tls_model("initial-exec")));
+__thread int hti_damage_seen __attribute__((tls_model("initial-exec")));
 atomic_int hti_terminate_on_corruption;
 
 static void default_handler(void *heap, ht_error error, void *context);
@@ -65,12 +66,31 @@ void hti_fail(ht_heap *heap, uint32_t flags, ht_error error) {
     }
 }
 
+/* "0x" and 16 hex digits, without printf (which may allocate). */
+static void format_address(char out[19], const void *address) {
+    static const char digits[] = "0123456789abcdef";
+    uintptr_t value = (uintptr_t)address;
+    out[0] = '0';
+    out[1] = 'x';
+    for (int i = 0; i < 16; i++) out[2 + i] = digits[(value >> (60 - 4 * i)) & 15];
+    out[18] = '\0';
+}
+
 void hti_corruption(ht_heap *heap, const void *address, const char *what) {
     (void)heap;
-    (void)address;
     last_error = HT_ERROR_CORRUPTION;
+    hti_damage_seen = 1;
     if (atomic_load_explicit(&hti_terminate_on_corruption, memory_order_relaxed)) {
-        write_line("heaptrail: heap corruption, terminating: ", what);
+        /* one write: the line reaches stderr whole even when threads die together */
+        char line[256], hex[19];
+        format_address(hex, address);
+        size_t n = 0;
+        const char *parts[] = {"heaptrail: heap corruption at ", hex, ": ", what, ", terminating\n"};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            for (const char *c = parts[i]; *c && n < sizeof line - 1; c++) line[n++] = *c;
+        if (line[n - 1] != '\n') line[n - 1] = '\n';
+        ssize_t r = write(2, line, n);
+        (void)r;
         abort();
     }
 }

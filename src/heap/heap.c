@@ -10,6 +10,7 @@
  * the void. */
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +102,15 @@ static uint64_t make_cookie(const void *where, uint64_t id) {
     return x | 1;
 }
 
+/* A secret word from the kernel (getrandom never allocates); the clock-based mix if the
+ * kernel has none to give yet. */
+static uint64_t secret_word(const void *where, uint64_t id) {
+    uint64_t value = 0;
+    if (getrandom(&value, sizeof value, GRND_NONBLOCK) == (ssize_t)sizeof value && value != 0)
+        return value;
+    return make_cookie(where, id ^ 0x5bd1e995u);
+}
+
 void hti_lock(ht_heap *heap, uint32_t flags) {
     if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE)) pthread_mutex_lock(&heap->lock);
 }
@@ -132,7 +142,10 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     heap->lock = lock;
     heap->flags = flags & ~HT_HEAP_ZERO_MEMORY;
     heap->id = atomic_fetch_add(&next_heap_id, 1);
-    heap->cookie = make_cookie(heap, heap->id);
+    heap->cookie = make_cookie(heap, heap->id) ^ secret_word(heap, heap->id);
+    heap->link_key[0] = secret_word(&heap->link_key[0], heap->id);
+    heap->link_key[1] = secret_word(&heap->link_key[1], heap->id);
+    heap->link_rotate = 1u + (unsigned)(secret_word(heap, ~heap->id) % 63u);
     heap->maximum = maximum ? hti_align_up(maximum, hti_page_size()) : 0;
     heap->initial = initial;
     heap->has_lfh = !(flags & HT_HEAP_NO_SERIALIZE) && maximum == 0;
@@ -230,6 +243,7 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
 }
 
 /* ---- pointer checks ------------------------------------------------------------------- */
+
 /* Freed large blocks are unmapped; remembering the last few lets a second free of one be
  * reported as a double free rather than a foreign pointer. */
 #define RECENT_LARGE 64
@@ -296,6 +310,15 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
         if (HTI_UNLIKELY(!hti_sealed(heap, b)) && !sealed_under_lock(heap, b))
             return classify_unsealed(heap, seg, data);
         if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) return -EINVAL;
+        if (b->flags & HTI_BLOCK_BUSY) {
+            /* The header says busy; a header written back after a free says so too. The
+             * verdict comes from outside the block: the slot's state byte (back-end blocks:
+             * their free list, checked under the lock by free and realloc). */
+            if (b->flags & HTI_BLOCK_LFH) {
+                hti_tcache *tc = hti_tcache_get(heap);
+                if (!hti_slot_busy(b) || (tc && hti_lookaside_holds(tc, b))) return -EALREADY;
+            }
+        }
     } else {
         hti_large *large = (hti_large *)r;
         if (data != large->data) return -EINVAL;
@@ -308,7 +331,8 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 }
 
 /* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
- * else goes through hti_owner_find. */
+ * else goes through hti_owner_find. The next slot's header is not read here (in a threaded
+ * program it is often another core's line): damage there is caught when that slot is used. */
 static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
     if ((uintptr_t)data & (HTI_GRANULE - 1)) return NULL;
     hti_region *r = hti_pagemap_lookup(data);
@@ -316,7 +340,9 @@ static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
     hti_block *b = hti_block_of(data);
     if ((char *)b < ((hti_segment *)r)->first) return NULL;
     if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
-    return hti_sealed(heap, b) ? b : NULL;
+    if (!hti_sealed(heap, b)) return NULL;
+    /* busy by its state byte too: a header written back after a free is not believed */
+    return b;
 }
 
 static ht_error error_of(int rc) {
@@ -329,6 +355,7 @@ static ht_error error_of(int rc) {
 static void bad_pointer(ht_heap *heap, uint32_t flags, ht_op op, const void *data, int rc) {
     ht_error error = error_of(rc);
     if (error == HT_ERROR_CORRUPTION) hti_corruption(heap, data, "block header check failed");
+    if (error == HT_ERROR_DOUBLE_FREE && op != HT_OP_COUNT) hti_corruption(heap, data, "double free");
     if (op != HT_OP_COUNT) hti_count(heap, hti_tcache_get(heap), op, MEMORY_FROM_INVALID);
     hti_fail(heap, flags, error);
 }
@@ -344,14 +371,27 @@ static size_t requested_of(const hti_owner *o) {
 }
 
 /* ---- allocation ----------------------------------------------------------------------- */
+/* A lookaside entry whose header was damaged: reported, left out of use for good, and the
+ * current call fails. */
+HTI_NOINLINE static hti_block *cached_slot_damaged(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+    tc->damaged = 1;
+    hti_corruption(heap, hti_block_data(slot), "cached block's header damaged (overflow?)");
+    return NULL;
+}
+
 /* The front end: a slot from the lookaside list or the LFH, or NULL. */
 static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source) {
     unsigned bucket = hti_bucket_of(size);
     if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed)) return NULL;
     hti_block *slot = NULL;
     if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
+        /* the slot's header may have been overwritten while it was cached (an overflow from
+         * the slot before it): its seal is checked before its fields are used */
+        if (HTI_UNLIKELY(slot->flags != (HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE) || slot->tag != bucket ||
+                         !hti_sealed(heap, slot)))
+            return cached_slot_damaged(heap, tc, slot);
         *source = MEMORY_FROM_LOOKASIDE;
-    } else if ((slot = hti_lfh_alloc(heap, tc, bucket)) != NULL) {
+    } else if (HTI_LIKELY(!tc->damaged) && (slot = hti_lfh_alloc(heap, tc, bucket)) != NULL) {
         *source = MEMORY_FROM_LOWFRAG;
     } else {
         return NULL;
@@ -392,6 +432,10 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
     hti_lock(heap, flags);
     hti_block *b = hti_backend_alloc(heap, size, align, source, error);
     hti_unlock(heap, flags);
+    if (HTI_UNLIKELY(hti_damage_seen)) { /* served, but damage was found on the way */
+        *error = HT_ERROR_CORRUPTION;
+        return NULL; /* b, if any, stays busy and unused: never handed out */
+    }
     return b ? hti_block_data(b) : NULL;
 }
 
@@ -401,6 +445,11 @@ static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t siz
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
         hti_block *slot = front_alloc(heap, tc, size, source);
         if (slot) return hti_block_data(slot);
+        if (HTI_UNLIKELY(tc->damaged)) { /* a list was cut at damage: this call fails */
+            tc->damaged = 0;
+            *error = HT_ERROR_CORRUPTION;
+            return NULL;
+        }
     }
     return alloc_slow(heap, tc, flags, size, align, source, error);
 }
@@ -427,6 +476,7 @@ static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t al
     }
     flags |= heap->flags;
     hti_tcache *tc = hti_tcache_get(heap);
+    hti_damage_seen = 0;
     if (flags & ~(CALL_FLAGS | CREATE_FLAGS)) return alloc_failed(heap, tc, flags, HT_ERROR_INVALID_PARAMETER);
     ht_source source = MEMORY_FROM_INVALID;
     ht_error error = HT_ERROR_NO_MEMORY;
@@ -472,7 +522,7 @@ static inline __attribute__((always_inline)) ht_source release(ht_heap *heap, ht
     hti_block *b = o->block;
     if (b->flags & HTI_BLOCK_LFH) {
         if (lfh_free_source(heap, tc, b) == MEMORY_FROM_LOOKASIDE) {
-            if (!dry) hti_lookaside_push(heap, tc, b);
+            if (!dry && !hti_lookaside_push(heap, tc, b)) hti_lfh_free(heap, tc, b);
             return MEMORY_FROM_LOOKASIDE;
         }
         if (!dry) hti_lfh_free(heap, tc, b);
@@ -506,30 +556,38 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         return false;
     }
     if (!block) return true;
+    hti_damage_seen = 0;
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
     if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT && !(o.block->flags & HTI_BLOCK_LFH)) {
         hti_lock(heap, flags);
+        bool listed = false;
         bool ok = hti_sealed(heap, o.block) && (o.block->flags & HTI_BLOCK_BUSY) &&
+                  !(listed = hti_backend_listed(heap, o.block)) &&
                   hti_backend_neighbors_ok(heap, o.block);
         if (ok) {
-            if (HT_TRACE_ON()) {
-                /* The Source is known only once coalescing decides on decommit; the event
-                 * is emitted under the lock, before any other thread can reuse the block. */
-                ht_source s = hti_backend_free(heap, o.block);
-                hti_trace_free(heap, block, s);
-                hti_unlock(heap, flags);
-                hti_count(heap, tc, HT_OP_FREE, s);
-                return true;
-            }
+            /* The Source is known only once coalescing decides on decommit; the event is
+             * emitted under the lock, before any other thread can reuse the block. A free
+             * that met damaged neighbours on the way fails (the block is freed, the damage
+             * left in place). */
             ht_source s = hti_backend_free(heap, o.block);
+            if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
+            if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
             hti_unlock(heap, flags);
             hti_count(heap, tc, HT_OP_FREE, s);
+            if (HTI_UNLIKELY(s == MEMORY_FROM_INVALID)) {
+                hti_fail(heap, flags, HT_ERROR_CORRUPTION);
+                return false;
+            }
             return true;
         }
         hti_unlock(heap, flags);
-        rc = (o.block->flags & HTI_BLOCK_BUSY) ? -EFAULT : -EALREADY;
+        rc = (o.block->flags & HTI_BLOCK_BUSY) && !listed ? -EFAULT : -EALREADY;
         if (rc == -EFAULT) hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
+    }
+    if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) && !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
+        hti_corruption(heap, block, "next block's header damaged (overflow?)");
+        rc = -EFAULT;
     }
     if (rc != 0) {
         if (HT_TRACE_ON()) hti_trace_free(heap, block, MEMORY_FROM_INVALID);
@@ -543,7 +601,7 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
     return true;
 }
 
-/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says, and counts
+/* Gives a claimed LFH slot to the lookaside list or the LFH, as the Source s says, and counts
  * the free. The push fails only if a trace hook's own heap use (an unwinder's malloc) filled the
  * list after s was decided; the slot then goes to the LFH. */
 static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
@@ -557,8 +615,7 @@ static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot,
  * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
  * as it was (same instructions, same registers). */
 HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_block *slot,
-                                          void *block) {
-    ht_source s = lfh_free_source(heap, tc, slot);
+                                          void *block, ht_source s) {
     hti_trace_free(heap, block, s);
     return lfh_slot_free(heap, tc, slot, s);
 }
@@ -569,8 +626,13 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
         hti_block *slot = lfh_slot_of(heap, block);
         if (HTI_LIKELY(slot != NULL)) {
             hti_tcache *tc = hti_tcache_get(heap);
-            if (HT_TRACE_ON()) return free_fast_traced(heap, tc, slot, block);
-            return lfh_slot_free(heap, tc, slot, lfh_free_source(heap, tc, slot));
+            ht_source s = lfh_free_source(heap, tc, slot);
+            /* not already free by state kept outside the block: not cached in this thread's
+             * lookaside list, busy in its subsegment's state byte (else the slow path says why) */
+            if (HTI_LIKELY(s == MEMORY_FROM_LOOKASIDE ? !hti_lookaside_holds(tc, slot) : hti_slot_busy(slot))) {
+                if (HT_TRACE_ON()) return free_fast_traced(heap, tc, slot, block, s);
+                return lfh_slot_free(heap, tc, slot, s);
+            }
         }
     }
     return free_slow(heap, flags, block);
@@ -578,7 +640,7 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
 
 /* ---- realloc -------------------------------------------------------------------------- */
 /* Tries to resize in place; 0 and *source, -1 if it cannot, -2 if the block's neighbours are
- * damaged. */
+ * damaged, -3 if the block is in a free list. */
 static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
     hti_block *b = o->block;
     if (o->region->kind == HTI_REGION_LARGE) {
@@ -599,7 +661,8 @@ static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t s
     }
     hti_lock(heap, flags);
     int rc = -2; /* corruption around the block: neither resize nor move it */
-    if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
+    if (hti_backend_listed(heap, b)) rc = -3; /* freed already, its busy header written back */
+    else if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
     hti_unlock(heap, flags);
     return rc;
 }
@@ -619,6 +682,7 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     }
     flags |= heap->flags;
     hti_tcache *tc = hti_tcache_get(heap);
+    hti_damage_seen = 0;
     if (!block || (flags & ~(CALL_FLAGS | CREATE_FLAGS)))
         return realloc_failed(heap, tc, flags, block, size, 0, HT_ERROR_INVALID_PARAMETER);
     hti_owner o;
@@ -632,6 +696,10 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     ht_source source;
     void *result = block;
     int in_place = resize_in_place(heap, flags, &o, size, &source);
+    if (in_place == -3) {
+        hti_corruption(heap, block, "realloc of a freed block");
+        return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_DOUBLE_FREE);
+    }
     if (in_place == -2) {
         hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
         return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_CORRUPTION);

@@ -46,8 +46,12 @@ static inline size_t hti_align_down(size_t n, size_t a) { return n & ~(a - 1); }
 
 /* ---- errors (error.c) ----------------------------------------------------------------- */
 HTI_INTERNAL void hti_fail(ht_heap *heap, uint32_t flags, ht_error error);
-/* Records corruption at address: sets the last error and aborts if termination is on. */
+/* Records corruption at address: sets the last error and the calling thread's damage flag,
+ * and aborts with one line if termination is on. Never allocates. */
 HTI_INTERNAL void hti_corruption(ht_heap *heap, const void *address, const char *what);
+/* Set by hti_corruption; the public call that saw damage on the way fails with
+ * HT_ERROR_CORRUPTION (checked on slow paths only, cleared when a call starts). */
+HTI_INTERNAL extern __thread int hti_damage_seen __attribute__((tls_model("initial-exec")));
 extern HTI_INTERNAL atomic_int hti_terminate_on_corruption;
 
 /* ---- OS layer (os.c) ------------------------------------------------------------------ */
@@ -116,9 +120,14 @@ typedef struct hti_block {
     uint32_t check;
 } hti_block;
 _Static_assert(sizeof(hti_block) == HTI_HEADER, "block header is 16 bytes");
+_Static_assert(offsetof(hti_block, tag) == offsetof(hti_block, flags) + 1 && offsetof(hti_block, flags) % 2 == 0,
+               "flags and tag read as one little-endian 16-bit word");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian headers");
 
+/* A free back-end block's list links, encoded (hti_link_encode): read them through
+ * hti_free_next/hti_free_prev. */
 typedef struct hti_free_links {
-    struct hti_block *next, *prev;
+    uintptr_t next, prev;
 } hti_free_links;
 
 HTI_INLINE void *hti_block_data(const hti_block *b) { return (char *)b + HTI_HEADER; }
@@ -134,20 +143,51 @@ HTI_INLINE hti_free_links *hti_links(hti_block *b) { return (hti_free_links *)ht
 typedef struct hti_tcache hti_tcache;
 
 typedef struct hti_subseg {
+    /* Read on every operation, written almost never: a cache line of its own, so that the
+     * owner's and other threads' writes below do not evict it. */
     uint32_t magic;
     uint16_t bucket;
     uint16_t abandoned;     /* on the heap's abandoned list, no owner */
     uint32_t slot_size;     /* bytes per slot, header included */
     uint32_t capacity;      /* slots that fit */
+    uint64_t index_magic;   /* ceil(2^34 / slot_size): slot index by multiply (hti_slot_index) */
+    char *slots;            /* first slot */
+    ht_heap *heap;
+    _Atomic(hti_tcache *) owner;
+    struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
+    /* The owner's. */
+    _Alignas(64) hti_block *local_free; /* owner's free slots (links encoded) */
     uint32_t used;          /* slots out (owner's count; remote frees wait in thread_free) */
     uint32_t carved;        /* slots carved from the bump area so far */
-    hti_block *local_free;  /* owner's free slots */
-    _Atomic(hti_block *) thread_free; /* slots freed by other threads */
-    _Atomic(hti_tcache *) owner;
-    ht_heap *heap;
-    struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
-    char *slots;            /* first slot */
+    /* Other threads'. */
+    _Alignas(64) _Atomic(hti_block *) thread_free; /* slots freed by other threads (links encoded) */
+    /* One byte per slot, outside the slots: HTI_SLOT_FREE while the slot is in one of this
+     * subsegment's lists (or never carved), HTI_SLOT_BUSY while it is out (held by a caller or
+     * cached in a lookaside list). Frees back to the subsegment check it, not the slot's
+     * header, which the program can overwrite (a header saved and written back passes its
+     * seal). Written only where the subsegment's record is touched anyway (LFH pops and frees),
+     * never by lookaside pushes and pops. */
+    _Alignas(64) _Atomic uint8_t state[];
 } hti_subseg;
+
+enum { HTI_SLOT_FREE = 0, HTI_SLOT_BUSY = 1 };
+#define HTI_SLOT_INDEX_SHIFT 34 /* exact for offsets < 2^18 and slots < 2^16 (Granlund-Montgomery) */
+
+HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_block *slot) {
+    return (size_t)(((uint64_t)((const char *)slot - ss->slots) * ss->index_magic) >> HTI_SLOT_INDEX_SHIFT);
+}
+/* The subsegment of a slot whose header is sealed. */
+HTI_INLINE hti_subseg *hti_subseg_of(const hti_block *slot) {
+    return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
+}
+HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_block *slot) {
+    return &ss->state[hti_slot_index(ss, slot)];
+}
+/* The slot (its header sealed) is out of its subsegment's lists. */
+HTI_INLINE bool hti_slot_busy(const hti_block *slot) {
+    return atomic_load_explicit(hti_slot_state(hti_subseg_of(slot), slot), memory_order_relaxed) ==
+           HTI_SLOT_BUSY;
+}
 
 /* Filled once by hti_lfh_init_tables (from the global init, before any heap exists). */
 HTI_INTERNAL extern uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_GRANULE + 1];
@@ -159,9 +199,12 @@ HTI_INLINE unsigned hti_bucket_of(size_t size) {
 }
 
 /* ---- per-thread caches (thread.c) ----------------------------------------------------- */
+#define HTI_CACHED_HINTS 2048
+/* A lookaside list is a stack in the thread's cache, not a chain through the freed slots: no
+ * link lives where a use after free can reach it, and a pop reads nothing from the slot. */
 typedef struct hti_lookaside {
-    hti_block *head;
     uint32_t depth;
+    hti_block *slot[HT_LOOKASIDE_DEPTH];
 } hti_lookaside;
 
 struct hti_tcache {
@@ -174,9 +217,18 @@ struct hti_tcache {
     _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT];
     hti_tcache *heap_next, *heap_prev;  /* heap's list, under the heap lock */
     hti_tcache *thread_next;            /* thread's list */
+    int damaged; /* a list of this cache was found damaged: the current call fails */
+    /* How many cached slots hash to each entry (hti_cached_index): a slot whose entry is 0 is
+     * surely not cached here, so a free checks its lookaside list for a double free in one
+     * load, and scans the list only on a hit. */
+    uint16_t cached_hint[HTI_CACHED_HINTS];
 };
 
 #define HTI_THREAD_SLOTS 4
+HTI_INLINE unsigned hti_cached_index(const hti_block *slot) {
+    uintptr_t a = (uintptr_t)slot >> 4;
+    return (unsigned)(a ^ (a >> 11) ^ (a >> 22)) & (HTI_CACHED_HINTS - 1);
+}
 typedef struct hti_thread {
     ht_heap *last_heap;
     hti_tcache *last_tcache;
@@ -232,6 +284,8 @@ struct ht_heap {
     uint32_t flags;          /* creation flags */
     uint64_t id;             /* unique per created heap; tcaches compare it */
     uint64_t cookie;         /* mixed into every header check */
+    uint64_t link_key[2];    /* free-list link encoding (hti_link_encode) */
+    unsigned link_rotate;    /* 1..63 */
     int has_lfh;             /* growable and serialized */
     atomic_int lfh_mode;     /* 0 off, 1 heuristic, 2 all buckets */
     atomic_int lookaside_on;      /* the information switch */
@@ -292,6 +346,55 @@ HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_block *b) {
     return b->check == hti_check_of(heap, b);
 }
 
+/* ---- free-list links ------------------------------------------------------------------ */
+/* Free-list links live in freed blocks, where a use-after-free write reaches them. They are
+ * stored encoded with the heap's secret keys and the link's own address (glibc's safe-linking,
+ * mimalloc's encoded free lists): a forged, copied or scrubbed value decodes to an address
+ * that fails the checks made before anything is read through it. */
+_Static_assert(sizeof(uintptr_t) == 8, "links are encoded as 64-bit words");
+HTI_INLINE uintptr_t hti_link_encode(const ht_heap *heap, const void *at, const void *p) {
+    uintptr_t x = (uintptr_t)p ^ (uintptr_t)at ^ heap->link_key[0];
+    unsigned r = heap->link_rotate;
+    return ((x << r) | (x >> (64 - r))) + heap->link_key[1];
+}
+HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t v) {
+    uintptr_t x = v - heap->link_key[1];
+    unsigned r = heap->link_rotate;
+    x = (x >> r) | (x << (64 - r));
+    return (void *)(x ^ (uintptr_t)at ^ heap->link_key[0]);
+}
+/* A free LFH slot's link (lookaside, local and remote lists): the first word of its data. */
+HTI_INLINE hti_block *hti_slot_next(const ht_heap *heap, hti_block *slot) {
+    uintptr_t *at = (uintptr_t *)hti_block_data(slot);
+    return (hti_block *)hti_link_decode(heap, at, *at);
+}
+HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_block *slot, const hti_block *next) {
+    uintptr_t *at = (uintptr_t *)hti_block_data(slot);
+    *at = hti_link_encode(heap, at, next);
+}
+HTI_INLINE hti_block *hti_free_next(const ht_heap *heap, hti_block *b) {
+    return (hti_block *)hti_link_decode(heap, &hti_links(b)->next, hti_links(b)->next);
+}
+HTI_INLINE hti_block *hti_free_prev(const ht_heap *heap, hti_block *b) {
+    return (hti_block *)hti_link_decode(heap, &hti_links(b)->prev, hti_links(b)->prev);
+}
+HTI_INLINE void hti_free_set_next(const ht_heap *heap, hti_block *b, const hti_block *next) {
+    hti_links(b)->next = hti_link_encode(heap, &hti_links(b)->next, next);
+}
+HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_block *b, const hti_block *prev) {
+    hti_links(b)->prev = hti_link_encode(heap, &hti_links(b)->prev, prev);
+}
+
+/* True when p may be read as a block header of heap's segments: 16-byte aligned, in a segment
+ * of this heap, inside its committed blocks. Safe on any address (the page map first). */
+HTI_INLINE bool hti_in_segment(const ht_heap *heap, const void *p) {
+    if ((uintptr_t)p & (HTI_GRANULE - 1)) return false;
+    hti_region *r = hti_pagemap_lookup(p);
+    if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT) return false;
+    const hti_segment *seg = (const hti_segment *)r;
+    return (const char *)p >= seg->first && (const char *)p + HTI_MIN_BLOCK <= seg->region.base + seg->committed;
+}
+
 /* The result of classifying a pointer handed to free/realloc/size. */
 typedef struct hti_owner {
     hti_region *region;
@@ -311,6 +414,8 @@ HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_block *b);
 /* Resizes b in place to need data bytes (lock held); 0 and *source, or -1 if it cannot. */
 /* The neighbours' headers are intact and agree with b (lock held). */
 HTI_INTERNAL bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b);
+/* A busy block that still sits in a free list (lock held). */
+HTI_INTERNAL bool hti_backend_listed(ht_heap *heap, hti_block *b);
 HTI_INTERNAL int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source);
 HTI_INTERNAL hti_segment *hti_segment_of(const hti_block *b);
 HTI_INTERNAL int hti_segment_add(ht_heap *heap, size_t need);
@@ -318,7 +423,14 @@ HTI_INTERNAL int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need
 HTI_INTERNAL void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all);
 HTI_INTERNAL void hti_segment_release(ht_heap *heap, hti_segment *seg);
 HTI_INTERNAL void hti_freelist_insert(ht_heap *heap, hti_block *b);
-HTI_INTERNAL void hti_freelist_remove(ht_heap *heap, hti_block *b);
+/* Unlinks a free block after checking its links (safe unlink: both neighbours are sealed free
+ * blocks of this heap that point back at b). 0, or -EFAULT with nothing changed. */
+HTI_INTERNAL int hti_freelist_remove(ht_heap *heap, hti_block *b);
+/* Takes a damaged free block out of use for good (marked busy, never merged or listed) and
+ * reports the corruption (lock held). */
+HTI_INTERNAL void hti_block_isolate(ht_heap *heap, hti_block *b);
+/* A free block of this heap whose header is sealed. */
+HTI_INTERNAL bool hti_free_block_ok(const ht_heap *heap, hti_block *b);
 HTI_INTERNAL hti_block *hti_block_next(const hti_segment *seg, const hti_block *b);
 HTI_INTERNAL hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b);
 /* Largest free block, in data bytes. */
@@ -339,14 +451,26 @@ HTI_INTERNAL size_t hti_large_usable(const hti_large *large);
 /* ---- LFH and lookaside (lfh.c, lookaside.c) ------------------------------------------- */
 /* Allocates a slot of bucket from the calling thread's subsegments. NULL if memory is short. */
 HTI_INTERNAL hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket);
-/* Frees an LFH slot from any thread (tc may be NULL). */
+/* Frees an LFH slot (busy in its state byte, checked by the caller) from any thread (tc may
+ * be NULL), or a slot coming back from a lookaside list. */
 HTI_INTERNAL void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot);
-HTI_INTERNAL hti_subseg *hti_subseg_of(const hti_block *slot);
 /* Thread exit or heap detach: give back lookaside blocks and subsegments (lock held). */
 HTI_INTERNAL void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc);
 /* Collects remote frees of abandoned subsegments and releases the empty ones (lock held). */
 HTI_INTERNAL void hti_lfh_reclaim_abandoned(ht_heap *heap);
 HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss);
+/* A write past the end of a slot lands in the next slot's header: checked by the frees that
+ * take the slow path and by validate. Only its flags and bucket bytes are compared here (they
+ * keep their LFH bit and bucket through every rewrite, so a concurrent update cannot make a
+ * false alarm); any damage fails the header's seal when that slot is used next. */
+HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_block *slot) {
+    const hti_block *next = (const hti_block *)((const char *)slot + ss->slot_size);
+    if ((const char *)next >= ss->slots + (size_t)__atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE) * ss->slot_size)
+        return true;
+    uint16_t flags_tag = __atomic_load_n((const uint16_t *)(const void *)&next->flags, __ATOMIC_RELAXED);
+    return (flags_tag & (0xff00u | HTI_BLOCK_LFH | HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) ==
+           (((unsigned)ss->bucket << 8) | HTI_BLOCK_LFH);
+}
 
 /* Whole-heap validation (walk.c). */
 HTI_INTERNAL bool hti_heap_is_valid(ht_heap *heap);
@@ -374,24 +498,30 @@ HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source sou
 }
 
 /* ---- lookaside lists (lookaside.c) ---------------------------------------------------- */
-/* Pops the thread's most recently cached slot of bucket, or NULL. */
+/* Pops the thread's most recently cached slot of bucket, or NULL. The entries were checked
+ * when they were freed and live in heaptrail's own memory: nothing to check again. */
 HTI_INLINE hti_block *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
     hti_lookaside *l = &tc->lookaside[bucket];
-    hti_block *slot = l->head;
-    if (slot) {
-        l->head = hti_links(slot)->next;
-        l->depth--;
-    }
+    if (!l->depth) return NULL;
+    hti_block *slot = l->slot[--l->depth];
+    tc->cached_hint[hti_cached_index(slot)]--;
     return slot;
 }
-/* Caches slot if the list has room; false otherwise. */
+/* Scans the list of slot's bucket (a hint said it may be there). */
+HTI_INTERNAL bool hti_lookaside_scan(const hti_tcache *tc, const hti_block *slot);
+/* slot (sealed, busy header) is cached in this thread's lookaside list: a double free whose
+ * header was written back after the first free. */
+HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_block *slot) {
+    return HTI_UNLIKELY(tc->cached_hint[hti_cached_index(slot)] != 0) && hti_lookaside_scan(tc, slot);
+}
+/* Caches slot (checked by the caller) if the list has room; false otherwise. The slot stays
+ * busy for its subsegment. */
 HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
     hti_lookaside *l = &tc->lookaside[slot->tag];
     if (l->depth >= HT_LOOKASIDE_DEPTH) return false;
     hti_slot_update(heap, slot, HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE, 0);
-    hti_links(slot)->next = l->head;
-    l->head = slot;
-    l->depth++;
+    l->slot[l->depth++] = slot;
+    tc->cached_hint[hti_cached_index(slot)]++;
     return true;
 }
 /* Gives every cached slot of tc back to the LFH. */

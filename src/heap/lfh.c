@@ -35,10 +35,6 @@ void hti_lfh_init_tables(void) {
     }
 }
 
-hti_subseg *hti_subseg_of(const hti_block *slot) {
-    return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
-}
-
 static size_t subseg_bytes(uint32_t slot) {
     if (slot <= 1024 + HTI_HEADER) return 64u << 10;
     size_t bytes = (size_t)slot * 16;
@@ -59,16 +55,37 @@ static void list_remove(hti_subseg **list, hti_subseg *ss) {
     ss->next = ss->prev = NULL;
 }
 
-/* Takes the slots other threads freed. */
-static void collect(hti_subseg *ss) {
+/* A slot taken from one of ss's lists: inside its carved slots, its header sealed with the
+ * free flags of ss's bucket and pointing back at ss, and free in the state bytes. */
+static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_block *slot) {
+    uintptr_t offset = (uintptr_t)((char *)slot - ss->slots);
+    return offset < (size_t)ss->carved * ss->slot_size && !(offset & (HTI_GRANULE - 1)) &&
+           slot->flags == HTI_BLOCK_LFH && slot->tag == ss->bucket && hti_sealed(heap, slot) &&
+           hti_subseg_of(slot) == ss &&
+           atomic_load_explicit(hti_slot_state(ss, slot), memory_order_relaxed) == HTI_SLOT_FREE;
+}
+
+/* A damaged list of ss: reported (termination if on), cut at the damage so that nothing past
+ * it is handed out, and the calling thread's current call fails. */
+HTI_NOINLINE static void list_damaged(ht_heap *heap, const void *where) {
+    hti_corruption(heap, where, "free-list link damaged (use after free?)");
+}
+
+/* Takes the slots other threads freed; false if that list was damaged (cut there). */
+static bool collect(ht_heap *heap, hti_subseg *ss) {
     hti_block *list = atomic_exchange_explicit(&ss->thread_free, NULL, memory_order_acquire);
     while (list) {
-        hti_block *next = hti_links(list)->next;
-        hti_links(list)->next = ss->local_free;
+        if (HTI_UNLIKELY(!free_slot_ok(heap, ss, list))) {
+            list_damaged(heap, list);
+            return false;
+        }
+        hti_block *next = hti_slot_next(heap, list);
+        hti_slot_set_next(heap, list, ss->local_free);
         ss->local_free = list;
         ss->used--;
         list = next;
     }
+    return true;
 }
 
 static void carve(ht_heap *heap, hti_subseg *ss) {
@@ -84,11 +101,12 @@ static void carve(ht_heap *heap, hti_subseg *ss) {
         slot->flags = HTI_BLOCK_LFH;
         slot->tag = (uint8_t)ss->bucket;
         hti_seal(heap, slot);
-        hti_links(slot)->next = ss->local_free;
+        hti_slot_set_next(heap, slot, ss->local_free);
         ss->local_free = slot;
     }
-    atomic_thread_fence(memory_order_release); /* headers before the count validate reads */
-    ss->carved += n;
+    /* headers before the count: frees on other threads check the next slot's header when the
+     * count says it is carved */
+    __atomic_store_n(&ss->carved, ss->carved + n, __ATOMIC_RELEASE);
 }
 
 static bool has_room(hti_subseg *ss) {
@@ -108,22 +126,26 @@ static void subseg_release(ht_heap *heap, hti_subseg *ss) {
 
 static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     uint32_t slot = hti_bucket_size_table[bucket] + HTI_HEADER;
-    size_t bytes = subseg_bytes(slot);
+    size_t bytes = subseg_bytes(slot); /* block data: record, one state byte per slot, slots */
     ht_source source;
     ht_error error;
     hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
-    hti_block *b = hti_backend_alloc(heap, bytes, HTI_GRANULE, &source, &error);
+    /* 64-byte aligned: the record's groups of fields sit in cache lines of their own */
+    hti_block *b = hti_backend_alloc(heap, bytes, 64, &source, &error);
     hti_subseg *ss = NULL;
     if (b) {
         ss = hti_block_data(b);
-        memset(ss, 0, sizeof *ss);
+        size_t room = hti_block_bytes(b) - HTI_HEADER - sizeof *ss - (HTI_GRANULE - 1);
+        assert(((uintptr_t)ss & 63) == 0);
+        uint32_t capacity = (uint32_t)(room / (slot + 1));
+        memset(ss, 0, sizeof *ss + capacity); /* every state byte HTI_SLOT_FREE */
         ss->magic = HTI_SUBSEG_MAGIC;
         ss->bucket = (uint16_t)bucket;
         ss->slot_size = slot;
+        ss->index_magic = ((1ull << HTI_SLOT_INDEX_SHIFT) + slot - 1) / slot;
         ss->heap = heap;
-        ss->slots = (char *)ss + hti_align_up(sizeof *ss, HTI_GRANULE);
-        size_t usable = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (char *)ss);
-        ss->capacity = (uint32_t)(usable / slot);
+        ss->capacity = capacity;
+        ss->slots = (char *)ss + hti_align_up(sizeof *ss + capacity, HTI_GRANULE);
         atomic_store_explicit(&ss->owner, tc, memory_order_relaxed);
         b->flags = HTI_BLOCK_BUSY | HTI_BLOCK_SUBSEG;
         hti_seal(heap, b);
@@ -145,10 +167,16 @@ static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     return ss;
 }
 
+/* The current call fails: a list was cut at damage. */
+HTI_NOINLINE static hti_block *alloc_damaged(hti_tcache *tc) {
+    tc->damaged = 1;
+    return NULL;
+}
+
 HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
     if (ss) {
-        collect(ss);
+        if (!collect(heap, ss)) return alloc_damaged(tc);
         if (!ss->local_free && ss->carved < ss->capacity) carve(heap, ss);
         if (ss->local_free) goto take;
     }
@@ -161,13 +189,19 @@ HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, uns
         list_push(&tc->owned[bucket], ss);
     }
     tc->current[bucket] = ss;
-    collect(ss);
+    if (!collect(heap, ss)) return alloc_damaged(tc);
     if (!ss->local_free) carve(heap, ss);
     if (!ss->local_free) return NULL;
 take:;
     hti_block *slot = ss->local_free;
-    ss->local_free = hti_links(slot)->next;
+    if (HTI_UNLIKELY(!free_slot_ok(heap, ss, slot))) {
+        ss->local_free = NULL;
+        list_damaged(heap, slot);
+        return alloc_damaged(tc);
+    }
+    ss->local_free = hti_slot_next(heap, slot);
     ss->used++;
+    atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_BUSY, memory_order_relaxed);
     return slot;
 }
 
@@ -175,18 +209,22 @@ hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
     if (HTI_LIKELY(ss && ss->local_free)) {
         hti_block *slot = ss->local_free;
-        ss->local_free = hti_links(slot)->next;
-        ss->used++;
-        return slot;
+        if (HTI_LIKELY(free_slot_ok(heap, ss, slot))) {
+            ss->local_free = hti_slot_next(heap, slot);
+            ss->used++;
+            atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_BUSY, memory_order_relaxed);
+            return slot;
+        }
     }
     return lfh_alloc_slow(heap, tc, bucket);
 }
 
 void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
     hti_subseg *ss = hti_subseg_of(slot);
+    atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_FREE, memory_order_relaxed);
     hti_slot_update(heap, slot, HTI_BLOCK_LFH, 0);
     if (tc && atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc) {
-        hti_links(slot)->next = ss->local_free;
+        hti_slot_set_next(heap, slot, ss->local_free);
         ss->local_free = slot;
         if (HTI_UNLIKELY(--ss->used == 0) && tc->current[ss->bucket] != ss) {
             list_remove(&tc->owned[ss->bucket], ss);
@@ -196,7 +234,7 @@ void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
     }
     hti_block *head = atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
     do {
-        hti_links(slot)->next = head;
+        hti_slot_set_next(heap, slot, head);
     } while (!atomic_compare_exchange_weak_explicit(&ss->thread_free, &head, slot,
                                                     memory_order_release, memory_order_relaxed));
 }
@@ -208,7 +246,7 @@ void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc) {
         hti_subseg *ss = tc->owned[b];
         while (ss) {
             hti_subseg *next = ss->next;
-            collect(ss);
+            collect(heap, ss);
             if (ss->used == 0) {
                 subseg_release(heap, ss);
             } else {
@@ -227,7 +265,7 @@ void hti_lfh_reclaim_abandoned(ht_heap *heap) {
         hti_subseg *ss = heap->abandoned[b];
         while (ss) {
             hti_subseg *next = ss->next;
-            collect(ss);
+            collect(heap, ss);
             if (ss->used == 0) {
                 list_remove(&heap->abandoned[b], ss);
                 subseg_release(heap, ss);
@@ -258,7 +296,8 @@ static bool slot_sealed(const ht_heap *heap, const hti_block *slot, hti_block *o
 bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
     if (ss->magic != HTI_SUBSEG_MAGIC || ss->heap != heap || ss->bucket >= HTI_LFH_BUCKETS) return false;
     if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER) return false;
-    if (ss->carved > ss->capacity) return false;
+    if (ss->carved > ss->capacity || ss->index_magic != ((1ull << HTI_SLOT_INDEX_SHIFT) + ss->slot_size - 1) / ss->slot_size)
+        return false;
     const hti_block *b = hti_block_of(ss);
     size_t room = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (const char *)ss);
     if ((size_t)ss->capacity * ss->slot_size > room) return false;

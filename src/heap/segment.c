@@ -24,15 +24,19 @@ static void append_space(ht_heap *heap, hti_segment *seg, size_t bytes) {
     char *end = seg->region.base + seg->committed;
     seg->committed += bytes;
     if (last && !(last->flags & HTI_BLOCK_BUSY)) {
-        hti_freelist_remove(heap, last);
+        if (hti_freelist_remove(heap, last) != 0) {
+            hti_block_isolate(heap, last);
+            goto fresh;
+        }
         last->size += (uint32_t)(bytes / HTI_GRANULE);
         hti_seal(heap, last);
         hti_freelist_insert(heap, last);
         return;
     }
+fresh:;
     hti_block *b = (hti_block *)end;
     b->size = (uint32_t)(bytes / HTI_GRANULE);
-    b->prev_size = last ? last->size : 0;
+    b->prev_size = seg->last ? seg->last->size : 0;
     b->unused = 0;
     b->flags = 0;
     b->tag = 0;
@@ -109,8 +113,14 @@ void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all) {
     char *cut = (char *)hti_align_up((uintptr_t)last + keep, hti_page_size());
     if (cut >= end) return;
     size_t give = (size_t)(end - cut);
-    if (hti_os_decommit(cut, give) != 0) return;
-    hti_freelist_remove(heap, last);
+    if (hti_freelist_remove(heap, last) != 0) {
+        hti_block_isolate(heap, last);
+        return;
+    }
+    if (hti_os_decommit(cut, give) != 0) {
+        hti_freelist_insert(heap, last);
+        return;
+    }
     last->size = (uint32_t)((size_t)(cut - (char *)last) / HTI_GRANULE);
     hti_seal(heap, last);
     hti_freelist_insert(heap, last);
@@ -120,7 +130,10 @@ void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all) {
 }
 
 void hti_segment_release(ht_heap *heap, hti_segment *seg) {
-    hti_freelist_remove(heap, seg->last);
+    if (hti_freelist_remove(heap, seg->last) != 0) {
+        hti_block_isolate(heap, seg->last);
+        return;
+    }
     if (seg->prev) seg->prev->next = seg->next;
     else heap->segments = seg->next;
     if (seg->next) seg->next->prev = seg->prev;

@@ -180,11 +180,11 @@ static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
         bool bit = heap->bitmap[bin / 64] >> (bin % 64) & 1;
         if (bit != (heap->bins[bin] != NULL)) *ok = false;
         hti_block *prev = NULL;
-        for (hti_block *b = heap->bins[bin]; b && *ok; b = hti_links(b)->next) {
-            hti_region *r = hti_pagemap_lookup(b);
-            if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT || !hti_sealed(heap, b) ||
-                (b->flags & HTI_BLOCK_BUSY) || hti_links(b)->prev != prev)
+        for (hti_block *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
+            if (!hti_free_block_ok(heap, b) || hti_free_prev(heap, b) != prev) {
                 *ok = false;
+                break;
+            }
             prev = b;
             if (++count > (1u << 30)) *ok = false; /* a cycle */
         }
