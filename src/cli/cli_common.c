@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "trace/options.h"
+
 #define OUT_BUFFER_SIZE (256u << 10)
 #define INPUT_BATCH 4096u
 
@@ -136,25 +138,14 @@ int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out)
     return 0;
 }
 
+/* The tracer's size grammar (src/trace/options.c): a size means the same in every option. */
 int ht_cli_parse_size(const char *option, const char *text, uint64_t *out)
 {
-    char *end;
-    if (!*text || *text == '-' || isspace((unsigned char)*text))
-        return bad_value(option, text, "expected a size such as 4096, 64k, 1m or 2g");
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 0);
-    unsigned shift = 0;
-    switch (tolower((unsigned char)*end)) {
-    case 'k': shift = 10; end++; break;
-    case 'm': shift = 20; end++; break;
-    case 'g': shift = 30; end++; break;
-    default: break;
-    }
-    if (shift && (*end == 'b' || *end == 'B'))
-        end++;
-    if (errno || end == text || *end || (shift && value > (~0ull >> shift)))
-        return bad_value(option, text, "expected a size such as 4096, 64k, 1m or 2g");
-    *out = (uint64_t)value << shift;
+    int error = hti_parse_size(text, out);
+    if (error == -ERANGE)
+        return bad_value(option, text, "out of range (more than 64 bits)");
+    if (error)
+        return bad_value(option, text, HTI_NOT_A_SIZE);
     return 0;
 }
 

@@ -84,7 +84,7 @@ void ht_cli_progress_option(int id);
 /* Value parsers: on a bad value they print "bad value 'x' for --option: ..." and return
  * HT_CLI_EXIT_USAGE; 0 on success. */
 int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);    /* decimal or 0x */
-int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /* 4k, 1m, 2g */
+int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /* 4K, 1M, 2GiB */
 /* One of choices (a NULL-terminated list); *index is its position. */
 int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
                         int *index);

@@ -1,75 +1,84 @@
 /* tracing_options.c — the values of the tracing options record and start share (contract in
- * tracing_options.h). The limits are the tracer's: a stack of at most HT_TRACE_MAX_DEPTH
- * frames, zstd levels 1..19. A setting's key and variable are two names of one thing: the
- * variable is "HEAPTRAIL_" and the key in capitals. */
+ * tracing_options.h). Values are checked by the tracer's own option parser (src/trace/options.c),
+ * the one the environment and the control protocol use, so a value the command line accepts is
+ * one the traced process accepts, and a refusal is explained in the same words. The only rule
+ * of the command line's own: --stacks=0 asks for stacks and none at once, and is refused. */
 #include "tracing_options.h"
 
 #include <stdio.h>
 
 #include "heaptrail/trace.h"
+#include "trace/options.h"
 
 #define DEFAULT_STACK_DEPTH 32u
 
-static void set(ht_cli_tracing_setting *setting, const char *key, const char *variable,
-                const char *value)
+static void set(ht_cli_tracing_setting *setting, hti_option option, const char *value)
 {
-    setting->key = key;
-    setting->variable = variable;
+    setting->key = hti_option_key(option);
+    setting->variable = hti_option_variable(option);
     snprintf(setting->value, sizeof setting->value, "%s", value);
 }
 
-static void set_number(ht_cli_tracing_setting *setting, const char *key, const char *variable)
+static void set_number(ht_cli_tracing_setting *setting, hti_option option)
 {
     char text[32];
     snprintf(text, sizeof text, "%llu", (unsigned long long)setting->number);
-    set(setting, key, variable, text);
+    set(setting, option, text);
+}
+
+/* The shared verdict on value for --name; the usage error is printed on a refusal. */
+static int parse(hti_option option, const char *name, const char *value,
+                 ht_cli_tracing_setting *setting)
+{
+    hti_option_value parsed;
+    const char *why = NULL;
+    if (hti_option_value_parse(option, value, &parsed, &why) != 0)
+        return ht_cli_usage_error("bad value '%s' for --%s: %s", value ? value : "", name, why);
+    setting->number = parsed.number;
+    return 0;
 }
 
 int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *setting)
 {
-    static const char *const modes[] = {"block", "discard", "ring", NULL};
-    static const char *const unwinders[] = {"libunwind", "fp", NULL};
-    int index = 0;
     setting->number = 0;
     switch (id) {
     case HT_CLI_OPT_STACKS:
         setting->number = DEFAULT_STACK_DEPTH;
-        if (value && ht_cli_parse_u64("--stacks", value, &setting->number))
+        if (value && parse(HTI_OPTION_STACKS, "stacks", value, setting))
             return HT_CLI_EXIT_USAGE;
-        if (value && (setting->number == 0 || setting->number > HT_TRACE_MAX_DEPTH))
-            return ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames",
+        if (setting->number == 0)
+            return ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to %u frames "
+                                      "(leave --stacks out for none)",
                                       value, HT_TRACE_MAX_DEPTH);
-        set_number(setting, "stacks", "HEAPTRAIL_STACKS");
+        set_number(setting, HTI_OPTION_STACKS);
         return 0;
     case HT_CLI_OPT_UNWIND:
-        if (ht_cli_parse_choice("--unwind", value, unwinders, &index))
+        if (parse(HTI_OPTION_UNWIND, "unwind", value, setting))
             return HT_CLI_EXIT_USAGE;
-        set(setting, "unwind", "HEAPTRAIL_UNWIND", unwinders[index]);
+        set(setting, HTI_OPTION_UNWIND, value);
         return 0;
     case HT_CLI_OPT_MODE:
-        if (ht_cli_parse_choice("--mode", value, modes, &index))
+        if (parse(HTI_OPTION_MODE, "mode", value, setting))
             return HT_CLI_EXIT_USAGE;
-        set(setting, "mode", "HEAPTRAIL_MODE", modes[index]);
+        set(setting, HTI_OPTION_MODE, value);
         return 0;
     case HT_CLI_OPT_SAMPLE:
-        if (ht_cli_parse_size("--sample", value, &setting->number))
+        if (parse(HTI_OPTION_SAMPLE, "sample", value, setting))
             return HT_CLI_EXIT_USAGE;
-        set_number(setting, "sample", "HEAPTRAIL_SAMPLE");
+        set_number(setting, HTI_OPTION_SAMPLE);
         return 0;
     case HT_CLI_OPT_BUFFER:
-        if (ht_cli_parse_size("--buffer", value, &setting->number))
+        if (parse(HTI_OPTION_BUFFER, "buffer", value, setting))
             return HT_CLI_EXIT_USAGE;
-        set_number(setting, "buffer", "HEAPTRAIL_BUFFER");
+        set_number(setting, HTI_OPTION_BUFFER);
         return 0;
     case HT_CLI_OPT_COMPRESS:
-        if (ht_cli_parse_u64("--compress", value, &setting->number))
+        if (parse(HTI_OPTION_COMPRESS, "compress", value, setting))
             return HT_CLI_EXIT_USAGE;
-        if (setting->number < 1 || setting->number > 19)
-            return ht_cli_usage_error("bad value '%s' for --compress: expected 1 to 19", value);
-        set_number(setting, "compress", "HEAPTRAIL_COMPRESS");
+        set_number(setting, HTI_OPTION_COMPRESS);
         return 0;
     case HT_CLI_OPT_FOLLOW_FORKS:
-        set(setting, "follow_forks", "HEAPTRAIL_FOLLOW_FORKS", "1");
+        set(setting, HTI_OPTION_FOLLOW_FORKS, "1");
         return 0;
     default:
         return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
