@@ -289,6 +289,42 @@ static void rundown_end(ht_analysis *a, pass *p)
     }
 }
 
+/* ---- temporaries: a thread's last operation ----
+ * heaptrack's rule, per thread: a block is temporary when the thread that allocated it frees (or
+ * reallocates) it with its very next heap operation. t->last_alloc alone is an address, and an
+ * address outlives its block: another thread may free the block and get the address again for a
+ * new one. So every allocation at an address makes the thread that allocated there before
+ * forget it (last_allocs), and t->last_alloc == address then means "this very block". */
+
+/* The thread did something else than allocate: its last operation is no longer an allocation. */
+static inline void last_alloc_clear(ht_analysis *a, hti_thread *t)
+{
+    if (t && t->last_alloc) {
+        hti_map_remove(&a->last_allocs, t->last_alloc);
+        t->last_alloc = 0;
+    }
+}
+
+/* A new block at address: the thread that allocated there before (if it did nothing since)
+ * no longer has its block there. */
+static inline void last_alloc_forget_address(ht_analysis *a, uint64_t address)
+{
+    uint32_t other = hti_map_get(&a->last_allocs, address);
+    if (other != UINT32_MAX) {
+        a->threads[other].last_alloc = 0;
+        hti_map_remove(&a->last_allocs, address);
+    }
+}
+
+/* t's last operation allocated the block at address. */
+static inline void last_alloc_set(ht_analysis *a, hti_thread *t, uint64_t address)
+{
+    last_alloc_clear(a, t);
+    last_alloc_forget_address(a, address);
+    if (t && hti_map_put(&a->last_allocs, address, (uint32_t)(t - a->threads)) == 0)
+        t->last_alloc = address;
+}
+
 static bool is_temporary(const ht_analysis *a, const hti_thread *t, const hti_block *b,
                          uint64_t address, uint64_t now)
 {
@@ -351,8 +387,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
         if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
             record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
-            if (t)
-                t->last_alloc = 0;
+            last_alloc_clear(a, t);
             if (hooks && hooks->notable)
                 hooks->notable(hooks->context, a, e, site);
             break;
@@ -362,8 +397,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         count_allocation(a, &a->sites[site], &a->heaps[heap], x->Size, x->Source, e->weight);
         if (add_block(a, x->Address, x->Size, heap, site, e->weight, now, hooks) != 0)
             return -ENOMEM;
-        if (t)
-            t->last_alloc = x->Address;
+        last_alloc_set(a, t, x->Address);
         break;
     }
     case HT_EVENT_FREE: {
@@ -381,16 +415,14 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
                                     ? HTI_INVALID_DOUBLE_FREE
                                     : HTI_INVALID_UNKNOWN_FREE;
             record_invalid(a, e, kind, site, heap, x->Address, 0);
-            if (t)
-                t->last_alloc = 0;
+            last_alloc_clear(a, t);
             if (hooks && hooks->notable)
                 hooks->notable(hooks->context, a, e, site);
             break;
         }
         if (!b) {
             a->unknown_frees += 1;
-            if (t)
-                t->last_alloc = 0;
+            last_alloc_clear(a, t);
             break;
         }
         if (is_temporary(a, t, b, x->Address, now))
@@ -405,8 +437,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         account_release(a, b, now, hooks);
         hti_blocks_remove(&a->blocks, b);
         a->recent_frees[recent_slot(x->Address)] = x->Address;
-        if (t)
-            t->last_alloc = 0;
+        last_alloc_clear(a, t);
         break;
     }
     case HT_EVENT_REALLOC: {
@@ -423,8 +454,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
                     ? HTI_INVALID_REALLOC_FREED
                     : HTI_INVALID_REALLOC_UNKNOWN;
             record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
-            if (t)
-                t->last_alloc = 0;
+            last_alloc_clear(a, t);
             if (hooks && hooks->notable)
                 hooks->notable(hooks->context, a, e, site);
             break;
@@ -453,8 +483,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         count_allocation(a, &a->sites[site], &a->heaps[heap], x->NewSize, x->Source, e->weight);
         if (add_block(a, x->NewAddress, x->NewSize, heap, site, e->weight, now, hooks) != 0)
             return -ENOMEM;
-        if (t)
-            t->last_alloc = x->NewAddress;
+        last_alloc_set(a, t, x->NewAddress);
         break;
     }
     case HT_EVENT_RUNDOWN_BLOCK: {
@@ -471,6 +500,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         a->rundown_bytes += (double)x->Size;
         if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
             return -ENOMEM;
+        last_alloc_forget_address(a, x->Address);
         if (p->rundown_sweep)
             hti_blocks_find(&a->blocks, x->Address)->time |= TIME_MARK;
         break;
@@ -904,6 +934,7 @@ void ht_analysis_close(ht_analysis *a)
     hti_blocks_free(&a->blocks);
     hti_map_free(&a->heap_index);
     hti_map_free(&a->thread_index);
+    hti_map_free(&a->last_allocs);
     free(a->heaps);
     free(a->threads);
     free(a->recent_frees);

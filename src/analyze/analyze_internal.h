@@ -47,6 +47,8 @@ void hti_map_free(hti_map *map);
 uint32_t hti_map_get(const hti_map *map, uint64_t key);
 /* Sets key's value; 0 or -ENOMEM. */
 int hti_map_put(hti_map *map, uint64_t key, uint32_t value);
+/* Removes key if present (backward-shift deletion: no tombstones). */
+void hti_map_remove(hti_map *map, uint64_t key);
 
 /* Interned NUL-terminated strings: equal strings get the same pointer, valid until freed. */
 typedef struct hti_strings {
@@ -241,6 +243,9 @@ typedef struct hti_heap {
     uint64_t invalid[3]; /* by ht_op */
 } hti_heap;
 
+/* A thread's last operation, if it was an allocation: the block at last_alloc. It stays that
+ * block only while no other thread allocates at that address (the block may be freed elsewhere
+ * and its address handed out again): ht_analysis.last_allocs finds the thread to forget it. */
 typedef struct hti_thread {
     uint32_t tid;
     uint64_t last_alloc; /* address of the thread's last operation if it was an allocation */
@@ -306,6 +311,7 @@ struct ht_analysis {
 
     hti_blocks blocks;
     hti_map heap_index, thread_index;
+    hti_map last_allocs; /* address -> index of the thread whose last operation allocated it */
     hti_heap *heaps;
     size_t heap_count, heap_capacity;
     hti_thread *threads;

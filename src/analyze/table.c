@@ -99,6 +99,30 @@ int hti_map_put(hti_map *map, uint64_t key, uint32_t value)
     return 0;
 }
 
+void hti_map_remove(hti_map *map, uint64_t key)
+{
+    if (!map->keys)
+        return;
+    size_t i = (size_t)hti_mix64(key) & map->mask;
+    while (map->keys[i] != key) {
+        if (!map->keys[i])
+            return;
+        i = (i + 1) & map->mask;
+    }
+    /* Backward shift: move later entries of the probe run into the hole when their home slot
+     * does not lie between the hole and them (cyclically), so lookups never stop early. */
+    for (size_t j = (i + 1) & map->mask; map->keys[j]; j = (j + 1) & map->mask) {
+        size_t home = (size_t)hti_mix64(map->keys[j]) & map->mask;
+        if (((j - home) & map->mask) >= ((j - i) & map->mask)) {
+            map->keys[i] = map->keys[j];
+            map->values[i] = map->values[j];
+            i = j;
+        }
+    }
+    map->keys[i] = 0;
+    map->count--;
+}
+
 /* ---- string pool ---- */
 
 #define STRING_BLOCK (64u << 10)

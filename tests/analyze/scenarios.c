@@ -2,8 +2,9 @@
  * `scenarios PREFIX` writes PREFIX.window.trace (three phases 150 ms apart for the WPA lifetime
  * classes, every INVALID kind, a destroyed heap, LFH and back-end traffic), .sampled.trace (byte
  * sampling), .ring.trace (ring mode: FREE events overwritten in another thread's ring), .lost.trace
- * (discard mode into a pipe nobody reads during a burst) and .json (heap handles, the heap's own
- * per-Source counters, expected numbers, the tracer's lost count). heaptrail is linked
+ * (discard mode into a pipe nobody reads during a burst), .temporary.trace (blocks handed between
+ * two threads whose addresses come straight back, and a few true temporaries) and .json (heap
+ * handles, the heap's own per-Source counters, expected numbers, the tracer's lost count). heaptrail is linked
  * statically here: the report must strip its frames from the stacks. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -182,6 +183,81 @@ __attribute__((noinline)) static void burst(ht_heap *heap)
     }
 }
 
+/* Temporaries across threads. Each round: the main thread allocates p and hands it over; the
+ * other thread frees p and allocates q of the same size, which its lookaside list serves at p's
+ * address; the main thread frees q. No block is freed by the next operation of the thread that
+ * allocated it, although each thread's last allocation had the address of the block it frees. */
+#define CROSS_ROUNDS 999
+#define CROSS_SIZE 64
+#define TRUE_TEMPORARIES 7
+
+typedef struct handoff {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int turn; /* 1: the other thread's, 0: main's, -1: finished */
+    void *block;
+    ht_heap *heap;
+    int reused; /* rounds where q had p's address */
+} handoff;
+
+static void handoff_wait(handoff *h, int turn)
+{
+    pthread_mutex_lock(&h->lock);
+    while (h->turn != turn && h->turn != -1)
+        pthread_cond_wait(&h->changed, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void handoff_pass(handoff *h, int turn)
+{
+    pthread_mutex_lock(&h->lock);
+    h->turn = turn;
+    pthread_cond_broadcast(&h->changed);
+    pthread_mutex_unlock(&h->lock);
+}
+
+__attribute__((noinline)) static void *swap_block(ht_heap *heap, void *p)
+{
+    ht_heap_free(heap, 0, p);
+    return ht_heap_alloc(heap, 0, CROSS_SIZE);
+}
+
+static void *cross_worker(void *argument)
+{
+    handoff *h = argument;
+    for (int i = 0; i < CROSS_ROUNDS; i++) {
+        handoff_wait(h, 1);
+        void *p = h->block;
+        h->block = swap_block(h->heap, p);
+        h->reused += h->block == p;
+        handoff_pass(h, 0);
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static int cross_thread_rounds(ht_heap *heap)
+{
+    handoff h = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
+                 .heap = heap};
+    pthread_t worker;
+    if (pthread_create(&worker, NULL, cross_worker, &h) != 0)
+        return -1;
+    for (int i = 0; i < CROSS_ROUNDS; i++) {
+        h.block = ht_heap_alloc(heap, 0, CROSS_SIZE);
+        handoff_pass(&h, 1);
+        handoff_wait(&h, 0);
+        ht_heap_free(heap, 0, h.block);
+    }
+    pthread_join(worker, NULL);
+    return h.reused;
+}
+
+__attribute__((noinline)) static void true_temporaries(ht_heap *heap)
+{
+    for (int i = 0; i < TRUE_TEMPORARIES; i++)
+        ht_heap_free(heap, 0, ht_heap_alloc(heap, 0, 48));
+}
+
 typedef struct drain {
     int in, out;
     pthread_mutex_t lock;
@@ -294,6 +370,21 @@ int main(int argc, char **argv)
     ht_trace_stats stats;
     ht_trace_stats_get(&stats);
 
+    /* 5. temporaries across threads (every bucket active: the lookaside lists serve at once) */
+    snprintf(path, sizeof path, "%s.temporary.trace", argv[1]);
+    ht_heap *cross = ht_heap_create(0, 0, 0);
+    uint32_t all_buckets = 2;
+    if (!cross || !ht_heap_set_information(cross, HT_HEAP_COMPATIBILITY_INFORMATION, &all_buckets,
+                                           sizeof all_buckets))
+        return 1;
+    if (start(path, -1, HT_TRACE_MODE_BLOCK, 0, 0))
+        return 1;
+    int reused = cross_thread_rounds(cross);
+    true_temporaries(cross);
+    ht_trace_stop();
+    if (reused < 0)
+        return 1;
+
     snprintf(path, sizeof path, "%s.json", argv[1]);
     FILE *f = fopen(path, "w");
     if (!f)
@@ -316,7 +407,9 @@ int main(int argc, char **argv)
     fprintf(f, " \"window_begin_monotonic_ns\": %" PRIu64 ", \"window_end_monotonic_ns\": %" PRIu64
             ",\n", marks[0] + (marks[1] - marks[0]) / 2, marks[2] + (marks[3] - marks[2]) / 2);
     fprintf(f, " \"phase_ns\": %ld, \"sampled_count\": %d, \"sampled_size\": %d,"
-            " \"sampled_keep\": %d, \"ring_count\": %d, \"lost\": %" PRIu64 "}\n", PHASE_NS,
+            " \"sampled_keep\": %d, \"ring_count\": %d, \"lost\": %" PRIu64 ",\n", PHASE_NS,
             SAMPLED_COUNT, SAMPLED_SIZE, SAMPLED_KEEP, RING_COUNT, stats.lost);
+    fprintf(f, " \"cross_rounds\": %d, \"cross_reused\": %d, \"true_temporaries\": %d,"
+            " \"true_temporary_size\": 48}\n", CROSS_ROUNDS, reused, TRUE_TEMPORARIES);
     return fclose(f) == 0 ? 0 : 1;
 }
