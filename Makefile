@@ -1,10 +1,11 @@
 # heaptrail — the front door. CMake does the work; these targets are what the README shows.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build run demo test test-asan bench clean
+.PHONY: all build run demo test test-asan test-tsan fuzz bench clean
 
 all: build
 
@@ -38,8 +39,36 @@ test-asan:
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE no-sanitizer
 
+# The threaded tests (label threads: heap stress, tracing with its writer and consumer threads,
+# the control socket) under ThreadSanitizer. tests/tsan.supp names the functions that read
+# without a lock on purpose; fork children may start threads (die_after_fork=0).
+TSAN_OPTIONS_RUN = suppressions=$(CURDIR)/tests/tsan.supp die_after_fork=0 history_size=7 \
+	second_deadlock_stack=1
+test-tsan:
+	scripts/deps.sh
+	cmake -S . -B $(TSAN_BUILD) -DHT_TSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" \
+		ctest --output-on-failure -j $(JOBS) -L threads -LE no-sanitizer
+
+# The fuzz targets — trace reader, control protocol requests, option values — under ASan +
+# UBSan, each for FUZZ_SECONDS (CTest runs them for a few seconds only), replaying and mutating
+# their corpora in tests/trace/. FUZZ_SEED=N gives another sequence; an input that fails is
+# saved as $(ASAN_BUILD)/fuzz-crash-fuzz_trace_NAME.bin (replay it by naming it).
+FUZZ_SECONDS ?= 300
+FUZZ_SEED ?= 1
+FUZZ_TARGETS = reader:corpus control:corpus-control options:corpus-options
+fuzz:
+	scripts/deps.sh
+	cmake -S . -B $(ASAN_BUILD) -DHT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) \
+		--target $(foreach t,$(FUZZ_TARGETS),fuzz_trace_$(firstword $(subst :, ,$(t))))
+	cd $(ASAN_BUILD) && $(foreach t,$(FUZZ_TARGETS),./fuzz_trace_$(firstword $(subst :, ,$(t))) \
+		--seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+		$(CURDIR)/tests/trace/$(lastword $(subst :, ,$(t))) &&) true
+
 bench: build
 	python3 bench/run.py
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

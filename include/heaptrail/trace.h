@@ -81,12 +81,15 @@ HT_API void ht_trace_options_init(ht_trace_options *options);
 
 /* Starts a session: opens the output, starts the writer (and consumer) thread, switches the
  * hooks on, writes the module map and the rundown (every heap, every live block).
- * -EBUSY: a session runs; -EINVAL: bad options; other: the errno of open/mmap/pthread_create. */
+ * -EBUSY: a session runs; -EINVAL: bad options; -ENXIO: the output is a FIFO nobody reads
+ * (never waited for); other: the errno of open/mmap/pthread_create. */
 HT_API int ht_trace_start(const ht_trace_options *options);
 
 /* Stops the session: hooks off, every thread's buffered events written (ring mode: the ring),
  * footer written, file closed, threads joined. -ENOENT when no session runs. Safe to call from
- * an atexit handler. Events of threads still inside a hook at that instant may be dropped. */
+ * an atexit handler. Events of threads inside a hook at that instant are waited for. Block
+ * mode waits for the output as long as it takes; discard and ring modes give up on an output
+ * that takes nothing for 1 s (10 s at most) and count the rest lost (DESIGN.md). */
 HT_API int ht_trace_stop(void);
 
 HT_API bool ht_trace_is_active(void);
@@ -99,7 +102,8 @@ HT_API int ht_trace_flush(void);
  * snapshot) and a rundown taken now. Other modes: same as ht_trace_flush(). */
 HT_API int ht_trace_snapshot(void);
 
-/* Environment variables read by ht_trace_start_from_env (sizes accept k, m, g suffixes):
+/* Environment variables read by ht_trace_start_from_env (values and ranges as in README.md,
+ * "Option values": sizes like 64K or 4MiB, nothing signed, clamped or wrapped):
  *   HEAPTRAIL_OUTPUT=path      output file; "%p" becomes the pid. Tracing starts only if this
  *                              or HEAPTRAIL_FD is set.
  *   HEAPTRAIL_FD=n             write to inherited descriptor n instead
@@ -168,7 +172,8 @@ HT_API int ht_control_socket_path(char *path, size_t size, uint32_t uid, uint32_
  * replaced) and starts the listener thread, which blocks every signal and does its work under
  * the tracer's guard (its heap calls are never traced). Registers an exit handler that removes
  * the socket and stops a running session. Idempotent. 0, -EPERM (the directory is not private
- * to us; one line on stderr), -ENAMETOOLONG, or the errno of socket/bind/listen/pthread_create. */
+ * to us; one line on stderr), -EINVAL (HEAPTRAIL_CONTROL_DIR refused; one line on stderr),
+ * -ENAMETOOLONG, or the errno of socket/bind/listen/pthread_create. */
 HT_API int ht_control_start(void);
 
 /* Closes the socket and removes it; the listener thread ends. No-op if not started. */

@@ -5,6 +5,8 @@
  * failure handler), free preserves errno and ignores pointers the heap does not own. A
  * thread-local nesting counter sends any call made from inside the heap (should the heap reach
  * a libc function that allocates) to a small static bootstrap pool instead of recursing.
+ * Memory allocated on heaptrail's own behalf (while the tracer's guard is held) comes from a
+ * private heap that is never traced, so it is never counted as the program's.
  * Fork safety comes from the heap's own atfork handlers. Tracing, fatal signals, fork children's
  * traces and the control socket are wired up in startup.c. */
 #include <errno.h>
@@ -17,9 +19,11 @@
 #include <unistd.h>
 
 #include "heaptrail/heap.h"
+#include "trace/trace_internal.h" /* the guard: hti_guard_depth, hti_guard_enter/leave */
 
 #define HT_EXPORT __attribute__((visibility("default")))
 #define HT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HT_LIKELY(x) __builtin_expect(!!(x), 1)
 
 /* The heap's natural alignment: every block is 16-byte aligned (DESIGN.md). */
 #define MALLOC_ALIGNMENT 16u
@@ -139,24 +143,106 @@ static void bootstrap_free(void *block)
     atomic_flag_clear_explicit(&bootstrap_lock, memory_order_release);
 }
 
+/* ---- heaptrail's own memory: the tracer heap ----------------------------------------------
+ * What the C library and libunwind allocate on heaptrail's behalf (the thread-local storage of
+ * its writer, control and consumer threads, libunwind's set-up and per-thread caches) is not the
+ * program's memory: memcheck or DHAT would not see it, and a trace must not count it in its
+ * rundown, leaks or peak. The tracer marks that work with its guard (hti_guard_depth: held
+ * around its pthread_create calls, for the whole life of its own threads, around stack
+ * capture); allocations made under it come from this private heap. Every call on it runs under
+ * the guard, so none is an event, whichever thread frees; the rundown leaves the heap out
+ * (hti_tracer_heap). It is a fixed-size heap: its blocks lie in one reserved range, so free,
+ * realloc and malloc_usable_size recognise them by one range check, as they do the bootstrap
+ * pool's. When it cannot serve (full, a block too large for it), the process heap does. */
+#define TRACER_HEAP_SIZE ((size_t)256 << 20) /* reserved; committed only as it fills */
+
+static ht_heap *_Atomic tracer_heap;
+static _Atomic uintptr_t tracer_heap_base;
+static _Atomic size_t tracer_heap_span; /* 0 until the heap exists: no address is in range */
+static atomic_int tracer_heap_state;    /* 0 not made, 1 being made or failed, 2 made */
+
+static bool tracer_heap_owns(const void *block)
+{
+    size_t span = atomic_load_explicit(&tracer_heap_span, memory_order_acquire);
+    uintptr_t base = atomic_load_explicit(&tracer_heap_base, memory_order_relaxed);
+    return (uintptr_t)block - base < span;
+}
+
+/* The tracer heap, made on first use; NULL if it cannot be made (or is being made by another
+ * thread): the process heap serves then. Called with the nesting counter held. */
+static ht_heap *tracer_heap_get(void)
+{
+    ht_heap *heap = atomic_load_explicit(&tracer_heap, memory_order_acquire);
+    if (HT_LIKELY(heap != NULL))
+        return heap;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&tracer_heap_state, &expected, 1))
+        return NULL;
+    heap = ht_heap_create(0, 0, TRACER_HEAP_SIZE);
+    ht_heap_entry region;
+    memset(&region, 0, sizeof region);
+    if (heap == NULL || !ht_heap_walk(heap, &region) || !(region.flags & HT_ENTRY_REGION)) {
+        if (heap != NULL)
+            ht_heap_destroy(heap);
+        return NULL;
+    }
+    /* The range before the handle: a block can be handed out only once frees recognise it. */
+    atomic_store_explicit(&hti_tracer_heap, heap, memory_order_release); /* out of rundowns */
+    atomic_store_explicit(&tracer_heap_base, (uintptr_t)region.data, memory_order_relaxed);
+    atomic_store_explicit(&tracer_heap_span, region.size, memory_order_release);
+    atomic_store_explicit(&tracer_heap, heap, memory_order_release);
+    atomic_store(&tracer_heap_state, 2);
+    return heap;
+}
+
 /* ---- The narrow paths every interposed function goes through ------------------------------ */
 
-/* A new block of size bytes aligned to alignment (a power of two), flags 0 or ZERO_MEMORY. */
-static void *serve_alloc(uint32_t flags, size_t alignment, size_t size)
+/* A block of heap, aligned to alignment (a power of two); NULL on failure or without a heap. */
+static inline void *heap_alloc(ht_heap *heap, uint32_t flags, size_t alignment, size_t size)
 {
-    if (HT_UNLIKELY(preload_nesting != 0))
+    if (HT_UNLIKELY(heap == NULL))
+        return NULL;
+    if (alignment <= MALLOC_ALIGNMENT)
+        return ht_heap_alloc(heap, flags, size);
+    return ht_heap_alloc_aligned(heap, flags, alignment, size);
+}
+
+/* A call nested inside the heap (the bootstrap pool), or made on heaptrail's behalf (the tracer
+ * heap, else the process heap: the guard keeps that untraced, as the tracer's own work). */
+HTI_NOINLINE static void *serve_alloc_slow(uint32_t flags, size_t alignment, size_t size)
+{
+    if (preload_nesting != 0)
         return bootstrap_alloc(alignment, size);
     preload_nesting++;
-    ht_heap *heap = process_heap();
-    void *block = NULL;
-    if (HT_UNLIKELY(heap == NULL))
-        block = NULL;
-    else if (alignment <= MALLOC_ALIGNMENT)
-        block = ht_heap_alloc(heap, flags, size);
-    else
-        block = ht_heap_alloc_aligned(heap, flags, alignment, size);
+    void *block = heap_alloc(tracer_heap_get(), flags, alignment, size);
+    if (block == NULL)
+        block = heap_alloc(process_heap(), flags, alignment, size);
     preload_nesting--;
     return block != NULL ? block : fail_no_memory();
+}
+
+/* A new block of size bytes aligned to alignment (a power of two), flags 0 or ZERO_MEMORY.
+ * Cost: two thread-local loads decide that the call is the program's own. */
+static void *serve_alloc(uint32_t flags, size_t alignment, size_t size)
+{
+    if (HT_UNLIKELY((preload_nesting | hti_guard_depth) != 0))
+        return serve_alloc_slow(flags, alignment, size);
+    preload_nesting++;
+    void *block = heap_alloc(process_heap(), flags, alignment, size);
+    preload_nesting--;
+    return block != NULL ? block : fail_no_memory();
+}
+
+/* Frees a block of the tracer heap, from any thread, without an event. */
+HTI_NOINLINE static void tracer_free(void *block)
+{
+    int saved_errno = errno;
+    preload_nesting++;
+    hti_guard_enter();
+    (void)ht_heap_free(atomic_load_explicit(&tracer_heap, memory_order_acquire), 0, block);
+    hti_guard_leave();
+    preload_nesting--;
+    errno = saved_errno;
 }
 
 static void serve_free(void *block)
@@ -169,6 +255,10 @@ static void serve_free(void *block)
     }
     if (HT_UNLIKELY(preload_nesting != 0)) /* the heap is busy in this thread: leak the block */
         return;
+    if (HT_UNLIKELY(tracer_heap_owns(block))) {
+        tracer_free(block);
+        return;
+    }
     int saved_errno = errno;
     preload_nesting++;
     (void)ht_heap_free(process_heap(), 0, block); /* false for a stranger: ignored */
@@ -186,7 +276,8 @@ static size_t serve_size(const void *block)
     if (HT_UNLIKELY(preload_nesting != 0))
         return 0;
     preload_nesting++;
-    size_t size = ht_heap_size(process_heap(), 0, block);
+    ht_heap *heap = tracer_heap_owns(block) ? atomic_load(&tracer_heap) : process_heap();
+    size_t size = ht_heap_size(heap, 0, block);
     preload_nesting--;
     return size == SIZE_MAX ? 0 : size;
 }
@@ -205,6 +296,27 @@ static void *serve_realloc_slow(void *block, size_t size)
     return moved;
 }
 
+/* realloc of a tracer heap block: it stays there, or moves to the process heap (still out of
+ * the trace) when the tracer heap is full. */
+HTI_NOINLINE static void *tracer_realloc(void *block, size_t size)
+{
+    ht_heap *heap = atomic_load_explicit(&tracer_heap, memory_order_acquire);
+    preload_nesting++;
+    hti_guard_enter();
+    void *moved = ht_heap_realloc(heap, 0, block, size);
+    size_t old_size = moved == NULL ? ht_heap_size(heap, 0, block) : SIZE_MAX;
+    if (old_size != SIZE_MAX) { /* a block of its own that it has no room to grow */
+        moved = heap_alloc(process_heap(), 0, MALLOC_ALIGNMENT, size);
+        if (moved != NULL) {
+            memcpy(moved, block, old_size < size ? old_size : size);
+            (void)ht_heap_free(heap, 0, block);
+        }
+    }
+    hti_guard_leave();
+    preload_nesting--;
+    return moved != NULL ? moved : fail_no_memory();
+}
+
 static void *serve_realloc(void *block, size_t size)
 {
     if (block == NULL)
@@ -215,6 +327,8 @@ static void *serve_realloc(void *block, size_t size)
     }
     if (HT_UNLIKELY(preload_nesting != 0 || bootstrap_owns(block)))
         return serve_realloc_slow(block, size);
+    if (HT_UNLIKELY(tracer_heap_owns(block)))
+        return tracer_realloc(block, size);
     preload_nesting++;
     void *moved = ht_heap_realloc(process_heap(), 0, block, size);
     preload_nesting--;

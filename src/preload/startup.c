@@ -16,29 +16,29 @@
 
 #include "heaptrail/heap.h"
 #include "heaptrail/trace.h"
+#include "trace/options.h"
 
 static bool is_set(const char *value)
 {
     return value != NULL && value[0] != '\0';
 }
 
-static bool flag_set(const char *name)
-{
-    const char *value = getenv(name);
-    return is_set(value) && strcmp(value, "0") != 0;
-}
-
-/* The "who traces" rule. */
+/* The "who traces" rule. Values are checked by options.c: a bad one is one line on stderr and
+ * no tracing. */
 static bool tracing_wanted(void)
 {
     const char *output = getenv("HEAPTRAIL_OUTPUT");
     if (!is_set(output) && !is_set(getenv("HEAPTRAIL_FD")))
         return false;
-    const char *owner = getenv("HEAPTRAIL_OWNER_PID");
-    if (!is_set(owner) || strtol(owner, NULL, 10) == (long)getpid())
+    hti_option_value owner, follow;
+    int has_owner = hti_option_getenv(HTI_OPTION_OWNER_PID, &owner, "tracing not started");
+    if (has_owner < 0)
+        return false;
+    if (!has_owner || owner.number == (uint64_t)getpid())
         return true; /* the traced process, or a program it became through exec */
     /* A descendant: only when following forks, and never into the same file or descriptor. */
-    return flag_set("HEAPTRAIL_FOLLOW_FORKS") && is_set(output) && strstr(output, "%p") != NULL;
+    int has_follow = hti_option_getenv(HTI_OPTION_FOLLOW_FORKS, &follow, "tracing not started");
+    return has_follow > 0 && follow.number && is_set(output) && strstr(output, "%p") != NULL;
 }
 
 /* ---- Fatal signals ----------------------------------------------------------------------
@@ -91,14 +91,23 @@ static void fork_child(void)
     (void)ht_trace_fork_child();
 }
 
-/* The control socket's thread is started before the session: the memory the C library
- * allocates for it (its TLS) is then a block the rundown lists, not an event of the trace. */
+/* The control socket's thread is started before the session. The memory the C library
+ * allocates for it (its TLS) comes from preload.c's tracer heap: never an event, never in the
+ * rundown. */
 __attribute__((constructor)) static void startup_init(void)
 {
     (void)ht_process_heap(); /* the heap's atfork handlers first (see preload.c) */
-    const char *control = getenv("HEAPTRAIL_CONTROL");
-    if (!is_set(control) || strcmp(control, "0") != 0)
-        (void)ht_control_start();
+    /* A program on the preload library gets glibc's manners: heap corruption (a double free
+     * included) ends it with one line, unless HEAPTRAIL_TERMINATE_ON_CORRUPTION=0. */
+    hti_option_value terminate;
+    int has_terminate = hti_option_getenv(HTI_OPTION_TERMINATE_ON_CORRUPTION, &terminate,
+                                          "termination on corruption stays on");
+    if (has_terminate <= 0 || terminate.number)
+        (void)ht_heap_set_information(NULL, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0);
+    hti_option_value control;
+    int has_control = hti_option_getenv(HTI_OPTION_CONTROL, &control, "control socket disabled");
+    if (has_control == 0 || (has_control > 0 && control.number))
+        (void)ht_control_start(); /* reports a bad HEAPTRAIL_CONTROL_DIR itself */
     if (tracing_wanted())
         (void)ht_trace_start_from_env(); /* reports its own errors on stderr */
     install_fatal_signal_handlers();

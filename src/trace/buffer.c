@@ -9,16 +9,20 @@
  * *_slow functions. Thread exit (the tracer's pthread key destructor) marks the buffer EXITING:
  * the thread keeps writing it through later key destructors and the C library's own clean-up,
  * and the writer frees it only once the thread is gone, so no event of a thread is lost to its
- * exit. */
+ * exit. Each hook raises the thread's `in_hook` before it reads the session and lowers it after
+ * its commit (two stores to a line the thread writes anyway, no fence: the stop pays for the
+ * barrier with membarrier), so a stop can wait for every event already past the switch. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "trace_internal.h"
@@ -29,7 +33,7 @@ _Atomic(hti_thread *) hti_threads;
 
 static HTI_TLS hti_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
 static HTI_TLS hti_thread *tls_saved;   /* tls_thread while the guard is held */
-static HTI_TLS unsigned tls_guard;      /* nesting depth of tracer work on this thread */
+HTI_TLS unsigned hti_guard_depth;       /* nesting depth of tracer work on this thread */
 static HTI_TLS int tls_exited;          /* the exit destructor ran: new buffers are EXITING */
 
 static pthread_key_t exit_key;
@@ -52,7 +56,7 @@ void hti_unmap(void *memory, size_t size)
 
 void hti_guard_enter(void)
 {
-    if (tls_guard++ == 0) {
+    if (hti_guard_depth++ == 0) {
         tls_saved = tls_thread;
         tls_thread = NULL;
     }
@@ -60,7 +64,7 @@ void hti_guard_enter(void)
 
 void hti_guard_leave(void)
 {
-    if (--tls_guard == 0) {
+    if (--hti_guard_depth == 0) {
         tls_thread = tls_saved;
         tls_saved = NULL;
     }
@@ -68,7 +72,7 @@ void hti_guard_leave(void)
 
 bool hti_guard_active(void)
 {
-    return tls_guard != 0;
+    return hti_guard_depth != 0;
 }
 
 uint32_t hti_gettid(void)
@@ -82,6 +86,23 @@ bool hti_thread_gone(const hti_thread *thread)
     bool gone = syscall(SYS_tgkill, (long)getpid(), (long)thread->tid, 0L) != 0 && errno == ESRCH;
     errno = saved_errno;
     return gone;
+}
+
+/* membarrier(PRIVATE_EXPEDITED) makes every running thread of the process execute a full
+ * barrier; a thread not running passes one when it is scheduled. Older kernels: the global
+ * command (slower), else a pause long enough for any store buffer to drain. */
+void hti_hooks_barrier(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+        return;
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, NULL);
 }
 
 /* ---- thread registration and exit ---- */
@@ -202,7 +223,7 @@ void hti_thread_free(hti_thread *thread)
  * destructor ran starts EXITING: no destructor may come to mark it. */
 static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
 {
-    if (tls_guard)
+    if (hti_guard_depth)
         return NULL;
     hti_thread *t = tls_thread;
     if (HTI_LIKELY(t && t->gen == gen))
@@ -296,11 +317,23 @@ static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
         hti_writer_wake(s);
 }
 
+/* A waiter for room gives up (its event is lost) only when nobody will make room: the writer
+ * of its session finished, or a crash flush took over; and a discard/ring rundown does not
+ * wait for a stalled output. A block-mode thread keeps waiting through a stop: the writer
+ * drains until every thread is out of its hook (writer.c). */
+static bool stop_waiting(const hti_thread *t, hti_session *s)
+{
+    return atomic_load_explicit(&hti_finished_gen, memory_order_acquire) >= t->gen ||
+           atomic_load_explicit(&s->emergency, memory_order_relaxed) ||
+           (t->rundown && !s->block && hti_output_stalled(s));
+}
+
 /* Makes room for one event. false: the event is dropped (and counted). */
 static HTI_NOINLINE bool reserve_slow(hti_thread *t, hti_session *s)
 {
     uint64_t head = atomic_load_explicit(&t->head, memory_order_relaxed);
     bool block = s->block || t->rundown;
+    bool room = true;
     for (;;) {
         uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
         if (head - tail < t->nfills)
@@ -310,20 +343,24 @@ static HTI_NOINLINE bool reserve_slow(hti_thread *t, hti_session *s)
             atomic_store_explicit(&t->tail, head - t->nfills + 1, memory_order_release);
             break;
         }
-        if (!block || atomic_load_explicit(&hti_trace_gen, memory_order_acquire) != t->gen) {
+        if (!block || stop_waiting(t, s)) {
             note_lost(t, hti_ticks(), block ? HT_LOST_SESSION_END : HT_LOST_BUFFER_FULL);
-            return false;
+            room = false;
+            break;
         }
         uint32_t seen = atomic_load_explicit(&s->released, memory_order_acquire);
+        /* Raised for the whole wait: the writer tells a waiter (it makes room for it) from a
+         * thread held in a hook for another reason. */
         atomic_store_explicit(&t->waiting, 1, memory_order_relaxed);
         if (atomic_load_explicit(&t->tail, memory_order_acquire) == tail) {
             hti_writer_wake(s);
             hti_futex_wait(&s->released, seen, 10 * 1000 * 1000);
         }
-        atomic_store_explicit(&t->waiting, 0, memory_order_relaxed);
     }
-    fill_start(t, s, head);
-    return true;
+    atomic_store_explicit(&t->waiting, 0, memory_order_relaxed);
+    if (room)
+        fill_start(t, s, head);
+    return room;
 }
 
 static inline bool reserve(hti_thread *t, hti_session *s)
@@ -427,6 +464,14 @@ static inline void write_realloc(hti_thread *t, const ht_heap *heap, const void 
 
 /* ---- slow paths of the hooks ---- */
 
+static inline bool event_wanted(const hti_session *s, unsigned kind, const ht_heap *heap)
+{
+    uint64_t mask = s->options.event_mask;
+    if (mask && !(mask & HT_EVENT_BIT(kind)))
+        return false;
+    return !s->options.heap || heap == s->options.heap;
+}
+
 /* Common checks for every event kind; returns the buffer or NULL to drop the event. */
 static inline hti_thread *slow_begin(hti_session **session, unsigned kind, const ht_heap *heap)
 {
@@ -435,10 +480,7 @@ static inline hti_thread *slow_begin(hti_session **session, unsigned kind, const
         return NULL;
     hti_session *s = &hti_session_state;
     *session = s;
-    uint64_t mask = s->options.event_mask;
-    if (mask && !(mask & HT_EVENT_BIT(kind)))
-        return NULL;
-    if (s->options.heap && heap != s->options.heap)
+    if (!event_wanted(s, kind, heap))
         return NULL;
     return thread_prepare(s, gen);
 }
@@ -498,9 +540,38 @@ static HTI_NOINLINE void realloc_slow(const ht_heap *heap, const void *new_addre
         write_realloc(t, heap, new_address, old_address, new_size, old_size, source, stack);
 }
 
+/* ---- the hooks' frame: in_hook around every event ---- */
+
+static inline void hook_enter(hti_thread *t)
+{
+    atomic_store_explicit(&t->in_hook, 1, memory_order_relaxed);
+    /* Before the session is read. Only the compiler is held back here: the stop's membarrier
+     * orders the store before the read on every thread that was running (hti_hooks_barrier). */
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void hook_leave(hti_thread *t)
+{
+    atomic_store_explicit(&t->in_hook, 0, memory_order_release); /* after the commit */
+}
+
+/* A thread's first event (of all, or since the guard): sets up its buffer, then the hook runs
+ * as usual under in_hook. A buffer made here is on the thread list before in_hook is raised and
+ * the session is read again: a stop that did not see it in the list made the hook see the
+ * switch off. NULL: no session, tracer work, an unwanted event, or no memory (counted). */
+static HTI_NOINLINE hti_thread *thread_adopt(unsigned kind, const ht_heap *heap)
+{
+    if (hti_guard_depth)
+        return NULL;
+    uint64_t gen = atomic_load_explicit(&hti_trace_gen, memory_order_acquire);
+    if (!gen || !event_wanted(&hti_session_state, kind, heap))
+        return NULL;
+    return thread_prepare(&hti_session_state, gen);
+}
+
 /* Heap-level events are rare: always the slow path. Fields: see FORMAT.md. */
-static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t a, uint64_t b,
-                                    uint64_t c, int fields)
+static void heap_event_in_hook(unsigned kind, const ht_heap *heap, uint64_t a, uint64_t b,
+                               uint64_t c, int fields)
 {
     hti_session *s;
     hti_thread *t = slow_begin(&s, kind, heap);
@@ -521,40 +592,65 @@ static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t
     commit(t, p);
 }
 
+static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t a, uint64_t b,
+                                    uint64_t c, int fields)
+{
+    hti_thread *t = tls_thread;
+    if (!t && !(t = thread_adopt(kind, heap)))
+        return;
+    hook_enter(t);
+    heap_event_in_hook(kind, heap, a, b, c, fields);
+    hook_leave(t);
+}
+
 /* ---- the hooks (emit.h) ---- */
+
+/* Cost with a buffer, session on, room: the in_hook stores, one relaxed load and compare, the
+ * encoding and the release store of the commit. */
+static inline bool fast_path(const hti_thread *t)
+{
+    return HTI_LIKELY(t->fast_gen == atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) &&
+                      t->pos <= t->limit);
+}
 
 void hti_trace_alloc(const ht_heap *heap, size_t size, const void *address, ht_source source)
 {
     hti_thread *t = tls_thread;
-    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
-                     t->pos > t->limit)) {
-        alloc_slow(heap, size, address, source);
+    if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_ALLOC, heap)))
         return;
-    }
-    write_alloc(t, heap, size, address, source, 0);
+    hook_enter(t);
+    if (fast_path(t))
+        write_alloc(t, heap, size, address, source, 0);
+    else
+        alloc_slow(heap, size, address, source);
+    hook_leave(t);
 }
 
 void hti_trace_free(const ht_heap *heap, const void *address, ht_source source)
 {
     hti_thread *t = tls_thread;
-    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
-                     t->pos > t->limit)) {
-        free_slow(heap, address, source);
+    if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_FREE, heap)))
         return;
-    }
-    write_free(t, heap, address, source, 0);
+    hook_enter(t);
+    if (fast_path(t))
+        write_free(t, heap, address, source, 0);
+    else
+        free_slow(heap, address, source);
+    hook_leave(t);
 }
 
 void hti_trace_realloc(const ht_heap *heap, const void *new_address, const void *old_address,
                        size_t new_size, size_t old_size, ht_source source)
 {
     hti_thread *t = tls_thread;
-    if (HTI_UNLIKELY(!t || t->fast_gen != atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) ||
-                     t->pos > t->limit)) {
-        realloc_slow(heap, new_address, old_address, new_size, old_size, source);
+    if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_REALLOC, heap)))
         return;
-    }
-    write_realloc(t, heap, new_address, old_address, new_size, old_size, source, 0);
+    hook_enter(t);
+    if (fast_path(t))
+        write_realloc(t, heap, new_address, old_address, new_size, old_size, source, 0);
+    else
+        realloc_slow(heap, new_address, old_address, new_size, old_size, source);
+    hook_leave(t);
 }
 
 void hti_trace_heap_create(const ht_heap *heap, uint32_t flags, size_t initial_size,
@@ -635,7 +731,7 @@ void hti_emit_rundown_block(hti_thread *t, uint64_t ticks, const ht_heap *heap, 
 
 hti_thread *hti_thread_self(void)
 {
-    return tls_guard ? tls_saved : tls_thread;
+    return hti_guard_depth ? tls_saved : tls_thread;
 }
 
 void hti_thread_after_fork_self(void)

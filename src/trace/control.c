@@ -1,8 +1,11 @@
 /* control.c — the control socket: `heaptrail start|stop|status|snapshot PID` switch tracing in a
  * running process through a Unix stream socket, <dir>/<pid>.sock (trace.h gives the rule).
  * A detached listener thread, created under the tracer's guard, blocks every signal, runs under
- * the guard for good and never uses the heap itself; it serves one connection at a time, and a
- * peer whose effective uid is not ours gets "error EPERM". The directory must be private to our
+ * the guard for good and never uses the heap itself; it reads up to CONTROL_CLIENTS connections
+ * at once without blocking, each request must arrive whole within CONTROL_REQUEST_NS of its
+ * connection (else "error ETIMEDOUT"), and a reply is sent within CONTROL_REPLY_NS or dropped,
+ * so a slow or silent client holds no other; a peer whose effective uid is not ours gets "error
+ * EPERM". Commands run one at a time on this thread. The directory must be private to our
  * euid (0700). The socket is removed at exit; a fork child closes its copy and opens its own.
  * The listener checks that its descriptor is still its socket before each accept (a program may
  * close and reuse it). Every 250 ms without a connection it also looks whether only heaptrail's
@@ -26,14 +29,20 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "control.h"
+#include "options.h"
 #include "trace_internal.h"
 
 #define CONTROL_REQUEST_MAX 8192u
 #define CONTROL_REPLY_MAX 8192u
-#define CONTROL_IO_TIMEOUT_S 5
-#define CONTROL_STACK_SIZE (256u << 10)
+#define CONTROL_CLIENTS 8
+#define CONTROL_REQUEST_NS 2000000000ull /* from the connection to the request's end, in all */
+#define CONTROL_REPLY_NS 2000000000ull
+#define CONTROL_IDLE_MS 250
+#define CONTROL_STACK_SIZE (512u << 10) /* the clients' requests live on it */
 #define CONTROL_PROTOCOL 1
 
 typedef struct control_state {
@@ -124,113 +133,28 @@ static const char *mode_name(ht_trace_mode mode)
     return "unknown";
 }
 
-/* Decimal or 0x number with an optional k, m or g suffix (powers of 1024). */
-static int parse_size(const char *text, uint64_t *out)
-{
-    char *end;
-    if (!*text || *text == '-')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 0);
-    if (errno || end == text)
-        return -EINVAL;
-    unsigned shift = 0;
-    if (*end == 'k' || *end == 'K')
-        shift = 10;
-    else if (*end == 'm' || *end == 'M')
-        shift = 20;
-    else if (*end == 'g' || *end == 'G')
-        shift = 30;
-    if (shift)
-        end++;
-    if (*end || (shift && value > (~0ull >> shift)))
-        return -EINVAL;
-    *out = (uint64_t)value << shift;
-    return 0;
-}
-
-static int parse_events(const char *text, uint64_t *mask)
-{
-    *mask = 0;
-    while (*text) {
-        size_t n = strcspn(text, ",");
-        if (n == 5 && !strncmp(text, "alloc", 5))
-            *mask |= HT_EVENT_BIT(HT_EVENT_ALLOC);
-        else if (n == 4 && !strncmp(text, "free", 4))
-            *mask |= HT_EVENT_BIT(HT_EVENT_FREE);
-        else if (n == 7 && !strncmp(text, "realloc", 7))
-            *mask |= HT_EVENT_BIT(HT_EVENT_REALLOC);
-        else if (n == 4 && !strncmp(text, "heap", 4))
-            *mask |= HT_EVENT_MASK_HEAPS;
-        else if (n == 3 && !strncmp(text, "all", 3))
-            *mask |= HT_EVENT_MASK_ALL;
-        else if (n)
-            return -EINVAL;
-        text += n;
-        if (*text == ',')
-            text++;
-    }
-    return 0;
-}
-
-/* One "key=value" line of a start request into options. 0 or -EINVAL. */
+/* One "key=value" line of a start request into options: 0, or -EINVAL with *why. The values
+ * follow options.c, as the environment and the command line do; the output must also be an
+ * absolute path (the process's working directory is not the client's). */
 static int start_option(ht_trace_options *o, const char *key, const char *value, char *output,
-                        size_t output_size)
+                        size_t output_size, const char **why)
 {
-    uint64_t number = 0;
-    if (!strcmp(key, "output")) {
-        if (value[0] != '/' || strlen(value) >= output_size)
+    int option = hti_option_by_key(key);
+    if (option < 0) {
+        *why = "unknown key";
+        return -EINVAL;
+    }
+    int error = hti_option_parse((hti_option)option, value, o, why);
+    if (error)
+        return -EINVAL;
+    if (option == HTI_OPTION_OUTPUT) {
+        if (value[0] != '/' || strlen(value) >= output_size) {
+            *why = "not an absolute path";
             return -EINVAL;
+        }
         strcpy(output, value);
         o->output_path = output;
-        return 0;
     }
-    if (!strcmp(key, "mode")) {
-        if (!strcmp(value, "block"))
-            o->mode = HT_TRACE_MODE_BLOCK;
-        else if (!strcmp(value, "discard"))
-            o->mode = HT_TRACE_MODE_DISCARD;
-        else if (!strcmp(value, "ring"))
-            o->mode = HT_TRACE_MODE_RING;
-        else
-            return -EINVAL;
-        return 0;
-    }
-    if (!strcmp(key, "unwind")) {
-        if (!strcmp(value, "libunwind"))
-            o->unwinder = HT_TRACE_UNWIND_LIBUNWIND;
-        else if (!strcmp(value, "fp"))
-            o->unwinder = HT_TRACE_UNWIND_FRAME_POINTER;
-        else
-            return -EINVAL;
-        return 0;
-    }
-    if (!strcmp(key, "events"))
-        return parse_events(value, &o->event_mask);
-    if (!strcmp(key, "follow_forks") || !strcmp(key, "no_rundown")) {
-        if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
-            return -EINVAL;
-        *(key[0] == 'f' ? &o->follow_forks : &o->no_rundown) = value[0] == '1';
-        return 0;
-    }
-    if (parse_size(value, &number) != 0)
-        return -EINVAL;
-    if (!strcmp(key, "stacks"))
-        o->stack_depth = number > HT_TRACE_MAX_DEPTH ? HT_TRACE_MAX_DEPTH : (unsigned)number;
-    else if (!strcmp(key, "sample"))
-        o->sample_interval = (size_t)number;
-    else if (!strcmp(key, "buffer"))
-        o->buffer_size = (size_t)number;
-    else if (!strcmp(key, "compress"))
-        o->compression_level = number > 19 ? 19 : (int)number;
-    else if (!strcmp(key, "min_size"))
-        o->min_size = (size_t)number;
-    else if (!strcmp(key, "max_size"))
-        o->max_size = (size_t)number;
-    else if (!strcmp(key, "flush_ms"))
-        o->flush_interval_ms = number > 60000 ? 60000 : (unsigned)number;
-    else
-        return -EINVAL;
     return 0;
 }
 
@@ -274,7 +198,24 @@ static void command_status(reply *r)
     add_stats(r);
 }
 
-static void command_start(reply *r, char *lines)
+/* "error EINVAL message [key=]"value"[: why]": the value quoted and cut (options.c), the key
+ * cut, so that the reply keeps its closing empty line whatever the request held. */
+static void reply_bad(reply *r, const char *message, const char *key, const char *value,
+                      const char *why)
+{
+    char quoted[300];
+    hti_option_quote(quoted, sizeof quoted, value);
+    r->length = 0;
+    if (key)
+        reply_add(r, "error EINVAL %s %.64s=%s", message, key, quoted);
+    else
+        reply_add(r, "error EINVAL %s %s", message, quoted);
+    if (why)
+        reply_add(r, ": %s", why);
+    reply_add(r, "\n");
+}
+
+static void command_start(reply *r, char *lines, int (*start)(const ht_trace_options *))
 {
     char output[4096]; /* the tracer keeps its own copy */
     ht_trace_options o;
@@ -285,29 +226,34 @@ static void command_start(reply *r, char *lines)
             *next++ = '\0';
         char *equals = strchr(line, '=');
         if (!equals) {
-            reply_error(r, EINVAL, "malformed line:", line);
+            reply_bad(r, "malformed line:", NULL, line, NULL);
             return;
         }
         *equals = '\0';
-        if (start_option(&o, line, equals + 1, output, sizeof output) != 0) {
-            *equals = '=';
-            reply_error(r, EINVAL, "bad option:", line);
+        const char *why = NULL;
+        if (start_option(&o, line, equals + 1, output, sizeof output, &why) != 0) {
+            reply_bad(r, "bad option", line, equals + 1, why);
             return;
         }
         line = next;
+    }
+    const char *why = NULL;
+    if (hti_options_check(&o, &why) != 0) {
+        reply_error(r, EINVAL, "bad options:", why);
+        return;
     }
     if (!o.output_path) {
         reply_error(r, EINVAL, "start needs output=ABSOLUTE-PATH", NULL);
         return;
     }
-    int error = ht_trace_start(&o);
+    int error = start(&o);
     if (error == -EBUSY) {
         reply_error(r, EBUSY, "a trace session is already running", NULL);
         add_session(r);
         return;
     }
     if (error) {
-        reply_error(r, -error, "cannot start tracing:", strerrordesc_np(-error));
+        reply_error(r, -error, "cannot start tracing:", hti_start_error_text(error));
         return;
     }
     reply_add(r, "ok\npid=%d\n", (int)getpid());
@@ -346,78 +292,154 @@ static void command_snapshot(reply *r)
     add_stats(r);
 }
 
-/* Reads a request: lines up to an empty line or the end of the stream. Returns its length, or
- * -1 (nothing usable: timeout, error, or longer than the buffer). */
-static ssize_t read_request(int connection, char *request, size_t size)
+/* One request (the bytes read, NUL-terminated; changed in place) into its reply, without the
+ * closing empty line. start starts a session: ht_trace_start, or a stand-in (fuzzing). */
+static void dispatch(reply *r, char *request, int (*start)(const ht_trace_options *))
 {
-    size_t length = 0;
-    request[0] = '\0';
-    while (!strstr(request, "\n\n")) {
-        if (length >= size - 1)
-            return -1;
-        ssize_t n = recv(connection, request + length, size - 1 - length, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        length += (size_t)n;
-        request[length] = '\0';
-    }
-    return (ssize_t)length;
+    char *body = strchr(request, '\n');
+    if (body)
+        *body++ = '\0';
+    char *end = body ? strstr(body, "\n\n") : NULL;
+    if (end)
+        end[1] = '\0';
+    if (!strcmp(request, "status"))
+        command_status(r);
+    else if (!strcmp(request, "start"))
+        command_start(r, body, start);
+    else if (!strcmp(request, "stop"))
+        command_stop(r);
+    else if (!strcmp(request, "snapshot"))
+        command_snapshot(r);
+    else
+        reply_bad(r, "unknown command:", NULL, request, NULL);
 }
 
-static void send_all(int connection, const char *data, size_t length)
-{
-    while (length) {
-        ssize_t n = send(connection, data, length, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        data += n;
-        length -= (size_t)n;
-    }
-}
-
-static void serve(int connection)
+size_t hti_control_handle(char *request, int (*start)(const ht_trace_options *), char *out,
+                          size_t size)
 {
     reply r;
-    char request[CONTROL_REQUEST_MAX];
     r.length = 0;
-    struct timeval timeout = {CONTROL_IO_TIMEOUT_S, 0};
-    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    dispatch(&r, request, start);
+    reply_add(&r, "\n");
+    size_t n = r.length < size ? r.length : (size ? size - 1 : 0);
+    if (size) {
+        memcpy(out, r.text, n);
+        out[n] = '\0';
+    }
+    return n;
+}
+
+/* ---- clients ---- */
+
+/* A connection being read. */
+typedef struct client {
+    int fd;           /* -1: a free slot */
+    uint64_t deadline; /* monotonic ns: the request must be whole by then */
+    size_t length;
+    bool ended;       /* the peer closed its writing side (or the connection failed) */
+    char request[CONTROL_REQUEST_MAX];
+} client;
+
+static bool request_whole(const client *c)
+{
+    return strstr(c->request, "\n\n") != NULL;
+}
+
+/* Reads what the peer has sent, without waiting. True once the request can be answered: whole
+ * (an empty line, or the writing side closed), too long, or late. */
+static bool client_read(client *c, uint64_t now)
+{
+    for (;;) {
+        if (c->length >= sizeof c->request - 1)
+            return true;
+        ssize_t n = recv(c->fd, c->request + c->length, sizeof c->request - 1 - c->length,
+                         MSG_DONTWAIT);
+        if (n > 0) {
+            c->length += (size_t)n;
+            c->request[c->length] = '\0';
+            if (request_whole(c))
+                return true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return now >= c->deadline;
+        c->ended = true;
+        return true;
+    }
+}
+
+/* Sends the reply within CONTROL_REPLY_NS, else gives up on it. */
+static void send_bounded(int connection, const char *data, size_t length)
+{
+    uint64_t until = hti_monotonic_ns() + CONTROL_REPLY_NS;
+    while (length) {
+        ssize_t n = send(connection, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data += n;
+            length -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        uint64_t now = hti_monotonic_ns();
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || now >= until)
+            return;
+        struct pollfd ready = {connection, POLLOUT, 0};
+        poll(&ready, 1, (int)((until - now) / 1000000u) + 1);
+    }
+}
+
+/* Answers a client whose request can be answered (client_read), and closes it. */
+static void client_serve(client *c)
+{
+    reply r;
+    r.length = 0;
     struct ucred peer;
     socklen_t peer_size = sizeof peer;
-    /* The request is read in every case, so that the reply is not lost to a reset. */
-    ssize_t length = read_request(connection, request, sizeof request);
-    if (getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0 ||
-        peer.uid != geteuid()) {
+    bool whole = c->ended || request_whole(c);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0 ||
+        peer.uid != geteuid())
         reply_error(&r, EPERM, "permission denied: the process belongs to another user", NULL);
-    } else if (length < 0) {
-        reply_error(&r, EINVAL, "request too long or incomplete", NULL);
-    } else {
-        char *body = strchr(request, '\n');
-        if (body)
-            *body++ = '\0';
-        char *end = body ? strstr(body, "\n\n") : NULL;
-        if (end)
-            end[1] = '\0';
-        if (!strcmp(request, "status"))
-            command_status(&r);
-        else if (!strcmp(request, "start"))
-            command_start(&r, body);
-        else if (!strcmp(request, "stop"))
-            command_stop(&r);
-        else if (!strcmp(request, "snapshot"))
-            command_snapshot(&r);
-        else
-            reply_error(&r, EINVAL, "unknown command:", request);
-    }
+    else if (c->length >= sizeof c->request - 1 && !request_whole(c))
+        reply_error(&r, EINVAL, "request too long", NULL);
+    else if (!whole)
+        reply_error(&r, ETIMEDOUT, "request not complete within 2 s of connecting", NULL);
+    else
+        dispatch(&r, c->request, ht_trace_start);
     reply_add(&r, "\n");
-    send_all(connection, r.text, r.length);
+    send_bounded(c->fd, r.text, r.length);
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Takes a new connection into a free slot (the caller made sure there is one). False: the
+ * listening socket failed for good (shut down by ht_control_stop, or no longer ours). */
+static bool client_accept(int listener, client *clients)
+{
+    int connection = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (connection < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+            return true;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+            struct timespec pause = {0, 100000000};
+            nanosleep(&pause, NULL);
+            return true;
+        }
+        return false;
+    }
+    for (int i = 0; i < CONTROL_CLIENTS; i++)
+        if (clients[i].fd < 0) {
+            clients[i].fd = connection;
+            clients[i].deadline = hti_monotonic_ns() + CONTROL_REQUEST_NS;
+            clients[i].length = 0;
+            clients[i].ended = false;
+            clients[i].request[0] = '\0';
+            return true;
+        }
+    close(connection); /* not reached: accepted only with a free slot */
+    return true;
 }
 
 /* ---- the listener ---- */
@@ -545,37 +567,53 @@ static void *listener_main(void *arg)
     pthread_setname_np(pthread_self(), "heaptrail-ctl");
     if (self.sweep)
         sweep_stale(self.path);
+    client clients[CONTROL_CLIENTS];
+    for (int i = 0; i < CONTROL_CLIENTS; i++)
+        clients[i].fd = -1;
     for (;;) {
         struct stat st;
         if (atomic_load(&control_closing) || fstat(self.fd, &st) != 0 || st.st_dev != self.dev ||
             st.st_ino != self.ino)
             break; /* stopped, or the descriptor is no longer ours: leave it alone */
-        struct pollfd ready = {self.fd, POLLIN, 0};
-        int polled = poll(&ready, 1, 250);
-        if (polled == 0) {
+        struct pollfd ready[1 + CONTROL_CLIENTS];
+        int slot_of[1 + CONTROL_CLIENTS];
+        int count = 1, timeout = CONTROL_IDLE_MS;
+        bool room = false;
+        uint64_t now = hti_monotonic_ns();
+        for (int i = 0; i < CONTROL_CLIENTS; i++) {
+            if (clients[i].fd < 0) {
+                room = true;
+                continue;
+            }
+            uint64_t left = clients[i].deadline > now ? clients[i].deadline - now : 0;
+            if ((uint64_t)timeout > left / 1000000u + 1)
+                timeout = (int)(left / 1000000u) + 1;
+            ready[count] = (struct pollfd){clients[i].fd, POLLIN, 0};
+            slot_of[count++] = i;
+        }
+        /* With every slot taken, new connections wait in the backlog (at most 2 s). */
+        ready[0] = (struct pollfd){self.fd, room ? POLLIN : 0, 0};
+        int polled = poll(ready, (nfds_t)count, timeout);
+        if (polled < 0 && errno != EINTR)
+            break;
+        if (polled == 0 && count == 1) {
             if (program_gone())
                 finish_orphaned_process();
             continue;
         }
-        if (polled < 0 && errno != EINTR)
-            break;
-        if (polled < 0)
-            continue;
-        int connection = accept4(self.fd, NULL, NULL, SOCK_CLOEXEC);
-        if (connection < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
-                struct timespec pause = {0, 100000000};
-                nanosleep(&pause, NULL);
-                continue;
-            }
-            break;
+        now = hti_monotonic_ns();
+        for (int k = 1; k < count; k++) {
+            client *c = &clients[slot_of[k]];
+            if ((ready[k].revents || now >= c->deadline) && client_read(c, now) &&
+                !atomic_load(&control_closing))
+                client_serve(c);
         }
-        if (!atomic_load(&control_closing))
-            serve(connection);
-        close(connection);
+        if (polled > 0 && ready[0].revents && !client_accept(self.fd, clients))
+            break;
     }
+    for (int i = 0; i < CONTROL_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+            close(clients[i].fd);
     /* Close only a descriptor that is still our socket. */
     struct stat st;
     if (fstat(self.fd, &st) == 0 && st.st_dev == self.dev && st.st_ino == self.ino)
@@ -585,17 +623,21 @@ static void *listener_main(void *arg)
 
 static void control_at_exit(void)
 {
-    ht_control_stop();     /* only if this process started it */
-    (void)ht_trace_stop(); /* a session started through the socket ends with the program */
+    ht_control_stop(); /* only if this process started it */
+    /* A session started through the socket ends with the program, its waits bounded. */
+    (void)hti_trace_stop_at_exit();
 }
 
 static int start_locked(bool sweep)
 {
     if (control.fd >= 0 && control.pid == getpid())
         return 0;
+    hti_option_value control_dir = {0, NULL}; /* checked as options.c says; one line if bad */
+    if (hti_option_getenv(HTI_OPTION_CONTROL_DIR, &control_dir, "control socket disabled") < 0)
+        return -EINVAL;
     char path[sizeof control.path];
     int n = ht_control_socket_path(path, sizeof path, (uint32_t)geteuid(), (uint32_t)getpid(),
-                                   getenv("HEAPTRAIL_CONTROL_DIR"), getenv("XDG_RUNTIME_DIR"));
+                                   control_dir.text, getenv("XDG_RUNTIME_DIR"));
     if (n < 0)
         return n;
     char dir[sizeof path];

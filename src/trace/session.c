@@ -1,13 +1,16 @@
 /* session.c — starting and stopping a trace session: options and environment, the output, the
  * clock, the rundown, exit/fork/signal handling, statistics.
  *
- * One session at a time, serialized by control_lock. Start order matters for the rundown rule
- * (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp taken,
- * then every heap walked; a consumer applies rundown records before events of equal or later
- * time, inserting a block only if it does not know it already. Stop switches the hooks off
- * first, pauses so that events already past the switch are committed (or counted lost), then
- * lets the writer drain everything and write the footer. All tracer work on the calling thread
- * runs under the guard, so allocations it causes are not traced. */
+ * One session at a time: control_lock guards its phase (idle, starting, running, stopping) and is
+ * held only to change it, never across a call that can wait (opening the output, the rundown,
+ * the writer's drains), so an exit handler always gets it. Start order matters for the rundown
+ * rule (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp
+ * taken, then every heap walked; a consumer applies rundown records before events of equal or
+ * later time, inserting a block only if it does not know it already. Stop switches the hooks
+ * off, issues a barrier on every thread (hti_hooks_barrier), and lets the writer drain until no
+ * thread is inside a hook, then drain everything and write the footer. Waits on the output are
+ * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). All tracer work on
+ * the calling thread runs under the guard, so allocations it causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -27,6 +30,7 @@
 #include <cpuid.h>
 #endif
 
+#include "options.h"
 #include "trace_internal.h"
 
 hti_session hti_session_state;
@@ -47,8 +51,7 @@ int hti_clock_tsc;
 static struct {
     _Atomic uint32_t sequence;
     uint64_t first_ticks, first_ns;
-    uint64_t base_ticks, base_ns;
-    uint64_t mult;
+    _Atomic uint64_t base_ticks, base_ns, mult; /* the sequence lock's words (relaxed) */
     uint64_t ticks_per_second;
 } calibration;
 static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
@@ -59,7 +62,7 @@ static void clock_setup(void)
     unsigned a, b, c, d;
     if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000007u &&
         __get_cpuid(0x80000007u, &a, &b, &c, &d) && (d & (1u << 8)) &&
-        !getenv("HEAPTRAIL_NO_TSC"))
+        !hti_option_env_flag(HTI_OPTION_NO_TSC))
         hti_clock_tsc = 1;
 #endif
     uint64_t t0 = hti_ticks(), n0 = hti_monotonic_ns();
@@ -70,8 +73,10 @@ static void clock_setup(void)
             n1 = hti_monotonic_ns();
         }
     }
-    calibration.first_ticks = calibration.base_ticks = t0;
-    calibration.first_ns = calibration.base_ns = n0;
+    calibration.first_ticks = t0;
+    calibration.first_ns = n0;
+    atomic_store_explicit(&calibration.base_ticks, t0, memory_order_relaxed);
+    atomic_store_explicit(&calibration.base_ns, n0, memory_order_relaxed);
     if (hti_clock_tsc && t1 > t0) {
         calibration.mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
         calibration.ticks_per_second = (uint64_t)((unsigned __int128)(t1 - t0) * 1000000000u / (n1 - n0));
@@ -103,10 +108,11 @@ void hti_clock_sample(uint64_t *ticks, uint64_t *ns)
     /* Refine the slope over the longest baseline (first sample to this one). */
     uint64_t mult = (uint64_t)(((unsigned __int128)(*ns - calibration.first_ns) << 32) /
                                (t - calibration.first_ticks));
-    atomic_fetch_add_explicit(&calibration.sequence, 1, memory_order_acq_rel);
-    calibration.base_ticks = t;
-    calibration.base_ns = *ns;
-    calibration.mult = mult;
+    atomic_fetch_add_explicit(&calibration.sequence, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* the odd count before the words */
+    atomic_store_explicit(&calibration.base_ticks, t, memory_order_relaxed);
+    atomic_store_explicit(&calibration.base_ns, *ns, memory_order_relaxed);
+    atomic_store_explicit(&calibration.mult, mult, memory_order_relaxed);
     atomic_fetch_add_explicit(&calibration.sequence, 1, memory_order_release);
 }
 
@@ -116,10 +122,11 @@ uint64_t hti_clock_to_ns(uint64_t ticks)
     uint32_t seq;
     do {
         seq = atomic_load_explicit(&calibration.sequence, memory_order_acquire);
-        base_ticks = calibration.base_ticks;
-        base_ns = calibration.base_ns;
-        mult = calibration.mult;
-    } while ((seq & 1u) || atomic_load_explicit(&calibration.sequence, memory_order_acquire) != seq);
+        base_ticks = atomic_load_explicit(&calibration.base_ticks, memory_order_relaxed);
+        base_ns = atomic_load_explicit(&calibration.base_ns, memory_order_relaxed);
+        mult = atomic_load_explicit(&calibration.mult, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire); /* the words before the second look */
+    } while ((seq & 1u) || atomic_load_explicit(&calibration.sequence, memory_order_relaxed) != seq);
     if (ticks >= base_ticks)
         return base_ns + (uint64_t)(((unsigned __int128)(ticks - base_ticks) * mult) >> 32);
     uint64_t back = (uint64_t)(((unsigned __int128)(base_ticks - ticks) * mult) >> 32);
@@ -208,6 +215,8 @@ static int session_path(const char *pattern, pid_t pid, bool in_child, char *out
 
 /* ---- rundown ---- */
 
+ht_heap *_Atomic hti_tracer_heap;
+
 void hti_rundown(hti_session *s)
 {
     size_t capacity = 256;
@@ -233,7 +242,7 @@ void hti_rundown(hti_session *s)
     uint64_t ticks = hti_ticks();
     for (size_t i = 0; i < count; i++) {
         ht_heap *heap = heaps[i];
-        if (s->options.heap && s->options.heap != heap)
+        if ((s->options.heap && s->options.heap != heap) || heap == atomic_load(&hti_tracer_heap))
             continue;
         ht_heap_lock(heap);
         ht_heap_summary summary;
@@ -288,15 +297,62 @@ static void sweep_exited(void)
 
 static void fork_child(void);
 
-static int start_locked(const ht_trace_options *options, bool in_child)
+/* Opens the session's output without waiting. A FIFO that nobody reads is refused (-ENXIO, see
+ * hti_start_error_text) rather than waited for. Pipes, FIFOs and sockets are then written
+ * without blocking (writer.c): a path is opened O_NONBLOCK; an inherited pipe or FIFO is opened
+ * again through /proc with O_NONBLOCK, a description of our own, so the program's descriptor
+ * is left as it was; a socket is written with MSG_DONTWAIT. 0 or -errno. */
+static int open_output(hti_session *s, const ht_trace_options *o, bool in_child)
+{
+    if (o->output_path) {
+        if (session_path(o->output_path, getpid(), in_child, s->path, sizeof s->path) < 0)
+            return -ENAMETOOLONG;
+        int fault = hti_fault_check(&hti_fault_open);
+        if (fault)
+            return -(fault > 0 ? fault : EIO);
+        s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (s->fd < 0)
+            return -errno;
+        s->own_fd = true;
+        s->options.output_path = s->path;
+    } else if (o->output_fd >= 0) {
+        s->fd = o->output_fd;
+    }
+    if (s->fd < 0)
+        return 0;
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        memset(&st, 0, sizeof st);
+    s->seekable = S_ISREG(st.st_mode);
+    s->socket = S_ISSOCK(st.st_mode);
+    if (!s->own_fd && S_ISFIFO(st.st_mode)) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", s->fd);
+        int fd = open(proc, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            s->fd = fd;
+            s->own_fd = true;
+        } /* else (no /proc, no reader left): written as it is */
+    }
+    off_t at = s->seekable ? lseek(s->fd, 0, SEEK_CUR) : 0;
+    atomic_store(&s->file_offset, at > 0 ? (uint64_t)at : 0);
+    return 0;
+}
+
+const char *hti_start_error_text(int error)
+{
+    if (error == -ENXIO)
+        return "nothing reads the FIFO (open it for reading first)";
+    const char *text = strerrordesc_np(error < 0 ? -error : error);
+    return text ? text : "error";
+}
+
+/* Sets up and starts a session; the caller holds the phase `starting`. */
+static int start_session(const ht_trace_options *options, bool in_child)
 {
     hti_session *s = &hti_session_state;
-    if (atomic_load(&hti_trace_gen))
-        return -EBUSY;
     ht_trace_options o = *options;
-    if (o.mode > HT_TRACE_MODE_RING || o.stack_depth > HT_TRACE_MAX_DEPTH ||
-        o.compression_level < 0 || o.compression_level > 22 ||
-        (o.max_size && o.max_size < o.min_size) || o.unwinder > HT_TRACE_UNWIND_FRAME_POINTER)
+    if (hti_options_check(&o, NULL) != 0) /* the ranges of options.c */
         return -EINVAL;
     if (o.buffer_size == 0)
         o.buffer_size = HT_TRACE_DEFAULT_BUFFER;
@@ -328,22 +384,11 @@ static int start_locked(const ht_trace_options *options, bool in_child)
     for (int i = 0; i < HT_TRACE_MAX_CONSUMERS; i++)
         s->has_consumers |= o.consumers[i].callback != NULL;
 
-    if (o.output_path) {
-        if (session_path(o.output_path, getpid(), in_child, s->path, sizeof s->path) < 0)
-            return -ENAMETOOLONG;
-        s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (s->fd < 0)
-            return -errno;
-        s->own_fd = true;
-        s->options.output_path = s->path;
-    } else if (o.output_fd >= 0) {
-        s->fd = o.output_fd;
-    }
-    if (s->fd >= 0) {
-        struct stat st;
-        s->seekable = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
-        off_t at = s->seekable ? lseek(s->fd, 0, SEEK_CUR) : 0;
-        atomic_store(&s->file_offset, at > 0 ? (uint64_t)at : 0);
+    if ((error = open_output(s, &o, in_child)) != 0) {
+        if (s->own_fd && s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        return error;
     }
 
     s->gen = ++generations;
@@ -358,11 +403,13 @@ static int start_locked(const ht_trace_options *options, bool in_child)
         goto fail;
     if ((error = hti_writer_start_memory(s)) != 0)
         goto fail;
-    /* A header that cannot be written is reported once (as every failed write) and the
-     * session runs on: its events are counted as lost, the program is not disturbed. */
-    (void)hti_writer_header(s);
+    /* The writer thread writes the header, then this module map, first thing: this thread
+     * does not wait for the output. A header that cannot be written is reported once (as every
+     * failed write) and the session runs on: its events are counted as lost. */
     hti_modules_reset();
+    s->defer_chunks = true;
     hti_modules_emit(s, true);
+    s->defer_chunks = false;
     if (s->has_consumers && (error = hti_consumer_start(s)) != 0)
         goto fail;
     if ((error = hti_writer_start_thread(s)) != 0)
@@ -391,7 +438,7 @@ static int start_locked(const ht_trace_options *options, bool in_child)
     }
     return 0;
 fail:
-    hti_writer_stop(s);
+    hti_writer_stop(s, 0);
     hti_consumer_stop(s);
     if (s->own_fd && s->fd >= 0)
         close(s->fd);
@@ -400,12 +447,52 @@ fail:
     return error;
 }
 
+/* ---- the session's phase ---- */
+
+enum { PHASE_IDLE, PHASE_STARTING, PHASE_RUNNING, PHASE_STOPPING };
+static int phase;                      /* under control_lock */
+static unsigned users;                 /* flushes and snapshots in progress (under the lock) */
+static _Atomic uint32_t phase_changes; /* futex word: bumped when phase or users change */
+/* At exit: how long a stop waits for another thread's start or stop (which the exit's give-up
+ * bounds) before the process goes on without it. */
+#define EXIT_WAIT_NS (HTI_STOP_LIMIT_NS + 2 * HTI_QUIESCE_NS)
+/* A stop that may give up waits this long for the writer thread, beyond its own limits. */
+#define JOIN_SLACK_NS 2000000000ull
+
+static void phase_changed(void)
+{
+    atomic_fetch_add(&phase_changes, 1);
+    hti_futex_wake(&phase_changes);
+}
+
+/* Called with control_lock held; waits for a change of phase or users, the lock released.
+ * -ETIMEDOUT once `until` (monotonic ns, 0: never) has passed. */
+static int phase_wait(uint64_t until)
+{
+    uint32_t seen = atomic_load(&phase_changes);
+    pthread_mutex_unlock(&control_lock);
+    hti_futex_wait(&phase_changes, seen, 10 * 1000 * 1000);
+    pthread_mutex_lock(&control_lock);
+    return until && hti_monotonic_ns() >= until ? -ETIMEDOUT : 0;
+}
+
 static int start(const ht_trace_options *options, bool in_child)
 {
     hti_guard_enter();
     pthread_mutex_lock(&control_lock);
-    int error = start_locked(options, in_child);
+    int error = phase != PHASE_IDLE ? -EBUSY : hti_writer_reap(&hti_session_state);
+    if (!error) {
+        phase = PHASE_STARTING;
+        phase_changed();
+    }
     pthread_mutex_unlock(&control_lock);
+    if (!error) {
+        error = start_session(options, in_child);
+        pthread_mutex_lock(&control_lock);
+        phase = error ? PHASE_IDLE : PHASE_RUNNING;
+        phase_changed();
+        pthread_mutex_unlock(&control_lock);
+    }
     hti_guard_leave();
     return error;
 }
@@ -417,42 +504,78 @@ int ht_trace_start(const ht_trace_options *options)
     return start(options, false);
 }
 
-static int stop_locked(void)
+/* Stops the session; the caller holds the phase `stopping`. The writer waits for the hooks and
+ * drains; it may give up on a stalled output in discard and ring modes, and in every mode at
+ * exit (hti_exit_give_up_at), and then this waits for it a bounded time only. */
+static void stop_session(hti_session *s, bool at_exit)
 {
-    hti_session *s = &hti_session_state;
-    if (!atomic_load(&hti_trace_gen) || atomic_load(&s->emergency))
-        return -ENOENT;
     if (s->ring)
         hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
     __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
-    atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
-    hti_futex_wake(&s->released); /* threads waiting for room give up */
-    /* Let events that tested the switch just before it was cleared, and threads waiting for
-     * room, commit or count their loss while the writer runs: its final drain must see them. */
-    struct timespec pause = {0, 1000000};
-    nanosleep(&pause, NULL);
-    hti_writer_stop(s);
+    atomic_store(&hti_trace_gen, 0);
+    /* A hook that read the session before the switch now shows in_hook to the writer. */
+    hti_hooks_barrier();
+    bool bounded = !s->block || at_exit;
+    if (!s->block)
+        atomic_store(&s->give_up_at, hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
+    (void)hti_writer_stop(s, bounded ? HTI_STOP_LIMIT_NS + HTI_QUIESCE_NS + JOIN_SLACK_NS : 0);
     hti_consumer_stop(s);
-    if (s->own_fd && s->fd >= 0) {
-        if (s->seekable)
-            (void)!ftruncate(s->fd, (off_t)atomic_load(&s->file_offset));
-        close(s->fd);
+    if (!s->writer_lingering) {
+        if (s->own_fd && s->fd >= 0) {
+            if (s->seekable)
+                (void)!ftruncate(s->fd, (off_t)atomic_load(&s->file_offset));
+            close(s->fd);
+        }
+        s->fd = -1;
     }
-    s->fd = -1;
     uint64_t lost = atomic_load(&s->lost_write) + atomic_load(&s->lost_consumer);
     if (lost && s->error_reported)
         hti_message("events lost because the trace could not be written:", NULL, (long)lost);
-    return 0;
+}
+
+static int stop(bool at_exit)
+{
+    hti_session *s = &hti_session_state;
+    uint64_t until = at_exit ? hti_monotonic_ns() + EXIT_WAIT_NS : 0;
+    int error = 0;
+    hti_guard_enter();
+    pthread_mutex_lock(&control_lock);
+    /* Another thread starts or stops a session: wait for it (at exit, its waits give up). */
+    while (!error && (phase == PHASE_STARTING || phase == PHASE_STOPPING))
+        error = phase_wait(until);
+    if (!error && (phase != PHASE_RUNNING || atomic_load(&s->emergency)))
+        error = -ENOENT;
+    if (!error) {
+        phase = PHASE_STOPPING;
+        phase_changed();
+        /* Flushes and snapshots end (bounded) before the writer goes; at exit not waited past
+         * the limit. */
+        while (users && phase_wait(until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&control_lock);
+    if (!error) {
+        stop_session(s, at_exit);
+        pthread_mutex_lock(&control_lock);
+        phase = PHASE_IDLE;
+        phase_changed();
+        pthread_mutex_unlock(&control_lock);
+    }
+    hti_guard_leave();
+    return error;
 }
 
 int ht_trace_stop(void)
 {
-    hti_guard_enter();
-    pthread_mutex_lock(&control_lock);
-    int error = stop_locked();
-    pthread_mutex_unlock(&control_lock);
-    hti_guard_leave();
-    return error;
+    return stop(false);
+}
+
+int hti_trace_stop_at_exit(void)
+{
+    uint64_t none = 0;
+    atomic_compare_exchange_strong(&hti_exit_give_up_at, &none,
+                                   hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
+    return stop(true);
 }
 
 bool ht_trace_is_active(void)
@@ -460,14 +583,37 @@ bool ht_trace_is_active(void)
     return atomic_load(&hti_trace_gen) != 0;
 }
 
+/* A flush or snapshot runs outside the lock, counted in `users`: stop waits for it. */
+static int user_enter(void)
+{
+    pthread_mutex_lock(&control_lock);
+    bool running = phase == PHASE_RUNNING && !atomic_load(&hti_session_state.emergency);
+    if (running)
+        users++;
+    pthread_mutex_unlock(&control_lock);
+    return running ? 0 : -ENOENT;
+}
+
+static void user_leave(void)
+{
+    pthread_mutex_lock(&control_lock);
+    users--;
+    phase_changed();
+    pthread_mutex_unlock(&control_lock);
+}
+
 int ht_trace_flush(void)
 {
     if (!atomic_load(&hti_trace_gen))
         return -ENOENT;
     hti_guard_enter();
-    int error = hti_writer_flush(&hti_session_state, false);
-    if (!error)
-        error = hti_consumer_wait(&hti_session_state);
+    int error = user_enter();
+    if (!error) {
+        error = hti_writer_flush(&hti_session_state, false);
+        if (!error)
+            error = hti_consumer_wait(&hti_session_state);
+        user_leave();
+    }
     hti_guard_leave();
     return error;
 }
@@ -478,14 +624,13 @@ int ht_trace_snapshot(void)
     if (!atomic_load(&hti_trace_gen))
         return -ENOENT;
     hti_guard_enter();
-    pthread_mutex_lock(&control_lock);
-    int error = -ENOENT;
-    if (atomic_load(&hti_trace_gen)) {
+    int error = user_enter();
+    if (!error) {
         if (s->ring)
             hti_rundown(s);
         error = hti_writer_flush(s, true);
+        user_leave();
     }
-    pthread_mutex_unlock(&control_lock);
     hti_guard_leave();
     return error;
 }
@@ -505,139 +650,23 @@ void ht_trace_emergency_flush(void)
     hti_guard_leave();
 }
 
-/* ---- environment ---- */
-
-static int parse_size(const char *text, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 0);
-    if (errno || end == text)
-        return -EINVAL;
-    unsigned shift = 0;
-    switch (tolower((unsigned char)*end)) {
-    case 'k': shift = 10; end++; break;
-    case 'm': shift = 20; end++; break;
-    case 'g': shift = 30; end++; break;
-    default: break;
-    }
-    if ((*end == 'b' || *end == 'B') && shift)
-        end++;
-    if (*end || (shift && v > (~0ull >> shift)))
-        return -EINVAL;
-    *out = (size_t)(v << shift);
-    return 0;
-}
-
-static int env_size(const char *name, size_t *out)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return 0;
-    if (parse_size(v, out) == 0)
-        return 0;
-    hti_message("bad value for", name, -1);
-    return -EINVAL;
-}
-
-static bool env_flag(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
+/* ---- environment ----
+ * The variables and their rules are options.c's: the same parser as the control protocol and
+ * the command line, and one line on stderr for a refused value. */
 
 static int options_from_env(ht_trace_options *o)
 {
+    char message[512];
     ht_trace_options_init(o);
-    const char *output = getenv("HEAPTRAIL_OUTPUT");
-    const char *fd = getenv("HEAPTRAIL_FD");
-    if ((!output || !*output) && (!fd || !*fd))
-        return 0;
-    if (output && *output) {
-        o->output_path = output;
-    } else {
-        size_t n;
-        if (parse_size(fd, &n) != 0 || n > INT_MAX) {
-            hti_message("bad value for", "HEAPTRAIL_FD", -1);
-            return -EINVAL;
-        }
-        o->output_fd = (int)n;
-    }
-    const char *mode = getenv("HEAPTRAIL_MODE");
-    if (mode && *mode) {
-        if (!strcmp(mode, "block"))
-            o->mode = HT_TRACE_MODE_BLOCK;
-        else if (!strcmp(mode, "discard"))
-            o->mode = HT_TRACE_MODE_DISCARD;
-        else if (!strcmp(mode, "ring"))
-            o->mode = HT_TRACE_MODE_RING;
-        else {
-            hti_message("bad value for HEAPTRAIL_MODE (block, discard or ring):", mode, -1);
-            return -EINVAL;
-        }
-    }
-    size_t v = 0;
-    int error = env_size("HEAPTRAIL_BUFFER", &o->buffer_size);
-    if (!error && (error = env_size("HEAPTRAIL_STACKS", &v)) == 0)
-        o->stack_depth = v > HT_TRACE_MAX_DEPTH ? HT_TRACE_MAX_DEPTH : (unsigned)v;
-    if (!error)
-        error = env_size("HEAPTRAIL_SAMPLE", &o->sample_interval);
-    if (!error)
-        error = env_size("HEAPTRAIL_MIN_SIZE", &o->min_size);
-    if (!error)
-        error = env_size("HEAPTRAIL_MAX_SIZE", &o->max_size);
-    v = 0;
-    if (!error && (error = env_size("HEAPTRAIL_COMPRESS", &v)) == 0)
-        o->compression_level = v > 19 ? 19 : (int)v;
-    v = 0;
-    if (!error && (error = env_size("HEAPTRAIL_FLUSH_MS", &v)) == 0 && v)
-        o->flush_interval_ms = v > 60000 ? 60000 : (unsigned)v;
-    if (error)
-        return error;
-    const char *unwind = getenv("HEAPTRAIL_UNWIND");
-    if (unwind && *unwind) {
-        if (!strcmp(unwind, "fp"))
-            o->unwinder = HT_TRACE_UNWIND_FRAME_POINTER;
-        else if (!strcmp(unwind, "libunwind"))
-            o->unwinder = HT_TRACE_UNWIND_LIBUNWIND;
-        else {
-            hti_message("bad value for HEAPTRAIL_UNWIND (libunwind or fp):", unwind, -1);
-            return -EINVAL;
-        }
-    }
-    const char *events = getenv("HEAPTRAIL_EVENTS");
-    if (events && *events) {
-        o->event_mask = 0;
-        const char *p = events;
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (n == 5 && !strncmp(p, "alloc", 5))
-                o->event_mask |= HT_EVENT_BIT(HT_EVENT_ALLOC);
-            else if (n == 4 && !strncmp(p, "free", 4))
-                o->event_mask |= HT_EVENT_BIT(HT_EVENT_FREE);
-            else if (n == 7 && !strncmp(p, "realloc", 7))
-                o->event_mask |= HT_EVENT_BIT(HT_EVENT_REALLOC);
-            else if (n == 4 && !strncmp(p, "heap", 4))
-                o->event_mask |= HT_EVENT_MASK_HEAPS;
-            else if (n == 3 && !strncmp(p, "all", 3))
-                o->event_mask |= HT_EVENT_MASK_ALL;
-            else if (n) {
-                hti_message("bad value for HEAPTRAIL_EVENTS (alloc,free,realloc,heap):", events, -1);
-                return -EINVAL;
-            }
-            p += n;
-            if (*p == ',')
-                p++;
-        }
-    }
-    o->follow_forks = env_flag("HEAPTRAIL_FOLLOW_FORKS");
-    o->no_rundown = env_flag("HEAPTRAIL_NO_RUNDOWN");
-    return 1;
+    int wanted = hti_options_from_environment(o, hti_getenv_lookup, NULL, message, sizeof message);
+    if (wanted < 0)
+        hti_option_report(message);
+    return wanted;
 }
 
 static void stop_at_exit(void)
 {
-    ht_trace_stop();
+    (void)hti_trace_stop_at_exit();
 }
 
 int ht_trace_start_from_env(void)
@@ -650,7 +679,7 @@ int ht_trace_start_from_env(void)
         return wanted;
     int error = ht_trace_start(&o);
     if (error) {
-        hti_message("cannot start tracing:", strerrordesc_np(-error), -1);
+        hti_message("cannot start tracing:", hti_start_error_text(error), -1);
         return error;
     }
     if (!atexit_registered) {
@@ -671,13 +700,19 @@ static void fork_child(void)
      * dropped the parent's session and started the child's. */
     if (atomic_load(&hti_trace_gen) && s->pid == getpid())
         return;
-    if (!atomic_load(&hti_trace_gen)) {
+    /* The parent's exit, flushes and snapshots were its own threads' business. */
+    atomic_store(&hti_exit_give_up_at, 0);
+    users = 0;
+    bool active = atomic_load(&hti_trace_gen) != 0;
+    if (!active && phase == PHASE_IDLE && !s->writer_lingering) {
         /* No session: the caller's buffer gets this thread's id (a buffer is freed once its
          * thread is gone); the next start sweeps the parent's other threads' buffers. */
         hti_thread_after_fork_self();
         return;
     }
-    /* The writer and consumer threads do not exist here: drop the parent's session. */
+    /* The writer and consumer threads do not exist here: drop the parent's session (running,
+     * or being started or stopped by another thread at the fork). */
+    phase = PHASE_IDLE;
     __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELAXED);
     atomic_store(&hti_trace_gen, 0);
     if (s->own_fd && s->fd >= 0)
@@ -688,7 +723,7 @@ static void fork_child(void)
     hti_threads_after_fork();
     hti_writer_forget(s);
     hti_consumer_forget(s);
-    fork_pending = saved_options.follow_forks;
+    fork_pending = active && saved_options.follow_forks;
 }
 
 int ht_trace_fork_child(void)

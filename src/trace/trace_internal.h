@@ -7,7 +7,12 @@
  * committed offset is immutable until the writer releases the fill (block/discard) or the
  * owner starts that fill again (ring). The tracer never allocates from a heap: all its memory
  * comes from hti_map(). Code running on behalf of the tracer sets the thread's guard, so heap
- * hooks called underneath return at once. */
+ * hooks called underneath return at once. A thread's `in_hook` is 1 from before a hook reads
+ * the session generation until after it committed its event: a stop switches the hooks off,
+ * issues a process-wide barrier (hti_hooks_barrier) and lets the writer wait until every thread
+ * was seen outside a hook, so no event that saw the session is committed after the final drain.
+ * Waits on the output are bounded as DESIGN.md ("What the tracer guarantees in each mode") says;
+ * the HTI_*_NS values below are those bounds. */
 #ifndef HEAPTRAIL_TRACE_INTERNAL_H
 #define HEAPTRAIL_TRACE_INTERNAL_H
 
@@ -32,6 +37,16 @@
 #define HTI_TLS __attribute__((tls_model("initial-exec"))) _Thread_local
 #define HTI_NOINLINE __attribute__((noinline))
 #define HTI_FILL_BYTES HT_TRACE_CHUNK_BYTES
+
+/* An output that has taken no byte for this long is stalled: a stop that may give up (discard and
+ * ring modes, and every mode at exit) gives up on it, and so do a discard/ring rundown waiting
+ * for room and a discard/ring flush. */
+#define HTI_STALL_NS 1000000000ull
+/* A stop that may give up waits at most this long in all for the output (a reader that takes a
+ * byte now and then cannot hold it). */
+#define HTI_STOP_LIMIT_NS 10000000000ull
+/* A stop waits at most this long for a thread inside a hook that is not waiting for room. */
+#define HTI_QUIESCE_NS 1000000000ull
 
 /* ---- clock ---- */
 
@@ -89,6 +104,7 @@ typedef struct hti_thread {
     uint64_t last_address;
     uint64_t last_heap;
     hti_fill *fill; /* current fill, NULL before the first */
+    _Atomic uint32_t in_hook; /* 1 while the owner runs a hook (see the top of this file) */
     uint64_t gen;   /* session this buffer belongs to */
     uint32_t tid;
     uint32_t nfills;
@@ -108,8 +124,9 @@ typedef struct hti_thread {
     _Atomic int state;
     _Atomic uint64_t lost_total; /* all events this thread lost (stats) */
     _Atomic uint64_t events_total;
-    _Atomic uint32_t waiting; /* block mode: the owner sleeps on `tail` */
+    _Atomic uint32_t waiting; /* block mode: the owner waits for room (the whole wait) */
     uint32_t exit_polls;      /* writer-private: times it found the EXITING thread still there */
+    uint64_t quiet_gen;       /* writer-private: the stopping session it was seen outside a hook in */
     struct hti_thread *next;  /* registry list; writer-owned except the head pointer */
     /* memory */
     uint8_t *fill_data; /* nfills * HTI_FILL_BYTES */
@@ -135,8 +152,11 @@ typedef struct hti_session {
     int fd;
     bool own_fd;
     bool seekable;
+    bool socket;            /* a socket: written with MSG_DONTWAIT */
     bool file_failed;       /* the last write failed */
-    bool output_cut;        /* a stream ends inside a chunk: nothing more is written */
+    int output_cut;         /* 0, or the errno that ended the output (nothing more is written):
+                               a stream ends inside a chunk, the header is missing, or a stop
+                               gave up on a stalled output (ETIMEDOUT) */
     bool error_reported;    /* the one message on stderr was printed */
     _Atomic uint64_t file_offset;
     uint32_t nfills;
@@ -159,6 +179,14 @@ typedef struct hti_session {
     _Atomic uint32_t flush_done;    /* futex word: last request served */
     _Atomic uint32_t snapshot_request;
     _Atomic uint32_t emergency;
+    _Atomic uint32_t stream_busy;   /* the writer thread is inside a chunk on a stream */
+    _Atomic uint32_t header_state;  /* writer.c: the header is written once, first, by the writer
+                                       thread or by a crash flush that comes before it */
+    _Atomic uint64_t blocked_since; /* ns: the output took its last byte while the writer waits
+                                       for room in it (0: not waiting) */
+    _Atomic uint64_t give_up_at;    /* ns: a stop or crash flush that may give up (0: none) stops
+                                       waiting for the output then, or once it is stalled */
+    bool writer_lingering;          /* a bounded stop left the writer in a write: reaped later */
 
     /* stats */
     _Atomic uint64_t bytes_written;
@@ -176,16 +204,33 @@ typedef struct hti_session {
     size_t scratch_size;
     uint8_t *records;     /* small records batch (stacks, modules, strings, lost) */
     size_t records_size;
+    uint8_t *deferred;    /* chunks made at start, written by the writer after the header */
+    size_t deferred_size, deferred_used;
+    bool defer_chunks;    /* hti_write_chunk keeps chunks in `deferred` (start, before the writer) */
+    bool deferred_overflow;
     void *zstd;           /* ZSTD_CCtx */
 } hti_session;
 
 extern hti_session hti_session_state;
+
+/* Monotonic ns at which every wait of the tracer gives up because the process exits (0: not
+ * exiting); set by the exit handlers, read like a session's give_up_at. */
+extern _Atomic uint64_t hti_exit_give_up_at;
+/* The last session whose writer finished waiting for the hooks: a thread of it still waiting
+ * for room gives up (its event counted lost, SESSION_END). */
+extern _Atomic uint64_t hti_finished_gen;
 
 /* ---- memory ---- */
 void *hti_map(size_t size);           /* zeroed, NULL on failure */
 void hti_unmap(void *memory, size_t size);
 
 /* ---- guard: the calling thread is doing tracer work ---- */
+/* The guard's nesting depth, non-zero while the thread works for the tracer: the preload library
+ * tests it inline to serve such allocations from its private heap (hti_tracer_heap). */
+extern HTI_TLS unsigned hti_guard_depth;
+/* The preload library's private heap for those allocations (NULL without it): heaptrail's own
+ * memory, never traced, left out of every rundown (session.c). */
+extern ht_heap *_Atomic hti_tracer_heap;
 void hti_guard_enter(void);
 void hti_guard_leave(void);
 bool hti_guard_active(void);
@@ -214,21 +259,33 @@ uint32_t hti_gettid(void);
 bool hti_thread_gone(const hti_thread *thread);
 /* Thread key for the exit flush; created at first start. 0 or -errno. */
 int hti_buffers_init(void);
+/* After the hooks were switched off: a barrier on every thread of the process, so that a thread
+ * that read the session before the switch shows in_hook = 1 to the writer (membarrier). */
+void hti_hooks_barrier(void);
 
 /* ---- writer.c ---- */
 int hti_writer_start_memory(hti_session *session); /* buffers and compression context */
 int hti_writer_start_thread(hti_session *session);
 void hti_writer_forget(hti_session *session);      /* in a fork child */
-/* Asks the writer to stop, waits for its final drain and footer, joins it. */
-void hti_writer_stop(hti_session *session);
+/* Asks the writer to stop: it waits until no thread is inside a hook, drains everything and
+ * writes the footer; then joins it. timeout_ns > 0: returns -ETIMEDOUT if the writer has not
+ * ended by then (stuck in a write that cannot be interrupted): it is left to end by itself
+ * (writer_lingering) and hti_writer_reap finishes the job. 0 or -ETIMEDOUT. */
+int hti_writer_stop(hti_session *session, uint64_t timeout_ns);
+/* A lingering writer: 0 once it ended and its memory is released, -EBUSY while it runs. */
+int hti_writer_reap(hti_session *session);
 void hti_writer_wake(hti_session *session);
-/* Waits until the writer drained everything committed so far. */
+/* Waits until the writer drained everything committed so far (at most 10 s; discard and ring
+ * modes: not past a stalled output). 0, -ETIMEDOUT or -ENOENT. */
 int hti_writer_flush(hti_session *session, bool snapshot);
-/* Emergency: drains everything with write(2) from the calling thread. */
+/* Emergency: drains everything from the calling thread (a fatal-signal handler); bounded. */
 void hti_writer_emergency(hti_session *session);
-/* Writes the file preamble and the HEADER chunk. */
+/* The output has taken no byte for HTI_STALL_NS while the writer waits for room in it. */
+bool hti_output_stalled(hti_session *session);
+/* Writes the file preamble and the HEADER chunk (the writer thread, first thing). */
 int hti_writer_header(hti_session *session);
-/* Frames and writes one chunk (used by the writer thread and at start). 0 or -errno. */
+/* Frames and writes one chunk (used by the writer thread; at start, with defer_chunks, kept for
+ * the writer to write after the header). 0 or -errno. */
 int hti_write_chunk(hti_session *session, uint8_t type, const void *meta, size_t meta_length,
                     const void *body, size_t body_length);
 
@@ -260,6 +317,37 @@ void hti_consumer_push_lost(hti_session *session, uint32_t tid, uint32_t reason,
 void hti_rundown(hti_session *session);
 /* One line on stderr, without stdio: "heaptrail: <message>\n". */
 void hti_message(const char *message, const char *detail, long number);
+
+/* Stops the session from an exit handler: every wait is bounded (block mode too), what could
+ * not be written is counted lost. 0, -ENOENT or -ETIMEDOUT. */
+int hti_trace_stop_at_exit(void);
+/* What a failed ht_trace_start means, for the one line a user sees. */
+const char *hti_start_error_text(int error);
+
+/* ---- fault injection (tests) ----
+ * A countdown per system call kind: with countdown n > 0, the nth call from now fails with
+ * `error` (EIO if 0); sticky: so does every call after it; short_first (writes): the nth call
+ * first writes half of its first piece, and the call after it fails. Compiled in always; off,
+ * it costs one relaxed load per write or open of the output, never anything on the event path. */
+typedef struct hti_fault {
+    _Atomic uint32_t countdown;
+    int error;
+    bool sticky;
+    bool short_first;
+    _Atomic uint32_t fired; /* calls failed so far */
+} hti_fault;
+
+extern hti_fault hti_fault_write; /* pwritev, writev, sendmsg of the output */
+extern hti_fault hti_fault_open;  /* open of an output path */
+void hti_fault_set(hti_fault *fault, uint32_t nth, int error, bool sticky, bool short_first);
+/* 0: go on; > 0: fail with this errno; -1: write only part (short_first). */
+int hti_fault_hit(hti_fault *fault);
+static inline int hti_fault_check(hti_fault *fault)
+{
+    if (HTI_LIKELY(atomic_load_explicit(&fault->countdown, memory_order_relaxed) == 0))
+        return 0;
+    return hti_fault_hit(fault);
+}
 
 /* futex helpers */
 void hti_futex_wait(_Atomic uint32_t *word, uint32_t expected, long timeout_ns);

@@ -11,7 +11,13 @@
  * or counted lost: once a body of a fill misses the output, the rest of that fill (which could
  * not be decoded without it) is counted lost, not written. Block/discard: fills are released as
  * soon as written; ring: only at snapshot/stop. A thread's buffer is freed once drained and its
- * thread gone: past its exit destructor (EXITING) the thread may still write, so it is probed. */
+ * thread gone: past its exit destructor (EXITING) the thread may still write, so it is probed.
+ * The writer writes the header itself, so starting a session never waits for the output. Pipes,
+ * FIFOs and sockets are written without blocking: on a full pipe the writer (only it) polls, and
+ * a chunk it began is completed, never left half-way, unless a stop that may give up finds the
+ * output stalled (HTI_STALL_NS) or past its limit: then the output is cut and the rest is counted
+ * lost. At stop the writer drains until no thread is inside a hook (threads waiting for room get
+ * it), then drains for the last time and writes the footer. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -20,9 +26,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -37,6 +45,11 @@
  * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
 #define EXIT_POLL_NS 1000000L
 #define EXIT_POLLS_FAST 20u
+/* While the writer waits for room in the output it looks at the stop and the clock this often. */
+#define OUTPUT_POLL_MS 50
+/* A crash flush waits this long for the writer thread to finish the chunk it is writing to a
+ * stream (writing beside it would interleave two chunks). */
+#define EMERGENCY_WAIT_NS 1000000000ull
 
 /* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
 typedef struct lost_slot {
@@ -48,7 +61,12 @@ typedef struct lost_slot {
 
 static lost_slot lost_table[LOST_SLOTS];
 static uint32_t stacks_emitted;
+_Atomic uint64_t hti_exit_give_up_at;
+_Atomic uint64_t hti_finished_gen;
+hti_fault hti_fault_write;
+hti_fault hti_fault_open;
 static uint8_t copy_buffer[HTI_FILL_BYTES]; /* ring snapshot copies (writer thread only) */
+static HTI_TLS bool tls_writer_thread;      /* the calling thread is the writer */
 
 /* ---- futex ---- */
 
@@ -100,7 +118,8 @@ static void report_write_error(hti_session *s, int error)
     s->file_failed = true;
     if (!s->error_reported) {
         s->error_reported = true;
-        const char *text = strerrordesc_np(error);
+        const char *text = error == ETIMEDOUT ? "the output was stalled when the session stopped"
+                                              : strerrordesc_np(error);
         hti_message("cannot write the trace; further events are counted as lost:",
                     text ? text : "error", -1);
     }
@@ -120,14 +139,146 @@ static void skip_written(struct iovec **iov, int *count, size_t n)
     }
 }
 
+/* ---- fault injection ---- */
+
+void hti_fault_set(hti_fault *f, uint32_t nth, int error, bool sticky, bool short_first)
+{
+    atomic_store(&f->countdown, 0);
+    f->error = error;
+    f->sticky = sticky;
+    f->short_first = short_first;
+    atomic_store(&f->fired, 0);
+    atomic_store(&f->countdown, nth);
+}
+
+int hti_fault_hit(hti_fault *f)
+{
+    uint32_t n = atomic_load(&f->countdown);
+    if (n == 0)
+        return 0;
+    if (n > 1) {
+        atomic_store(&f->countdown, n - 1);
+        return 0;
+    }
+    if (f->short_first) {
+        f->short_first = false; /* the countdown stays at 1: the next call fails */
+        return -1;
+    }
+    atomic_fetch_add(&f->fired, 1);
+    if (!f->sticky)
+        atomic_store(&f->countdown, 0);
+    return f->error ? f->error : EIO;
+}
+
+/* ---- waiting for the output ---- */
+
+/* When a stop or crash flush that may give up (or the process's exit) stops waiting, 0: never. */
+static uint64_t give_up_at(hti_session *s)
+{
+    uint64_t session = atomic_load_explicit(&s->give_up_at, memory_order_relaxed);
+    uint64_t exiting = atomic_load_explicit(&hti_exit_give_up_at, memory_order_relaxed);
+    if (!session || (exiting && exiting < session))
+        return exiting;
+    return session;
+}
+
+bool hti_output_stalled(hti_session *s)
+{
+    uint64_t since = atomic_load_explicit(&s->blocked_since, memory_order_relaxed);
+    return since && hti_monotonic_ns() - since >= HTI_STALL_NS;
+}
+
+static bool should_give_up(hti_session *s)
+{
+    uint64_t limit = give_up_at(s);
+    return limit && (hti_monotonic_ns() >= limit || hti_output_stalled(s));
+}
+
+/* Waits until the output can take bytes. The writer thread may wait: only a stop that may give
+ * up ends the wait (-ETIMEDOUT). */
+static int wait_writable(hti_session *s)
+{
+    for (;;) {
+        if (should_give_up(s))
+            return -ETIMEDOUT;
+        struct pollfd ready = {s->fd, POLLOUT, 0};
+        int n = poll(&ready, 1, OUTPUT_POLL_MS);
+        if (n > 0)
+            return 0; /* writable, or an error the next write reports */
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* One write system call, through the fault-injection hook. */
+static ssize_t output_write(hti_session *s, struct iovec *iov, int count, uint64_t offset)
+{
+    int fault = hti_fault_check(&hti_fault_write);
+    struct iovec part;
+    if (HTI_UNLIKELY(fault > 0)) {
+        errno = fault;
+        return -1;
+    }
+    if (HTI_UNLIKELY(fault < 0)) {
+        part.iov_base = iov[0].iov_base;
+        part.iov_len = iov[0].iov_len > 1 ? iov[0].iov_len / 2 : iov[0].iov_len;
+        iov = &part;
+        count = 1;
+    }
+    if (s->seekable)
+        return pwritev(s->fd, iov, count, (off_t)offset);
+    if (s->socket) {
+        struct msghdr message = {.msg_iov = iov, .msg_iovlen = (size_t)count};
+        return sendmsg(s->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    return writev(s->fd, iov, count);
+}
+
+/* Writes a whole chunk (or the preamble) to a stream. A chunk begun is completed: on a full
+ * pipe the writer polls, however long, unless a stop that may give up finds the output stalled
+ * or past its limit; then, and after an error in the middle of the chunk, the output is cut
+ * (nothing more reaches it, so it ends at its last whole chunk). 0 or -errno. */
+static int write_stream(hti_session *s, struct iovec *iov, int count, size_t total)
+{
+    size_t done = 0;
+    int error = 0;
+    while (done < total) {
+        ssize_t n = output_write(s, iov, count, 0);
+        if (n > 0) {
+            done += (size_t)n;
+            skip_written(&iov, &count, (size_t)n);
+            if (atomic_load_explicit(&s->blocked_since, memory_order_relaxed))
+                atomic_store(&s->blocked_since, hti_monotonic_ns()); /* progress */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!atomic_load_explicit(&s->blocked_since, memory_order_relaxed))
+                atomic_store(&s->blocked_since, hti_monotonic_ns());
+            if ((error = -wait_writable(s)) == 0)
+                continue;
+        } else {
+            error = n < 0 ? errno : ENOSPC;
+        }
+        break;
+    }
+    atomic_store(&s->blocked_since, 0);
+    if (error && (done > 0 || error == ETIMEDOUT))
+        s->output_cut = error;
+    return -error;
+}
+
 /* Writes all of iov at the reserved place. 0 or -errno. */
 static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
 {
+    if (s->output_cut)
+        return -s->output_cut;
     if (s->seekable) {
         uint64_t offset = atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
         size_t done = 0;
         while (done < total) {
-            ssize_t n = pwritev(s->fd, iov, count, (off_t)(offset + done));
+            ssize_t n = output_write(s, iov, count, offset + done);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
@@ -143,29 +294,30 @@ static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
         }
         return 0;
     }
-    if (s->output_cut)
-        return -EPIPE;
-    size_t done = 0;
-    while (done < total) {
-        ssize_t n = writev(s->fd, iov, count);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            /* A stream cannot be rolled back: after a partial chunk, anything written would be
-             * read as part of it. The output ends there; later chunks fail (counted lost). */
-            if (done > 0)
-                s->output_cut = true;
-            return n < 0 ? -errno : -ENOSPC;
+    /* A stream cannot be rolled back: after a partial chunk, anything written would be read as
+     * part of it. The writer thread keeps a crash flush from writing beside it (and stops
+     * writing once one began). */
+    bool writer_thread = tls_writer_thread;
+    if (writer_thread) {
+        atomic_store(&s->stream_busy, 1);
+        if (atomic_load(&s->emergency)) {
+            atomic_store(&s->stream_busy, 0);
+            return -ECANCELED;
         }
-        done += (size_t)n;
-        skip_written(&iov, &count, (size_t)n);
     }
-    atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
-    return 0;
+    int error = write_stream(s, iov, count, total);
+    if (writer_thread)
+        atomic_store(&s->stream_busy, 0);
+    if (!error)
+        atomic_fetch_add_explicit(&s->file_offset, total, memory_order_relaxed);
+    return error;
 }
 
-static int write_chunk_raw(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
-                           const void *body, size_t body_length, bool compress)
+/* Frames and writes one chunk, after `prefix` (the file's preamble, before the HEADER chunk: one
+ * write, so that a stream that takes none of it holds no stray preamble). */
+static int write_framed(hti_session *s, const void *prefix, size_t prefix_length, uint8_t type,
+                        const void *meta, size_t meta_length, const void *body,
+                        size_t body_length, bool compress)
 {
     if (s->fd < 0)
         return 0;
@@ -182,13 +334,15 @@ static int write_chunk_raw(hti_session *s, uint8_t type, const void *meta, size_
     }
     uint8_t head[HTI_CHUNK_HEADER_SIZE];
     hti_chunk_header_encode(head, &header, meta, body);
-    struct iovec iov[3] = {{head, sizeof head},
+    struct iovec iov[4] = {{(void *)prefix, prefix_length},
+                           {head, sizeof head},
                            {(void *)meta, meta_length},
                            {(void *)body, header.body_length}};
     size_t total = sizeof head + meta_length + header.body_length;
-    int error = write_all(s, iov, 3, total);
+    int error = write_all(s, iov, 4, prefix_length + total);
     if (error) {
-        report_write_error(s, -error);
+        if (error != -ECANCELED) /* a crash flush took the output over: no failure */
+            report_write_error(s, -error);
         return error;
     }
     atomic_fetch_add_explicit(&s->bytes_written, total, memory_order_relaxed);
@@ -196,9 +350,54 @@ static int write_chunk_raw(hti_session *s, uint8_t type, const void *meta, size_
     return 0;
 }
 
+static int write_chunk_raw(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
+                           const void *body, size_t body_length, bool compress)
+{
+    return write_framed(s, NULL, 0, type, meta, meta_length, body, body_length, compress);
+}
+
+/* A chunk made before the writer runs (the module map, read by the starting thread so that no
+ * dl_iterate_phdr of ours races with a fork right after the start): kept as type, lengths, meta
+ * and body, and written by the writer after the header. */
+static int defer_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
+                       const void *body, size_t body_length)
+{
+    size_t need = 9 + meta_length + body_length;
+    if (!s->deferred || s->deferred_size - s->deferred_used < need) {
+        s->deferred_overflow = true; /* the writer makes the module map again */
+        return -ENOSPC;
+    }
+    uint8_t *p = s->deferred + s->deferred_used;
+    uint32_t lengths[2] = {(uint32_t)meta_length, (uint32_t)body_length};
+    p[0] = type;
+    memcpy(p + 1, lengths, sizeof lengths);
+    if (meta_length)
+        memcpy(p + 9, meta, meta_length);
+    if (body_length)
+        memcpy(p + 9 + meta_length, body, body_length);
+    s->deferred_used += need;
+    return 0;
+}
+
+/* Right after the header (compressed unless a crash flush writes them). */
+static void write_deferred(hti_session *s)
+{
+    bool compress = s->options.compression_level > 0 && !atomic_load(&s->emergency);
+    for (size_t at = 0; at < s->deferred_used;) {
+        const uint8_t *p = s->deferred + at;
+        uint32_t lengths[2];
+        memcpy(lengths, p + 1, sizeof lengths);
+        write_chunk_raw(s, p[0], p + 9, lengths[0], p + 9 + lengths[0], lengths[1], compress);
+        at += 9 + (size_t)lengths[0] + lengths[1];
+    }
+    s->deferred_used = 0;
+}
+
 int hti_write_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_length,
                     const void *body, size_t body_length)
 {
+    if (HTI_UNLIKELY(s->defer_chunks))
+        return defer_chunk(s, type, meta, meta_length, body, body_length);
     return write_chunk_raw(s, type, meta, meta_length, body, body_length,
                            s->options.compression_level > 0);
 }
@@ -490,16 +689,88 @@ static void write_footer(hti_session *s)
     write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, (size_t)(p - body), false);
 }
 
+/* The header goes first and once, with the chunks made at start: the writer thread writes them
+ * when it begins, or a crash flush that comes before it does. The other one waits for them (a
+ * crash flush a bounded time; then it writes nothing). True once the header is written. */
+enum { HEADER_NONE, HEADER_WRITING, HEADER_WRITTEN, HEADER_FAILED };
+
+static bool header_written(hti_session *s, uint64_t wait_ns)
+{
+    uint32_t state = HEADER_NONE;
+    if (atomic_compare_exchange_strong(&s->header_state, &state, HEADER_WRITING)) {
+        uint64_t start = atomic_load(&s->file_offset);
+        int error = hti_writer_header(s);
+        if (error) {
+            if (!s->error_reported) /* the preamble's failure is not reported on the way */
+                report_write_error(s, -error);
+            /* No chunk may reach an output whose header is missing; a file gets back its
+             * length from before the preamble. */
+            s->output_cut = -error;
+            if (s->seekable) {
+                atomic_store(&s->file_offset, start);
+                (void)!ftruncate(s->fd, (off_t)start);
+            }
+        }
+        write_deferred(s);
+        atomic_store(&s->header_state, error ? HEADER_FAILED : HEADER_WRITTEN);
+        return !error;
+    }
+    uint64_t until = hti_monotonic_ns() + wait_ns;
+    while ((state = atomic_load(&s->header_state)) == HEADER_WRITING &&
+           hti_monotonic_ns() < until) {
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return state == HEADER_WRITTEN;
+}
+
+/* After the hooks were switched off (and hti_hooks_barrier): true once every thread was seen
+ * outside a hook — its events are then all committed. A thread waiting for room is waited for
+ * (each drain makes room); another one held in a hook (stopped by a debugger, say) for at most
+ * HTI_QUIESCE_NS after `since`. */
+static bool hooks_quiet(hti_session *s, uint64_t since)
+{
+    bool quiet = true;
+    uint64_t now = 0;
+    for (hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire); t; t = t->next) {
+        if (t->quiet_gen == s->gen)
+            continue;
+        if (!atomic_load_explicit(&t->in_hook, memory_order_acquire)) {
+            t->quiet_gen = s->gen; /* later hooks see the switch off */
+            continue;
+        }
+        if (atomic_load_explicit(&t->waiting, memory_order_relaxed)) {
+            quiet = false;
+            continue;
+        }
+        if (!now)
+            now = hti_monotonic_ns();
+        if (now - since < HTI_QUIESCE_NS)
+            quiet = false;
+    }
+    return quiet;
+}
+
 static void *writer_main(void *arg)
 {
     hti_session *s = arg;
     hti_guard_enter(); /* for good: this thread's heap calls are never traced */
+    tls_writer_thread = true;
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_setname_np(pthread_self(), "heaptrail-wr");
+    /* Here rather than in the thread that starts the session: that one must not wait for the
+     * output. Then the module map that thread read. */
+    if (!header_written(s, HTI_STOP_LIMIT_NS) && atomic_load(&s->emergency))
+        return NULL; /* a crash flush wrote it, or is writing it: the output is its own now */
+    if (s->deferred_overflow) {
+        hti_modules_reset(); /* the module map did not fit: made again, here */
+        hti_modules_emit(s, true);
+    }
     const long interval_ns = (long)s->options.flush_interval_ms * 1000000L;
     uint64_t last_flush = hti_monotonic_ns();
+    uint64_t stop_seen = 0;
     uint32_t flush_served = 0, snapshot_served = 0; /* the session starts them at 0 */
     for (;;) {
         if (atomic_load(&s->emergency))
@@ -509,9 +780,12 @@ static void *writer_main(void *arg)
         uint32_t flush_request = atomic_load(&s->flush_request);
         uint32_t snapshot_request = atomic_load(&s->snapshot_request);
         uint64_t now = hti_monotonic_ns();
+        if (stop && !stop_seen)
+            stop_seen = now;
         bool periodic = now - last_flush >= (uint64_t)interval_ns;
         bool partial = stop || periodic || flush_request != flush_served;
-        bool dump = stop || snapshot_request != snapshot_served;
+        /* At stop the ring is written once the hooks are quiet (below). */
+        bool dump = !stop && snapshot_request != snapshot_served;
         bool exiting = drain_all(s, partial, dump);
         if (partial || dump) {
             if (!stop) {
@@ -527,8 +801,13 @@ static void *writer_main(void *arg)
             atomic_store(&s->flush_done, flush_request);
             hti_futex_wake(&s->flush_done);
         }
-        if (stop)
+        if (stop && hooks_quiet(s, stop_seen))
             break;
+        if (stop) {
+            /* Threads still in a hook: those waiting for room got some from the drain above. */
+            hti_futex_wait(&s->writer_wake, wake, EXIT_POLL_NS);
+            continue;
+        }
         atomic_store(&s->writer_asleep, 1);
         if (atomic_load(&s->writer_wake) == wake && !atomic_load(&s->stop_request) &&
             atomic_load(&s->flush_request) == flush_served &&
@@ -541,6 +820,9 @@ static void *writer_main(void *arg)
         }
         atomic_store(&s->writer_asleep, 0);
     }
+    /* A thread of this session still (or later) waiting for room gives up: nothing drains it. */
+    atomic_store_explicit(&hti_finished_gen, s->gen, memory_order_release);
+    hti_futex_wake(&s->released);
     /* Final: whatever threads still hold, pending losses, the last clock pair, the footer. */
     drain_all(s, true, true);
     if (s->options.stack_depth)
@@ -561,7 +843,9 @@ int hti_writer_start_memory(hti_session *s)
     s->records = hti_map(RECORDS_BYTES);
     s->scratch_size = ZSTD_compressBound(RECORDS_BYTES);
     s->scratch = hti_map(s->scratch_size);
-    if (!s->records || !s->scratch)
+    s->deferred_size = 2 * RECORDS_BYTES + 64;
+    s->deferred = hti_map(s->deferred_size);
+    if (!s->records || !s->scratch || !s->deferred)
         return -ENOMEM;
     if (s->options.compression_level > 0) {
         ZSTD_customMem mem = {zstd_alloc, zstd_free, NULL};
@@ -581,31 +865,69 @@ int hti_writer_start_thread(hti_session *s)
     return 0;
 }
 
-void hti_writer_stop(hti_session *s)
+static void writer_release_memory(hti_session *s)
 {
-    if (s->writer_started) {
-        atomic_store(&s->stop_request, 1);
-        hti_writer_wake(s);
-        hti_futex_wake(&s->writer_wake);
-        pthread_join(s->writer, NULL);
-        s->writer_started = false;
-    }
     if (s->zstd)
         ZSTD_freeCCtx(s->zstd);
     s->zstd = NULL;
     hti_unmap(s->records, s->records_size);
     hti_unmap(s->scratch, s->scratch_size);
-    s->records = s->scratch = NULL;
+    hti_unmap(s->deferred, s->deferred_size);
+    s->records = s->scratch = s->deferred = NULL;
+}
+
+int hti_writer_stop(hti_session *s, uint64_t timeout_ns)
+{
+    if (s->writer_started) {
+        atomic_store(&s->stop_request, 1);
+        hti_writer_wake(s);
+        hti_futex_wake(&s->writer_wake);
+        if (timeout_ns) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t ns = (uint64_t)until.tv_nsec + timeout_ns;
+            until.tv_sec += (time_t)(ns / 1000000000u);
+            until.tv_nsec = (long)(ns % 1000000000u);
+            if (pthread_timedjoin_np(s->writer, NULL, &until) != 0) {
+                /* Still in a write to an output that cannot be written without blocking (a
+                 * terminal, say): it keeps its memory and descriptor until it ends. */
+                s->writer_lingering = true;
+                return -ETIMEDOUT;
+            }
+        } else {
+            pthread_join(s->writer, NULL);
+        }
+        s->writer_started = false;
+    }
+    writer_release_memory(s);
+    return 0;
+}
+
+int hti_writer_reap(hti_session *s)
+{
+    if (!s->writer_lingering)
+        return 0;
+    if (pthread_tryjoin_np(s->writer, NULL) != 0)
+        return -EBUSY;
+    s->writer_lingering = false;
+    s->writer_started = false;
+    writer_release_memory(s);
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    return 0;
 }
 
 void hti_writer_forget(hti_session *s)
 {
     /* After fork: the writer thread does not exist in this process; only memory remains. */
     s->writer_started = false;
+    s->writer_lingering = false;
     s->zstd = NULL; /* its memory came from mmap: left mapped rather than freed half-way */
     hti_unmap(s->records, s->records_size);
     hti_unmap(s->scratch, s->scratch_size);
-    s->records = s->scratch = NULL;
+    hti_unmap(s->deferred, s->deferred_size);
+    s->records = s->scratch = s->deferred = NULL;
 }
 
 int hti_writer_flush(hti_session *s, bool snapshot)
@@ -621,13 +943,37 @@ int hti_writer_flush(hti_session *s, bool snapshot)
         uint32_t done = atomic_load(&s->flush_done);
         if ((int32_t)(done - want) >= 0)
             return 0;
+        /* Discard and ring modes never make the program wait for a stalled output. */
+        if ((!s->block && hti_output_stalled(s)) || should_give_up(s))
+            return -ETIMEDOUT;
         hti_futex_wait(&s->flush_done, done, 1000000);
     }
     return -ETIMEDOUT;
 }
 
+/* Waits (bounded) until the writer thread is outside a chunk on a stream; the caller set
+ * `emergency`, so it begins no other. False: it is still inside one (the output is stalled),
+ * and writing now would interleave two chunks. */
+static bool emergency_stream_ready(hti_session *s)
+{
+    if (s->seekable || !s->writer_started)
+        return true;
+    uint64_t until = hti_monotonic_ns() + EMERGENCY_WAIT_NS;
+    while (atomic_load(&s->stream_busy)) {
+        if (hti_monotonic_ns() >= until)
+            return false;
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return true;
+}
+
 void hti_writer_emergency(hti_session *s)
 {
+    /* Bounded: a stalled output is given up after HTI_STALL_NS, and all of it after one limit. */
+    atomic_store(&s->give_up_at, hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
+    if (!emergency_stream_ready(s) || !header_written(s, EMERGENCY_WAIT_NS))
+        return;
     /* Every thread's committed bytes not yet written, uncompressed, from this thread. */
     for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
         if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
@@ -725,11 +1071,8 @@ int hti_writer_header(hti_session *s)
         return 0;
     uint8_t preamble[HTI_PREAMBLE_SIZE];
     hti_preamble_encode(preamble);
-    struct iovec iov = {preamble, sizeof preamble};
-    int error = write_all(s, &iov, 1, sizeof preamble);
-    if (error)
-        return error;
-    error = write_chunk_raw(s, HTI_CHUNK_HEADER, NULL, 0, body, (size_t)(p - body), false);
+    int error = write_framed(s, preamble, sizeof preamble, HTI_CHUNK_HEADER, NULL, 0, body,
+                             (size_t)(p - body), false);
     if (error)
         return error;
     write_clock(s);

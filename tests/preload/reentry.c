@@ -90,6 +90,37 @@ ht_heap *ht_process_heap(void)
     return &fake_heap;
 }
 
+/* The tracer's side, which preload.c reaches for heaptrail's own allocations: no guard is ever
+ * held here, and no private heap can be made. */
+__thread unsigned hti_guard_depth;
+ht_heap *_Atomic hti_tracer_heap;
+void hti_guard_enter(void)
+{
+    hti_guard_depth++;
+}
+void hti_guard_leave(void)
+{
+    hti_guard_depth--;
+}
+ht_heap *ht_heap_create(uint32_t flags, size_t initial_size, size_t maximum_size)
+{
+    (void)flags;
+    (void)initial_size;
+    (void)maximum_size;
+    return NULL;
+}
+bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry)
+{
+    (void)heap;
+    (void)entry;
+    return false;
+}
+bool ht_heap_destroy(ht_heap *heap)
+{
+    (void)heap;
+    return false;
+}
+
 void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size)
 {
     (void)heap;

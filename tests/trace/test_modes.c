@@ -763,8 +763,10 @@ static int stop_session(void **state)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]); /* one test by name (a pattern), for debugging */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_discard_counts_losses, stop_session),
         cmocka_unit_test_teardown(test_block_never_loses, stop_session),
