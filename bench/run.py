@@ -85,6 +85,10 @@ def parse_args(argv):
     parser.add_argument("--allocators", metavar="NAMES",
                         help="comma-separated allocators (default: all: %s)"
                              % ",".join(ALLOCATORS))
+    parser.add_argument("--also", metavar="NAME=LIBRARY", action="append", default=[],
+                        help="one more allocator to preload, e.g. another heaptrail build "
+                             "(before=/tmp/old/libheaptrail-preload.so); repeatable; the table "
+                             "gains a heaptrail / NAME ratio column")
     parser.add_argument("--out", metavar="FILE", help="also write the markdown report to FILE")
     parser.add_argument("--docs", metavar="FILE",
                         help="PERFORMANCE.md whose allocator section is replaced (default: "
@@ -107,7 +111,14 @@ def parse_args(argv):
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     args.workloads = pick(parser, "--only", args.only, [w["name"] for w in WORKLOADS])
+    args.extra = {}
+    for item in args.also:
+        name, sep, library = item.partition("=")
+        if not sep or not name or not library or name in ALLOCATORS or name in args.extra:
+            parser.error("--also %s: expected a new NAME=LIBRARY" % item)
+        args.extra[name] = os.path.abspath(library)
     args.allocator_names = pick(parser, "--allocators", args.allocators, list(ALLOCATORS))
+    args.allocator_names += list(args.extra)
     full = not (args.quick or args.tiny or args.only or args.allocators)
     if args.no_docs:
         args.docs = None
@@ -399,6 +410,7 @@ def report(args, allocators, missing, rejected, results, command, started, load_
     ratio_columns = []
     if SUBJECT in names:
         ratio_columns = [other for other in (REFERENCE, BASELINE) if other in names]
+        ratio_columns += [other for other in args.extra if other in names]
 
     head = ["workload"]
     for alloc in names:
@@ -523,6 +535,7 @@ def main(argv):
             state = "" if library is None or os.path.exists(library) else "  (not found)"
             print("%-9s %s%s" % (alloc, library or "C library malloc", state))
         return 0
+    ALLOCATORS.update(args.extra)
     allocators, missing, rejected = {}, {}, {}
     snapshot_dir = tempfile.TemporaryDirectory(prefix="ht-bench-")
     for alloc in args.allocator_names:
@@ -531,10 +544,10 @@ def main(argv):
             log("%s: %s not found, skipped" % (alloc, library))
             missing[alloc] = shown_path(library)
             continue
-        if alloc == SUBJECT:
+        if alloc == SUBJECT or alloc in args.extra:
             # A copy, so that a rebuild during the run cannot mix two versions in one table.
             SNAPSHOTS[alloc] = describe_build(library)
-            copy = os.path.join(snapshot_dir.name, os.path.basename(library))
+            copy = os.path.join(snapshot_dir.name, alloc + "-" + os.path.basename(library))
             shutil.copy2(library, copy)
             ORIGINALS[copy] = library
             library = copy
