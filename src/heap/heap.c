@@ -340,9 +340,7 @@ static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
     hti_block *b = hti_block_of(data);
     if ((char *)b < ((hti_segment *)r)->first) return NULL;
     if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
-    if (!hti_sealed(heap, b)) return NULL;
-    /* busy by its state byte too: a header written back after a free is not believed */
-    return b;
+    return hti_sealed(heap, b) ? b : NULL;
 }
 
 static ht_error error_of(int rc) {
@@ -601,7 +599,7 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
     return true;
 }
 
-/* Gives a claimed LFH slot to the lookaside list or the LFH, as the Source s says, and counts
+/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says, and counts
  * the free. The push fails only if a trace hook's own heap use (an unwinder's malloc) filled the
  * list after s was decided; the slot then goes to the LFH. */
 static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {

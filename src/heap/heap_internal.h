@@ -363,7 +363,7 @@ HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t 
     x = (x >> r) | (x << (64 - r));
     return (void *)(x ^ (uintptr_t)at ^ heap->link_key[0]);
 }
-/* A free LFH slot's link (lookaside, local and remote lists): the first word of its data. */
+/* A free LFH slot's link (its subsegment's local and remote lists): the first word of its data. */
 HTI_INLINE hti_block *hti_slot_next(const ht_heap *heap, hti_block *slot) {
     uintptr_t *at = (uintptr_t *)hti_block_data(slot);
     return (hti_block *)hti_link_decode(heap, at, *at);
@@ -460,7 +460,7 @@ HTI_INTERNAL void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc);
 HTI_INTERNAL void hti_lfh_reclaim_abandoned(ht_heap *heap);
 HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss);
 /* A write past the end of a slot lands in the next slot's header: checked by the frees that
- * take the slow path and by validate. Only its flags and bucket bytes are compared here (they
+ * take the slow path (validate checks every header's seal). Only its flags and bucket bytes are compared here (they
  * keep their LFH bit and bucket through every rewrite, so a concurrent update cannot make a
  * false alarm); any damage fails the header's seal when that slot is used next. */
 HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_block *slot) {
@@ -498,8 +498,9 @@ HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source sou
 }
 
 /* ---- lookaside lists (lookaside.c) ---------------------------------------------------- */
-/* Pops the thread's most recently cached slot of bucket, or NULL. The entries were checked
- * when they were freed and live in heaptrail's own memory: nothing to check again. */
+/* Pops the thread's most recently cached slot of bucket, or NULL. The stack lives in
+ * heaptrail's own memory; the slot's header, which an overflow may have reached while it was
+ * cached, is checked by the caller (front_alloc). */
 HTI_INLINE hti_block *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
     hti_lookaside *l = &tc->lookaside[bucket];
     if (!l->depth) return NULL;

@@ -173,12 +173,27 @@ HTI_NOINLINE static hti_block *alloc_damaged(hti_tcache *tc) {
     return NULL;
 }
 
+/* Takes the first slot of ss's local list, checked; a damaged one cuts the list and fails the
+ * call (NULL). */
+static inline hti_block *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss) {
+    hti_block *slot = ss->local_free;
+    if (HTI_UNLIKELY(!free_slot_ok(heap, ss, slot))) {
+        ss->local_free = NULL;
+        list_damaged(heap, slot);
+        return alloc_damaged(tc);
+    }
+    ss->local_free = hti_slot_next(heap, slot);
+    ss->used++;
+    atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_BUSY, memory_order_relaxed);
+    return slot;
+}
+
 HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
     if (ss) {
         if (!collect(heap, ss)) return alloc_damaged(tc);
         if (!ss->local_free && ss->carved < ss->capacity) carve(heap, ss);
-        if (ss->local_free) goto take;
+        if (ss->local_free) return local_pop(heap, tc, ss);
     }
     for (ss = tc->owned[bucket]; ss; ss = ss->next)
         if (ss != tc->current[bucket] && has_room(ss)) break;
@@ -192,30 +207,12 @@ HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, uns
     if (!collect(heap, ss)) return alloc_damaged(tc);
     if (!ss->local_free) carve(heap, ss);
     if (!ss->local_free) return NULL;
-take:;
-    hti_block *slot = ss->local_free;
-    if (HTI_UNLIKELY(!free_slot_ok(heap, ss, slot))) {
-        ss->local_free = NULL;
-        list_damaged(heap, slot);
-        return alloc_damaged(tc);
-    }
-    ss->local_free = hti_slot_next(heap, slot);
-    ss->used++;
-    atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_BUSY, memory_order_relaxed);
-    return slot;
+    return local_pop(heap, tc, ss);
 }
 
 hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
-    if (HTI_LIKELY(ss && ss->local_free)) {
-        hti_block *slot = ss->local_free;
-        if (HTI_LIKELY(free_slot_ok(heap, ss, slot))) {
-            ss->local_free = hti_slot_next(heap, slot);
-            ss->used++;
-            atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_BUSY, memory_order_relaxed);
-            return slot;
-        }
-    }
+    if (HTI_LIKELY(ss && ss->local_free)) return local_pop(heap, tc, ss);
     return lfh_alloc_slow(heap, tc, bucket);
 }
 

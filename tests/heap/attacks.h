@@ -72,6 +72,19 @@ static inline bool attack_target_changed(void) {
     return false;
 }
 
+/* Frees p, which the attack no longer counts as live. */
+static inline void attack_release(attack_heap *h, attack_live *live, void *p) {
+    h->release(h, p);
+    attack_forget(live, p);
+}
+
+/* n allocations of size; true when one of them is exploited. */
+static inline bool attack_take_n(attack_heap *h, attack_live *live, size_t size, int n) {
+    for (int i = 0; i < n; i++)
+        if (attack_take(h, live, size, NULL)) return true;
+    return false;
+}
+
 /* Blocks of size kept live so the front end serves the size (LFH active, lookaside in use). */
 static inline void attack_warm(attack_heap *h, attack_live *live, size_t size, unsigned n) {
     for (unsigned i = 0; i < n; i++) attack_take(h, live, size, NULL);
@@ -87,15 +100,12 @@ static inline int attack_list_poison(attack_heap *h, size_t size, unsigned warm)
     if (attack_take(h, &live, size, &a) || attack_take(h, &live, size, &guard) ||
         attack_take(h, &live, size, &b) || attack_take(h, &live, size, &guard) || !a || !b)
         return ATTACK_EXPLOITED;
-    h->release(h, a);
-    attack_forget(&live, a);
-    h->release(h, b);
-    attack_forget(&live, b);
+    attack_release(h, &live, a);
+    attack_release(h, &live, b);
     uintptr_t forged[3] = {(uintptr_t)attack_target + 64, (uintptr_t)attack_target + 64,
                            (uintptr_t)attack_target + 64};
     memcpy(b, forged, size < sizeof forged ? size : sizeof forged); /* use after free */
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
 }
 
@@ -108,13 +118,11 @@ static inline int attack_lfh_poison(attack_heap *h, size_t size) {
     for (int i = 0; i < 80; i++)
         if (attack_take(h, &live, size, &blocks[i]) || !blocks[i]) return ATTACK_EXPLOITED;
     for (int i = 0; i < 80; i++) {
-        h->release(h, blocks[i]);
-        attack_forget(&live, blocks[i]);
+        attack_release(h, &live, blocks[i]);
     }
     uintptr_t forged = (uintptr_t)attack_target + 64;
     for (int i = 0; i < 80; i++) memcpy(blocks[i], &forged, sizeof forged);
-    for (int i = 0; i < 100; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 100)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
 }
 
@@ -127,14 +135,10 @@ static inline int attack_overflow(attack_heap *h, size_t size, size_t over, unsi
     if (attack_take(h, &live, size, &p) || attack_take(h, &live, size, &guard) || !p)
         return ATTACK_EXPLOITED;
     memset((char *)p + size, 0x41, h->usable(h, p) - size + over); /* heap overflow */
-    h->release(h, p);
-    attack_forget(&live, p);
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
-    h->release(h, guard); /* the block whose header was hit */
-    attack_forget(&live, guard);
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    attack_release(h, &live, p);
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
+    attack_release(h, &live, guard); /* the block whose header was hit */
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
 }
 
@@ -147,11 +151,9 @@ static inline int attack_overflow_freed(attack_heap *h, size_t size, size_t over
     if (attack_take(h, &live, size, &p) || attack_take(h, &live, size, &next) ||
         attack_take(h, &live, size, &guard) || !p || !next)
         return ATTACK_EXPLOITED;
-    h->release(h, next);
-    attack_forget(&live, next);
+    attack_release(h, &live, next);
     memset((char *)p + size, 0x41, h->usable(h, p) - size + over); /* heap overflow */
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     h->release(h, p);
     return ATTACK_STOPPED;
 }
@@ -166,16 +168,14 @@ static inline int attack_unlink(attack_heap *h, size_t size, int fill) {
     if (attack_take(h, &live, size, &before) || attack_take(h, &live, size, &victim) ||
         attack_take(h, &live, size, &after) || !victim)
         return ATTACK_EXPLOITED;
-    h->release(h, victim);
-    attack_forget(&live, victim);
+    attack_release(h, &live, victim);
     if (fill) {
         memset(victim, fill, size);
     } else {
         uintptr_t links[2] = {(uintptr_t)attack_target + 64, (uintptr_t)attack_target + 128};
         memcpy(victim, links, sizeof links);
     }
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     return attack_target_changed() ? ATTACK_EXPLOITED : ATTACK_STOPPED;
 }
 
@@ -188,12 +188,10 @@ static inline int attack_double_free(attack_heap *h, size_t size, unsigned warm,
     void *p, *q;
     if (attack_take(h, &live, size, &p) || attack_take(h, &live, size, &q) || !p)
         return ATTACK_EXPLOITED;
-    h->release(h, p);
-    attack_forget(&live, p);
+    attack_release(h, &live, p);
     if (scrub) memset(p, 0, size < 32 ? size : 32);
     h->release(h, p);
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
 }
 
@@ -217,8 +215,7 @@ static inline int attack_header_replay(attack_heap *h, size_t size, unsigned war
         h->release(h, p);
     }
     attack_forget(&live, p);
-    for (int i = 0; i < 4; i++)
-        if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
+    if (attack_take_n(h, &live, size, 4)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
 }
 
@@ -235,8 +232,7 @@ static inline int attack_forged_size(attack_heap *h, size_t size) {
     memcpy(&granules, (char *)b - 16, sizeof granules);
     granules *= 3;
     memcpy((char *)b - 16, &granules, sizeof granules); /* overflow from a */
-    h->release(h, b);
-    attack_forget(&live, b);
+    attack_release(h, &live, b);
     if (attack_take(h, &live, size * 3, NULL)) return ATTACK_EXPLOITED;
     if (attack_take(h, &live, size, NULL)) return ATTACK_EXPLOITED;
     return ATTACK_STOPPED;
