@@ -233,11 +233,9 @@ static void test_open_fails(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     hti_fault_set(&hti_fault_write, 0, 0, false, false);
     hti_fault_set(&hti_fault_open, 0, 0, false, false);
-    ht_trace_stop();
-    return 0;
+    return stop_session(state);
 }
 
 int main(int argc, char **argv)

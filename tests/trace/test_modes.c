@@ -755,14 +755,6 @@ static void test_environment(void **state)
         unsetenv(names[i]);
 }
 
-/* A failed test must not leave its session running into the next one. */
-static int stop_session(void **state)
-{
-    (void)state;
-    ht_trace_stop();
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1)

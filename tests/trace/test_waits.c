@@ -561,13 +561,6 @@ static void test_block_start_stop_race(void **state)
     unlink(path);
 }
 
-static int stop_session(void **state)
-{
-    (void)state;
-    ht_trace_stop();
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1)

@@ -304,4 +304,11 @@ static inline void model_check_counters(model *m, ht_heap *heap, const ht_heap_c
         }
 }
 
+/* A cmocka teardown: a failed test must not leave its session running into the next one. */
+static inline int stop_session(void **state) {
+    (void)state;
+    ht_trace_stop();
+    return 0;
+}
+
 #endif
