@@ -52,6 +52,17 @@ typedef struct ht_trace_info {
     uint64_t stacks;
     uint64_t file_size;
     uint64_t valid_size;         /* bytes up to the end of the last whole chunk */
+    /* What the session knew when it stopped, from the footer (FORMAT.md §10); read at open,
+     * without decoding any event. Each group only when its flag says the footer has it. */
+    bool footer_counts;          /* the footer has the session's counts */
+    uint64_t footer_events;      /* events the session recorded (those lost in writing too) */
+    uint64_t footer_lost;        /* events lost, all reasons, whether or not a LOST record
+                                  * made it to the file */
+    bool end_state;              /* the footer has the heaps' state at the stop */
+    bool stopped_at_exit;        /* the session stopped because the process exited */
+    uint64_t end_live_blocks;    /* live blocks in the traced heaps at the stop (exact, also */
+    uint64_t end_live_bytes;     /* when sampled or filtered) and their requested bytes */
+    uint64_t peak_committed;     /* the traced heaps' committed bytes, most at once */
 } ht_trace_info;
 
 /* Opens a trace. On failure returns NULL with a one-line message in error (if given),

@@ -29,8 +29,9 @@ typedef enum ht_trace_mode {
 } ht_trace_mode;
 
 typedef enum ht_trace_unwinder {
-    HT_TRACE_UNWIND_DEFAULT = 0,   /* libunwind */
-    HT_TRACE_UNWIND_LIBUNWIND = 1, /* unw_backtrace with libunwind's per-thread cache */
+    HT_TRACE_UNWIND_DEFAULT = 0,   /* .eh_frame rules cached per return address, libunwind for
+                                    * the frames they cannot describe: libunwind's frames */
+    HT_TRACE_UNWIND_LIBUNWIND = 1, /* unw_backtrace for every stack */
     HT_TRACE_UNWIND_FRAME_POINTER = 2, /* follows frame pointers: fast, but stops at code built
                                         * without them */
 } ht_trace_unwinder;
@@ -57,6 +58,8 @@ typedef struct ht_trace_options {
     ht_trace_mode mode;
     size_t buffer_size;       /* per thread, bytes; default 1 MiB, rounded to 64 KiB chunks */
     unsigned stack_depth;     /* frames per stack; 0: no stacks; at most HT_TRACE_MAX_DEPTH */
+    bool free_stacks;         /* FREE events get a stack too (else only INVALID ones do: a
+                               * free is matched to its allocation's stack by address) */
     ht_trace_unwinder unwinder;
     uint64_t event_mask;      /* HT_EVENT_BIT(kind) of the kinds to record; 0: all */
     const ht_heap *heap;      /* record only this heap; NULL: all heaps */
@@ -109,8 +112,9 @@ HT_API int ht_trace_snapshot(void);
  *   HEAPTRAIL_FD=n             write to inherited descriptor n instead
  *   HEAPTRAIL_MODE=block|discard|ring       (default block)
  *   HEAPTRAIL_BUFFER=size      per-thread buffer (default 1m)
- *   HEAPTRAIL_STACKS=depth     stack depth, 0 = none (default 0)
- *   HEAPTRAIL_UNWIND=libunwind|fp           (default libunwind)
+ *   HEAPTRAIL_STACKS=depth     stack depth, 0 = none (default 0): at ALLOC and REALLOC
+ *   HEAPTRAIL_FREE_STACKS=1    a stack at every FREE too (default: only INVALID frees)
+ *   HEAPTRAIL_UNWIND=libunwind|fp           (default: cached .eh_frame rules, then libunwind)
  *   HEAPTRAIL_SAMPLE=bytes     mean sampling interval, 0 = record all (default 0)
  *   HEAPTRAIL_EVENTS=list      comma list of alloc,free,realloc,heap (default all)
  *   HEAPTRAIL_MIN_SIZE=size, HEAPTRAIL_MAX_SIZE=size   size filter for ALLOC/REALLOC
@@ -153,14 +157,22 @@ typedef struct ht_trace_stats {
 /* Statistics of the running session, or of the last one after it stopped. */
 HT_API void ht_trace_stats_get(ht_trace_stats *stats);
 
-/* ---- Control socket (src/trace/control.c) ----
- * `heaptrail start|stop|status|snapshot PID` reach a running process through a Unix stream
- * socket served by a listener thread of that process. The socket is <dir>/<pid>.sock, where dir
- * is the first of: $HEAPTRAIL_CONTROL_DIR, $XDG_RUNTIME_DIR/heaptrail (each only if an absolute
- * path), /tmp/heaptrail-<euid>. The directory must be owned by the process's effective
+/* ---- Control (src/trace/control.c, control_signal.c) ----
+ * `heaptrail start|stop|status|snapshot PID` reach a running process without anything standing
+ * in it: the process only catches a real-time signal, the control signal (SIGRTMIN +
+ * HT_CONTROL_SIGNAL_OFFSET unless HEAPTRAIL_SIGNAL names another). A client sends it with
+ * sigqueue and the value HT_CONTROL_SIGNAL_COOKIE; the process then opens a Unix stream socket,
+ * <dir>/<pid>.sock, served by a listener thread that ends with its socket once no request has
+ * come for about a second. The socket is opened from the signal handler when the thread the
+ * signal interrupted is parked in a blocking system call (read, poll, sleep, ...), else by the
+ * next call of the malloc family, so no lock the interrupted code holds is ever needed.
+ * dir is the first of: $HEAPTRAIL_CONTROL_DIR, $XDG_RUNTIME_DIR/heaptrail (each only if an
+ * absolute path), /tmp/heaptrail-<euid>. The directory must be owned by the process's effective
  * uid with no group or other access (it is created with mode 0700), and only a peer whose
  * effective uid (SO_PEERCRED) equals the process's is served: owner only, root included.
  * The protocol is a few text lines each way (README.md, "Control protocol"). */
+#define HT_CONTROL_SIGNAL_OFFSET 7
+#define HT_CONTROL_SIGNAL_COOKIE 0x48540000 /* "HT"; the low byte is the process's own */
 
 /* Writes the socket path of process pid whose effective uid is uid, given the values of
  * HEAPTRAIL_CONTROL_DIR and XDG_RUNTIME_DIR in its environment (NULL: unset). Returns the
@@ -168,21 +180,28 @@ HT_API void ht_trace_stats_get(ht_trace_stats *stats);
 HT_API int ht_control_socket_path(char *path, size_t size, uint32_t uid, uint32_t pid,
                                   const char *control_dir, const char *runtime_dir);
 
-/* Creates this process's socket (directory checked or created, a stale socket of the same pid
- * replaced) and starts the listener thread, which blocks every signal and does its work under
- * the tracer's guard (its heap calls are never traced). Registers an exit handler that removes
- * the socket and stops a running session. Idempotent. 0, -EPERM (the directory is not private
- * to us; one line on stderr), -EINVAL (HEAPTRAIL_CONTROL_DIR refused; one line on stderr),
- * -ENAMETOOLONG, or the errno of socket/bind/listen/pthread_create. */
+/* Makes this process reachable: reads HEAPTRAIL_SIGNAL and HEAPTRAIL_CONTROL_DIR, installs the
+ * control signal's handler (a handler already there is chained: signals that are not requests
+ * go to it) and registers an exit handler that removes a socket still open and stops a running
+ * session. Opens no descriptor and starts no thread. Idempotent. 0, or -EINVAL (a variable
+ * refused; one line on stderr) or the errno of sigaction. */
 HT_API int ht_control_start(void);
 
-/* Closes the socket and removes it; the listener thread ends. No-op if not started. */
+/* Stops answering: a listener still open closes its socket and ends, the signal's disposition
+ * goes back to the program's. No-op if not started. */
 HT_API void ht_control_stop(void);
 
 /* For a fork() wrapper, in the child after ht_trace_fork_child(): forgets the parent's listener
- * (closes the inherited descriptor, leaves the parent's socket alone) and, if the parent had
- * one, starts the child's own. 1 if started, 0 if not asked for, or a negative errno. */
+ * (closes an inherited socket, leaves the parent's path alone); the child answers the signal
+ * as its parent did. 1 if it does, 0 if control was not started. */
 HT_API int ht_control_fork_child(void);
+
+/* The signal this process answers, 0 if none. */
+HT_API int ht_control_signal(void);
+
+/* Asks process pid to open its control socket: sigqueue(pid, signal_number, COOKIE). 0 or a
+ * negative errno (-ESRCH, -EPERM). */
+HT_API int ht_control_request(int pid, int signal_number);
 
 #ifdef __cplusplus
 }

@@ -64,6 +64,7 @@ enum {
     HT_CLI_OPT_NO_SYMBOLS,        /* report and export, see analysis_options.h */
     HT_CLI_OPT_SYMBOLS_PATH,
     HT_CLI_OPT_STACKS,            /* record and start, see tracing_options.h */
+    HT_CLI_OPT_FREE_STACKS,
     HT_CLI_OPT_UNWIND,
     HT_CLI_OPT_MODE,
     HT_CLI_OPT_SAMPLE,

@@ -1,12 +1,17 @@
 /* ctl.c — `heaptrail start|stop|status|snapshot PID`: the client of the control socket that
- * libheaptrail-preload.so serves in each process (src/trace/control.c).
+ * libheaptrail-preload.so opens in a process when asked (src/trace/control.c, control_signal.c).
  *
- * The socket path follows ht_control_socket_path() with the target's own effective uid and its
- * HEAPTRAIL_CONTROL_DIR / XDG_RUNTIME_DIR (read from /proc/PID/environ), unless --socket names
- * it. Before connecting, the client says plainly what is missing: no such process, library not
- * loaded, control disabled. The request and reply are the text lines of README.md's "Control
+ * The client sends the target its control signal (HEAPTRAIL_SIGNAL from /proc/PID/environ, or
+ * the default), then connects to the socket as soon as it appears, sending the signal again
+ * every SIGNAL_AGAIN_MS; after ANSWER_TIMEOUT_S without a socket it says why the process could
+ * not answer (stopped, the signal blocked in every thread, ...). The socket path follows
+ * ht_control_socket_path() with the target's own effective uid and its HEAPTRAIL_CONTROL_DIR /
+ * XDG_RUNTIME_DIR (read from /proc/PID/environ), unless --socket names it. Before signalling,
+ * the client says plainly what is missing: no such process, library not loaded, control
+ * disabled, the signal not caught (a signal the process does not catch would end it). The request and reply are the text lines of README.md's "Control
  * protocol"; --raw prints the reply's key=value lines for scripts. start's tracing options are
  * record's, checked by tracing_options.c and sent as the request's keys. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,15 +22,20 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "heaptrail/trace.h"
+#include "trace/options.h"
 #include "tracing_options.h"
 
 #define REPLY_MAX 65536
 #define START_TIMEOUT_S 120 /* a start walks every heap: large heaps take a while */
+#define ANSWER_TIMEOUT_S 5  /* from the first signal to the socket */
+#define SIGNAL_AGAIN_MS 500
+#define CONNECT_POLL_MS 10
 
 static const char start_help[] =
     "Usage: heaptrail start [OPTIONS] PID\n"
@@ -35,8 +45,9 @@ static const char start_help[] =
     "Options:\n"
     "  -o, --output FILE    trace file (default: heaptrail.COMM.PID.trace in the current\n"
     "                       directory); relative paths are taken from here; %p = PID\n"
-    "  --stacks[=DEPTH]     record stacks, DEPTH frames (default 32, max 128)\n"
-    "  --unwind METHOD      libunwind (default) or fp\n"
+    "  --stacks[=DEPTH]     record stacks at allocations, DEPTH frames (default 32, max 128)\n"
+    "  --free-stacks        with --stacks: a stack at every free too\n"
+    "  --unwind METHOD      libunwind or fp (default: cached .eh_frame rules, then libunwind)\n"
     "  --mode MODE          block (default), discard or ring\n"
     "  --sample BYTES       byte sampling, one allocation every BYTES on average\n"
     "  --buffer SIZE        per-thread buffer (default 1m)\n"
@@ -129,24 +140,48 @@ static bool target_environment(long pid, const char *name, char *value, size_t s
     return false;
 }
 
-/* Effective uid from /proc/PID/status, or -1. */
-static long target_uid(long pid)
+/* The text after "name:" on its line of a /proc status file, copied into value; false if the
+ * file or the line is missing. */
+static bool status_field(const char *path, const char *name, char *value, size_t size)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    char line[512];
     FILE *file = fopen(path, "re");
     if (!file)
-        return -1;
-    long uid = -1;
-    while (fgets(line, sizeof line, file)) {
-        unsigned long real, effective;
-        if (sscanf(line, "Uid: %lu %lu", &real, &effective) == 2) {
-            uid = (long)effective;
-            break;
+        return false;
+    size_t length = strlen(name);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, file)) {
+        if (!strncmp(line, name, length) && line[length] == ':') {
+            snprintf(value, size, "%s", line + length + 1 + strspn(line + length + 1, " \t"));
+            value[strcspn(value, "\n")] = '\0';
+            found = true;
         }
     }
     fclose(file);
-    return uid;
+    return found;
+}
+
+/* Effective uid from /proc/PID/status, or -1. */
+static long target_uid(long pid)
+{
+    char path[64], value[128];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    unsigned long real, effective;
+    if (!status_field(path, "Uid", value, sizeof value) ||
+        sscanf(value, "%lu %lu", &real, &effective) != 2)
+        return -1;
+    return (long)effective;
+}
+
+/* Whether signal sig is set in the hexadecimal mask field name of a /proc status file: 1, 0,
+ * or -1 if unreadable. */
+static int status_mask_has(const char *path, const char *name, int sig)
+{
+    char value[64];
+    if (!status_field(path, name, value, sizeof value))
+        return -1;
+    unsigned long long mask = strtoull(value, NULL, 16);
+    return (mask >> (sig - 1)) & 1;
 }
 
 static void target_command(long pid, char *name, size_t size)
@@ -185,6 +220,7 @@ static int target_has_library(long pid)
 typedef struct target {
     long pid;
     long uid;
+    int signal_number; /* the control signal; 0 with --socket on a process not checked */
     char command[64];
     char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } target;
@@ -203,6 +239,7 @@ static int find_target(const char *pid_text, const char *socket_path, target *t)
     }
     target_command(pid, t->command, sizeof t->command);
     t->uid = target_uid(pid);
+    t->signal_number = 0;
     if (socket_path) {
         if (strlen(socket_path) >= sizeof t->socket)
             return ht_cli_usage_error("socket path too long: '%s'", socket_path);
@@ -234,6 +271,24 @@ static int find_target(const char *pid_text, const char *socket_path, target *t)
                      pid, t->command);
         return HT_CLI_EXIT_IO;
     }
+    char signal_text[64], status[64];
+    uint64_t signal_number = (uint64_t)(SIGRTMIN + HT_CONTROL_SIGNAL_OFFSET);
+    if (target_environment(pid, "HEAPTRAIL_SIGNAL", signal_text, sizeof signal_text, &readable) &&
+        hti_parse_signal(signal_text, &signal_number) != 0) {
+        ht_cli_error("process %ld (%s) runs with HEAPTRAIL_SIGNAL=\"%s\", which it refused: "
+                     "control is disabled in it",
+                     pid, t->command, signal_text);
+        return HT_CLI_EXIT_IO;
+    }
+    t->signal_number = (int)signal_number;
+    snprintf(status, sizeof status, "/proc/%ld/status", pid);
+    if (status_mask_has(status, "SigCgt", t->signal_number) == 0) {
+        ht_cli_error("process %ld (%s) does not catch signal %d (SIGRTMIN+%d), its control "
+                     "signal: control is disabled in it (a bad HEAPTRAIL_CONTROL_DIR?), or it "
+                     "reset the signal with a raw system call",
+                     pid, t->command, t->signal_number, t->signal_number - SIGRTMIN);
+        return HT_CLI_EXIT_IO;
+    }
     bool has_dir = target_environment(pid, "HEAPTRAIL_CONTROL_DIR", control_dir,
                                       sizeof control_dir, &readable);
     bool has_runtime = target_environment(pid, "XDG_RUNTIME_DIR", runtime_dir,
@@ -249,6 +304,93 @@ static int find_target(const char *pid_text, const char *socket_path, target *t)
 
 /* ---- talking ---- */
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Connects fd to the target's socket: tries at once (a listener may still be open), else
+ * signals the process and tries until its socket answers, signalling again now and then (a
+ * listener that was just ending, a request that waited for a malloc call). 0 or an errno:
+ * ETIMEDOUT when the process never answered, ESRCH when it ended, EPERM when it is not ours. */
+static int connect_signalling(int fd, const target *t)
+{
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    snprintf(address.sun_path, sizeof address.sun_path, "%s", t->socket);
+    uint64_t start = now_ms(), signalled = 0;
+    bool sent = false;
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&address, sizeof address) == 0)
+            return 0;
+        int e = errno;
+        if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
+            return e;
+        uint64_t now = now_ms();
+        if (now - start >= ANSWER_TIMEOUT_S * 1000u)
+            return sent ? ETIMEDOUT : e;
+        if (t->signal_number && (!sent || now - signalled >= SIGNAL_AGAIN_MS)) {
+            int error = ht_control_request((int)t->pid, t->signal_number);
+            if (error)
+                return -error;
+            sent = true;
+            signalled = now;
+        } else if (!t->signal_number && !sent) {
+            return e; /* --socket on a process we did not check: nothing to wake */
+        }
+        struct timespec pause = {0, CONNECT_POLL_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Why the process did not open its socket after being signalled: one line. */
+static void explain_silence(const target *t)
+{
+    char path[64], state[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", t->pid);
+    if (status_field(path, "State", state, sizeof state) && (state[0] == 'T' || state[0] == 't')) {
+        ht_cli_error("process %ld (%s) is stopped (%s): it cannot answer until it is continued",
+                     t->pid, t->command, state);
+        return;
+    }
+    bool any = false, all_block = true;
+    char task[64];
+    snprintf(task, sizeof task, "/proc/%ld/task", t->pid);
+    DIR *dir = opendir(task);
+    struct dirent *entry;
+    while (dir && (entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+            continue;
+        char comm[300], name[64] = "";
+        snprintf(comm, sizeof comm, "/proc/%ld/task/%s/comm", t->pid, entry->d_name);
+        FILE *file = fopen(comm, "re");
+        if (file) {
+            if (!fgets(name, sizeof name, file))
+                name[0] = '\0';
+            fclose(file);
+        }
+        if (!strncmp(name, "heaptrail-", 10))
+            continue;
+        snprintf(comm, sizeof comm, "/proc/%ld/task/%s/status", t->pid, entry->d_name);
+        any = true;
+        if (status_mask_has(comm, "SigBlk", t->signal_number) != 1)
+            all_block = false;
+    }
+    if (dir)
+        closedir(dir);
+    if (any && all_block)
+        ht_cli_error("process %ld (%s) blocks signal %d (its control signal) in every thread: "
+                     "it cannot answer",
+                     t->pid, t->command, t->signal_number);
+    else
+        ht_cli_error("process %ld (%s) did not answer within %d s: none of its threads was "
+                     "waiting in a system call or called malloc (a busy loop?); try again",
+                     t->pid, t->command, ANSWER_TIMEOUT_S);
+}
+
 /* Sends the request, reads the whole reply into reply. 0 or an exit code (printed). */
 static int exchange(const target *t, const request *r, char *reply, size_t size, int timeout)
 {
@@ -257,12 +399,8 @@ static int exchange(const target *t, const request *r, char *reply, size_t size,
         ht_cli_error("cannot create a socket: %s", strerror(errno));
         return HT_CLI_EXIT_IO;
     }
-    struct sockaddr_un address;
-    memset(&address, 0, sizeof address);
-    address.sun_family = AF_UNIX;
-    snprintf(address.sun_path, sizeof address.sun_path, "%s", t->socket);
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        int e = errno;
+    int e = connect_signalling(fd, t);
+    if (e != 0) {
         close(fd);
         if (e == EACCES || e == EPERM) {
             ht_cli_error("permission denied: %s (process %ld belongs to uid %ld; its control "
@@ -270,14 +408,13 @@ static int exchange(const target *t, const request *r, char *reply, size_t size,
                          t->socket, t->pid, t->uid);
             return HT_CLI_EXIT_REFUSED;
         }
-        if (e == ENOENT)
-            ht_cli_error("process %ld (%s) has no control socket at %s (not started under "
-                         "heaptrail, started with --no-control, or the socket's directory was "
-                         "not private)",
-                         t->pid, t->command, t->socket);
-        else if (e == ECONNREFUSED)
-            ht_cli_error("nobody listens at %s: process %ld (%s) stopped its listener, or the "
-                         "socket is stale",
+        if (e == ESRCH)
+            ht_cli_error("process %ld ended before it answered", t->pid);
+        else if (e == ETIMEDOUT)
+            explain_silence(t);
+        else if (e == ENOENT || e == ECONNREFUSED)
+            ht_cli_error("nobody listens at %s: process %ld (%s) was not started under "
+                         "heaptrail, or the socket's directory was not private",
                          t->socket, t->pid, t->command);
         else
             ht_cli_error("cannot connect to %s: %s", t->socket, strerror(e));

@@ -26,18 +26,22 @@
 extern char **environ;
 
 #define PRELOAD_NAME "libheaptrail-preload.so"
-#define SUMMARY_MAX_EVENTS 50000000u /* larger traces: counts from the index only */
 
 static const char record_help[] =
     "Usage: heaptrail record [OPTIONS] [--] PROG [ARGS...]\n"
     "Run PROG with its heap served and traced by libheaptrail-preload.so, then say where the\n"
-    "trace went: events, lost events, size, peak and what was still live at exit.\n\n"
+    "trace went: events, lost events, size, what was still live at exit and the peak of\n"
+    "committed memory (from the trace's footer: no event is read again).\n\n"
     "Options:\n"
     "  -o, --output FILE    trace file (default: heaptrail.PROG.PID.trace here); %p in FILE\n"
     "                       stands for the traced process's pid\n"
-    "  --stacks[=DEPTH]     record a stack with each event, DEPTH frames (default 32, max 128)\n"
-    "  --unwind METHOD      libunwind (default) or fp (frame pointers: faster, needs code built\n"
-    "                       with them)\n"
+    "  --stacks[=DEPTH]     record a stack with each allocation and reallocation, DEPTH frames\n"
+    "                       (default 32, max 128); a free is matched to its allocation's stack\n"
+    "  --free-stacks        with --stacks: a stack with each free too (costs about as much\n"
+    "                       again)\n"
+    "  --unwind METHOD      libunwind (for every stack) or fp (frame pointers: fastest, needs\n"
+    "                       code built with them); by default each caller's .eh_frame rule,\n"
+    "                       cached, and libunwind where it stops: libunwind's frames, faster\n"
     "  --mode MODE          block (default: never lose an event), discard (never slow the\n"
     "                       program down; count what is lost) or ring (keep the newest events\n"
     "                       in memory, written at exit or by 'heaptrail snapshot')\n"
@@ -345,42 +349,33 @@ static void summarize(const char *shown_path, const char *path, const char *prog
         fprintf(stderr, "heaptrail: the trace cannot be read: %s\n", error);
         return;
     }
+    /* Opening reads the chunk headers and the small tables, never an event: the counts come
+     * from the chunk headers and the footer, the heaps' state from the footer (the tracer took
+     * it at the stop), so the summary costs the same for any length of recording. */
     const ht_trace_info *info = ht_reader_info(reader);
-    char a[32], b[32], c[32], d[32], e[32];
-    uint64_t events = info->events, lost = info->lost;
-    ht_cli_live live;
-    ht_cli_live_init(&live);
-    bool walked = false;
-    if (info->events <= SUMMARY_MAX_EVENTS) {
-        ht_event *batch = malloc(4096 * sizeof *batch);
-        long n = 0;
-        lost = 0;
-        while (batch && (n = ht_reader_read(reader, batch, 4096)) > 0) {
-            for (long i = 0; i < n; i++) {
-                if (batch[i].kind == HT_EVENT_LOST)
-                    lost += batch[i].u.lost.Count;
-                ht_cli_live_apply(&live, &batch[i], NULL);
-            }
-        }
-        free(batch);
-        walked = n == 0 && !live.failed;
-        if (n < 0)
-            fprintf(stderr, "heaptrail: the trace is damaged: %s\n", ht_reader_error(reader));
+    char a[32], b[32], c[32];
+    fprintf(stderr, "heaptrail: %s events", ht_cli_format_count((double)info->events, a));
+    if (info->footer_counts)
+        fprintf(stderr, ", %llu lost", (unsigned long long)info->footer_lost);
+    fprintf(stderr, ", %s (%.1f bytes/event)", ht_cli_format_bytes((double)info->file_size, b),
+            info->events ? (double)info->file_size / (double)info->events : 0.0);
+    if (info->end_state) {
+        fprintf(stderr, "; %s in %s block%s live %s, peak committed %s; peak live bytes: "
+                        "heaptrail stats %s\n",
+                ht_cli_format_bytes((double)info->end_live_bytes, a),
+                ht_cli_format_count((double)info->end_live_blocks, b),
+                info->end_live_blocks == 1 ? "" : "s",
+                info->stopped_at_exit ? "at exit" : "when tracing stopped",
+                ht_cli_format_bytes((double)info->peak_committed, c), shown_path);
+    } else {
+        /* A footer from a crash flush, from an older tracer, or none: what it lacks needs the
+         * events read. */
+        fprintf(stderr, "; %speak and live blocks: heaptrail stats %s\n",
+                info->footer_counts ? "" : "lost events, ", shown_path);
     }
-    fprintf(stderr, "heaptrail: %s events, %llu lost, %s (%.1f bytes/event)",
-            ht_cli_format_count((double)events, a), (unsigned long long)lost,
-            ht_cli_format_bytes((double)info->file_size, b),
-            events ? (double)info->file_size / (double)events : 0.0);
-    if (walked)
-        fprintf(stderr, "; peak %s live in %s blocks; %s in %s blocks live at exit",
-                ht_cli_format_bytes(live.peak_bytes, c), ht_cli_format_count(live.peak_count, d),
-                ht_cli_format_bytes(live.weighted_bytes, e),
-                ht_cli_format_count(live.weighted_count, a));
-    fputc('\n', stderr);
     if (!info->complete)
         fprintf(stderr, "heaptrail: the trace has no footer: the program did not exit normally "
                         "(events still buffered then are missing)\n");
-    ht_cli_live_free(&live);
     ht_reader_close(reader);
 }
 

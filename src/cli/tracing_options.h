@@ -1,9 +1,9 @@
 /* tracing_options.h — the tracing options `record` and `start` share: --stacks[=DEPTH],
- * --unwind, --mode, --sample, --buffer, --compress and --follow-forks. Both check their values
- * here, with the same messages, and hand them on as settings: record as the program's HEAPTRAIL_*
- * environment variables, start as keys of the control protocol's start request (README.md,
- * "Control protocol"). -o/--output and the help texts stay with each command: their wording
- * differs. */
+ * --free-stacks, --unwind, --mode, --sample, --buffer, --compress and --follow-forks. Both check
+ * their values here, with the same messages, and hand them on as settings: record as the
+ * program's HEAPTRAIL_* environment variables, start as keys of the control protocol's start
+ * request (README.md, "Control protocol"). -o/--output and the help texts stay with each
+ * command: their wording differs. */
 #ifndef HEAPTRAIL_CLI_TRACING_OPTIONS_H
 #define HEAPTRAIL_CLI_TRACING_OPTIONS_H
 
@@ -14,6 +14,7 @@
 /* The shared entries of the long-option table, ids HT_CLI_OPT_STACKS .. _FOLLOW_FORKS. */
 #define HT_CLI_TRACING_OPTIONS                                                                     \
     {"stacks", optional_argument, NULL, HT_CLI_OPT_STACKS},                                        \
+        {"free-stacks", no_argument, NULL, HT_CLI_OPT_FREE_STACKS},                                \
         {"unwind", required_argument, NULL, HT_CLI_OPT_UNWIND},                                    \
         {"mode", required_argument, NULL, HT_CLI_OPT_MODE},                                        \
         {"sample", required_argument, NULL, HT_CLI_OPT_SAMPLE},                                    \
@@ -29,9 +30,9 @@ typedef struct ht_cli_tracing_setting {
     char value[32];       /* the value as sent: "32", "fp", "ring", "1" */
 } ht_cli_tracing_setting;
 
-/* Checks the value of one tracing option (value NULL for --stacks without =DEPTH and for
- * --follow-forks) and fills *setting: 0, or HT_CLI_EXIT_USAGE with "bad value ..." printed.
- * Any other id is getopt's '?', already reported: HT_CLI_EXIT_USAGE. */
+/* Checks the value of one tracing option (value NULL for --stacks without =DEPTH, for
+ * --free-stacks and for --follow-forks) and fills *setting: 0, or HT_CLI_EXIT_USAGE with "bad
+ * value ..." printed. Any other id is getopt's '?', already reported: HT_CLI_EXIT_USAGE. */
 int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *setting);
 
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "heaptrail/heap.h"
+#include "trace/control_internal.h" /* hti_control_pending */
 #include "trace/trace_internal.h" /* the guard: hti_guard_depth, hti_guard_enter/leave */
 
 #define HT_EXPORT __attribute__((visibility("default")))
@@ -335,16 +336,26 @@ static void *serve_realloc(void *block, size_t size)
     return moved != NULL ? moved : fail_no_memory();
 }
 
-/* ---- The malloc family ------------------------------------------------------------------- */
+/* ---- The malloc family -------------------------------------------------------------------
+ * malloc, free, calloc and realloc also serve a control request the signal handler could not
+ * (control_signal.c): one relaxed load of a flag that is almost never set. */
+#define SERVE_CONTROL_REQUEST()                                                                    \
+    do {                                                                                           \
+        if (HT_UNLIKELY(atomic_load_explicit(&hti_control_pending, memory_order_relaxed)))        \
+            hti_control_serve_pending(__builtin_return_address(0));                               \
+    } while (0)
 
 HT_EXPORT void *malloc(size_t size)
 {
-    return serve_alloc(0, MALLOC_ALIGNMENT, size);
+    void *block = serve_alloc(0, MALLOC_ALIGNMENT, size);
+    SERVE_CONTROL_REQUEST();
+    return block;
 }
 
 HT_EXPORT void free(void *block)
 {
     serve_free(block);
+    SERVE_CONTROL_REQUEST();
 }
 
 HT_EXPORT void cfree(void *block)
@@ -357,12 +368,16 @@ HT_EXPORT void *calloc(size_t count, size_t size)
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return fail_no_memory();
-    return serve_alloc(HT_HEAP_ZERO_MEMORY, MALLOC_ALIGNMENT, total);
+    void *block = serve_alloc(HT_HEAP_ZERO_MEMORY, MALLOC_ALIGNMENT, total);
+    SERVE_CONTROL_REQUEST();
+    return block;
 }
 
 HT_EXPORT void *realloc(void *block, size_t size)
 {
-    return serve_realloc(block, size);
+    void *moved = serve_realloc(block, size);
+    SERVE_CONTROL_REQUEST();
+    return moved;
 }
 
 HT_EXPORT void *reallocarray(void *block, size_t count, size_t size)

@@ -1,5 +1,6 @@
 /* startup.c — the process-level wiring of libheaptrail-preload.so (preload.c owns the malloc
- * family): tracing from the environment at start-up, fatal signals, fork, the control socket.
+ * family): tracing from the environment at start-up, fatal signals, fork, control (the control
+ * signal's handler; signals.c keeps it when the program sets its own).
  * Who traces (README "Running a program"): without HEAPTRAIL_OWNER_PID, every process given
  * HEAPTRAIL_OUTPUT/HEAPTRAIL_FD; with it, that pid (whatever it execs), and descendants only with
  * HEAPTRAIL_FOLLOW_FORKS=1 and "%p" in the output. The environment is read, never changed: some
@@ -83,7 +84,7 @@ static void install_fatal_signal_handlers(void)
 
 /* ---- Fork --------------------------------------------------------------------------------
  * Registered after the heap's own handlers (the constructor touches the process heap first),
- * so it runs after the heap is usable again in the child. The control thread comes first, as
+ * so it runs after the heap is usable again in the child. Control comes first, as
  * at start-up. */
 static void fork_child(void)
 {
@@ -91,9 +92,9 @@ static void fork_child(void)
     (void)ht_trace_fork_child();
 }
 
-/* The control socket's thread is started before the session. The memory the C library
- * allocates for it (its TLS) comes from preload.c's tracer heap: never an event, never in the
- * rundown. */
+/* Control is armed before the session: a signal handler, no thread and no descriptor. The
+ * listener a request starts gets its TLS from preload.c's tracer heap: never an event, never
+ * in the rundown. */
 __attribute__((constructor)) static void startup_init(void)
 {
     (void)ht_process_heap(); /* the heap's atfork handlers first (see preload.c) */
@@ -105,9 +106,9 @@ __attribute__((constructor)) static void startup_init(void)
     if (has_terminate <= 0 || terminate.number)
         (void)ht_heap_set_information(NULL, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0);
     hti_option_value control;
-    int has_control = hti_option_getenv(HTI_OPTION_CONTROL, &control, "control socket disabled");
+    int has_control = hti_option_getenv(HTI_OPTION_CONTROL, &control, "control disabled");
     if (has_control == 0 || (has_control > 0 && control.number))
-        (void)ht_control_start(); /* reports a bad HEAPTRAIL_CONTROL_DIR itself */
+        (void)ht_control_start(); /* reports a bad HEAPTRAIL_SIGNAL or _CONTROL_DIR itself */
     if (tracing_wanted())
         (void)ht_trace_start_from_env(); /* reports its own errors on stderr */
     install_fatal_signal_handlers();

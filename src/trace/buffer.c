@@ -190,14 +190,99 @@ static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
     return 0;
 }
 
+/* ---- spare buffers ----
+ * The buffer of a thread that ended is kept for the next thread rather than unmapped: a
+ * program that starts and ends threads all the time would otherwise pay, per thread, for
+ * fresh pages faulted in by its first events and for the TLB shootdown of each munmap, which
+ * interrupts every CPU running the program. At most SPARE_MAX are kept; hti_buffers_trim (at
+ * session stop) unmaps them. */
+#define SPARE_MAX 64
+
+static hti_thread *spares; /* linked by next */
+static unsigned spare_count;
+static atomic_flag spare_lock = ATOMIC_FLAG_INIT;
+
+static void spare_lock_take(void)
+{
+    while (atomic_flag_test_and_set_explicit(&spare_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void spare_lock_drop(void)
+{
+    atomic_flag_clear_explicit(&spare_lock, memory_order_release);
+}
+
+static void thread_unmap(hti_thread *thread)
+{
+    hti_unmap(thread->fill_data, thread->data_size);
+    hti_unmap(thread, node_size((uint32_t)thread->fills_capacity));
+}
+
+/* A spare buffer with room for nfills fills, or NULL. */
+static hti_thread *spare_take(uint32_t nfills)
+{
+    spare_lock_take();
+    hti_thread **link = &spares;
+    while (*link && (*link)->fills_capacity < nfills)
+        link = &(*link)->next;
+    hti_thread *t = *link;
+    if (t) {
+        *link = t->next;
+        spare_count--;
+    }
+    spare_lock_drop();
+    return t;
+}
+
+void hti_thread_free(hti_thread *thread)
+{
+    spare_lock_take();
+    bool kept = spare_count < SPARE_MAX;
+    if (kept) {
+        thread->next = spares;
+        spares = thread;
+        spare_count++;
+    }
+    spare_lock_drop();
+    if (!kept)
+        thread_unmap(thread);
+}
+
+void hti_buffers_trim(void)
+{
+    spare_lock_take();
+    hti_thread *t = spares;
+    spares = NULL;
+    spare_count = 0;
+    spare_lock_drop();
+    while (t) {
+        hti_thread *next = t->next;
+        thread_unmap(t);
+        t = next;
+    }
+}
+
 static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown,
                               int state)
 {
     uint32_t capacity = s->nfills < 64 ? 64 : s->nfills;
+    hti_thread *t = spare_take(s->nfills);
+    if (t) {
+        /* Everything but the memory it owns is set again below or by thread_reset. */
+        uint32_t kept_capacity = (uint32_t)t->fills_capacity;
+        uint8_t *fill_data = t->fill_data;
+        size_t data_size = t->data_size;
+        memset(t, 0, sizeof *t);
+        t->fill_data = fill_data;
+        t->data_size = data_size;
+        capacity = kept_capacity;
+    } else {
+        t = hti_map(node_size(capacity));
+        if (!t)
+            return NULL;
+    }
     size_t size = node_size(capacity);
-    hti_thread *t = hti_map(size);
-    if (!t)
-        return NULL;
     t->fills = (hti_fill *)(t + 1);
     t->fills_capacity = capacity;
     t->tid = tid;
@@ -205,17 +290,12 @@ static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32
     atomic_store_explicit(&t->state, state, memory_order_relaxed);
     t->rng = ((uint64_t)tid * 0x9E3779B97F4A7C15u ^ hti_ticks()) | 1u;
     if (thread_reset(t, s, gen) != 0) {
+        hti_unmap(t->fill_data, t->data_size);
         hti_unmap(t, size);
         return NULL;
     }
     thread_push(t);
     return t;
-}
-
-void hti_thread_free(hti_thread *thread)
-{
-    hti_unmap(thread->fill_data, thread->data_size);
-    hti_unmap(thread, node_size((uint32_t)thread->fills_capacity));
 }
 
 /* The calling thread's buffer for the running session, set up on first use. NULL: the event
@@ -520,7 +600,9 @@ static HTI_NOINLINE void free_slow(const ht_heap *heap, const void *address, ht_
     hti_thread *t = slow_begin(&s, HT_EVENT_FREE, heap);
     if (!t)
         return;
-    uint32_t stack = slow_stack(s);
+    /* A free is matched to its allocation's stack by address, so by default only a free the
+     * heap refused (no allocation to match) pays for an unwind. */
+    uint32_t stack = s->options.free_stacks || source == MEMORY_FROM_INVALID ? slow_stack(s) : 0;
     if (reserve(t, s))
         write_free(t, heap, address, source, stack);
 }
@@ -666,11 +748,13 @@ void hti_trace_heap_destroy(const ht_heap *heap)
 
 void hti_trace_heap_expand(const ht_heap *heap, size_t bytes, size_t committed_after)
 {
+    hti_committed_change(heap, (int64_t)bytes); /* the footer's peak committed */
     heap_event(HT_EVENT_HEAP_EXPAND, heap, bytes, committed_after, 0, 2);
 }
 
 void hti_trace_heap_contract(const ht_heap *heap, size_t bytes, size_t committed_after)
 {
+    hti_committed_change(heap, -(int64_t)bytes); /* the footer's peak committed */
     heap_event(HT_EVENT_HEAP_CONTRACT, heap, bytes, committed_after, 0, 2);
 }
 
@@ -748,9 +832,12 @@ void hti_threads_after_fork(void)
     while (t) {
         hti_thread *next = t->next;
         if (t != self)
-            hti_thread_free(t);
+            thread_unmap(t);
         t = next;
     }
+    /* The spare lock may have been held by a thread that no longer exists here. */
+    atomic_flag_clear(&spare_lock);
+    hti_buffers_trim();
     if (self) {
         self->next = NULL;
         self->tid = hti_gettid(); /* the child's thread: its events, and the writer's probe */

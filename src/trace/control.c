@@ -1,16 +1,17 @@
 /* control.c — the control socket: `heaptrail start|stop|status|snapshot PID` switch tracing in a
- * running process through a Unix stream socket, <dir>/<pid>.sock (trace.h gives the rule).
- * A detached listener thread, created under the tracer's guard, blocks every signal, runs under
- * the guard for good and never uses the heap itself; it reads up to CONTROL_CLIENTS connections
- * at once without blocking, each request must arrive whole within CONTROL_REQUEST_NS of its
- * connection (else "error ETIMEDOUT"), and a reply is sent within CONTROL_REPLY_NS or dropped,
- * so a slow or silent client holds no other; a peer whose effective uid is not ours gets "error
- * EPERM". Commands run one at a time on this thread. The directory must be private to our
- * euid (0700). The socket is removed at exit; a fork child closes its copy and opens its own.
- * The listener checks that its descriptor is still its socket before each accept (a program may
- * close and reuse it). Every 250 ms without a connection it also looks whether only heaptrail's
- * threads are left (main ended with pthread_exit and the last program thread is gone): then it
- * calls exit(0), as the process would have, instead of keeping it alive. */
+ * running process through a Unix stream socket, <dir>/<pid>.sock (trace.h gives the rule). The
+ * socket exists only while a listener thread serves it: control_signal.c starts one when the
+ * control signal asks, and it ends, closing and removing its socket, once neither a request
+ * nor a signal has come for CONTROL_LINGER_NS (a signal that arrives while it ends makes it open
+ * the socket again). The listener, created under the tracer's guard, blocks every signal and
+ * never uses the heap itself; it reads up to CONTROL_CLIENTS connections at once without
+ * blocking, each request must arrive whole within CONTROL_REQUEST_NS of its connection (else
+ * "error ETIMEDOUT"), and a reply is sent within CONTROL_REPLY_NS or dropped, so a slow or
+ * silent client holds no other; a peer whose effective uid is not ours gets "error EPERM".
+ * Commands run one at a time on this thread. The directory must be private to our euid (0700).
+ * A fork child closes its copy of an open socket. The listener checks that its descriptor is
+ * still its socket before each accept (a program may close and reuse it). Starting a listener
+ * takes no lock (an atomic state decides who starts it): the signal handler may do it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "control_internal.h"
 #include "options.h"
 #include "trace_internal.h"
 
@@ -41,21 +43,35 @@
 #define CONTROL_CLIENTS 8
 #define CONTROL_REQUEST_NS 2000000000ull /* from the connection to the request's end, in all */
 #define CONTROL_REPLY_NS 2000000000ull
-#define CONTROL_IDLE_MS 250
+#define CONTROL_LINGER_NS 1000000000ull /* the listener ends after this long without a request */
 #define CONTROL_STACK_SIZE (512u << 10) /* the clients' requests live on it */
 #define CONTROL_PROTOCOL 1
+#define SOCKET_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 
+enum { LISTENER_IDLE, LISTENER_RUNNING };
+
+/* The socket of the running listener: written by whoever won listener_state, read by the fork
+ * child and the exit handler. */
 typedef struct control_state {
-    int fd;            /* listening socket of the current listener, -1 if none */
-    pid_t pid;         /* process that created it */
-    bool wanted;       /* started and not stopped: a fork child starts its own */
-    bool atexit_registered;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    _Atomic int fd;  /* listening socket, -1 if none */
+    pid_t pid;       /* process that created it */
+    dev_t dev;       /* the socket (fstat of fd) */
+    ino_t ino;
+    dev_t file_dev;  /* its name in the directory (lstat of path) */
+    ino_t file_ino;
+    char path[SOCKET_PATH_MAX];
 } control_state;
 
-static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static control_state control = {.fd = -1};
-static _Atomic int control_closing; /* the listener of this generation should end */
+static _Atomic int listener_state; /* LISTENER_*: only a compare-and-swap from IDLE starts one */
+static _Atomic int control_closing; /* the process is exiting, or control was stopped */
+static bool control_started;        /* ht_control_start was called (and not stopped) */
+static bool swept;                  /* stale sockets were swept by this process tree */
+_Atomic uint64_t hti_control_touched;
+
+/* Copied by ht_control_start: the handler reads no environment. */
+static char config_control_dir[SOCKET_PATH_MAX];
+static char config_runtime_dir[PATH_MAX];
 
 /* ---- the path rule ---- */
 
@@ -74,21 +90,34 @@ int ht_control_socket_path(char *path, size_t size, uint32_t uid, uint32_t pid,
     return n;
 }
 
-/* Makes sure dir exists, is a directory (not a link), belongs to our euid and gives no access
- * to group or others. 0 or a negative errno; -EPERM is reported on stderr, as it means someone
- * else prepared the place where our socket would go. */
-static int private_directory(const char *dir)
+/* Makes sure dir exists (create: else only checks it if it exists), is a directory (not a
+ * link), belongs to our euid and gives no access to group or others. 0 or a negative errno;
+ * -EPERM is reported on stderr, as it means someone else prepared the place where our socket
+ * would go. */
+static int private_directory(const char *dir, bool create)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (create && mkdir(dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     struct stat st;
     if (lstat(dir, &st) != 0)
-        return -errno;
+        return create ? -errno : 0;
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        hti_message("control socket disabled: not a directory private to this user (mode 0700):",
+        hti_message("control disabled: not a directory private to this user (mode 0700):",
                     dir, -1);
         return -EPERM;
     }
+    return 0;
+}
+
+/* The directory of this process's socket, into dir. 0 or -ENAMETOOLONG. */
+static int socket_directory(char *dir, size_t size)
+{
+    int n = ht_control_socket_path(dir, size, (uint32_t)geteuid(), (uint32_t)getpid(),
+                                   config_control_dir[0] ? config_control_dir : NULL,
+                                   config_runtime_dir[0] ? config_runtime_dir : NULL);
+    if (n < 0)
+        return n;
+    *strrchr(dir, '/') = '\0';
     return 0;
 }
 
@@ -448,7 +477,7 @@ static bool client_accept(int listener, client *clients)
  * directory with getdents64 into a stack buffer: the listener never uses the heap. */
 static void sweep_stale(const char *own_path)
 {
-    char dir[sizeof control.path];
+    char dir[SOCKET_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", own_path);
     char *slash = strrchr(dir, '/');
     if (!slash)
@@ -483,170 +512,28 @@ static void sweep_stale(const char *own_path)
     close(fd);
 }
 
-typedef struct listener_args {
-    _Atomic int busy; /* handed to a thread that has not copied it yet */
-    int fd;
-    dev_t dev;
-    ino_t ino;
-    bool sweep; /* the first listener of a process tree sweeps; fork children need not */
-    char path[sizeof control.path];
-} listener_args;
-
-/* A new listener's arguments, in turn: a slot is reused only LISTENER_SLOTS starts later, long
- * after its thread copied it (a start waits, should that thread still not have run). */
-#define LISTENER_SLOTS 8u
-static listener_args listener_slots[LISTENER_SLOTS];
-static unsigned listener_starts;
-
-/* True once every thread of the process is either heaptrail's own (named heaptrail-*) or a
- * zombie: the program's main thread called pthread_exit and its last thread has ended, so the
- * process would have exited were it not for our threads. Reads /proc with raw system calls
- * and stack buffers only. */
-static bool program_gone(void)
+/* True while fd is still the socket that was opened as dev/ino. */
+static bool still_ours(int fd, dev_t dev, ino_t ino)
 {
-    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return false;
-    char buffer[4096];
-    bool gone = true;
-    for (;;) {
-        long n = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
-        if (n <= 0)
-            break;
-        for (long offset = 0; offset < n && gone;) {
-            struct {
-                uint64_t inode;
-                int64_t next;
-                unsigned short length;
-                unsigned char type;
-                char name[];
-            } *entry = (void *)(buffer + offset);
-            offset += entry->length;
-            if (entry->name[0] < '0' || entry->name[0] > '9')
-                continue;
-            char path[64], stat[256];
-            snprintf(path, sizeof path, "/proc/self/task/%s/stat", entry->name);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue; /* ended meanwhile */
-            ssize_t got = read(fd, stat, sizeof stat - 1);
-            close(fd);
-            if (got <= 0)
-                continue;
-            stat[got] = 0;
-            const char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
-            if (!open_paren || !close_paren || close_paren[1] != ' ')
-                continue;
-            bool ours = strncmp(open_paren + 1, "heaptrail-", 10) == 0;
-            bool zombie = close_paren[2] == 'Z' || close_paren[2] == 'X';
-            if (!ours && !zombie)
-                gone = false;
-        }
-        if (!gone)
-            break;
-    }
-    close(dir);
-    return gone;
-}
-
-/* The program's threads are all gone: end as the process would have (POSIX: as if exit(0)
- * were called when the last thread ends), so atexit handlers run, stdio is flushed and the
- * trace is completed by the tracer's own exit handler. */
-static void finish_orphaned_process(void)
-{
-    exit(0);
-}
-
-static void *listener_main(void *arg)
-{
-    listener_args *slot = arg;
-    listener_args self;
-    memcpy(&self, slot, sizeof self);
-    atomic_store(&slot->busy, 0);
-    hti_guard_enter(); /* for good: this thread's heap calls are never traced */
-    pthread_setname_np(pthread_self(), "heaptrail-ctl");
-    if (self.sweep)
-        sweep_stale(self.path);
-    client clients[CONTROL_CLIENTS];
-    for (int i = 0; i < CONTROL_CLIENTS; i++)
-        clients[i].fd = -1;
-    for (;;) {
-        struct stat st;
-        if (atomic_load(&control_closing) || fstat(self.fd, &st) != 0 || st.st_dev != self.dev ||
-            st.st_ino != self.ino)
-            break; /* stopped, or the descriptor is no longer ours: leave it alone */
-        struct pollfd ready[1 + CONTROL_CLIENTS];
-        int slot_of[1 + CONTROL_CLIENTS];
-        int count = 1, timeout = CONTROL_IDLE_MS;
-        bool room = false;
-        uint64_t now = hti_monotonic_ns();
-        for (int i = 0; i < CONTROL_CLIENTS; i++) {
-            if (clients[i].fd < 0) {
-                room = true;
-                continue;
-            }
-            uint64_t left = clients[i].deadline > now ? clients[i].deadline - now : 0;
-            if ((uint64_t)timeout > left / 1000000u + 1)
-                timeout = (int)(left / 1000000u) + 1;
-            ready[count] = (struct pollfd){clients[i].fd, POLLIN, 0};
-            slot_of[count++] = i;
-        }
-        /* With every slot taken, new connections wait in the backlog (at most 2 s). */
-        ready[0] = (struct pollfd){self.fd, room ? POLLIN : 0, 0};
-        int polled = poll(ready, (nfds_t)count, timeout);
-        if (polled < 0 && errno != EINTR)
-            break;
-        if (polled == 0 && count == 1) {
-            if (program_gone())
-                finish_orphaned_process();
-            continue;
-        }
-        now = hti_monotonic_ns();
-        for (int k = 1; k < count; k++) {
-            client *c = &clients[slot_of[k]];
-            if ((ready[k].revents || now >= c->deadline) && client_read(c, now) &&
-                !atomic_load(&control_closing))
-                client_serve(c);
-        }
-        if (polled > 0 && ready[0].revents && !client_accept(self.fd, clients))
-            break;
-    }
-    for (int i = 0; i < CONTROL_CLIENTS; i++)
-        if (clients[i].fd >= 0)
-            close(clients[i].fd);
-    /* Close only a descriptor that is still our socket. */
     struct stat st;
-    if (fstat(self.fd, &st) == 0 && st.st_dev == self.dev && st.st_ino == self.ino)
-        close(self.fd);
-    return NULL;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-static void control_at_exit(void)
+/* Creates, binds and publishes this process's socket (the caller won listener_state). */
+static int open_socket(void)
 {
-    ht_control_stop(); /* only if this process started it */
-    /* A session started through the socket ends with the program, its waits bounded. */
-    (void)hti_trace_stop_at_exit();
-}
-
-static int start_locked(bool sweep)
-{
-    if (control.fd >= 0 && control.pid == getpid())
-        return 0;
-    hti_option_value control_dir = {0, NULL}; /* checked as options.c says; one line if bad */
-    if (hti_option_getenv(HTI_OPTION_CONTROL_DIR, &control_dir, "control socket disabled") < 0)
-        return -EINVAL;
-    char path[sizeof control.path];
+    char path[SOCKET_PATH_MAX];
     int n = ht_control_socket_path(path, sizeof path, (uint32_t)geteuid(), (uint32_t)getpid(),
-                                   control_dir.text, getenv("XDG_RUNTIME_DIR"));
+                                   config_control_dir[0] ? config_control_dir : NULL,
+                                   config_runtime_dir[0] ? config_runtime_dir : NULL);
     if (n < 0)
         return n;
     char dir[sizeof path];
     memcpy(dir, path, sizeof dir);
     *strrchr(dir, '/') = '\0';
-    int error = private_directory(dir);
+    int error = private_directory(dir, true);
     if (error)
         return error;
-
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -657,25 +544,149 @@ static int start_locked(bool sweep)
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(path); /* our pid's: left by an earlier image of this process, or a dead one */
+    struct stat file;
     if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 8) != 0 ||
-        fstat(fd, &st) != 0) {
+        fstat(fd, &st) != 0 || lstat(path, &file) != 0) {
         error = -errno;
         close(fd);
         return error;
     }
+    control.file_dev = file.st_dev;
+    control.file_ino = file.st_ino;
+    control.pid = getpid();
+    control.dev = st.st_dev;
+    control.ino = st.st_ino;
+    memcpy(control.path, path, sizeof path);
+    atomic_store(&control.fd, fd);
+    return 0;
+}
 
-    listener_args *slot = &listener_slots[listener_starts++ % LISTENER_SLOTS];
-    while (atomic_load(&slot->busy)) {
-        struct timespec pause = {0, 100000};
-        nanosleep(&pause, NULL);
+/* Removes and closes the socket, if it is still ours (the caller is its owner). */
+static void close_socket(void)
+{
+    int fd = atomic_exchange(&control.fd, -1);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (lstat(control.path, &st) == 0 && st.st_dev == control.file_dev &&
+        st.st_ino == control.file_ino)
+        unlink(control.path);
+    if (still_ours(fd, control.dev, control.ino))
+        close(fd);
+}
+
+/* Serves clients until the socket has been idle for CONTROL_LINGER_NS (no connection, no
+ * signal), control closes, or the descriptor stops being ours. Returns the hti_control_touched
+ * value it last saw, so the caller can tell whether a signal came while it ended. */
+static uint64_t serve(int fd, dev_t dev, ino_t ino)
+{
+    client clients[CONTROL_CLIENTS];
+    for (int i = 0; i < CONTROL_CLIENTS; i++)
+        clients[i].fd = -1;
+    uint64_t last_activity = hti_monotonic_ns(), touched = 0;
+    for (;;) {
+        if (atomic_load(&control_closing) || !still_ours(fd, dev, ino))
+            break; /* stopped, or the descriptor is no longer ours: leave it alone */
+        struct pollfd ready[1 + CONTROL_CLIENTS];
+        int slot_of[1 + CONTROL_CLIENTS];
+        int count = 1;
+        bool room = false;
+        uint64_t now = hti_monotonic_ns();
+        touched = atomic_load(&hti_control_touched);
+        uint64_t since = touched > last_activity ? touched : last_activity;
+        if (now >= since + CONTROL_LINGER_NS) {
+            bool busy = false;
+            for (int i = 0; i < CONTROL_CLIENTS; i++)
+                busy |= clients[i].fd >= 0;
+            if (!busy)
+                break;
+        }
+        uint64_t wait_ns = since + CONTROL_LINGER_NS > now ? since + CONTROL_LINGER_NS - now : 0;
+        for (int i = 0; i < CONTROL_CLIENTS; i++) {
+            if (clients[i].fd < 0) {
+                room = true;
+                continue;
+            }
+            uint64_t left = clients[i].deadline > now ? clients[i].deadline - now : 0;
+            if (wait_ns > left)
+                wait_ns = left;
+            ready[count] = (struct pollfd){clients[i].fd, POLLIN, 0};
+            slot_of[count++] = i;
+        }
+        /* With every slot taken, new connections wait in the backlog (at most 2 s). */
+        ready[0] = (struct pollfd){fd, room ? POLLIN : 0, 0};
+        int polled = poll(ready, (nfds_t)count, (int)(wait_ns / 1000000u) + 1);
+        if (polled < 0 && errno != EINTR)
+            break;
+        now = hti_monotonic_ns();
+        for (int k = 1; k < count; k++) {
+            client *c = &clients[slot_of[k]];
+            if ((ready[k].revents || now >= c->deadline) && client_read(c, now) &&
+                !atomic_load(&control_closing)) {
+                client_serve(c);
+                last_activity = hti_monotonic_ns();
+            }
+        }
+        if (polled > 0 && ready[0].revents) {
+            if (!client_accept(fd, clients))
+                break;
+            last_activity = now;
+        }
     }
-    slot->fd = fd;
-    slot->dev = st.st_dev;
-    slot->ino = st.st_ino;
-    slot->sweep = sweep;
-    memcpy(slot->path, path, sizeof path);
-    atomic_store(&control_closing, 0);
+    for (int i = 0; i < CONTROL_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+            close(clients[i].fd);
+    return touched;
+}
 
+static void *listener_main(void *arg)
+{
+    (void)arg;
+    hti_guard_enter(); /* for good: this thread's heap calls are never traced */
+    pthread_setname_np(pthread_self(), "heaptrail-ctl");
+    if (!swept) {
+        swept = true;
+        sweep_stale(control.path);
+    }
+    for (;;) {
+        uint64_t seen = serve(atomic_load(&control.fd), control.dev, control.ino);
+        close_socket();
+        atomic_store(&listener_state, LISTENER_IDLE);
+        /* A request that came while we were ending found the listener running and left it to
+         * us: open the socket again, unless someone else already has. */
+        if (atomic_load(&control_closing) || atomic_load(&hti_control_touched) == seen)
+            break;
+        int expected = LISTENER_IDLE;
+        if (!atomic_compare_exchange_strong(&listener_state, &expected, LISTENER_RUNNING))
+            break;
+        if (open_socket() != 0) {
+            atomic_store(&listener_state, LISTENER_IDLE);
+            break;
+        }
+    }
+    return NULL;
+}
+
+bool hti_control_listener_running(void)
+{
+    return atomic_load(&listener_state) != LISTENER_IDLE;
+}
+
+/* Also called from the control signal's handler (control_signal.c says when): system calls,
+ * pthread_create and the guard only; no lock is taken. */
+int hti_control_listener_start(void)
+{
+    if (!control_started || atomic_load(&control_closing))
+        return -ECANCELED;
+    int expected = LISTENER_IDLE;
+    if (!atomic_compare_exchange_strong(&listener_state, &expected, LISTENER_RUNNING))
+        return 0; /* running, or being started */
+    atomic_store(&hti_control_pending, 0);
+    int error = open_socket();
+    if (error) {
+        atomic_store(&listener_state, LISTENER_IDLE);
+        return error;
+    }
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -684,73 +695,84 @@ static int start_locked(bool sweep)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
     pthread_t thread;
-    atomic_store(&slot->busy, 1);
     /* Under the guard: the C library allocates the new thread's TLS (DTV) on our behalf, and
-     * that is not the program's allocation. */
+     * that is not the program's allocation (FORMAT.md "Rundown"). */
     hti_guard_enter();
-    error = -pthread_create(&thread, &attributes, listener_main, slot);
+    error = -pthread_create(&thread, &attributes, listener_main, NULL);
     hti_guard_leave();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attributes);
     if (error) {
-        atomic_store(&slot->busy, 0);
-        unlink(path);
-        close(fd);
-        return error;
+        close_socket();
+        atomic_store(&listener_state, LISTENER_IDLE);
     }
-    control.fd = fd;
-    control.pid = getpid();
-    control.wanted = true;
-    memcpy(control.path, path, sizeof path);
-    if (!control.atexit_registered) {
-        control.atexit_registered = true;
-        atexit(control_at_exit);
-    }
-    return 0;
+    return error;
 }
 
-/* The listener thread is created under the guard: the TLS block pthread_create allocates for it
- * is never an event. Started before any session (as the preload library does), that block is
- * in the rundown like every block live at the start, and a trace's live set still matches the
- * heap's; started while a session runs, it is one of the tracer's own blocks the trace does not
- * show (FORMAT.md "Rundown"). */
+/* ---- starting and stopping ---- */
+
 int ht_control_start(void)
 {
-    pthread_mutex_lock(&control_lock);
-    int error = start_locked(true);
-    pthread_mutex_unlock(&control_lock);
+    if (control_started)
+        return 0;
+    hti_option_value dir = {0, NULL}, sig = {0, NULL};
+    if (hti_option_getenv(HTI_OPTION_CONTROL_DIR, &dir, "control disabled") < 0 ||
+        hti_option_getenv(HTI_OPTION_SIGNAL, &sig, "control disabled") < 0)
+        return -EINVAL;
+    snprintf(config_control_dir, sizeof config_control_dir, "%s", dir.text ? dir.text : "");
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    snprintf(config_runtime_dir, sizeof config_runtime_dir, "%s",
+             runtime && strlen(runtime) < sizeof config_runtime_dir ? runtime : "");
+    /* A directory someone else prepared is refused now, not when a request comes. */
+    char directory[SOCKET_PATH_MAX];
+    int error = socket_directory(directory, sizeof directory);
+    if (!error)
+        error = private_directory(directory, false);
+    if (error)
+        return error;
+    atomic_store(&control_closing, 0);
+    control_started = true;
+    error = hti_control_signal_arm(sig.number ? (int)sig.number
+                                                  : SIGRTMIN + HT_CONTROL_SIGNAL_OFFSET);
+    if (error)
+        control_started = false;
     return error;
 }
 
 void ht_control_stop(void)
 {
-    pthread_mutex_lock(&control_lock);
-    if (control.pid == getpid())
-        control.wanted = false;
-    if (control.fd >= 0 && control.pid == getpid()) {
-        atomic_store(&control_closing, 1);
-        unlink(control.path);
-        shutdown(control.fd, SHUT_RDWR); /* wakes accept(); the listener closes the socket */
-        control.fd = -1;
-        control.path[0] = '\0';
+    if (!control_started)
+        return;
+    hti_control_signal_disarm();
+    control_started = false;
+    atomic_store(&control_closing, 1);
+    int fd = atomic_load(&control.fd);
+    if (fd >= 0 && control.pid == getpid())
+        shutdown(fd, SHUT_RDWR); /* wakes the listener, which removes the socket */
+}
+
+void hti_control_at_exit(void)
+{
+    atomic_store(&control_closing, 1);
+    int fd = atomic_load(&control.fd);
+    if (fd >= 0 && control.pid == getpid()) {
+        struct stat st;
+        if (lstat(control.path, &st) == 0 && st.st_dev == control.file_dev &&
+        st.st_ino == control.file_ino)
+            unlink(control.path); /* the socket never outlives the process */
+        shutdown(fd, SHUT_RDWR);
     }
-    pthread_mutex_unlock(&control_lock);
+    /* A session started through the socket ends with the program, its waits bounded. */
+    (void)hti_trace_stop_at_exit();
 }
 
 int ht_control_fork_child(void)
 {
-    pthread_mutex_init(&control_lock, NULL);
-    if (control.pid == 0 || control.pid == getpid())
-        return 0;
-    /* The listener threads do not exist here; the socket and its name are the parent's. */
-    for (unsigned i = 0; i < LISTENER_SLOTS; i++)
-        atomic_store(&listener_slots[i].busy, 0);
-    if (control.fd >= 0)
-        close(control.fd);
-    control.fd = -1;
-    control.path[0] = '\0';
-    if (!control.wanted)
-        return 0;
-    int error = start_locked(false); /* the lock was just made anew: no other thread here */
-    return error ? error : 1;
+    /* No listener thread exists here; an open socket and its name are the parent's. */
+    int fd = atomic_exchange(&control.fd, -1);
+    if (fd >= 0 && control.pid != getpid() && still_ours(fd, control.dev, control.ino))
+        close(fd);
+    atomic_store(&listener_state, LISTENER_IDLE);
+    atomic_store(&hti_control_pending, 0);
+    return control_started ? 1 : 0;
 }

@@ -216,6 +216,57 @@ int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta)
     return 0;
 }
 
+/* ---- footer ---- */
+
+size_t hti_footer_encode(uint8_t *out, const hti_footer *footer)
+{
+    uint8_t *p = out;
+    p = hti_put_varint(p, footer->end_ticks);
+    p = hti_put_varint(p, footer->end_ns);
+    if (footer->parts >= HTI_FOOTER_COUNTS) {
+        p = hti_put_varint(p, footer->events);
+        p = hti_put_varint(p, footer->lost);
+        p = hti_put_varint(p, footer->chunks);
+    }
+    if (footer->parts >= HTI_FOOTER_END_STATE) {
+        p = hti_put_varint(p, footer->flags);
+        p = hti_put_varint(p, footer->live_blocks);
+        p = hti_put_varint(p, footer->live_bytes);
+        p = hti_put_varint(p, footer->peak_committed);
+    }
+    return (size_t)(p - out);
+}
+
+int hti_footer_decode(const void *data, size_t size, hti_footer *footer)
+{
+    memset(footer, 0, sizeof *footer);
+    hti_cursor c = hti_cursor_make(data, size);
+    footer->end_ticks = hti_get_varint(&c);
+    footer->end_ns = hti_get_varint(&c);
+    if (!c.ok)
+        return -EBADMSG;
+    footer->parts = HTI_FOOTER_CLOCK;
+    /* A group starts only where bytes are left; once started it must be whole. */
+    if (c.p == c.end)
+        return 0;
+    footer->events = hti_get_varint(&c);
+    footer->lost = hti_get_varint(&c);
+    footer->chunks = hti_get_varint(&c);
+    if (!c.ok)
+        return -EBADMSG;
+    footer->parts = HTI_FOOTER_COUNTS;
+    if (c.p == c.end)
+        return 0;
+    footer->flags = hti_get_varint(&c);
+    footer->live_blocks = hti_get_varint(&c);
+    footer->live_bytes = hti_get_varint(&c);
+    footer->peak_committed = hti_get_varint(&c);
+    if (!c.ok)
+        return -EBADMSG;
+    footer->parts = HTI_FOOTER_END_STATE;
+    return 0;
+}
+
 /* ---- event decoding ---- */
 
 static inline uint64_t get_address(hti_cursor *c, uint64_t previous)

@@ -208,6 +208,32 @@ typedef struct hti_events_meta {
 size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta); /* <= 64 bytes */
 int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta);
 
+/* FOOTER body (FORMAT.md §10): groups of varints, each one whole or absent, in this order. A
+ * writer that cannot know a group (a crash flush cannot walk the heaps) leaves it and every
+ * later one out; traces written before a group existed end before it. */
+enum hti_footer_parts {
+    HTI_FOOTER_CLOCK = 1,     /* end ticks, end ns: always */
+    HTI_FOOTER_COUNTS = 2,    /* + events, lost, chunks before the footer */
+    HTI_FOOTER_END_STATE = 3, /* + flags, live blocks, their requested bytes, peak committed */
+};
+#define HTI_FOOTER_AT_EXIT 0x1u /* flags: the session stopped because the process exited */
+#define HTI_FOOTER_MAX 96u      /* bytes: 9 varints */
+
+typedef struct hti_footer {
+    unsigned parts; /* groups present: HTI_FOOTER_CLOCK .. HTI_FOOTER_END_STATE */
+    uint64_t end_ticks, end_ns;
+    uint64_t events, lost, chunks;
+    uint64_t flags; /* HTI_FOOTER_AT_EXIT; unknown bits are ignored */
+    uint64_t live_blocks, live_bytes;
+    uint64_t peak_committed;
+} hti_footer;
+
+/* Writes the groups up to footer->parts into out (HTI_FOOTER_MAX bytes); returns the length. */
+size_t hti_footer_encode(uint8_t *out, const hti_footer *footer);
+/* 0 with footer->parts set (bytes after the last known group are ignored, as for any minor
+ * addition), or -EBADMSG: no end clock pair, a group cut short, or a bad varint. */
+int hti_footer_decode(const void *data, size_t size, hti_footer *footer);
+
 /* Delta state of one thread's event stream. Reset at each fresh fill (offset 0). */
 typedef struct hti_stream_state {
     uint64_t ticks;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -84,6 +85,32 @@ int hti_parse_size(const char *text, uint64_t *out)
     return -EINVAL;
 }
 
+int hti_parse_signal(const char *text, uint64_t *out)
+{
+    if (!text)
+        return -EINVAL;
+    uint64_t n = 0;
+    if (!strncmp(text, "SIG", 3))
+        text += 3;
+    bool min = !strncmp(text, "RTMIN", 5), max = !strncmp(text, "RTMAX", 5);
+    if (min || max) {
+        const char *rest = text + 5;
+        if (*rest && (*rest != (min ? '+' : '-') || hti_parse_count(rest + 1, &n) != 0))
+            return -EINVAL;
+        if (n > (uint64_t)(SIGRTMAX - SIGRTMIN))
+            return -ERANGE;
+        *out = min ? (uint64_t)SIGRTMIN + n : (uint64_t)SIGRTMAX - n;
+        return 0;
+    }
+    int error = hti_parse_count(text, &n);
+    if (error)
+        return error;
+    if (n < (uint64_t)SIGRTMIN || n > (uint64_t)SIGRTMAX)
+        return -ERANGE;
+    *out = n;
+    return 0;
+}
+
 int hti_parse_events(const char *text, uint64_t *mask)
 {
     static const struct {
@@ -125,6 +152,7 @@ typedef enum kind {
     KIND_MODE,
     KIND_UNWIND,
     KIND_EVENTS,
+    KIND_SIGNAL,
 } kind;
 
 /* The longest socket directory: sun_path holds "<dir>/<7-digit pid>.sock" and a NUL. */
@@ -158,6 +186,8 @@ static const spec specs[HTI_OPTION_COUNT] = {
     [HTI_OPTION_STACKS] = {"HEAPTRAIL_STACKS", "stacks", KIND_COUNT, false, 0, HT_TRACE_MAX_DEPTH,
                            "not a number of frames (expected 1 to 128 frames, or 0 for none)",
                            "out of range (expected 1 to 128 frames, or 0 for none)"},
+    [HTI_OPTION_FREE_STACKS] = {"HEAPTRAIL_FREE_STACKS", "free_stacks", KIND_FLAG, false, 0, 0,
+                                NOT_A_FLAG, NULL},
     [HTI_OPTION_UNWIND] = {"HEAPTRAIL_UNWIND", "unwind", KIND_UNWIND, false, 0, 0,
                            "expected one of libunwind, fp", NULL},
     [HTI_OPTION_SAMPLE] = {"HEAPTRAIL_SAMPLE", "sample", KIND_SIZE, false, 0,
@@ -190,6 +220,9 @@ static const spec specs[HTI_OPTION_COUNT] = {
     [HTI_OPTION_CONTROL_DIR] = {"HEAPTRAIL_CONTROL_DIR", NULL, KIND_DIRECTORY, false, 0, 0,
                                 "not an absolute path",
                                 "too long for a socket path (at most 94 bytes)"},
+    [HTI_OPTION_SIGNAL] = {"HEAPTRAIL_SIGNAL", NULL, KIND_SIGNAL, false, 0, 0,
+                           "not a real-time signal (expected e.g. RTMIN+7, RTMAX-2 or 41)",
+                           "out of range (expected a signal from SIGRTMIN to SIGRTMAX)"},
     [HTI_OPTION_NO_TSC] = {"HEAPTRAIL_NO_TSC", NULL, KIND_FLAG, false, 0, 0, NOT_A_FLAG, NULL},
     [HTI_OPTION_TERMINATE_ON_CORRUPTION] = {"HEAPTRAIL_TERMINATE_ON_CORRUPTION", NULL, KIND_FLAG,
                                             false, 0, 0, NOT_A_FLAG, NULL},
@@ -300,6 +333,11 @@ int hti_option_value_parse(hti_option option, const char *text, hti_option_value
     case KIND_EVENTS:
         error = hti_parse_events(text, &value->number);
         break;
+    case KIND_SIGNAL:
+        error = hti_parse_signal(text, &value->number);
+        if (error == -ERANGE)
+            return refuse(-ERANGE, s->range, why);
+        break;
     }
     return error ? refuse(-EINVAL, s->form, why) : 0;
 }
@@ -317,6 +355,7 @@ int hti_option_parse(hti_option option, const char *text, ht_trace_options *o, c
     case HTI_OPTION_MODE: o->mode = (ht_trace_mode)n; break;
     case HTI_OPTION_BUFFER: o->buffer_size = (size_t)n; break;
     case HTI_OPTION_STACKS: o->stack_depth = (unsigned)n; break;
+    case HTI_OPTION_FREE_STACKS: o->free_stacks = n != 0; break;
     case HTI_OPTION_UNWIND: o->unwinder = (ht_trace_unwinder)n; break;
     case HTI_OPTION_SAMPLE: o->sample_interval = (size_t)n; break;
     case HTI_OPTION_EVENTS: o->event_mask = n; break;
@@ -489,6 +528,7 @@ int hti_options_from_environment(ht_trace_options *o, hti_lookup lookup, void *c
         HTI_OPTION_MODE,     HTI_OPTION_BUFFER,   HTI_OPTION_STACKS,       HTI_OPTION_UNWIND,
         HTI_OPTION_SAMPLE,   HTI_OPTION_EVENTS,   HTI_OPTION_MIN_SIZE,     HTI_OPTION_MAX_SIZE,
         HTI_OPTION_COMPRESS, HTI_OPTION_FLUSH_MS, HTI_OPTION_FOLLOW_FORKS, HTI_OPTION_NO_RUNDOWN,
+        HTI_OPTION_FREE_STACKS,
     };
     if (message && size)
         message[0] = '\0';

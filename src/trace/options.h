@@ -22,6 +22,9 @@ int hti_parse_count(const char *text, uint64_t *out);
 int hti_parse_size(const char *text, uint64_t *out);
 /* Why a text is not a size, in every message that says so. */
 #define HTI_NOT_A_SIZE "not a size (expected e.g. 64K, 4M)"
+/* A real-time signal: "RTMIN", "RTMIN+N", "RTMAX", "RTMAX-N" (an optional "SIG" before them)
+ * or its number, within [SIGRTMIN, SIGRTMAX] of this C library: the signal's number. */
+int hti_parse_signal(const char *text, uint64_t *out);
 /* A comma list of alloc, free, realloc, heap, all (no empty item): HT_EVENT_BIT mask. */
 int hti_parse_events(const char *text, uint64_t *mask);
 
@@ -32,6 +35,7 @@ typedef enum hti_option {
     HTI_OPTION_MODE,         /* block | discard | ring */
     HTI_OPTION_BUFFER,       /* size, 64K..4G */
     HTI_OPTION_STACKS,       /* count, 0..HT_TRACE_MAX_DEPTH */
+    HTI_OPTION_FREE_STACKS,  /* 0 | 1 */
     HTI_OPTION_UNWIND,       /* libunwind | fp */
     HTI_OPTION_SAMPLE,       /* size, 0..1G */
     HTI_OPTION_EVENTS,       /* event list */
@@ -45,6 +49,7 @@ typedef enum hti_option {
     HTI_OPTION_OWNER_PID,    /* process id, 1..4194304 */
     HTI_OPTION_CONTROL,      /* 0 | 1 */
     HTI_OPTION_CONTROL_DIR,  /* absolute path short enough for a socket address */
+    HTI_OPTION_SIGNAL,       /* real-time signal: RTMIN+N, RTMAX-N or its number */
     HTI_OPTION_NO_TSC,       /* 0 | 1 */
     HTI_OPTION_TERMINATE_ON_CORRUPTION, /* 0 | 1: for the preload library's process heap */
     HTI_OPTION_COUNT

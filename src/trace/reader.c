@@ -445,18 +445,30 @@ static int parse_lost(ht_reader *r, const chunk_ref *c, const uint8_t *body, siz
 
 static int parse_footer(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
 {
-    hti_cursor k = hti_cursor_make(body, length);
-    uint64_t ticks = hti_get_varint(&k);
-    uint64_t ns = hti_get_varint(&k);
-    if (!k.ok)
+    hti_footer f;
+    if (hti_footer_decode(body, length, &f) != 0)
         return fail(r, -EBADMSG, "malformed footer at offset %llu", (unsigned long long)c->offset);
     /* A footer is also a clock pair. */
     if (GROW(r, r->clocks, r->clock_count, r->clock_capacity) != 0)
         return r->status;
-    r->clocks[r->clock_count].ticks = ticks;
-    r->clocks[r->clock_count].ns = ns;
+    r->clocks[r->clock_count].ticks = f.end_ticks;
+    r->clocks[r->clock_count].ns = f.end_ns;
     r->clock_count++;
     r->info.complete = true;
+    /* A crash flush racing with the stop may add a shorter footer: each group is kept from the
+     * last footer that has it. */
+    if (f.parts >= HTI_FOOTER_COUNTS) {
+        r->info.footer_counts = true;
+        r->info.footer_events = f.events;
+        r->info.footer_lost = f.lost;
+    }
+    if (f.parts >= HTI_FOOTER_END_STATE) {
+        r->info.end_state = true;
+        r->info.stopped_at_exit = (f.flags & HTI_FOOTER_AT_EXIT) != 0;
+        r->info.end_live_blocks = f.live_blocks;
+        r->info.end_live_bytes = f.live_bytes;
+        r->info.peak_committed = f.peak_committed;
+    }
     return 0;
 }
 

@@ -8,9 +8,11 @@
  * taken, then every heap walked; a consumer applies rundown records before events of equal or
  * later time, inserting a block only if it does not know it already. Stop switches the hooks
  * off, issues a barrier on every thread (hti_hooks_barrier), and lets the writer drain until no
- * thread is inside a hook, then drain everything and write the footer. Waits on the output are
- * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). All tracer work on
- * the calling thread runs under the guard, so allocations it causes are not traced. */
+ * thread is inside a hook, then drain everything and write the footer, with the heaps' end state
+ * this thread walks for it (hti_session_end_state) and the peak committed kept since the start.
+ * Waits on the output are bounded in discard and ring modes, and in every mode at exit
+ * (DESIGN.md). All tracer work on the calling thread runs under the guard, so allocations it
+ * causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -217,24 +219,90 @@ static int session_path(const char *pattern, pid_t pid, bool in_child, char *out
 
 ht_heap *_Atomic hti_tracer_heap;
 
-void hti_rundown(hti_session *s)
+/* The heaps a session shows: all but heaptrail's own, or the one its filter names. */
+static bool heap_traced(const hti_session *s, const ht_heap *heap)
+{
+    return (!s->options.heap || s->options.heap == heap) &&
+           heap != atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
+}
+
+/* Every heap of the process, in memory of hti_map's (hti_unmap(heaps, *mapped)); NULL when
+ * out of memory. */
+static ht_heap **heap_list(size_t *count, size_t *mapped)
 {
     size_t capacity = 256;
-    ht_heap **heaps = NULL;
-    size_t count;
     for (;;) {
-        heaps = hti_map(capacity * sizeof *heaps);
+        ht_heap **heaps = hti_map(capacity * sizeof *heaps);
         if (!heaps)
-            return;
-        count = ht_process_heaps(heaps, capacity);
-        if (count <= capacity)
-            break;
+            return NULL;
+        *count = ht_process_heaps(heaps, capacity);
+        if (*count <= capacity) {
+            *mapped = capacity * sizeof *heaps;
+            return heaps;
+        }
         hti_unmap(heaps, capacity * sizeof *heaps);
-        capacity = count + 64;
+        capacity = *count + 64;
     }
+}
+
+/* The traced heaps' summaries added up, each heap walked under its lock (ht_heap_summary_get).
+ * False when out of memory. */
+static bool traced_summary(const hti_session *s, ht_heap_summary *total)
+{
+    size_t count, mapped;
+    ht_heap **heaps = heap_list(&count, &mapped);
+    if (!heaps)
+        return false;
+    memset(total, 0, sizeof *total);
+    for (size_t i = 0; i < count; i++) {
+        ht_heap_summary one;
+        if (!heap_traced(s, heaps[i]) || !ht_heap_summary_get(heaps[i], 0, &one))
+            continue;
+        total->committed += one.committed;
+        total->requested += one.requested;
+        total->live_blocks += one.live_blocks;
+    }
+    hti_unmap(heaps, mapped);
+    return true;
+}
+
+void hti_committed_change(const ht_heap *heap, int64_t bytes)
+{
+    hti_session *s = &hti_session_state;
+    if (!atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) || !heap_traced(s, heap))
+        return;
+    int64_t now = atomic_fetch_add_explicit(&s->committed, bytes, memory_order_relaxed) + bytes;
+    int64_t peak = atomic_load_explicit(&s->committed_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&s->committed_peak, &peak, now,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+    }
+}
+
+void hti_session_end_state(hti_session *s)
+{
+    /* For a program that allocates no more (at exit, as a rule) this is the live set the
+     * events leave, exact whatever was sampled or filtered out. */
+    ht_heap_summary end;
+    if (!traced_summary(s, &end))
+        return;
+    s->end_live_blocks = end.live_blocks;
+    s->end_live_bytes = end.requested;
+    s->end_known = true;
+    /* Only a commit racing with the start can leave the running sum behind the heaps. */
+    if ((int64_t)end.committed > atomic_load(&s->committed_peak))
+        atomic_store(&s->committed_peak, (int64_t)end.committed);
+}
+
+void hti_rundown(hti_session *s)
+{
+    size_t count, mapped;
+    ht_heap **heaps = heap_list(&count, &mapped);
+    if (!heaps)
+        return;
     hti_thread *stream = hti_stream_open_rundown(hti_gettid());
     if (!stream) {
-        hti_unmap(heaps, capacity * sizeof *heaps);
+        hti_unmap(heaps, mapped);
         hti_message("no memory for the rundown", NULL, -1);
         return;
     }
@@ -242,7 +310,7 @@ void hti_rundown(hti_session *s)
     uint64_t ticks = hti_ticks();
     for (size_t i = 0; i < count; i++) {
         ht_heap *heap = heaps[i];
-        if ((s->options.heap && s->options.heap != heap) || heap == atomic_load(&hti_tracer_heap))
+        if (!heap_traced(s, heap))
             continue;
         ht_heap_lock(heap);
         ht_heap_summary summary;
@@ -264,7 +332,7 @@ void hti_rundown(hti_session *s)
         ht_heap_unlock(heap);
     }
     hti_stream_close(stream);
-    hti_unmap(heaps, capacity * sizeof *heaps);
+    hti_unmap(heaps, mapped);
 }
 
 /* ---- start and stop ---- */
@@ -428,6 +496,14 @@ static int start_session(const ht_trace_options *options, bool in_child)
         saved_options.output_path = saved_path;
     }
 
+    /* The footer's peak committed starts from what the heaps hold now; from the switch on, the
+     * EXPAND/CONTRACT hooks keep it (a commit made by another thread between the two is the one
+     * it can miss). */
+    ht_heap_summary now;
+    if (traced_summary(s, &now)) {
+        atomic_store_explicit(&s->committed, (int64_t)now.committed, memory_order_relaxed);
+        atomic_store_explicit(&s->committed_peak, (int64_t)now.committed, memory_order_relaxed);
+    }
     atomic_store_explicit(&hti_trace_gen, s->gen, memory_order_release);
     __atomic_store_n(&hti_trace_active, 1, __ATOMIC_RELEASE);
     if (!o.no_rundown) {
@@ -515,11 +591,17 @@ static void stop_session(hti_session *s, bool at_exit)
     atomic_store(&hti_trace_gen, 0);
     /* A hook that read the session before the switch now shows in_hook to the writer. */
     hti_hooks_barrier();
+    /* The footer's end state: hti_writer_stop walks the heaps on this thread when the writer
+     * asks for it (hti_session_end_state). */
+    s->end_flags = at_exit ? HTI_FOOTER_AT_EXIT : 0;
+    atomic_store(&s->end_handshake, HTI_END_EXPECTED);
     bool bounded = !s->block || at_exit;
     if (!s->block)
         atomic_store(&s->give_up_at, hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
     (void)hti_writer_stop(s, bounded ? HTI_STOP_LIMIT_NS + HTI_QUIESCE_NS + JOIN_SLACK_NS : 0);
     hti_consumer_stop(s);
+    if (!s->writer_lingering)
+        hti_buffers_trim(); /* the buffers kept for new threads: nothing runs after the stop */
     if (!s->writer_lingering) {
         if (s->own_fd && s->fd >= 0) {
             if (s->seekable)

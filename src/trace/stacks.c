@@ -1,8 +1,9 @@
 /* stacks.c — call stacks and the module map.
  *
- * Stacks are captured by libunwind's unw_backtrace (with its per-thread cache; loaded with
- * dlopen RTLD_LOCAL so its _Unwind_* symbols never interpose the program's) or by following
- * frame pointers within the thread's stack bounds. Each distinct stack gets an id from a table
+ * Stacks are captured by unwind.c's walk with .eh_frame rules cached per return address, by
+ * libunwind's unw_backtrace where that walk cannot go (loaded with dlopen RTLD_LOCAL so its
+ * _Unwind_* symbols never interpose the program's), or by following frame pointers within the
+ * thread's stack bounds (unwind.c). Each distinct stack gets an id from a table
  * of mmap memory: lookups take no lock; inserts take insert_lock and publish the entry before
  * the count (release), so the writer emits every stack whose id it reads from `count`.
  * Module records (path, load address, extent, GNU build-id) come from dl_iterate_phdr; the
@@ -42,9 +43,7 @@ static _Atomic uint64_t stacks_dropped;
 
 typedef int (*backtrace_fn)(void **, int);
 static backtrace_fn unwind_backtrace;
-static bool use_frame_pointers;
-
-static HTI_TLS uintptr_t tls_stack_low, tls_stack_high;
+static ht_trace_unwinder unwinder; /* DEFAULT (rules, then libunwind), LIBUNWIND or FRAME_POINTER */
 
 /* ---- table ---- */
 
@@ -137,44 +136,15 @@ static uint32_t intern(const uint64_t *frames, unsigned depth)
 
 /* ---- unwinding ---- */
 
-static void stack_bounds(void)
+/* libunwind for the whole stack: the slow path of the default unwinder, or the one asked for. */
+static HTI_NOINLINE int libunwind_backtrace(uint64_t *frames, int max)
 {
-    pthread_attr_t attr;
-    void *low;
-    size_t size;
-    tls_stack_high = 1; /* tried */
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    if (pthread_attr_getstack(&attr, &low, &size) == 0) {
-        tls_stack_low = (uintptr_t)low;
-        tls_stack_high = (uintptr_t)low + size;
-    }
-    pthread_attr_destroy(&attr);
-}
-
-/* frames[0] is the return address into the caller of fp_backtrace's caller's frame chain, as
- * with unw_backtrace: the first entry is an address inside the calling function. */
-static HTI_NOINLINE int fp_backtrace(void **frames, int max)
-{
-    if (!tls_stack_high)
-        stack_bounds();
-    uintptr_t low = tls_stack_low, high = tls_stack_high;
-    uintptr_t *fp = __builtin_frame_address(0);
-    int n = 0;
-    while (n < max) {
-        uintptr_t at = (uintptr_t)fp;
-        if (at < low || at + 2 * sizeof(uintptr_t) > high || (at & (sizeof(uintptr_t) - 1)))
-            break;
-        uintptr_t ret = fp[1];
-        if (ret < 4096)
-            break;
-        frames[n++] = (void *)ret;
-        uintptr_t *next = (uintptr_t *)fp[0];
-        if ((uintptr_t)next <= at)
-            break;
-        fp = next;
-    }
-    return n;
+    /* libunwind's first frame returns into this function: one more, then dropped. */
+    void *raw[HT_TRACE_MAX_DEPTH + 9];
+    int n = unwind_backtrace(raw, max + 1);
+    for (int i = 1; i < n; i++)
+        frames[i - 1] = (uint64_t)(uintptr_t)raw[i];
+    return n > 0 ? n - 1 : 0;
 }
 
 uint32_t hti_stack_capture(unsigned skip)
@@ -182,19 +152,22 @@ uint32_t hti_stack_capture(unsigned skip)
     unsigned depth = hti_session_state.options.stack_depth;
     if (!depth || !slots)
         return 0;
-    void *raw[HT_TRACE_MAX_DEPTH + 8];
+    uint64_t frames[HT_TRACE_MAX_DEPTH + 8];
     unsigned want = depth + skip;
     if (want > HT_TRACE_MAX_DEPTH + 8)
         want = HT_TRACE_MAX_DEPTH + 8;
-    int n = use_frame_pointers || !unwind_backtrace ? fp_backtrace(raw, (int)want)
-                                                    : unwind_backtrace(raw, (int)want);
+    /* Every unwinder's frames[0] is the return address into this function. */
+    int n = -ENOENT;
+    if (unwinder == HT_TRACE_UNWIND_DEFAULT)
+        n = hti_unwind_backtrace(frames, (int)want);
+    if (n < 0 && unwind_backtrace && unwinder != HT_TRACE_UNWIND_FRAME_POINTER)
+        n = libunwind_backtrace(frames, (int)want);
+    if (n < 0)
+        n = hti_fp_backtrace(frames, (int)want);
     if (n <= (int)skip)
         return 0;
-    uint64_t frames[HT_TRACE_MAX_DEPTH + 8];
-    unsigned count = 0;
-    for (int i = (int)skip; i < n && count < depth; i++)
-        frames[count++] = (uint64_t)(uintptr_t)raw[i];
-    return intern(frames, count);
+    unsigned count = (unsigned)n - skip < depth ? (unsigned)n - skip : depth;
+    return intern(frames + skip, count);
 }
 
 uint32_t hti_stack_count(void)
@@ -218,8 +191,12 @@ int hti_stacks_init(hti_session *s)
     if (error)
         return error;
     table_reset();
-    use_frame_pointers = s->options.unwinder == HT_TRACE_UNWIND_FRAME_POINTER;
-    if (!use_frame_pointers && !unwind_backtrace) {
+    unwinder = s->options.unwinder;
+    /* Rules found in an earlier session may describe modules unloaded since. */
+    hti_unwind_forget();
+    if (unwinder == HT_TRACE_UNWIND_DEFAULT && hti_unwind_init() != 0)
+        unwinder = HT_TRACE_UNWIND_LIBUNWIND;
+    if (unwinder != HT_TRACE_UNWIND_FRAME_POINTER && !unwind_backtrace) {
         void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
         if (lib) {
             typedef int (*policy_fn)(void *, int);
@@ -229,9 +206,9 @@ int hti_stacks_init(hti_session *s)
                 policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
             unwind_backtrace = (backtrace_fn)dlsym(lib, "unw_backtrace");
         }
-        if (!unwind_backtrace) {
+        if (!unwind_backtrace && unwinder == HT_TRACE_UNWIND_LIBUNWIND) {
             hti_message("libunwind.so.8 not found; stacks follow frame pointers", NULL, -1);
-            use_frame_pointers = true;
+            unwinder = HT_TRACE_UNWIND_FRAME_POINTER;
         }
     }
     return 0;
@@ -279,6 +256,7 @@ static struct {
 static uint32_t known_count;
 static uint32_t strings_next;
 static unsigned long long last_adds = ~0ull;
+static unsigned long long last_subs = ~0ull;
 static char exe_path[4096];
 
 typedef struct module_pass {
@@ -340,6 +318,13 @@ static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
 static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
 {
     module_pass *pass = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs &&
+        info->dlpi_subs != last_subs) {
+        /* A module was unloaded: another one may now lie where its code was. */
+        if (last_subs != ~0ull)
+            hti_unwind_forget();
+        last_subs = info->dlpi_subs;
+    }
     if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds) {
         if (!pass->force && info->dlpi_adds == last_adds) {
             pass->unchanged = true;
@@ -398,6 +383,7 @@ void hti_modules_reset(void)
     known_count = 0;
     strings_next = 0;
     last_adds = ~0ull;
+    last_subs = ~0ull;
     ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
     exe_path[n > 0 ? n : 0] = '\0';
 }

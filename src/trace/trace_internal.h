@@ -198,6 +198,15 @@ typedef struct hti_session {
     _Atomic uint64_t stacks;
     _Atomic uint64_t events_emitted; /* written out or handed to consumers */
     _Atomic uint64_t lost_buffer;    /* discard mode and session end */
+    /* The traced heaps' committed bytes (session.c: a sum taken at start, then every EXPAND and
+     * CONTRACT of theirs) and the most seen at once; and their live blocks at the stop, walked
+     * after the hooks are off, for the footer (FORMAT.md §10). */
+    _Atomic int64_t committed;
+    _Atomic int64_t committed_peak;
+    uint64_t end_live_blocks, end_live_bytes;
+    uint64_t end_flags; /* HTI_FOOTER_AT_EXIT */
+    bool end_known;     /* the three above were taken (a stop, not a crash flush) */
+    _Atomic uint32_t end_handshake; /* futex word, HTI_END_*: see hti_writer_stop */
 
     /* writer's memory */
     uint8_t *scratch;     /* compression output / ring copies */
@@ -244,8 +253,11 @@ void hti_emit_rundown_heap(hti_thread *stream, uint64_t ticks, const ht_heap *he
                            uint64_t committed, uint64_t live_blocks, uint32_t compatibility);
 void hti_emit_rundown_block(hti_thread *stream, uint64_t ticks, const ht_heap *heap, uint64_t size,
                             uint64_t usable, uint64_t address, ht_source source);
-/* Frees a thread buffer (writer, after it is drained). */
+/* Frees a thread buffer (writer, after it is drained): kept as a spare for the next new thread
+ * (at most 64), else unmapped. */
 void hti_thread_free(hti_thread *thread);
+/* Unmaps the spare buffers (session stop, fork child). */
+void hti_buffers_trim(void);
 /* In the child after fork: drops every buffer but the caller's, which gets the child's thread
  * id (no writer may run). */
 void hti_threads_after_fork(void);
@@ -267,9 +279,17 @@ void hti_hooks_barrier(void);
 int hti_writer_start_memory(hti_session *session); /* buffers and compression context */
 int hti_writer_start_thread(hti_session *session);
 void hti_writer_forget(hti_session *session);      /* in a fork child */
+/* The footer's end state is walked by the stopping thread, at the writer's request: only once
+ * the writer is past the hooks and every waiter for room gave up (a waiter may hold a heap
+ * lock, and the stop could not walk that heap before). stop_session sets EXPECTED; the writer,
+ * at its footer, moves EXPECTED to WANTED and waits; hti_writer_stop walks
+ * (hti_session_end_state) and sets READY. A stop that stops waiting first sets ABANDONED, and
+ * the footer goes without it; so does one where nothing was EXPECTED (a failed start). */
+enum { HTI_END_NONE, HTI_END_EXPECTED, HTI_END_WANTED, HTI_END_READY, HTI_END_ABANDONED };
 /* Asks the writer to stop: it waits until no thread is inside a hook, drains everything and
- * writes the footer; then joins it. timeout_ns > 0: returns -ETIMEDOUT if the writer has not
- * ended by then (stuck in a write that cannot be interrupted): it is left to end by itself
+ * writes the footer (with the end state, see above); then joins it. timeout_ns > 0: returns
+ * -ETIMEDOUT if the writer has not ended by then (stuck in a write that cannot be
+ * interrupted), the end state's wait included: it is left to end by itself
  * (writer_lingering) and hti_writer_reap finishes the job. 0 or -ETIMEDOUT. */
 int hti_writer_stop(hti_session *session, uint64_t timeout_ns);
 /* A lingering writer: 0 once it ended and its memory is released, -EBUSY while it runs. */
@@ -289,12 +309,30 @@ int hti_writer_header(hti_session *session);
 int hti_write_chunk(hti_session *session, uint8_t type, const void *meta, size_t meta_length,
                     const void *body, size_t body_length);
 
+/* ---- orphan.c ---- */
+/* True once the program's main thread and every other thread that is not heaptrail's ended. */
+bool hti_program_gone(void);
+/* Ends the process with exit(0) from a new thread (once), as POSIX would have ended it. */
+void hti_finish_orphaned_process(void);
+
 /* ---- stacks.c ---- */
 int hti_stacks_init(hti_session *session);
 void hti_stacks_fini(void);
 /* Unwinds the caller's stack (skipping `skip` innermost frames) and returns its id, or 0. */
 uint32_t hti_stack_capture(unsigned skip);
 uint32_t hti_stack_count(void);
+
+/* ---- unwind.c ---- */
+/* The table of unwind rules (once). 0 or -ENOMEM. */
+int hti_unwind_init(void);
+/* Rules found so far are not used again: modules may have been unloaded. */
+void hti_unwind_forget(void);
+/* Return addresses of the calling thread, innermost first, frames[0] returning into the caller
+ * of these functions. hti_unwind_backtrace: with .eh_frame rules cached per return address;
+ * the number of frames (the whole stack, or max), or -ENOENT when a frame has no rule it can
+ * follow (the caller asks libunwind). hti_fp_backtrace: by frame pointers, as far as they go. */
+int hti_unwind_backtrace(uint64_t *frames, int max);
+int hti_fp_backtrace(uint64_t *frames, int max);
 /* Writes the stack records with ids in [*emitted + 1, count] and the new modules. */
 void hti_stacks_emit(hti_session *session, uint32_t *emitted);
 void hti_modules_emit(hti_session *session, bool force);
@@ -315,6 +353,12 @@ void hti_consumer_push_lost(hti_session *session, uint32_t tid, uint32_t reason,
 /* ---- session.c ---- */
 /* Walks every heap and writes RUNDOWN_HEAP and RUNDOWN_BLOCK records. */
 void hti_rundown(hti_session *session);
+/* Walks the traced heaps for the footer (end_live_*, end_known; the peak committed is raised
+ * to what they hold if a commit racing with the start was missed). Takes each heap's lock. */
+void hti_session_end_state(hti_session *session);
+/* A traced heap's committed memory grew (bytes > 0) or shrank: from the EXPAND and CONTRACT
+ * hooks, whatever the event filters; one atomic add, and a compare-exchange on a new peak. */
+void hti_committed_change(const ht_heap *heap, int64_t bytes);
 /* One line on stderr, without stdio: "heaptrail: <message>\n". */
 void hti_message(const char *message, const char *detail, long number);
 

@@ -44,12 +44,16 @@
 /* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
  * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
 #define EXIT_POLL_NS 1000000L
+#define ORPHAN_CHECK_NS 250000000L /* how often the writer looks whether the program is gone */
 #define EXIT_POLLS_FAST 20u
 /* While the writer waits for room in the output it looks at the stop and the clock this often. */
 #define OUTPUT_POLL_MS 50
 /* A crash flush waits this long for the writer thread to finish the chunk it is writing to a
  * stream (writing beside it would interleave two chunks). */
 #define EMERGENCY_WAIT_NS 1000000000ull
+/* A bounded stop gives the writer at least this long to write the footer after the heaps'
+ * walk for it (HTI_END_*), however long the walk took. */
+#define END_SLACK_NS 1000000000ull
 
 /* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
 typedef struct lost_slot {
@@ -674,19 +678,37 @@ static void collect_pending_lost(hti_session *s)
     }
 }
 
+/* At the footer, past the hooks and with every waiter for room given up: asks the stopping
+ * thread for the heaps' state and waits for it (trace_internal.h, HTI_END_*). A stop that
+ * gave up on this writer, or none that walks (a failed start), leaves the footer without it. */
+static void wait_end_state(hti_session *s)
+{
+    uint32_t expected = HTI_END_EXPECTED;
+    if (!atomic_compare_exchange_strong(&s->end_handshake, &expected, HTI_END_WANTED))
+        return;
+    hti_futex_wake(&s->end_handshake);
+    while (atomic_load(&s->end_handshake) == HTI_END_WANTED)
+        hti_futex_wait(&s->end_handshake, HTI_END_WANTED, EXIT_POLL_NS);
+}
+
+/* The counts, and the heaps' state the stop took (session.c), so that a reader has the
+ * summary without decoding an event. Losses of the consumers are theirs, not the file's. */
 static void write_footer(hti_session *s)
 {
-    ht_trace_stats stats;
-    ht_trace_stats_get(&stats);
-    uint8_t body[96];
-    uint64_t ticks, ns;
-    hti_clock_sample(&ticks, &ns);
-    uint8_t *p = hti_put_varint(body, ticks);
-    p = hti_put_varint(p, ns);
-    p = hti_put_varint(p, stats.events);
-    p = hti_put_varint(p, stats.lost);
-    p = hti_put_varint(p, atomic_load(&s->chunks_written));
-    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, (size_t)(p - body), false);
+    hti_footer f;
+    memset(&f, 0, sizeof f);
+    hti_clock_sample(&f.end_ticks, &f.end_ns);
+    f.parts = s->end_known ? HTI_FOOTER_END_STATE : HTI_FOOTER_COUNTS;
+    f.events = atomic_load(&s->events_emitted);
+    f.lost = atomic_load(&s->lost_buffer) + atomic_load(&s->lost_write);
+    f.chunks = atomic_load(&s->chunks_written);
+    f.flags = s->end_flags;
+    f.live_blocks = s->end_live_blocks;
+    f.live_bytes = s->end_live_bytes;
+    int64_t peak = atomic_load(&s->committed_peak);
+    f.peak_committed = peak > 0 ? (uint64_t)peak : 0;
+    uint8_t body[HTI_FOOTER_MAX];
+    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, hti_footer_encode(body, &f), false);
 }
 
 /* The header goes first and once, with the chunks made at start: the writer thread writes them
@@ -769,7 +791,7 @@ static void *writer_main(void *arg)
         hti_modules_emit(s, true);
     }
     const long interval_ns = (long)s->options.flush_interval_ms * 1000000L;
-    uint64_t last_flush = hti_monotonic_ns();
+    uint64_t last_flush = hti_monotonic_ns(), last_orphan_check = last_flush;
     uint64_t stop_seen = 0;
     uint32_t flush_served = 0, snapshot_served = 0; /* the session starts them at 0 */
     for (;;) {
@@ -803,6 +825,11 @@ static void *writer_main(void *arg)
         }
         if (stop && hooks_quiet(s, stop_seen))
             break;
+        if (!stop && now - last_orphan_check >= ORPHAN_CHECK_NS) {
+            last_orphan_check = now;
+            if (hti_program_gone())
+                hti_finish_orphaned_process(); /* its exit handlers stop this session */
+        }
         if (stop) {
             /* Threads still in a hook: those waiting for room got some from the drain above. */
             hti_futex_wait(&s->writer_wake, wake, EXIT_POLL_NS);
@@ -815,6 +842,8 @@ static void *writer_main(void *arg)
             long left = interval_ns - (long)(hti_monotonic_ns() - last_flush);
             if (exiting && left > EXIT_POLL_NS)
                 left = EXIT_POLL_NS;
+            if (left > ORPHAN_CHECK_NS)
+                left = ORPHAN_CHECK_NS;
             if (left > 0)
                 hti_futex_wait(&s->writer_wake, wake, left);
         }
@@ -831,6 +860,7 @@ static void *writer_main(void *arg)
     collect_pending_lost(s);
     lost_flush(s);
     write_clock(s);
+    wait_end_state(s);
     write_footer(s);
     return NULL;
 }
@@ -876,13 +906,43 @@ static void writer_release_memory(hti_session *s)
     s->records = s->scratch = s->deferred = NULL;
 }
 
+/* The stopping thread's side of the end state (trace_internal.h, HTI_END_*): walks the heaps
+ * once the writer asks, or gives up at `give_up` (monotonic ns, 0: never) or when a crash
+ * flush took the writer over. */
+static void provide_end_state(hti_session *s, uint64_t give_up)
+{
+    for (;;) {
+        uint32_t state = atomic_load(&s->end_handshake);
+        if (state == HTI_END_WANTED) {
+            hti_session_end_state(s);
+            atomic_store(&s->end_handshake, HTI_END_READY);
+            hti_futex_wake(&s->end_handshake);
+            return;
+        }
+        if (state != HTI_END_EXPECTED)
+            return;
+        if ((give_up && hti_monotonic_ns() >= give_up) || atomic_load(&s->emergency)) {
+            /* Unless the writer asked meanwhile (then the loop walks). */
+            if (atomic_compare_exchange_strong(&s->end_handshake, &state, HTI_END_ABANDONED))
+                return;
+            continue;
+        }
+        hti_futex_wait(&s->end_handshake, HTI_END_EXPECTED, EXIT_POLL_NS);
+    }
+}
+
 int hti_writer_stop(hti_session *s, uint64_t timeout_ns)
 {
     if (s->writer_started) {
         atomic_store(&s->stop_request, 1);
         hti_writer_wake(s);
         hti_futex_wake(&s->writer_wake);
+        uint64_t started = hti_monotonic_ns();
+        provide_end_state(s, timeout_ns ? started + timeout_ns : 0);
         if (timeout_ns) {
+            /* What the walk left of the bound, and time for the footer after it. */
+            uint64_t spent = hti_monotonic_ns() - started;
+            timeout_ns = spent + END_SLACK_NS < timeout_ns ? timeout_ns - spent : END_SLACK_NS;
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             uint64_t ns = (uint64_t)until.tv_nsec + timeout_ns;
@@ -1002,12 +1062,14 @@ void hti_writer_emergency(hti_session *s)
         }
     }
     write_clock(s);
-    uint8_t body[40];
-    uint64_t ticks, ns;
-    hti_clock_sample(&ticks, &ns);
-    uint8_t *p = hti_put_varint(body, ticks);
-    p = hti_put_varint(p, ns);
-    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, (size_t)(p - body), false);
+    /* The end clock pair only: a signal handler cannot walk the heaps (their locks), and the
+     * session's counts leave out the chunks written here. */
+    hti_footer f;
+    memset(&f, 0, sizeof f);
+    f.parts = HTI_FOOTER_CLOCK;
+    hti_clock_sample(&f.end_ticks, &f.end_ns);
+    uint8_t body[HTI_FOOTER_MAX];
+    write_chunk_raw(s, HTI_CHUNK_FOOTER, NULL, 0, body, hti_footer_encode(body, &f), false);
 }
 
 /* ---- header ---- */

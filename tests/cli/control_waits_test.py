@@ -10,14 +10,15 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cli_test  # noqa: E402
+import control_client  # noqa: E402
 from cli_test import Failure, Target, check, heaptrail, raw_status, scratch  # noqa: E402
 
 # Far above the tracer's own bounds (about a second, ten at most); a held program never ends.
@@ -128,8 +129,7 @@ def test_slow_client():
         target = Target(work)
         pid = str(target.pid)
         path = "/tmp/heaptrail-%d/%s.sock" % (os.geteuid(), pid)
-        slow = socket.socket(socket.AF_UNIX)
-        slow.connect(path)
+        slow = control_client.connect(path, target.pid)
         stop = threading.Event()
 
         def trickle():

@@ -3,7 +3,8 @@
  * old block (Source not INVALID) names a live block of the same heap; nothing lands on a live
  * block; failed operations carry address 0; RUNDOWN_BLOCK inserts unknown blocks only; every
  * LOST record's first timestamp is at or before its last. Prints key=value lines (events, lost,
- * counts, live blocks and bytes at the end, of one heap with --heap); exits 0 if consistent, 1
+ * counts, live blocks and bytes at the end, of one heap with --heap; then the footer's counts
+ * and end state, when it has them: end_live_* cover every traced heap); exits 0 if consistent, 1
  * with the first problems listed, 2 if unreadable. --lenient counts problems without failing. */
 #include <errno.h>
 #include <inttypes.h>
@@ -218,6 +219,15 @@ int main(int argc, char **argv)
            kinds[HT_EVENT_RUNDOWN_BLOCK], kinds[HT_EVENT_HEAP_CREATE],
            kinds[HT_EVENT_HEAP_DESTROY], invalid, problems, disorder, live_blocks, live_bytes,
            info->complete ? 1 : 0, info->pid, info->program);
+    /* What the footer says, for comparison with the replay and the program's own numbers. */
+    if (info->footer_counts)
+        printf("footer_events=%" PRIu64 "\nfooter_lost=%" PRIu64 "\n", info->footer_events,
+               info->footer_lost);
+    if (info->end_state)
+        printf("end_live_blocks=%" PRIu64 "\nend_live_bytes=%" PRIu64 "\npeak_committed=%" PRIu64
+               "\nstopped_at_exit=%d\n",
+               info->end_live_blocks, info->end_live_bytes, info->peak_committed,
+               info->stopped_at_exit ? 1 : 0);
     ht_reader_close(reader);
     free(slots);
     if ((problems || disorder || lost) && !lenient) {

@@ -1,6 +1,7 @@
-/* control_threads.c — the control socket as the preload library starts it (ht_control_start
- * from its constructor), driven while the program's threads allocate: clients on several threads
- * ask for the status while another starts and stops sessions through the socket. Every reply is
+/* control_threads.c — control as the preload library starts it (ht_control_start from its
+ * constructor), driven while the program's threads allocate: clients on several threads signal
+ * the process and ask for the status while another starts and stops sessions through the socket
+ * (the signal often lands on a busy allocating thread, which must hand it on). Every reply is
  * well formed, every session's trace reads back whole, and nothing races (this test is one of
  * those `make test-tsan` runs under ThreadSanitizer).
  * Linked with the static library (no preload): the process heap is used through its API. */
@@ -58,8 +59,19 @@ static int request(const char *text, char *reply, size_t size)
     if (fd < 0)
         return -errno;
     int error = 0;
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0 ||
-        write(fd, text, strlen(text)) != (ssize_t)strlen(text) || shutdown(fd, SHUT_WR) != 0)
+    /* The socket exists only once the control signal asked for it (and for a second after the
+     * last request): signal, then try again, as `heaptrail status` does. */
+    for (int attempt = 0; connect(fd, (struct sockaddr *)&address, sizeof address) != 0;
+         attempt++) {
+        if ((errno != ENOENT && errno != ECONNREFUSED) || attempt == 500) {
+            close(fd);
+            return -errno;
+        }
+        if (attempt % 50 == 0)
+            CHECK(ht_control_request(getpid(), ht_control_signal()) == 0, "signal");
+        sleep_ms(10);
+    }
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || shutdown(fd, SHUT_WR) != 0)
         error = -errno;
     size_t used = 0;
     ssize_t got;

@@ -102,6 +102,12 @@ void hti_guard_leave(void)
 {
     hti_guard_depth--;
 }
+/* No control request is ever pending here. */
+_Atomic int hti_control_pending;
+void hti_control_serve_pending(const void *caller)
+{
+    (void)caller;
+}
 ht_heap *ht_heap_create(uint32_t flags, size_t initial_size, size_t maximum_size)
 {
     (void)flags;

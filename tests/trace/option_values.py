@@ -21,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import control_client  # noqa: E402
+
 ARGS = None
 EXIT = 3  # the target's own exit status
 
@@ -88,6 +91,7 @@ TRACING = {
     "HEAPTRAIL_MODE": COMMON_BAD + ["Block", "ring "],
     "HEAPTRAIL_BUFFER": COMMON_BAD + ["0", "64kb", "65535", "5G", "+1M", "0x100000"],
     "HEAPTRAIL_STACKS": COMMON_BAD + ["129", "1k"],
+    "HEAPTRAIL_FREE_STACKS": COMMON_BAD + ["2", "yes"],
     "HEAPTRAIL_UNWIND": COMMON_BAD + ["FP"],
     "HEAPTRAIL_SAMPLE": COMMON_BAD + ["2G"],
     "HEAPTRAIL_EVENTS": COMMON_BAD + ["alloc,", "ALLOC"],
@@ -149,7 +153,7 @@ def test_control_variable(work, variable, value):
         _, err = p.communicate(timeout=30)
     err = err.decode(errors="replace")
     check(p.returncode == 0, "%s: exit status %d; stderr %r" % (what, p.returncode, err))
-    one_line(err, variable, value, "control socket disabled", what)
+    one_line(err, variable, value, "control disabled", what)
 
 
 def environment(work):
@@ -243,9 +247,8 @@ class Target:
         self.socket = os.path.join(work, "ctl", "%d.sock" % self.process.pid)
 
     def request(self, text):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s = control_client.connect(self.socket, self.process.pid)
         s.settimeout(20)
-        s.connect(self.socket)
         s.sendall(text.encode())
         s.shutdown(socket.SHUT_WR)
         reply = b""

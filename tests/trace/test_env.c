@@ -26,7 +26,8 @@ static const char *const variables[] = {
     "HEAPTRAIL_OUTPUT",   "HEAPTRAIL_FD",       "HEAPTRAIL_MODE",         "HEAPTRAIL_BUFFER",
     "HEAPTRAIL_STACKS",   "HEAPTRAIL_UNWIND",   "HEAPTRAIL_SAMPLE",       "HEAPTRAIL_EVENTS",
     "HEAPTRAIL_MIN_SIZE", "HEAPTRAIL_MAX_SIZE", "HEAPTRAIL_COMPRESS",     "HEAPTRAIL_FLUSH_MS",
-    "HEAPTRAIL_NO_RUNDOWN", "HEAPTRAIL_FOLLOW_FORKS", "HEAPTRAIL_NO_TSC", NULL};
+    "HEAPTRAIL_NO_RUNDOWN", "HEAPTRAIL_FOLLOW_FORKS", "HEAPTRAIL_NO_TSC", "HEAPTRAIL_FREE_STACKS",
+    NULL};
 
 static void clear_environment(void)
 {
@@ -127,6 +128,7 @@ static void test_bad_values(void **state)
         {"HEAPTRAIL_EVENTS", {"-1", "abc", "", "alloc,", "alloc,,free", "ALLOC"}},
         {"HEAPTRAIL_FOLLOW_FORKS", {"-1", "abc", "", "2", "yes"}},
         {"HEAPTRAIL_NO_RUNDOWN", {"-1", "abc", "", "2", "true"}},
+        {"HEAPTRAIL_FREE_STACKS", {"-1", "abc", "", "2", "yes"}},
         {"HEAPTRAIL_NO_TSC", {"-1", "abc", "", "2"}},
         {"HEAPTRAIL_FD", {"-1", "-5", "abc", "1x", "99999999999999999999"}},
     };
@@ -176,6 +178,7 @@ static void test_good_edges(void **state)
         {"HEAPTRAIL_MODE", {"block", "discard", "ring"}},
         {"HEAPTRAIL_EVENTS", {"alloc", "alloc,free,realloc,heap", "all"}},
         {"HEAPTRAIL_FOLLOW_FORKS", {"0", "1"}},
+        {"HEAPTRAIL_FREE_STACKS", {"0", "1"}},
         {"HEAPTRAIL_NO_TSC", {"0", "1"}},
     };
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)

@@ -1,0 +1,662 @@
+/* unwind.c — finding the return addresses of the calling thread's stack.
+ *
+ * The default unwinder steps from frame to frame with the caller's .eh_frame rule (CFA = rsp or
+ * rbp + offset, return address and saved rbp at fixed offsets from the CFA), looked up once per
+ * return address and kept in a table shared by all threads (libunwind keeps a cache per thread,
+ * cold again in every new thread; bytehound caches per address too). A frame whose rule is more
+ * than that (expressions, signal frames, no unwind information) or that leaves the thread's
+ * stack makes the walk fail, and the caller falls back to libunwind: a wrong stack is worse
+ * than a slow one. Rules are tagged with a generation, bumped when modules may have been
+ * unloaded or a session starts, so a rule never outlives the code it describes by more than
+ * a writer period. Also here: the plain frame-pointer walk. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "trace_internal.h"
+
+/* ---- the thread's stack ---- */
+
+static HTI_TLS uintptr_t tls_stack_low, tls_stack_high;
+
+static void stack_bounds(void)
+{
+    pthread_attr_t attr;
+    void *low;
+    size_t size;
+    tls_stack_high = 1; /* tried */
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &low, &size) == 0) {
+        tls_stack_low = (uintptr_t)low;
+        tls_stack_high = (uintptr_t)low + size;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* frames[0] is the return address into the caller of hti_fp_backtrace, as with unw_backtrace. */
+HTI_NOINLINE int hti_fp_backtrace(uint64_t *frames, int max)
+{
+    if (!tls_stack_high)
+        stack_bounds();
+    uintptr_t low = tls_stack_low, high = tls_stack_high;
+    uintptr_t *fp = __builtin_frame_address(0);
+    int n = 0;
+    while (n < max) {
+        uintptr_t at = (uintptr_t)fp;
+        if (at < low || at + 2 * sizeof(uintptr_t) > high || (at & (sizeof(uintptr_t) - 1)))
+            break;
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        frames[n++] = ret;
+        uintptr_t *next = (uintptr_t *)fp[0];
+        if ((uintptr_t)next <= at)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* ---- rules ----
+ * A rule packs, for one return address, how to find its function's caller:
+ *   bits 0-1   RULE_STEP, RULE_OUTERMOST (no caller: the return address is undefined) or
+ *              RULE_UNSUPPORTED (ask libunwind)
+ *   bit 2      the CFA is rbp + offset (else rsp + offset)
+ *   bits 8-31  CFA offset, bytes
+ *   bits 32-39 return address slot, signed, in 8-byte words from the CFA
+ *   bits 40-47 saved rbp slot, signed, in 8-byte words from the CFA; 0: rbp is not saved
+ *   bits 48-63 the generation the rule was made in */
+
+#define RULE_STEP 1u
+#define RULE_OUTERMOST 2u
+#define RULE_UNSUPPORTED 3u
+#define RULE_CFA_RBP 4u
+#define RULE_SLOTS (1u << 18) /* 4 MiB of address space, touched as used */
+#define RULE_PROBES 16u
+
+typedef struct rule_slot {
+    _Atomic uint64_t address; /* 0: free; set once */
+    _Atomic uint64_t rule;    /* 0: not yet written */
+} rule_slot;
+
+static rule_slot *rules;
+static _Atomic uint64_t rules_generation = 1;
+
+static inline uint32_t rule_index(uint64_t address)
+{
+    return (uint32_t)((address * 0x9E3779B97F4A7C15u) >> 40) & (RULE_SLOTS - 1);
+}
+
+static inline uint64_t rule_find(uint64_t address, uint64_t generation)
+{
+    uint32_t i = rule_index(address);
+    for (unsigned probe = 0; probe < RULE_PROBES; probe++, i = (i + 1) & (RULE_SLOTS - 1)) {
+        uint64_t key = atomic_load_explicit(&rules[i].address, memory_order_acquire);
+        if (key == address) {
+            uint64_t rule = atomic_load_explicit(&rules[i].rule, memory_order_acquire);
+            return rule >> 48 == generation ? rule : 0;
+        }
+        if (!key)
+            return 0;
+    }
+    return 0;
+}
+
+/* A slot's address never changes once set, so a reader that finds the address reads a rule
+ * for it (or 0, or one of an old generation); every writer of a slot writes the same rule for
+ * a generation. A full neighbourhood keeps nothing: the rule is worked out again next time. */
+static void rule_keep(uint64_t address, uint64_t rule)
+{
+    uint32_t i = rule_index(address);
+    for (unsigned probe = 0; probe < RULE_PROBES; probe++, i = (i + 1) & (RULE_SLOTS - 1)) {
+        uint64_t key = atomic_load_explicit(&rules[i].address, memory_order_acquire);
+        if (!key && atomic_compare_exchange_strong_explicit(&rules[i].address, &key, address,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+            key = address;
+        if (key == address) {
+            atomic_store_explicit(&rules[i].rule, rule, memory_order_release);
+            return;
+        }
+    }
+}
+
+/* ---- .eh_frame ----
+ * Only what x86-64 code generated by GCC, Clang and glibc's assembly needs to find the caller:
+ * the CFA, the return address and rbp. Anything else that bears on those three makes the rule
+ * RULE_UNSUPPORTED. */
+
+enum {
+    REG_RBP = 6,
+    REG_RSP = 7,
+    REG_RA = 16,
+};
+
+typedef struct reader {
+    const uint8_t *p, *end;
+    bool ok;
+} reader;
+
+static uint8_t get_u8(reader *r)
+{
+    if (r->p >= r->end) {
+        r->ok = false;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t get_fixed(reader *r, size_t size)
+{
+    if ((size_t)(r->end - r->p) < size) {
+        r->ok = false;
+        r->p = r->end;
+        return 0;
+    }
+    uint64_t value = 0;
+    memcpy(&value, r->p, size); /* little endian */
+    r->p += size;
+    return value;
+}
+
+static uint64_t get_uleb(reader *r)
+{
+    uint64_t value = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t byte = get_u8(r);
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return value;
+    }
+    r->ok = false;
+    return 0;
+}
+
+static int64_t get_sleb(reader *r)
+{
+    uint64_t value = 0;
+    unsigned shift = 0;
+    uint8_t byte;
+    do {
+        byte = get_u8(r);
+        if (shift < 64)
+            value |= (uint64_t)(byte & 0x7f) << shift;
+        shift += 7;
+    } while ((byte & 0x80) && r->ok && shift < 70);
+    if (shift < 64 && (byte & 0x40))
+        value |= ~0ull << shift;
+    return (int64_t)value;
+}
+
+#define PE_OMIT 0xff
+#define PE_PCREL 0x10
+#define PE_DATAREL 0x30
+#define PE_INDIRECT 0x80
+
+/* A pointer in DW_EH_PE encoding; data_base for datarel. false for encodings not used here. */
+static bool get_pointer(reader *r, uint8_t encoding, uint64_t data_base, uint64_t *out)
+{
+    if (encoding == PE_OMIT)
+        return false;
+    uint64_t at = (uint64_t)(uintptr_t)r->p, value;
+    switch (encoding & 0x0f) {
+    case 0x00: value = get_fixed(r, 8); break;
+    case 0x01: value = get_uleb(r); break;
+    case 0x02: value = get_fixed(r, 2); break;
+    case 0x03: value = get_fixed(r, 4); break;
+    case 0x04: value = get_fixed(r, 8); break;
+    case 0x09: value = (uint64_t)get_sleb(r); break;
+    case 0x0a: value = (uint64_t)(int64_t)(int16_t)get_fixed(r, 2); break;
+    case 0x0b: value = (uint64_t)(int64_t)(int32_t)get_fixed(r, 4); break;
+    case 0x0c: value = get_fixed(r, 8); break;
+    default: r->ok = false; return false;
+    }
+    switch (encoding & 0x70) {
+    case 0x00: break;
+    case PE_PCREL: value += at; break;
+    case PE_DATAREL: value += data_base; break;
+    default: r->ok = false; return false;
+    }
+    *out = value;
+    return r->ok;
+}
+
+/* The rule of one register that matters here. */
+typedef enum reg_how {
+    HOW_SAME,  /* unchanged in the caller (also "undefined" for rbp) */
+    HOW_OFFSET, /* saved at CFA + offset */
+    HOW_UNDEFINED,
+    HOW_OTHER, /* in another register, an expression, a value: not handled */
+} reg_how;
+
+typedef struct frame_rule {
+    unsigned cfa_register; /* 6, 7, or anything else (not handled) */
+    int64_t cfa_offset;
+    bool cfa_expression;
+    reg_how ra_how, rbp_how;
+    int64_t ra_offset, rbp_offset;
+} frame_rule;
+
+typedef struct cie_info {
+    uint64_t code_align;
+    int64_t data_align;
+    uint8_t fde_encoding;
+    bool has_augmentation_data;
+    bool signal_frame;
+    unsigned ra_register;
+    const uint8_t *instructions, *end;
+} cie_info;
+
+static bool parse_cie(const uint8_t *at, cie_info *cie)
+{
+    reader r = {at, at + 4, true};
+    uint64_t length = get_fixed(&r, 4);
+    if (length == 0xffffffffu) {
+        r.end = r.p + 8;
+        length = get_fixed(&r, 8);
+    }
+    if (!r.ok || length < 4 || length > (1u << 24))
+        return false;
+    r.end = r.p + length;
+    if (get_fixed(&r, 4) != 0) /* CIE id */
+        return false;
+    uint8_t version = get_u8(&r);
+    if (version != 1 && version != 3)
+        return false;
+    const char *augmentation = (const char *)r.p;
+    size_t augmentation_length = strnlen(augmentation, (size_t)(r.end - r.p));
+    r.p += augmentation_length + 1;
+    if (augmentation[0] && augmentation[0] != 'z')
+        return false; /* "eh" and other old forms */
+    cie->code_align = get_uleb(&r);
+    cie->data_align = get_sleb(&r);
+    cie->ra_register = version == 1 ? get_u8(&r) : (unsigned)get_uleb(&r);
+    cie->fde_encoding = 0;
+    cie->signal_frame = false;
+    cie->has_augmentation_data = augmentation[0] == 'z';
+    if (cie->has_augmentation_data) {
+        uint64_t data_length = get_uleb(&r);
+        if (!r.ok || data_length > (uint64_t)(r.end - r.p))
+            return false;
+        reader data = {r.p, r.p + data_length, true};
+        for (size_t i = 1; i < augmentation_length; i++) {
+            uint64_t ignored;
+            switch (augmentation[i]) {
+            case 'R': cie->fde_encoding = get_u8(&data); break;
+            case 'L': (void)get_u8(&data); break;
+            case 'P': {
+                uint8_t encoding = get_u8(&data);
+                if (!get_pointer(&data, encoding & (uint8_t)~PE_INDIRECT, 0, &ignored))
+                    return false;
+                break;
+            }
+            case 'S': cie->signal_frame = true; break;
+            default: return false;
+            }
+        }
+        if (!data.ok)
+            return false;
+        r.p += data_length;
+    }
+    cie->instructions = r.p;
+    cie->end = r.end;
+    return r.ok && cie->code_align != 0;
+}
+
+#define STATE_STACK 8
+
+/* Runs CFA instructions [p, end) while the location stays at or below target. `initial` is
+ * the state after the CIE's instructions (what DW_CFA_restore returns to); NULL while running
+ * those. false: an instruction that is not understood. */
+static bool run_cfa(const uint8_t *p, const uint8_t *end, const cie_info *cie, uint64_t location,
+                    uint64_t target, frame_rule *state, const frame_rule *initial)
+{
+    frame_rule stack[STATE_STACK];
+    unsigned depth = 0;
+    reader r = {p, end, true};
+    while (r.ok && r.p < r.end) {
+        uint8_t op = get_u8(&r);
+        uint64_t reg = op & 0x3f, delta = 0, value;
+        int64_t offset = 0;
+        bool advance = false;
+        switch (op >> 6) {
+        case 1: delta = reg * cie->code_align; advance = true; break;
+        case 2: offset = (int64_t)get_uleb(&r) * cie->data_align; goto set_offset;
+        case 3: goto restore;
+        default: break;
+        }
+        if (!advance) {
+            switch (op) {
+            case 0x00: continue; /* nop */
+            case 0x01:           /* set_loc */
+                if (!get_pointer(&r, cie->fde_encoding, 0, &value) || value < location)
+                    return false;
+                delta = value - location;
+                advance = true;
+                break;
+            case 0x02: delta = get_fixed(&r, 1) * cie->code_align; advance = true; break;
+            case 0x03: delta = get_fixed(&r, 2) * cie->code_align; advance = true; break;
+            case 0x04: delta = get_fixed(&r, 4) * cie->code_align; advance = true; break;
+            case 0x05: /* offset_extended */
+                reg = get_uleb(&r);
+                offset = (int64_t)get_uleb(&r) * cie->data_align;
+                goto set_offset;
+            case 0x11: /* offset_extended_sf */
+                reg = get_uleb(&r);
+                offset = get_sleb(&r) * cie->data_align;
+                goto set_offset;
+            case 0x2f: /* GNU_negative_offset_extended */
+                reg = get_uleb(&r);
+                offset = -(int64_t)get_uleb(&r) * cie->data_align;
+                goto set_offset;
+            case 0x06: reg = get_uleb(&r); goto restore;
+            case 0x07: /* undefined */
+            case 0x08: /* same_value */
+                reg = get_uleb(&r);
+                if (reg == REG_RBP)
+                    state->rbp_how = HOW_SAME;
+                else if (reg == REG_RA)
+                    state->ra_how = op == 0x07 ? HOW_UNDEFINED : HOW_OTHER;
+                continue;
+            case 0x09: /* register */
+                reg = get_uleb(&r);
+                (void)get_uleb(&r);
+                goto set_other;
+            case 0x0a: /* remember_state: the CFA too, as GCC's epilogues expect */
+                if (depth == STATE_STACK)
+                    return false;
+                stack[depth++] = *state;
+                continue;
+            case 0x0b: /* restore_state */
+                if (depth == 0)
+                    return false;
+                *state = stack[--depth];
+                continue;
+            case 0x0c: /* def_cfa */
+                state->cfa_register = (unsigned)get_uleb(&r);
+                state->cfa_offset = (int64_t)get_uleb(&r);
+                state->cfa_expression = false;
+                continue;
+            case 0x12: /* def_cfa_sf */
+                state->cfa_register = (unsigned)get_uleb(&r);
+                state->cfa_offset = get_sleb(&r) * cie->data_align;
+                state->cfa_expression = false;
+                continue;
+            case 0x0d: state->cfa_register = (unsigned)get_uleb(&r); continue;
+            case 0x0e: state->cfa_offset = (int64_t)get_uleb(&r); continue;
+            case 0x13: state->cfa_offset = get_sleb(&r) * cie->data_align; continue;
+            case 0x0f: /* def_cfa_expression */
+                value = get_uleb(&r);
+                if (value > (uint64_t)(r.end - r.p))
+                    return false;
+                r.p += value;
+                state->cfa_expression = true;
+                continue;
+            case 0x10: /* expression */
+            case 0x16: /* val_expression */
+                reg = get_uleb(&r);
+                value = get_uleb(&r);
+                if (value > (uint64_t)(r.end - r.p))
+                    return false;
+                r.p += value;
+                goto set_other;
+            case 0x14: /* val_offset */
+                reg = get_uleb(&r);
+                (void)get_uleb(&r);
+                goto set_other;
+            case 0x15: /* val_offset_sf */
+                reg = get_uleb(&r);
+                (void)get_sleb(&r);
+                goto set_other;
+            case 0x2e: (void)get_uleb(&r); continue; /* GNU_args_size */
+            default: return false;
+            }
+        }
+        if (advance) {
+            if (location + delta > target)
+                return true;
+            location += delta;
+        }
+        continue;
+    set_offset:
+        if (reg == REG_RBP) {
+            state->rbp_how = HOW_OFFSET;
+            state->rbp_offset = offset;
+        } else if (reg == REG_RA) {
+            state->ra_how = HOW_OFFSET;
+            state->ra_offset = offset;
+        }
+        continue;
+    restore:
+        if (!initial)
+            return false; /* not in a CIE */
+        if (reg == REG_RBP) {
+            state->rbp_how = initial->rbp_how;
+            state->rbp_offset = initial->rbp_offset;
+        } else if (reg == REG_RA) {
+            state->ra_how = initial->ra_how;
+            state->ra_offset = initial->ra_offset;
+        }
+        continue;
+    set_other:
+        if (reg == REG_RBP)
+            state->rbp_how = HOW_OTHER;
+        else if (reg == REG_RA)
+            state->ra_how = HOW_OTHER;
+        continue;
+    }
+    return r.ok;
+}
+
+static uint64_t pack_rule(const frame_rule *f, uint64_t generation)
+{
+    uint64_t g = generation << 48;
+    if (f->ra_how == HOW_UNDEFINED)
+        return g | RULE_OUTERMOST;
+    if (f->cfa_expression || (f->cfa_register != REG_RSP && f->cfa_register != REG_RBP) ||
+        f->cfa_offset < 0 || f->cfa_offset >= (1 << 24) || f->ra_how != HOW_OFFSET ||
+        (f->rbp_how != HOW_SAME && f->rbp_how != HOW_OFFSET) || (f->ra_offset & 7) ||
+        f->ra_offset < -1024 || f->ra_offset >= 0 ||
+        (f->rbp_how == HOW_OFFSET &&
+         ((f->rbp_offset & 7) || f->rbp_offset < -1024 || f->rbp_offset >= 0)))
+        return g | RULE_UNSUPPORTED;
+    uint64_t rule = g | RULE_STEP | (f->cfa_register == REG_RBP ? RULE_CFA_RBP : 0);
+    rule |= (uint64_t)f->cfa_offset << 8;
+    rule |= (uint64_t)(uint8_t)(int8_t)(f->ra_offset / 8) << 32;
+    if (f->rbp_how == HOW_OFFSET)
+        rule |= (uint64_t)(uint8_t)(int8_t)(f->rbp_offset / 8) << 40;
+    return rule;
+}
+
+/* The rule for the code at target from the FDE at fde; RULE_UNSUPPORTED when the FDE does not
+ * cover target or says what is not handled. */
+static uint64_t rule_from_fde(const uint8_t *fde, uint64_t target, uint64_t generation)
+{
+    const uint64_t unsupported = generation << 48 | RULE_UNSUPPORTED;
+    reader r = {fde, fde + 4, true};
+    uint64_t length = get_fixed(&r, 4);
+    if (length == 0xffffffffu) {
+        r.end = r.p + 8;
+        length = get_fixed(&r, 8);
+    }
+    if (!r.ok || length < 8 || length > (1u << 24))
+        return unsupported;
+    r.end = r.p + length;
+    const uint8_t *cie_field = r.p;
+    uint32_t cie_offset = (uint32_t)get_fixed(&r, 4);
+    if (cie_offset == 0 || cie_offset > (uintptr_t)cie_field)
+        return unsupported; /* a CIE, not an FDE */
+    cie_info cie;
+    if (!parse_cie(cie_field - cie_offset, &cie) || cie.signal_frame || cie.ra_register != REG_RA)
+        return unsupported;
+    uint64_t begin, range;
+    if (!get_pointer(&r, cie.fde_encoding, 0, &begin) ||
+        !get_pointer(&r, cie.fde_encoding & 0x0f, 0, &range))
+        return unsupported;
+    if (target < begin || target - begin >= range)
+        return unsupported;
+    if (cie.has_augmentation_data) {
+        uint64_t skip = get_uleb(&r);
+        if (!r.ok || skip > (uint64_t)(r.end - r.p))
+            return unsupported;
+        r.p += skip;
+    }
+    /* Until the CIE says otherwise: no CFA, the return address nowhere known, rbp kept. */
+    frame_rule initial = {~0u, 0, false, HOW_OTHER, HOW_SAME, 0, 0};
+    if (!run_cfa(cie.instructions, cie.end, &cie, begin, UINT64_MAX, &initial, NULL))
+        return unsupported;
+    frame_rule state = initial;
+    if (!run_cfa(r.p, r.end, &cie, begin, target, &state, &initial))
+        return unsupported;
+    return pack_rule(&state, generation);
+}
+
+/* The FDE for target through a module's .eh_frame_hdr search table (the only form the GNU
+ * linkers write: datarel, signed 4-byte entries). */
+static const uint8_t *find_fde(const uint8_t *header, uint64_t target)
+{
+    reader r = {header, header + 4, true};
+    uint8_t version = get_u8(&r), frame_encoding = get_u8(&r), count_encoding = get_u8(&r),
+            table_encoding = get_u8(&r);
+    if (version != 1 || table_encoding != (PE_DATAREL | 0x0b))
+        return NULL;
+    r.end = r.p + 16;
+    uint64_t ignored, count;
+    if (!get_pointer(&r, frame_encoding, 0, &ignored) ||
+        !get_pointer(&r, count_encoding, 0, &count) || count == 0 || count > (1u << 26))
+        return NULL;
+    const uint8_t *table = r.p;
+    uint64_t base = (uint64_t)(uintptr_t)header;
+    size_t low = 0, high = (size_t)count;
+    while (high - low > 1) { /* the last entry whose start is at or below target */
+        size_t middle = low + (high - low) / 2;
+        int32_t start;
+        memcpy(&start, table + middle * 8, 4);
+        if (base + (uint64_t)(int64_t)start <= target)
+            low = middle;
+        else
+            high = middle;
+    }
+    int32_t start, fde;
+    memcpy(&start, table + low * 8, 4);
+    memcpy(&fde, table + low * 8 + 4, 4);
+    if (base + (uint64_t)(int64_t)start > target)
+        return NULL;
+    return (const uint8_t *)(uintptr_t)(base + (uint64_t)(int64_t)fde);
+}
+
+typedef struct rule_search {
+    uint64_t target;
+    uint64_t generation;
+    uint64_t rule;
+} rule_search;
+
+/* Runs under the loader's lock: the module cannot go away while its tables are read. */
+static int search_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    rule_search *search = arg;
+    const ElfW(Phdr) *eh_frame_header = NULL;
+    bool inside = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uint64_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD)
+            inside |= search->target >= start && search->target - start < ph->p_memsz;
+        if (ph->p_type == PT_GNU_EH_FRAME)
+            eh_frame_header = ph;
+    }
+    if (!inside)
+        return 0;
+    if (eh_frame_header) {
+        const uint8_t *fde = find_fde(
+            (const uint8_t *)(uintptr_t)(info->dlpi_addr + eh_frame_header->p_vaddr),
+            search->target);
+        if (fde)
+            search->rule = rule_from_fde(fde, search->target, search->generation);
+    }
+    return 1;
+}
+
+static HTI_NOINLINE uint64_t rule_make(uint64_t address, uint64_t generation)
+{
+    /* The call instruction is just before the return address: its rule is the caller's. */
+    rule_search search = {address - 1, generation, generation << 48 | RULE_UNSUPPORTED};
+    dl_iterate_phdr(search_module, &search);
+    rule_keep(address, search.rule);
+    return search.rule;
+}
+
+/* ---- the walk ---- */
+
+int hti_unwind_init(void)
+{
+    if (!rules)
+        rules = hti_map(RULE_SLOTS * sizeof *rules);
+    return rules ? 0 : -ENOMEM;
+}
+
+void hti_unwind_forget(void)
+{
+    uint64_t next = atomic_load(&rules_generation) + 1;
+    atomic_store(&rules_generation, (next & 0xffff) ? next & 0xffff : 1);
+}
+
+/* In 8-byte words, from the CFA. */
+static inline int64_t slot_offset(uint64_t rule, unsigned shift)
+{
+    return (int64_t)(int8_t)(uint8_t)(rule >> shift) * 8;
+}
+
+HTI_NOINLINE int hti_unwind_backtrace(uint64_t *frames, int max)
+{
+#if !defined(__x86_64__)
+    return -ENOENT; /* the rules are x86-64's (DWARF registers 6, 7 and 16) */
+#endif
+    if (!rules)
+        return -ENOENT;
+    if (!tls_stack_high)
+        stack_bounds();
+    const uintptr_t high = tls_stack_high;
+    const uint64_t generation = atomic_load_explicit(&rules_generation, memory_order_relaxed);
+    /* This function keeps a frame pointer (it takes its own frame's address): the caller's
+     * state is the return address above it, the stack pointer past it and the saved rbp. */
+    const uintptr_t *fp = __builtin_frame_address(0);
+    uintptr_t address = fp[1], sp = (uintptr_t)(fp + 2), rbp = fp[0];
+    if (sp < tls_stack_low || sp > high)
+        return -ENOENT; /* another stack (a signal's, a coroutine's): libunwind knows more */
+    int n = 0;
+    while (n < max) {
+        if (address < 4096)
+            return n; /* a zero return address ends the chain too */
+        frames[n++] = address;
+        if (n == max)
+            break;
+        uint64_t rule = rule_find(address, generation);
+        if (HTI_UNLIKELY(!rule))
+            rule = rule_make(address, generation);
+        unsigned kind = rule & 3u;
+        if (kind == RULE_OUTERMOST)
+            return n;
+        if (kind != RULE_STEP)
+            return -ENOENT;
+        uintptr_t cfa = ((rule & RULE_CFA_RBP) ? rbp : sp) + ((rule >> 8) & 0xffffff);
+        /* The caller's frame lies above this one, inside the thread's stack, and the slots
+         * read lie between the two (below the CFA by construction of the rule). */
+        uintptr_t address_slot = cfa + (uintptr_t)slot_offset(rule, 32);
+        uintptr_t rbp_slot = cfa + (uintptr_t)slot_offset(rule, 40);
+        if (cfa <= sp || cfa > high || (cfa & 7) || address_slot < sp || rbp_slot < sp)
+            return -ENOENT;
+        address = *(const uintptr_t *)address_slot;
+        if (rbp_slot != cfa)
+            rbp = *(const uintptr_t *)rbp_slot;
+        sp = cfa;
+    }
+    return n;
+}
