@@ -6,6 +6,14 @@ set -euo pipefail
 
 packages=(build-essential cmake clang pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
           libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler)
+# Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
+# test-cpython-quick) adds CPython's regression tests for Debian's python3.11.
+for target in "$@"; do
+  case "$target" in
+    cpython) packages+=(python3.11 libpython3.11-testsuite) ;;
+    *) echo "heaptrail: deps.sh: unknown target '$target' (known: cpython)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
