@@ -492,7 +492,14 @@ static void test_sigkill_leaves_readable_trace(void **state)
         for (;;)
             alloc_free_pairs(heap, 1000);
     }
-    sleep_ms(300);
+    /* Killed once the child has written a good part of a trace (a slow, loaded or sanitized
+     * child takes longer to get there than a fixed pause would allow). */
+    struct stat st;
+    for (int waited = 0; waited < 20000; waited += 20) {
+        if (stat(path, &st) == 0 && st.st_size > 256 * 1024)
+            break;
+        sleep_ms(20);
+    }
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     char error[256];
