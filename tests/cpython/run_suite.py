@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
 """CPython's regression suite (regrtest) under the preload library, compared with glibc.
 
-Runs `python3.11 -m test` three ways -- plain (glibc malloc), with LD_PRELOAD of
-libheaptrail-preload.so (pymalloc over heaptrail) and with LD_PRELOAD plus PYTHONMALLOC=malloc
-(every object through heaptrail) -- and compares the outcome of each test module. A module that
-passes plain and does not pass in a preloaded mode is heaptrail's failure (exit 1); modules that
-fail, are skipped or lack a resource under plain glibc on this machine are listed, never counted.
-Per-module outcomes come from regrtest itself: this file re-runs itself inside the interpreter
-under test (--driver) and records every result regrtest accumulates, as one JSON line each.
+Runs `python3.11 -m test` plain, with LD_PRELOAD=libheaptrail-preload.so, and with it plus
+PYTHONMALLOC=malloc. A module that passes plain and not preloaded is heaptrail's failure (exit 1);
+modules that fail or are skipped plain on this machine are listed, never counted. The outcomes
+are regrtest's own: this file runs itself inside the interpreter under test (--driver) and
+records every result regrtest accumulates, one JSON line each.
 """
 import argparse
 import importlib
@@ -18,8 +16,8 @@ import subprocess
 import sys
 import time
 
-# regrtest's own defaults for a full run (Tools/scripts/run_tests.py): every resource but the
-# ones that need hardware or gigabytes of disk.
+# Every regrtest resource but those that need audio hardware, a display or gigabytes of disk;
+# network tests without a network skip what they cannot reach.
 DEFAULT_RESOURCES = "all,-largefile,-audio,-gui"
 MODES = {
     "plain": {},
