@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -473,8 +472,25 @@ static bool client_accept(int listener, client *clients)
 
 /* ---- the listener ---- */
 
-/* Removes sockets of processes that no longer exist (left by _exit, exec or SIGKILL). Reads the
- * directory with getdents64 into a stack buffer: the listener never uses the heap. */
+/* A visitor of the socket directory: removes the socket of a process that no longer exists
+ * (left by _exit, exec or SIGKILL). */
+static bool remove_if_stale(int dir, const char *name, void *context)
+{
+    (void)context;
+    char *end;
+    unsigned long pid = strtoul(name, &end, 10);
+    if (end == name || strcmp(end, ".sock") != 0 || pid == 0 || pid > INT_MAX)
+        return true;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        return true;
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode))
+        unlinkat(dir, name, 0);
+    return true;
+}
+
+/* Removes stale sockets beside ours. The listener never uses the heap: hti_directory_each
+ * reads into a stack buffer. */
 static void sweep_stale(const char *own_path)
 {
     char dir[SOCKET_PATH_MAX];
@@ -483,33 +499,7 @@ static void sweep_stale(const char *own_path)
     if (!slash)
         return;
     *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    _Alignas(8) char buffer[4096];
-    long n;
-    while ((n = syscall(SYS_getdents64, fd, buffer, sizeof buffer)) > 0) {
-        for (long at = 0; at < n;) {
-            struct linux_dirent64 {
-                uint64_t ino;
-                int64_t off;
-                unsigned short reclen;
-                unsigned char type;
-                char name[];
-            } *entry = (struct linux_dirent64 *)(buffer + at);
-            at += entry->reclen;
-            char *end;
-            unsigned long pid = strtoul(entry->name, &end, 10);
-            if (end == entry->name || strcmp(end, ".sock") != 0 || pid == 0 || pid > INT_MAX)
-                continue;
-            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-                continue;
-            struct stat st;
-            if (fstatat(fd, entry->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode))
-                unlinkat(fd, entry->name, 0);
-        }
-    }
-    close(fd);
+    hti_directory_each(dir, remove_if_stale, NULL);
 }
 
 /* True while fd is still the socket that was opened as dev/ino. */

@@ -164,37 +164,32 @@ static bool thread_takes(long tid, int sig)
     return !(mask & (1ull << (sig - 1)));
 }
 
-/* The thread after self in tid order (wrapping) that may take the signal, or 0. Raw directory
- * reads into a stack buffer: this runs in the handler. */
+typedef struct candidates {
+    long self;
+    int sig;
+    long after, lowest; /* the best candidates above self, and overall */
+} candidates;
+
+static bool consider_thread(int dir, const char *name, void *context)
+{
+    (void)dir;
+    candidates *c = context;
+    long tid = strtol(name, NULL, 10);
+    if (tid <= 0 || tid == c->self)
+        return true;
+    if (tid > c->self && (!c->after || tid < c->after) && thread_takes(tid, c->sig))
+        c->after = tid;
+    else if (tid < c->self && (!c->lowest || tid < c->lowest) && thread_takes(tid, c->sig))
+        c->lowest = tid;
+    return true;
+}
+
+/* The thread after self in tid order (wrapping) that may take the signal, or 0. */
 static long next_thread(long self, int sig)
 {
-    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return 0;
-    long after = 0, lowest = 0; /* the best candidates above self, and overall */
-    _Alignas(8) char buffer[2048];
-    long n;
-    while ((n = syscall(SYS_getdents64, dir, buffer, sizeof buffer)) > 0) {
-        for (long at = 0; at < n;) {
-            struct {
-                uint64_t inode;
-                int64_t next;
-                unsigned short length;
-                unsigned char type;
-                char name[];
-            } *entry = (void *)(buffer + at);
-            at += entry->length;
-            long tid = strtol(entry->name, NULL, 10);
-            if (tid <= 0 || tid == self)
-                continue;
-            if (tid > self && (!after || tid < after) && thread_takes(tid, sig))
-                after = tid;
-            else if (tid < self && (!lowest || tid < lowest) && thread_takes(tid, sig))
-                lowest = tid;
-        }
-    }
-    close(dir);
-    return after ? after : lowest;
+    candidates c = {self, sig, 0, 0};
+    hti_directory_each("/proc/self/task", consider_thread, &c);
+    return c.after ? c.after : c.lowest;
 }
 
 /* Sends the request on to the next thread that may take it, with one more hop counted. */

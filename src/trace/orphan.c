@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "trace_internal.h"
@@ -39,6 +38,17 @@ static char thread_state(const char *tid, bool *ours)
     return close_paren[2];
 }
 
+/* A visitor of /proc/self/task: clears *gone at a program thread still running. */
+static bool program_thread_running(int dir, const char *tid, void *context)
+{
+    (void)dir;
+    bool *gone = context, ours = false;
+    char state = thread_state(tid, &ours);
+    if (state != '?' && !ours && state != 'Z' && state != 'X')
+        *gone = false;
+    return *gone;
+}
+
 bool hti_program_gone(void)
 {
     char self[16];
@@ -47,31 +57,9 @@ bool hti_program_gone(void)
     char main_state = thread_state(self, &ours);
     if (main_state != 'Z' && main_state != 'X')
         return false; /* the cheap answer, nearly always: main still runs */
-    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return false;
-    _Alignas(8) char buffer[4096];
     bool gone = true;
-    long n;
-    while (gone && (n = syscall(SYS_getdents64, dir, buffer, sizeof buffer)) > 0) {
-        for (long offset = 0; offset < n && gone;) {
-            struct {
-                uint64_t inode;
-                int64_t next;
-                unsigned short length;
-                unsigned char type;
-                char name[];
-            } *entry = (void *)(buffer + offset);
-            offset += entry->length;
-            if (entry->name[0] < '0' || entry->name[0] > '9')
-                continue;
-            ours = false;
-            char state = thread_state(entry->name, &ours);
-            if (state != '?' && !ours && state != 'Z' && state != 'X')
-                gone = false;
-        }
-    }
-    close(dir);
+    if (hti_directory_each("/proc/self/task", program_thread_running, &gone) != 0)
+        return false;
     return gone;
 }
 

@@ -309,6 +309,13 @@ int hti_writer_header(hti_session *session);
 int hti_write_chunk(hti_session *session, uint8_t type, const void *meta, size_t meta_length,
                     const void *body, size_t body_length);
 
+/* ---- directory.c ---- */
+/* Calls visit(dir, name, context) for each entry of path but "." and ".." (and other dot
+ * names), until it returns false; dir is the open directory (for fstatat and unlinkat).
+ * Async-signal-safe, no heap. 0, or -1 if path cannot be opened. */
+int hti_directory_each(const char *path, bool (*visit)(int dir, const char *name, void *context),
+                       void *context);
+
 /* ---- orphan.c ---- */
 /* True once the program's main thread and every other thread that is not heaptrail's ended. */
 bool hti_program_gone(void);
