@@ -321,10 +321,11 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def benchmark(args, allocators):
-    """Runs everything; returns {workload: {"skip": why} or {"ref", "runs", "errors"}}."""
-    results = {}
-    launcher = os.path.join(args.build_dir, "bench_launch")
+def prepared_workloads(args, results, launcher, columns, ref_output=None):
+    """The selected workloads, each as (workload, command, entry) once its entry is in results
+    and its untimed glibc reference run is done (the reference checksum, and a warm page cache
+    for round 1); a workload that cannot run is recorded as skipped instead. ref_output, if
+    given, takes (workload, entry, stdout) and returns the part of stdout to checksum."""
     for workload in WORKLOADS:
         name = workload["name"]
         if name not in args.workloads:
@@ -337,16 +338,27 @@ def benchmark(args, allocators):
             results[name] = {"skip": command}
             continue
         argv, stdin, extra = command
-        entry = {"runs": {a: [] for a in allocators}, "errors": {}, "ref": None}
+        entry = {"runs": {c: [] for c in columns}, "errors": {}, "ref": None}
         results[name] = entry
-        # An untimed glibc run: the reference checksum, and a warm page cache for round 1.
         ref = run_once(launcher, argv, stdin, child_env(extra), None, args.timeout)
+        if ref_output:
+            ref["stdout"] = ref_output(workload, entry, ref["stdout"])
         reason = judge(ref, None)
         if reason is None:
             entry["ref"] = checksum_of(ref["stdout"])
         else:
             entry["ref_error"] = describe_failure(ref, reason)
             log("%s: glibc reference run failed: %s" % (name, entry["ref_error"]))
+        yield workload, command, entry
+
+
+def benchmark(args, allocators):
+    """Runs everything; returns {workload: {"skip": why} or {"ref", "runs", "errors"}}."""
+    results = {}
+    launcher = os.path.join(args.build_dir, "bench_launch")
+    for workload, command, entry in prepared_workloads(args, results, launcher, allocators):
+        name = workload["name"]
+        argv, stdin, extra = command
         for round_index in range(args.rounds):
             line = []
             for alloc, library in allocators.items():
@@ -683,30 +695,14 @@ def tracing_benchmark(args, tools):
     launcher = os.path.join(args.build_dir, "bench_launch")
     columns = [c for c, _ in TRACING_COLUMNS if c != "heaptrack" or tools["heaptrack"]]
     with tempfile.TemporaryDirectory(prefix="ht-bench-traces-") as trace_root:
-        for workload in WORKLOADS:
+        def ref_output(workload, entry, stdout):
+            entry["stats"] = {}
+            entry["ref_loop_ns_per_event"] = loop_ns_per_event(stdout)
+            return program_output(workload, stdout)
+
+        for workload, command, entry in prepared_workloads(args, results, launcher, columns,
+                                                           ref_output):
             name = workload["name"]
-            if name not in args.workloads:
-                continue
-            command = workload_command(workload, args)
-            if not os.access(launcher, os.X_OK):
-                command = "%s not built (run make)" % shown_path(launcher)
-            if isinstance(command, str):
-                log("%s: skipped: %s" % (name, command))
-                results[name] = {"skip": command}
-                continue
-            argv, stdin, extra = command
-            entry = {"runs": {c: [] for c in columns}, "errors": {}, "ref": None, "stats": {}}
-            results[name] = entry
-            # An untimed glibc run: the reference checksum, and a warm page cache for round 1.
-            ref = run_once(launcher, argv, stdin, child_env(extra), None, args.timeout)
-            entry["ref_loop_ns_per_event"] = loop_ns_per_event(ref["stdout"])
-            ref["stdout"] = program_output(workload, ref["stdout"])
-            reason = judge(ref, None)
-            if reason is None:
-                entry["ref"] = checksum_of(ref["stdout"])
-            else:
-                entry["ref_error"] = describe_failure(ref, reason)
-                log("%s: glibc reference run failed: %s" % (name, entry["ref_error"]))
             for round_index in range(args.rounds):
                 line = [tracing_run(args, workload, entry, column, tools, command, trace_root,
                                     launcher)
