@@ -16,7 +16,6 @@
 #endif
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <stdio.h>
@@ -132,30 +131,16 @@ static int note_library(struct dl_phdr_info *info, size_t size, void *data)
 
 /* ---- handing the request on ---- */
 
-/* Reads a small /proc file into buffer (NUL-terminated); its length or -1. */
-static ssize_t read_small(const char *path, char *buffer, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buffer, size - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buffer[n] = '\0';
-    return n;
-}
-
 /* True if thread tid may take the signal: not one of heaptrail's (they block every signal)
  * and not blocking it. */
 static bool thread_takes(long tid, int sig)
 {
     char path[64], text[2048];
     snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
-    if (read_small(path, text, sizeof text) < 0 || !strncmp(text, "heaptrail-", 10))
+    if (hti_read_text(path, text, sizeof text) < 0 || !strncmp(text, "heaptrail-", 10))
         return false;
     snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
-    if (read_small(path, text, sizeof text) < 0)
+    if (hti_read_text(path, text, sizeof text) < 0)
         return false;
     const char *blocked = strstr(text, "\nSigBlk:");
     if (!blocked)

@@ -1,6 +1,6 @@
-/* directory.c — reading a directory with raw getdents64 into a stack buffer: no heap, no
- * stdio, no lock, so the control signal's handler, the listener (which never uses the heap)
- * and the writer can all list /proc/self/task or the socket directory with it. */
+/* directory.c — reading a directory with raw getdents64 into a stack buffer, and a small file
+ * whole: no heap, no stdio, no lock, so the control signal's handler, the listener (which
+ * never uses the heap) and the writer can all read /proc/self/task or the socket directory. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -9,6 +9,19 @@
 #include <unistd.h>
 
 #include "trace_internal.h"
+
+ssize_t hti_read_text(const char *path, char *buffer, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buffer, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buffer[n] = '\0';
+    return n;
+}
 
 int hti_directory_each(const char *path, bool (*visit)(int dir, const char *name, void *context),
                        void *context)

@@ -7,7 +7,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,14 +22,8 @@ static char thread_state(const char *tid, bool *ours)
 {
     char path[64], stat[256];
     snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (hti_read_text(path, stat, sizeof stat) <= 0)
         return '?';
-    ssize_t got = read(fd, stat, sizeof stat - 1);
-    close(fd);
-    if (got <= 0)
-        return '?';
-    stat[got] = 0;
     const char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
     if (!open_paren || !close_paren || close_paren[1] != ' ')
         return '?';

@@ -315,6 +315,9 @@ int hti_write_chunk(hti_session *session, uint8_t type, const void *meta, size_t
  * Async-signal-safe, no heap. 0, or -1 if path cannot be opened. */
 int hti_directory_each(const char *path, bool (*visit)(int dir, const char *name, void *context),
                        void *context);
+/* Reads up to size - 1 bytes of a small file (a /proc one) into buffer, NUL-terminated: the
+ * length, or -1 if it cannot be opened or read. Async-signal-safe. */
+ssize_t hti_read_text(const char *path, char *buffer, size_t size);
 
 /* ---- orphan.c ---- */
 /* True once the program's main thread and every other thread that is not heaptrail's ended. */
