@@ -50,8 +50,15 @@ static struct {
 } libraries[LIBRARIES_MAX];
 static int library_count;
 
+#if defined(__SANITIZE_THREAD__)
+/* Under ThreadSanitizer the handler is installed through the runtime's own sigaction, so that
+ * the runtime delivers it at a safe point (with a copy of the interrupted context) as it does
+ * every handler: a handler the kernel runs directly may interrupt the runtime itself. */
+int (*hti_real_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
+#else
 extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 int (*hti_real_sigaction)(int, const struct sigaction *, struct sigaction *) = __sigaction;
+#endif
 
 /* ---- is the interrupted thread parked? ---- */
 
