@@ -413,6 +413,30 @@ def machine_lines():
                                             platform.release(), libc)
 
 
+
+def markdown_rows(rows):
+    """Rows of cells as Markdown table lines."""
+    return ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def run_context_lines(load_before, started, revision):
+    """The machine, its load and the revision a table was measured on."""
+    return ["- Machine: %s; load average %s at start, %s at end." % (
+                machine_lines(), load_before, "%.2f" % os.getloadavg()[0]),
+            "- Date: %s; repository HEAD %s at start." % (started, revision)]
+
+
+def run_method_lines(args, command, spread):
+    """How a table was made: tiny arguments, the command, the largest spread between rounds."""
+    lines = []
+    if args.tiny:
+        lines.append("- Tiny arguments: a correctness run, not a measurement.")
+    lines.append("- Command: `%s`" % command)
+    if spread[1] is not None:
+        lines.append("- Largest spread between rounds: %.0f%% of the median (%s, %s)."
+                     % (spread[0] * 100, spread[1], spread[2]))
+    return lines
+
 def program_versions(args):
     """The interpreters the real-program workloads ran, for the report."""
     found = []
@@ -500,11 +524,9 @@ def report(args, allocators, missing, rejected, results, command, started, load_
     if ratio_columns:
         intro += " Ratios are heaptrail / other: below 1.00, heaptrail is faster or smaller."
     lines = [intro, ""]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += markdown_rows(rows)
     lines += [""]
-    lines.append("- Machine: %s; load average %s at start, %s at end." % (
-        machine_lines(), load_before, "%.2f" % os.getloadavg()[0]))
-    lines.append("- Date: %s; repository HEAD %s at start." % (started, revision))
+    lines += run_context_lines(load_before, started, revision)
     libs = []
     for alloc, library in allocators.items():
         if library is None:
@@ -523,12 +545,7 @@ def report(args, allocators, missing, rejected, results, command, started, load_
         lines.append("- %s (`%s`) skipped: a probe run under it did not show malloc bound to "
                      "it (%s)." % (alloc, path, why))
         failures.append((None, alloc, {"detail": why}))
-    if args.tiny:
-        lines.append("- Tiny arguments: a correctness run, not a measurement.")
-    lines.append("- Command: `%s`" % command)
-    if spread[1] is not None:
-        lines.append("- Largest spread between rounds: %.0f%% of the median (%s, %s)."
-                     % (spread[0] * 100, spread[1], spread[2]))
+    lines += run_method_lines(args, command, spread)
     skipped = [(w, results[w]["skip"]) for w in results if "skip" in results[w]]
     for workload, why in skipped:
         lines.append("- %s skipped: %s." % (workload, why))
@@ -826,16 +843,13 @@ def tracing_report(args, tools, results, command, started, load_before, revision
                                      added("stacks", loops["untraced"]),
                                      added("heaptrack", entry.get("ref_loop_ns_per_event"))))
 
-    def table(table_rows):
-        return ["| " + " | ".join(r) + " |" for r in table_rows]
-
     lines = ["Median of %d interleaved round%s: wall time in seconds of the whole command as "
              "a user runs it (program, tracer, its post-processing). Targets: `record -q` ≤ "
              "%.2f× untraced, `record -q --stacks` ≤ %.1f× heaptrack, and the summary of "
              "`record` under %.0f%% of `record -q`." % (
                  args.rounds, "" if args.rounds == 1 else "s", RECORD_TARGET, STACKS_TARGET,
                  SUMMARY_TARGET * 100), ""]
-    lines += table(rows) + [""]
+    lines += markdown_rows(rows) + [""]
     lines.append("Met on: `record -q` %d of %d workloads, `record -q --stacks` %d of %d, "
                  "summary %d of %d (secondary rows not counted)." % (
                      tally["record"][0], tally["record"][1], tally["stacks"][0],
@@ -844,10 +858,8 @@ def tracing_report(args, tools, results, command, started, load_before, revision
               "first round's trace; M events/s = events / `record -q` time; bytes/event = "
               "median trace size / events; peak RSS is the largest process of the command "
               "(`ru_maxrss`).", ""]
-    lines += table(volume_rows) + [""]
-    lines.append("- Machine: %s; load average %s at start, %s at end." % (
-        machine_lines(), load_before, "%.2f" % os.getloadavg()[0]))
-    lines.append("- Date: %s; repository HEAD %s at start." % (started, revision))
+    lines += markdown_rows(volume_rows) + [""]
+    lines += run_context_lines(load_before, started, revision)
     lines.append("- heaptrail: `%s` (%s), `%s` (%s)." % (
         shown_path(ORIGINALS[tools["heaptrail"]]), SNAPSHOTS["heaptrail"],
         shown_path(ORIGINALS[tools["preload"]]), SNAPSHOTS["preload"]))
@@ -856,12 +868,7 @@ def tracing_report(args, tools, results, command, started, load_before, revision
                                       "and the `--stacks` target are n/a"))
     lines.append("- Programs: %s; trace files in `%s`, deleted after each run." % (
         program_versions(args), tempfile.gettempdir()))
-    if args.tiny:
-        lines.append("- Tiny arguments: a correctness run, not a measurement.")
-    lines.append("- Command: `%s`" % command)
-    if spread[1] is not None:
-        lines.append("- Largest spread between rounds: %.0f%% of the median (%s, %s)."
-                     % (spread[0] * 100, spread[1], spread[2]))
+    lines += run_method_lines(args, command, spread)
     lines += notes
     for workload, entry in results.items():
         if "skip" in entry:
