@@ -117,17 +117,8 @@ static int note_library(struct dl_phdr_info *info, size_t size, void *data)
         return 0;
     if (library_count == LIBRARIES_MAX)
         return 1;
-    uintptr_t start = UINTPTR_MAX, end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-        if (p->p_type != PT_LOAD || !(p->p_flags & PF_X))
-            continue;
-        uintptr_t from = info->dlpi_addr + p->p_vaddr;
-        if (from < start)
-            start = from;
-        if (from + p->p_memsz > end)
-            end = from + p->p_memsz;
-    }
+    uint64_t start, end;
+    hti_module_extent(info, PF_X, &start, &end);
     if (start < end) {
         libraries[library_count].start = start;
         libraries[library_count].end = end;

@@ -315,6 +315,23 @@ static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
     return 0;
 }
 
+void hti_module_extent(const struct dl_phdr_info *info, uint32_t need, uint64_t *low,
+                       uint64_t *high)
+{
+    *low = UINT64_MAX;
+    *high = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & need) != need)
+            continue;
+        uint64_t start = info->dlpi_addr + ph->p_vaddr;
+        if (start < *low)
+            *low = start;
+        if (start + ph->p_memsz > *high)
+            *high = start + ph->p_memsz;
+    }
+}
+
 static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
 {
     module_pass *pass = arg;
@@ -343,18 +360,9 @@ static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
     known[known_count].name_hash = name_hash;
     known_count++;
 
-    uint64_t low = UINT64_MAX, high = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uint64_t start = info->dlpi_addr + ph->p_vaddr;
-        if (start < low)
-            low = start;
-        if (start + ph->p_memsz > high)
-            high = start + ph->p_memsz;
-    }
-    if (low == UINT64_MAX)
+    uint64_t low, high;
+    hti_module_extent(info, 0, &low, &high);
+    if (low > high)
         low = high = info->dlpi_addr;
     uint8_t id[32];
     size_t id_size = build_id(info, id);

@@ -330,6 +330,12 @@ int hti_stacks_init(hti_session *session);
 void hti_stacks_fini(void);
 /* Unwinds the caller's stack (skipping `skip` innermost frames) and returns its id, or 0. */
 uint32_t hti_stack_capture(unsigned skip);
+/* The address range [*low, *high) of a loaded module's PT_LOAD segments that have every flag
+ * of need (0: all of them, PF_X: code); *low > *high when there is none. info is a
+ * dl_iterate_phdr callback's struct dl_phdr_info. */
+struct dl_phdr_info;
+void hti_module_extent(const struct dl_phdr_info *info, uint32_t need, uint64_t *low,
+                       uint64_t *high);
 uint32_t hti_stack_count(void);
 
 /* ---- unwind.c ---- */
