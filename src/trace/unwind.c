@@ -253,17 +253,29 @@ typedef struct cie_info {
     const uint8_t *instructions, *end;
 } cie_info;
 
+#define ENTRY_MAX (1u << 24) /* a longer CIE or FDE is taken for damage */
+
+/* Reads the length of the CIE or FDE at at (4 bytes, or 0xffffffff and 8 more) and limits r to
+ * its body; false when it is shorter than minimum, longer than ENTRY_MAX or cut. */
+static bool entry_open(reader *r, const uint8_t *at, uint64_t minimum)
+{
+    *r = (reader){at, at + 4, true};
+    uint64_t length = get_fixed(r, 4);
+    if (length == 0xffffffffu) {
+        r->end = r->p + 8;
+        length = get_fixed(r, 8);
+    }
+    if (!r->ok || length < minimum || length > ENTRY_MAX)
+        return false;
+    r->end = r->p + length;
+    return true;
+}
+
 static bool parse_cie(const uint8_t *at, cie_info *cie)
 {
-    reader r = {at, at + 4, true};
-    uint64_t length = get_fixed(&r, 4);
-    if (length == 0xffffffffu) {
-        r.end = r.p + 8;
-        length = get_fixed(&r, 8);
-    }
-    if (!r.ok || length < 4 || length > (1u << 24))
+    reader r;
+    if (!entry_open(&r, at, 4))
         return false;
-    r.end = r.p + length;
     if (get_fixed(&r, 4) != 0) /* CIE id */
         return false;
     uint8_t version = get_u8(&r);
@@ -479,15 +491,9 @@ static uint64_t pack_rule(const frame_rule *f, uint64_t generation)
 static uint64_t rule_from_fde(const uint8_t *fde, uint64_t target, uint64_t generation)
 {
     const uint64_t unsupported = generation << 48 | RULE_UNSUPPORTED;
-    reader r = {fde, fde + 4, true};
-    uint64_t length = get_fixed(&r, 4);
-    if (length == 0xffffffffu) {
-        r.end = r.p + 8;
-        length = get_fixed(&r, 8);
-    }
-    if (!r.ok || length < 8 || length > (1u << 24))
+    reader r;
+    if (!entry_open(&r, fde, 8))
         return unsupported;
-    r.end = r.p + length;
     const uint8_t *cie_field = r.p;
     uint32_t cie_offset = (uint32_t)get_fixed(&r, 4);
     if (cie_offset == 0 || cie_offset > (uintptr_t)cie_field)
