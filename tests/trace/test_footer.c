@@ -207,10 +207,7 @@ static int setup(void **state)
     char path[256];
     temp_path(path, sizeof path, "footer");
     ht_heap *heap = ht_heap_create(0, 0, 0);
-    ht_trace_options o;
-    ht_trace_options_init(&o);
-    o.output_path = path;
-    assert_int_equal(ht_trace_start(&o), 0);
+    start_session(path, HT_TRACE_MODE_BLOCK);
     for (int i = 0; i < 100; i++)
         ht_heap_alloc(heap, 0, (size_t)i * 10 + 1);
     assert_int_equal(ht_trace_stop(), 0);
