@@ -160,6 +160,10 @@ typedef struct ht_event {
 HT_API const char *ht_event_kind_name(unsigned kind);
 /* "MEMORY_FROM_LOWFRAG", ...; "MEMORY_FROM_UNKNOWN" for other values. */
 HT_API const char *ht_source_name(unsigned source);
+/* "BUFFER_FULL", ... (HT_LOST_*); "UNKNOWN" for other values. */
+HT_API const char *ht_lost_reason_name(unsigned reason);
+/* "block", "discard", "ring" (ht_trace_mode, as a trace's header gives it); "unknown" else. */
+HT_API const char *ht_trace_mode_name(unsigned mode);
 /* The heap handle an event concerns, or 0 (LOST). */
 HT_API uint64_t ht_event_heap(const ht_event *event);
 

@@ -63,6 +63,15 @@ typedef struct ht_report_options {
 /* Renders the report of a trace that ht_analysis_run went through. */
 int ht_report_write(ht_analysis *analysis, FILE *out, const ht_report_options *options);
 
+typedef struct ht_stats_options {
+    size_t top; /* heaps and threads listed (0: all) */
+    bool json;
+} ht_stats_options;
+
+/* Renders `stats` (operation tables and the bottom line) of a trace ht_analysis_run went
+ * through. 0, -ENOMEM or -EIO. */
+int ht_stats_write(ht_analysis *analysis, FILE *out, const ht_stats_options *options);
+
 typedef enum ht_export_format {
     HT_EXPORT_CHROME = 1,
     HT_EXPORT_MASSIF = 2,
@@ -87,20 +96,33 @@ typedef struct ht_export_options {
 int ht_export_write(ht_analysis *analysis, FILE *out, const ht_export_options *options, char *error,
                     size_t error_size);
 
-/* ---- argument parsing shared by the two commands ---- */
+/* ---- the bottom line of a trace ----
+ * The figures `record`'s summary, `stats` and `report` all print, each decided here once: from
+ * the trace's footer when it has them (the tracer's exact account at the stop), from the model
+ * otherwise. ht_trace_summary_of_info reads no event (record); ht_analysis_summary adds what the
+ * model knows after ht_analysis_run. */
+typedef struct ht_trace_summary {
+    uint64_t events;      /* events in the file's event chunks */
+    bool lost_known;      /* the footer's count, or the model's sum of LOST records */
+    uint64_t lost;        /* events lost, all reasons */
+    bool end_known;       /* the live set at the end is known */
+    bool end_exact;       /* from the footer: the heaps' own count, exact even when sampled */
+    const char *end_when; /* "at exit", "when tracing stopped", "at the last event" */
+    double end_blocks, end_bytes;
+    bool peak_committed_known;
+    uint64_t peak_committed; /* the traced heaps' committed bytes, most at once */
+    bool modeled;         /* the model ran: the figures below are set */
+    double peak_bytes, peak_blocks; /* live at the peak (estimates when sampled) */
+    uint64_t peak_ns;     /* relative to the trace start */
+    uint64_t duration_ns;
+    uint64_t invalid;     /* operations with Source INVALID */
+} ht_trace_summary;
 
-/* "1.5s", "200ms", "10us", "500ns", "2min", "3" (seconds). -EINVAL on anything else. */
-int ht_parse_duration(const char *text, uint64_t *ns);
-/* "A..B", "A..", "..B": begin and end relative to the trace start; -EINVAL if malformed or
- * begin >= end. */
-int ht_parse_window(const char *text, uint64_t *begin_ns, uint64_t *end_ns);
-/* "4096", "64k", "1m", "2g" (powers of 1024). */
-int ht_parse_size(const char *text, uint64_t *bytes);
-/* Matches argv[*i] against "--name VALUE", "--name=VALUE" or "ALIAS VALUE" (alias may be NULL).
- * Returns 1 with *value set (and *i moved past a separate value), 0 if argv[*i] is another
- * argument, -1 if the value is missing. */
-int ht_match_option(int argc, char **argv, int *i, const char *name, const char *alias,
-                    const char **value);
+void ht_trace_summary_of_info(const ht_trace_info *info, ht_trace_summary *summary);
+void ht_analysis_summary(const ht_analysis *analysis, ht_trace_summary *summary);
+/* Its lines as `stats` and `report` print them: indent, the label padded to width, the value. */
+void ht_trace_summary_print(FILE *out, const ht_trace_summary *summary, const char *indent,
+                            int width);
 
 #ifdef __cplusplus
 }

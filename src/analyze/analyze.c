@@ -190,6 +190,21 @@ static inline void count_allocation(ht_analysis *a, hti_site *s, hti_heap *h, ui
     a->hist_bytes[bucket] += bytes;
 }
 
+/* One operation (an ALLOC, FREE or REALLOC event) in the tables by Source, heap and thread. */
+static inline void count_op(ht_analysis *a, hti_heap *h, hti_thread *t, ht_op op, uint32_t source,
+                            double count, double bytes)
+{
+    hti_ops *by_source = &a->by_source[source < HT_SOURCE_COUNT ? source : 0];
+    by_source->count[op] += count;
+    by_source->bytes[op] += bytes;
+    h->ops.count[op] += count;
+    h->ops.bytes[op] += bytes;
+    if (t) {
+        t->ops.count[op] += count;
+        t->ops.bytes[op] += bytes;
+    }
+}
+
 static void record_invalid(ht_analysis *a, const ht_event *e, hti_invalid_kind kind, uint32_t site,
                            uint32_t heap, uint64_t address, uint64_t size)
 {
@@ -385,6 +400,8 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
         uint32_t site = stack_site(a, e->stack_id);
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
+        count_op(a, &a->heaps[heap], t, HT_OP_ALLOC, x->Source, e->weight,
+                 (double)x->Size * e->weight);
         if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
             record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
             last_alloc_clear(a, t);
@@ -403,10 +420,13 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     case HT_EVENT_FREE: {
         const ETW_HEAP_EVENT_FREE *x = &e->u.free;
         hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+        uint32_t heap = heap_cached(a, p, x->HeapHandle);
+        hti_block *b = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
+        bool released = b && x->Source != MEMORY_FROM_INVALID;
+        count_op(a, &a->heaps[heap], t, HT_OP_FREE, x->Source, 1,
+                 released ? (double)hti_block_size(b) * b->weight : 0);
         if (!x->Address) /* free(NULL) */
             break;
-        hti_block *b = hti_blocks_find(&a->blocks, x->Address);
-        uint32_t heap = heap_cached(a, p, x->HeapHandle);
         if (x->Source == MEMORY_FROM_INVALID) {
             uint32_t site = stack_site(a, e->stack_id);
             hti_invalid_kind kind = b ? (hti_block_heap(b) != heap ? HTI_INVALID_WRONG_HEAP
@@ -446,6 +466,8 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         uint32_t site = stack_site(a, e->stack_id);
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
         hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;
+        count_op(a, &a->heaps[heap], t, HT_OP_REALLOC, x->Source, e->weight,
+                 (double)x->NewSize * e->weight);
         if (x->Source == MEMORY_FROM_INVALID || !x->NewAddress) {
             hti_invalid_kind kind =
                 !x->OldAddress ? HTI_INVALID_FAILED_ALLOC
@@ -490,12 +512,14 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         const ht_event_rundown_block *x = &e->u.rundown_block;
         if (!p->in_rundown || p->rundown_time != now)
             rundown_begin(a, p, now);
+        a->kind_bytes[HT_EVENT_RUNDOWN_BLOCK] += (double)x->Size;
         hti_block *known = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
         if (known && p->rundown_sweep)
             known->time |= TIME_MARK;
         if (!x->Address || known)
             break;
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
+        a->heaps[heap].rundown = true;
         a->rundown_count += 1;
         a->rundown_bytes += (double)x->Size;
         if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
@@ -521,6 +545,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         hti_heap *h = &a->heaps[heap_index(a, e->u.heap_create.HeapHandle)];
         h->created_ns = hti_relative_ns(a, now);
         h->flags = e->u.heap_create.Flags;
+        h->created = true;
         h->destroyed = false;
         if (hooks && hooks->notable)
             hooks->notable(hooks->context, a, e, stack_site(a, e->stack_id));
@@ -538,6 +563,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     case HT_EVENT_HEAP_EXPAND:
     case HT_EVENT_HEAP_CONTRACT: {
         hti_heap *h = &a->heaps[heap_index(a, e->u.heap_resize.HeapHandle)];
+        a->kind_bytes[e->kind] += (double)e->u.heap_resize.Bytes;
         h->committed = e->u.heap_resize.CommittedAfter;
         if (h->committed > h->max_committed)
             h->max_committed = h->committed;

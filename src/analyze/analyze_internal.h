@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "analyze/analysis.h"
+#include "analyze/units.h"
 #include "heaptrail/events.h"
 #include "heaptrail/reader.h"
 
@@ -229,11 +230,30 @@ typedef struct hti_window_site {
     double count[HTI_CLASSES], bytes[HTI_CLASSES];
 } hti_window_site;
 
+/* Operations as events, by ht_op (ALLOC, FREE, REALLOC), INVALID ones included: what the
+ * tables of `stats` count. count: ALLOC and REALLOC events weighted (estimates when sampled),
+ * FREE events one each (a free of NULL, of an unknown or of a pre-trace block too); bytes: ALLOC
+ * Size and REALLOC NewSize weighted, FREE the freed block's size times its weight when the model
+ * knows the block. */
+typedef struct hti_ops {
+    double count[HT_OP_COUNT], bytes[HT_OP_COUNT];
+} hti_ops;
+
+static inline double hti_ops_total(const hti_ops *o)
+{
+    return o->count[HT_OP_ALLOC] + o->count[HT_OP_FREE] + o->count[HT_OP_REALLOC];
+}
+static inline double hti_ops_allocated(const hti_ops *o)
+{
+    return o->bytes[HT_OP_ALLOC] + o->bytes[HT_OP_REALLOC];
+}
+
 typedef struct hti_heap {
     uint64_t handle;
     uint64_t created_ns, destroyed_ns; /* 0: before the trace / not destroyed */
     uint32_t flags;
-    bool rundown, destroyed;
+    bool rundown, created, destroyed;
+    hti_ops ops;
     uint64_t peak_epoch;
     double live_count, live_bytes, max_live_bytes;
     double peak_count, peak_bytes; /* at the global peak (epoch trick, as sites) */
@@ -249,6 +269,7 @@ typedef struct hti_heap {
 typedef struct hti_thread {
     uint32_t tid;
     uint64_t last_alloc; /* address of the thread's last operation if it was an allocation */
+    hti_ops ops;
 } hti_thread;
 
 typedef enum hti_invalid_kind {
@@ -320,6 +341,8 @@ struct ht_analysis {
 
     /* totals */
     uint64_t events, kind_count[256];
+    double kind_bytes[256]; /* RUNDOWN_BLOCK Size, HEAP_EXPAND/CONTRACT Bytes (ops: by_source) */
+    hti_ops by_source[HT_SOURCE_COUNT]; /* index 0: Source values out of range */
     double alloc_count, alloc_bytes, free_count, free_bytes, realloc_count, realloc_bytes;
     double live_count, live_bytes;
     double peak_count, peak_bytes;
@@ -438,12 +461,10 @@ void hti_json_hex(hti_json *j, const char *key, uint64_t value);
 void hti_json_finish(hti_json *j);
 void hti_json_escape(FILE *out, const char *text);
 
-/* "1.23 MiB" style into buffer. */
-const char *hti_format_bytes(char *buffer, size_t size, double bytes);
-/* "1.234 s", "12.5 ms" style. */
-const char *hti_format_time(char *buffer, size_t size, uint64_t ns);
-/* "12,345" (rounded). */
-const char *hti_format_count(char *buffer, size_t size, double value);
+/* summary.c: the bottom line's keys (events, lost, live_*, peak_*, invalid), as `stats` gives
+ * them at its top level and `report` in its "totals" object. */
+void hti_trace_summary_json(hti_json *j, const ht_trace_summary *summary);
+
 /* "name at file:line (module)" or "module+0x1234" or "0x1234". */
 const char *hti_format_frame(char *buffer, size_t size, const hti_frame *frame, bool with_module);
 /* The name used in folded stacks, massif trees and pprof functions. */

@@ -97,7 +97,6 @@ static void trace_object(jreport *r)
     ht_analysis *a = r->a;
     const ht_trace_info *info = a->info;
     hti_json *j = &r->j;
-    static const char *const modes[] = {"block", "discard", "ring"};
     hti_json_begin_object(j, "trace");
     hti_json_string(j, "path", a->path);
     hti_json_string(j, "program", info->program);
@@ -106,7 +105,7 @@ static void trace_object(jreport *r)
     hti_json_uint(j, "start_realtime_ns", info->start_realtime_ns);
     hti_json_uint(j, "start_monotonic_ns", info->start_ns);
     hti_json_uint(j, "duration_ns", hti_duration_ns(a));
-    hti_json_string(j, "mode", info->mode < 3 ? modes[info->mode] : "unknown");
+    hti_json_string(j, "mode", ht_trace_mode_name(info->mode));
     hti_json_uint(j, "stack_depth", info->stack_depth);
     hti_json_uint(j, "sample_interval", info->sample_interval);
     hti_json_bool(j, "complete", info->complete);
@@ -138,6 +137,11 @@ static void summary_object(jreport *r, size_t leak_stacks)
 {
     ht_analysis *a = r->a;
     hti_json *j = &r->j;
+    ht_trace_summary totals;
+    ht_analysis_summary(a, &totals);
+    hti_json_begin_object(j, "totals");
+    hti_trace_summary_json(j, &totals);
+    hti_json_end_object(j);
     hti_json_begin_object(j, "summary");
     hti_json_round(j, "allocations", a->alloc_count);
     hti_json_round(j, "allocated_bytes", a->alloc_bytes);
@@ -153,7 +157,7 @@ static void summary_object(jreport *r, size_t leak_stacks)
     hti_json_round(j, "temporary_allocations", a->temp_count);
     hti_json_round(j, "temporary_bytes", a->temp_bytes);
     hti_json_uint(j, "invalid_events", a->invalid_total);
-    hti_json_uint(j, "lost_events", a->lost_total);
+    hti_json_uint(j, "lost_events", totals.lost);
     hti_json_round(j, "rundown_blocks", a->rundown_count);
     hti_json_round(j, "rundown_bytes", a->rundown_bytes);
     hti_json_round(j, "tracer_leaked_blocks", a->sites[HTI_SITE_TRACER].live_count);
@@ -281,14 +285,18 @@ static void lost_section(jreport *r)
 {
     ht_analysis *a = r->a;
     hti_json *j = &r->j;
-    static const char *const reasons[] = {"UNKNOWN",     "BUFFER_FULL", "WRITE_FAILED", "CONSUMER",
-                                          "THREAD_EXIT", "SESSION_END", "UNKNOWN6",     "UNKNOWN7"};
     hti_json_begin_object(j, "lost");
     hti_json_uint(j, "count", a->lost_total);
     hti_json_begin_object(j, "by_reason");
-    for (unsigned k = 0; k < 8; k++)
-        if (a->lost_by_reason[k])
-            hti_json_uint(j, reasons[k], a->lost_by_reason[k]);
+    uint64_t unknown = 0; /* reasons this reader has no name for: one key */
+    for (unsigned k = 0; k < 8; k++) {
+        if (strcmp(ht_lost_reason_name(k), "UNKNOWN") == 0)
+            unknown += a->lost_by_reason[k];
+        else if (a->lost_by_reason[k])
+            hti_json_uint(j, ht_lost_reason_name(k), a->lost_by_reason[k]);
+    }
+    if (unknown)
+        hti_json_uint(j, "UNKNOWN", unknown);
     hti_json_end_object(j);
     hti_json_begin_array(j, "records");
     for (size_t i = 0; i < a->lost_record_count; i++) {
@@ -298,7 +306,7 @@ static void lost_section(jreport *r)
         hti_json_uint(j, "count", l->Count);
         hti_json_uint(j, "first_ns", hti_relative_ns(a, l->FirstTimestamp));
         hti_json_uint(j, "last_ns", hti_relative_ns(a, l->LastTimestamp));
-        hti_json_string(j, "reason", reasons[l->Reason < 8 ? l->Reason : 0]);
+        hti_json_string(j, "reason", ht_lost_reason_name(l->Reason));
         hti_json_end_object(j);
     }
     hti_json_end_array(j);

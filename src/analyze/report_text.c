@@ -106,10 +106,9 @@ static void section_header(text *t)
     char when[64] = "?";
     if (gmtime_r(&seconds, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    static const char *const modes[] = {"block", "discard", "ring"};
     fprintf(t->out, "  recorded    %s, %s, %s mode, ", when,
             hti_format_time(b1, sizeof b1, hti_duration_ns(a)),
-            info->mode < 3 ? modes[info->mode] : "unknown");
+            ht_trace_mode_name(info->mode));
     if (info->stack_depth)
         fprintf(t->out, "stacks of up to %u frames, ", info->stack_depth);
     else
@@ -148,19 +147,17 @@ static void section_header(text *t)
 static void section_summary(text *t, size_t leak_stacks)
 {
     ht_analysis *a = t->a;
-    char b1[64], b2[64], b3[64], b4[64];
+    char b1[64], b2[64], b3[64];
     heading(t, "SUMMARY");
+    ht_trace_summary summary;
+    ht_analysis_summary(a, &summary);
+    ht_trace_summary_print(t->out, &summary, "  ", 16);
     fprintf(t->out, "  allocations      %s (%s), of which %s reallocations\n",
             hti_format_count(b1, sizeof b1, a->alloc_count),
             hti_format_bytes(b2, sizeof b2, a->alloc_bytes),
             hti_format_count(b3, sizeof b3, a->realloc_count));
     fprintf(t->out, "  frees            %s (%s)\n", hti_format_count(b1, sizeof b1, a->free_count),
             hti_format_bytes(b2, sizeof b2, a->free_bytes));
-    fprintf(t->out, "  peak             %s (%s B) in %s %s at %s\n",
-            hti_format_bytes(b1, sizeof b1, a->peak_bytes),
-            hti_format_count(b2, sizeof b2, a->peak_bytes),
-            hti_format_count(b3, sizeof b3, a->peak_count), noun(a->peak_count, "block", "blocks"),
-            hti_format_time(b4, sizeof b4, a->peak_time_ns));
     fprintf(t->out, "  leaked           %s (%s B) in %s %s from %zu %s\n",
             hti_format_bytes(b1, sizeof b1, a->live_bytes),
             hti_format_count(b2, sizeof b2, a->live_bytes),
@@ -172,8 +169,6 @@ static void section_summary(text *t, size_t leak_stacks)
             hti_format_bytes(b2, sizeof b2, a->temp_bytes));
     fprintf(t->out, "  invalid events   %s\n",
             hti_format_count(b1, sizeof b1, (double)a->invalid_total));
-    fprintf(t->out, "  lost events      %s\n",
-            hti_format_count(b1, sizeof b1, (double)a->lost_total));
     if (a->rundown_count > 0)
         fprintf(t->out, "  before tracing   %s %s (%s) %s live when tracing started\n",
                 hti_format_count(b1, sizeof b1, a->rundown_count),
@@ -340,27 +335,26 @@ static void section_invalid(text *t)
         fprintf(t->out, "    ... %" PRIu64 " more\n", a->invalid_omitted);
 }
 
-static const char *lost_reason(unsigned reason)
-{
-    static const char *const names[] = {"unknown",     "BUFFER_FULL", "WRITE_FAILED", "CONSUMER",
-                                        "THREAD_EXIT", "SESSION_END", "unknown",      "unknown"};
-    return names[reason < 8 ? reason : 0];
-}
-
 static void section_lost(text *t)
 {
     ht_analysis *a = t->a;
     char b1[64], b2[64];
     heading(t, "LOST EVENTS");
-    if (!a->lost_total) {
+    ht_trace_summary summary;
+    ht_analysis_summary(a, &summary);
+    if (!summary.lost) {
         fprintf(t->out, "  none: the trace is complete%s\n",
                 a->info->sample_interval ? " (up to sampling)" : "");
         return;
     }
-    fprintf(t->out, "  %" PRIu64 " events lost; the numbers above undercount.", a->lost_total);
+    fprintf(t->out, "  %s events lost; the numbers above undercount.",
+            hti_format_count(b1, sizeof b1, (double)summary.lost));
+    if (summary.lost > a->lost_total)
+        fprintf(t->out, " Not in a LOST record (the session's count): %s.",
+                hti_format_count(b2, sizeof b2, (double)(summary.lost - a->lost_total)));
     for (unsigned r = 0; r < 8; r++)
         if (a->lost_by_reason[r])
-            fprintf(t->out, " %s: %" PRIu64 ".", lost_reason(r), a->lost_by_reason[r]);
+            fprintf(t->out, " %s: %" PRIu64 ".", ht_lost_reason_name(r), a->lost_by_reason[r]);
     fprintf(t->out, "\n");
     for (size_t i = 0; i < a->lost_record_count && i < t->top; i++) {
         const ht_event_lost *l = &a->lost_records[i];
@@ -368,7 +362,7 @@ static void section_lost(text *t)
                 l->LostThread, l->Count,
                 hti_format_time(b1, sizeof b1, hti_relative_ns(a, l->FirstTimestamp)),
                 hti_format_time(b2, sizeof b2, hti_relative_ns(a, l->LastTimestamp)),
-                lost_reason(l->Reason));
+                ht_lost_reason_name(l->Reason));
     }
     if (a->lost_record_count > t->top)
         fprintf(t->out, "    ... %zu more records\n", a->lost_record_count - t->top);

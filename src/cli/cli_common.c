@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyze/units.h"
+#include "cli/durations.h"
 #include "trace/options.h"
 
 #define OUT_BUFFER_SIZE (256u << 10)
@@ -120,21 +122,41 @@ int ht_cli_getopt(int argc, char **argv, const char *short_options,
     return '?';
 }
 
+/* Hexadecimal digits only: 0, -EINVAL or -ERANGE. */
+static int parse_hex(const char *text, uint64_t *out)
+{
+    uint64_t value = 0;
+    const char *p = text;
+    for (; isxdigit((unsigned char)*p); p++) {
+        if (value >> 60)
+            return -ERANGE;
+        value = value << 4 | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
+                                                                   : (tolower(*p) - 'a' + 10));
+    }
+    if (p == text || *p)
+        return -EINVAL;
+    *out = value;
+    return 0;
+}
+
 static int bad_value(const char *option, const char *text, const char *why)
 {
     return ht_cli_usage_error("bad value '%s' for %s: %s", text, option, why);
 }
 
+/* The tracer's count grammar (src/trace/options.c), or 0x and hexadecimal digits (heap
+ * handles); never octal. */
 int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out)
 {
-    char *end;
-    if (!*text || *text == '-' || isspace((unsigned char)*text))
+    int error;
+    if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
+        error = parse_hex(text + 2, out);
+    else
+        error = hti_parse_count(text, out);
+    if (error == -ERANGE)
+        return bad_value(option, text, "out of range (more than 64 bits)");
+    if (error)
         return bad_value(option, text, "expected a non-negative number");
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 0);
-    if (errno || end == text || *end)
-        return bad_value(option, text, "expected a non-negative number");
-    *out = value;
     return 0;
 }
 
@@ -201,12 +223,12 @@ void ht_cli_progress_update(ht_cli_progress *p, uint64_t done)
     if (now - p->started_ns < 500000000u || now - p->last_ns < 200000000u)
         return;
     p->last_ns = now;
-    char count[32], total[32];
-    ht_cli_format_count((double)done, count);
+    char count[HTI_NUMBER_MAX], total[HTI_NUMBER_MAX];
+    hti_format_count(count, sizeof count, (double)done);
     if (p->total) {
         double percent = 100.0 * (double)done / (double)p->total;
         fprintf(stderr, "\rheaptrail: %s: %3.0f%% (%s of %s %s)\033[K", command_name,
-                percent > 100 ? 100 : percent, count, ht_cli_format_count((double)p->total, total),
+                percent > 100 ? 100 : percent, count, hti_format_count(total, sizeof total, (double)p->total),
                 p->what);
     } else {
         fprintf(stderr, "\rheaptrail: %s: %s %s\033[K", command_name, count, p->what);
@@ -423,31 +445,13 @@ static int parse_sources(const char *option, const char *text, uint32_t *mask)
     return 0;
 }
 
-/* "1.5", "250ms", "3us", "12ns", "2s"; or "@123456" (absolute ns). */
+/* A duration of the command line's grammar (durations.c) relative to the trace start, or
+ * "@123456" (absolute ns, decimal). */
 static int parse_time(const char *option, const char *text, uint64_t *ns, bool *absolute)
 {
     *absolute = text[0] == '@';
-    if (*absolute)
-        return ht_cli_parse_u64(option, text + 1, ns);
-    char *end;
-    if (!*text || *text == '-' || isspace((unsigned char)*text))
+    if (*absolute ? hti_parse_count(text + 1, ns) != 0 : hti_parse_duration(text, ns) != 0)
         return bad_value(option, text, "expected a time such as 1.5, 250ms or @NS");
-    errno = 0;
-    double value = strtod(text, &end);
-    double scale = 1e9;
-    if (!strcmp(end, "ns"))
-        scale = 1;
-    else if (!strcmp(end, "us"))
-        scale = 1e3;
-    else if (!strcmp(end, "ms"))
-        scale = 1e6;
-    else if (!strcmp(end, "s") || !*end)
-        scale = 1e9;
-    else
-        end = (char *)text;
-    if (errno || end == text || !(value >= 0) || value * scale > 1.8e19)
-        return bad_value(option, text, "expected a time such as 1.5, 250ms or @NS");
-    *ns = (uint64_t)llround(value * scale);
     return 0;
 }
 
@@ -738,250 +742,4 @@ void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
     va_end(ap);
     ht_cli_out_write(out, big, (size_t)n);
     free(big);
-}
-
-/* ---- formatting ---- */
-
-const char *ht_cli_format_bytes(double bytes, char *buffer)
-{
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int unit = 0;
-    double value = bytes;
-    while (fabs(value) >= 1024 && unit < 5) {
-        value /= 1024;
-        unit++;
-    }
-    if (unit == 0)
-        snprintf(buffer, 32, "%.0f B", value);
-    else
-        snprintf(buffer, 32, "%.*f %s", fabs(value) < 10 ? 2 : fabs(value) < 100 ? 1 : 0, value,
-                 units[unit]);
-    return buffer;
-}
-
-const char *ht_cli_format_count(double count, char *buffer)
-{
-    if (count < 10000)
-        snprintf(buffer, 32, "%.0f", count);
-    else if (count < 1e6)
-        snprintf(buffer, 32, "%.1f k", count / 1e3);
-    else if (count < 1e9)
-        snprintf(buffer, 32, "%.2f M", count / 1e6);
-    else
-        snprintf(buffer, 32, "%.2f G", count / 1e9);
-    return buffer;
-}
-
-const char *ht_cli_format_duration(uint64_t ns, char *buffer)
-{
-    if (ns >= 1000000000u)
-        snprintf(buffer, 32, "%.3f s", (double)ns / 1e9);
-    else if (ns >= 1000000u)
-        snprintf(buffer, 32, "%.1f ms", (double)ns / 1e6);
-    else if (ns >= 1000u)
-        snprintf(buffer, 32, "%.1f us", (double)ns / 1e3);
-    else
-        snprintf(buffer, 32, "%llu ns", (unsigned long long)ns);
-    return buffer;
-}
-
-const char *ht_cli_mode_name(uint32_t mode)
-{
-    switch (mode) {
-    case 0: return "block";
-    case 1: return "discard";
-    case 2: return "ring";
-    default: return "unknown";
-    }
-}
-
-const char *ht_cli_lost_reason_name(uint32_t reason)
-{
-    switch (reason) {
-    case HT_LOST_BUFFER_FULL: return "BUFFER_FULL";
-    case HT_LOST_WRITE_FAILED: return "WRITE_FAILED";
-    case HT_LOST_CONSUMER: return "CONSUMER";
-    case HT_LOST_THREAD_EXIT: return "THREAD_EXIT";
-    case HT_LOST_SESSION_END: return "SESSION_END";
-    default: return "UNKNOWN";
-    }
-}
-
-/* ---- live blocks ---- */
-
-static size_t slot_of(const ht_cli_live *live, uint64_t address)
-{
-    uint64_t h = (address >> 4) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h ^ (h >> 29)) & (live->capacity - 1);
-}
-
-void ht_cli_live_init(ht_cli_live *live)
-{
-    memset(live, 0, sizeof *live);
-}
-
-void ht_cli_live_free(ht_cli_live *live)
-{
-    free(live->slots);
-    memset(live, 0, sizeof *live);
-}
-
-static bool live_grow(ht_cli_live *live)
-{
-    size_t capacity = live->capacity ? live->capacity * 2 : 1024;
-    ht_cli_block *slots = calloc(capacity, sizeof *slots);
-    if (!slots) {
-        live->failed = true;
-        return false;
-    }
-    ht_cli_block *old = live->slots;
-    size_t old_capacity = live->capacity;
-    live->slots = slots;
-    live->capacity = capacity;
-    for (size_t i = 0; i < old_capacity; i++) {
-        if (!old[i].address)
-            continue;
-        size_t s = slot_of(live, old[i].address);
-        while (slots[s].address)
-            s = (s + 1) & (capacity - 1);
-        slots[s] = old[i];
-    }
-    free(old);
-    return true;
-}
-
-static ht_cli_block *live_lookup(const ht_cli_live *live, uint64_t address)
-{
-    if (!live->capacity)
-        return NULL;
-    for (size_t s = slot_of(live, address);; s = (s + 1) & (live->capacity - 1)) {
-        if (live->slots[s].address == address)
-            return &live->slots[s];
-        if (!live->slots[s].address)
-            return NULL;
-    }
-}
-
-static void account(ht_cli_live *live, const ht_cli_block *block, int sign)
-{
-    live->bytes += sign > 0 ? block->size : (uint64_t)0 - block->size;
-    live->weighted_bytes += sign * (double)block->size * block->weight;
-    live->weighted_count += sign * block->weight;
-}
-
-/* Removes the block in slot s, shifting later members of its run back. */
-static void live_remove_slot(ht_cli_live *live, size_t s)
-{
-    account(live, &live->slots[s], -1);
-    live->count--;
-    size_t mask = live->capacity - 1;
-    size_t hole = s;
-    for (size_t next = (s + 1) & mask; live->slots[next].address; next = (next + 1) & mask) {
-        size_t home = slot_of(live, live->slots[next].address);
-        /* Move it if its home is not in (hole, next], cyclically. */
-        bool in_range = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
-        if (!in_range) {
-            live->slots[hole] = live->slots[next];
-            hole = next;
-        }
-    }
-    memset(&live->slots[hole], 0, sizeof live->slots[hole]);
-}
-
-static void live_insert(ht_cli_live *live, uint64_t address, uint64_t size, uint64_t heap,
-                        double weight, bool replace)
-{
-    if (!address)
-        return;
-    ht_cli_block *existing = live_lookup(live, address);
-    if (existing) {
-        if (!replace)
-            return;
-        account(live, existing, -1);
-        existing->size = size;
-        existing->heap = heap;
-        existing->weight = weight;
-        account(live, existing, 1);
-        return;
-    }
-    if ((live->count + 1) * 2 > live->capacity && !live_grow(live))
-        return;
-    size_t s = slot_of(live, address);
-    while (live->slots[s].address)
-        s = (s + 1) & (live->capacity - 1);
-    live->slots[s] = (ht_cli_block){address, size, heap, weight};
-    live->count++;
-    account(live, &live->slots[s], 1);
-}
-
-static void live_remove(ht_cli_live *live, uint64_t address, ht_cli_block *removed)
-{
-    ht_cli_block *block = live_lookup(live, address);
-    if (!block) {
-        live->unknown_frees++;
-        return;
-    }
-    if (removed)
-        *removed = *block;
-    live_remove_slot(live, (size_t)(block - live->slots));
-}
-
-void ht_cli_live_apply(ht_cli_live *live, const ht_event *e, ht_cli_block *removed)
-{
-    if (removed)
-        memset(removed, 0, sizeof *removed);
-    double weight = e->weight > 0 ? e->weight : 1.0;
-    switch (e->kind) {
-    case HT_EVENT_ALLOC:
-        if (e->u.alloc.Source != MEMORY_FROM_INVALID)
-            live_insert(live, e->u.alloc.Address, e->u.alloc.Size, e->u.alloc.HeapHandle, weight,
-                        true);
-        break;
-    case HT_EVENT_FREE:
-        if (e->u.free.Source != MEMORY_FROM_INVALID && e->u.free.Address)
-            live_remove(live, e->u.free.Address, removed);
-        break;
-    case HT_EVENT_REALLOC:
-        if (e->u.realloc.Source == MEMORY_FROM_INVALID)
-            break;
-        if (e->u.realloc.OldAddress)
-            live_remove(live, e->u.realloc.OldAddress, removed);
-        live_insert(live, e->u.realloc.NewAddress, e->u.realloc.NewSize, e->u.realloc.HeapHandle,
-                    weight, true);
-        break;
-    case HT_EVENT_RUNDOWN_BLOCK:
-        live_insert(live, e->u.rundown_block.Address, e->u.rundown_block.Size,
-                    e->u.rundown_block.HeapHandle, 1.0, false);
-        break;
-    case HT_EVENT_HEAP_DESTROY:
-        for (size_t s = 0; s < live->capacity;) {
-            if (live->slots[s].address && live->slots[s].heap == e->u.heap_destroy.HeapHandle)
-                live_remove_slot(live, s); /* slot s now holds a shifted block: look again */
-            else
-                s++;
-        }
-        break;
-    default:
-        return;
-    }
-    if (live->weighted_bytes > live->peak_bytes) {
-        live->peak_bytes = live->weighted_bytes;
-        live->peak_count = live->weighted_count;
-        live->peak_ns = e->timestamp_ns;
-    }
-}
-
-const ht_cli_block *ht_cli_live_find(const ht_cli_live *live, uint64_t address)
-{
-    return live_lookup(live, address);
-}
-
-const ht_cli_block *ht_cli_live_next(const ht_cli_live *live, size_t *cursor)
-{
-    while (*cursor < live->capacity) {
-        const ht_cli_block *block = &live->slots[(*cursor)++];
-        if (block->address)
-            return block;
-    }
-    return NULL;
 }

@@ -84,7 +84,7 @@ void ht_cli_progress_option(int id);
 
 /* Value parsers: on a bad value they print "bad value 'x' for --option: ..." and return
  * HT_CLI_EXIT_USAGE; 0 on success. */
-int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);    /* decimal or 0x */
+int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);    /* decimal or 0x hex */
 int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /* 4K, 1M, 2GiB */
 /* One of choices (a NULL-terminated list); *index is its position. */
 int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
@@ -137,7 +137,7 @@ int ht_cli_input_close(ht_cli_input *input);
  * --min-size N, --max-size N   only events with a size (ALLOC Size, REALLOC NewSize,
  *                RUNDOWN_BLOCK Size) in [N, M]
  * --from T, --to T   only events with from <= time < to; T is seconds since the trace started
- *                (suffixes ns, us, ms, s), or @NS for an absolute timestamp_ns */
+ *                (cli/durations.h's grammar), or @NS for an absolute timestamp_ns */
 typedef struct ht_cli_filter {
     uint64_t kinds;    /* HT_EVENT_BIT mask, 0: all */
     uint32_t sources;  /* bit per Source value, 0: all */
@@ -168,8 +168,8 @@ typedef struct ht_cli_filter {
     "  --min-size N, --max-size N\n"                                                              \
     "                       only events whose size (ALLOC Size, REALLOC NewSize, RUNDOWN_BLOCK\n" \
     "                       Size) is at least N / at most N bytes\n"                              \
-    "  --from T, --to T     only events in [T, T2): seconds since the trace started (suffixes\n" \
-    "                       ns, us, ms, s), or @NS for an absolute timestamp_ns\n"
+    "  --from T, --to T     only events in [T, T2): a time since the trace started (1.5,\n" \
+    "                       250ms; units ns, us, ms, s, min, h) or @NS, an absolute timestamp_ns\n"
 void ht_cli_filter_init(ht_cli_filter *filter);
 /* Handles one HT_CLI_OPT_EVENT..HT_CLI_OPT_TO option: 0 or HT_CLI_EXIT_USAGE (printed). */
 int ht_cli_filter_option(ht_cli_filter *filter, int id, const char *value);
@@ -210,50 +210,5 @@ void ht_cli_out_json_string(ht_cli_out *out, const char *text); /* quoted and es
 void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* ---- formatting for people ---- */
-/* "512 B", "12.3 KiB", "4.0 MiB", ... into buffer (at least 32 bytes); returns buffer. */
-const char *ht_cli_format_bytes(double bytes, char *buffer);
-/* "1234567" -> "1.23 M" style for counts (at least 32 bytes). */
-const char *ht_cli_format_count(double count, char *buffer);
-/* "1.234 s", "12.3 ms", "850 us" (at least 32 bytes). */
-const char *ht_cli_format_duration(uint64_t ns, char *buffer);
-/* Names used in messages and tables. */
-const char *ht_cli_mode_name(uint32_t mode);        /* "block", "discard", "ring" */
-const char *ht_cli_lost_reason_name(uint32_t reason); /* "BUFFER_FULL", ... */
-
-/* ---- live blocks (FORMAT.md §13) ----
- * The set of blocks alive after each event, with the reconciliation rule for the rundown:
- * RUNDOWN_BLOCK inserts only unknown addresses; ALLOC and REALLOC's new block insert or
- * replace; FREE and REALLOC's old block remove if known (unknown ones are counted, not an
- * error: they predate the trace); HEAP_DESTROY removes the heap's blocks; Source INVALID changes
- * nothing. Sizes are the requested bytes. Memory: one 32-byte slot per live block. */
-typedef struct ht_cli_block {
-    uint64_t address; /* 0: empty slot */
-    uint64_t size;
-    uint64_t heap;
-    double weight;    /* 1, or the sampling weight of the event that made it */
-} ht_cli_block;
-
-typedef struct ht_cli_live {
-    ht_cli_block *slots;
-    size_t capacity; /* power of two */
-    size_t count;    /* live blocks */
-    uint64_t bytes;  /* their sizes */
-    double weighted_bytes, weighted_count; /* estimates for sampled traces (= bytes, count if not) */
-    double peak_bytes;                     /* highest weighted_bytes so far */
-    double peak_count;                     /* weighted blocks at that moment */
-    uint64_t peak_ns;                      /* when (timestamp_ns) */
-    uint64_t unknown_frees;                /* FREE / REALLOC old blocks not in the set */
-    bool failed;                           /* out of memory: results incomplete */
-} ht_cli_live;
-void ht_cli_live_init(ht_cli_live *live);
-void ht_cli_live_free(ht_cli_live *live);
-/* Applies one event. If removed is not NULL it receives the block a FREE or REALLOC took out
- * (address 0 if none). */
-void ht_cli_live_apply(ht_cli_live *live, const ht_event *event, ht_cli_block *removed);
-/* The block at address, or NULL. */
-const ht_cli_block *ht_cli_live_find(const ht_cli_live *live, uint64_t address);
-/* Iteration: start with *cursor = 0; NULL at the end. */
-const ht_cli_block *ht_cli_live_next(const ht_cli_live *live, size_t *cursor);
 
 #endif

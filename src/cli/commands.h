@@ -18,8 +18,7 @@
  *     clear errors (exit code 2 for a missing file, 3 for a damaged one);
  *   - ht_cli_filter_*: the filters as dump applies them;
  *   - ht_cli_out_*: fast buffered output (numbers, hex, JSON strings) to stdout or a file;
- *   - ht_cli_format_bytes / _count / _duration for tables;
- *   - ht_cli_live_*: the live-block set with FORMAT.md §13's rundown rule (peak, leaks).
+ *   - numbers for people through analyze/units.h (hti_format_bytes / _count / _time);
  *
  * Helpers shared by two commands each:
  *   - tracing_options.h (record, start): HT_CLI_TRACING_OPTIONS adds --stacks, --unwind, --mode,

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyze/units.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "heaptrail/trace.h"
@@ -566,7 +567,7 @@ static int run_simple(int argc, char **argv, const char *help, const char *comma
 
 static void show_status(const target *t, const char *reply)
 {
-    char a[32], value[PATH_MAX];
+    char a[HTI_NUMBER_MAX], value[PATH_MAX];
     if (reply_number(reply, "active") == 0) {
         printf("process %ld (%s): not tracing\n", t->pid, t->command);
         return;
@@ -584,18 +585,22 @@ static void show_status(const target *t, const char *reply)
         printf("sampled every %llu bytes\n", sample);
     else
         printf("every allocation\n");
-    printf("  %llu events written, %llu lost, %s, %llu threads\n",
-           reply_number(reply, "events"), reply_number(reply, "lost"),
-           ht_cli_format_bytes((double)reply_number(reply, "bytes"), a),
+    char events[HTI_NUMBER_MAX], lost[HTI_NUMBER_MAX];
+    printf("  %s events written, %s lost, %s, %llu threads\n",
+           hti_format_count(events, sizeof events, (double)reply_number(reply, "events")),
+           hti_format_count(lost, sizeof lost, (double)reply_number(reply, "lost")),
+           hti_format_bytes(a, sizeof a, (double)reply_number(reply, "bytes")),
            reply_number(reply, "threads"));
 }
 
 static void show_stop(const target *t, const char *reply)
 {
-    char a[32], value[PATH_MAX];
-    printf("process %ld (%s): stopped tracing; %llu events, %llu lost, %s written to %s\n",
-           t->pid, t->command, reply_number(reply, "events"), reply_number(reply, "lost"),
-           ht_cli_format_bytes((double)reply_number(reply, "bytes"), a),
+    char a[HTI_NUMBER_MAX], events[HTI_NUMBER_MAX], lost[HTI_NUMBER_MAX], value[PATH_MAX];
+    printf("process %ld (%s): stopped tracing; %s events, %s lost, %s written to %s\n",
+           t->pid, t->command,
+           hti_format_count(events, sizeof events, (double)reply_number(reply, "events")),
+           hti_format_count(lost, sizeof lost, (double)reply_number(reply, "lost")),
+           hti_format_bytes(a, sizeof a, (double)reply_number(reply, "bytes")),
            *reply_value(reply, "output", value, sizeof value) ? value : "its descriptor");
 }
 

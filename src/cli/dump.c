@@ -292,7 +292,7 @@ static void write_text(ht_cli_out *out, const ht_event *e, uint64_t start)
     case HT_EVENT_LOST:
         field_u64(out, "Count", e->u.lost.Count);
         field_u64(out, "LostThread", e->u.lost.LostThread);
-        field_str(out, "Reason", ht_cli_lost_reason_name(e->u.lost.Reason));
+        field_str(out, "Reason", ht_lost_reason_name(e->u.lost.Reason));
         field_u64(out, "FirstTimestamp", e->u.lost.FirstTimestamp);
         field_u64(out, "LastTimestamp", e->u.lost.LastTimestamp);
         break;
@@ -316,7 +316,7 @@ static void write_text_header(ht_cli_out *out, const ht_trace_info *info)
     ht_cli_out_str(out, info->command_line);
     ht_cli_out_printf(out, "\n# format %u.%u, mode %s, stack depth %u, %s%s; times are seconds "
                            "since the start (timestamp_ns %llu)\n",
-                      info->version_major, info->version_minor, ht_cli_mode_name(info->mode),
+                      info->version_major, info->version_minor, ht_trace_mode_name(info->mode),
                       info->stack_depth, info->sample_interval ? "sampled" : "not sampled",
                       info->complete ? "" : ", incomplete (no footer)",
                       (unsigned long long)info->start_ns);

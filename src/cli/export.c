@@ -16,8 +16,10 @@
 #include "cli/commands.h"
 
 static const char usage_text[] =
-    "usage: heaptrail export FILE --format chrome|massif|folded|pprof [options]\n"
+    "Usage: heaptrail export --format chrome|massif|folded|pprof [OPTIONS] FILE\n"
+    "Write a trace in another tool's format.\n"
     "\n"
+    "Options:\n"
     "  --format chrome      Chrome/Perfetto trace JSON: live bytes per heap over time,\n"
     "                       INVALID, lost and heap events, heap and large-block lifetimes\n"
     "  --format massif      valgrind massif format, for ms_print and massif-visualizer\n"

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyze/analysis.h"
+#include "analyze/units.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "tracing_options.h"
@@ -353,25 +355,27 @@ static void summarize(const char *shown_path, const char *path, const char *prog
      * from the chunk headers and the footer, the heaps' state from the footer (the tracer took
      * it at the stop), so the summary costs the same for any length of recording. */
     const ht_trace_info *info = ht_reader_info(reader);
-    char a[32], b[32], c[32];
-    fprintf(stderr, "heaptrail: %s events", ht_cli_format_count((double)info->events, a));
-    if (info->footer_counts)
-        fprintf(stderr, ", %llu lost", (unsigned long long)info->footer_lost);
-    fprintf(stderr, ", %s (%.1f bytes/event)", ht_cli_format_bytes((double)info->file_size, b),
-            info->events ? (double)info->file_size / (double)info->events : 0.0);
-    if (info->end_state) {
+    ht_trace_summary summary;
+    ht_trace_summary_of_info(info, &summary);
+    char a[HTI_NUMBER_MAX], b[HTI_NUMBER_MAX], c[HTI_NUMBER_MAX];
+    fprintf(stderr, "heaptrail: %s events", hti_format_count(a, sizeof a, (double)summary.events));
+    if (summary.lost_known)
+        fprintf(stderr, ", %s lost", hti_format_count(a, sizeof a, (double)summary.lost));
+    fprintf(stderr, ", %s (%.1f bytes/event)",
+            hti_format_bytes(b, sizeof b, (double)info->file_size),
+            summary.events ? (double)info->file_size / (double)summary.events : 0.0);
+    if (summary.end_known) {
         fprintf(stderr, "; %s in %s block%s live %s, peak committed %s; peak live bytes: "
                         "heaptrail stats %s\n",
-                ht_cli_format_bytes((double)info->end_live_bytes, a),
-                ht_cli_format_count((double)info->end_live_blocks, b),
-                info->end_live_blocks == 1 ? "" : "s",
-                info->stopped_at_exit ? "at exit" : "when tracing stopped",
-                ht_cli_format_bytes((double)info->peak_committed, c), shown_path);
+                hti_format_bytes(a, sizeof a, summary.end_bytes),
+                hti_format_count(b, sizeof b, summary.end_blocks),
+                summary.end_blocks == 1 ? "" : "s", summary.end_when,
+                hti_format_bytes(c, sizeof c, (double)summary.peak_committed), shown_path);
     } else {
         /* A footer from a crash flush, from an older tracer, or none: what it lacks needs the
          * events read. */
         fprintf(stderr, "; %speak and live blocks: heaptrail stats %s\n",
-                info->footer_counts ? "" : "lost events, ", shown_path);
+                summary.lost_known ? "" : "lost events, ", shown_path);
     }
     if (!info->complete)
         fprintf(stderr, "heaptrail: the trace has no footer: the program did not exit normally "

@@ -13,14 +13,15 @@
 
 #include "cli/analysis_options.h"
 #include "cli/commands.h"
+#include "cli/durations.h"
 
 static const char usage_text[] =
-    "usage: heaptrail report FILE [options]\n"
-    "\n"
+    "Usage: heaptrail report [OPTIONS] FILE\n"
     "Leaks, the peak and the stacks that held it, top allocation sites by bytes and by count,\n"
     "temporary allocations, a size histogram, the Source breakdown per heap and per site,\n"
     "INVALID events (double frees, foreign frees, failed allocations) and lost events.\n"
     "\n"
+    "Options:\n"
     "  --format text|json   output format (default text; the JSON schema is in README.md)\n"
     "  --top N              entries per list (default 10)\n"
     "  --window A..B        WPA lifetime classes (AIFI, AIFO, AOFI, AOFO) and impacting size\n"
@@ -83,13 +84,13 @@ int ht_cli_report(int argc, char **argv)
             report.top = (unsigned)value;
             break;
         case OPT_WINDOW:
-            if (ht_parse_window(optarg, &settings->window_begin_ns, &settings->window_end_ns))
+            if (hti_parse_window(optarg, &settings->window_begin_ns, &settings->window_end_ns))
                 return ht_cli_usage_error("bad value '%s' for --window: expected A..B, A.. or "
                                           "..B with A < B, e.g. 1.5s..3s", optarg);
             settings->window = true;
             break;
         case OPT_TEMPORARY:
-            if (ht_parse_duration(optarg, &settings->temporary_threshold_ns))
+            if (hti_parse_duration(optarg, &settings->temporary_threshold_ns))
                 return ht_cli_usage_error("bad value '%s' for --temporary-threshold: expected "
                                           "a duration such as 500ns, 10us or 1ms", optarg);
             break;

@@ -6,6 +6,8 @@
  * advance. The CRC table is built once (hti_crc32c_init) before any session or reader uses it. */
 #include "format.h"
 
+#include "heaptrail/trace.h"
+
 #include <errno.h>
 #include <pthread.h>
 
@@ -457,6 +459,28 @@ const char *ht_source_name(unsigned source)
     case MEMORY_FROM_INVALID: return "MEMORY_FROM_INVALID";
     case MEMORY_FROM_SEGMENT_HEAP: return "MEMORY_FROM_SEGMENT_HEAP";
     default: return "MEMORY_FROM_UNKNOWN";
+    }
+}
+
+const char *ht_lost_reason_name(unsigned reason)
+{
+    switch (reason) {
+    case HT_LOST_BUFFER_FULL: return "BUFFER_FULL";
+    case HT_LOST_WRITE_FAILED: return "WRITE_FAILED";
+    case HT_LOST_CONSUMER: return "CONSUMER";
+    case HT_LOST_THREAD_EXIT: return "THREAD_EXIT";
+    case HT_LOST_SESSION_END: return "SESSION_END";
+    default: return "UNKNOWN";
+    }
+}
+
+const char *ht_trace_mode_name(unsigned mode)
+{
+    switch (mode) {
+    case HT_TRACE_MODE_BLOCK: return "block";
+    case HT_TRACE_MODE_DISCARD: return "discard";
+    case HT_TRACE_MODE_RING: return "ring";
+    default: return "unknown";
     }
 }
 

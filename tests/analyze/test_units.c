@@ -1,5 +1,5 @@
-/* test_units.c — the analysis library's building blocks on their own: the duration, window and
- * size parsers (every accepted and rejected form), the live-block table against a simple model
+/* test_units.c — the analysis library's building blocks on their own: the duration and window
+ * parsers (every accepted and rejected form), the live-block table against a simple model
  * over random inserts and deletions (backward-shift deletion must keep every block findable),
  * the key map, the string pool and the number formats. Arguments: [--seed N] [--ops N]. */
 #include <inttypes.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "analyze/analyze_internal.h"
+#include "cli/durations.h"
 
 static int failures;
 
@@ -42,47 +43,32 @@ static void test_durations(void)
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint64_t ns = 99;
-        int r = ht_parse_duration(good[i].text, &ns);
+        int r = hti_parse_duration(good[i].text, &ns);
         CHECK(r == 0 && ns == good[i].ns, "duration %s: %d, %" PRIu64, good[i].text, r, ns);
     }
     static const char *const bad[] = {"", "s", "-1s", "1 s", "1ss", "1e3", "0x10", "inf", "nan",
                                       "1.2.3s", "1sec", "1S", "99999999999h", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t ns;
-        CHECK(ht_parse_duration(bad[i], &ns) != 0, "duration '%s' accepted", bad[i]);
+        CHECK(hti_parse_duration(bad[i], &ns) != 0, "duration '%s' accepted", bad[i]);
     }
 }
 
 static void test_windows(void)
 {
     uint64_t b, e;
-    CHECK(ht_parse_window("1.5s..3s", &b, &e) == 0 && b == 1500000000 && e == 3000000000,
+    CHECK(hti_parse_window("1.5s..3s", &b, &e) == 0 && b == 1500000000 && e == 3000000000,
           "1.5s..3s");
-    CHECK(ht_parse_window("200ms..", &b, &e) == 0 && b == 200000000 && e == HT_ANALYSIS_NO_END,
+    CHECK(hti_parse_window("200ms..", &b, &e) == 0 && b == 200000000 && e == HT_ANALYSIS_NO_END,
           "200ms..");
-    CHECK(ht_parse_window("..2s", &b, &e) == 0 && b == 0 && e == 2000000000, "..2s");
-    CHECK(ht_parse_window("..", &b, &e) == 0 && b == 0 && e == HT_ANALYSIS_NO_END, "..");
+    CHECK(hti_parse_window("..2s", &b, &e) == 0 && b == 0 && e == 2000000000, "..2s");
+    CHECK(hti_parse_window("..", &b, &e) == 0 && b == 0 && e == HT_ANALYSIS_NO_END, "..");
     static const char *const bad[] = {"", "1s", "2s..1s", "1s..1s", "1s...2s", "a..b",
                                       "1s..2s..3s", "..0", "1s..-2s", NULL};
     for (size_t i = 0; bad[i]; i++)
-        CHECK(ht_parse_window(bad[i], &b, &e) != 0, "window '%s' accepted", bad[i]);
+        CHECK(hti_parse_window(bad[i], &b, &e) != 0, "window '%s' accepted", bad[i]);
 }
 
-static void test_sizes(void)
-{
-    uint64_t v;
-    CHECK(ht_parse_size("4096", &v) == 0 && v == 4096, "4096");
-    CHECK(ht_parse_size("64k", &v) == 0 && v == 65536, "64k");
-    CHECK(ht_parse_size("1M", &v) == 0 && v == 1 << 20, "1M");
-    CHECK(ht_parse_size("2gb", &v) == 0 && v == 2ull << 30, "2gb");
-    static const char *const bad[] = {"", "k", "-1", "1.5m", "1t", "1kk",
-                                      "99999999999999999999", "18014398509481984k", NULL};
-    for (size_t i = 0; bad[i]; i++)
-        CHECK(ht_parse_size(bad[i], &v) != 0, "size '%s' accepted", bad[i]);
-}
-
-/* The block table against a plain array model. Addresses are drawn from a small range so
- * clusters form and deletions shift entries, wrapping around the table's end too. */
 static void test_blocks(uint64_t seed, size_t ops)
 {
     enum { SLOTS = 4096 };
@@ -183,7 +169,6 @@ int main(int argc, char **argv)
     }
     test_durations();
     test_windows();
-    test_sizes();
     test_blocks(seed, ops);
     test_map_and_strings();
     test_formats();

@@ -750,10 +750,10 @@ def test_live_set():
 
 def summary_live(stderr):
     """(blocks, "at exit" or "when tracing stopped") from record's summary line, or None."""
-    m = re.search(r"; [\d.]+ (?:B|KiB|MiB|GiB) in (\d+) blocks? live (at exit|when tracing "
+    m = re.search(r"; [\d.]+ (?:B|KiB|MiB|GiB) in ([\d,]+) blocks? live (at exit|when tracing "
                   r"stopped), peak committed [\d.]+ (?:B|KiB|MiB|GiB); peak live bytes: "
                   r"heaptrail stats \S+\n", stderr.decode())
-    return (int(m.group(1)), m.group(2)) if m else None
+    return (int(m.group(1).replace(",", "")), m.group(2)) if m else None
 
 
 def test_record_summary():
@@ -788,6 +788,61 @@ def test_record_summary():
         live = summary_live(p.stderr)
         check(live and live[1] == "at exit", "record's summary: %r" % p.stderr.decode())
         check(trace_check(trace)["stopped_at_exit"] == 1, "the footer's at-exit flag")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_one_bottom_line():
+    """record's summary, stats and report print the same bottom line for the same trace: events,
+    lost events, the live set at the end (the footer's exact count), peak committed; and stats
+    and report the same peak of the model. Block, ring and sampled traces."""
+    work = scratch()
+    try:
+        for name, options in (("block", []), ("ring", ["--mode", "ring"]),
+                              ("sampled", ["--sample", "65536"])):
+            trace = os.path.join(work, name + ".trace")
+            p = heaptrail("record", *options, "-o", trace, "--", ARGS.bin["live_check"], "3",
+                          "6000", env=base_env(work), cwd=work, check_code=0)
+            err = p.stderr.decode()
+            m = re.search(r"heaptrail: ([\d,]+) events, ([\d,]+) lost, .*; (\S+ \S+ in [\d,]+ "
+                          r"blocks?) live (at exit|when tracing stopped), peak committed "
+                          r"(\S+ \S+);", err)
+            check(m, "%s: record's summary: %r" % (name, err))
+            if not m:
+                continue
+            events, lost = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
+            live_text, when, committed_text = m.group(3), m.group(4), m.group(5)
+            st = stats_json(trace)
+            rep = json.loads(heaptrail("report", "--no-symbols", "--format", "json", trace,
+                                       check_code=0).stdout)["totals"]
+            for key in ("events", "lost", "live_blocks", "live_bytes", "live_when",
+                        "live_exact", "peak_committed", "peak_bytes", "peak_blocks", "peak_ns",
+                        "invalid"):
+                check(st.get(key) == rep.get(key), "%s: %s: stats %r, report %r" % (
+                    name, key, st.get(key), rep.get(key)))
+            check((st["events"], st["lost"], st["live_when"]) == (events, lost, when),
+                  "%s: stats %s; record said %d events, %d lost, %s" % (name, st, events, lost,
+                                                                        when))
+            check(st["live_exact"], "%s: the live set is not the footer's" % name)
+            check(st["live_blocks"] == int(re.search(r"in ([\d,]+) block", live_text).group(1)
+                                           .replace(",", "")), "%s: live blocks" % name)
+            stats_text = heaptrail("stats", trace, check_code=0).stdout.decode()
+            report_text = heaptrail("report", "--no-symbols", trace, check_code=0).stdout.decode()
+            line = "%s %s (the heaps' own count)" % (live_text, when)
+            check(("live at end    " + line) in stats_text, "%s: stats text lacks %r:\n%s" % (
+                name, line, stats_text))
+            check(("live at end      " + line) in report_text, "%s: report text lacks %r" % (
+                name, line))
+            for text, what in ((stats_text, "stats"), (report_text, "report")):
+                check("peak committed" in text and committed_text in text,
+                      "%s: %s lacks peak committed %s" % (name, what, committed_text))
+                peak = re.search(r"peak live +(.*)\n", text)
+                check(peak, "%s: %s has no peak live line" % (name, what))
+            peaks = [re.search(r"peak live +(.*)\n", t) for t in (stats_text, report_text)]
+            check(all(peaks) and peaks[0].group(1) == peaks[1].group(1),
+                  "%s: peak lines differ: %s" % (name, [x and x.group(1) for x in peaks]))
+        sampled = stats_json(os.path.join(work, "sampled.trace"))
+        check(sampled["sample_interval"] == 65536, "the sampled trace is not sampled")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -999,7 +1054,7 @@ def test_control():
         check("tracing to %s" % trace in human and "mode block" in human, human)
         heaptrail("snapshot", pid, check_code=0)
         p = heaptrail("stop", pid, check_code=0)
-        check(re.search(r"stopped tracing; \d+ events, 0 lost", p.stdout.decode()),
+        check(re.search(r"stopped tracing; [\d,]+ events, 0 lost", p.stdout.decode()),
               "stop: %r" % p.stdout.decode())
         target.command("alloc 3333 30")
         rows = dump_rows(trace)

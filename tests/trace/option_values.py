@@ -8,13 +8,15 @@
                switched off; no trace file is created, no control socket appears.
   agreement    a table of values for buffer, sample, compress, stacks, mode and unwind given to
                `heaptrail record --OPTION=VALUE`, to the HEAPTRAIL_* variable, and to the control
-               protocol's start request: all three give the same verdict, the expected one.
+               protocol's start request: all three give the same verdict, the expected one, and
+               a refusal gives the same reason in all three (the words after "VALUE: ").
 
 Usage: option_values.py environment|agreement --preload SO --heaptrail BIN --target BIN
 Exit status: 0 pass, 1 fail. Standard library only.
 """
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -211,7 +213,9 @@ def env_verdict(work, variable, value):
         check(err == "", "%s: traced, but said %r" % (what, err))
         return True
     check(len(err.splitlines()) == 1, "%s: not traced, and said %r" % (what, err))
-    return False
+    m = re.search(r'^heaptrail: %s="[^"]*": (.*?); ' % re.escape(variable), err)
+    check(m, "%s: the refusal %r does not have the form of the others" % (what, err))
+    return m.group(1)
 
 
 def cli_verdict(work, option, value):
@@ -231,7 +235,9 @@ def cli_verdict(work, option, value):
         return True
     check(p.returncode == 1 and "bad value" in err,
           "%s: exit status %d; stderr %r" % (what, p.returncode, err))
-    return False
+    m = re.search(r"bad value '[^']*' for --%s: (.*)$" % re.escape(option), err.splitlines()[0])
+    check(m, "%s: the refusal %r does not have the form of the others" % (what, err))
+    return m.group(1)
 
 
 class Target:
@@ -274,7 +280,9 @@ def control_verdict(target, key, value):
         check(stop.startswith("ok\n"), "%s: stop answered %r" % (what, stop))
         return True
     check(reply.startswith("error EINVAL "), "%s: replied %r" % (what, reply))
-    return False
+    m = re.search(r'^error EINVAL .*?%s="[^"]*": (.*)$' % re.escape(key), reply.splitlines()[0])
+    check(m, "%s: the refusal %r does not have the form of the others" % (what, reply))
+    return m.group(1)
 
 
 def agreement(work):
@@ -287,10 +295,13 @@ def agreement(work):
                 verdicts = {"record": cli_verdict(work, option, value),
                             "environment": env_verdict(work, variable, value),
                             "control": control_verdict(target, key, value)}
-                check(set(verdicts.values()) == {expected},
+                accepted_by = {k: v is True for k, v in verdicts.items()}
+                check(set(accepted_by.values()) == {expected},
                       "%s=%r: expected %s, got %s" % (option, value,
                                                       "accepted" if expected else "refused",
                                                       verdicts))
+                check(expected or len(set(verdicts.values())) == 1,
+                      "%s=%r: refused for different reasons: %s" % (option, value, verdicts))
                 count += 1
     finally:
         err = target.close()

@@ -1,5 +1,6 @@
-/* parse.c — the argument syntax `report` and `export` share: durations ("1.5s", "200ms"),
- * windows ("A..B", "A..", "..B", relative to the trace start) and sizes ("64k").
+/* durations.c — the duration and window grammar of the command line (contract in durations.h):
+ * "1.5s", "200ms", and windows "A..B", "A..", "..B" relative to the trace start. Sizes and counts
+ * have one grammar for every front end, the tracer's (src/trace/options.c).
  *
  * Strict: a value is a decimal number (optionally with a fraction) followed by exactly one
  * known unit; anything else, overflow included, is -EINVAL. */
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/analysis.h"
+#include "cli/durations.h"
 
 /* Parses "digits[.digits]" at *text; the value in *value, the end in *end. */
 static int parse_decimal(const char *text, double *value, const char **end)
@@ -66,12 +67,12 @@ static int parse_duration_n(const char *text, size_t length, uint64_t *ns)
     return -EINVAL;
 }
 
-int ht_parse_duration(const char *text, uint64_t *ns)
+int hti_parse_duration(const char *text, uint64_t *ns)
 {
     return text ? parse_duration_n(text, strlen(text), ns) : -EINVAL;
 }
 
-int ht_parse_window(const char *text, uint64_t *begin_ns, uint64_t *end_ns)
+int hti_parse_window(const char *text, uint64_t *begin_ns, uint64_t *end_ns)
 {
     if (!text)
         return -EINVAL;
@@ -90,50 +91,4 @@ int ht_parse_window(const char *text, uint64_t *begin_ns, uint64_t *end_ns)
     *begin_ns = begin;
     *end_ns = end;
     return 0;
-}
-
-int ht_parse_size(const char *text, uint64_t *bytes)
-{
-    if (!text || !*text)
-        return -EINVAL;
-    uint64_t v = 0;
-    const char *p = text;
-    while (*p >= '0' && *p <= '9') {
-        unsigned d = (unsigned)(*p++ - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -EINVAL;
-        v = v * 10 + d;
-    }
-    if (p == text)
-        return -EINVAL;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    default: break;
-    }
-    if (*p == 'b' || *p == 'B')
-        p++;
-    if (*p || (shift && v > (UINT64_MAX >> shift)))
-        return -EINVAL;
-    *bytes = v << shift;
-    return 0;
-}
-
-int ht_match_option(int argc, char **argv, int *i, const char *name, const char *alias,
-                    const char **value)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) == 0 && arg[n] == '=') {
-        *value = arg + n + 1;
-        return 1;
-    }
-    if (strcmp(arg, name) != 0 && !(alias && strcmp(arg, alias) == 0))
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
-    *value = argv[++*i];
-    return 1;
 }
