@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "analyze/analyze_internal.h"
+#include "analyze/progress.h"
 #include "heaptrail/trace.h"
 
 #define BATCH_EVENTS 4096
@@ -588,43 +589,6 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     return 0;
 }
 
-/* ---- progress ---- */
-
-typedef struct progress {
-    bool on;
-    double started, last;
-    uint64_t total;
-    const char *label;
-    bool printed;
-} progress;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void progress_tick(progress *p, uint64_t done)
-{
-    double t = now_seconds();
-    if (t - p->last < 0.5 || t - p->started < 1.0)
-        return;
-    p->last = t;
-    p->printed = true;
-    double share = p->total ? 100.0 * (double)done / (double)p->total : 0;
-    fprintf(stderr, "\r%s: %5.1f%% (%.1f M of %.1f M events, %.0f s)", p->label,
-            share > 100 ? 100.0 : share, (double)done / 1e6, (double)p->total / 1e6,
-            t - p->started);
-    fflush(stderr);
-}
-
-static void progress_end(progress *p)
-{
-    if (p->printed)
-        fprintf(stderr, "\r%*s\r", 72, "");
-}
-
 /* ---- the feeder: decoding on a thread of its own ---- */
 
 #define FEED_BUFFERS 4
@@ -756,10 +720,10 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
     uint64_t start = a->info->start_ns;
     uint64_t interval = hooks ? hooks->sample_interval_ns : 0;
     p.next_sample = interval ? start + interval : UINT64_MAX;
-    progress pr = {.on = a->options.progress > 0 || (a->options.progress < 0 && isatty(2)),
-                   .total = a->info->events,
-                   .label = a->options.progress_label ? a->options.progress_label : "analysis"};
-    pr.started = pr.last = now_seconds();
+    /* The results are written after the line is erased: it may share a terminal with them. */
+    hti_progress pr;
+    hti_progress_init(&pr, a->options.progress, a->options.progress_label, "events",
+                      a->info->events);
     int status = 0;
     for (;;) {
         ht_event *events;
@@ -791,15 +755,14 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
         feeder_done(&feed);
         if (status)
             break;
-        if (pr.on)
-            progress_tick(&pr, a->events);
+        hti_progress_update(&pr, a->events);
     }
     feeder_stop(&feed);
     if (status == -ENOMEM)
         return status;
     if (p.in_rundown)
         rundown_end(a, &p);
-    progress_end(&pr);
+    hti_progress_done(&pr);
     /* Blocks still live: leaks; for the window, they were never freed. */
     uint64_t end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
     if (a->window_sites || (hooks && hooks->block_end)) {

@@ -197,55 +197,6 @@ void ht_cli_progress_option(int id)
     progress_mode = id == HT_CLI_OPT_PROGRESS ? 1 : 0;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void ht_cli_progress_init(ht_cli_progress *p, const char *what, uint64_t total)
-{
-    memset(p, 0, sizeof *p);
-    /* Automatic: only when the line cannot mix with output on the same terminal. */
-    p->enabled = progress_mode == 1 ||
-                 (progress_mode == -1 && isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO));
-    p->total = total;
-    p->what = what;
-    p->started_ns = p->last_ns = now_ns();
-}
-
-void ht_cli_progress_update(ht_cli_progress *p, uint64_t done)
-{
-    if (!p->enabled)
-        return;
-    uint64_t now = now_ns();
-    if (now - p->started_ns < 500000000u || now - p->last_ns < 200000000u)
-        return;
-    p->last_ns = now;
-    char count[HTI_NUMBER_MAX], total[HTI_NUMBER_MAX];
-    hti_format_count(count, sizeof count, (double)done);
-    if (p->total) {
-        double percent = 100.0 * (double)done / (double)p->total;
-        fprintf(stderr, "\rheaptrail: %s: %3.0f%% (%s of %s %s)\033[K", command_name,
-                percent > 100 ? 100 : percent, count, hti_format_count(total, sizeof total, (double)p->total),
-                p->what);
-    } else {
-        fprintf(stderr, "\rheaptrail: %s: %s %s\033[K", command_name, count, p->what);
-    }
-    fflush(stderr);
-    p->shown = true;
-}
-
-void ht_cli_progress_done(ht_cli_progress *p)
-{
-    if (p->shown) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-    }
-    p->shown = false;
-}
-
 /* ---- input ---- */
 
 /* Prints the reader's warnings that were not printed yet. */
@@ -320,7 +271,9 @@ int ht_cli_input_open(ht_cli_input *in, const char *path)
         return HT_CLI_EXIT_IO;
     }
     print_new_warnings(in);
-    ht_cli_progress_init(&in->progress, "events", in->info->events);
+    /* The events go out while the line is up: not on the terminal it is drawn on. */
+    int mode = progress_mode < 0 && isatty(STDOUT_FILENO) ? 0 : progress_mode;
+    hti_progress_init(&in->progress, mode, command_name, "events", in->info->events);
     return HT_CLI_EXIT_OK;
 }
 
@@ -331,11 +284,11 @@ size_t ht_cli_input_next(ht_cli_input *in, const ht_event **events)
     long n = ht_reader_read(in->reader, in->events, in->capacity);
     if (n <= 0) {
         in->status = n < 0 ? (int)n : 0;
-        ht_cli_progress_done(&in->progress); /* before the command prints its results */
+        hti_progress_done(&in->progress); /* before the command prints its results */
         return 0;
     }
     in->delivered += (uint64_t)n;
-    ht_cli_progress_update(&in->progress, in->delivered);
+    hti_progress_update(&in->progress, in->delivered);
     *events = in->events;
     return (size_t)n;
 }
@@ -345,7 +298,7 @@ int ht_cli_input_close(ht_cli_input *in)
     int code = HT_CLI_EXIT_OK;
     if (!in->reader)
         return code;
-    ht_cli_progress_done(&in->progress);
+    hti_progress_done(&in->progress);
     print_new_warnings(in);
     if (in->status) {
         ht_cli_error("'%s': %s (after %llu events)", in->path, ht_reader_error(in->reader),

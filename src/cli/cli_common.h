@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "heaptrail/events.h"
+#include "analyze/progress.h"
 #include "heaptrail/reader.h"
 
 /* ---- exit codes (documented in README.md, "Command line") ---- */
@@ -78,7 +79,7 @@ enum {
 #define HT_CLI_PROGRESS_HELP                                                                       \
     "  --progress, --no-progress\n"                                                                \
     "                       show (hide) a progress line on stderr; default: shown for long\n"     \
-    "                       reads when stderr is a terminal and standard output is not\n"
+    "                       reads when stderr is a terminal (dump: and stdout is not)\n"
 /* Handles HT_CLI_OPT_PROGRESS / HT_CLI_OPT_NO_PROGRESS. */
 void ht_cli_progress_option(int id);
 
@@ -90,18 +91,6 @@ int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /*
 int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
                         int *index);
 
-/* ---- progress line ---- */
-typedef struct ht_cli_progress {
-    bool enabled;       /* decided at init: forced, or stderr is a terminal and stdout not */
-    bool shown;         /* a line is on the screen */
-    uint64_t total;     /* 0: unknown */
-    uint64_t started_ns, last_ns;
-    const char *what;   /* "events" */
-} ht_cli_progress;
-void ht_cli_progress_init(ht_cli_progress *progress, const char *what, uint64_t total);
-/* Cheap to call often: draws at most 5 times a second, and only after half a second. */
-void ht_cli_progress_update(ht_cli_progress *progress, uint64_t done);
-void ht_cli_progress_done(ht_cli_progress *progress); /* erases the line */
 
 /* ---- reading a trace ----
  * ht_cli_input_open opens a trace and prints what went wrong:
@@ -120,7 +109,7 @@ typedef struct ht_cli_input {
     uint64_t delivered;
     int status;       /* 0, or the negative errno of a read error */
     size_t warnings_seen;
-    ht_cli_progress progress;
+    hti_progress progress;
 } ht_cli_input;
 int ht_cli_input_open(ht_cli_input *input, const char *path);
 /* Next batch: count (> 0), 0 at the end or after an error (see ht_cli_input_close). */
