@@ -386,6 +386,156 @@ static inline uint32_t heap_cached(ht_analysis *a, pass *p, uint64_t handle)
     return p->heap_cache_index;
 }
 
+/* ---- applying one event ----
+ * One function per kind; each is inlined into apply's switch. Those that can run out of memory
+ * return 0 or -ENOMEM. */
+
+/* A FREE, or a REALLOC's old block: the block b (of thread t's operation) leaves the model. */
+static inline void release_block(ht_analysis *a, hti_thread *t, hti_block *b, uint32_t source,
+                                 uint64_t now, const hti_hooks *hooks)
+{
+    if (is_temporary(a, t, b, b->address, now))
+        mark_temporary(a, b);
+    double w = b->weight, bytes = (double)hti_block_size(b) * w;
+    unsigned src = source < HT_SOURCE_COUNT ? source : 0;
+    hti_heap *h = &a->heaps[hti_block_heap(b)];
+    h->free_count[src] += w;
+    h->free_bytes[src] += bytes;
+    a->free_count += w;
+    a->free_bytes += bytes;
+    account_release(a, b, now, hooks);
+    hti_blocks_remove(&a->blocks, b);
+}
+
+/* ALLOC: a block, or an INVALID (failed) allocation. */
+static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64_t now)
+{
+    const hti_hooks *hooks = p->hooks;
+    const ETW_HEAP_EVENT_ALLOC *x = &e->u.alloc;
+    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    uint32_t site = stack_site(a, e->stack_id);
+    uint32_t heap = heap_cached(a, p, x->HeapHandle);
+    count_op(a, &a->heaps[heap], t, HT_OP_ALLOC, x->Source, e->weight,
+             (double)x->Size * e->weight);
+    if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
+        record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
+        last_alloc_clear(a, t);
+        if (hooks && hooks->notable)
+            hooks->notable(hooks->context, a, e, site);
+        return 0;
+    }
+    a->alloc_count += e->weight;
+    a->alloc_bytes += (double)x->Size * e->weight;
+    count_allocation(a, &a->sites[site], &a->heaps[heap], x->Size, x->Source, e->weight);
+    if (add_block(a, x->Address, x->Size, heap, site, e->weight, now, hooks) != 0)
+        return -ENOMEM;
+    last_alloc_set(a, t, x->Address);
+    return 0;
+}
+
+/* FREE: the block leaves the model; a free the model cannot place is counted, not applied. */
+static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64_t now)
+{
+    const hti_hooks *hooks = p->hooks;
+    const ETW_HEAP_EVENT_FREE *x = &e->u.free;
+    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    uint32_t heap = heap_cached(a, p, x->HeapHandle);
+    hti_block *b = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
+    bool released = b && x->Source != MEMORY_FROM_INVALID;
+    count_op(a, &a->heaps[heap], t, HT_OP_FREE, x->Source, 1,
+             released ? (double)hti_block_size(b) * b->weight : 0);
+    if (!x->Address) /* free(NULL) */
+        return;
+    if (x->Source == MEMORY_FROM_INVALID) {
+        uint32_t site = stack_site(a, e->stack_id);
+        hti_invalid_kind kind = b ? (hti_block_heap(b) != heap ? HTI_INVALID_WRONG_HEAP
+                                                               : HTI_INVALID_REJECTED_FREE)
+                            : a->recent_frees[recent_slot(x->Address)] == x->Address
+                                ? HTI_INVALID_DOUBLE_FREE
+                                : HTI_INVALID_UNKNOWN_FREE;
+        record_invalid(a, e, kind, site, heap, x->Address, 0);
+        last_alloc_clear(a, t);
+        if (hooks && hooks->notable)
+            hooks->notable(hooks->context, a, e, site);
+        return;
+    }
+    if (!b) {
+        a->unknown_frees += 1;
+        last_alloc_clear(a, t);
+        return;
+    }
+    release_block(a, t, b, x->Source, now, hooks);
+    a->recent_frees[recent_slot(x->Address)] = x->Address;
+    last_alloc_clear(a, t);
+}
+
+/* REALLOC: the old block leaves, the new one enters (or an INVALID reallocation). */
+static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint64_t now)
+{
+    const hti_hooks *hooks = p->hooks;
+    const ETW_HEAP_EVENT_REALLOC *x = &e->u.realloc;
+    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    uint32_t site = stack_site(a, e->stack_id);
+    uint32_t heap = heap_cached(a, p, x->HeapHandle);
+    hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;
+    count_op(a, &a->heaps[heap], t, HT_OP_REALLOC, x->Source, e->weight,
+             (double)x->NewSize * e->weight);
+    if (x->Source == MEMORY_FROM_INVALID || !x->NewAddress) {
+        hti_invalid_kind kind =
+            !x->OldAddress ? HTI_INVALID_FAILED_ALLOC
+            : old          ? HTI_INVALID_FAILED_REALLOC
+            : a->recent_frees[recent_slot(x->OldAddress)] == x->OldAddress
+                ? HTI_INVALID_REALLOC_FREED
+                : HTI_INVALID_REALLOC_UNKNOWN;
+        record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
+        last_alloc_clear(a, t);
+        if (hooks && hooks->notable)
+            hooks->notable(hooks->context, a, e, site);
+        return 0;
+    }
+    if (old) {
+        release_block(a, t, old, x->Source, now, hooks);
+        if (x->OldAddress != x->NewAddress)
+            a->recent_frees[recent_slot(x->OldAddress)] = x->OldAddress;
+    } else if (x->OldAddress) {
+        a->unknown_frees += 1;
+    }
+    a->alloc_count += e->weight;
+    a->alloc_bytes += (double)x->NewSize * e->weight;
+    a->realloc_count += e->weight;
+    a->realloc_bytes += (double)x->NewSize * e->weight;
+    count_allocation(a, &a->sites[site], &a->heaps[heap], x->NewSize, x->Source, e->weight);
+    if (add_block(a, x->NewAddress, x->NewSize, heap, site, e->weight, now, hooks) != 0)
+        return -ENOMEM;
+    last_alloc_set(a, t, x->NewAddress);
+    return 0;
+}
+
+/* RUNDOWN_BLOCK: FORMAT.md §13's rule, plus the sweep of later rundowns (rundown_begin). */
+static inline int apply_rundown_block(ht_analysis *a, pass *p, const ht_event *e, uint64_t now)
+{
+    const hti_hooks *hooks = p->hooks;
+    const ht_event_rundown_block *x = &e->u.rundown_block;
+    if (!p->in_rundown || p->rundown_time != now)
+        rundown_begin(a, p, now);
+    a->kind_bytes[HT_EVENT_RUNDOWN_BLOCK] += (double)x->Size;
+    hti_block *known = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
+    if (known && p->rundown_sweep)
+        known->time |= TIME_MARK;
+    if (!x->Address || known)
+        return 0;
+    uint32_t heap = heap_cached(a, p, x->HeapHandle);
+    a->heaps[heap].rundown = true;
+    a->rundown_count += 1;
+    a->rundown_bytes += (double)x->Size;
+    if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
+        return -ENOMEM;
+    last_alloc_forget_address(a, x->Address);
+    if (p->rundown_sweep)
+        hti_blocks_find(&a->blocks, x->Address)->time |= TIME_MARK;
+    return 0;
+}
+
 static int apply(ht_analysis *a, pass *p, const ht_event *e)
 {
     const hti_hooks *hooks = p->hooks;
@@ -396,140 +546,15 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         e->kind != HT_EVENT_RUNDOWN_HEAP)
         rundown_end(a, p);
     switch (e->kind) {
-    case HT_EVENT_ALLOC: {
-        const ETW_HEAP_EVENT_ALLOC *x = &e->u.alloc;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
-        uint32_t site = stack_site(a, e->stack_id);
-        uint32_t heap = heap_cached(a, p, x->HeapHandle);
-        count_op(a, &a->heaps[heap], t, HT_OP_ALLOC, x->Source, e->weight,
-                 (double)x->Size * e->weight);
-        if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
-            record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
-            last_alloc_clear(a, t);
-            if (hooks && hooks->notable)
-                hooks->notable(hooks->context, a, e, site);
-            break;
-        }
-        a->alloc_count += e->weight;
-        a->alloc_bytes += (double)x->Size * e->weight;
-        count_allocation(a, &a->sites[site], &a->heaps[heap], x->Size, x->Source, e->weight);
-        if (add_block(a, x->Address, x->Size, heap, site, e->weight, now, hooks) != 0)
-            return -ENOMEM;
-        last_alloc_set(a, t, x->Address);
+    case HT_EVENT_ALLOC:
+        return apply_alloc(a, p, e, now);
+    case HT_EVENT_FREE:
+        apply_free(a, p, e, now);
         break;
-    }
-    case HT_EVENT_FREE: {
-        const ETW_HEAP_EVENT_FREE *x = &e->u.free;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
-        uint32_t heap = heap_cached(a, p, x->HeapHandle);
-        hti_block *b = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
-        bool released = b && x->Source != MEMORY_FROM_INVALID;
-        count_op(a, &a->heaps[heap], t, HT_OP_FREE, x->Source, 1,
-                 released ? (double)hti_block_size(b) * b->weight : 0);
-        if (!x->Address) /* free(NULL) */
-            break;
-        if (x->Source == MEMORY_FROM_INVALID) {
-            uint32_t site = stack_site(a, e->stack_id);
-            hti_invalid_kind kind = b ? (hti_block_heap(b) != heap ? HTI_INVALID_WRONG_HEAP
-                                                                   : HTI_INVALID_REJECTED_FREE)
-                                : a->recent_frees[recent_slot(x->Address)] == x->Address
-                                    ? HTI_INVALID_DOUBLE_FREE
-                                    : HTI_INVALID_UNKNOWN_FREE;
-            record_invalid(a, e, kind, site, heap, x->Address, 0);
-            last_alloc_clear(a, t);
-            if (hooks && hooks->notable)
-                hooks->notable(hooks->context, a, e, site);
-            break;
-        }
-        if (!b) {
-            a->unknown_frees += 1;
-            last_alloc_clear(a, t);
-            break;
-        }
-        if (is_temporary(a, t, b, x->Address, now))
-            mark_temporary(a, b);
-        double w = b->weight, bytes = (double)hti_block_size(b) * w;
-        unsigned src = x->Source < HT_SOURCE_COUNT ? x->Source : 0;
-        hti_heap *h = &a->heaps[hti_block_heap(b)];
-        h->free_count[src] += w;
-        h->free_bytes[src] += bytes;
-        a->free_count += w;
-        a->free_bytes += bytes;
-        account_release(a, b, now, hooks);
-        hti_blocks_remove(&a->blocks, b);
-        a->recent_frees[recent_slot(x->Address)] = x->Address;
-        last_alloc_clear(a, t);
-        break;
-    }
-    case HT_EVENT_REALLOC: {
-        const ETW_HEAP_EVENT_REALLOC *x = &e->u.realloc;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
-        uint32_t site = stack_site(a, e->stack_id);
-        uint32_t heap = heap_cached(a, p, x->HeapHandle);
-        hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;
-        count_op(a, &a->heaps[heap], t, HT_OP_REALLOC, x->Source, e->weight,
-                 (double)x->NewSize * e->weight);
-        if (x->Source == MEMORY_FROM_INVALID || !x->NewAddress) {
-            hti_invalid_kind kind =
-                !x->OldAddress ? HTI_INVALID_FAILED_ALLOC
-                : old          ? HTI_INVALID_FAILED_REALLOC
-                : a->recent_frees[recent_slot(x->OldAddress)] == x->OldAddress
-                    ? HTI_INVALID_REALLOC_FREED
-                    : HTI_INVALID_REALLOC_UNKNOWN;
-            record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
-            last_alloc_clear(a, t);
-            if (hooks && hooks->notable)
-                hooks->notable(hooks->context, a, e, site);
-            break;
-        }
-        if (old) {
-            if (is_temporary(a, t, old, x->OldAddress, now))
-                mark_temporary(a, old);
-            double w = old->weight, bytes = (double)hti_block_size(old) * w;
-            hti_heap *h = &a->heaps[hti_block_heap(old)];
-            unsigned src = x->Source < HT_SOURCE_COUNT ? x->Source : 0;
-            h->free_count[src] += w;
-            h->free_bytes[src] += bytes;
-            a->free_count += w;
-            a->free_bytes += bytes;
-            account_release(a, old, now, hooks);
-            hti_blocks_remove(&a->blocks, old);
-            if (x->OldAddress != x->NewAddress)
-                a->recent_frees[recent_slot(x->OldAddress)] = x->OldAddress;
-        } else if (x->OldAddress) {
-            a->unknown_frees += 1;
-        }
-        a->alloc_count += e->weight;
-        a->alloc_bytes += (double)x->NewSize * e->weight;
-        a->realloc_count += e->weight;
-        a->realloc_bytes += (double)x->NewSize * e->weight;
-        count_allocation(a, &a->sites[site], &a->heaps[heap], x->NewSize, x->Source, e->weight);
-        if (add_block(a, x->NewAddress, x->NewSize, heap, site, e->weight, now, hooks) != 0)
-            return -ENOMEM;
-        last_alloc_set(a, t, x->NewAddress);
-        break;
-    }
-    case HT_EVENT_RUNDOWN_BLOCK: {
-        const ht_event_rundown_block *x = &e->u.rundown_block;
-        if (!p->in_rundown || p->rundown_time != now)
-            rundown_begin(a, p, now);
-        a->kind_bytes[HT_EVENT_RUNDOWN_BLOCK] += (double)x->Size;
-        hti_block *known = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
-        if (known && p->rundown_sweep)
-            known->time |= TIME_MARK;
-        if (!x->Address || known)
-            break;
-        uint32_t heap = heap_cached(a, p, x->HeapHandle);
-        a->heaps[heap].rundown = true;
-        a->rundown_count += 1;
-        a->rundown_bytes += (double)x->Size;
-        if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
-            return -ENOMEM;
-        last_alloc_forget_address(a, x->Address);
-        if (p->rundown_sweep)
-            hti_blocks_find(&a->blocks, x->Address)->time |= TIME_MARK;
-        break;
-    }
+    case HT_EVENT_REALLOC:
+        return apply_realloc(a, p, e, now);
+    case HT_EVENT_RUNDOWN_BLOCK:
+        return apply_rundown_block(a, p, e, now);
     case HT_EVENT_RUNDOWN_HEAP: {
         if (!p->in_rundown || p->rundown_time != now)
             rundown_begin(a, p, now);
