@@ -20,7 +20,7 @@ static const char usage_text[] =
     "Write a trace in another tool's format.\n"
     "\n"
     "Options:\n"
-    "  --format chrome      Chrome/Perfetto trace JSON: live bytes per heap over time,\n"
+    "  -f, --format chrome  Chrome/Perfetto trace JSON: live bytes per heap over time,\n"
     "                       INVALID, lost and heap events, heap and large-block lifetimes\n"
     "  --format massif      valgrind massif format, for ms_print and massif-visualizer\n"
     "  --format folded      \"frame;frame;frame value\" lines for flamegraph.pl\n"
@@ -41,8 +41,7 @@ static const char usage_text[] =
     "not a heaptrail trace or is damaged.\n";
 
 enum {
-    OPT_FORMAT = 1,
-    OPT_FOLDED_VALUE,
+    OPT_FOLDED_VALUE = 1,
     OPT_LARGE_BLOCK,
 };
 
@@ -50,7 +49,7 @@ int ht_cli_export(int argc, char **argv)
 {
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
-        {"format", required_argument, NULL, OPT_FORMAT},
+        {"format", required_argument, NULL, 'f'},
         {"folded-value", required_argument, NULL, OPT_FOLDED_VALUE},
         {"large-block", required_argument, NULL, OPT_LARGE_BLOCK},
         HT_CLI_ANALYSIS_OPTIONS,
@@ -67,12 +66,12 @@ int ht_cli_export(int argc, char **argv)
     ht_cli_analysis_init(&command, "export");
     ht_export_options export = {.format = 0, .folded_value = HT_FOLDED_ALLOCATED};
     int c, index, code;
-    while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
+    while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
             return HT_CLI_EXIT_OK;
-        case OPT_FORMAT:
+        case 'f':
             if (ht_cli_parse_choice("--format", optarg, formats, &index))
                 return HT_CLI_EXIT_USAGE;
             export.format = format_ids[index];

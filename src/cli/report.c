@@ -22,7 +22,7 @@ static const char usage_text[] =
     "INVALID events (double frees, foreign frees, failed allocations) and lost events.\n"
     "\n"
     "Options:\n"
-    "  --format text|json   output format (default text; the JSON schema is in README.md)\n"
+    "  -f, --format FORMAT  text or json (default text; the JSON schema is in README.md)\n"
     "  --top N              entries per list (default 10)\n"
     "  --window A..B        WPA lifetime classes (AIFI, AIFO, AOFI, AOFO) and impacting size\n"
     "                       of the blocks alive in [A, B), times from the trace start:\n"
@@ -41,8 +41,7 @@ static const char usage_text[] =
     "not a heaptrail trace or is damaged.\n";
 
 enum {
-    OPT_FORMAT = 1,
-    OPT_TOP,
+    OPT_TOP = 1,
     OPT_WINDOW,
     OPT_TEMPORARY,
 };
@@ -51,7 +50,7 @@ int ht_cli_report(int argc, char **argv)
 {
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
-        {"format", required_argument, NULL, OPT_FORMAT},
+        {"format", required_argument, NULL, 'f'},
         {"top", required_argument, NULL, OPT_TOP},
         {"window", required_argument, NULL, OPT_WINDOW},
         {"temporary-threshold", required_argument, NULL, OPT_TEMPORARY},
@@ -65,12 +64,12 @@ int ht_cli_report(int argc, char **argv)
     ht_report_options report = {.top = 10, .json = false};
     int c, index, code;
     uint64_t value;
-    while ((c = ht_cli_getopt(argc, argv, "ho:", options)) != -1) {
+    while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
             return HT_CLI_EXIT_OK;
-        case OPT_FORMAT:
+        case 'f':
             if (ht_cli_parse_choice("--format", optarg, formats, &index))
                 return HT_CLI_EXIT_USAGE;
             report.json = index == 1;
