@@ -43,7 +43,7 @@ static uint32_t heap_index(ht_analysis *a, uint64_t handle)
     return index;
 }
 
-static hti_thread *thread_for(ht_analysis *a, uint32_t tid, hti_thread **cache)
+static hti_model_thread *thread_for(ht_analysis *a, uint32_t tid, hti_model_thread **cache)
 {
     if (*cache && (*cache)->tid == tid)
         return *cache;
@@ -54,7 +54,7 @@ static hti_thread *thread_for(ht_analysis *a, uint32_t tid, hti_thread **cache)
         index = (uint32_t)a->thread_count;
         if (hti_map_put(&a->thread_index, (uint64_t)tid + 1, index) != 0)
             return NULL;
-        hti_thread *t = &a->threads[a->thread_count++];
+        hti_model_thread *t = &a->threads[a->thread_count++];
         memset(t, 0, sizeof *t);
         t->tid = tid;
     }
@@ -192,7 +192,7 @@ static inline void count_allocation(ht_analysis *a, hti_site *s, hti_heap *h, ui
 }
 
 /* One operation (an ALLOC, FREE or REALLOC event) in the tables by Source, heap and thread. */
-static inline void count_op(ht_analysis *a, hti_heap *h, hti_thread *t, ht_op op, uint32_t source,
+static inline void count_op(ht_analysis *a, hti_heap *h, hti_model_thread *t, ht_op op, uint32_t source,
                             double count, double bytes)
 {
     hti_ops *by_source = &a->by_source[source < HT_SOURCE_COUNT ? source : 0];
@@ -256,7 +256,7 @@ const char *hti_invalid_name(hti_invalid_kind kind)
 
 typedef struct pass {
     const hti_hooks *hooks;
-    hti_thread *thread_cache;
+    hti_model_thread *thread_cache;
     uint64_t heap_cache_handle;
     uint32_t heap_cache_index; /* UINT32_MAX: empty */
     uint64_t next_sample; /* absolute */
@@ -313,7 +313,7 @@ static void rundown_end(ht_analysis *a, pass *p)
  * forget it (last_allocs), and t->last_alloc == address then means "this very block". */
 
 /* The thread did something else than allocate: its last operation is no longer an allocation. */
-static inline void last_alloc_clear(ht_analysis *a, hti_thread *t)
+static inline void last_alloc_clear(ht_analysis *a, hti_model_thread *t)
 {
     if (t && t->last_alloc) {
         hti_map_remove(&a->last_allocs, t->last_alloc);
@@ -333,7 +333,7 @@ static inline void last_alloc_forget_address(ht_analysis *a, uint64_t address)
 }
 
 /* t's last operation allocated the block at address. */
-static inline void last_alloc_set(ht_analysis *a, hti_thread *t, uint64_t address)
+static inline void last_alloc_set(ht_analysis *a, hti_model_thread *t, uint64_t address)
 {
     last_alloc_clear(a, t);
     last_alloc_forget_address(a, address);
@@ -341,7 +341,7 @@ static inline void last_alloc_set(ht_analysis *a, hti_thread *t, uint64_t addres
         t->last_alloc = address;
 }
 
-static bool is_temporary(const ht_analysis *a, const hti_thread *t, const hti_block *b,
+static bool is_temporary(const ht_analysis *a, const hti_model_thread *t, const hti_block *b,
                          uint64_t address, uint64_t now)
 {
     if (t && t->last_alloc == address)
@@ -391,7 +391,7 @@ static inline uint32_t heap_cached(ht_analysis *a, pass *p, uint64_t handle)
  * return 0 or -ENOMEM. */
 
 /* A FREE, or a REALLOC's old block: the block b (of thread t's operation) leaves the model. */
-static inline void release_block(ht_analysis *a, hti_thread *t, hti_block *b, uint32_t source,
+static inline void release_block(ht_analysis *a, hti_model_thread *t, hti_block *b, uint32_t source,
                                  uint64_t now, const hti_hooks *hooks)
 {
     if (is_temporary(a, t, b, b->address, now))
@@ -412,7 +412,7 @@ static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64
 {
     const hti_hooks *hooks = p->hooks;
     const ETW_HEAP_EVENT_ALLOC *x = &e->u.alloc;
-    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    hti_model_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
     uint32_t site = stack_site(a, e->stack_id);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     count_op(a, &a->heaps[heap], t, HT_OP_ALLOC, x->Source, e->weight,
@@ -438,7 +438,7 @@ static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64
 {
     const hti_hooks *hooks = p->hooks;
     const ETW_HEAP_EVENT_FREE *x = &e->u.free;
-    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    hti_model_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     hti_block *b = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
     bool released = b && x->Source != MEMORY_FROM_INVALID;
@@ -474,7 +474,7 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
 {
     const hti_hooks *hooks = p->hooks;
     const ETW_HEAP_EVENT_REALLOC *x = &e->u.realloc;
-    hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+    hti_model_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
     uint32_t site = stack_site(a, e->stack_id);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;

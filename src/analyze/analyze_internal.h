@@ -263,14 +263,15 @@ typedef struct hti_heap {
     uint64_t invalid[3]; /* by ht_op */
 } hti_heap;
 
-/* A thread's last operation, if it was an allocation: the block at last_alloc. It stays that
- * block only while no other thread allocates at that address (the block may be freed elsewhere
- * and its address handed out again): ht_analysis.last_allocs finds the thread to forget it. */
-typedef struct hti_thread {
+/* A thread as the model sees it: its operations, and its last operation if it was an
+ * allocation (the block at last_alloc). That stays the thread's block only while no other thread
+ * allocates at that address (the block may be freed elsewhere and its address handed out again):
+ * ht_analysis.last_allocs finds the thread to forget it. */
+typedef struct hti_model_thread {
     uint32_t tid;
     uint64_t last_alloc; /* address of the thread's last operation if it was an allocation */
     hti_ops ops;
-} hti_thread;
+} hti_model_thread;
 
 typedef enum hti_invalid_kind {
     HTI_INVALID_FAILED_ALLOC = 0, /* allocation failed (address 0) */
@@ -335,7 +336,7 @@ struct ht_analysis {
     hti_map last_allocs; /* address -> index of the thread whose last operation allocated it */
     hti_heap *heaps;
     size_t heap_count, heap_capacity;
-    hti_thread *threads;
+    hti_model_thread *threads;
     size_t thread_count, thread_capacity;
     uint64_t *recent_frees; /* direct-mapped cache of freed addresses (double-free detection) */
 
