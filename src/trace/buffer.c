@@ -379,15 +379,9 @@ static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
     t->last_heap = 0;
     atomic_store_explicit(&t->head, head + 1, memory_order_release);
     if (t->lost_local) {
-        /* LOST: count, first and last lost event as distances back from now, reason. */
-        uint8_t *p = t->pos;
-        *p++ = HTI_OP_EXT;
-        *p++ = HT_EVENT_LOST;
-        *p++ = 0;
-        p = hti_put_varint(p, t->lost_local);
-        p = hti_put_varint(p, now - (t->lost_first < now ? t->lost_first : now));
-        p = hti_put_varint(p, now - (t->lost_last < now ? t->lost_last : now));
-        p = hti_put_varint(p, t->lost_reason);
+        /* The earlier losses open the fill, as its first event (at its base ticks). */
+        hti_lost_record lost = {t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last};
+        uint8_t *p = hti_put_lost_event(t->pos, now, now, &lost);
         t->lost_local = 0;
         commit(t, p);
     }

@@ -267,6 +267,58 @@ int hti_footer_decode(const void *data, size_t size, hti_footer *footer)
     return 0;
 }
 
+/* ---- LOST records ---- */
+
+void hti_get_lost_event_fields(hti_cursor *c, uint64_t ticks, uint32_t thread_id,
+                               hti_lost_record *lost)
+{
+    uint64_t count = hti_get_varint(c);
+    uint64_t first_back = hti_get_varint(c);
+    uint64_t last_back = hti_get_varint(c);
+    uint64_t reason = hti_get_varint(c);
+    if (first_back > ticks || last_back > first_back || reason > UINT32_MAX)
+        c->ok = false;
+    lost->thread_id = thread_id;
+    lost->reason = (uint32_t)reason;
+    lost->count = count;
+    lost->first_ticks = ticks - first_back;
+    lost->last_ticks = ticks - last_back;
+}
+
+int hti_get_lost_event(hti_cursor *c, uint64_t previous_ticks, uint32_t thread_id,
+                       hti_lost_record *lost)
+{
+    if (c->end - c->p < 2 || c->p[0] != HTI_OP_EXT || c->p[1] != HT_EVENT_LOST)
+        return -ENOMSG;
+    c->p += 2;
+    uint64_t ticks = previous_ticks + hti_get_varint(c);
+    hti_get_lost_event_fields(c, ticks, thread_id, lost);
+    return c->ok ? 0 : -EBADMSG;
+}
+
+int hti_get_lost_record(hti_cursor *c, hti_lost_record *lost)
+{
+    uint64_t thread_id = hti_get_varint(c);
+    uint64_t reason = hti_get_varint(c);
+    lost->count = hti_get_varint(c);
+    lost->first_ticks = hti_get_varint(c);
+    lost->last_ticks = hti_get_varint(c);
+    lost->thread_id = (uint32_t)thread_id;
+    lost->reason = (uint32_t)reason;
+    if (!c->ok || thread_id > UINT32_MAX || reason > UINT32_MAX)
+        return -EBADMSG;
+    return 0;
+}
+
+void hti_lost_to_event(const hti_lost_record *lost, ht_event *e)
+{
+    e->u.lost.Count = lost->count;
+    e->u.lost.FirstTimestamp = lost->first_ticks;
+    e->u.lost.LastTimestamp = lost->last_ticks;
+    e->u.lost.LostThread = lost->thread_id;
+    e->u.lost.Reason = lost->reason;
+}
+
 /* ---- event decoding ---- */
 
 static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
@@ -397,17 +449,9 @@ long hti_decode_events(hti_cursor *c, hti_stream_state *state, uint32_t thread_i
             e->u.rundown_block.Source = source;
             break;
         case HT_EVENT_LOST: {
-            uint64_t count = hti_get_varint(c);
-            uint64_t first_back = hti_get_varint(c);
-            uint64_t last_back = hti_get_varint(c);
-            uint64_t reason = hti_get_varint(c);
-            if (first_back > ticks || last_back > first_back || reason > UINT32_MAX)
-                c->ok = false;
-            e->u.lost.Count = count;
-            e->u.lost.FirstTimestamp = ticks - first_back;
-            e->u.lost.LastTimestamp = ticks - last_back;
-            e->u.lost.LostThread = thread_id;
-            e->u.lost.Reason = (uint32_t)reason;
+            hti_lost_record lost;
+            hti_get_lost_event_fields(c, ticks, thread_id, &lost);
+            hti_lost_to_event(&lost, e);
             break;
         }
         default:

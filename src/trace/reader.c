@@ -417,28 +417,20 @@ static int parse_lost(ht_reader *r, const chunk_ref *c, const uint8_t *body, siz
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        uint64_t tid = hti_get_varint(&k);
-        uint64_t reason = hti_get_varint(&k);
-        uint64_t count = hti_get_varint(&k);
-        uint64_t first = hti_get_varint(&k);
-        uint64_t last = hti_get_varint(&k);
-        if (!k.ok || tid > UINT32_MAX || reason > UINT32_MAX)
+        hti_lost_record lost;
+        if (hti_get_lost_record(&k, &lost) != 0)
             return fail(r, -EBADMSG, "malformed lost record in chunk at offset %llu",
                         (unsigned long long)c->offset);
         if (GROW(r, r->lost, r->lost_count, r->lost_capacity) != 0)
             return r->status;
         ht_event *e = &r->lost[r->lost_count++];
         memset(e, 0, sizeof *e);
-        e->timestamp_ns = last;
-        e->thread_id = (uint32_t)tid;
+        e->timestamp_ns = lost.last_ticks;
+        e->thread_id = lost.thread_id;
         e->kind = HT_EVENT_LOST;
         e->weight = 1.0;
-        e->u.lost.Count = count;
-        e->u.lost.FirstTimestamp = first;
-        e->u.lost.LastTimestamp = last;
-        e->u.lost.LostThread = (uint32_t)tid;
-        e->u.lost.Reason = (uint32_t)reason;
-        r->info.lost += count;
+        hti_lost_to_event(&lost, e);
+        r->info.lost += lost.count;
     }
     return 0;
 }

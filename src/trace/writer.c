@@ -56,14 +56,7 @@
 #define END_SLACK_NS 1000000000ull
 
 /* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
-typedef struct lost_slot {
-    uint32_t tid;
-    uint32_t reason;
-    uint64_t count;
-    uint64_t first_ticks, last_ticks;
-} lost_slot;
-
-static lost_slot lost_table[LOST_SLOTS];
+static hti_lost_record lost_table[LOST_SLOTS];
 static uint32_t stacks_emitted;
 _Atomic uint64_t hti_exit_give_up_at;
 _Atomic uint64_t hti_finished_gen;
@@ -414,16 +407,16 @@ static void lost_add(uint32_t tid, uint32_t reason, uint64_t count, uint64_t fir
     if (last < first)
         last = first;
     uint32_t i = (tid * 2654435761u) % LOST_SLOTS;
-    lost_slot *slot = &lost_table[0]; /* table full: charge the first slot */
+    hti_lost_record *slot = &lost_table[0]; /* table full: charge the first slot */
     for (uint32_t probe = 0; probe < LOST_SLOTS; probe++, i = (i + 1) % LOST_SLOTS) {
-        lost_slot *candidate = &lost_table[i];
-        if (candidate->count == 0 || (candidate->tid == tid && candidate->reason == reason)) {
+        hti_lost_record *candidate = &lost_table[i];
+        if (candidate->count == 0 || (candidate->thread_id == tid && candidate->reason == reason)) {
             slot = candidate;
             break;
         }
     }
     if (slot->count == 0) {
-        slot->tid = tid;
+        slot->thread_id = tid;
         slot->reason = reason;
         slot->first_ticks = first;
         slot->last_ticks = last;
@@ -440,14 +433,8 @@ static void lost_flush(hti_session *s)
 {
     uint8_t *p = s->records;
     for (uint32_t i = 0; i < LOST_SLOTS; i++) {
-        lost_slot *slot = &lost_table[i];
-        if (!slot->count)
-            continue;
-        p = hti_put_varint(p, slot->tid);
-        p = hti_put_varint(p, slot->reason);
-        p = hti_put_varint(p, slot->count);
-        p = hti_put_varint(p, slot->first_ticks);
-        p = hti_put_varint(p, slot->last_ticks);
+        if (lost_table[i].count)
+            p = hti_put_lost_record(p, &lost_table[i]);
     }
     if (p == s->records)
         return;
@@ -476,16 +463,13 @@ static void write_clock(hti_session *s)
 static uint64_t carry_stream_lost(hti_thread *t, const hti_fill *f, const uint8_t *body,
                                   size_t size)
 {
-    if (size < 2 || body[0] != HTI_OP_EXT || body[1] != HT_EVENT_LOST)
+    hti_cursor c = hti_cursor_make(body, size);
+    hti_lost_record lost;
+    int error = hti_get_lost_event(&c, f->base_ticks, t->tid, &lost);
+    if (error == -ENOMSG)
         return 0;
-    hti_cursor c = hti_cursor_make(body + 2, size - 2);
-    uint64_t now = f->base_ticks + hti_get_varint(&c);
-    uint64_t count = hti_get_varint(&c);
-    uint64_t first = now - hti_get_varint(&c);
-    uint64_t last = now - hti_get_varint(&c);
-    uint64_t reason = hti_get_varint(&c);
-    if (c.ok && count)
-        lost_add(t->tid, (uint32_t)reason, count, first, last);
+    if (error == 0 && lost.count)
+        lost_add(t->tid, lost.reason, lost.count, lost.first_ticks, lost.last_ticks);
     return 1;
 }
 
