@@ -27,7 +27,6 @@
 
 #include "trace_internal.h"
 
-int hti_trace_active;
 _Atomic uint64_t hti_trace_gen;
 _Atomic(hti_thread *) hti_threads;
 

@@ -505,7 +505,6 @@ static int start_session(const ht_trace_options *options, bool in_child)
         atomic_store_explicit(&s->committed_peak, (int64_t)now.committed, memory_order_relaxed);
     }
     atomic_store_explicit(&hti_trace_gen, s->gen, memory_order_release);
-    __atomic_store_n(&hti_trace_active, 1, __ATOMIC_RELEASE);
     if (!o.no_rundown) {
         /* Let operations that tested the flag just before it was set finish (FORMAT.md). */
         struct timespec pause = {0, 1000000};
@@ -587,7 +586,6 @@ static void stop_session(hti_session *s, bool at_exit)
 {
     if (s->ring)
         hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
     atomic_store(&hti_trace_gen, 0);
     /* A hook that read the session before the switch now shows in_hook to the writer. */
     hti_hooks_barrier();
@@ -726,7 +724,6 @@ void ht_trace_emergency_flush(void)
     if (!atomic_compare_exchange_strong(&s->emergency, &expected, 1))
         return;
     hti_guard_enter();
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
     atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
     hti_writer_emergency(s);
     hti_guard_leave();
@@ -795,7 +792,6 @@ static void fork_child(void)
     /* The writer and consumer threads do not exist here: drop the parent's session (running,
      * or being started or stopped by another thread at the fork). */
     phase = PHASE_IDLE;
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELAXED);
     atomic_store(&hti_trace_gen, 0);
     if (s->own_fd && s->fd >= 0)
         close(s->fd);

@@ -139,9 +139,6 @@ typedef struct hti_thread {
  * while no writer runs). */
 extern _Atomic(hti_thread *) hti_threads;
 
-/* Generation of the running session (0: none). Read on every event by the fast path. */
-extern _Atomic uint64_t hti_trace_gen;
-
 /* ---- the session ---- */
 
 typedef struct hti_session {
