@@ -4,8 +4,8 @@
  * One session at a time: control_lock guards its phase (idle, starting, running, stopping) and is
  * held only to change it, never across a call that can wait (opening the output, the rundown,
  * the writer's drains), so an exit handler always gets it. Start order matters for the rundown
- * rule (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp
- * taken, then every heap walked; a consumer applies rundown records before events of equal or
+ * rule (FORMAT.md "Rundown"): writer running, hooks switched on, a barrier on every thread
+ * (wait_untraced_operations), then the rundown timestamp taken, then every heap walked; a consumer applies rundown records before events of equal or
  * later time, inserting a block only if it does not know it already. Stop switches the hooks
  * off, issues a barrier on every thread (hti_hooks_barrier), and lets the writer drain until no
  * thread is inside a hook, then drain everything and write the footer, with the heaps' end state
@@ -337,6 +337,38 @@ void hti_rundown(hti_session *s)
 
 /* ---- start and stop ---- */
 
+/* How long the start gives an operation that tested the switch as off before its effect to
+ * finish (see wait_untraced_operations): a short window without a wait, so this only has to
+ * outlast a short pre-emption. */
+#define RELEASE_WINDOW_NS 1000000L
+
+/* Step (3) of the rundown (FORMAT.md "Rundown"), after the switch and before the rundown time:
+ * no heap operation that read the switch as off may change a heap after the walk.
+ *
+ * The barrier (membarrier: a full fence on every thread of the process, taken at once or at its
+ * next schedule) splits each thread at one point: a test of the switch after it sees the session,
+ * so a test that read "off" came before it, and so did everything the thread did before that
+ * test. That covers every allocation (the block is taken, on every path, before alloc_done and
+ * the realloc paths test the switch) and the back-end frees (the block is freed under the heap
+ * lock before the test), however long their thread is pre-empted afterwards: what they changed
+ * is visible to the walk.
+ *
+ * It does not cover the operations that test the switch before their effect, so that the event
+ * comes first: frees of LFH slots (the lock-free fast path, the lookaside push, free_slow) and
+ * of large blocks (tested before the heap lock is taken), and a heap's destruction. Waiting for those exactly needs a
+ * per-thread "inside a heap operation" word written by the heap's free paths (a plain store at
+ * entry and exit, read by this thread after the barrier, as userspace RCU does); the heap keeps
+ * none and the tracer has no list of every thread that uses a heap (its own list holds threads
+ * that wrote an event). A round of the heaps' locks would add nothing: the walk takes each lock
+ * anyway, and none of these operations holds it across its test. So those get the pause below,
+ * and a thread pre-empted for longer inside that window is the exception FORMAT.md states. */
+static void wait_untraced_operations(void)
+{
+    hti_hooks_barrier();
+    struct timespec pause = {0, RELEASE_WINDOW_NS};
+    nanosleep(&pause, NULL);
+}
+
 static void sweep_exited(void)
 {
     /* No writer runs: unlink buffers of threads that ended while no session ran (and of threads
@@ -506,9 +538,7 @@ static int start_session(const ht_trace_options *options, bool in_child)
     }
     atomic_store_explicit(&hti_trace_gen, s->gen, memory_order_release);
     if (!o.no_rundown) {
-        /* Let operations that tested the flag just before it was set finish (FORMAT.md). */
-        struct timespec pause = {0, 1000000};
-        nanosleep(&pause, NULL);
+        wait_untraced_operations();
         hti_rundown(s);
     }
     return 0;
