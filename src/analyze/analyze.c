@@ -42,7 +42,7 @@ static uint32_t heap_index(ht_analysis *a, uint64_t handle)
     return index;
 }
 
-static hti_thread *thread_for(ht_analysis *a, uint32_t tid, hti_thread **cache)
+static hti_last_alloc *thread_for(ht_analysis *a, uint32_t tid, hti_last_alloc **cache)
 {
     if (*cache && (*cache)->tid == tid)
         return *cache;
@@ -53,7 +53,7 @@ static hti_thread *thread_for(ht_analysis *a, uint32_t tid, hti_thread **cache)
         index = (uint32_t)a->thread_count;
         if (hti_map_put(&a->thread_index, (uint64_t)tid + 1, index) != 0)
             return NULL;
-        hti_thread *t = &a->threads[a->thread_count++];
+        hti_last_alloc *t = &a->threads[a->thread_count++];
         memset(t, 0, sizeof *t);
         t->tid = tid;
     }
@@ -240,7 +240,7 @@ const char *hti_invalid_name(hti_invalid_kind kind)
 
 typedef struct pass {
     const hti_hooks *hooks;
-    hti_thread *thread_cache;
+    hti_last_alloc *thread_cache;
     uint64_t heap_cache_handle;
     uint32_t heap_cache_index; /* UINT32_MAX: empty */
     uint64_t next_sample; /* absolute */
@@ -297,7 +297,7 @@ static void rundown_end(ht_analysis *a, pass *p)
  * forget it (last_allocs), and t->last_alloc == address then means "this very block". */
 
 /* The thread did something else than allocate: its last operation is no longer an allocation. */
-static inline void last_alloc_clear(ht_analysis *a, hti_thread *t)
+static inline void last_alloc_clear(ht_analysis *a, hti_last_alloc *t)
 {
     if (t && t->last_alloc) {
         hti_map_remove(&a->last_allocs, t->last_alloc);
@@ -317,7 +317,7 @@ static inline void last_alloc_forget_address(ht_analysis *a, uint64_t address)
 }
 
 /* t's last operation allocated the block at address. */
-static inline void last_alloc_set(ht_analysis *a, hti_thread *t, uint64_t address)
+static inline void last_alloc_set(ht_analysis *a, hti_last_alloc *t, uint64_t address)
 {
     last_alloc_clear(a, t);
     last_alloc_forget_address(a, address);
@@ -325,7 +325,7 @@ static inline void last_alloc_set(ht_analysis *a, hti_thread *t, uint64_t addres
         t->last_alloc = address;
 }
 
-static bool is_temporary(const ht_analysis *a, const hti_thread *t, const hti_block *b,
+static bool is_temporary(const ht_analysis *a, const hti_last_alloc *t, const hti_block *b,
                          uint64_t address, uint64_t now)
 {
     if (t && t->last_alloc == address)
@@ -382,7 +382,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     switch (e->kind) {
     case HT_EVENT_ALLOC: {
         const ETW_HEAP_EVENT_ALLOC *x = &e->u.alloc;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+        hti_last_alloc *t = thread_for(a, e->thread_id, &p->thread_cache);
         uint32_t site = stack_site(a, e->stack_id);
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
         if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
@@ -402,7 +402,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     }
     case HT_EVENT_FREE: {
         const ETW_HEAP_EVENT_FREE *x = &e->u.free;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+        hti_last_alloc *t = thread_for(a, e->thread_id, &p->thread_cache);
         if (!x->Address) /* free(NULL) */
             break;
         hti_block *b = hti_blocks_find(&a->blocks, x->Address);
@@ -442,7 +442,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     }
     case HT_EVENT_REALLOC: {
         const ETW_HEAP_EVENT_REALLOC *x = &e->u.realloc;
-        hti_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
+        hti_last_alloc *t = thread_for(a, e->thread_id, &p->thread_cache);
         uint32_t site = stack_site(a, e->stack_id);
         uint32_t heap = heap_cached(a, p, x->HeapHandle);
         hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;

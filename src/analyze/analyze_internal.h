@@ -246,10 +246,10 @@ typedef struct hti_heap {
 /* A thread's last operation, if it was an allocation: the block at last_alloc. It stays that
  * block only while no other thread allocates at that address (the block may be freed elsewhere
  * and its address handed out again): ht_analysis.last_allocs finds the thread to forget it. */
-typedef struct hti_thread {
+typedef struct hti_last_alloc {
     uint32_t tid;
     uint64_t last_alloc; /* address of the thread's last operation if it was an allocation */
-} hti_thread;
+} hti_last_alloc;
 
 typedef enum hti_invalid_kind {
     HTI_INVALID_FAILED_ALLOC = 0, /* allocation failed (address 0) */
@@ -314,7 +314,7 @@ struct ht_analysis {
     hti_map last_allocs; /* address -> index of the thread whose last operation allocated it */
     hti_heap *heaps;
     size_t heap_count, heap_capacity;
-    hti_thread *threads;
+    hti_last_alloc *threads;
     size_t thread_count, thread_capacity;
     uint64_t *recent_frees; /* direct-mapped cache of freed addresses (double-free detection) */
 

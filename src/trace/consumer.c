@@ -280,9 +280,9 @@ static void *consumer_main(void *arg)
 
 int hti_consumer_start(hti_session *s)
 {
-    queue.ring = hti_map(QUEUE_BYTES);
-    queue.batch = hti_map(BATCH_EVENTS * sizeof *queue.batch);
-    queue.streams = hti_map(STREAM_SLOTS * sizeof *queue.streams);
+    queue.ring = hti_map_memory(QUEUE_BYTES);
+    queue.batch = hti_map_memory(BATCH_EVENTS * sizeof *queue.batch);
+    queue.streams = hti_map_memory(STREAM_SLOTS * sizeof *queue.streams);
     if (!queue.ring || !queue.batch || !queue.streams) {
         hti_consumer_forget(s);
         return -ENOMEM;
@@ -317,9 +317,9 @@ void hti_consumer_stop(hti_session *s)
 void hti_consumer_forget(hti_session *s)
 {
     (void)s;
-    hti_unmap(queue.ring, QUEUE_BYTES);
-    hti_unmap(queue.batch, BATCH_EVENTS * sizeof *queue.batch);
-    hti_unmap(queue.streams, STREAM_SLOTS * sizeof *queue.streams);
+    hti_unmap_memory(queue.ring, QUEUE_BYTES);
+    hti_unmap_memory(queue.batch, BATCH_EVENTS * sizeof *queue.batch);
+    hti_unmap_memory(queue.streams, STREAM_SLOTS * sizeof *queue.streams);
     queue.ring = NULL;
     queue.batch = NULL;
     queue.streams = NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "heaptrail/events.h"
+#include "heaptrail/reader.h"
 
 /* File preamble: 8 magic bytes, u16 major, u16 minor, u32 flags (0). */
 #define HTI_MAGIC "\x89HTRACE\n"
@@ -25,7 +26,8 @@
 /* Chunk framing: 16-byte header, meta (never compressed), body (optionally zstd). */
 #define HTI_CHUNK_HEADER_SIZE 16u
 #define HTI_CHUNK_META_MAX 1024u
-#define HTI_CHUNK_BODY_MAX (16u << 20)
+/* The largest chunk body, stored or raw: the reader's public limit is the format's one. */
+#define HTI_CHUNK_BODY_MAX HT_READER_CHUNK_MAX
 #define HTI_CHUNK_FLAG_ZSTD 0x01u
 
 enum hti_chunk_type {

@@ -111,8 +111,8 @@ struct ht_reader {
     ht_event *lost; /* LOST chunk records, as events (ticks), sorted */
     size_t lost_count, lost_capacity, lost_pos;
 
-    size_t *heap; /* merge heap of stream indices */
-    size_t heap_count;
+    size_t *merge_queue; /* the k-way merge: stream indices, a binary min-heap on their keys */
+    size_t merge_count;
     ZSTD_DCtx *zstd;
     uint8_t *scratch;
     size_t scratch_capacity;
@@ -641,7 +641,8 @@ static int scan(ht_reader *r)
             if (hti_events_meta_decode(meta, c.header.meta_length, &c.meta) != 0)
                 return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
                             (unsigned long long)offset);
-            if (c.header.raw_length > (1u << 24) || c.meta.event_count > c.header.raw_length)
+            if (c.header.raw_length > HTI_CHUNK_BODY_MAX ||
+                c.meta.event_count > c.header.raw_length)
                 return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
                             (unsigned long long)c.meta.event_count, (unsigned long long)offset);
             if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
@@ -730,8 +731,8 @@ static int scan(ht_reader *r)
     free(tids);
     r->info.program = r->program ? r->program : "";
     r->info.command_line = r->command_line ? r->command_line : "";
-    r->heap = malloc((r->stream_count + 1) * sizeof *r->heap);
-    if (!r->heap)
+    r->merge_queue = malloc((r->stream_count + 1) * sizeof *r->merge_queue);
+    if (!r->merge_queue)
         return fail(r, -ENOMEM, "out of memory");
     return 0;
 }
@@ -748,34 +749,34 @@ static bool before(const ht_reader *r, size_t a, size_t b)
     return a < b;
 }
 
-static void sift_down(ht_reader *r, size_t i)
+static void merge_queue_sift_down(ht_reader *r, size_t i)
 {
-    size_t n = r->heap_count;
+    size_t n = r->merge_count;
     for (;;) {
         size_t l = 2 * i + 1, best = i;
-        if (l < n && before(r, r->heap[l], r->heap[best]))
+        if (l < n && before(r, r->merge_queue[l], r->merge_queue[best]))
             best = l;
-        if (l + 1 < n && before(r, r->heap[l + 1], r->heap[best]))
+        if (l + 1 < n && before(r, r->merge_queue[l + 1], r->merge_queue[best]))
             best = l + 1;
         if (best == i)
             return;
-        size_t t = r->heap[i];
-        r->heap[i] = r->heap[best];
-        r->heap[best] = t;
+        size_t t = r->merge_queue[i];
+        r->merge_queue[i] = r->merge_queue[best];
+        r->merge_queue[best] = t;
         i = best;
     }
 }
 
-static void heap_pop(ht_reader *r)
+static void merge_queue_pop(ht_reader *r)
 {
-    r->heap[0] = r->heap[--r->heap_count];
-    if (r->heap_count)
-        sift_down(r, 0);
+    r->merge_queue[0] = r->merge_queue[--r->merge_count];
+    if (r->merge_count)
+        merge_queue_sift_down(r, 0);
 }
 
 static int rewind_locked(ht_reader *r)
 {
-    r->heap_count = 0;
+    r->merge_count = 0;
     r->lost_pos = 0;
     r->clock_index = 0;
     for (size_t i = 0; i < r->stream_count; i++) {
@@ -787,10 +788,10 @@ static int rewind_locked(ht_reader *r)
         if (s->count == 0)
             continue;
         s->key = r->chunks[s->chunks[0]].meta.base_ticks;
-        r->heap[r->heap_count++] = i;
+        r->merge_queue[r->merge_count++] = i;
     }
-    for (size_t i = r->heap_count / 2 + 1; i-- > 0;)
-        sift_down(r, i);
+    for (size_t i = r->merge_count / 2 + 1; i-- > 0;)
+        merge_queue_sift_down(r, i);
     return 0;
 }
 
@@ -903,24 +904,26 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
     if (r->status)
         return r->status;
     size_t n = 0;
-    while (n < max && r->heap_count) {
-        size_t top = r->heap[0];
+    while (n < max && r->merge_count) {
+        size_t top = r->merge_queue[0];
         stream *s = &r->streams[top];
         if (!s->loaded) {
             if (load_next(r, s) != 0)
                 return r->status;
             if (!s->loaded) {
-                heap_pop(r);
+                merge_queue_pop(r);
                 continue;
             }
             s->key = s->batch[0].timestamp_ns;
-            sift_down(r, 0);
+            merge_queue_sift_down(r, 0);
             continue;
         }
         /* Hand out this stream's events while they come before every other stream's next. */
         size_t second = SIZE_MAX;
-        if (r->heap_count > 1)
-            second = r->heap_count > 2 && before(r, r->heap[2], r->heap[1]) ? r->heap[2] : r->heap[1];
+        if (r->merge_count > 1)
+            second = r->merge_count > 2 && before(r, r->merge_queue[2], r->merge_queue[1])
+                         ? r->merge_queue[2]
+                         : r->merge_queue[1];
         uint64_t limit = second == SIZE_MAX ? UINT64_MAX : r->streams[second].key;
         bool wins_ties = second == SIZE_MAX || (s->rundown && !r->streams[second].rundown) ||
                          (s->rundown == r->streams[second].rundown && top < second);
@@ -948,15 +951,15 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
             if (!advance(r, s)) {
                 if (r->status)
                     return r->status;
-                heap_pop(r);
+                merge_queue_pop(r);
                 continue;
             }
         } else {
             s->key = s->batch[s->batch_pos].timestamp_ns;
         }
-        sift_down(r, 0);
+        merge_queue_sift_down(r, 0);
     }
-    while (n < max && !r->heap_count && r->lost_pos < r->lost_count)
+    while (n < max && !r->merge_count && r->lost_pos < r->lost_count)
         out[n++] = r->lost[r->lost_pos++];
     return (long)n;
 }
@@ -1044,7 +1047,7 @@ void ht_reader_close(ht_reader *r)
     free(r->modules);
     free(r->module_list);
     free(r->lost);
-    free(r->heap);
+    free(r->merge_queue);
     free(r->scratch);
     free(r->program);
     free(r->command_line);

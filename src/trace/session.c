@@ -226,13 +226,13 @@ static bool heap_traced(const hti_session *s, const ht_heap *heap)
            heap != atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
 }
 
-/* Every heap of the process, in memory of hti_map's (hti_unmap(heaps, *mapped)); NULL when
- * out of memory. */
+/* Every heap of the process, in memory from hti_map_memory (hti_unmap_memory(heaps, *mapped));
+ * NULL when out of memory. */
 static ht_heap **heap_list(size_t *count, size_t *mapped)
 {
     size_t capacity = 256;
     for (;;) {
-        ht_heap **heaps = hti_map(capacity * sizeof *heaps);
+        ht_heap **heaps = hti_map_memory(capacity * sizeof *heaps);
         if (!heaps)
             return NULL;
         *count = ht_process_heaps(heaps, capacity);
@@ -240,7 +240,7 @@ static ht_heap **heap_list(size_t *count, size_t *mapped)
             *mapped = capacity * sizeof *heaps;
             return heaps;
         }
-        hti_unmap(heaps, capacity * sizeof *heaps);
+        hti_unmap_memory(heaps, capacity * sizeof *heaps);
         capacity = *count + 64;
     }
 }
@@ -262,7 +262,7 @@ static bool traced_summary(const hti_session *s, ht_heap_summary *total)
         total->requested += one.requested;
         total->live_blocks += one.live_blocks;
     }
-    hti_unmap(heaps, mapped);
+    hti_unmap_memory(heaps, mapped);
     return true;
 }
 
@@ -300,9 +300,9 @@ void hti_rundown(hti_session *s)
     ht_heap **heaps = heap_list(&count, &mapped);
     if (!heaps)
         return;
-    hti_thread *stream = hti_stream_open_rundown(hti_gettid());
+    hti_trace_thread *stream = hti_stream_open_rundown(hti_gettid());
     if (!stream) {
-        hti_unmap(heaps, mapped);
+        hti_unmap_memory(heaps, mapped);
         hti_message("no memory for the rundown", NULL, -1);
         return;
     }
@@ -332,7 +332,7 @@ void hti_rundown(hti_session *s)
         ht_heap_unlock(heap);
     }
     hti_stream_close(stream);
-    hti_unmap(heaps, mapped);
+    hti_unmap_memory(heaps, mapped);
 }
 
 /* ---- start and stop ---- */
@@ -373,13 +373,13 @@ static void sweep_exited(void)
 {
     /* No writer runs: unlink buffers of threads that ended while no session ran (and of threads
      * whose exit destructor never came: a buffer made during their last clean-up). */
-    hti_thread *prev = NULL;
-    hti_thread *t = atomic_load(&hti_threads);
-    hti_thread *self = hti_thread_self();
+    hti_trace_thread *prev = NULL;
+    hti_trace_thread *t = atomic_load(&hti_threads);
+    hti_trace_thread *self = hti_thread_self();
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         if (t != self && (atomic_load(&t->state) == HTI_THREAD_EXITED || hti_thread_gone(t))) {
-            hti_thread *expected = t;
+            hti_trace_thread *expected = t;
             if (prev)
                 prev->next = next;
             else if (!atomic_compare_exchange_strong(&hti_threads, &expected, next)) {

@@ -91,7 +91,7 @@ void hti_writer_wake(hti_session *s)
 static void *zstd_alloc(void *opaque, size_t size)
 {
     (void)opaque;
-    size_t *p = hti_map(size + 16);
+    size_t *p = hti_map_memory(size + 16);
     if (!p)
         return NULL;
     p[0] = size + 16;
@@ -103,7 +103,7 @@ static void zstd_free(void *opaque, void *address)
     (void)opaque;
     if (address) {
         size_t *p = (size_t *)((uint8_t *)address - 16);
-        hti_unmap(p, p[0]);
+        hti_unmap_memory(p, p[0]);
     }
 }
 
@@ -460,7 +460,7 @@ static void write_clock(hti_session *s)
 /* A fill may start with the in-stream LOST record of earlier losses (buffer.c fill_start). When
  * that body misses the output, the losses it carried go to a LOST chunk instead, so the LOST
  * counts in the file still add up to the events lost. Returns 1 if the body starts with one. */
-static uint64_t carry_stream_lost(hti_thread *t, const hti_fill *f, const uint8_t *body,
+static uint64_t carry_stream_lost(hti_trace_thread *t, const hti_fill *f, const uint8_t *body,
                                   size_t size)
 {
     hti_cursor c = hti_cursor_make(body, size);
@@ -477,7 +477,7 @@ static uint64_t carry_stream_lost(hti_thread *t, const hti_fill *f, const uint8_
  * after_loss: an earlier body of this fill missed the output. A body continuing it could not be
  * decoded (FORMAT.md §4) — a reader would skip it — so it is counted lost instead of written.
  * Returns false when the body did not reach the output. */
-static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_t seq,
+static bool emit_range(hti_session *s, hti_trace_thread *t, const hti_fill *f, uint64_t seq,
                        uint64_t from, uint64_t to, const uint8_t *data, bool after_loss)
 {
     uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)to;
@@ -510,7 +510,7 @@ static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_
 
 /* Block and discard modes: emits what is committed and releases finished fills (all of them
  * once the thread has exited). */
-static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exited)
+static bool drain_thread(hti_session *s, hti_trace_thread *t, bool partial, bool exited)
 {
     uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
     uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
@@ -542,7 +542,7 @@ static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exite
 }
 
 /* Ring mode: emits every fill still in the ring that has not been written yet. */
-static void ring_dump(hti_session *s, hti_thread *t)
+static void ring_dump(hti_session *s, hti_trace_thread *t)
 {
     uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
     uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
@@ -573,17 +573,17 @@ static void ring_dump(hti_session *s, hti_thread *t)
     }
 }
 
-static void unlink_thread(hti_thread *prev, hti_thread *t)
+static void unlink_thread(hti_trace_thread *prev, hti_trace_thread *t)
 {
     if (prev) {
         prev->next = t->next;
         return;
     }
-    hti_thread *expected = t;
+    hti_trace_thread *expected = t;
     if (atomic_compare_exchange_strong(&hti_threads, &expected, t->next))
         return;
     /* Someone pushed in front of t: find its predecessor now (only the writer unlinks). */
-    for (hti_thread *p = atomic_load(&hti_threads); p; p = p->next)
+    for (hti_trace_thread *p = atomic_load(&hti_threads); p; p = p->next)
         if (p->next == t) {
             p->next = t->next;
             return;
@@ -593,7 +593,7 @@ static void unlink_thread(hti_thread *prev, hti_thread *t)
 /* A buffer whose thread is past its exit destructor: EXITED once the thread is gone. Probed on
  * every pass at first (threads usually end within microseconds), then only when the writer
  * passes anyway. Returns true while the writer should come back soon. */
-static bool exit_poll(hti_thread *t, int *state)
+static bool exit_poll(hti_trace_thread *t, int *state)
 {
     if (*state != HTI_THREAD_EXITING)
         return false;
@@ -612,10 +612,10 @@ static bool exit_poll(hti_thread *t, int *state)
 static bool drain_all(hti_session *s, bool partial, bool dump)
 {
     bool released = false, exiting = false;
-    hti_thread *prev = NULL;
-    hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
+    hti_trace_thread *prev = NULL;
+    hti_trace_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         int state = atomic_load_explicit(&t->state, memory_order_acquire);
         exiting |= exit_poll(t, &state);
         uint64_t gen = atomic_load_explicit(&t->published_gen, memory_order_acquire);
@@ -654,7 +654,7 @@ static bool drain_all(hti_session *s, bool partial, bool dump)
 /* At stop: losses still pending in live threads' buffers go into LOST records. */
 static void collect_pending_lost(hti_session *s)
 {
-    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+    for (hti_trace_thread *t = atomic_load(&hti_threads); t; t = t->next) {
         if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
             continue;
         if (t->lost_local)
@@ -738,7 +738,8 @@ static bool hooks_quiet(hti_session *s, uint64_t since)
 {
     bool quiet = true;
     uint64_t now = 0;
-    for (hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire); t; t = t->next) {
+    hti_trace_thread *first = atomic_load_explicit(&hti_threads, memory_order_acquire);
+    for (hti_trace_thread *t = first; t; t = t->next) {
         if (t->quiet_gen == s->gen)
             continue;
         if (!atomic_load_explicit(&t->in_hook, memory_order_acquire)) {
@@ -854,11 +855,11 @@ int hti_writer_start_memory(hti_session *s)
     memset(lost_table, 0, sizeof lost_table);
     stacks_emitted = 0;
     s->records_size = RECORDS_BYTES;
-    s->records = hti_map(RECORDS_BYTES);
+    s->records = hti_map_memory(RECORDS_BYTES);
     s->scratch_size = ZSTD_compressBound(RECORDS_BYTES);
-    s->scratch = hti_map(s->scratch_size);
+    s->scratch = hti_map_memory(s->scratch_size);
     s->deferred_size = 2 * RECORDS_BYTES + 64;
-    s->deferred = hti_map(s->deferred_size);
+    s->deferred = hti_map_memory(s->deferred_size);
     if (!s->records || !s->scratch || !s->deferred)
         return -ENOMEM;
     if (s->options.compression_level > 0) {
@@ -884,9 +885,9 @@ static void writer_release_memory(hti_session *s)
     if (s->zstd)
         ZSTD_freeCCtx(s->zstd);
     s->zstd = NULL;
-    hti_unmap(s->records, s->records_size);
-    hti_unmap(s->scratch, s->scratch_size);
-    hti_unmap(s->deferred, s->deferred_size);
+    hti_unmap_memory(s->records, s->records_size);
+    hti_unmap_memory(s->scratch, s->scratch_size);
+    hti_unmap_memory(s->deferred, s->deferred_size);
     s->records = s->scratch = s->deferred = NULL;
 }
 
@@ -968,9 +969,9 @@ void hti_writer_forget(hti_session *s)
     s->writer_started = false;
     s->writer_lingering = false;
     s->zstd = NULL; /* its memory came from mmap: left mapped rather than freed half-way */
-    hti_unmap(s->records, s->records_size);
-    hti_unmap(s->scratch, s->scratch_size);
-    hti_unmap(s->deferred, s->deferred_size);
+    hti_unmap_memory(s->records, s->records_size);
+    hti_unmap_memory(s->scratch, s->scratch_size);
+    hti_unmap_memory(s->deferred, s->deferred_size);
     s->records = s->scratch = s->deferred = NULL;
 }
 
@@ -1019,7 +1020,7 @@ void hti_writer_emergency(hti_session *s)
     if (!emergency_stream_ready(s) || !header_written(s, EMERGENCY_WAIT_NS))
         return;
     /* Every thread's committed bytes not yet written, uncompressed, from this thread. */
-    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+    for (hti_trace_thread *t = atomic_load(&hti_threads); t; t = t->next) {
         if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
             continue;
         uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
