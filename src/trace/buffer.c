@@ -174,9 +174,9 @@ static int thread_reset(hti_trace_thread *t, hti_session *s, uint64_t gen)
     for (uint32_t i = 0; i < t->nfills; i++) {
         atomic_store_explicit(&t->fills[i].committed, 0, memory_order_relaxed);
         atomic_store_explicit(&t->fills[i].seq, UINT64_MAX, memory_order_relaxed);
-        t->fills[i].written_seq = UINT64_MAX;
-        t->fills[i].written = 0;
-        t->fills[i].write_failed = false;
+        atomic_store_explicit(&t->fills[i].written_seq, UINT64_MAX, memory_order_relaxed);
+        atomic_store_explicit(&t->fills[i].written, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->fills[i].write_failed, false, memory_order_relaxed);
     }
     atomic_store_explicit(&t->head, 0, memory_order_relaxed);
     atomic_store_explicit(&t->tail, 0, memory_order_relaxed);

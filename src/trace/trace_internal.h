@@ -80,10 +80,12 @@ typedef struct hti_fill {
     _Atomic uint64_t committed; /* (events << 32) | bytes, stored after each event */
     _Atomic uint64_t seq;       /* which fill of the stream this is (owner sets on start) */
     uint64_t base_ticks;        /* ticks the first event's delta is taken from */
-    /* writer-private: how much of fill `written_seq` has been emitted */
-    uint64_t written_seq;
-    uint64_t written;  /* committed word already emitted */
-    bool write_failed; /* a body of it missed the output: the rest cannot be decoded there */
+    /* The writer's progress: how much of fill `written_seq` has been emitted. Written by the
+     * writer only (writer.c fill_progress), read by it and by a crash flush (fill_ready):
+     * atomic so that a crash flush reads whole values, written_seq last (release). */
+    _Atomic uint64_t written_seq;
+    _Atomic uint64_t written;  /* committed word already emitted */
+    _Atomic bool write_failed; /* a body of it missed the output: the rest cannot be decoded */
 } hti_fill;
 
 /* A buffer's life: ALIVE; EXITING once its thread's exit destructor ran (the thread may still
@@ -138,6 +140,17 @@ typedef struct hti_trace_thread {
 extern _Atomic(hti_trace_thread *) hti_threads;
 
 /* ---- the session ---- */
+
+/* Pending LOST records of the writer, one per (thread, reason) while there is room. */
+#define HTI_WRITER_LOST_SLOTS 256u
+
+/* The writer's own state (writer.c). The writer thread's alone while it runs; cleared with the
+ * session at start, before it. A crash flush (hti_writer_emergency) reads none of it. */
+typedef struct hti_writer {
+    hti_lost_record lost[HTI_WRITER_LOST_SLOTS]; /* losses waiting for a LOST chunk */
+    uint32_t stacks_emitted;                     /* stack ids [1, stacks_emitted] are written */
+    uint8_t ring_copy[HTI_FILL_BYTES];           /* a ring fill's bytes, copied to be written */
+} hti_writer;
 
 typedef struct hti_session {
     ht_trace_options options;
@@ -213,6 +226,7 @@ typedef struct hti_session {
     bool defer_chunks;    /* hti_write_chunk keeps chunks in `deferred` (start, before the writer) */
     bool deferred_overflow;
     void *zstd;           /* ZSTD_CCtx */
+    hti_writer writer_state;
 } hti_session;
 
 extern hti_session hti_session_state;
