@@ -335,138 +335,162 @@ static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
     return previous + delta;
 }
 
+/* The event kind of opcode `op` (class EXT: the byte that follows). False for an unknown class;
+ * a kind byte cut short clears c->ok. */
+static inline bool decode_kind(hti_cursor *c, uint8_t op, unsigned *kind)
+{
+    switch (op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK)) {
+    case HTI_OP_ALLOC:
+        *kind = HT_EVENT_ALLOC;
+        return true;
+    case HTI_OP_FREE:
+        *kind = HT_EVENT_FREE;
+        return true;
+    case HTI_OP_REALLOC:
+        *kind = HT_EVENT_REALLOC;
+        return true;
+    case HTI_OP_EXT:
+        if (c->p >= c->end) {
+            c->ok = false;
+            *kind = 0;
+        } else {
+            *kind = *c->p++;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The part every event has after its opcode: the ticks delta, the heap if the opcode says it
+ * changed, the stack id if it has one; fills e's common fields. */
+static inline void decode_head(hti_cursor *c, uint8_t op, unsigned kind, uint32_t thread_id,
+                               hti_stream_state *state, ht_event *e)
+{
+    state->ticks += hti_get_varint(c);
+    if (op & HTI_OP_HEAP)
+        state->heap = hti_get_varint(c);
+    uint64_t stack = 0;
+    if (op & HTI_OP_STACK) {
+        stack = hti_get_varint(c);
+        if (stack == 0 || stack > UINT32_MAX)
+            c->ok = false;
+    }
+    e->timestamp_ns = state->ticks;
+    e->thread_id = thread_id;
+    e->kind = (uint16_t)kind;
+    e->flags = 0;
+    e->stack_id = (uint32_t)stack;
+    e->reserved = 0;
+    e->weight = 1.0;
+}
+
+/* The fields of an event of `kind` (FORMAT.md §5), after its head; the address deltas advance
+ * state->address. Clears c->ok for an unknown kind or a malformed field. */
+static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source,
+                                 uint32_t thread_id, hti_stream_state *state, ht_event *e)
+{
+    uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
+    switch (kind) {
+    case HT_EVENT_ALLOC:
+        e->u.alloc.HeapHandle = heap;
+        e->u.alloc.Size = hti_get_varint(c);
+        address = get_address(c, address);
+        e->u.alloc.Address = address;
+        e->u.alloc.Source = source;
+        break;
+    case HT_EVENT_FREE:
+        e->u.free.HeapHandle = heap;
+        address = get_address(c, address);
+        e->u.free.Address = address;
+        e->u.free.Source = source;
+        break;
+    case HT_EVENT_REALLOC:
+        e->u.realloc.HeapHandle = heap;
+        address = get_address(c, address);
+        e->u.realloc.NewAddress = address;
+        e->u.realloc.OldAddress = get_address(c, address);
+        e->u.realloc.NewSize = hti_get_varint(c);
+        e->u.realloc.OldSize = hti_get_varint(c);
+        e->u.realloc.Source = source;
+        break;
+    case HT_EVENT_HEAP_CREATE: {
+        e->u.heap_create.HeapHandle = heap;
+        uint64_t flags = hti_get_varint(c);
+        e->u.heap_create.Flags = (uint32_t)flags;
+        e->u.heap_create.InitialSize = hti_get_varint(c);
+        e->u.heap_create.MaximumSize = hti_get_varint(c);
+        if (flags > UINT32_MAX)
+            c->ok = false;
+        break;
+    }
+    case HT_EVENT_HEAP_DESTROY:
+        e->u.heap_destroy.HeapHandle = heap;
+        break;
+    case HT_EVENT_HEAP_EXPAND:
+    case HT_EVENT_HEAP_CONTRACT:
+        e->u.heap_resize.HeapHandle = heap;
+        e->u.heap_resize.Bytes = hti_get_varint(c);
+        e->u.heap_resize.CommittedAfter = hti_get_varint(c);
+        break;
+    case HT_EVENT_RUNDOWN_HEAP: {
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        e->u.rundown_heap.HeapHandle = heap;
+        e->u.rundown_heap.Reserved = hti_get_varint(c);
+        e->u.rundown_heap.Committed = hti_get_varint(c);
+        e->u.rundown_heap.LiveBlocks = hti_get_varint(c);
+        uint64_t compat = hti_get_varint(c);
+        e->u.rundown_heap.Compatibility = (uint32_t)compat;
+        if (compat > UINT32_MAX)
+            c->ok = false;
+        break;
+    }
+    case HT_EVENT_RUNDOWN_BLOCK:
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        e->u.rundown_block.HeapHandle = heap;
+        e->u.rundown_block.Size = hti_get_varint(c);
+        e->u.rundown_block.UsableSize = hti_get_varint(c);
+        address = get_address(c, address);
+        e->u.rundown_block.Address = address;
+        e->u.rundown_block.Source = source;
+        break;
+    case HT_EVENT_LOST: {
+        hti_lost_record lost;
+        hti_get_lost_event_fields(c, ticks, thread_id, &lost);
+        hti_lost_to_event(&lost, e);
+        break;
+    }
+    default:
+        c->ok = false;
+        break;
+    }
+    state->address = address;
+}
+
 long hti_decode_events(hti_cursor *c, hti_stream_state *state, uint32_t thread_id, ht_event *out,
                        size_t max, const uint8_t **bad)
 {
     size_t n = 0;
-    uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
+    /* A local copy, written back once: the events decoded so far stay the state's. */
+    hti_stream_state now = *state;
     while (n < max && c->p < c->end) {
         const uint8_t *start = c->p;
         uint8_t op = *c->p++;
-        unsigned cls = op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK);
         unsigned kind;
         ht_event *e = &out[n];
-        switch (cls) {
-        case HTI_OP_ALLOC:
-            kind = HT_EVENT_ALLOC;
-            break;
-        case HTI_OP_FREE:
-            kind = HT_EVENT_FREE;
-            break;
-        case HTI_OP_REALLOC:
-            kind = HT_EVENT_REALLOC;
-            break;
-        case HTI_OP_EXT:
-            if (c->p >= c->end) {
-                c->ok = false;
-                kind = 0;
-            } else {
-                kind = *c->p++;
-            }
-            break;
-        default:
+        if (!decode_kind(c, op, &kind)) {
             *bad = start;
             return -EBADMSG;
         }
-        ticks += hti_get_varint(c);
-        if (op & HTI_OP_HEAP)
-            heap = hti_get_varint(c);
-        uint64_t stack = 0;
-        if (op & HTI_OP_STACK) {
-            stack = hti_get_varint(c);
-            if (stack == 0 || stack > UINT32_MAX)
-                c->ok = false;
-        }
-        uint32_t source = op & HTI_OP_SOURCE_MASK;
-        e->timestamp_ns = ticks;
-        e->thread_id = thread_id;
-        e->kind = (uint16_t)kind;
-        e->flags = 0;
-        e->stack_id = (uint32_t)stack;
-        e->reserved = 0;
-        e->weight = 1.0;
-        switch (kind) {
-        case HT_EVENT_ALLOC:
-            e->u.alloc.HeapHandle = heap;
-            e->u.alloc.Size = hti_get_varint(c);
-            address = get_address(c, address);
-            e->u.alloc.Address = address;
-            e->u.alloc.Source = source;
-            break;
-        case HT_EVENT_FREE:
-            e->u.free.HeapHandle = heap;
-            address = get_address(c, address);
-            e->u.free.Address = address;
-            e->u.free.Source = source;
-            break;
-        case HT_EVENT_REALLOC:
-            e->u.realloc.HeapHandle = heap;
-            address = get_address(c, address);
-            e->u.realloc.NewAddress = address;
-            e->u.realloc.OldAddress = get_address(c, address);
-            e->u.realloc.NewSize = hti_get_varint(c);
-            e->u.realloc.OldSize = hti_get_varint(c);
-            e->u.realloc.Source = source;
-            break;
-        case HT_EVENT_HEAP_CREATE: {
-            e->u.heap_create.HeapHandle = heap;
-            uint64_t flags = hti_get_varint(c);
-            e->u.heap_create.Flags = (uint32_t)flags;
-            e->u.heap_create.InitialSize = hti_get_varint(c);
-            e->u.heap_create.MaximumSize = hti_get_varint(c);
-            if (flags > UINT32_MAX)
-                c->ok = false;
-            break;
-        }
-        case HT_EVENT_HEAP_DESTROY:
-            e->u.heap_destroy.HeapHandle = heap;
-            break;
-        case HT_EVENT_HEAP_EXPAND:
-        case HT_EVENT_HEAP_CONTRACT:
-            e->u.heap_resize.HeapHandle = heap;
-            e->u.heap_resize.Bytes = hti_get_varint(c);
-            e->u.heap_resize.CommittedAfter = hti_get_varint(c);
-            break;
-        case HT_EVENT_RUNDOWN_HEAP: {
-            e->flags = HT_EVENT_FLAG_RUNDOWN;
-            e->u.rundown_heap.HeapHandle = heap;
-            e->u.rundown_heap.Reserved = hti_get_varint(c);
-            e->u.rundown_heap.Committed = hti_get_varint(c);
-            e->u.rundown_heap.LiveBlocks = hti_get_varint(c);
-            uint64_t compat = hti_get_varint(c);
-            e->u.rundown_heap.Compatibility = (uint32_t)compat;
-            if (compat > UINT32_MAX)
-                c->ok = false;
-            break;
-        }
-        case HT_EVENT_RUNDOWN_BLOCK:
-            e->flags = HT_EVENT_FLAG_RUNDOWN;
-            e->u.rundown_block.HeapHandle = heap;
-            e->u.rundown_block.Size = hti_get_varint(c);
-            e->u.rundown_block.UsableSize = hti_get_varint(c);
-            address = get_address(c, address);
-            e->u.rundown_block.Address = address;
-            e->u.rundown_block.Source = source;
-            break;
-        case HT_EVENT_LOST: {
-            hti_lost_record lost;
-            hti_get_lost_event_fields(c, ticks, thread_id, &lost);
-            hti_lost_to_event(&lost, e);
-            break;
-        }
-        default:
-            c->ok = false;
-            break;
-        }
+        decode_head(c, op, kind, thread_id, &now, e);
+        decode_fields(c, kind, op & HTI_OP_SOURCE_MASK, thread_id, &now, e);
         if (!c->ok) {
             *bad = start;
             return -EBADMSG;
         }
         n++;
     }
-    state->ticks = ticks;
-    state->address = address;
-    state->heap = heap;
+    *state = now;
     return (long)n;
 }
 

@@ -589,7 +589,8 @@ static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
     return back < p->ns ? p->ns - back : 0;
 }
 
-static int scan(ht_reader *r)
+/* The file preamble: magic and a major version this reader knows. */
+static int check_preamble(ht_reader *r)
 {
     uint8_t preamble[HTI_PREAMBLE_SIZE];
     if (r->size < HTI_PREAMBLE_SIZE)
@@ -604,6 +605,63 @@ static int scan(ht_reader *r)
     if (r->info.version_major != HTI_VERSION_MAJOR)
         return fail(r, -EBADMSG, "unsupported format version %u.%u at offset 8 (this reader: %u.x)",
                     r->info.version_major, r->info.version_minor, HTI_VERSION_MAJOR);
+    return 0;
+}
+
+/* An EVENTS chunk is only indexed here (its meta read, its body left for the merge). */
+static int index_events_chunk(ht_reader *r, chunk_ref *c)
+{
+    uint64_t offset = c->offset;
+    uint8_t meta[HTI_CHUNK_META_MAX];
+    if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c->header.meta_length) != 0)
+        return r->status;
+    if (hti_events_meta_decode(meta, c->header.meta_length, &c->meta) != 0)
+        return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
+                    (unsigned long long)offset);
+    if (c->header.raw_length > HTI_CHUNK_BODY_MAX || c->meta.event_count > c->header.raw_length)
+        return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
+                    (unsigned long long)c->meta.event_count, (unsigned long long)offset);
+    if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
+        return r->status;
+    stream *s = stream_for(r, &c->meta);
+    if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
+        return r->status;
+    s->chunks[s->count++] = (uint32_t)r->chunk_count;
+    r->chunks[r->chunk_count++] = *c;
+    r->info.events += c->meta.event_count;
+    r->info.event_chunks++;
+    return 0;
+}
+
+/* Any other known chunk is read whole into the tables now (one header, first). */
+static int parse_record_chunk(ht_reader *r, const chunk_ref *c, bool *have_header)
+{
+    const uint8_t *body;
+    size_t length;
+    if (load_body(r, c, NULL, NULL, &body, &length) != 0)
+        return r->status;
+    switch (c->header.type) {
+    case HTI_CHUNK_HEADER: {
+        int error = *have_header ? fail(r, -EBADMSG, "second header chunk at offset %llu",
+                                        (unsigned long long)c->offset)
+                                 : parse_header(r, c, body, length);
+        *have_header = true;
+        return error;
+    }
+    case HTI_CHUNK_STACKS: return parse_stacks(r, c, body, length);
+    case HTI_CHUNK_MODULES: return parse_modules(r, c, body, length);
+    case HTI_CHUNK_STRINGS: return parse_strings(r, c, body, length);
+    case HTI_CHUNK_LOST: return parse_lost(r, c, body, length);
+    case HTI_CHUNK_CLOCK: return parse_clock(r, c, body, length);
+    case HTI_CHUNK_FOOTER: return parse_footer(r, c, body, length);
+    default: return 0;
+    }
+}
+
+/* Reads every chunk header from the preamble on: indexes the events, parses the rest. A file
+ * cut short is read up to its last whole chunk (truncated, with a warning). */
+static int scan_chunks(ht_reader *r)
+{
     uint64_t offset = HTI_PREAMBLE_SIZE;
     bool have_header = false;
     while (offset < r->size) {
@@ -623,7 +681,8 @@ static int scan(ht_reader *r)
         const char *why = NULL;
         if (hti_chunk_header_decode(head, &c.header, &why) != 0)
             return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
-        uint64_t total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
+        uint64_t total =
+            HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
         if (total > left) {
             r->info.truncated = true;
             warn(r, "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
@@ -634,55 +693,16 @@ static int scan(ht_reader *r)
         if (!have_header && c.header.type != HTI_CHUNK_HEADER)
             return fail(r, -EBADMSG, "the first chunk (offset %llu) is not a header",
                         (unsigned long long)offset);
-        if (c.header.type == HTI_CHUNK_EVENTS) {
-            uint8_t meta[HTI_CHUNK_META_MAX];
-            if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c.header.meta_length) != 0)
-                return r->status;
-            if (hti_events_meta_decode(meta, c.header.meta_length, &c.meta) != 0)
-                return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
-                            (unsigned long long)offset);
-            if (c.header.raw_length > HTI_CHUNK_BODY_MAX ||
-                c.meta.event_count > c.header.raw_length)
-                return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
-                            (unsigned long long)c.meta.event_count, (unsigned long long)offset);
-            if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
-                return r->status;
-            stream *s = stream_for(r, &c.meta);
-            if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
-                return r->status;
-            s->chunks[s->count++] = (uint32_t)r->chunk_count;
-            r->chunks[r->chunk_count++] = c;
-            r->info.events += c.meta.event_count;
-            r->info.event_chunks++;
-        } else if (c.header.type <= HTI_CHUNK_FOOTER) {
-            const uint8_t *body;
-            size_t length;
-            if (load_body(r, &c, NULL, NULL, &body, &length) != 0)
-                return r->status;
-            int error = 0;
-            switch (c.header.type) {
-            case HTI_CHUNK_HEADER:
-                if (have_header)
-                    error = fail(r, -EBADMSG, "second header chunk at offset %llu",
-                                 (unsigned long long)offset);
-                else
-                    error = parse_header(r, &c, body, length);
-                have_header = true;
-                break;
-            case HTI_CHUNK_STACKS: error = parse_stacks(r, &c, body, length); break;
-            case HTI_CHUNK_MODULES: error = parse_modules(r, &c, body, length); break;
-            case HTI_CHUNK_STRINGS: error = parse_strings(r, &c, body, length); break;
-            case HTI_CHUNK_LOST: error = parse_lost(r, &c, body, length); break;
-            case HTI_CHUNK_CLOCK: error = parse_clock(r, &c, body, length); break;
-            case HTI_CHUNK_FOOTER: error = parse_footer(r, &c, body, length); break;
-            default: break;
-            }
-            if (error)
-                return error;
-        } else {
+        int error = 0;
+        if (c.header.type == HTI_CHUNK_EVENTS)
+            error = index_events_chunk(r, &c);
+        else if (c.header.type <= HTI_CHUNK_FOOTER)
+            error = parse_record_chunk(r, &c, &have_header);
+        else
             warn(r, "unknown chunk type %u at offset %llu skipped", c.header.type,
                  (unsigned long long)offset);
-        }
+        if (error)
+            return error;
         r->info.chunks++;
         offset += total;
     }
@@ -690,18 +710,12 @@ static int scan(ht_reader *r)
     r->info.file_size = r->size;
     if (!have_header)
         return fail(r, -EBADMSG, "no header chunk");
+    return 0;
+}
 
-    if (r->stack_count)
-        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
-    r->info.stacks = r->stack_count;
-    finish_clock(r);
-    for (size_t i = 0; i < r->lost_count; i++) {
-        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
-        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
-        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
-    }
-    if (r->lost_count)
-        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
+/* The module list handed out: each module with its path from the string table. */
+static int resolve_modules(ht_reader *r)
+{
     r->module_list = calloc(r->module_count ? r->module_count : 1, sizeof *r->module_list);
     if (!r->module_list)
         return fail(r, -ENOMEM, "out of memory");
@@ -715,7 +729,12 @@ static int scan(ht_reader *r)
                 break;
             }
     }
-    /* Distinct threads. */
+    return 0;
+}
+
+/* info.threads: the distinct thread ids of the event streams (the rundown's not counted). */
+static int count_threads(ht_reader *r)
+{
     uint32_t *tids = malloc((r->stream_count ? r->stream_count : 1) * sizeof *tids);
     if (!tids)
         return fail(r, -ENOMEM, "out of memory");
@@ -729,6 +748,29 @@ static int scan(ht_reader *r)
         if (i == 0 || tids[i] != tids[i - 1])
             r->info.threads++;
     free(tids);
+    return 0;
+}
+
+static int scan(ht_reader *r)
+{
+    int error = check_preamble(r);
+    if (error == 0)
+        error = scan_chunks(r);
+    if (error)
+        return error;
+    if (r->stack_count)
+        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
+    r->info.stacks = r->stack_count;
+    finish_clock(r);
+    for (size_t i = 0; i < r->lost_count; i++) {
+        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
+        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
+        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
+    }
+    if (r->lost_count)
+        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
+    if ((error = resolve_modules(r)) != 0 || (error = count_threads(r)) != 0)
+        return error;
     r->info.program = r->program ? r->program : "";
     r->info.command_line = r->command_line ? r->command_line : "";
     r->merge_queue = malloc((r->stream_count + 1) * sizeof *r->merge_queue);

@@ -2,17 +2,17 @@
  * clock, the rundown, exit/fork/signal handling, statistics.
  *
  * One session at a time: control_lock guards its phase (idle, starting, running, stopping) and is
- * held only to change it, never across a call that can wait (opening the output, the rundown,
- * the writer's drains), so an exit handler always gets it. Start order matters for the rundown
- * rule (FORMAT.md "Rundown"): writer running, hooks switched on, a barrier on every thread
- * (wait_untraced_operations), then the rundown timestamp taken, then every heap walked; a consumer applies rundown records before events of equal or
- * later time, inserting a block only if it does not know it already. Stop switches the hooks
- * off, issues a barrier on every thread (hti_hooks_barrier), and lets the writer drain until no
- * thread is inside a hook, then drain everything and write the footer, with the heaps' end state
- * this thread walks for it (hti_session_end_state) and the peak committed kept since the start.
- * Waits on the output are bounded in discard and ring modes, and in every mode at exit
- * (DESIGN.md). All tracer work on the calling thread runs under the guard, so allocations it
- * causes are not traced. */
+ * held only to change it, never across a call that can wait (opening the output, the rundown, the
+ * writer's drains), so an exit handler always gets it. Start order matters for the rundown rule
+ * (FORMAT.md "Rundown"): writer running, hooks switched on, a barrier on every thread
+ * (wait_untraced_operations), then the rundown timestamp taken, then every heap walked; a consumer
+ * applies rundown records before events of equal or later time, inserting a block only if it does
+ * not know it already. Stop switches the hooks off, issues a barrier on every thread
+ * (hti_hooks_barrier), and lets the writer drain until no thread is inside a hook, then drain
+ * everything and write the footer, with the heaps' end state this thread walks for it
+ * (hti_session_end_state) and the peak committed kept since the start. Waits on the output are
+ * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). All tracer work on the
+ * calling thread runs under the guard, so allocations it causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -448,49 +448,44 @@ const char *hti_start_error_text(int error)
 }
 
 /* Sets up and starts a session; the caller holds the phase `starting`. */
-static int start_session(const ht_trace_options *options, bool in_child)
+/* The options a session runs with: checked (the ranges of options.c), defaults filled in.
+ * 0 or -EINVAL. */
+static int session_options(const ht_trace_options *options, ht_trace_options *o)
 {
-    hti_session *s = &hti_session_state;
-    ht_trace_options o = *options;
-    if (hti_options_check(&o, NULL) != 0) /* the ranges of options.c */
+    *o = *options;
+    if (hti_options_check(o, NULL) != 0)
         return -EINVAL;
-    if (o.buffer_size == 0)
-        o.buffer_size = HT_TRACE_DEFAULT_BUFFER;
-    if (o.flush_interval_ms == 0)
-        o.flush_interval_ms = 100;
-    if (o.event_mask == HT_EVENT_MASK_ALL)
-        o.event_mask = 0;
+    if (o->buffer_size == 0)
+        o->buffer_size = HT_TRACE_DEFAULT_BUFFER;
+    if (o->flush_interval_ms == 0)
+        o->flush_interval_ms = 100;
+    if (o->event_mask == HT_EVENT_MASK_ALL)
+        o->event_mask = 0;
+    return 0;
+}
 
-    hti_crc32c_init();
-    hti_clock_init();
-    int error = hti_buffers_init();
-    if (error)
-        return error;
-    sweep_exited();
-
-    /* Statistics of the previous session are kept until now. */
+/* A fresh session state for options o (the previous session's statistics are dropped here). */
+static void session_reset(hti_session *s, const ht_trace_options *o)
+{
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    s->options = o;
-    s->nfills = (uint32_t)((o.buffer_size + HTI_FILL_BYTES - 1) / HTI_FILL_BYTES);
+    s->options = *o;
+    s->nfills = (uint32_t)((o->buffer_size + HTI_FILL_BYTES - 1) / HTI_FILL_BYTES);
     if (s->nfills < 2)
         s->nfills = 2;
     if (s->nfills > 65536)
         s->nfills = 65536;
-    s->ring = o.mode == HT_TRACE_MODE_RING;
-    s->block = o.mode == HT_TRACE_MODE_BLOCK;
-    s->filtered = o.event_mask || o.heap || o.min_size || o.max_size || o.sample_interval ||
-                  o.stack_depth;
+    s->ring = o->mode == HT_TRACE_MODE_RING;
+    s->block = o->mode == HT_TRACE_MODE_BLOCK;
+    s->filtered = o->event_mask || o->heap || o->min_size || o->max_size || o->sample_interval ||
+                  o->stack_depth;
     for (int i = 0; i < HT_TRACE_MAX_CONSUMERS; i++)
-        s->has_consumers |= o.consumers[i].callback != NULL;
+        s->has_consumers |= o->consumers[i].callback != NULL;
+}
 
-    if ((error = open_output(s, &o, in_child)) != 0) {
-        if (s->own_fd && s->fd >= 0)
-            close(s->fd);
-        s->fd = -1;
-        return error;
-    }
-
+/* The session's generation and start clocks (the HEADER chunk's). */
+static void session_stamp(hti_session *s)
+{
     s->gen = ++generations;
     s->pid = getpid();
     s->start_ticks = hti_ticks();
@@ -498,11 +493,18 @@ static int start_session(const ht_trace_options *options, bool in_child)
     struct timespec real;
     clock_gettime(CLOCK_REALTIME, &real);
     s->start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec;
+}
 
-    if (o.stack_depth && (error = hti_stacks_init(s)) != 0)
-        goto fail;
+/* Everything that runs beside the program: the stack table, the writer's memory, the module
+ * map (kept for the writer), the consumer thread and the writer thread. 0 or -errno; on an
+ * error the caller stops what started. */
+static int start_machinery(hti_session *s)
+{
+    int error;
+    if (s->options.stack_depth && (error = hti_stacks_init(s)) != 0)
+        return error;
     if ((error = hti_writer_start_memory(s)) != 0)
-        goto fail;
+        return error;
     /* The writer thread writes the header, then this module map, first thing: this thread
      * does not wait for the output. A header that cannot be written is reported once (as every
      * failed write) and the session runs on: its events are counted as lost. */
@@ -511,22 +513,59 @@ static int start_session(const ht_trace_options *options, bool in_child)
     hti_modules_emit(s, true);
     s->defer_chunks = false;
     if (s->has_consumers && (error = hti_consumer_start(s)) != 0)
-        goto fail;
-    if ((error = hti_writer_start_thread(s)) != 0)
-        goto fail;
+        return error;
+    return hti_writer_start_thread(s);
+}
 
+/* For follow_forks: the session's options with the output path as given, pattern included (o:
+ * the session's own holds the path opened; a fork child's session passes the saved pattern back
+ * in); and the fork handler, once. */
+static void remember_for_forks(const hti_session *s, const ht_trace_options *o)
+{
     if (!atfork_registered) {
         pthread_atfork(NULL, NULL, fork_child);
         atfork_registered = true;
     }
-    /* For follow_forks: the options as given, pattern included (a fork child's session passes
-     * the saved pattern back in). */
     saved_options = s->options;
-    if (o.output_path) {
-        if (o.output_path != saved_path)
-            snprintf(saved_path, sizeof saved_path, "%s", o.output_path);
+    if (o->output_path) {
+        if (o->output_path != saved_path)
+            snprintf(saved_path, sizeof saved_path, "%s", o->output_path);
         saved_options.output_path = saved_path;
     }
+}
+
+static int start_session(const ht_trace_options *options, bool in_child)
+{
+    hti_session *s = &hti_session_state;
+    ht_trace_options o;
+    int error = session_options(options, &o);
+    if (error)
+        return error;
+    hti_crc32c_init();
+    hti_clock_init();
+    if ((error = hti_buffers_init()) != 0)
+        return error;
+    sweep_exited();
+
+    /* Statistics of the previous session are kept until now. */
+    session_reset(s, &o);
+    if ((error = open_output(s, &o, in_child)) != 0) {
+        if (s->own_fd && s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        return error;
+    }
+    session_stamp(s);
+    if ((error = start_machinery(s)) != 0) {
+        hti_writer_stop(s, 0);
+        hti_consumer_stop(s);
+        if (s->own_fd && s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        s->gen = 0;
+        return error;
+    }
+    remember_for_forks(s, &o);
 
     /* The footer's peak committed starts from what the heaps hold now; from the switch on, the
      * EXPAND/CONTRACT hooks keep it (a commit made by another thread between the two is the one
@@ -542,14 +581,6 @@ static int start_session(const ht_trace_options *options, bool in_child)
         hti_rundown(s);
     }
     return 0;
-fail:
-    hti_writer_stop(s, 0);
-    hti_consumer_stop(s);
-    if (s->own_fd && s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    s->gen = 0;
-    return error;
 }
 
 /* ---- the session's phase ---- */
