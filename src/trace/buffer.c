@@ -357,6 +357,9 @@ static inline uint64_t now_ticks(hti_trace_thread *t)
     return now < t->last_ticks ? t->last_ticks : now; /* never backwards within a stream */
 }
 
+_Static_assert(HTI_LOST_EVENT_MAX <= HTI_FILL_BYTES - HTI_EVENT_MAX,
+               "a fill's opening LOST event leaves room for the event that started the fill");
+
 /* Starts fill `head`: the caller checked it is free. */
 static void fill_start(hti_trace_thread *t, hti_session *s, uint64_t head)
 {

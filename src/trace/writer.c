@@ -40,6 +40,8 @@
 #include "trace_internal.h"
 
 #define RECORDS_BYTES (256u << 10)
+_Static_assert(HTI_WRITER_LOST_SLOTS * HTI_LOST_RECORD_MAX <= RECORDS_BYTES,
+               "every pending LOST record fits one LOST chunk (lost_flush)");
 /* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
  * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
 #define EXIT_POLL_NS 1000000L
