@@ -22,11 +22,9 @@
 #include <emmintrin.h>
 #endif
 
+#include "common/compiler.h"
 #include "heaptrail/heap.h"
 
-#define HTI_LIKELY(x) __builtin_expect(!!(x), 1)
-#define HTI_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define HTI_NOINLINE __attribute__((noinline))
 #define HTI_INLINE static inline __attribute__((always_inline))
 #define HTI_INTERNAL __attribute__((visibility("hidden")))
 

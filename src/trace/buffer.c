@@ -27,12 +27,11 @@
 
 #include "trace_internal.h"
 
-int hti_trace_active;
 _Atomic uint64_t hti_trace_gen;
-_Atomic(hti_thread *) hti_threads;
+_Atomic(hti_trace_thread *) hti_threads;
 
-static HTI_TLS hti_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
-static HTI_TLS hti_thread *tls_saved;   /* tls_thread while the guard is held */
+static HTI_TLS hti_trace_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
+static HTI_TLS hti_trace_thread *tls_saved;   /* tls_thread while the guard is held */
 HTI_TLS unsigned hti_guard_depth;       /* nesting depth of tracer work on this thread */
 static HTI_TLS int tls_exited;          /* the exit destructor ran: new buffers are EXITING */
 
@@ -42,13 +41,13 @@ static int exit_key_error;
 
 /* ---- memory and guard ---- */
 
-void *hti_map(size_t size)
+void *hti_map_memory(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-void hti_unmap(void *memory, size_t size)
+void hti_unmap_memory(void *memory, size_t size)
 {
     if (memory)
         munmap(memory, size);
@@ -80,7 +79,7 @@ uint32_t hti_gettid(void)
     return (uint32_t)syscall(SYS_gettid);
 }
 
-bool hti_thread_gone(const hti_thread *thread)
+bool hti_thread_gone(const hti_trace_thread *thread)
 {
     int saved_errno = errno;
     bool gone = syscall(SYS_tgkill, (long)getpid(), (long)thread->tid, 0L) != 0 && errno == ESRCH;
@@ -107,7 +106,7 @@ void hti_hooks_barrier(void)
 
 /* ---- thread registration and exit ---- */
 
-static int64_t draw_gap(hti_thread *t, size_t interval);
+static int64_t draw_gap(hti_trace_thread *t, size_t interval);
 
 /* The key destructor. Destructors of keys created later (a program's `free` of its
  * pthread_setspecific value, for instance) run after this one, and the C library frees its own
@@ -115,7 +114,7 @@ static int64_t draw_gap(hti_thread *t, size_t interval);
  * drains the buffer as it fills and frees it once the thread no longer exists. */
 static void thread_exit(void *arg)
 {
-    hti_thread *thread = arg;
+    hti_trace_thread *thread = arg;
     tls_exited = 1;
     atomic_store_explicit(&thread->state, HTI_THREAD_EXITING, memory_order_release);
     if (atomic_load_explicit(&hti_trace_gen, memory_order_relaxed))
@@ -135,13 +134,13 @@ int hti_buffers_init(void)
 
 static size_t node_size(uint32_t nfills)
 {
-    size_t size = sizeof(hti_thread) + (size_t)nfills * sizeof(hti_fill);
+    size_t size = sizeof(hti_trace_thread) + (size_t)nfills * sizeof(hti_fill);
     return (size + 4095u) & ~(size_t)4095u;
 }
 
-static void thread_push(hti_thread *thread)
+static void thread_push(hti_trace_thread *thread)
 {
-    hti_thread *head = atomic_load_explicit(&hti_threads, memory_order_relaxed);
+    hti_trace_thread *head = atomic_load_explicit(&hti_threads, memory_order_relaxed);
     do {
         thread->next = head;
     } while (!atomic_compare_exchange_weak_explicit(&hti_threads, &head, thread,
@@ -149,14 +148,14 @@ static void thread_push(hti_thread *thread)
 }
 
 /* (Re)initializes a buffer for session `gen`; the owner calls this, or the rundown's opener. */
-static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
+static int thread_reset(hti_trace_thread *t, hti_session *s, uint64_t gen)
 {
     size_t want = (size_t)s->nfills * HTI_FILL_BYTES;
     if (s->nfills > t->fills_capacity)
         return -ENOMEM;
     if (t->data_size != want) {
-        hti_unmap(t->fill_data, t->data_size);
-        t->fill_data = hti_map(want);
+        hti_unmap_memory(t->fill_data, t->data_size);
+        t->fill_data = hti_map_memory(want);
         t->data_size = t->fill_data ? want : 0;
         if (!t->fill_data)
             return -ENOMEM;
@@ -175,9 +174,9 @@ static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
     for (uint32_t i = 0; i < t->nfills; i++) {
         atomic_store_explicit(&t->fills[i].committed, 0, memory_order_relaxed);
         atomic_store_explicit(&t->fills[i].seq, UINT64_MAX, memory_order_relaxed);
-        t->fills[i].written_seq = UINT64_MAX;
-        t->fills[i].written = 0;
-        t->fills[i].write_failed = false;
+        atomic_store_explicit(&t->fills[i].written_seq, UINT64_MAX, memory_order_relaxed);
+        atomic_store_explicit(&t->fills[i].written, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->fills[i].write_failed, false, memory_order_relaxed);
     }
     atomic_store_explicit(&t->head, 0, memory_order_relaxed);
     atomic_store_explicit(&t->tail, 0, memory_order_relaxed);
@@ -198,7 +197,7 @@ static int thread_reset(hti_thread *t, hti_session *s, uint64_t gen)
  * session stop) unmaps them. */
 #define SPARE_MAX 64
 
-static hti_thread *spares; /* linked by next */
+static hti_trace_thread *spares; /* linked by next */
 static unsigned spare_count;
 static atomic_flag spare_lock = ATOMIC_FLAG_INIT;
 
@@ -213,20 +212,20 @@ static void spare_lock_drop(void)
     atomic_flag_clear_explicit(&spare_lock, memory_order_release);
 }
 
-static void thread_unmap(hti_thread *thread)
+static void thread_unmap(hti_trace_thread *thread)
 {
-    hti_unmap(thread->fill_data, thread->data_size);
-    hti_unmap(thread, node_size((uint32_t)thread->fills_capacity));
+    hti_unmap_memory(thread->fill_data, thread->data_size);
+    hti_unmap_memory(thread, node_size((uint32_t)thread->fills_capacity));
 }
 
 /* A spare buffer with room for nfills fills, or NULL. */
-static hti_thread *spare_take(uint32_t nfills)
+static hti_trace_thread *spare_take(uint32_t nfills)
 {
     spare_lock_take();
-    hti_thread **link = &spares;
+    hti_trace_thread **link = &spares;
     while (*link && (*link)->fills_capacity < nfills)
         link = &(*link)->next;
-    hti_thread *t = *link;
+    hti_trace_thread *t = *link;
     if (t) {
         *link = t->next;
         spare_count--;
@@ -235,7 +234,7 @@ static hti_thread *spare_take(uint32_t nfills)
     return t;
 }
 
-void hti_thread_free(hti_thread *thread)
+void hti_thread_free(hti_trace_thread *thread)
 {
     spare_lock_take();
     bool kept = spare_count < SPARE_MAX;
@@ -252,22 +251,22 @@ void hti_thread_free(hti_thread *thread)
 void hti_buffers_trim(void)
 {
     spare_lock_take();
-    hti_thread *t = spares;
+    hti_trace_thread *t = spares;
     spares = NULL;
     spare_count = 0;
     spare_lock_drop();
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         thread_unmap(t);
         t = next;
     }
 }
 
-static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown,
+static hti_trace_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown,
                               int state)
 {
     uint32_t capacity = s->nfills < 64 ? 64 : s->nfills;
-    hti_thread *t = spare_take(s->nfills);
+    hti_trace_thread *t = spare_take(s->nfills);
     if (t) {
         /* Everything but the memory it owns is set again below or by thread_reset. */
         uint32_t kept_capacity = (uint32_t)t->fills_capacity;
@@ -278,7 +277,7 @@ static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32
         t->data_size = data_size;
         capacity = kept_capacity;
     } else {
-        t = hti_map(node_size(capacity));
+        t = hti_map_memory(node_size(capacity));
         if (!t)
             return NULL;
     }
@@ -290,8 +289,8 @@ static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32
     atomic_store_explicit(&t->state, state, memory_order_relaxed);
     t->rng = ((uint64_t)tid * 0x9E3779B97F4A7C15u ^ hti_ticks()) | 1u;
     if (thread_reset(t, s, gen) != 0) {
-        hti_unmap(t->fill_data, t->data_size);
-        hti_unmap(t, size);
+        hti_unmap_memory(t->fill_data, t->data_size);
+        hti_unmap_memory(t, size);
         return NULL;
     }
     thread_push(t);
@@ -301,11 +300,11 @@ static hti_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32
 /* The calling thread's buffer for the running session, set up on first use. NULL: the event
  * is dropped (no session, tracer work, or no memory). A buffer made after the thread's exit
  * destructor ran starts EXITING: no destructor may come to mark it. */
-static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
+static hti_trace_thread *thread_prepare(hti_session *s, uint64_t gen)
 {
     if (hti_guard_depth)
         return NULL;
-    hti_thread *t = tls_thread;
+    hti_trace_thread *t = tls_thread;
     if (HTI_LIKELY(t && t->gen == gen))
         return t;
     hti_guard_enter();
@@ -329,7 +328,7 @@ static hti_thread *thread_prepare(hti_session *s, uint64_t gen)
 
 /* ---- fills ---- */
 
-static void note_lost(hti_thread *t, uint64_t now, uint32_t reason)
+static void note_lost(hti_trace_thread *t, uint64_t now, uint32_t reason)
 {
     if (t->lost_local == 0) {
         t->lost_first = now;
@@ -343,7 +342,7 @@ static void note_lost(hti_thread *t, uint64_t now, uint32_t reason)
     atomic_fetch_add_explicit(&hti_session_state.lost_buffer, 1, memory_order_relaxed);
 }
 
-static inline void commit(hti_thread *t, uint8_t *p)
+static inline void commit(hti_trace_thread *t, uint8_t *p)
 {
     t->pos = p;
     uint64_t events = ++t->events;
@@ -352,14 +351,17 @@ static inline void commit(hti_thread *t, uint8_t *p)
                           memory_order_release);
 }
 
-static inline uint64_t now_ticks(hti_thread *t)
+static inline uint64_t now_ticks(hti_trace_thread *t)
 {
     uint64_t now = hti_ticks();
     return now < t->last_ticks ? t->last_ticks : now; /* never backwards within a stream */
 }
 
+_Static_assert(HTI_LOST_EVENT_MAX <= HTI_FILL_BYTES - HTI_EVENT_MAX,
+               "a fill's opening LOST event leaves room for the event that started the fill");
+
 /* Starts fill `head`: the caller checked it is free. */
-static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
+static void fill_start(hti_trace_thread *t, hti_session *s, uint64_t head)
 {
     hti_fill *f = &t->fills[head % t->nfills];
     atomic_store_explicit(&f->seq, head, memory_order_relaxed);
@@ -379,15 +381,9 @@ static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
     t->last_heap = 0;
     atomic_store_explicit(&t->head, head + 1, memory_order_release);
     if (t->lost_local) {
-        /* LOST: count, first and last lost event as distances back from now, reason. */
-        uint8_t *p = t->pos;
-        *p++ = HTI_OP_EXT;
-        *p++ = HT_EVENT_LOST;
-        *p++ = 0;
-        p = hti_put_varint(p, t->lost_local);
-        p = hti_put_varint(p, now - (t->lost_first < now ? t->lost_first : now));
-        p = hti_put_varint(p, now - (t->lost_last < now ? t->lost_last : now));
-        p = hti_put_varint(p, t->lost_reason);
+        /* The earlier losses open the fill, as its first event (at its base ticks). */
+        hti_lost_record lost = {t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last};
+        uint8_t *p = hti_put_lost_event(t->pos, now, now, &lost);
         t->lost_local = 0;
         commit(t, p);
     }
@@ -401,7 +397,7 @@ static void fill_start(hti_thread *t, hti_session *s, uint64_t head)
  * of its session finished, or a crash flush took over; and a discard/ring rundown does not
  * wait for a stalled output. A block-mode thread keeps waiting through a stop: the writer
  * drains until every thread is out of its hook (writer.c). */
-static bool stop_waiting(const hti_thread *t, hti_session *s)
+static bool stop_waiting(const hti_trace_thread *t, hti_session *s)
 {
     return atomic_load_explicit(&hti_finished_gen, memory_order_acquire) >= t->gen ||
            atomic_load_explicit(&s->emergency, memory_order_relaxed) ||
@@ -409,7 +405,7 @@ static bool stop_waiting(const hti_thread *t, hti_session *s)
 }
 
 /* Makes room for one event. false: the event is dropped (and counted). */
-static HTI_NOINLINE bool reserve_slow(hti_thread *t, hti_session *s)
+static HTI_NOINLINE bool reserve_slow(hti_trace_thread *t, hti_session *s)
 {
     uint64_t head = atomic_load_explicit(&t->head, memory_order_relaxed);
     bool block = s->block || t->rundown;
@@ -443,14 +439,14 @@ static HTI_NOINLINE bool reserve_slow(hti_thread *t, hti_session *s)
     return room;
 }
 
-static inline bool reserve(hti_thread *t, hti_session *s)
+static inline bool reserve(hti_trace_thread *t, hti_session *s)
 {
     return HTI_LIKELY(t->pos <= t->limit) || reserve_slow(t, s);
 }
 
 /* ---- sampling ---- */
 
-static uint64_t next_random(hti_thread *t)
+static uint64_t next_random(hti_trace_thread *t)
 {
     uint64_t x = t->rng; /* xorshift64* */
     x ^= x >> 12;
@@ -463,14 +459,14 @@ static uint64_t next_random(hti_thread *t)
 /* Poisson process over allocated bytes: the gaps between sample points are exponentially
  * distributed with mean `interval`, so an allocation of size s is sampled with probability
  * 1 - exp(-s/interval) whatever happened before (the reader's weight is its inverse). */
-static int64_t draw_gap(hti_thread *t, size_t interval)
+static int64_t draw_gap(hti_trace_thread *t, size_t interval)
 {
     double u = ((double)(next_random(t) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
     double gap = -log(u) * (double)interval;
     return gap < 1.0 ? 1 : (gap > 4e18 ? (int64_t)4e18 : (int64_t)gap);
 }
 
-static bool sampled(hti_thread *t, size_t size, size_t interval)
+static bool sampled(hti_trace_thread *t, size_t size, size_t interval)
 {
     t->sample_left -= (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size);
     if (HTI_LIKELY(t->sample_left > 0))
@@ -483,8 +479,8 @@ static bool sampled(hti_thread *t, size_t size, size_t interval)
 
 /* ---- encoding ---- */
 
-static inline uint8_t *put_head(hti_thread *t, uint8_t *p, unsigned op, unsigned kind, uint64_t now,
-                                uint64_t heap, uint32_t stack)
+static inline uint8_t *put_head(hti_trace_thread *t, uint8_t *p, unsigned op, unsigned kind,
+                                uint64_t now, uint64_t heap, uint32_t stack)
 {
     if (heap != t->last_heap)
         op |= HTI_OP_HEAP;
@@ -504,8 +500,8 @@ static inline uint8_t *put_head(hti_thread *t, uint8_t *p, unsigned op, unsigned
     return p;
 }
 
-static inline void write_alloc(hti_thread *t, const ht_heap *heap, size_t size, const void *address,
-                               ht_source source, uint32_t stack)
+static inline void write_alloc(hti_trace_thread *t, const ht_heap *heap, size_t size,
+                               const void *address, ht_source source, uint32_t stack)
 {
     uint64_t a = (uint64_t)(uintptr_t)address;
     uint8_t *p = put_head(t, t->pos, HTI_OP_ALLOC | (source & HTI_OP_SOURCE_MASK), 0, now_ticks(t),
@@ -516,7 +512,7 @@ static inline void write_alloc(hti_thread *t, const ht_heap *heap, size_t size, 
     commit(t, p);
 }
 
-static inline void write_free(hti_thread *t, const ht_heap *heap, const void *address,
+static inline void write_free(hti_trace_thread *t, const ht_heap *heap, const void *address,
                               ht_source source, uint32_t stack)
 {
     uint64_t a = (uint64_t)(uintptr_t)address;
@@ -527,7 +523,7 @@ static inline void write_free(hti_thread *t, const ht_heap *heap, const void *ad
     commit(t, p);
 }
 
-static inline void write_realloc(hti_thread *t, const ht_heap *heap, const void *new_address,
+static inline void write_realloc(hti_trace_thread *t, const ht_heap *heap, const void *new_address,
                                  const void *old_address, size_t new_size, size_t old_size,
                                  ht_source source, uint32_t stack)
 {
@@ -553,7 +549,8 @@ static inline bool event_wanted(const hti_session *s, unsigned kind, const ht_he
 }
 
 /* Common checks for every event kind; returns the buffer or NULL to drop the event. */
-static inline hti_thread *slow_begin(hti_session **session, unsigned kind, const ht_heap *heap)
+static inline hti_trace_thread *slow_begin(hti_session **session, unsigned kind,
+                                           const ht_heap *heap)
 {
     uint64_t gen = atomic_load_explicit(&hti_trace_gen, memory_order_acquire);
     if (!gen)
@@ -584,7 +581,7 @@ static HTI_NOINLINE void alloc_slow(const ht_heap *heap, size_t size, const void
                                     ht_source source)
 {
     hti_session *s;
-    hti_thread *t = slow_begin(&s, HT_EVENT_ALLOC, heap);
+    hti_trace_thread *t = slow_begin(&s, HT_EVENT_ALLOC, heap);
     if (!t || !size_passes(s, size))
         return;
     if (s->options.sample_interval && !sampled(t, size, s->options.sample_interval))
@@ -597,7 +594,7 @@ static HTI_NOINLINE void alloc_slow(const ht_heap *heap, size_t size, const void
 static HTI_NOINLINE void free_slow(const ht_heap *heap, const void *address, ht_source source)
 {
     hti_session *s;
-    hti_thread *t = slow_begin(&s, HT_EVENT_FREE, heap);
+    hti_trace_thread *t = slow_begin(&s, HT_EVENT_FREE, heap);
     if (!t)
         return;
     /* A free is matched to its allocation's stack by address, so by default only a free the
@@ -612,7 +609,7 @@ static HTI_NOINLINE void realloc_slow(const ht_heap *heap, const void *new_addre
                                       ht_source source)
 {
     hti_session *s;
-    hti_thread *t = slow_begin(&s, HT_EVENT_REALLOC, heap);
+    hti_trace_thread *t = slow_begin(&s, HT_EVENT_REALLOC, heap);
     if (!t || !size_passes(s, new_size))
         return;
     if (s->options.sample_interval && !sampled(t, new_size, s->options.sample_interval))
@@ -624,7 +621,7 @@ static HTI_NOINLINE void realloc_slow(const ht_heap *heap, const void *new_addre
 
 /* ---- the hooks' frame: in_hook around every event ---- */
 
-static inline void hook_enter(hti_thread *t)
+static inline void hook_enter(hti_trace_thread *t)
 {
     atomic_store_explicit(&t->in_hook, 1, memory_order_relaxed);
     /* Before the session is read. Only the compiler is held back here: the stop's membarrier
@@ -632,7 +629,7 @@ static inline void hook_enter(hti_thread *t)
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-static inline void hook_leave(hti_thread *t)
+static inline void hook_leave(hti_trace_thread *t)
 {
     atomic_store_explicit(&t->in_hook, 0, memory_order_release); /* after the commit */
 }
@@ -641,7 +638,7 @@ static inline void hook_leave(hti_thread *t)
  * as usual under in_hook. A buffer made here is on the thread list before in_hook is raised and
  * the session is read again: a stop that did not see it in the list made the hook see the
  * switch off. NULL: no session, tracer work, an unwanted event, or no memory (counted). */
-static HTI_NOINLINE hti_thread *thread_adopt(unsigned kind, const ht_heap *heap)
+static HTI_NOINLINE hti_trace_thread *thread_adopt(unsigned kind, const ht_heap *heap)
 {
     if (hti_guard_depth)
         return NULL;
@@ -656,7 +653,7 @@ static void heap_event_in_hook(unsigned kind, const ht_heap *heap, uint64_t a, u
                                uint64_t c, int fields)
 {
     hti_session *s;
-    hti_thread *t = slow_begin(&s, kind, heap);
+    hti_trace_thread *t = slow_begin(&s, kind, heap);
     if (!t)
         return;
     uint32_t stack = slow_stack(s);
@@ -677,7 +674,7 @@ static void heap_event_in_hook(unsigned kind, const ht_heap *heap, uint64_t a, u
 static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t a, uint64_t b,
                                     uint64_t c, int fields)
 {
-    hti_thread *t = tls_thread;
+    hti_trace_thread *t = tls_thread;
     if (!t && !(t = thread_adopt(kind, heap)))
         return;
     hook_enter(t);
@@ -689,7 +686,7 @@ static HTI_NOINLINE void heap_event(unsigned kind, const ht_heap *heap, uint64_t
 
 /* Cost with a buffer, session on, room: the in_hook stores, one relaxed load and compare, the
  * encoding and the release store of the commit. */
-static inline bool fast_path(const hti_thread *t)
+static inline bool fast_path(const hti_trace_thread *t)
 {
     return HTI_LIKELY(t->fast_gen == atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) &&
                       t->pos <= t->limit);
@@ -697,7 +694,7 @@ static inline bool fast_path(const hti_thread *t)
 
 void hti_trace_alloc(const ht_heap *heap, size_t size, const void *address, ht_source source)
 {
-    hti_thread *t = tls_thread;
+    hti_trace_thread *t = tls_thread;
     if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_ALLOC, heap)))
         return;
     hook_enter(t);
@@ -710,7 +707,7 @@ void hti_trace_alloc(const ht_heap *heap, size_t size, const void *address, ht_s
 
 void hti_trace_free(const ht_heap *heap, const void *address, ht_source source)
 {
-    hti_thread *t = tls_thread;
+    hti_trace_thread *t = tls_thread;
     if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_FREE, heap)))
         return;
     hook_enter(t);
@@ -724,7 +721,7 @@ void hti_trace_free(const ht_heap *heap, const void *address, ht_source source)
 void hti_trace_realloc(const ht_heap *heap, const void *new_address, const void *old_address,
                        size_t new_size, size_t old_size, ht_source source)
 {
-    hti_thread *t = tls_thread;
+    hti_trace_thread *t = tls_thread;
     if (HTI_UNLIKELY(!t) && !(t = thread_adopt(HT_EVENT_REALLOC, heap)))
         return;
     hook_enter(t);
@@ -760,20 +757,21 @@ void hti_trace_heap_contract(const ht_heap *heap, size_t bytes, size_t committed
 
 /* ---- the rundown stream ---- */
 
-hti_thread *hti_stream_open_rundown(uint32_t tid)
+hti_trace_thread *hti_stream_open_rundown(uint32_t tid)
 {
     hti_session *s = &hti_session_state;
     return thread_new(s, s->gen, tid, 1, HTI_THREAD_ALIVE);
 }
 
-void hti_stream_close(hti_thread *stream)
+void hti_stream_close(hti_trace_thread *stream)
 {
     atomic_store_explicit(&stream->state, HTI_THREAD_EXITED, memory_order_release);
     hti_writer_wake(&hti_session_state);
 }
 
-void hti_emit_rundown_heap(hti_thread *t, uint64_t ticks, const ht_heap *heap, uint64_t reserved,
-                           uint64_t committed, uint64_t live_blocks, uint32_t compatibility)
+void hti_emit_rundown_heap(hti_trace_thread *t, uint64_t ticks, const ht_heap *heap,
+                           uint64_t reserved, uint64_t committed, uint64_t live_blocks,
+                           uint32_t compatibility)
 {
     hti_session *s = &hti_session_state;
     if (!reserve(t, s))
@@ -794,7 +792,7 @@ void hti_emit_rundown_heap(hti_thread *t, uint64_t ticks, const ht_heap *heap, u
     commit(t, p);
 }
 
-void hti_emit_rundown_block(hti_thread *t, uint64_t ticks, const ht_heap *heap, uint64_t size,
+void hti_emit_rundown_block(hti_trace_thread *t, uint64_t ticks, const ht_heap *heap, uint64_t size,
                             uint64_t usable, uint64_t address, ht_source source)
 {
     hti_session *s = &hti_session_state;
@@ -813,24 +811,24 @@ void hti_emit_rundown_block(hti_thread *t, uint64_t ticks, const ht_heap *heap, 
 
 /* ---- fork ---- */
 
-hti_thread *hti_thread_self(void)
+hti_trace_thread *hti_thread_self(void)
 {
     return hti_guard_depth ? tls_saved : tls_thread;
 }
 
 void hti_thread_after_fork_self(void)
 {
-    hti_thread *self = hti_thread_self();
+    hti_trace_thread *self = hti_thread_self();
     if (self)
         self->tid = hti_gettid();
 }
 
 void hti_threads_after_fork(void)
 {
-    hti_thread *self = hti_thread_self();
-    hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_relaxed);
+    hti_trace_thread *self = hti_thread_self();
+    hti_trace_thread *t = atomic_load_explicit(&hti_threads, memory_order_relaxed);
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         if (t != self)
             thread_unmap(t);
         t = next;

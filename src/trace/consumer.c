@@ -36,11 +36,6 @@ typedef struct events_record {
     uint64_t body_size; /* the record is padded to 8 bytes */
 } events_record;
 
-typedef struct lost_record {
-    uint32_t tid, reason;
-    uint64_t count, first_ticks, last_ticks;
-} lost_record;
-
 typedef struct stream_slot {
     uint64_t stream_id;
     uint64_t fill_seq;
@@ -58,7 +53,7 @@ static struct {
     _Atomic uint32_t stop;
     ht_event *batch;
     stream_slot *streams;
-    lost_record pending; /* dropped ranges not yet reported */
+    hti_lost_record pending; /* dropped ranges not yet reported */
 } queue;
 
 static uint64_t stream_key_of(const events_record *r)
@@ -106,7 +101,7 @@ static void queue_commit(size_t size)
     hti_futex_wake(&queue.wake);
 }
 
-static bool push_lost(hti_session *s, const lost_record *lost)
+static bool push_lost(hti_session *s, const hti_lost_record *lost)
 {
     size_t need = sizeof(record_header) + sizeof *lost;
     uint8_t *p = queue_reserve(s, need);
@@ -124,7 +119,7 @@ void hti_consumer_push_lost(hti_session *s, uint32_t tid, uint32_t reason, uint6
 {
     if (!queue.ring)
         return;
-    lost_record lost = {tid, reason, count, first_ticks, last_ticks};
+    hti_lost_record lost = {tid, reason, count, first_ticks, last_ticks};
     push_lost(s, &lost);
 }
 
@@ -140,7 +135,7 @@ void hti_consumer_push(hti_session *s, const hti_events_meta *meta, const void *
         atomic_fetch_add(&s->lost_consumer, meta->event_count);
         uint64_t now = hti_ticks();
         if (!queue.pending.count) {
-            queue.pending.tid = meta->thread_id;
+            queue.pending.thread_id = meta->thread_id;
             queue.pending.reason = HT_LOST_CONSUMER;
             queue.pending.first_ticks = meta->base_ticks ? meta->base_ticks : now;
             queue.pending.last_ticks = now;
@@ -236,21 +231,17 @@ static void consume_events(hti_session *s, const uint8_t *payload, size_t size)
 
 static void consume_lost(hti_session *s, const uint8_t *payload, size_t size)
 {
-    lost_record lost;
+    hti_lost_record lost;
     if (size < sizeof lost)
         return;
     memcpy(&lost, payload, sizeof lost);
     ht_event *e = &queue.batch[0];
     memset(e, 0, sizeof *e);
     e->timestamp_ns = lost.last_ticks;
-    e->thread_id = lost.tid;
+    e->thread_id = lost.thread_id;
     e->kind = HT_EVENT_LOST;
     e->weight = 1.0;
-    e->u.lost.Count = lost.count;
-    e->u.lost.FirstTimestamp = lost.first_ticks;
-    e->u.lost.LastTimestamp = lost.last_ticks;
-    e->u.lost.LostThread = lost.tid;
-    e->u.lost.Reason = lost.reason;
+    hti_lost_to_event(&lost, e);
     deliver(s, e, 1, NULL);
 }
 
@@ -289,9 +280,9 @@ static void *consumer_main(void *arg)
 
 int hti_consumer_start(hti_session *s)
 {
-    queue.ring = hti_map(QUEUE_BYTES);
-    queue.batch = hti_map(BATCH_EVENTS * sizeof *queue.batch);
-    queue.streams = hti_map(STREAM_SLOTS * sizeof *queue.streams);
+    queue.ring = hti_map_memory(QUEUE_BYTES);
+    queue.batch = hti_map_memory(BATCH_EVENTS * sizeof *queue.batch);
+    queue.streams = hti_map_memory(STREAM_SLOTS * sizeof *queue.streams);
     if (!queue.ring || !queue.batch || !queue.streams) {
         hti_consumer_forget(s);
         return -ENOMEM;
@@ -326,9 +317,9 @@ void hti_consumer_stop(hti_session *s)
 void hti_consumer_forget(hti_session *s)
 {
     (void)s;
-    hti_unmap(queue.ring, QUEUE_BYTES);
-    hti_unmap(queue.batch, BATCH_EVENTS * sizeof *queue.batch);
-    hti_unmap(queue.streams, STREAM_SLOTS * sizeof *queue.streams);
+    hti_unmap_memory(queue.ring, QUEUE_BYTES);
+    hti_unmap_memory(queue.batch, BATCH_EVENTS * sizeof *queue.batch);
+    hti_unmap_memory(queue.streams, STREAM_SLOTS * sizeof *queue.streams);
     queue.ring = NULL;
     queue.batch = NULL;
     queue.streams = NULL;

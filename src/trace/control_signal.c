@@ -242,7 +242,7 @@ static void control_handler(int sig, siginfo_t *info, void *context)
     atomic_store(&hti_control_touched, hti_monotonic_ns());
     if (!hti_control_listener_running()) {
         atomic_store(&hti_control_pending, 1);
-        hti_thread *self = hti_thread_self();
+        hti_trace_thread *self = hti_thread_self();
         bool in_hook = self != NULL && atomic_load(&self->in_hook);
         if (hti_guard_depth == 0 && !in_hook && parked_in_system_call(context))
             (void)hti_control_listener_start();

@@ -1,20 +1,24 @@
 /* emit.h — the one small header through which the heap reports events to the tracer.
  *
  * The heap includes only this file from src/trace/. While no session runs, each hook costs
- * one predictable branch on hti_trace_active (HT_TRACE_ON). The hooks never allocate from a
+ * one relaxed load and one predictable branch on hti_trace_gen (HT_TRACE_ON). The hooks never allocate from a
  * heaptrail heap, never fail visibly, and are safe to call with the heap lock held.
  * A FREE is emitted before the block is released, so its address cannot be reused first. */
 #ifndef HEAPTRAIL_TRACE_EMIT_H
 #define HEAPTRAIL_TRACE_EMIT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "heaptrail/heap.h"
 
-/* Non-zero while a session records heap events. Written only by session start/stop. */
-extern int hti_trace_active;
-#define HT_TRACE_ON() __builtin_expect(__atomic_load_n(&hti_trace_active, __ATOMIC_RELAXED), 0)
+/* The one state of "tracing on": the running session's generation, 0 while none records heap
+ * events. Written only by session start/stop (and a fork child, a crash flush); read on every
+ * heap operation, relaxed, by HT_TRACE_ON and again by the hooks (buffer.c). */
+extern _Atomic uint64_t hti_trace_gen;
+#define HT_TRACE_ON()                                                                              \
+    __builtin_expect(atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) != 0, 0)
 
 void hti_trace_alloc(const ht_heap *heap, size_t size, const void *address, ht_source source);
 void hti_trace_free(const ht_heap *heap, const void *address, ht_source source);

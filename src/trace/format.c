@@ -269,6 +269,58 @@ int hti_footer_decode(const void *data, size_t size, hti_footer *footer)
     return 0;
 }
 
+/* ---- LOST records ---- */
+
+void hti_get_lost_event_fields(hti_cursor *c, uint64_t ticks, uint32_t thread_id,
+                               hti_lost_record *lost)
+{
+    uint64_t count = hti_get_varint(c);
+    uint64_t first_back = hti_get_varint(c);
+    uint64_t last_back = hti_get_varint(c);
+    uint64_t reason = hti_get_varint(c);
+    if (first_back > ticks || last_back > first_back || reason > UINT32_MAX)
+        c->ok = false;
+    lost->thread_id = thread_id;
+    lost->reason = (uint32_t)reason;
+    lost->count = count;
+    lost->first_ticks = ticks - first_back;
+    lost->last_ticks = ticks - last_back;
+}
+
+int hti_get_lost_event(hti_cursor *c, uint64_t previous_ticks, uint32_t thread_id,
+                       hti_lost_record *lost)
+{
+    if (c->end - c->p < 2 || c->p[0] != HTI_OP_EXT || c->p[1] != HT_EVENT_LOST)
+        return -ENOMSG;
+    c->p += 2;
+    uint64_t ticks = previous_ticks + hti_get_varint(c);
+    hti_get_lost_event_fields(c, ticks, thread_id, lost);
+    return c->ok ? 0 : -EBADMSG;
+}
+
+int hti_get_lost_record(hti_cursor *c, hti_lost_record *lost)
+{
+    uint64_t thread_id = hti_get_varint(c);
+    uint64_t reason = hti_get_varint(c);
+    lost->count = hti_get_varint(c);
+    lost->first_ticks = hti_get_varint(c);
+    lost->last_ticks = hti_get_varint(c);
+    lost->thread_id = (uint32_t)thread_id;
+    lost->reason = (uint32_t)reason;
+    if (!c->ok || thread_id > UINT32_MAX || reason > UINT32_MAX)
+        return -EBADMSG;
+    return 0;
+}
+
+void hti_lost_to_event(const hti_lost_record *lost, ht_event *e)
+{
+    e->u.lost.Count = lost->count;
+    e->u.lost.FirstTimestamp = lost->first_ticks;
+    e->u.lost.LastTimestamp = lost->last_ticks;
+    e->u.lost.LostThread = lost->thread_id;
+    e->u.lost.Reason = lost->reason;
+}
+
 /* ---- event decoding ---- */
 
 static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
@@ -285,146 +337,162 @@ static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
     return previous + delta;
 }
 
+/* The event kind of opcode `op` (class EXT: the byte that follows). False for an unknown class;
+ * a kind byte cut short clears c->ok. */
+static inline bool decode_kind(hti_cursor *c, uint8_t op, unsigned *kind)
+{
+    switch (op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK)) {
+    case HTI_OP_ALLOC:
+        *kind = HT_EVENT_ALLOC;
+        return true;
+    case HTI_OP_FREE:
+        *kind = HT_EVENT_FREE;
+        return true;
+    case HTI_OP_REALLOC:
+        *kind = HT_EVENT_REALLOC;
+        return true;
+    case HTI_OP_EXT:
+        if (c->p >= c->end) {
+            c->ok = false;
+            *kind = 0;
+        } else {
+            *kind = *c->p++;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The part every event has after its opcode: the ticks delta, the heap if the opcode says it
+ * changed, the stack id if it has one; fills e's common fields. */
+static inline void decode_head(hti_cursor *c, uint8_t op, unsigned kind, uint32_t thread_id,
+                               hti_stream_state *state, ht_event *e)
+{
+    state->ticks += hti_get_varint(c);
+    if (op & HTI_OP_HEAP)
+        state->heap = hti_get_varint(c);
+    uint64_t stack = 0;
+    if (op & HTI_OP_STACK) {
+        stack = hti_get_varint(c);
+        if (stack == 0 || stack > UINT32_MAX)
+            c->ok = false;
+    }
+    e->timestamp_ns = state->ticks;
+    e->thread_id = thread_id;
+    e->kind = (uint16_t)kind;
+    e->flags = 0;
+    e->stack_id = (uint32_t)stack;
+    e->reserved = 0;
+    e->weight = 1.0;
+}
+
+/* The fields of an event of `kind` (FORMAT.md §5), after its head; the address deltas advance
+ * state->address. Clears c->ok for an unknown kind or a malformed field. */
+static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source,
+                                 uint32_t thread_id, hti_stream_state *state, ht_event *e)
+{
+    uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
+    switch (kind) {
+    case HT_EVENT_ALLOC:
+        e->u.alloc.HeapHandle = heap;
+        e->u.alloc.Size = hti_get_varint(c);
+        address = get_address(c, address);
+        e->u.alloc.Address = address;
+        e->u.alloc.Source = source;
+        break;
+    case HT_EVENT_FREE:
+        e->u.free.HeapHandle = heap;
+        address = get_address(c, address);
+        e->u.free.Address = address;
+        e->u.free.Source = source;
+        break;
+    case HT_EVENT_REALLOC:
+        e->u.realloc.HeapHandle = heap;
+        address = get_address(c, address);
+        e->u.realloc.NewAddress = address;
+        e->u.realloc.OldAddress = get_address(c, address);
+        e->u.realloc.NewSize = hti_get_varint(c);
+        e->u.realloc.OldSize = hti_get_varint(c);
+        e->u.realloc.Source = source;
+        break;
+    case HT_EVENT_HEAP_CREATE: {
+        e->u.heap_create.HeapHandle = heap;
+        uint64_t flags = hti_get_varint(c);
+        e->u.heap_create.Flags = (uint32_t)flags;
+        e->u.heap_create.InitialSize = hti_get_varint(c);
+        e->u.heap_create.MaximumSize = hti_get_varint(c);
+        if (flags > UINT32_MAX)
+            c->ok = false;
+        break;
+    }
+    case HT_EVENT_HEAP_DESTROY:
+        e->u.heap_destroy.HeapHandle = heap;
+        break;
+    case HT_EVENT_HEAP_EXPAND:
+    case HT_EVENT_HEAP_CONTRACT:
+        e->u.heap_resize.HeapHandle = heap;
+        e->u.heap_resize.Bytes = hti_get_varint(c);
+        e->u.heap_resize.CommittedAfter = hti_get_varint(c);
+        break;
+    case HT_EVENT_RUNDOWN_HEAP: {
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        e->u.rundown_heap.HeapHandle = heap;
+        e->u.rundown_heap.Reserved = hti_get_varint(c);
+        e->u.rundown_heap.Committed = hti_get_varint(c);
+        e->u.rundown_heap.LiveBlocks = hti_get_varint(c);
+        uint64_t compat = hti_get_varint(c);
+        e->u.rundown_heap.Compatibility = (uint32_t)compat;
+        if (compat > UINT32_MAX)
+            c->ok = false;
+        break;
+    }
+    case HT_EVENT_RUNDOWN_BLOCK:
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        e->u.rundown_block.HeapHandle = heap;
+        e->u.rundown_block.Size = hti_get_varint(c);
+        e->u.rundown_block.UsableSize = hti_get_varint(c);
+        address = get_address(c, address);
+        e->u.rundown_block.Address = address;
+        e->u.rundown_block.Source = source;
+        break;
+    case HT_EVENT_LOST: {
+        hti_lost_record lost;
+        hti_get_lost_event_fields(c, ticks, thread_id, &lost);
+        hti_lost_to_event(&lost, e);
+        break;
+    }
+    default:
+        c->ok = false;
+        break;
+    }
+    state->address = address;
+}
+
 long hti_decode_events(hti_cursor *c, hti_stream_state *state, uint32_t thread_id, ht_event *out,
                        size_t max, const uint8_t **bad)
 {
     size_t n = 0;
-    uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
+    /* A local copy, written back once: the events decoded so far stay the state's. */
+    hti_stream_state now = *state;
     while (n < max && c->p < c->end) {
         const uint8_t *start = c->p;
         uint8_t op = *c->p++;
-        unsigned cls = op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK);
         unsigned kind;
         ht_event *e = &out[n];
-        switch (cls) {
-        case HTI_OP_ALLOC:
-            kind = HT_EVENT_ALLOC;
-            break;
-        case HTI_OP_FREE:
-            kind = HT_EVENT_FREE;
-            break;
-        case HTI_OP_REALLOC:
-            kind = HT_EVENT_REALLOC;
-            break;
-        case HTI_OP_EXT:
-            if (c->p >= c->end) {
-                c->ok = false;
-                kind = 0;
-            } else {
-                kind = *c->p++;
-            }
-            break;
-        default:
+        if (!decode_kind(c, op, &kind)) {
             *bad = start;
             return -EBADMSG;
         }
-        ticks += hti_get_varint(c);
-        if (op & HTI_OP_HEAP)
-            heap = hti_get_varint(c);
-        uint64_t stack = 0;
-        if (op & HTI_OP_STACK) {
-            stack = hti_get_varint(c);
-            if (stack == 0 || stack > UINT32_MAX)
-                c->ok = false;
-        }
-        uint32_t source = op & HTI_OP_SOURCE_MASK;
-        e->timestamp_ns = ticks;
-        e->thread_id = thread_id;
-        e->kind = (uint16_t)kind;
-        e->flags = 0;
-        e->stack_id = (uint32_t)stack;
-        e->reserved = 0;
-        e->weight = 1.0;
-        switch (kind) {
-        case HT_EVENT_ALLOC:
-            e->u.alloc.HeapHandle = heap;
-            e->u.alloc.Size = hti_get_varint(c);
-            address = get_address(c, address);
-            e->u.alloc.Address = address;
-            e->u.alloc.Source = source;
-            break;
-        case HT_EVENT_FREE:
-            e->u.free.HeapHandle = heap;
-            address = get_address(c, address);
-            e->u.free.Address = address;
-            e->u.free.Source = source;
-            break;
-        case HT_EVENT_REALLOC:
-            e->u.realloc.HeapHandle = heap;
-            address = get_address(c, address);
-            e->u.realloc.NewAddress = address;
-            e->u.realloc.OldAddress = get_address(c, address);
-            e->u.realloc.NewSize = hti_get_varint(c);
-            e->u.realloc.OldSize = hti_get_varint(c);
-            e->u.realloc.Source = source;
-            break;
-        case HT_EVENT_HEAP_CREATE: {
-            e->u.heap_create.HeapHandle = heap;
-            uint64_t flags = hti_get_varint(c);
-            e->u.heap_create.Flags = (uint32_t)flags;
-            e->u.heap_create.InitialSize = hti_get_varint(c);
-            e->u.heap_create.MaximumSize = hti_get_varint(c);
-            if (flags > UINT32_MAX)
-                c->ok = false;
-            break;
-        }
-        case HT_EVENT_HEAP_DESTROY:
-            e->u.heap_destroy.HeapHandle = heap;
-            break;
-        case HT_EVENT_HEAP_EXPAND:
-        case HT_EVENT_HEAP_CONTRACT:
-            e->u.heap_resize.HeapHandle = heap;
-            e->u.heap_resize.Bytes = hti_get_varint(c);
-            e->u.heap_resize.CommittedAfter = hti_get_varint(c);
-            break;
-        case HT_EVENT_RUNDOWN_HEAP: {
-            e->flags = HT_EVENT_FLAG_RUNDOWN;
-            e->u.rundown_heap.HeapHandle = heap;
-            e->u.rundown_heap.Reserved = hti_get_varint(c);
-            e->u.rundown_heap.Committed = hti_get_varint(c);
-            e->u.rundown_heap.LiveBlocks = hti_get_varint(c);
-            uint64_t compat = hti_get_varint(c);
-            e->u.rundown_heap.Compatibility = (uint32_t)compat;
-            if (compat > UINT32_MAX)
-                c->ok = false;
-            break;
-        }
-        case HT_EVENT_RUNDOWN_BLOCK:
-            e->flags = HT_EVENT_FLAG_RUNDOWN;
-            e->u.rundown_block.HeapHandle = heap;
-            e->u.rundown_block.Size = hti_get_varint(c);
-            e->u.rundown_block.UsableSize = hti_get_varint(c);
-            address = get_address(c, address);
-            e->u.rundown_block.Address = address;
-            e->u.rundown_block.Source = source;
-            break;
-        case HT_EVENT_LOST: {
-            uint64_t count = hti_get_varint(c);
-            uint64_t first_back = hti_get_varint(c);
-            uint64_t last_back = hti_get_varint(c);
-            uint64_t reason = hti_get_varint(c);
-            if (first_back > ticks || last_back > first_back || reason > UINT32_MAX)
-                c->ok = false;
-            e->u.lost.Count = count;
-            e->u.lost.FirstTimestamp = ticks - first_back;
-            e->u.lost.LastTimestamp = ticks - last_back;
-            e->u.lost.LostThread = thread_id;
-            e->u.lost.Reason = (uint32_t)reason;
-            break;
-        }
-        default:
-            c->ok = false;
-            break;
-        }
+        decode_head(c, op, kind, thread_id, &now, e);
+        decode_fields(c, kind, op & HTI_OP_SOURCE_MASK, thread_id, &now, e);
         if (!c->ok) {
             *bad = start;
             return -EBADMSG;
         }
         n++;
     }
-    state->ticks = ticks;
-    state->address = address;
-    state->heap = heap;
+    *state = now;
     return (long)n;
 }
 

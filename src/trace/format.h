@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "heaptrail/events.h"
+#include "heaptrail/reader.h"
 
 /* File preamble: 8 magic bytes, u16 major, u16 minor, u32 flags (0). */
 #define HTI_MAGIC "\x89HTRACE\n"
@@ -25,7 +26,8 @@
 /* Chunk framing: 16-byte header, meta (never compressed), body (optionally zstd). */
 #define HTI_CHUNK_HEADER_SIZE 16u
 #define HTI_CHUNK_META_MAX 1024u
-#define HTI_CHUNK_BODY_MAX (16u << 20)
+/* The largest chunk body, stored or raw: the reader's public limit is the format's one. */
+#define HTI_CHUNK_BODY_MAX HT_READER_CHUNK_MAX
 #define HTI_CHUNK_FLAG_ZSTD 0x01u
 
 enum hti_chunk_type {
@@ -233,6 +235,62 @@ size_t hti_footer_encode(uint8_t *out, const hti_footer *footer);
 /* 0 with footer->parts set (bytes after the last known group are ignored, as for any minor
  * addition), or -EBADMSG: no end clock pair, a group cut short, or a bad varint. */
 int hti_footer_decode(const void *data, size_t size, hti_footer *footer);
+
+/* A LOST record (FORMAT.md §5 and §8): `count` events of thread `thread_id` lost for `reason`
+ * (HT_LOST_*) between first_ticks and last_ticks. It has two encodings, both owned here: the
+ * in-stream LOST event (EXT opcode, no heap, no stack; the distances back from the event's ticks)
+ * and the record of a LOST chunk (thread, reason, count, first, last). */
+typedef struct hti_lost_record {
+    uint32_t thread_id;
+    uint32_t reason;
+    uint64_t count;
+    uint64_t first_ticks, last_ticks;
+} hti_lost_record;
+
+#define HTI_LOST_EVENT_MAX 47u  /* opcode, kind, 4 varints of <= 10 bytes, a 32-bit reason */
+#define HTI_LOST_RECORD_MAX 40u /* 2 varints of <= 5 bytes (32-bit), 3 of <= 10 bytes */
+
+/* Writes the in-stream LOST event at ticks (>= previous_ticks, the stream's previous event);
+ * first and last lost ticks past it are written as ticks (distance 0), so the event always
+ * decodes. Hot enough to stay inline: the owner thread writes it at a fill's start. */
+static inline uint8_t *hti_put_lost_event(uint8_t *p, uint64_t ticks, uint64_t previous_ticks,
+                                          const hti_lost_record *lost)
+{
+    *p++ = HTI_OP_EXT;
+    *p++ = HT_EVENT_LOST;
+    p = hti_put_varint(p, ticks - previous_ticks);
+    p = hti_put_varint(p, lost->count);
+    p = hti_put_varint(p, ticks - (lost->first_ticks < ticks ? lost->first_ticks : ticks));
+    p = hti_put_varint(p, ticks - (lost->last_ticks < ticks ? lost->last_ticks : ticks));
+    p = hti_put_varint(p, lost->reason);
+    return p;
+}
+
+/* The fields of an in-stream LOST event after its common part (opcode, kind, ticks delta), for an
+ * event at `ticks` of thread_id's stream. Sets c->ok = false when malformed (a first distance
+ * above ticks, a last distance above the first, a reason past 32 bits). */
+void hti_get_lost_event_fields(hti_cursor *c, uint64_t ticks, uint32_t thread_id,
+                               hti_lost_record *lost);
+/* A whole in-stream LOST event at the cursor, the stream's previous event at previous_ticks.
+ * 0, -ENOMSG when the event there is not a LOST one (the cursor is left alone), or -EBADMSG. */
+int hti_get_lost_event(hti_cursor *c, uint64_t previous_ticks, uint32_t thread_id,
+                       hti_lost_record *lost);
+
+/* One record of a LOST chunk's body (HTI_LOST_RECORD_MAX bytes at most). */
+static inline uint8_t *hti_put_lost_record(uint8_t *p, const hti_lost_record *lost)
+{
+    p = hti_put_varint(p, lost->thread_id);
+    p = hti_put_varint(p, lost->reason);
+    p = hti_put_varint(p, lost->count);
+    p = hti_put_varint(p, lost->first_ticks);
+    p = hti_put_varint(p, lost->last_ticks);
+    return p;
+}
+/* The next record of a LOST chunk's body. 0 or -EBADMSG (cut short, a thread or reason past
+ * 32 bits). */
+int hti_get_lost_record(hti_cursor *c, hti_lost_record *lost);
+/* Fills the LOST part of an event (e->u.lost) from a record. */
+void hti_lost_to_event(const hti_lost_record *lost, ht_event *e);
 
 /* Delta state of one thread's event stream. Reset at each fresh fill (offset 0). */
 typedef struct hti_stream_state {

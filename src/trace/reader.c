@@ -111,8 +111,8 @@ struct ht_reader {
     ht_event *lost; /* LOST chunk records, as events (ticks), sorted */
     size_t lost_count, lost_capacity, lost_pos;
 
-    size_t *heap; /* merge heap of stream indices */
-    size_t heap_count;
+    size_t *merge_queue; /* the k-way merge: stream indices, a binary min-heap on their keys */
+    size_t merge_count;
     ZSTD_DCtx *zstd;
     uint8_t *scratch;
     size_t scratch_capacity;
@@ -417,28 +417,20 @@ static int parse_lost(ht_reader *r, const chunk_ref *c, const uint8_t *body, siz
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        uint64_t tid = hti_get_varint(&k);
-        uint64_t reason = hti_get_varint(&k);
-        uint64_t count = hti_get_varint(&k);
-        uint64_t first = hti_get_varint(&k);
-        uint64_t last = hti_get_varint(&k);
-        if (!k.ok || tid > UINT32_MAX || reason > UINT32_MAX)
+        hti_lost_record lost;
+        if (hti_get_lost_record(&k, &lost) != 0)
             return fail(r, -EBADMSG, "malformed lost record in chunk at offset %llu",
                         (unsigned long long)c->offset);
         if (GROW(r, r->lost, r->lost_count, r->lost_capacity) != 0)
             return r->status;
         ht_event *e = &r->lost[r->lost_count++];
         memset(e, 0, sizeof *e);
-        e->timestamp_ns = last;
-        e->thread_id = (uint32_t)tid;
+        e->timestamp_ns = lost.last_ticks;
+        e->thread_id = lost.thread_id;
         e->kind = HT_EVENT_LOST;
         e->weight = 1.0;
-        e->u.lost.Count = count;
-        e->u.lost.FirstTimestamp = first;
-        e->u.lost.LastTimestamp = last;
-        e->u.lost.LostThread = (uint32_t)tid;
-        e->u.lost.Reason = (uint32_t)reason;
-        r->info.lost += count;
+        hti_lost_to_event(&lost, e);
+        r->info.lost += lost.count;
     }
     return 0;
 }
@@ -597,7 +589,8 @@ static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
     return back < p->ns ? p->ns - back : 0;
 }
 
-static int scan(ht_reader *r)
+/* The file preamble: magic and a major version this reader knows. */
+static int check_preamble(ht_reader *r)
 {
     uint8_t preamble[HTI_PREAMBLE_SIZE];
     if (r->size < HTI_PREAMBLE_SIZE)
@@ -612,6 +605,63 @@ static int scan(ht_reader *r)
     if (r->info.version_major != HTI_VERSION_MAJOR)
         return fail(r, -EBADMSG, "unsupported format version %u.%u at offset 8 (this reader: %u.x)",
                     r->info.version_major, r->info.version_minor, HTI_VERSION_MAJOR);
+    return 0;
+}
+
+/* An EVENTS chunk is only indexed here (its meta read, its body left for the merge). */
+static int index_events_chunk(ht_reader *r, chunk_ref *c)
+{
+    uint64_t offset = c->offset;
+    uint8_t meta[HTI_CHUNK_META_MAX];
+    if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c->header.meta_length) != 0)
+        return r->status;
+    if (hti_events_meta_decode(meta, c->header.meta_length, &c->meta) != 0)
+        return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
+                    (unsigned long long)offset);
+    if (c->header.raw_length > HTI_CHUNK_BODY_MAX || c->meta.event_count > c->header.raw_length)
+        return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
+                    (unsigned long long)c->meta.event_count, (unsigned long long)offset);
+    if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
+        return r->status;
+    stream *s = stream_for(r, &c->meta);
+    if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
+        return r->status;
+    s->chunks[s->count++] = (uint32_t)r->chunk_count;
+    r->chunks[r->chunk_count++] = *c;
+    r->info.events += c->meta.event_count;
+    r->info.event_chunks++;
+    return 0;
+}
+
+/* Any other known chunk is read whole into the tables now (one header, first). */
+static int parse_record_chunk(ht_reader *r, const chunk_ref *c, bool *have_header)
+{
+    const uint8_t *body;
+    size_t length;
+    if (load_body(r, c, NULL, NULL, &body, &length) != 0)
+        return r->status;
+    switch (c->header.type) {
+    case HTI_CHUNK_HEADER: {
+        int error = *have_header ? fail(r, -EBADMSG, "second header chunk at offset %llu",
+                                        (unsigned long long)c->offset)
+                                 : parse_header(r, c, body, length);
+        *have_header = true;
+        return error;
+    }
+    case HTI_CHUNK_STACKS: return parse_stacks(r, c, body, length);
+    case HTI_CHUNK_MODULES: return parse_modules(r, c, body, length);
+    case HTI_CHUNK_STRINGS: return parse_strings(r, c, body, length);
+    case HTI_CHUNK_LOST: return parse_lost(r, c, body, length);
+    case HTI_CHUNK_CLOCK: return parse_clock(r, c, body, length);
+    case HTI_CHUNK_FOOTER: return parse_footer(r, c, body, length);
+    default: return 0;
+    }
+}
+
+/* Reads every chunk header from the preamble on: indexes the events, parses the rest. A file
+ * cut short is read up to its last whole chunk (truncated, with a warning). */
+static int scan_chunks(ht_reader *r)
+{
     uint64_t offset = HTI_PREAMBLE_SIZE;
     bool have_header = false;
     while (offset < r->size) {
@@ -631,7 +681,8 @@ static int scan(ht_reader *r)
         const char *why = NULL;
         if (hti_chunk_header_decode(head, &c.header, &why) != 0)
             return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
-        uint64_t total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
+        uint64_t total =
+            HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
         if (total > left) {
             r->info.truncated = true;
             warn(r, "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
@@ -642,54 +693,16 @@ static int scan(ht_reader *r)
         if (!have_header && c.header.type != HTI_CHUNK_HEADER)
             return fail(r, -EBADMSG, "the first chunk (offset %llu) is not a header",
                         (unsigned long long)offset);
-        if (c.header.type == HTI_CHUNK_EVENTS) {
-            uint8_t meta[HTI_CHUNK_META_MAX];
-            if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c.header.meta_length) != 0)
-                return r->status;
-            if (hti_events_meta_decode(meta, c.header.meta_length, &c.meta) != 0)
-                return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
-                            (unsigned long long)offset);
-            if (c.header.raw_length > (1u << 24) || c.meta.event_count > c.header.raw_length)
-                return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
-                            (unsigned long long)c.meta.event_count, (unsigned long long)offset);
-            if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
-                return r->status;
-            stream *s = stream_for(r, &c.meta);
-            if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
-                return r->status;
-            s->chunks[s->count++] = (uint32_t)r->chunk_count;
-            r->chunks[r->chunk_count++] = c;
-            r->info.events += c.meta.event_count;
-            r->info.event_chunks++;
-        } else if (c.header.type <= HTI_CHUNK_FOOTER) {
-            const uint8_t *body;
-            size_t length;
-            if (load_body(r, &c, NULL, NULL, &body, &length) != 0)
-                return r->status;
-            int error = 0;
-            switch (c.header.type) {
-            case HTI_CHUNK_HEADER:
-                if (have_header)
-                    error = fail(r, -EBADMSG, "second header chunk at offset %llu",
-                                 (unsigned long long)offset);
-                else
-                    error = parse_header(r, &c, body, length);
-                have_header = true;
-                break;
-            case HTI_CHUNK_STACKS: error = parse_stacks(r, &c, body, length); break;
-            case HTI_CHUNK_MODULES: error = parse_modules(r, &c, body, length); break;
-            case HTI_CHUNK_STRINGS: error = parse_strings(r, &c, body, length); break;
-            case HTI_CHUNK_LOST: error = parse_lost(r, &c, body, length); break;
-            case HTI_CHUNK_CLOCK: error = parse_clock(r, &c, body, length); break;
-            case HTI_CHUNK_FOOTER: error = parse_footer(r, &c, body, length); break;
-            default: break;
-            }
-            if (error)
-                return error;
-        } else {
+        int error = 0;
+        if (c.header.type == HTI_CHUNK_EVENTS)
+            error = index_events_chunk(r, &c);
+        else if (c.header.type <= HTI_CHUNK_FOOTER)
+            error = parse_record_chunk(r, &c, &have_header);
+        else
             warn(r, "unknown chunk type %u at offset %llu skipped", c.header.type,
                  (unsigned long long)offset);
-        }
+        if (error)
+            return error;
         r->info.chunks++;
         offset += total;
     }
@@ -697,18 +710,12 @@ static int scan(ht_reader *r)
     r->info.file_size = r->size;
     if (!have_header)
         return fail(r, -EBADMSG, "no header chunk");
+    return 0;
+}
 
-    if (r->stack_count)
-        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
-    r->info.stacks = r->stack_count;
-    finish_clock(r);
-    for (size_t i = 0; i < r->lost_count; i++) {
-        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
-        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
-        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
-    }
-    if (r->lost_count)
-        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
+/* The module list handed out: each module with its path from the string table. */
+static int resolve_modules(ht_reader *r)
+{
     r->module_list = calloc(r->module_count ? r->module_count : 1, sizeof *r->module_list);
     if (!r->module_list)
         return fail(r, -ENOMEM, "out of memory");
@@ -722,7 +729,12 @@ static int scan(ht_reader *r)
                 break;
             }
     }
-    /* Distinct threads. */
+    return 0;
+}
+
+/* info.threads: the distinct thread ids of the event streams (the rundown's not counted). */
+static int count_threads(ht_reader *r)
+{
     uint32_t *tids = malloc((r->stream_count ? r->stream_count : 1) * sizeof *tids);
     if (!tids)
         return fail(r, -ENOMEM, "out of memory");
@@ -736,10 +748,33 @@ static int scan(ht_reader *r)
         if (i == 0 || tids[i] != tids[i - 1])
             r->info.threads++;
     free(tids);
+    return 0;
+}
+
+static int scan(ht_reader *r)
+{
+    int error = check_preamble(r);
+    if (error == 0)
+        error = scan_chunks(r);
+    if (error)
+        return error;
+    if (r->stack_count)
+        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
+    r->info.stacks = r->stack_count;
+    finish_clock(r);
+    for (size_t i = 0; i < r->lost_count; i++) {
+        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
+        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
+        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
+    }
+    if (r->lost_count)
+        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
+    if ((error = resolve_modules(r)) != 0 || (error = count_threads(r)) != 0)
+        return error;
     r->info.program = r->program ? r->program : "";
     r->info.command_line = r->command_line ? r->command_line : "";
-    r->heap = malloc((r->stream_count + 1) * sizeof *r->heap);
-    if (!r->heap)
+    r->merge_queue = malloc((r->stream_count + 1) * sizeof *r->merge_queue);
+    if (!r->merge_queue)
         return fail(r, -ENOMEM, "out of memory");
     return 0;
 }
@@ -756,34 +791,34 @@ static bool before(const ht_reader *r, size_t a, size_t b)
     return a < b;
 }
 
-static void sift_down(ht_reader *r, size_t i)
+static void merge_queue_sift_down(ht_reader *r, size_t i)
 {
-    size_t n = r->heap_count;
+    size_t n = r->merge_count;
     for (;;) {
         size_t l = 2 * i + 1, best = i;
-        if (l < n && before(r, r->heap[l], r->heap[best]))
+        if (l < n && before(r, r->merge_queue[l], r->merge_queue[best]))
             best = l;
-        if (l + 1 < n && before(r, r->heap[l + 1], r->heap[best]))
+        if (l + 1 < n && before(r, r->merge_queue[l + 1], r->merge_queue[best]))
             best = l + 1;
         if (best == i)
             return;
-        size_t t = r->heap[i];
-        r->heap[i] = r->heap[best];
-        r->heap[best] = t;
+        size_t t = r->merge_queue[i];
+        r->merge_queue[i] = r->merge_queue[best];
+        r->merge_queue[best] = t;
         i = best;
     }
 }
 
-static void heap_pop(ht_reader *r)
+static void merge_queue_pop(ht_reader *r)
 {
-    r->heap[0] = r->heap[--r->heap_count];
-    if (r->heap_count)
-        sift_down(r, 0);
+    r->merge_queue[0] = r->merge_queue[--r->merge_count];
+    if (r->merge_count)
+        merge_queue_sift_down(r, 0);
 }
 
 static int rewind_locked(ht_reader *r)
 {
-    r->heap_count = 0;
+    r->merge_count = 0;
     r->lost_pos = 0;
     r->clock_index = 0;
     for (size_t i = 0; i < r->stream_count; i++) {
@@ -795,10 +830,10 @@ static int rewind_locked(ht_reader *r)
         if (s->count == 0)
             continue;
         s->key = r->chunks[s->chunks[0]].meta.base_ticks;
-        r->heap[r->heap_count++] = i;
+        r->merge_queue[r->merge_count++] = i;
     }
-    for (size_t i = r->heap_count / 2 + 1; i-- > 0;)
-        sift_down(r, i);
+    for (size_t i = r->merge_count / 2 + 1; i-- > 0;)
+        merge_queue_sift_down(r, i);
     return 0;
 }
 
@@ -911,24 +946,26 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
     if (r->status)
         return r->status;
     size_t n = 0;
-    while (n < max && r->heap_count) {
-        size_t top = r->heap[0];
+    while (n < max && r->merge_count) {
+        size_t top = r->merge_queue[0];
         stream *s = &r->streams[top];
         if (!s->loaded) {
             if (load_next(r, s) != 0)
                 return r->status;
             if (!s->loaded) {
-                heap_pop(r);
+                merge_queue_pop(r);
                 continue;
             }
             s->key = s->batch[0].timestamp_ns;
-            sift_down(r, 0);
+            merge_queue_sift_down(r, 0);
             continue;
         }
         /* Hand out this stream's events while they come before every other stream's next. */
         size_t second = SIZE_MAX;
-        if (r->heap_count > 1)
-            second = r->heap_count > 2 && before(r, r->heap[2], r->heap[1]) ? r->heap[2] : r->heap[1];
+        if (r->merge_count > 1)
+            second = r->merge_count > 2 && before(r, r->merge_queue[2], r->merge_queue[1])
+                         ? r->merge_queue[2]
+                         : r->merge_queue[1];
         uint64_t limit = second == SIZE_MAX ? UINT64_MAX : r->streams[second].key;
         bool wins_ties = second == SIZE_MAX || (s->rundown && !r->streams[second].rundown) ||
                          (s->rundown == r->streams[second].rundown && top < second);
@@ -956,15 +993,15 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
             if (!advance(r, s)) {
                 if (r->status)
                     return r->status;
-                heap_pop(r);
+                merge_queue_pop(r);
                 continue;
             }
         } else {
             s->key = s->batch[s->batch_pos].timestamp_ns;
         }
-        sift_down(r, 0);
+        merge_queue_sift_down(r, 0);
     }
-    while (n < max && !r->heap_count && r->lost_pos < r->lost_count)
+    while (n < max && !r->merge_count && r->lost_pos < r->lost_count)
         out[n++] = r->lost[r->lost_pos++];
     return (long)n;
 }
@@ -1052,7 +1089,7 @@ void ht_reader_close(ht_reader *r)
     free(r->modules);
     free(r->module_list);
     free(r->lost);
-    free(r->heap);
+    free(r->merge_queue);
     free(r->scratch);
     free(r->program);
     free(r->command_line);

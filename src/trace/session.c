@@ -2,17 +2,17 @@
  * clock, the rundown, exit/fork/signal handling, statistics.
  *
  * One session at a time: control_lock guards its phase (idle, starting, running, stopping) and is
- * held only to change it, never across a call that can wait (opening the output, the rundown,
- * the writer's drains), so an exit handler always gets it. Start order matters for the rundown
- * rule (FORMAT.md "Rundown"): writer running, hooks switched on, then the rundown timestamp
- * taken, then every heap walked; a consumer applies rundown records before events of equal or
- * later time, inserting a block only if it does not know it already. Stop switches the hooks
- * off, issues a barrier on every thread (hti_hooks_barrier), and lets the writer drain until no
- * thread is inside a hook, then drain everything and write the footer, with the heaps' end state
- * this thread walks for it (hti_session_end_state) and the peak committed kept since the start.
- * Waits on the output are bounded in discard and ring modes, and in every mode at exit
- * (DESIGN.md). All tracer work on the calling thread runs under the guard, so allocations it
- * causes are not traced. */
+ * held only to change it, never across a call that can wait (opening the output, the rundown, the
+ * writer's drains), so an exit handler always gets it. Start order matters for the rundown rule
+ * (FORMAT.md "Rundown"): writer running, hooks switched on, a barrier on every thread
+ * (wait_untraced_operations), then the rundown timestamp taken, then every heap walked; a consumer
+ * applies rundown records before events of equal or later time, inserting a block only if it does
+ * not know it already. Stop switches the hooks off, issues a barrier on every thread
+ * (hti_hooks_barrier), and lets the writer drain until no thread is inside a hook, then drain
+ * everything and write the footer, with the heaps' end state this thread walks for it
+ * (hti_session_end_state) and the peak committed kept since the start. Waits on the output are
+ * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). All tracer work on the
+ * calling thread runs under the guard, so allocations it causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -226,13 +226,13 @@ static bool heap_traced(const hti_session *s, const ht_heap *heap)
            heap != atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
 }
 
-/* Every heap of the process, in memory of hti_map's (hti_unmap(heaps, *mapped)); NULL when
- * out of memory. */
+/* Every heap of the process, in memory from hti_map_memory (hti_unmap_memory(heaps, *mapped));
+ * NULL when out of memory. */
 static ht_heap **heap_list(size_t *count, size_t *mapped)
 {
     size_t capacity = 256;
     for (;;) {
-        ht_heap **heaps = hti_map(capacity * sizeof *heaps);
+        ht_heap **heaps = hti_map_memory(capacity * sizeof *heaps);
         if (!heaps)
             return NULL;
         *count = ht_process_heaps(heaps, capacity);
@@ -240,7 +240,7 @@ static ht_heap **heap_list(size_t *count, size_t *mapped)
             *mapped = capacity * sizeof *heaps;
             return heaps;
         }
-        hti_unmap(heaps, capacity * sizeof *heaps);
+        hti_unmap_memory(heaps, capacity * sizeof *heaps);
         capacity = *count + 64;
     }
 }
@@ -262,7 +262,7 @@ static bool traced_summary(const hti_session *s, ht_heap_summary *total)
         total->requested += one.requested;
         total->live_blocks += one.live_blocks;
     }
-    hti_unmap(heaps, mapped);
+    hti_unmap_memory(heaps, mapped);
     return true;
 }
 
@@ -300,9 +300,9 @@ void hti_rundown(hti_session *s)
     ht_heap **heaps = heap_list(&count, &mapped);
     if (!heaps)
         return;
-    hti_thread *stream = hti_stream_open_rundown(hti_gettid());
+    hti_trace_thread *stream = hti_stream_open_rundown(hti_gettid());
     if (!stream) {
-        hti_unmap(heaps, mapped);
+        hti_unmap_memory(heaps, mapped);
         hti_message("no memory for the rundown", NULL, -1);
         return;
     }
@@ -332,22 +332,54 @@ void hti_rundown(hti_session *s)
         ht_heap_unlock(heap);
     }
     hti_stream_close(stream);
-    hti_unmap(heaps, mapped);
+    hti_unmap_memory(heaps, mapped);
 }
 
 /* ---- start and stop ---- */
+
+/* How long the start gives an operation that tested the switch as off before its effect to
+ * finish (see wait_untraced_operations): a short window without a wait, so this only has to
+ * outlast a short pre-emption. */
+#define RELEASE_WINDOW_NS 1000000L
+
+/* Step (3) of the rundown (FORMAT.md "Rundown"), after the switch and before the rundown time:
+ * no heap operation that read the switch as off may change a heap after the walk.
+ *
+ * The barrier (membarrier: a full fence on every thread of the process, taken at once or at its
+ * next schedule) splits each thread at one point: a test of the switch after it sees the session,
+ * so a test that read "off" came before it, and so did everything the thread did before that
+ * test. That covers every allocation (the block is taken, on every path, before alloc_done and
+ * the realloc paths test the switch) and the back-end frees (the block is freed under the heap
+ * lock before the test), however long their thread is pre-empted afterwards: what they changed
+ * is visible to the walk.
+ *
+ * It does not cover the operations that test the switch before their effect, so that the event
+ * comes first: frees of LFH slots (the lock-free fast path, the lookaside push, free_slow) and
+ * of large blocks (tested before the heap lock is taken), and a heap's destruction. Waiting for those exactly needs a
+ * per-thread "inside a heap operation" word written by the heap's free paths (a plain store at
+ * entry and exit, read by this thread after the barrier, as userspace RCU does); the heap keeps
+ * none and the tracer has no list of every thread that uses a heap (its own list holds threads
+ * that wrote an event). A round of the heaps' locks would add nothing: the walk takes each lock
+ * anyway, and none of these operations holds it across its test. So those get the pause below,
+ * and a thread pre-empted for longer inside that window is the exception FORMAT.md states. */
+static void wait_untraced_operations(void)
+{
+    hti_hooks_barrier();
+    struct timespec pause = {0, RELEASE_WINDOW_NS};
+    nanosleep(&pause, NULL);
+}
 
 static void sweep_exited(void)
 {
     /* No writer runs: unlink buffers of threads that ended while no session ran (and of threads
      * whose exit destructor never came: a buffer made during their last clean-up). */
-    hti_thread *prev = NULL;
-    hti_thread *t = atomic_load(&hti_threads);
-    hti_thread *self = hti_thread_self();
+    hti_trace_thread *prev = NULL;
+    hti_trace_thread *t = atomic_load(&hti_threads);
+    hti_trace_thread *self = hti_thread_self();
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         if (t != self && (atomic_load(&t->state) == HTI_THREAD_EXITED || hti_thread_gone(t))) {
-            hti_thread *expected = t;
+            hti_trace_thread *expected = t;
             if (prev)
                 prev->next = next;
             else if (!atomic_compare_exchange_strong(&hti_threads, &expected, next)) {
@@ -416,49 +448,44 @@ const char *hti_start_error_text(int error)
 }
 
 /* Sets up and starts a session; the caller holds the phase `starting`. */
-static int start_session(const ht_trace_options *options, bool in_child)
+/* The options a session runs with: checked (the ranges of options.c), defaults filled in.
+ * 0 or -EINVAL. */
+static int session_options(const ht_trace_options *options, ht_trace_options *o)
 {
-    hti_session *s = &hti_session_state;
-    ht_trace_options o = *options;
-    if (hti_options_check(&o, NULL) != 0) /* the ranges of options.c */
+    *o = *options;
+    if (hti_options_check(o, NULL) != 0)
         return -EINVAL;
-    if (o.buffer_size == 0)
-        o.buffer_size = HT_TRACE_DEFAULT_BUFFER;
-    if (o.flush_interval_ms == 0)
-        o.flush_interval_ms = 100;
-    if (o.event_mask == HT_EVENT_MASK_ALL)
-        o.event_mask = 0;
+    if (o->buffer_size == 0)
+        o->buffer_size = HT_TRACE_DEFAULT_BUFFER;
+    if (o->flush_interval_ms == 0)
+        o->flush_interval_ms = 100;
+    if (o->event_mask == HT_EVENT_MASK_ALL)
+        o->event_mask = 0;
+    return 0;
+}
 
-    hti_crc32c_init();
-    hti_clock_init();
-    int error = hti_buffers_init();
-    if (error)
-        return error;
-    sweep_exited();
-
-    /* Statistics of the previous session are kept until now. */
+/* A fresh session state for options o (the previous session's statistics are dropped here). */
+static void session_reset(hti_session *s, const ht_trace_options *o)
+{
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    s->options = o;
-    s->nfills = (uint32_t)((o.buffer_size + HTI_FILL_BYTES - 1) / HTI_FILL_BYTES);
+    s->options = *o;
+    s->nfills = (uint32_t)((o->buffer_size + HTI_FILL_BYTES - 1) / HTI_FILL_BYTES);
     if (s->nfills < 2)
         s->nfills = 2;
     if (s->nfills > 65536)
         s->nfills = 65536;
-    s->ring = o.mode == HT_TRACE_MODE_RING;
-    s->block = o.mode == HT_TRACE_MODE_BLOCK;
-    s->filtered = o.event_mask || o.heap || o.min_size || o.max_size || o.sample_interval ||
-                  o.stack_depth;
+    s->ring = o->mode == HT_TRACE_MODE_RING;
+    s->block = o->mode == HT_TRACE_MODE_BLOCK;
+    s->filtered = o->event_mask || o->heap || o->min_size || o->max_size || o->sample_interval ||
+                  o->stack_depth;
     for (int i = 0; i < HT_TRACE_MAX_CONSUMERS; i++)
-        s->has_consumers |= o.consumers[i].callback != NULL;
+        s->has_consumers |= o->consumers[i].callback != NULL;
+}
 
-    if ((error = open_output(s, &o, in_child)) != 0) {
-        if (s->own_fd && s->fd >= 0)
-            close(s->fd);
-        s->fd = -1;
-        return error;
-    }
-
+/* The session's generation and start clocks (the HEADER chunk's). */
+static void session_stamp(hti_session *s)
+{
     s->gen = ++generations;
     s->pid = getpid();
     s->start_ticks = hti_ticks();
@@ -466,11 +493,18 @@ static int start_session(const ht_trace_options *options, bool in_child)
     struct timespec real;
     clock_gettime(CLOCK_REALTIME, &real);
     s->start_realtime_ns = (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec;
+}
 
-    if (o.stack_depth && (error = hti_stacks_init(s)) != 0)
-        goto fail;
+/* Everything that runs beside the program: the stack table, the writer's memory, the module
+ * map (kept for the writer), the consumer thread and the writer thread. 0 or -errno; on an
+ * error the caller stops what started. */
+static int start_machinery(hti_session *s)
+{
+    int error;
+    if (s->options.stack_depth && (error = hti_stacks_init(s)) != 0)
+        return error;
     if ((error = hti_writer_start_memory(s)) != 0)
-        goto fail;
+        return error;
     /* The writer thread writes the header, then this module map, first thing: this thread
      * does not wait for the output. A header that cannot be written is reported once (as every
      * failed write) and the session runs on: its events are counted as lost. */
@@ -479,22 +513,59 @@ static int start_session(const ht_trace_options *options, bool in_child)
     hti_modules_emit(s, true);
     s->defer_chunks = false;
     if (s->has_consumers && (error = hti_consumer_start(s)) != 0)
-        goto fail;
-    if ((error = hti_writer_start_thread(s)) != 0)
-        goto fail;
+        return error;
+    return hti_writer_start_thread(s);
+}
 
+/* For follow_forks: the session's options with the output path as given, pattern included (o:
+ * the session's own holds the path opened; a fork child's session passes the saved pattern back
+ * in); and the fork handler, once. */
+static void remember_for_forks(const hti_session *s, const ht_trace_options *o)
+{
     if (!atfork_registered) {
         pthread_atfork(NULL, NULL, fork_child);
         atfork_registered = true;
     }
-    /* For follow_forks: the options as given, pattern included (a fork child's session passes
-     * the saved pattern back in). */
     saved_options = s->options;
-    if (o.output_path) {
-        if (o.output_path != saved_path)
-            snprintf(saved_path, sizeof saved_path, "%s", o.output_path);
+    if (o->output_path) {
+        if (o->output_path != saved_path)
+            snprintf(saved_path, sizeof saved_path, "%s", o->output_path);
         saved_options.output_path = saved_path;
     }
+}
+
+static int start_session(const ht_trace_options *options, bool in_child)
+{
+    hti_session *s = &hti_session_state;
+    ht_trace_options o;
+    int error = session_options(options, &o);
+    if (error)
+        return error;
+    hti_crc32c_init();
+    hti_clock_init();
+    if ((error = hti_buffers_init()) != 0)
+        return error;
+    sweep_exited();
+
+    /* Statistics of the previous session are kept until now. */
+    session_reset(s, &o);
+    if ((error = open_output(s, &o, in_child)) != 0) {
+        if (s->own_fd && s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        return error;
+    }
+    session_stamp(s);
+    if ((error = start_machinery(s)) != 0) {
+        hti_writer_stop(s, 0);
+        hti_consumer_stop(s);
+        if (s->own_fd && s->fd >= 0)
+            close(s->fd);
+        s->fd = -1;
+        s->gen = 0;
+        return error;
+    }
+    remember_for_forks(s, &o);
 
     /* The footer's peak committed starts from what the heaps hold now; from the switch on, the
      * EXPAND/CONTRACT hooks keep it (a commit made by another thread between the two is the one
@@ -505,22 +576,11 @@ static int start_session(const ht_trace_options *options, bool in_child)
         atomic_store_explicit(&s->committed_peak, (int64_t)now.committed, memory_order_relaxed);
     }
     atomic_store_explicit(&hti_trace_gen, s->gen, memory_order_release);
-    __atomic_store_n(&hti_trace_active, 1, __ATOMIC_RELEASE);
     if (!o.no_rundown) {
-        /* Let operations that tested the flag just before it was set finish (FORMAT.md). */
-        struct timespec pause = {0, 1000000};
-        nanosleep(&pause, NULL);
+        wait_untraced_operations();
         hti_rundown(s);
     }
     return 0;
-fail:
-    hti_writer_stop(s, 0);
-    hti_consumer_stop(s);
-    if (s->own_fd && s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    s->gen = 0;
-    return error;
 }
 
 /* ---- the session's phase ---- */
@@ -587,7 +647,6 @@ static void stop_session(hti_session *s, bool at_exit)
 {
     if (s->ring)
         hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
     atomic_store(&hti_trace_gen, 0);
     /* A hook that read the session before the switch now shows in_hook to the writer. */
     hti_hooks_barrier();
@@ -726,7 +785,6 @@ void ht_trace_emergency_flush(void)
     if (!atomic_compare_exchange_strong(&s->emergency, &expected, 1))
         return;
     hti_guard_enter();
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELEASE);
     atomic_store_explicit(&hti_trace_gen, 0, memory_order_release);
     hti_writer_emergency(s);
     hti_guard_leave();
@@ -795,7 +853,6 @@ static void fork_child(void)
     /* The writer and consumer threads do not exist here: drop the parent's session (running,
      * or being started or stopped by another thread at the fork). */
     phase = PHASE_IDLE;
-    __atomic_store_n(&hti_trace_active, 0, __ATOMIC_RELAXED);
     atomic_store(&hti_trace_gen, 0);
     if (s->own_fd && s->fd >= 0)
         close(s->fd);

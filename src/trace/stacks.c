@@ -51,9 +51,9 @@ static int table_map(void)
 {
     if (slots)
         return 0;
-    slots = hti_map(STACK_SLOTS * sizeof *slots);
-    entries = hti_map((STACK_MAX + 1) * sizeof *entries);
-    frames_arena = hti_map(FRAMES_MAX * sizeof *frames_arena);
+    slots = hti_map_memory(STACK_SLOTS * sizeof *slots);
+    entries = hti_map_memory((STACK_MAX + 1) * sizeof *entries);
+    frames_arena = hti_map_memory(FRAMES_MAX * sizeof *frames_arena);
     if (!slots || !entries || !frames_arena)
         return -ENOMEM;
     return 0;

@@ -1,4 +1,4 @@
-/* trace_internal.h — what the tracer's files share: the per-thread buffer (hti_thread), the
+/* trace_internal.h — what the tracer's files share: the per-thread buffer (hti_trace_thread), the
  * session, the clock, and the internal calls between buffer.c, writer.c, session.c,
  * stacks.c and consumer.c.
  *
@@ -6,8 +6,8 @@
  * through the acquire/release words `committed`, `head` and `tail`; every byte below a fill's
  * committed offset is immutable until the writer releases the fill (block/discard) or the
  * owner starts that fill again (ring). The tracer never allocates from a heap: all its memory
- * comes from hti_map(). Code running on behalf of the tracer sets the thread's guard, so heap
- * hooks called underneath return at once. A thread's `in_hook` is 1 from before a hook reads
+ * comes from hti_map_memory(). Code running on behalf of the tracer sets the thread's guard, so
+ * heap hooks called underneath return at once. A thread's `in_hook` is 1 from before a hook reads
  * the session generation until after it committed its event: a stop switches the hooks off,
  * issues a process-wide barrier (hti_hooks_barrier) and lets the writer wait until every thread
  * was seen outside a hook, so no event that saw the session is committed after the final drain.
@@ -24,6 +24,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "common/compiler.h"
 #include "emit.h"
 #include "format.h"
 #include "heaptrail/trace.h"
@@ -32,10 +33,7 @@
 #include <x86intrin.h>
 #endif
 
-#define HTI_LIKELY(x) __builtin_expect(!!(x), 1)
-#define HTI_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HTI_TLS __attribute__((tls_model("initial-exec"))) _Thread_local
-#define HTI_NOINLINE __attribute__((noinline))
 #define HTI_FILL_BYTES HT_TRACE_CHUNK_BYTES
 
 /* An output that has taken no byte for this long is stalled: a stop that may give up (discard and
@@ -82,10 +80,12 @@ typedef struct hti_fill {
     _Atomic uint64_t committed; /* (events << 32) | bytes, stored after each event */
     _Atomic uint64_t seq;       /* which fill of the stream this is (owner sets on start) */
     uint64_t base_ticks;        /* ticks the first event's delta is taken from */
-    /* writer-private: how much of fill `written_seq` has been emitted */
-    uint64_t written_seq;
-    uint64_t written;  /* committed word already emitted */
-    bool write_failed; /* a body of it missed the output: the rest cannot be decoded there */
+    /* The writer's progress: how much of fill `written_seq` has been emitted. Written by the
+     * writer only (writer.c fill_progress), read by it and by a crash flush (fill_ready):
+     * atomic so that a crash flush reads whole values, written_seq last (release). */
+    _Atomic uint64_t written_seq;
+    _Atomic uint64_t written;  /* committed word already emitted */
+    _Atomic bool write_failed; /* a body of it missed the output: the rest cannot be decoded */
 } hti_fill;
 
 /* A buffer's life: ALIVE; EXITING once its thread's exit destructor ran (the thread may still
@@ -93,7 +93,7 @@ typedef struct hti_fill {
  * sees the thread gone; EXITED when nothing will write it again (the writer drains, frees it). */
 enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITING = 1, HTI_THREAD_EXITED = 2 };
 
-typedef struct hti_thread {
+typedef struct hti_trace_thread {
     /* hot, owner only */
     uint8_t *pos;          /* next free byte of the current fill */
     uint8_t *limit;        /* start a new fill when pos passes this */
@@ -127,22 +127,30 @@ typedef struct hti_thread {
     _Atomic uint32_t waiting; /* block mode: the owner waits for room (the whole wait) */
     uint32_t exit_polls;      /* writer-private: times it found the EXITING thread still there */
     uint64_t quiet_gen;       /* writer-private: the stopping session it was seen outside a hook in */
-    struct hti_thread *next;  /* registry list; writer-owned except the head pointer */
+    struct hti_trace_thread *next;  /* registry list; writer-owned except the head pointer */
     /* memory */
     uint8_t *fill_data; /* nfills * HTI_FILL_BYTES */
     size_t data_size;
     hti_fill *fills;
     size_t fills_capacity;
-} hti_thread;
+} hti_trace_thread;
 
 /* The list of thread buffers: pushed by threads, unlinked only by the writer (or by start
  * while no writer runs). */
-extern _Atomic(hti_thread *) hti_threads;
-
-/* Generation of the running session (0: none). Read on every event by the fast path. */
-extern _Atomic uint64_t hti_trace_gen;
+extern _Atomic(hti_trace_thread *) hti_threads;
 
 /* ---- the session ---- */
+
+/* Pending LOST records of the writer, one per (thread, reason) while there is room. */
+#define HTI_WRITER_LOST_SLOTS 256u
+
+/* The writer's own state (writer.c). The writer thread's alone while it runs; cleared with the
+ * session at start, before it. A crash flush (hti_writer_emergency) reads none of it. */
+typedef struct hti_writer {
+    hti_lost_record lost[HTI_WRITER_LOST_SLOTS]; /* losses waiting for a LOST chunk */
+    uint32_t stacks_emitted;                     /* stack ids [1, stacks_emitted] are written */
+    uint8_t ring_copy[HTI_FILL_BYTES];           /* a ring fill's bytes, copied to be written */
+} hti_writer;
 
 typedef struct hti_session {
     ht_trace_options options;
@@ -218,6 +226,7 @@ typedef struct hti_session {
     bool defer_chunks;    /* hti_write_chunk keeps chunks in `deferred` (start, before the writer) */
     bool deferred_overflow;
     void *zstd;           /* ZSTD_CCtx */
+    hti_writer writer_state;
 } hti_session;
 
 extern hti_session hti_session_state;
@@ -230,8 +239,8 @@ extern _Atomic uint64_t hti_exit_give_up_at;
 extern _Atomic uint64_t hti_finished_gen;
 
 /* ---- memory ---- */
-void *hti_map(size_t size);           /* zeroed, NULL on failure */
-void hti_unmap(void *memory, size_t size);
+void *hti_map_memory(size_t size); /* mmap: zeroed, NULL on failure */
+void hti_unmap_memory(void *memory, size_t size);
 
 /* ---- guard: the calling thread is doing tracer work ---- */
 /* The guard's nesting depth, non-zero while the thread works for the tracer: the preload library
@@ -246,16 +255,17 @@ bool hti_guard_active(void);
 
 /* ---- buffer.c ---- */
 /* Sets up a stream for the rundown, owned by the caller until hti_stream_close. */
-hti_thread *hti_stream_open_rundown(uint32_t tid);
-void hti_stream_close(hti_thread *stream);
+hti_trace_thread *hti_stream_open_rundown(uint32_t tid);
+void hti_stream_close(hti_trace_thread *stream);
 /* Writes into a stream the calling thread owns (the rundown); always waits for room. */
-void hti_emit_rundown_heap(hti_thread *stream, uint64_t ticks, const ht_heap *heap, uint64_t reserved,
-                           uint64_t committed, uint64_t live_blocks, uint32_t compatibility);
-void hti_emit_rundown_block(hti_thread *stream, uint64_t ticks, const ht_heap *heap, uint64_t size,
-                            uint64_t usable, uint64_t address, ht_source source);
+void hti_emit_rundown_heap(hti_trace_thread *stream, uint64_t ticks, const ht_heap *heap,
+                           uint64_t reserved, uint64_t committed, uint64_t live_blocks,
+                           uint32_t compatibility);
+void hti_emit_rundown_block(hti_trace_thread *stream, uint64_t ticks, const ht_heap *heap,
+                            uint64_t size, uint64_t usable, uint64_t address, ht_source source);
 /* Frees a thread buffer (writer, after it is drained): kept as a spare for the next new thread
  * (at most 64), else unmapped. */
-void hti_thread_free(hti_thread *thread);
+void hti_thread_free(hti_trace_thread *thread);
 /* Unmaps the spare buffers (session stop, fork child). */
 void hti_buffers_trim(void);
 /* In the child after fork: drops every buffer but the caller's, which gets the child's thread
@@ -264,11 +274,11 @@ void hti_threads_after_fork(void);
 /* In the child after fork, no session running: the caller's buffer gets the child's thread id. */
 void hti_thread_after_fork_self(void);
 /* The calling thread's buffer (guarded or not), NULL if it has none. */
-hti_thread *hti_thread_self(void);
+hti_trace_thread *hti_thread_self(void);
 uint32_t hti_gettid(void);
 /* True once the owner thread of `thread` no longer exists in this process (tgkill probe; errno
  * is preserved). A thread id reused meanwhile reads as "still there": the caller only waits. */
-bool hti_thread_gone(const hti_thread *thread);
+bool hti_thread_gone(const hti_trace_thread *thread);
 /* Thread key for the exit flush; created at first start. 0 or -errno. */
 int hti_buffers_init(void);
 /* After the hooks were switched off: a barrier on every thread of the process, so that a thread

@@ -604,7 +604,7 @@ static HTI_NOINLINE uint64_t rule_make(uint64_t address, uint64_t generation)
 int hti_unwind_init(void)
 {
     if (!rules)
-        rules = hti_map(RULE_SLOTS * sizeof *rules);
+        rules = hti_map_memory(RULE_SLOTS * sizeof *rules);
     return rules ? 0 : -ENOMEM;
 }
 

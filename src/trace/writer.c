@@ -40,7 +40,8 @@
 #include "trace_internal.h"
 
 #define RECORDS_BYTES (256u << 10)
-#define LOST_SLOTS 256u
+_Static_assert(HTI_WRITER_LOST_SLOTS * HTI_LOST_RECORD_MAX <= RECORDS_BYTES,
+               "every pending LOST record fits one LOST chunk (lost_flush)");
 /* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
  * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
 #define EXIT_POLL_NS 1000000L
@@ -55,21 +56,10 @@
  * walk for it (HTI_END_*), however long the walk took. */
 #define END_SLACK_NS 1000000000ull
 
-/* Events lost to failed writes, per thread, waiting to be reported in a LOST chunk. */
-typedef struct lost_slot {
-    uint32_t tid;
-    uint32_t reason;
-    uint64_t count;
-    uint64_t first_ticks, last_ticks;
-} lost_slot;
-
-static lost_slot lost_table[LOST_SLOTS];
-static uint32_t stacks_emitted;
 _Atomic uint64_t hti_exit_give_up_at;
 _Atomic uint64_t hti_finished_gen;
 hti_fault hti_fault_write;
 hti_fault hti_fault_open;
-static uint8_t copy_buffer[HTI_FILL_BYTES]; /* ring snapshot copies (writer thread only) */
 static HTI_TLS bool tls_writer_thread;      /* the calling thread is the writer */
 
 /* ---- futex ---- */
@@ -98,7 +88,7 @@ void hti_writer_wake(hti_session *s)
 static void *zstd_alloc(void *opaque, size_t size)
 {
     (void)opaque;
-    size_t *p = hti_map(size + 16);
+    size_t *p = hti_map_memory(size + 16);
     if (!p)
         return NULL;
     p[0] = size + 16;
@@ -110,7 +100,7 @@ static void zstd_free(void *opaque, void *address)
     (void)opaque;
     if (address) {
         size_t *p = (size_t *)((uint8_t *)address - 16);
-        hti_unmap(p, p[0]);
+        hti_unmap_memory(p, p[0]);
     }
 }
 
@@ -409,21 +399,24 @@ int hti_write_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_
 /* Adds `count` losses between ticks `first` and `last` to the pending LOST records. A record
  * spans the earliest first and the latest last added to it, so first <= last always holds, even
  * when the two come from different threads' clocks or arrive out of order. */
-static void lost_add(uint32_t tid, uint32_t reason, uint64_t count, uint64_t first, uint64_t last)
+static void lost_add(hti_session *s, uint32_t tid, uint32_t reason, uint64_t count,
+                     uint64_t first, uint64_t last)
 {
+    hti_lost_record *table = s->writer_state.lost;
     if (last < first)
         last = first;
-    uint32_t i = (tid * 2654435761u) % LOST_SLOTS;
-    lost_slot *slot = &lost_table[0]; /* table full: charge the first slot */
-    for (uint32_t probe = 0; probe < LOST_SLOTS; probe++, i = (i + 1) % LOST_SLOTS) {
-        lost_slot *candidate = &lost_table[i];
-        if (candidate->count == 0 || (candidate->tid == tid && candidate->reason == reason)) {
+    uint32_t i = (tid * 2654435761u) % HTI_WRITER_LOST_SLOTS;
+    hti_lost_record *slot = &table[0]; /* table full: charge the first slot */
+    for (uint32_t probe = 0; probe < HTI_WRITER_LOST_SLOTS;
+         probe++, i = (i + 1) % HTI_WRITER_LOST_SLOTS) {
+        hti_lost_record *candidate = &table[i];
+        if (candidate->count == 0 || (candidate->thread_id == tid && candidate->reason == reason)) {
             slot = candidate;
             break;
         }
     }
     if (slot->count == 0) {
-        slot->tid = tid;
+        slot->thread_id = tid;
         slot->reason = reason;
         slot->first_ticks = first;
         slot->last_ticks = last;
@@ -438,23 +431,18 @@ static void lost_add(uint32_t tid, uint32_t reason, uint64_t count, uint64_t fir
 /* Writes the pending LOST records; keeps them if the write fails. */
 static void lost_flush(hti_session *s)
 {
+    hti_lost_record *table = s->writer_state.lost;
     uint8_t *p = s->records;
-    for (uint32_t i = 0; i < LOST_SLOTS; i++) {
-        lost_slot *slot = &lost_table[i];
-        if (!slot->count)
-            continue;
-        p = hti_put_varint(p, slot->tid);
-        p = hti_put_varint(p, slot->reason);
-        p = hti_put_varint(p, slot->count);
-        p = hti_put_varint(p, slot->first_ticks);
-        p = hti_put_varint(p, slot->last_ticks);
+    for (uint32_t i = 0; i < HTI_WRITER_LOST_SLOTS; i++) {
+        if (table[i].count)
+            p = hti_put_lost_record(p, &table[i]);
     }
     if (p == s->records)
         return;
     if (s->fd >= 0 && write_chunk_raw(s, HTI_CHUNK_LOST, NULL, 0, s->records,
                                       (size_t)(p - s->records), false) != 0)
         return;
-    memset(lost_table, 0, sizeof lost_table);
+    memset(table, 0, sizeof s->writer_state.lost);
     s->file_failed = false;
 }
 
@@ -473,37 +461,83 @@ static void write_clock(hti_session *s)
 /* A fill may start with the in-stream LOST record of earlier losses (buffer.c fill_start). When
  * that body misses the output, the losses it carried go to a LOST chunk instead, so the LOST
  * counts in the file still add up to the events lost. Returns 1 if the body starts with one. */
-static uint64_t carry_stream_lost(hti_thread *t, const hti_fill *f, const uint8_t *body,
-                                  size_t size)
+static uint64_t carry_stream_lost(hti_session *s, hti_trace_thread *t, const hti_fill *f,
+                                  const uint8_t *body, size_t size)
 {
-    if (size < 2 || body[0] != HTI_OP_EXT || body[1] != HT_EVENT_LOST)
+    hti_cursor c = hti_cursor_make(body, size);
+    hti_lost_record lost;
+    int error = hti_get_lost_event(&c, f->base_ticks, t->tid, &lost);
+    if (error == -ENOMSG)
         return 0;
-    hti_cursor c = hti_cursor_make(body + 2, size - 2);
-    uint64_t now = f->base_ticks + hti_get_varint(&c);
-    uint64_t count = hti_get_varint(&c);
-    uint64_t first = now - hti_get_varint(&c);
-    uint64_t last = now - hti_get_varint(&c);
-    uint64_t reason = hti_get_varint(&c);
-    if (c.ok && count)
-        lost_add(t->tid, (uint32_t)reason, count, first, last);
+    if (error == 0 && lost.count)
+        lost_add(s, t->tid, lost.reason, lost.count, lost.first_ticks, lost.last_ticks);
     return 1;
+}
+
+/* ---- what of a thread's buffer is ready to go out (the drains and the crash flush) ---- */
+
+/* A fill's bytes not written yet: the committed words [from, to) ((events << 32) | bytes), and
+ * whether an earlier body of the fill missed the output (the rest cannot be decoded there). */
+typedef struct fill_range {
+    uint64_t from, to;
+    bool after_loss;
+} fill_range;
+
+/* The first fill of t that may hold bytes not written yet: the oldest not released, or in a
+ * ring that overwrote it, the oldest still there. `head` is the owner's, loaded by the caller. */
+static uint64_t first_pending_fill(const hti_trace_thread *t, uint64_t head)
+{
+    uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
+    return head - tail > t->nfills ? head - t->nfills : tail;
+}
+
+/* What of fill `seq` of a thread is ready: committed and not written, as the writer's progress
+ * on the fill (written_seq, written, write_failed) says. Changes nothing: the writer records its
+ * progress itself, and a crash flush records none (hti_writer_emergency). False: nothing new. */
+static bool fill_ready(const hti_fill *f, uint64_t seq, fill_range *range)
+{
+    range->to = atomic_load_explicit(&f->committed, memory_order_acquire);
+    bool resumed = atomic_load_explicit(&f->written_seq, memory_order_acquire) == seq;
+    range->from = resumed ? atomic_load_explicit(&f->written, memory_order_relaxed) : 0;
+    range->after_loss =
+        resumed && atomic_load_explicit(&f->write_failed, memory_order_relaxed);
+    return (uint32_t)range->to > (uint32_t)range->from && range->to >> 32 > range->from >> 32;
+}
+
+/* The writer emitted fill `seq` up to the committed word `to` (failed: that body missed the
+ * output). Only the writer thread calls this; written_seq goes last, so a reader that sees it
+ * sees the rest of the fill's progress. */
+static void fill_progress(hti_fill *f, uint64_t seq, uint64_t to, bool failed)
+{
+    atomic_store_explicit(&f->write_failed, failed, memory_order_relaxed);
+    atomic_store_explicit(&f->written, to, memory_order_relaxed);
+    atomic_store_explicit(&f->written_seq, seq, memory_order_release);
+}
+
+/* The EVENTS meta of the body [from, to) of fill `seq` of t, which began at base_ticks. */
+static hti_events_meta events_meta(const hti_trace_thread *t, uint64_t seq, uint64_t base_ticks,
+                                   uint64_t from, uint64_t to)
+{
+    hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, (uint32_t)from,
+                            (to >> 32) - (from >> 32), base_ticks,
+                            atomic_load_explicit(&t->stream_id, memory_order_relaxed)};
+    return meta;
 }
 
 /* Emits [from, to) of fill `seq` of thread t, whose bytes are at `data` (fill start).
  * after_loss: an earlier body of this fill missed the output. A body continuing it could not be
  * decoded (FORMAT.md §4) — a reader would skip it — so it is counted lost instead of written.
  * Returns false when the body did not reach the output. */
-static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_t seq,
+static bool emit_range(hti_session *s, hti_trace_thread *t, const hti_fill *f, uint64_t seq,
                        uint64_t from, uint64_t to, const uint8_t *data, bool after_loss)
 {
     uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)to;
     uint64_t events = (to >> 32) - (from >> 32);
     if (to_bytes <= from_bytes || events == 0)
         return !after_loss;
-    if (s->options.stack_depth && hti_stack_count() != stacks_emitted)
-        hti_stacks_emit(s, &stacks_emitted);
-    hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes, events,
-                            f->base_ticks, atomic_load_explicit(&t->stream_id, memory_order_relaxed)};
+    if (s->options.stack_depth && hti_stack_count() != s->writer_state.stacks_emitted)
+        hti_stacks_emit(s, &s->writer_state.stacks_emitted);
+    hti_events_meta meta = events_meta(t, seq, f->base_ticks, from, to);
     uint8_t meta_bytes[80];
     size_t meta_length = hti_events_meta_encode(meta_bytes, &meta);
     atomic_fetch_add_explicit(&s->events_emitted, events, memory_order_relaxed);
@@ -515,18 +549,18 @@ static bool emit_range(hti_session *s, hti_thread *t, const hti_fill *f, uint64_
                                        data + from_bytes, to_bytes - from_bytes) == 0)
         return true;
     if (from_bytes == 0)
-        events -= carry_stream_lost(t, f, data, to_bytes);
+        events -= carry_stream_lost(s, t, f, data, to_bytes);
     if (events) {
         uint64_t now = hti_ticks();
         atomic_fetch_add_explicit(&s->lost_write, events, memory_order_relaxed);
-        lost_add(t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, now);
+        lost_add(s, t->tid, HT_LOST_WRITE_FAILED, events, f->base_ticks, now);
     }
     return false;
 }
 
 /* Block and discard modes: emits what is committed and releases finished fills (all of them
  * once the thread has exited). */
-static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exited)
+static bool drain_thread(hti_session *s, hti_trace_thread *t, bool partial, bool exited)
 {
     uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
     uint64_t tail = atomic_load_explicit(&t->tail, memory_order_relaxed);
@@ -536,17 +570,11 @@ static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exite
         bool current = tail == head - 1 && !exited;
         if (current && !partial)
             break;
-        uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
-        if (f->written_seq != tail) {
-            f->written_seq = tail;
-            f->written = 0;
-            f->write_failed = false;
-        }
-        if (committed != f->written) {
+        fill_range range;
+        if (fill_ready(f, tail, &range)) {
             const uint8_t *data = t->fill_data + (tail % t->nfills) * (size_t)HTI_FILL_BYTES;
-            f->write_failed = !emit_range(s, t, f, tail, f->written, committed, data,
-                                          f->write_failed);
-            f->written = committed;
+            bool sent = emit_range(s, t, f, tail, range.from, range.to, data, range.after_loss);
+            fill_progress(f, tail, range.to, !sent);
         }
         if (current)
             break;
@@ -558,48 +586,41 @@ static bool drain_thread(hti_session *s, hti_thread *t, bool partial, bool exite
 }
 
 /* Ring mode: emits every fill still in the ring that has not been written yet. */
-static void ring_dump(hti_session *s, hti_thread *t)
+static void ring_dump(hti_session *s, hti_trace_thread *t)
 {
+    uint8_t *copy = s->writer_state.ring_copy;
     uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
-    uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
-    if (head - tail > t->nfills)
-        tail = head - t->nfills;
-    for (uint64_t seq = tail; seq < head; seq++) {
+    for (uint64_t seq = first_pending_fill(t, head); seq < head; seq++) {
         hti_fill *f = &t->fills[seq % t->nfills];
-        uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
-        if (atomic_load_explicit(&f->seq, memory_order_acquire) != seq)
+        fill_range range;
+        bool ready = fill_ready(f, seq, &range);
+        if (atomic_load_explicit(&f->seq, memory_order_acquire) != seq || !ready)
             continue;
-        uint64_t from = f->written_seq == seq ? f->written : 0;
-        bool after_loss = f->written_seq == seq && f->write_failed;
-        uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
-        if (to_bytes <= from_bytes)
-            continue;
+        uint32_t from_bytes = (uint32_t)range.from, to_bytes = (uint32_t)range.to;
         const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
-        memcpy(copy_buffer + from_bytes, data + from_bytes, to_bytes - from_bytes);
+        memcpy(copy + from_bytes, data + from_bytes, to_bytes - from_bytes);
         uint64_t base = f->base_ticks;
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&f->seq, memory_order_relaxed) != seq)
             continue; /* overwritten while copying */
         hti_fill snapshot = {0};
         snapshot.base_ticks = base;
-        f->write_failed =
-            !emit_range(s, t, &snapshot, seq, from, committed, copy_buffer, after_loss);
-        f->written_seq = seq;
-        f->written = committed;
+        bool sent = emit_range(s, t, &snapshot, seq, range.from, range.to, copy, range.after_loss);
+        fill_progress(f, seq, range.to, !sent);
     }
 }
 
-static void unlink_thread(hti_thread *prev, hti_thread *t)
+static void unlink_thread(hti_trace_thread *prev, hti_trace_thread *t)
 {
     if (prev) {
         prev->next = t->next;
         return;
     }
-    hti_thread *expected = t;
+    hti_trace_thread *expected = t;
     if (atomic_compare_exchange_strong(&hti_threads, &expected, t->next))
         return;
     /* Someone pushed in front of t: find its predecessor now (only the writer unlinks). */
-    for (hti_thread *p = atomic_load(&hti_threads); p; p = p->next)
+    for (hti_trace_thread *p = atomic_load(&hti_threads); p; p = p->next)
         if (p->next == t) {
             p->next = t->next;
             return;
@@ -609,7 +630,7 @@ static void unlink_thread(hti_thread *prev, hti_thread *t)
 /* A buffer whose thread is past its exit destructor: EXITED once the thread is gone. Probed on
  * every pass at first (threads usually end within microseconds), then only when the writer
  * passes anyway. Returns true while the writer should come back soon. */
-static bool exit_poll(hti_thread *t, int *state)
+static bool exit_poll(hti_trace_thread *t, int *state)
 {
     if (*state != HTI_THREAD_EXITING)
         return false;
@@ -628,10 +649,10 @@ static bool exit_poll(hti_thread *t, int *state)
 static bool drain_all(hti_session *s, bool partial, bool dump)
 {
     bool released = false, exiting = false;
-    hti_thread *prev = NULL;
-    hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
+    hti_trace_thread *prev = NULL;
+    hti_trace_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire);
     while (t) {
-        hti_thread *next = t->next;
+        hti_trace_thread *next = t->next;
         int state = atomic_load_explicit(&t->state, memory_order_acquire);
         exiting |= exit_poll(t, &state);
         uint64_t gen = atomic_load_explicit(&t->published_gen, memory_order_acquire);
@@ -651,7 +672,8 @@ static bool drain_all(hti_session *s, bool partial, bool dump)
         if (exited && done) {
             if (gen == s->gen) {
                 if (t->lost_local)
-                    lost_add(t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
+                    lost_add(s, t->tid, t->lost_reason, t->lost_local, t->lost_first,
+                             t->lost_last);
             }
             unlink_thread(prev, t);
             hti_thread_free(t);
@@ -670,11 +692,11 @@ static bool drain_all(hti_session *s, bool partial, bool dump)
 /* At stop: losses still pending in live threads' buffers go into LOST records. */
 static void collect_pending_lost(hti_session *s)
 {
-    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+    for (hti_trace_thread *t = atomic_load(&hti_threads); t; t = t->next) {
         if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
             continue;
         if (t->lost_local)
-            lost_add(t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
+            lost_add(s, t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
     }
 }
 
@@ -754,7 +776,8 @@ static bool hooks_quiet(hti_session *s, uint64_t since)
 {
     bool quiet = true;
     uint64_t now = 0;
-    for (hti_thread *t = atomic_load_explicit(&hti_threads, memory_order_acquire); t; t = t->next) {
+    hti_trace_thread *first = atomic_load_explicit(&hti_threads, memory_order_acquire);
+    for (hti_trace_thread *t = first; t; t = t->next) {
         if (t->quiet_gen == s->gen)
             continue;
         if (!atomic_load_explicit(&t->in_hook, memory_order_acquire)) {
@@ -855,7 +878,7 @@ static void *writer_main(void *arg)
     /* Final: whatever threads still hold, pending losses, the last clock pair, the footer. */
     drain_all(s, true, true);
     if (s->options.stack_depth)
-        hti_stacks_emit(s, &stacks_emitted);
+        hti_stacks_emit(s, &s->writer_state.stacks_emitted);
     hti_modules_emit(s, false);
     collect_pending_lost(s);
     lost_flush(s);
@@ -867,14 +890,13 @@ static void *writer_main(void *arg)
 
 int hti_writer_start_memory(hti_session *s)
 {
-    memset(lost_table, 0, sizeof lost_table);
-    stacks_emitted = 0;
+    memset(&s->writer_state, 0, sizeof s->writer_state);
     s->records_size = RECORDS_BYTES;
-    s->records = hti_map(RECORDS_BYTES);
+    s->records = hti_map_memory(RECORDS_BYTES);
     s->scratch_size = ZSTD_compressBound(RECORDS_BYTES);
-    s->scratch = hti_map(s->scratch_size);
+    s->scratch = hti_map_memory(s->scratch_size);
     s->deferred_size = 2 * RECORDS_BYTES + 64;
-    s->deferred = hti_map(s->deferred_size);
+    s->deferred = hti_map_memory(s->deferred_size);
     if (!s->records || !s->scratch || !s->deferred)
         return -ENOMEM;
     if (s->options.compression_level > 0) {
@@ -900,9 +922,9 @@ static void writer_release_memory(hti_session *s)
     if (s->zstd)
         ZSTD_freeCCtx(s->zstd);
     s->zstd = NULL;
-    hti_unmap(s->records, s->records_size);
-    hti_unmap(s->scratch, s->scratch_size);
-    hti_unmap(s->deferred, s->deferred_size);
+    hti_unmap_memory(s->records, s->records_size);
+    hti_unmap_memory(s->scratch, s->scratch_size);
+    hti_unmap_memory(s->deferred, s->deferred_size);
     s->records = s->scratch = s->deferred = NULL;
 }
 
@@ -984,9 +1006,9 @@ void hti_writer_forget(hti_session *s)
     s->writer_started = false;
     s->writer_lingering = false;
     s->zstd = NULL; /* its memory came from mmap: left mapped rather than freed half-way */
-    hti_unmap(s->records, s->records_size);
-    hti_unmap(s->scratch, s->scratch_size);
-    hti_unmap(s->deferred, s->deferred_size);
+    hti_unmap_memory(s->records, s->records_size);
+    hti_unmap_memory(s->scratch, s->scratch_size);
+    hti_unmap_memory(s->deferred, s->deferred_size);
     s->records = s->scratch = s->deferred = NULL;
 }
 
@@ -1034,31 +1056,29 @@ void hti_writer_emergency(hti_session *s)
     atomic_store(&s->give_up_at, hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
     if (!emergency_stream_ready(s) || !header_written(s, EMERGENCY_WAIT_NS))
         return;
-    /* Every thread's committed bytes not yet written, uncompressed, from this thread. */
-    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next) {
+    /* Every thread's committed bytes not yet written, uncompressed, from this thread: what the
+     * drains would write next (fill_ready). The writer's progress on each fill is read, never
+     * written: this thread is not the writer, which may still be inside a pass (it stops at its
+     * next one, seeing `emergency`), and nothing drains after a crash flush. Read while the
+     * writer may move it, the progress is its last value or an earlier one (fill_progress
+     * stores written_seq last): at worst a body the writer is writing at this moment is written
+     * twice, never one left out. */
+    for (hti_trace_thread *t = atomic_load(&hti_threads); t; t = t->next) {
         if (atomic_load_explicit(&t->published_gen, memory_order_acquire) != s->gen)
             continue;
         uint64_t head = atomic_load_explicit(&t->head, memory_order_acquire);
-        uint64_t tail = atomic_load_explicit(&t->tail, memory_order_acquire);
-        if (head - tail > t->nfills)
-            tail = head - t->nfills;
-        for (uint64_t seq = tail; seq < head; seq++) {
+        for (uint64_t seq = first_pending_fill(t, head); seq < head; seq++) {
             hti_fill *f = &t->fills[seq % t->nfills];
-            uint64_t committed = atomic_load_explicit(&f->committed, memory_order_acquire);
-            uint64_t from = f->written_seq == seq ? f->written : 0;
-            uint32_t from_bytes = (uint32_t)from, to_bytes = (uint32_t)committed;
-            uint64_t events = (committed >> 32) - (from >> 32);
-            if (to_bytes <= from_bytes || !events || (f->written_seq == seq && f->write_failed))
+            fill_range range;
+            if (!fill_ready(f, seq, &range) || range.after_loss)
                 continue; /* nothing new, or a rest that could not be decoded */
-            hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, from_bytes,
-                                    events, f->base_ticks, atomic_load(&t->stream_id)};
+            hti_events_meta meta = events_meta(t, seq, f->base_ticks, range.from, range.to);
             uint8_t meta_bytes[80];
             size_t n = hti_events_meta_encode(meta_bytes, &meta);
             const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
+            uint32_t from_bytes = (uint32_t)range.from, to_bytes = (uint32_t)range.to;
             write_chunk_raw(s, HTI_CHUNK_EVENTS, meta_bytes, n, data + from_bytes,
                             to_bytes - from_bytes, false);
-            f->written_seq = seq;
-            f->written = committed;
         }
     }
     write_clock(s);

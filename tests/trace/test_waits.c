@@ -468,7 +468,7 @@ static void *racer_main(void *argument)
 static uint64_t committed_for(uint64_t gen)
 {
     uint64_t total = 0;
-    for (hti_thread *t = atomic_load(&hti_threads); t; t = t->next)
+    for (hti_trace_thread *t = atomic_load(&hti_threads); t; t = t->next)
         if (atomic_load(&t->published_gen) == gen && !t->rundown)
             total += __atomic_load_n(&t->total_events, __ATOMIC_RELAXED);
     return total;
