@@ -23,8 +23,6 @@
 #include "trace/trace_internal.h" /* the guard: hti_guard_depth, hti_guard_enter/leave */
 
 #define HT_EXPORT __attribute__((visibility("default")))
-#define HT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define HT_LIKELY(x) __builtin_expect(!!(x), 1)
 
 /* The heap's natural alignment: every block is 16-byte aligned (DESIGN.md). */
 #define MALLOC_ALIGNMENT 16u
@@ -41,7 +39,7 @@ static ht_heap *_Atomic cached_process_heap;
 static ht_heap *process_heap(void)
 {
     ht_heap *heap = atomic_load_explicit(&cached_process_heap, memory_order_acquire);
-    if (HT_UNLIKELY(heap == NULL)) {
+    if (HTI_UNLIKELY(heap == NULL)) {
         heap = ht_process_heap(); /* idempotent; a race only stores the same handle twice */
         atomic_store_explicit(&cached_process_heap, heap, memory_order_release);
     }
@@ -63,7 +61,7 @@ static size_t page_size(void)
 {
     static size_t cached;
     size_t size = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (HT_UNLIKELY(size == 0)) {
+    if (HTI_UNLIKELY(size == 0)) {
         long value = sysconf(_SC_PAGESIZE); /* reads the loader's copy; never allocates */
         size = value > 0 ? (size_t)value : 4096u;
         __atomic_store_n(&cached, size, __ATOMIC_RELAXED);
@@ -174,7 +172,7 @@ static bool tracer_heap_owns(const void *block)
 static ht_heap *tracer_heap_get(void)
 {
     ht_heap *heap = atomic_load_explicit(&tracer_heap, memory_order_acquire);
-    if (HT_LIKELY(heap != NULL))
+    if (HTI_LIKELY(heap != NULL))
         return heap;
     int expected = 0;
     if (!atomic_compare_exchange_strong(&tracer_heap_state, &expected, 1))
@@ -201,7 +199,7 @@ static ht_heap *tracer_heap_get(void)
 /* A block of heap, aligned to alignment (a power of two); NULL on failure or without a heap. */
 static inline void *heap_alloc(ht_heap *heap, uint32_t flags, size_t alignment, size_t size)
 {
-    if (HT_UNLIKELY(heap == NULL))
+    if (HTI_UNLIKELY(heap == NULL))
         return NULL;
     if (alignment <= MALLOC_ALIGNMENT)
         return ht_heap_alloc(heap, flags, size);
@@ -226,7 +224,7 @@ HTI_NOINLINE static void *serve_alloc_slow(uint32_t flags, size_t alignment, siz
  * Cost: two thread-local loads decide that the call is the program's own. */
 static void *serve_alloc(uint32_t flags, size_t alignment, size_t size)
 {
-    if (HT_UNLIKELY((preload_nesting | hti_guard_depth) != 0))
+    if (HTI_UNLIKELY((preload_nesting | hti_guard_depth) != 0))
         return serve_alloc_slow(flags, alignment, size);
     preload_nesting++;
     void *block = heap_alloc(process_heap(), flags, alignment, size);
@@ -250,13 +248,13 @@ static void serve_free(void *block)
 {
     if (block == NULL)
         return;
-    if (HT_UNLIKELY(bootstrap_owns(block))) {
+    if (HTI_UNLIKELY(bootstrap_owns(block))) {
         bootstrap_free(block);
         return;
     }
-    if (HT_UNLIKELY(preload_nesting != 0)) /* the heap is busy in this thread: leak the block */
+    if (HTI_UNLIKELY(preload_nesting != 0)) /* the heap is busy in this thread: leak the block */
         return;
-    if (HT_UNLIKELY(tracer_heap_owns(block))) {
+    if (HTI_UNLIKELY(tracer_heap_owns(block))) {
         tracer_free(block);
         return;
     }
@@ -272,9 +270,9 @@ static size_t serve_size(const void *block)
 {
     if (block == NULL)
         return 0;
-    if (HT_UNLIKELY(bootstrap_owns(block)))
+    if (HTI_UNLIKELY(bootstrap_owns(block)))
         return bootstrap_size(block);
-    if (HT_UNLIKELY(preload_nesting != 0))
+    if (HTI_UNLIKELY(preload_nesting != 0))
         return 0;
     preload_nesting++;
     ht_heap *heap = tracer_heap_owns(block) ? atomic_load(&tracer_heap) : process_heap();
@@ -326,9 +324,9 @@ static void *serve_realloc(void *block, size_t size)
         serve_free(block);
         return NULL;
     }
-    if (HT_UNLIKELY(preload_nesting != 0 || bootstrap_owns(block)))
+    if (HTI_UNLIKELY(preload_nesting != 0 || bootstrap_owns(block)))
         return serve_realloc_slow(block, size);
-    if (HT_UNLIKELY(tracer_heap_owns(block)))
+    if (HTI_UNLIKELY(tracer_heap_owns(block)))
         return tracer_realloc(block, size);
     preload_nesting++;
     void *moved = ht_heap_realloc(process_heap(), 0, block, size);
@@ -341,7 +339,7 @@ static void *serve_realloc(void *block, size_t size)
  * (control_signal.c): one relaxed load of a flag that is almost never set. */
 #define SERVE_CONTROL_REQUEST()                                                                    \
     do {                                                                                           \
-        if (HT_UNLIKELY(atomic_load_explicit(&hti_control_pending, memory_order_relaxed)))        \
+        if (HTI_UNLIKELY(atomic_load_explicit(&hti_control_pending, memory_order_relaxed)))        \
             hti_control_serve_pending(__builtin_return_address(0));                               \
     } while (0)
 

@@ -114,15 +114,6 @@ static bool push_lost(hti_session *s, const hti_lost_record *lost)
     return true;
 }
 
-void hti_consumer_push_lost(hti_session *s, uint32_t tid, uint32_t reason, uint64_t count,
-                            uint64_t first_ticks, uint64_t last_ticks)
-{
-    if (!queue.ring)
-        return;
-    hti_lost_record lost = {tid, reason, count, first_ticks, last_ticks};
-    push_lost(s, &lost);
-}
-
 void hti_consumer_push(hti_session *s, const hti_events_meta *meta, const void *body, size_t size)
 {
     if (!queue.ring)

@@ -373,8 +373,6 @@ int hti_consumer_wait(hti_session *session);
 /* Hands a drained range to the consumers (copy). Never waits long: drops and counts. */
 void hti_consumer_push(hti_session *session, const hti_events_meta *meta, const void *body,
                        size_t size);
-void hti_consumer_push_lost(hti_session *session, uint32_t tid, uint32_t reason, uint64_t count,
-                            uint64_t first_ticks, uint64_t last_ticks);
 
 /* ---- session.c ---- */
 /* Walks every heap and writes RUNDOWN_HEAP and RUNDOWN_BLOCK records. */
