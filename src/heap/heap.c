@@ -515,30 +515,84 @@ static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti
                : MEMORY_FROM_LOWFRAG;
 }
 
-/* Releases a checked block without counting or tracing; returns the Source of the release. */
-static inline __attribute__((always_inline)) ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
+/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says. The push
+ * fails only if a trace hook's own heap use (an unwinder's malloc) filled the list after s was
+ * decided; the slot then goes to the LFH. Counts nothing. */
+static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
+    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
+        hti_lfh_free(heap, tc, slot);
+}
+
+/* lfh_slot_release, counted: the fast path's free. */
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
+    lfh_slot_release(heap, tc, slot, s);
+    hti_count(heap, tc, HT_OP_FREE, s);
+    return true;
+}
+
+/* Where a checked block goes back to (docs/DESIGN.md, "free"). The slow paths decide it once
+ * (release_plan) and then act on it (release), so the Source a FREE logs is the path taken,
+ * as on the fast path, which decides with lfh_free_source and acts with lfh_slot_free. */
+typedef enum release_tier {
+    RELEASE_LOOKASIDE, /* an LFH slot, to the calling thread's lookaside list: LOOKASIDE */
+    RELEASE_LFH,       /* an LFH slot, to its subsegment: LOWFRAG */
+    RELEASE_BACKEND,   /* to the free lists: MAINPATH, or SLOWPATH if it decommits */
+    RELEASE_LARGE,     /* unmapped: SLOWPATH */
+} release_tier;
+
+static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti_owner *o) {
+    if (o->block->flags & HTI_BLOCK_LFH)
+        return lfh_free_source(heap, tc, o->block) == MEMORY_FROM_LOOKASIDE ? RELEASE_LOOKASIDE
+                                                                           : RELEASE_LFH;
+    return o->region->kind == HTI_REGION_LARGE ? RELEASE_LARGE : RELEASE_BACKEND;
+}
+
+/* Releases a checked block as planned and returns the Source of the path taken; counts
+ * nothing. When traced is not NULL (a free), its FREE is emitted while tracing, before the
+ * block can be reused: ahead of the release, or for a back-end block under the heap lock once
+ * coalescing has decided between MAINPATH and SLOWPATH. A back-end release that met damaged
+ * neighbours on the way returns INVALID (the block is freed, the damage left in place). */
+static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const hti_owner *o,
+                         release_tier tier, const void *traced) {
     hti_block *b = o->block;
-    if (b->flags & HTI_BLOCK_LFH) {
-        if (lfh_free_source(heap, tc, b) == MEMORY_FROM_LOOKASIDE) {
-            if (!dry && !hti_lookaside_push(heap, tc, b)) hti_lfh_free(heap, tc, b);
-            return MEMORY_FROM_LOOKASIDE;
-        }
-        if (!dry) hti_lfh_free(heap, tc, b);
-        return MEMORY_FROM_LOWFRAG;
+    ht_source s;
+    switch (tier) {
+    case RELEASE_LOOKASIDE:
+    case RELEASE_LFH:
+        s = tier == RELEASE_LOOKASIDE ? MEMORY_FROM_LOOKASIDE : MEMORY_FROM_LOWFRAG;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        lfh_slot_release(heap, tc, b, s);
+        return s;
+    case RELEASE_LARGE:
+        s = MEMORY_FROM_SLOWPATH;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        remember_large(hti_block_data(b));
+        hti_lock(heap, flags);
+        hti_large_free(heap, (hti_large *)o->region);
+        hti_unlock(heap, flags);
+        return s;
+    case RELEASE_BACKEND:
+    default:
+        hti_lock(heap, flags);
+        s = hti_backend_free(heap, b);
+        if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        hti_unlock(heap, flags);
+        return s;
     }
-    if (o->region->kind == HTI_REGION_LARGE) {
-        if (!dry) {
-            remember_large(hti_block_data(o->block));
-            hti_lock(heap, flags);
-            hti_large_free(heap, (hti_large *)o->region);
-            hti_unlock(heap, flags);
-        }
-        return MEMORY_FROM_SLOWPATH;
-    }
-    hti_lock(heap, flags);
-    ht_source s = hti_backend_free(heap, b);
-    hti_unlock(heap, flags);
-    return s;
+}
+
+/* A back-end block's checks that need the heap lock (held): still sealed and busy, in no free
+ * list, its neighbours intact. 0, -EALREADY (free already) or -EFAULT (damage, reported). */
+static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const void *data) {
+    hti_block *b = o->block;
+    bool listed = false;
+    if (hti_sealed(heap, b) && (b->flags & HTI_BLOCK_BUSY) && !(listed = hti_backend_listed(heap, b)) &&
+        hti_backend_neighbors_ok(heap, b))
+        return 0;
+    if (!(b->flags & HTI_BLOCK_BUSY) || listed) return -EALREADY;
+    hti_corruption(heap, data, "neighbouring block header damaged (overflow?)");
+    return -EFAULT;
 }
 
 HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
@@ -557,20 +611,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
     hti_damage_seen = 0;
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
-    if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT && !(o.block->flags & HTI_BLOCK_LFH)) {
+    release_tier tier = rc == 0 ? release_plan(heap, tc, &o) : RELEASE_BACKEND;
+    if (rc == 0 && tier == RELEASE_BACKEND) {
+        /* Checked and released under one hold of the (recursive) lock, so no other thread can
+         * free or reuse the block in between. */
         hti_lock(heap, flags);
-        bool listed = false;
-        bool ok = hti_sealed(heap, o.block) && (o.block->flags & HTI_BLOCK_BUSY) &&
-                  !(listed = hti_backend_listed(heap, o.block)) &&
-                  hti_backend_neighbors_ok(heap, o.block);
-        if (ok) {
-            /* The Source is known only once coalescing decides on decommit; the event is
-             * emitted under the lock, before any other thread can reuse the block. A free
-             * that met damaged neighbours on the way fails (the block is freed, the damage
-             * left in place). */
-            ht_source s = hti_backend_free(heap, o.block);
-            if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
-            if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
+        rc = backend_free_check_locked(heap, &o, block);
+        if (rc == 0) {
+            ht_source s = release(heap, tc, flags, &o, tier, block);
             hti_unlock(heap, flags);
             hti_count(heap, tc, HT_OP_FREE, s);
             if (HTI_UNLIKELY(s == MEMORY_FROM_INVALID)) {
@@ -580,8 +628,6 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
             return true;
         }
         hti_unlock(heap, flags);
-        rc = (o.block->flags & HTI_BLOCK_BUSY) && !listed ? -EFAULT : -EALREADY;
-        if (rc == -EFAULT) hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
     }
     if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) && !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
         hti_corruption(heap, block, "next block's header damaged (overflow?)");
@@ -592,20 +638,7 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         bad_pointer(heap, flags, HT_OP_FREE, block, rc);
         return false;
     }
-    ht_source s = release(heap, tc, flags, &o, true);
-    if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
-    release(heap, tc, flags, &o, false);
-    hti_count(heap, tc, HT_OP_FREE, s);
-    return true;
-}
-
-/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says, and counts
- * the free. The push fails only if a trace hook's own heap use (an unwinder's malloc) filled the
- * list after s was decided; the slot then goes to the LFH. */
-static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
-    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
-        hti_lfh_free(heap, tc, slot);
-    hti_count(heap, tc, HT_OP_FREE, s);
+    hti_count(heap, tc, HT_OP_FREE, release(heap, tc, flags, &o, tier, block));
     return true;
 }
 
@@ -721,7 +754,7 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size) memset((char *)result + old_size, 0, size - old_size);
     hti_count(heap, tc, HT_OP_REALLOC, source);
     if (HT_TRACE_ON()) hti_trace_realloc(heap, result, block, size, old_size, source);
-    if (result != block && o.region) release(heap, tc, flags, &o, false);
+    if (result != block && o.region) release(heap, tc, flags, &o, release_plan(heap, tc, &o), NULL);
     return result;
 }
 
