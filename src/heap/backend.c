@@ -260,7 +260,7 @@ ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
 }
 
 int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source) {
-    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) return -1;
+    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) return -ERANGE;
     uint32_t granules = granules_for(need);
     hti_segment *seg = hti_segment_of(b);
     *source = MEMORY_FROM_MAINPATH;
@@ -270,20 +270,21 @@ int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *sour
         if (avail < granules) {
             /* grow into uncommitted space when b (or its free successor) ends the segment */
             bool at_end = (n == NULL) || (!(n->flags & HTI_BLOCK_BUSY) && n == seg->last);
-            if (!at_end) return -1;
+            if (!at_end) return -ENOSPC;
             size_t room = seg->region.reserved - seg->committed;
             if ((avail - b->size) * HTI_GRANULE + room + hti_block_bytes(b) < (size_t)granules * HTI_GRANULE)
-                return -1;
+                return -ENOSPC;
             size_t want = ((size_t)granules - b->size) * HTI_GRANULE;
+            int rc;
             if (!n) {
                 /* b is last: commit creates a free block after it */
-                if (hti_segment_commit(heap, seg, HTI_MIN_BLOCK) != 0) return -1;
+                if ((rc = hti_segment_commit(heap, seg, HTI_MIN_BLOCK)) != 0) return rc;
             }
-            if (hti_segment_commit(heap, seg, want) != 0) return -1;
+            if ((rc = hti_segment_commit(heap, seg, want)) != 0) return rc;
             n = hti_block_next(seg, b);
             *source = MEMORY_FROM_SLOWPATH;
         }
-        if (!take_neighbor(heap, n)) return -1;
+        if (!take_neighbor(heap, n)) return -ENOSPC; /* damaged: isolated, no room after all */
         b->size += n->size;
     }
     split(heap, seg, b, granules);

@@ -670,29 +670,33 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
 }
 
 /* ---- realloc -------------------------------------------------------------------------- */
-/* Tries to resize in place; 0 and *source, -1 if it cannot, -2 if the block's neighbours are
- * damaged, -3 if the block is in a free list. */
+/* Tries to resize in place. 0 and *source; -EFAULT if the block's neighbours are damaged
+ * (neither resize nor move it); -EALREADY if the block is in a free list (freed already, its
+ * busy header written back); any other negative errno if it cannot be resized in place and is
+ * to be moved: -ERANGE (the size belongs to another tier or, for an LFH slot, to a much smaller
+ * bucket), -ENOSPC (no room after it), -ENOMEM (no memory to grow it). */
 static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
     hti_block *b = o->block;
     if (o->region->kind == HTI_REGION_LARGE) {
-        if (size < HT_LARGE_THRESHOLD) return -1;
+        if (size < HT_LARGE_THRESHOLD) return -ERANGE;
         hti_lock(heap, flags);
         int rc = hti_large_resize(heap, (hti_large *)o->region, size);
         hti_unlock(heap, flags);
         *source = MEMORY_FROM_SLOWPATH;
         return rc;
     }
-    if (size >= HT_LARGE_THRESHOLD) return -1;
+    if (size >= HT_LARGE_THRESHOLD) return -ERANGE;
     if (b->flags & HTI_BLOCK_LFH) {
         size_t usable = hti_block_bytes(b) - HTI_HEADER;
-        if (size > usable || (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))) return -1;
+        if (size > usable) return -ENOSPC;
+        if (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY)) return -ERANGE;
         hti_slot_update(heap, b, b->flags, (uint16_t)(usable - size));
         *source = MEMORY_FROM_LOWFRAG;
         return 0;
     }
     hti_lock(heap, flags);
-    int rc = -2; /* corruption around the block: neither resize nor move it */
-    if (hti_backend_listed(heap, b)) rc = -3; /* freed already, its busy header written back */
+    int rc = -EFAULT; /* corruption around the block: neither resize nor move it */
+    if (hti_backend_listed(heap, b)) rc = -EALREADY; /* freed already, its busy header written back */
     else if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
     hti_unlock(heap, flags);
     return rc;
@@ -727,11 +731,11 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     ht_source source;
     void *result = block;
     int in_place = resize_in_place(heap, flags, &o, size, &source);
-    if (in_place == -3) {
+    if (in_place == -EALREADY) {
         hti_corruption(heap, block, "realloc of a freed block");
         return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_DOUBLE_FREE);
     }
-    if (in_place == -2) {
+    if (in_place == -EFAULT) {
         hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
         return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_CORRUPTION);
     }

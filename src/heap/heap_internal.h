@@ -411,14 +411,22 @@ HTI_INTERNAL hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t ali
                                           ht_source *source, ht_error *error);
 /* Frees a busy back-end block (lock held); returns MAINPATH or SLOWPATH. */
 HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_block *b);
-/* Resizes b in place to need data bytes (lock held); 0 and *source, or -1 if it cannot. */
 /* The neighbours' headers are intact and agree with b (lock held). */
 HTI_INTERNAL bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b);
 /* A busy block that still sits in a free list (lock held). */
 HTI_INTERNAL bool hti_backend_listed(ht_heap *heap, hti_block *b);
+/* Resizes busy b in place to need data bytes (lock held). 0 and *source (MAINPATH, or SLOWPATH
+ * when pages were committed); -ERANGE if need exceeds what a header can describe; -ENOSPC if
+ * there is no room after b (a busy successor, too little reserve, or a damaged free successor,
+ * then isolated and reported); -ENOMEM if the pages cannot be committed. b is unchanged on
+ * failure. */
 HTI_INTERNAL int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source);
 HTI_INTERNAL hti_segment *hti_segment_of(const hti_block *b);
+/* Adds a segment with room for need bytes (lock held). 0; -ENOSPC for a fixed-size heap;
+ * -ENOMEM if the OS or the page map has no memory. */
 HTI_INTERNAL int hti_segment_add(ht_heap *heap, size_t need);
+/* Commits pages at seg's end until its last free block holds need bytes (lock held). 0, or
+ * -ENOMEM if the reserve is too small or the pages cannot be committed. */
 HTI_INTERNAL int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need);
 HTI_INTERNAL void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all);
 HTI_INTERNAL void hti_segment_release(ht_heap *heap, hti_segment *seg);
@@ -444,7 +452,8 @@ HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large);
 HTI_INTERNAL void *hti_large_move(ht_heap *heap, hti_large *large, size_t size);
 /* Unmaps every cached mapping (lock held). */
 HTI_INTERNAL void hti_large_cache_drop(ht_heap *heap);
-/* Resizes in place; 0 or -1. */
+/* Resizes the mapping in place (lock held). 0; -ERANGE beyond the heap's size limit; -ENOMEM if
+ * the mapping cannot change where it is or the page map has no memory (unchanged then). */
 HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size);
 HTI_INTERNAL size_t hti_large_usable(const hti_large *large);
 

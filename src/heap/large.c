@@ -7,6 +7,7 @@
  * (header sealed free, still registered) and reused by later large requests of a close size,
  * so a program that allocates and frees big buffers does not fault every page in again.
  * Resizes stay in place, or move the pages to a new mapping with mremap, never copying. */
+#include <errno.h>
 #include <string.h>
 
 #include "heap_internal.h"
@@ -177,15 +178,15 @@ static void clear_beyond(hti_large *large, size_t keep, size_t end) {
 
 int hti_large_resize(ht_heap *heap, hti_large *large, size_t size) {
     size_t off = (size_t)((char *)large->data - large->region.base);
-    if (size > ((size_t)1 << 46)) return -1;
+    if (size > ((size_t)1 << 46)) return -ERANGE;
     size_t map = hti_align_up(off + size, hti_page_size());
     size_t old = large->region.reserved;
     if (map != old) {
         /* resize first: the page map may be written only for memory that is really ours */
-        if (hti_os_resize_in_place(large->region.base, old, map) != 0) return -1;
+        if (hti_os_resize_in_place(large->region.base, old, map) != 0) return -ENOMEM;
         if (map > old && hti_pagemap_set(large->region.base, map, &large->region) != 0) {
             hti_os_resize_in_place(large->region.base, map, old);
-            return -1;
+            return -ENOMEM;
         }
         if (map < old) clear_beyond(large, map, old);
         large->region.reserved = map;
