@@ -12,6 +12,9 @@
 #include "heap_internal.h"
 
 #define EXACT_BINS 128u
+/* The largest back-end request: half of what a header's 32-bit granule count can describe,
+ * so the block, its alignment padding and a neighbour taken on resize still fit. */
+#define BACKEND_NEED_MAX ((size_t)UINT32_MAX * HTI_GRANULE / 2)
 
 static unsigned bin_of(uint32_t granules) {
     if (granules < EXACT_BINS) return granules;
@@ -194,7 +197,7 @@ static hti_block *find_or_grow(ht_heap *heap, uint32_t granules, ht_source *sour
 
 hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source *source,
                              ht_error *error) {
-    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) {
+    if (need > BACKEND_NEED_MAX) {
         *error = heap->maximum ? HT_ERROR_HEAP_FULL : HT_ERROR_NO_MEMORY;
         return NULL;
     }
@@ -260,7 +263,7 @@ ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
 }
 
 int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source) {
-    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) return -ERANGE;
+    if (need > BACKEND_NEED_MAX) return -ERANGE;
     uint32_t granules = granules_for(need);
     hti_segment *seg = hti_segment_of(b);
     *source = MEMORY_FROM_MAINPATH;

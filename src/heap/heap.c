@@ -24,7 +24,8 @@ static size_t heap_count;
 static ht_heap *free_descriptors;
 static atomic_uint_fast64_t next_heap_id = 1;
 static ht_heap *_Atomic process_heap;
-static atomic_int init_state; /* 0 none, 1 running, 2 done */
+enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
+static atomic_int init_state; /* INIT_NONE until global_init has run once */
 
 static void fork_prepare(void) {
     pthread_mutex_lock(&heaps_lock);
@@ -54,25 +55,28 @@ static void fork_child(void) {
 }
 
 static void global_init(void) {
-    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE)) return;
+    int expected = INIT_NONE;
+    if (atomic_compare_exchange_strong(&init_state, &expected, INIT_RUNNING)) {
         hti_lfh_init_tables();
         hti_thread_init_key();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        atomic_store_explicit(&init_state, 2, memory_order_release);
+        atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE) sched_yield();
 }
 
 void hti_global_lock(void) { fork_prepare(); }
 void hti_global_unlock(void) { fork_parent(); }
 
+/* Descriptors are mapped this many bytes at a time, never unmapped. */
+#define DESCRIPTOR_CHUNK (256u << 10)
+
 static ht_heap *descriptor_get(void) {
     pthread_mutex_lock(&heaps_lock);
     if (!free_descriptors) {
-        size_t chunk = 256u << 10, size = hti_align_up(sizeof(ht_heap), 64);
+        size_t chunk = DESCRIPTOR_CHUNK, size = hti_align_up(sizeof(ht_heap), HTI_CACHE_LINE);
         char *mem = hti_os_map(chunk, hti_page_size());
         if (!mem) {
             pthread_mutex_unlock(&heaps_lock);
@@ -127,8 +131,8 @@ void hti_unlock(ht_heap *heap, uint32_t flags) {
 
 static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     global_init();
-    if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > ((size_t)1 << 46) ||
-        maximum > ((size_t)1 << 46)) {
+    if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > HTI_SIZE_LIMIT ||
+        maximum > HTI_SIZE_LIMIT) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_PARAMETER);
         return NULL;
     }
@@ -149,7 +153,7 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     heap->maximum = maximum ? hti_align_up(maximum, hti_page_size()) : 0;
     heap->initial = initial;
     heap->has_lfh = !(flags & HT_HEAP_NO_SERIALIZE) && maximum == 0;
-    atomic_store(&heap->lfh_mode, heap->has_lfh ? 1 : 0);
+    atomic_store(&heap->lfh_mode, heap->has_lfh ? HTI_LFH_HEURISTIC : HTI_LFH_OFF);
     atomic_store(&heap->lookaside_on, heap->has_lfh);
     atomic_store(&heap->lookaside_active, heap->has_lfh);
     heap->next_segment_size = hti_align_up(initial + HTI_REGION_ALIGN, HTI_REGION_ALIGN);
@@ -401,7 +405,7 @@ static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
 
 /* Counts one back-end allocation of size's bucket; true when it activates the bucket. */
 static bool bucket_counts_up(ht_heap *heap, size_t size) {
-    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != 1) return false;
+    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != HTI_LFH_HEURISTIC) return false;
     unsigned bucket = hti_bucket_of(size);
     unsigned n = atomic_fetch_add_explicit(&heap->bucket_count[bucket], 1, memory_order_relaxed) + 1;
     if (n <= HT_LFH_ACTIVATION_THRESHOLD) return false;
@@ -496,7 +500,7 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
 }
 
 HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignment, size_t size) {
-    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > ((size_t)1 << 30)) {
+    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > HTI_ALIGN_MAX) {
         if (hti_heap_ok(heap)) return alloc_failed(heap, hti_tcache_get(heap), flags, HT_ERROR_INVALID_PARAMETER);
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return NULL;
@@ -878,19 +882,21 @@ HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class
     }
     switch (info_class) {
     case HT_HEAP_COMPATIBILITY_INFORMATION:
-        if (value > 2 || (value != 0 && !heap->has_lfh)) break;
+        if (value > HTI_LFH_ALL || (value != HTI_LFH_OFF && !heap->has_lfh)) break;
         atomic_store(&heap->lfh_mode, (int)value);
         for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
-            bool active = value == 2 || (value == 1 && atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
+            bool active = value == HTI_LFH_ALL ||
+                          (value == HTI_LFH_HEURISTIC &&
+                           atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
             atomic_store_explicit(&heap->bucket_active[b], active, memory_order_relaxed);
         }
-        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lookaside_on));
-        if (value == 0) hti_lookaside_flush_current(heap);
+        atomic_store(&heap->lookaside_active, value != HTI_LFH_OFF && atomic_load(&heap->lookaside_on));
+        if (value == HTI_LFH_OFF) hti_lookaside_flush_current(heap);
         return true;
     case HT_HEAP_LOOKASIDE_INFORMATION:
         if (value > 1 || (value && !heap->has_lfh)) break;
         atomic_store(&heap->lookaside_on, (int)value);
-        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != 0);
+        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != HTI_LFH_OFF);
         if (!value) hti_lookaside_flush_current(heap);
         return true;
     default:

@@ -40,6 +40,14 @@
 #define HTI_SEGMENT_MAX (256u << 20) /* segments double up to this */
 #define HTI_DECOMMIT_THRESHOLD (1u << 20) /* free tail beyond this is decommitted ... */
 #define HTI_DECOMMIT_KEEP (256u << 10)    /* ... down to this much */
+/* The largest heap or block size accepted (64 TiB): half of x86-64's 47-bit user address
+ * space, so a size that passes, plus its alignment padding, header and page rounding, can
+ * neither overflow a size_t nor ask the kernel for more than a process could ever map. */
+#define HTI_SIZE_LIMIT ((size_t)1 << 46)
+/* The largest alignment ht_heap_alloc_aligned accepts (1 GiB, a huge page). */
+#define HTI_ALIGN_MAX ((size_t)1 << 30)
+/* Structures that threads write concurrently are laid out in lines of this size (x86-64). */
+#define HTI_CACHE_LINE 64u
 
 static inline size_t hti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline size_t hti_align_down(size_t n, size_t a) { return n & ~(a - 1); }
@@ -156,18 +164,18 @@ typedef struct hti_subseg {
     _Atomic(hti_tcache *) owner;
     struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
     /* The owner's. */
-    _Alignas(64) hti_block *local_free; /* owner's free slots (links encoded) */
+    _Alignas(HTI_CACHE_LINE) hti_block *local_free; /* owner's free slots (links encoded) */
     uint32_t used;          /* slots out (owner's count; remote frees wait in thread_free) */
     uint32_t carved;        /* slots carved from the bump area so far */
     /* Other threads'. */
-    _Alignas(64) _Atomic(hti_block *) thread_free; /* slots freed by other threads (links encoded) */
+    _Alignas(HTI_CACHE_LINE) _Atomic(hti_block *) thread_free; /* slots freed by other threads (links encoded) */
     /* One byte per slot, outside the slots: HTI_SLOT_FREE while the slot is in one of this
      * subsegment's lists (or never carved), HTI_SLOT_BUSY while it is out (held by a caller or
      * cached in a lookaside list). Frees back to the subsegment check it, not the slot's
      * header, which the program can overwrite (a header saved and written back passes its
      * seal). Written only where the subsegment's record is touched anyway (LFH pops and frees),
      * never by lookaside pushes and pops. */
-    _Alignas(64) _Atomic uint8_t state[];
+    _Alignas(HTI_CACHE_LINE) _Atomic uint8_t state[];
 } hti_subseg;
 
 enum { HTI_SLOT_FREE = 0, HTI_SLOT_BUSY = 1 };
@@ -258,6 +266,12 @@ HTI_INTERNAL void hti_pools_after_fork(void);
 
 /* ---- the heap ------------------------------------------------------------------------- */
 #define HTI_HEAP_MAGIC 0x48544850u      /* "HTHP" */
+/* The LFH's mode: the values of HT_HEAP_COMPATIBILITY_INFORMATION (SPEC.md). */
+typedef enum hti_lfh_mode {
+    HTI_LFH_OFF = 0,       /* no bucket is served by the LFH */
+    HTI_LFH_HEURISTIC = 1, /* a bucket activates after HT_LFH_ACTIVATION_THRESHOLD allocations */
+    HTI_LFH_ALL = 2,       /* every bucket is active */
+} hti_lfh_mode;
 #define HTI_HEAP_DEAD 0x44454144u       /* "DEAD" */
 #define HTI_BINS 384
 #define HTI_LARGE_CACHE 4
@@ -287,7 +301,7 @@ struct ht_heap {
     uint64_t link_key[2];    /* free-list link encoding (hti_link_encode) */
     unsigned link_rotate;    /* 1..63 */
     int has_lfh;             /* growable and serialized */
-    atomic_int lfh_mode;     /* 0 off, 1 heuristic, 2 all buckets */
+    atomic_int lfh_mode;     /* hti_lfh_mode */
     atomic_int lookaside_on;      /* the information switch */
     atomic_int lookaside_active;  /* lookaside_on and the LFH not switched off */
     size_t maximum;          /* 0 = growable */

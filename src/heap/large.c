@@ -83,7 +83,7 @@ void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error)
         return cached->data;
     }
     size_t off = data_offset(align);
-    if (size > ((size_t)1 << 46) || off + size > ((size_t)1 << 46)) {
+    if (size > HTI_SIZE_LIMIT || off + size > HTI_SIZE_LIMIT) {
         *error = HT_ERROR_NO_MEMORY;
         return NULL;
     }
@@ -136,7 +136,7 @@ void hti_large_free(ht_heap *heap, hti_large *large) {
 
 void *hti_large_move(ht_heap *heap, hti_large *large, size_t size) {
     size_t off = (size_t)((char *)large->data - large->region.base);
-    if (size > ((size_t)1 << 46)) return NULL;
+    if (size > HTI_SIZE_LIMIT) return NULL;
     size_t map = hti_align_up(off + size, hti_page_size()), old = large->region.reserved;
     char *target = hti_os_reserve(map, HTI_REGION_ALIGN);
     if (!target) return NULL;
@@ -178,7 +178,7 @@ static void clear_beyond(hti_large *large, size_t keep, size_t end) {
 
 int hti_large_resize(ht_heap *heap, hti_large *large, size_t size) {
     size_t off = (size_t)((char *)large->data - large->region.base);
-    if (size > ((size_t)1 << 46)) return -ERANGE;
+    if (size > HTI_SIZE_LIMIT) return -ERANGE;
     size_t map = hti_align_up(off + size, hti_page_size());
     size_t old = large->region.reserved;
     if (map != old) {

@@ -35,10 +35,17 @@ void hti_lfh_init_tables(void) {
     }
 }
 
+/* A subsegment's size: SUBSEG_SMALL for slots of up to SUBSEG_SMALL_SLOT data bytes, else room
+ * for SUBSEG_SLOTS slots, up to SUBSEG_MAX (what 16 KiB slots get). */
+#define SUBSEG_SMALL_SLOT 1024u
+#define SUBSEG_SMALL (64u << 10)
+#define SUBSEG_SLOTS 16u
+#define SUBSEG_MAX (256u << 10)
+
 static size_t subseg_bytes(uint32_t slot) {
-    if (slot <= 1024 + HTI_HEADER) return 64u << 10;
-    size_t bytes = (size_t)slot * 16;
-    return bytes > (256u << 10) ? (256u << 10) : bytes;
+    if (slot <= SUBSEG_SMALL_SLOT + HTI_HEADER) return SUBSEG_SMALL;
+    size_t bytes = (size_t)slot * SUBSEG_SLOTS;
+    return bytes > SUBSEG_MAX ? SUBSEG_MAX : bytes;
 }
 
 static void list_push(hti_subseg **list, hti_subseg *ss) {
@@ -131,12 +138,12 @@ static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     ht_error error;
     hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
     /* 64-byte aligned: the record's groups of fields sit in cache lines of their own */
-    hti_block *b = hti_backend_alloc(heap, bytes, 64, &source, &error);
+    hti_block *b = hti_backend_alloc(heap, bytes, HTI_CACHE_LINE, &source, &error);
     hti_subseg *ss = NULL;
     if (b) {
         ss = hti_block_data(b);
         size_t room = hti_block_bytes(b) - HTI_HEADER - sizeof *ss - (HTI_GRANULE - 1);
-        assert(((uintptr_t)ss & 63) == 0);
+        assert(((uintptr_t)ss & (HTI_CACHE_LINE - 1)) == 0);
         uint32_t capacity = (uint32_t)(room / (slot + 1));
         memset(ss, 0, sizeof *ss + capacity); /* every state byte HTI_SLOT_FREE */
         ss->magic = HTI_SUBSEG_MAGIC;

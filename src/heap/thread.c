@@ -15,6 +15,7 @@
 __thread hti_thread *hti_current_thread __attribute__((tls_model("initial-exec")));
 
 /* ---- fixed-size pools ----------------------------------------------------------------- */
+#define POOL_CHUNK (64u << 10) /* a pool maps this many bytes at a time, never unmapped */
 typedef struct pool {
     size_t object;
     void *free;
@@ -27,7 +28,7 @@ static pool thread_pool = {sizeof(hti_thread), NULL, PTHREAD_MUTEX_INITIALIZER};
 static void *pool_get(pool *p) {
     pthread_mutex_lock(&p->lock);
     if (!p->free) {
-        size_t chunk = 64u << 10, size = hti_align_up(p->object, 64);
+        size_t chunk = POOL_CHUNK, size = hti_align_up(p->object, HTI_CACHE_LINE);
         char *mem = hti_os_map(chunk, hti_page_size());
         if (!mem) {
             pthread_mutex_unlock(&p->lock);

@@ -10,6 +10,8 @@
 
 /* ---- walk ----------------------------------------------------------------------------- */
 enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
+/* More blocks than this in one free list is taken for a cycle by validation. */
+#define FREE_LIST_MAX (1u << 30)
 
 /* cursor[0] phase, [1] segment or large block, [2] back-end block (0: region entry next),
  * [3] slot index + 1 inside a subsegment (0: not inside one). */
@@ -186,7 +188,7 @@ static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
                 break;
             }
             prev = b;
-            if (++count > (1u << 30)) *ok = false; /* a cycle */
+            if (++count > FREE_LIST_MAX) *ok = false; /* a cycle */
         }
     }
     return count;
