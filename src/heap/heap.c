@@ -268,7 +268,7 @@ static bool recently_freed_large(const void *data) {
 /* A header failed its seal: corruption if data sits where a block starts, else a stray
  * pointer. Walks the segment's blocks up to data (error path only). */
 static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
-    hti_block *b = (hti_block *)seg->first;
+    hti_header *b = (hti_header *)seg->first;
     char *end = seg->region.base + seg->committed;
     while ((char *)b < end && (char *)hti_block_data(b) <= data) {
         if (!hti_sealed(heap, b) || b->size < 2) return -EFAULT; /* corrupt on the way */
@@ -280,7 +280,7 @@ static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
                 (size_t)(data - HTI_HEADER - ss->slots) % ss->slot_size == 0)
                 return -EFAULT;
         }
-        b = (hti_block *)((char *)b + hti_block_bytes(b));
+        b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return -EINVAL;
 }
@@ -294,7 +294,7 @@ static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) 
 
 /* A busy back-end header's prev_size is rewritten (under the lock) when its predecessor is
  * split or coalesced, so an unlocked read can be torn: look again under the lock. */
-HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_block *b) {
+HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_header *b) {
     pthread_mutex_lock(&heap->lock);
     bool sealed = hti_sealed(heap, b);
     pthread_mutex_unlock(&heap->lock);
@@ -306,7 +306,7 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
     hti_region *r = hti_pagemap_lookup(data);
     if (!r) return recently_freed_large(data) ? -EALREADY : -EINVAL;
     if (r->heap != heap) return -EINVAL;
-    hti_block *b = hti_block_of(data);
+    hti_header *b = hti_block_of(data);
     if (r->kind == HTI_REGION_SEGMENT) {
         hti_segment *seg = (hti_segment *)r;
         if ((char *)b < seg->first || (const char *)data >= seg->region.base + seg->committed)
@@ -337,11 +337,11 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 /* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
  * else goes through hti_owner_find. The next slot's header is not read here (in a threaded
  * program it is often another core's line): damage there is caught when that slot is used. */
-static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
+static inline hti_header *lfh_slot_of(ht_heap *heap, const void *data) {
     if ((uintptr_t)data & (HTI_GRANULE - 1)) return NULL;
     hti_region *r = hti_pagemap_lookup(data);
     if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)) return NULL;
-    hti_block *b = hti_block_of(data);
+    hti_header *b = hti_block_of(data);
     if ((char *)b < ((hti_segment *)r)->first) return NULL;
     if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
     return hti_sealed(heap, b) ? b : NULL;
@@ -375,17 +375,19 @@ static size_t requested_of(const hti_owner *o) {
 /* ---- allocation ----------------------------------------------------------------------- */
 /* A lookaside entry whose header was damaged: reported, left out of use for good, and the
  * current call fails. */
-HTI_NOINLINE static hti_block *cached_slot_damaged(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+HTI_NOINLINE static hti_header *cached_slot_damaged(ht_heap *heap, hti_tcache *tc,
+                                                    hti_header *slot) {
     tc->damaged = 1;
     hti_corruption(heap, hti_block_data(slot), "cached block's header damaged (overflow?)");
     return NULL;
 }
 
 /* The front end: a slot from the lookaside list or the LFH, or NULL. */
-static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source) {
+static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
+                                      ht_source *source) {
     unsigned bucket = hti_bucket_of(size);
     if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed)) return NULL;
-    hti_block *slot = NULL;
+    hti_header *slot = NULL;
     if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
         /* the slot's header may have been overwritten while it was cached (an overflow from
          * the slot before it): its seal is checked before its fields are used */
@@ -428,11 +430,11 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
         return p;
     }
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE && bucket_counts_up(heap, size)) {
-        hti_block *slot = front_alloc(heap, tc, size, source);
+        hti_header *slot = front_alloc(heap, tc, size, source);
         if (slot) return hti_block_data(slot);
     }
     hti_lock(heap, flags);
-    hti_block *b = hti_backend_alloc(heap, size, align, source, error);
+    hti_header *b = hti_backend_alloc(heap, size, align, source, error);
     hti_unlock(heap, flags);
     if (HTI_UNLIKELY(hti_damage_seen)) { /* served, but damage was found on the way */
         *error = HT_ERROR_CORRUPTION;
@@ -445,7 +447,7 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
 static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
                        ht_source *source, ht_error *error) {
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
-        hti_block *slot = front_alloc(heap, tc, size, source);
+        hti_header *slot = front_alloc(heap, tc, size, source);
         if (slot) return hti_block_data(slot);
         if (HTI_UNLIKELY(tc->damaged)) { /* a list was cut at damage: this call fails */
             tc->damaged = 0;
@@ -492,7 +494,7 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
     if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK && !(flags & ~HT_HEAP_ZERO_MEMORY))) {
         hti_tcache *tc = hti_tcache_get(heap);
         ht_source source;
-        hti_block *slot;
+        hti_header *slot;
         if (HTI_LIKELY(tc != NULL) && (slot = front_alloc(heap, tc, size, &source)) != NULL)
             return alloc_done(heap, tc, flags | heap->flags, size, hti_block_data(slot), source);
     }
@@ -511,7 +513,7 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 /* ---- free ----------------------------------------------------------------------------- */
 /* Where a freed LFH slot goes: the calling thread's lookaside list if it has room, else the
  * LFH. Only the owner thread changes its lists, so the answer holds until it pushes. */
-static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_block *slot) {
+static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_header *slot) {
     return tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
                    atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
                    tc->lookaside[slot->tag].depth < HT_LOOKASIDE_DEPTH
@@ -522,13 +524,13 @@ static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti
 /* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says. The push
  * fails only if a trace hook's own heap use (an unwinder's malloc) filled the list after s was
  * decided; the slot then goes to the LFH. Counts nothing. */
-static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
+static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
     if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
         hti_lfh_free(heap, tc, slot);
 }
 
 /* lfh_slot_release, counted: the fast path's free. */
-static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
     lfh_slot_release(heap, tc, slot, s);
     hti_count(heap, tc, HT_OP_FREE, s);
     return true;
@@ -558,7 +560,7 @@ static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti
  * neighbours on the way returns INVALID (the block is freed, the damage left in place). */
 static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const hti_owner *o,
                          release_tier tier, const void *traced) {
-    hti_block *b = o->block;
+    hti_header *b = o->block;
     ht_source s;
     switch (tier) {
     case RELEASE_LOOKASIDE:
@@ -589,7 +591,7 @@ static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const ht
 /* A back-end block's checks that need the heap lock (held): still sealed and busy, in no free
  * list, its neighbours intact. 0, -EALREADY (free already) or -EFAULT (damage, reported). */
 static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const void *data) {
-    hti_block *b = o->block;
+    hti_header *b = o->block;
     bool listed = false;
     if (hti_sealed(heap, b) && (b->flags & HTI_BLOCK_BUSY) && !(listed = hti_backend_listed(heap, b)) &&
         hti_backend_neighbors_ok(heap, b))
@@ -649,7 +651,7 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
 /* The fast path while tracing: the FREE is emitted before the slot is pushed or released, so
  * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
  * as it was (same instructions, same registers). */
-HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_block *slot,
+HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_header *slot,
                                           void *block, ht_source s) {
     hti_trace_free(heap, block, s);
     return lfh_slot_free(heap, tc, slot, s);
@@ -658,7 +660,7 @@ HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_blo
 HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
     /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
     if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0)) {
-        hti_block *slot = lfh_slot_of(heap, block);
+        hti_header *slot = lfh_slot_of(heap, block);
         if (HTI_LIKELY(slot != NULL)) {
             hti_tcache *tc = hti_tcache_get(heap);
             ht_source s = lfh_free_source(heap, tc, slot);
@@ -680,7 +682,7 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
  * to be moved: -ERANGE (the size belongs to another tier or, for an LFH slot, to a much smaller
  * bucket), -ENOSPC (no room after it), -ENOMEM (no memory to grow it). */
 static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
-    hti_block *b = o->block;
+    hti_header *b = o->block;
     if (o->region->kind == HTI_REGION_LARGE) {
         if (size < HT_LARGE_THRESHOLD) return -ERANGE;
         hti_lock(heap, flags);

@@ -23,7 +23,7 @@ size_t hti_large_usable(const hti_large *large) {
 }
 
 static void link_busy(ht_heap *heap, hti_large *large, size_t size) {
-    hti_block *b = hti_block_of(large->data);
+    hti_header *b = hti_block_of(large->data);
     b->size = 0;
     b->prev_size = 0;
     b->unused = 0;
@@ -118,7 +118,7 @@ void hti_large_free(ht_heap *heap, hti_large *large) {
     unlink_busy(heap, large);
     if (large->region.reserved <= HTI_LARGE_CACHE_MAX &&
         (size_t)((char *)large->data - large->region.base) == data_offset(HTI_GRANULE)) {
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         b->flags = HTI_BLOCK_LARGE; /* not busy: a second free is a double free */
         hti_seal(heap, b);
         int slot = 0;

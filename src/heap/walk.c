@@ -34,7 +34,7 @@ static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
                                      .cursor = {c[0], c[1], c[2], c[3]}};
                 return true;
             }
-            hti_block *b = (hti_block *)c[2];
+            hti_header *b = (hti_header *)c[2];
             if ((char *)b >= end) {
                 hti_segment *next = seg->next;
                 size_t uncommitted = seg->region.reserved - seg->committed;
@@ -50,7 +50,7 @@ static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
             if (b->flags & HTI_BLOCK_SUBSEG) {
                 hti_subseg *ss = hti_block_data(b);
                 if (c[3] < ss->carved) {
-                    hti_block *slot = (hti_block *)(ss->slots + (size_t)c[3] * ss->slot_size);
+                    hti_header *slot = (hti_header *)(ss->slots + (size_t)c[3] * ss->slot_size);
                     c[3]++;
                     bool busy = slot->flags & HTI_BLOCK_BUSY;
                     size_t usable = ss->slot_size - HTI_HEADER;
@@ -117,8 +117,8 @@ static void cursor_fix(ht_heap *heap, uintptr_t *c) {
         }
         if (c[2] == 0) return;
         char *end = seg->region.base + seg->committed;
-        hti_block *b = (hti_block *)seg->first;
-        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_block *)((char *)b + hti_block_bytes(b));
+        hti_header *b = (hti_header *)seg->first;
+        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_header *)((char *)b + hti_block_bytes(b));
         if ((uintptr_t)b != c[2] || (char *)b >= end || !(b->flags & HTI_BLOCK_SUBSEG)) c[3] = 0;
         c[2] = (uintptr_t)((char *)b < end ? (char *)b : end);
         if (c[3] && c[3] > ((hti_subseg *)hti_block_data(b))->carved) c[3] = 0;
@@ -181,8 +181,8 @@ static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
     for (unsigned bin = 0; bin < HTI_BINS; bin++) {
         bool bit = heap->bitmap[bin / 64] >> (bin % 64) & 1;
         if (bit != (heap->bins[bin] != NULL)) *ok = false;
-        hti_block *prev = NULL;
-        for (hti_block *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
+        hti_header *prev = NULL;
+        for (hti_header *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
             if (!hti_free_block_ok(heap, b) || hti_free_prev(heap, b) != prev) {
                 *ok = false;
                 break;
@@ -200,7 +200,7 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
         seg->committed > r->reserved || hti_pagemap_lookup(r->base) != r)
         return false;
     char *end = r->base + seg->committed;
-    hti_block *b = (hti_block *)seg->first, *prev = NULL;
+    hti_header *b = (hti_header *)seg->first, *prev = NULL;
     while ((char *)b < end) {
         if (!hti_sealed(heap, b) || b->size < HTI_MIN_BLOCK / HTI_GRANULE ||
             (char *)b + hti_block_bytes(b) > end || b->prev_size != (prev ? prev->size : 0u) ||
@@ -215,7 +215,7 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
         }
         if ((b->flags & HTI_BLOCK_SUBSEG) && !hti_subseg_is_valid(heap, hti_block_data(b))) return false;
         prev = b;
-        b = (hti_block *)((char *)b + hti_block_bytes(b));
+        b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return (char *)b == end && seg->last == prev;
 }
@@ -230,7 +230,7 @@ bool hti_heap_is_valid(ht_heap *heap) {
         committed += seg->committed;
     }
     for (hti_large *large = heap->large; large && ok; large = large->next) {
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         ok = large->region.magic == HTI_REGION_MAGIC && large->region.kind == HTI_REGION_LARGE &&
              large->region.heap == heap && hti_pagemap_lookup(large->data) == &large->region &&
              hti_sealed(heap, b) && b->flags == (HTI_BLOCK_BUSY | HTI_BLOCK_LARGE) &&
@@ -241,7 +241,7 @@ bool hti_heap_is_valid(ht_heap *heap) {
     for (int i = 0; i < HTI_LARGE_CACHE && ok; i++) {
         hti_large *large = heap->large_cache[i];
         if (!large) continue;
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         ok = large->region.heap == heap && hti_sealed(heap, b) && b->flags == HTI_BLOCK_LARGE;
         reserved += large->region.reserved;
         committed += large->region.reserved;
