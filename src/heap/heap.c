@@ -16,6 +16,7 @@
 
 #include "heap_internal.h"
 #include "trace/emit.h"
+#include "trace/rundown.h"
 
 /* ---- global state: init, descriptor pool, heap list, fork ----------------------------- */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,6 +66,13 @@ static void global_init(void) {
         return;
     }
     while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE) sched_yield();
+}
+
+/* The heap tells the tracer how to list and walk heaps (trace/rundown.h) when the library is
+ * loaded, not when the first heap is made: a session started before then still lists the
+ * process heap, which listing creates (ht_process_heaps). */
+__attribute__((constructor)) static void rundown_register(void) {
+    hti_trace_set_rundown_provider(&hti_heap_rundown_provider);
 }
 
 void hti_global_lock(void) { fork_prepare(); }

@@ -504,6 +504,9 @@ HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_header *slot) {
 
 /* Whole-heap validation (walk.c). */
 HTI_INTERNAL bool hti_heap_is_valid(ht_heap *heap);
+/* What the tracer reads heaps through (walk.c; trace/rundown.h), registered by heap.c. */
+struct hti_rundown_provider;
+HTI_INTERNAL extern const struct hti_rundown_provider hti_heap_rundown_provider;
 
 /* ---- fork (heap.c) -------------------------------------------------------------------- */
 HTI_INTERNAL void hti_global_lock(void);

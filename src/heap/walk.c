@@ -1,12 +1,14 @@
-/* walk.c — looking at a whole heap: walk, summary, validation and compaction.
+/* walk.c — looking at a whole heap: walk, summary, validation, compaction, and the rundown
+ * provider the tracer reads heaps through (trace/rundown.h).
  *
- * All four run under the heap lock and read segments block by block, descending into LFH
+ * All of them run under the heap lock and read segments block by block, descending into LFH
  * subsegments slot by slot, then the large blocks. Validation trusts nothing it reads: each
  * header's seal is checked before its size is used to step, so a corrupted heap yields false,
  * never a fault. Lookaside-cached slots are free for walk and summary (the caller freed them). */
 #include <string.h>
 
 #include "heap_internal.h"
+#include "trace/rundown.h"
 
 /* ---- walk ----------------------------------------------------------------------------- */
 enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
@@ -272,3 +274,44 @@ HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
     if (largest == 0) ht_set_last_error(HT_OK);
     return largest;
 }
+
+/* ---- the tracer's rundown provider ---------------------------------------------------- */
+static size_t rundown_list(ht_heap **out, size_t capacity) { return ht_process_heaps(out, capacity); }
+
+static bool rundown_summarize(ht_heap *heap, hti_rundown_heap *state) {
+    ht_heap_summary summary;
+    if (!ht_heap_summary_get(heap, 0, &summary)) return false;
+    *state = (hti_rundown_heap){.reserved = summary.reserved, .committed = summary.committed,
+                                .requested = summary.requested, .live_blocks = summary.live_blocks,
+                                .compatibility = (uint32_t)atomic_load(&heap->lfh_mode)};
+    return true;
+}
+
+/* The heap's record, then its busy blocks, under one hold of its lock: the rundown is one
+ * consistent look at the heap. */
+static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void *context) {
+    ht_heap_lock(heap);
+    ht_heap_summary summary;
+    memset(&summary, 0, sizeof summary);
+    ht_heap_summary_get(heap, 0, &summary);
+    uint32_t compatibility = 0;
+    ht_heap_query_information(heap, HT_HEAP_COMPATIBILITY_INFORMATION, &compatibility,
+                              sizeof compatibility, NULL);
+    visitor->heap(context, &(hti_rundown_heap){.reserved = summary.reserved,
+                                               .committed = summary.committed,
+                                               .requested = summary.requested,
+                                               .live_blocks = summary.live_blocks,
+                                               .compatibility = compatibility});
+    ht_heap_entry entry;
+    memset(&entry, 0, sizeof entry);
+    while (ht_heap_walk(heap, &entry)) {
+        if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
+            visitor->block(context, &(hti_rundown_block){.address = entry.data,
+                                                          .requested = entry.requested,
+                                                          .usable = entry.size,
+                                                          .source = entry.source});
+    }
+    ht_heap_unlock(heap);
+}
+
+const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize, rundown_walk};
