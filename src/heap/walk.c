@@ -16,90 +16,106 @@ enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
 #define FREE_LIST_MAX (1u << 30)
 
 /* cursor[0] phase, [1] segment or large block, [2] back-end block (0: region entry next),
- * [3] slot index + 1 inside a subsegment (0: not inside one). */
-static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+ * [3] slot index + 1 inside a subsegment (0: not inside one). Each step below either fills
+ * *e and returns true, or moves the cursor on and returns false (look again). */
+
+/* The next slot of the subsegment in back-end block b, or false once past its carved slots. */
+static bool slot_step(ht_heap_entry *e, hti_header *b) {
     uintptr_t *c = e->cursor;
-    for (;;) {
-        if (c[0] == PHASE_SEGMENTS) {
-            hti_segment *seg = (hti_segment *)c[1];
-            if (!seg) {
-                c[0] = PHASE_LARGE;
-                c[1] = (uintptr_t)heap->large;
-                c[2] = c[3] = 0;
-                continue;
-            }
-            char *end = seg->region.base + seg->committed;
-            if (c[2] == 0) { /* the region itself */
-                c[2] = (uintptr_t)seg->first;
-                *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
-                                     .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
-                                     .cursor = {c[0], c[1], c[2], c[3]}};
-                return true;
-            }
-            hti_header *b = (hti_header *)c[2];
-            if ((char *)b >= end) {
-                hti_segment *next = seg->next;
-                size_t uncommitted = seg->region.reserved - seg->committed;
-                c[1] = (uintptr_t)next;
-                c[2] = c[3] = 0;
-                if (uncommitted) {
-                    *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
-                                         .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
-                    return true;
-                }
-                continue;
-            }
-            if (b->flags & HTI_BLOCK_SUBSEG) {
-                hti_subseg *ss = hti_block_data(b);
-                if (c[3] < ss->carved) {
-                    hti_header *slot = (hti_header *)(ss->slots + (size_t)c[3] * ss->slot_size);
-                    c[3]++;
-                    bool busy = slot->flags & HTI_BLOCK_BUSY;
-                    size_t usable = ss->slot_size - HTI_HEADER;
-                    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
-                                         .requested = busy ? usable - slot->unused : 0,
-                                         .overhead = HTI_HEADER,
-                                         .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
-                                         .source = MEMORY_FROM_LOWFRAG,
-                                         .cursor = {c[0], c[1], c[2], c[3]}};
-                    return true;
-                }
-                c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
-                c[3] = 0;
-                continue;
-            }
-            c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
-            bool busy = b->flags & HTI_BLOCK_BUSY;
-            size_t usable = hti_block_bytes(b) - HTI_HEADER;
-            *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
-                                 .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
-                                 .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
-                                 .cursor = {c[0], c[1], c[2], c[3]}};
-            return true;
-        }
-        if (c[0] == PHASE_LARGE) {
-            hti_large *large = (hti_large *)c[1];
-            if (!large) {
-                c[0] = PHASE_DONE;
-                continue;
-            }
-            if (c[2] == 0) { /* the mapping as a region, then its block */
-                c[2] = 1;
-                *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
-                                     .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
-                                     .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
-                return true;
-            }
-            c[1] = (uintptr_t)large->next;
-            c[2] = 0;
-            *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
-                                 .requested = large->requested,
-                                 .overhead = (uint32_t)((char *)large->data - large->region.base),
-                                 .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
-                                 .cursor = {c[0], c[1], c[2], c[3]}};
-            return true;
-        }
+    hti_subseg *ss = hti_block_data(b);
+    if (c[3] >= ss->carved) {
+        c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+        c[3] = 0;
         return false;
+    }
+    hti_header *slot = (hti_header *)(ss->slots + (size_t)c[3] * ss->slot_size);
+    c[3]++;
+    bool busy = slot->flags & HTI_BLOCK_BUSY;
+    size_t usable = ss->slot_size - HTI_HEADER;
+    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
+                         .requested = busy ? usable - slot->unused : 0,
+                         .overhead = HTI_HEADER,
+                         .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
+                         .source = MEMORY_FROM_LOWFRAG,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+/* A segment: the region, then its blocks (a subsegment's slots in place of its block), then
+ * its uncommitted tail; then the next segment, or the large blocks' phase. */
+static bool segment_step(ht_heap *heap, ht_heap_entry *e) {
+    uintptr_t *c = e->cursor;
+    hti_segment *seg = (hti_segment *)c[1];
+    if (!seg) {
+        c[0] = PHASE_LARGE;
+        c[1] = (uintptr_t)heap->large;
+        c[2] = c[3] = 0;
+        return false;
+    }
+    char *end = seg->region.base + seg->committed;
+    if (c[2] == 0) { /* the region itself */
+        c[2] = (uintptr_t)seg->first;
+        *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
+                             .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
+                             .cursor = {c[0], c[1], c[2], c[3]}};
+        return true;
+    }
+    hti_header *b = (hti_header *)c[2];
+    if ((char *)b >= end) {
+        hti_segment *next = seg->next;
+        size_t uncommitted = seg->region.reserved - seg->committed;
+        c[1] = (uintptr_t)next;
+        c[2] = c[3] = 0;
+        if (!uncommitted) return false;
+        *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
+                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
+        return true;
+    }
+    if (b->flags & HTI_BLOCK_SUBSEG) return slot_step(e, b);
+    c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+    bool busy = b->flags & HTI_BLOCK_BUSY;
+    size_t usable = hti_block_bytes(b) - HTI_HEADER;
+    *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
+                         .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
+                         .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+/* A large block: its mapping as a region, then the block; then the next, or the end. */
+static bool large_step(ht_heap_entry *e) {
+    uintptr_t *c = e->cursor;
+    hti_large *large = (hti_large *)c[1];
+    if (!large) {
+        c[0] = PHASE_DONE;
+        return false;
+    }
+    if (c[2] == 0) { /* the mapping as a region, then its block */
+        c[2] = 1;
+        *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
+                             .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
+                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
+        return true;
+    }
+    c[1] = (uintptr_t)large->next;
+    c[2] = 0;
+    *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
+                         .requested = large->requested,
+                         .overhead = (uint32_t)((char *)large->data - large->region.base),
+                         .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+    for (;;) {
+        if (e->cursor[0] == PHASE_SEGMENTS) {
+            if (segment_step(heap, e)) return true;
+        } else if (e->cursor[0] == PHASE_LARGE) {
+            if (large_step(e)) return true;
+        } else {
+            return false;
+        }
     }
 }
 
