@@ -55,24 +55,27 @@ static void fork_child(void) {
     hti_thread_after_fork_child();
 }
 
+/* The heap tells the tracer how to list and walk heaps (trace/rundown.h). At load, before
+ * other constructors (a session may be started from one, as the preload library's is, and
+ * constructors of one priority run in link order), and again at the global init, whatever
+ * the order: a session started before the first heap still lists the process heap, which
+ * listing creates (ht_process_heaps). */
+__attribute__((constructor(101))) static void rundown_register(void) {
+    hti_trace_set_rundown_provider(&hti_heap_rundown_provider);
+}
+
 static void global_init(void) {
     if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE)) return;
     int expected = INIT_NONE;
     if (atomic_compare_exchange_strong(&init_state, &expected, INIT_RUNNING)) {
         hti_lfh_init_tables();
         hti_thread_init_key();
+        rundown_register();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
         return;
     }
     while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE) sched_yield();
-}
-
-/* The heap tells the tracer how to list and walk heaps (trace/rundown.h) when the library is
- * loaded, not when the first heap is made: a session started before then still lists the
- * process heap, which listing creates (ht_process_heaps). */
-__attribute__((constructor)) static void rundown_register(void) {
-    hti_trace_set_rundown_provider(&hti_heap_rundown_provider);
 }
 
 void hti_global_lock(void) { fork_prepare(); }
