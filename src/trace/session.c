@@ -341,8 +341,8 @@ void hti_rundown(hti_session *s)
         hti_message("no memory for the rundown", NULL, -1);
         return;
     }
-    /* Taken after the hooks are on: every operation after this instant is also an event. */
     static const hti_rundown_visitor visitor = {rundown_heap, rundown_block};
+    /* The time is taken after the hooks are on: every operation after it is also an event. */
     rundown_target target = {stream, hti_ticks(), NULL};
     for (size_t i = 0; i < count; i++) {
         if (!heap_traced(s, heaps[i]))
