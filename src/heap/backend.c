@@ -12,6 +12,9 @@
 #include "heap_internal.h"
 
 #define EXACT_BINS 128u
+/* The largest back-end request: half of what a header's 32-bit granule count can describe,
+ * so the block, its alignment padding and a neighbour taken on resize still fit. */
+#define BACKEND_NEED_MAX ((size_t)UINT32_MAX * HTI_GRANULE / 2)
 
 static unsigned bin_of(uint32_t granules) {
     if (granules < EXACT_BINS) return granules;
@@ -20,14 +23,14 @@ static unsigned bin_of(uint32_t granules) {
     return EXACT_BINS + (fl - 7) * 8 + sl;
 }
 
-bool hti_free_block_ok(const ht_heap *heap, hti_block *b) {
+bool hti_free_block_ok(const ht_heap *heap, hti_header *b) {
     return hti_in_segment(heap, b) && !(b->flags & HTI_BLOCK_BUSY) && hti_sealed(heap, b) &&
            b->size >= HTI_MIN_BLOCK / HTI_GRANULE;
 }
 
-void hti_freelist_insert(ht_heap *heap, hti_block *b) {
+void hti_freelist_insert(ht_heap *heap, hti_header *b) {
     unsigned bin = bin_of(b->size);
-    hti_block *head = heap->bins[bin];
+    hti_header *head = heap->bins[bin];
     hti_free_set_prev(heap, b, NULL);
     hti_free_set_next(heap, b, head);
     if (head) hti_free_set_prev(heap, head, b);
@@ -43,7 +46,7 @@ static void bin_cut(ht_heap *heap, unsigned bin, const void *where, const char *
     hti_corruption(heap, where, what);
 }
 
-void hti_block_isolate(ht_heap *heap, hti_block *b) {
+void hti_block_isolate(ht_heap *heap, hti_header *b) {
     if (hti_sealed(heap, b)) {
         b->flags = HTI_BLOCK_BUSY;
         hti_seal(heap, b);
@@ -51,10 +54,10 @@ void hti_block_isolate(ht_heap *heap, hti_block *b) {
     hti_corruption(heap, hti_block_data(b), "free block damaged or its list links (use after free?)");
 }
 
-int hti_freelist_remove(ht_heap *heap, hti_block *b) {
+int hti_freelist_remove(ht_heap *heap, hti_header *b) {
     if (!hti_free_block_ok(heap, b)) return -EFAULT;
     unsigned bin = bin_of(b->size);
-    hti_block *next = hti_free_next(heap, b), *prev = hti_free_prev(heap, b);
+    hti_header *next = hti_free_next(heap, b), *prev = hti_free_prev(heap, b);
     if ((prev ? !hti_free_block_ok(heap, prev) || hti_free_next(heap, prev) != b : heap->bins[bin] != b) ||
         (next && (!hti_free_block_ok(heap, next) || hti_free_prev(heap, next) != b)))
         return -EFAULT;
@@ -68,7 +71,7 @@ int hti_freelist_remove(ht_heap *heap, hti_block *b) {
 /* A free neighbour taken out of its list to be merged; false (reported) if it or its links are
  * damaged, or it is in no list (its bin was cut). It is then isolated: marked busy for good, so
  * it is never merged, listed or handed out, and a list still leading to it is cut when followed. */
-static bool take_neighbor(ht_heap *heap, hti_block *n) {
+static bool take_neighbor(ht_heap *heap, hti_header *n) {
     if (hti_freelist_remove(heap, n) == 0) return true;
     hti_block_isolate(heap, n);
     return false;
@@ -77,16 +80,16 @@ static bool take_neighbor(ht_heap *heap, hti_block *n) {
 /* True when a busy block still sits in a free list (it was freed, then its busy header was
  * written back): the bin's head, or its decoded back link is a free block pointing at it.
  * The links are only a hint here; the verdict comes from the list itself. */
-static bool still_listed(ht_heap *heap, hti_block *b) {
+static bool still_listed(ht_heap *heap, hti_header *b) {
     if (heap->bins[bin_of(b->size)] == b) return true;
-    hti_block *prev = hti_free_prev(heap, b);
+    hti_header *prev = hti_free_prev(heap, b);
     return hti_free_block_ok(heap, prev) && hti_free_next(heap, prev) == b;
 }
 
-static hti_block *freelist_find(ht_heap *heap, uint32_t granules) {
+static hti_header *freelist_find(ht_heap *heap, uint32_t granules) {
     unsigned bin = bin_of(granules);
     int budget = 8;
-    hti_block *b = heap->bins[bin];
+    hti_header *b = heap->bins[bin];
     while (b && budget--) {
         if (!hti_free_block_ok(heap, b)) goto damaged;
         if (b->size >= granules) return b;
@@ -108,20 +111,20 @@ damaged:
     return NULL;
 }
 
-hti_block *hti_block_next(const hti_segment *seg, const hti_block *b) {
+hti_header *hti_block_next(const hti_segment *seg, const hti_header *b) {
     char *n = (char *)b + hti_block_bytes(b);
-    return n < seg->region.base + seg->committed ? (hti_block *)n : NULL;
+    return n < seg->region.base + seg->committed ? (hti_header *)n : NULL;
 }
 
-hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b) {
+hti_header *hti_block_prev(const hti_segment *seg, const hti_header *b) {
     (void)seg;
-    return b->prev_size ? (hti_block *)((char *)b - (size_t)b->prev_size * HTI_GRANULE) : NULL;
+    return b->prev_size ? (hti_header *)((char *)b - (size_t)b->prev_size * HTI_GRANULE) : NULL;
 }
 
 /* Rewrites the successor's prev_size. A successor whose header no longer passes its check is
  * left as it is (resealing it would launder the damage) and reported. */
-static void set_prev_size(ht_heap *heap, hti_segment *seg, hti_block *b) {
-    hti_block *n = hti_block_next(seg, b);
+static void set_prev_size(ht_heap *heap, hti_segment *seg, hti_header *b) {
+    hti_header *n = hti_block_next(seg, b);
     if (n) {
         if (HTI_UNLIKELY(!hti_sealed(heap, n))) {
             hti_corruption(heap, hti_block_data(n), "block header check failed");
@@ -136,17 +139,17 @@ static void set_prev_size(ht_heap *heap, hti_segment *seg, hti_block *b) {
 
 /* Cuts b to granules, returning the tail to the free lists when it is big enough. b is busy
  * or detached (not in a list). The tail is coalesced with a free successor. */
-static void split(ht_heap *heap, hti_segment *seg, hti_block *b, uint32_t granules) {
+static void split(ht_heap *heap, hti_segment *seg, hti_header *b, uint32_t granules) {
     uint32_t rest = b->size - granules;
     if (rest * HTI_GRANULE < HTI_MIN_BLOCK) return;
     b->size = granules;
-    hti_block *t = (hti_block *)((char *)b + (size_t)granules * HTI_GRANULE);
+    hti_header *t = (hti_header *)((char *)b + (size_t)granules * HTI_GRANULE);
     t->size = rest;
     t->prev_size = granules;
     t->unused = 0;
     t->flags = 0;
     t->tag = 0;
-    hti_block *n = hti_block_next(seg, t);
+    hti_header *n = hti_block_next(seg, t);
     if (n && !(n->flags & HTI_BLOCK_BUSY) && take_neighbor(heap, n)) t->size += n->size;
     hti_seal(heap, t);
     set_prev_size(heap, seg, t);
@@ -160,8 +163,9 @@ static uint32_t granules_for(size_t need) {
 }
 
 /* Gets a free block of at least granules, committing or adding a segment if needed. */
-static hti_block *find_or_grow(ht_heap *heap, uint32_t granules, ht_source *source, ht_error *error) {
-    hti_block *b = freelist_find(heap, granules);
+static hti_header *find_or_grow(ht_heap *heap, uint32_t granules, ht_source *source,
+                                ht_error *error) {
+    hti_header *b = freelist_find(heap, granules);
     if (b) {
         *source = MEMORY_FROM_MAINPATH;
         return b;
@@ -192,15 +196,15 @@ static hti_block *find_or_grow(ht_heap *heap, uint32_t granules, ht_source *sour
     return b;
 }
 
-hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source *source,
+hti_header *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source *source,
                              ht_error *error) {
-    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) {
+    if (need > BACKEND_NEED_MAX) {
         *error = heap->maximum ? HT_ERROR_HEAP_FULL : HT_ERROR_NO_MEMORY;
         return NULL;
     }
     uint32_t granules = granules_for(need);
     uint32_t extra = align > HTI_GRANULE ? (uint32_t)((align + HTI_MIN_BLOCK) / HTI_GRANULE) : 0;
-    hti_block *b = find_or_grow(heap, granules + extra, source, error);
+    hti_header *b = find_or_grow(heap, granules + extra, source, error);
     if (!b) return NULL;
     hti_segment *seg = hti_segment_of(b);
     if (hti_freelist_remove(heap, b) != 0) {
@@ -214,7 +218,7 @@ hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source
         while (aligned != data && aligned - data < HTI_MIN_BLOCK) aligned += align;
         if (aligned != data) { /* the front piece becomes a free block of its own */
             uint32_t front = (uint32_t)((aligned - data) / HTI_GRANULE);
-            hti_block *a = hti_block_of((void *)aligned);
+            hti_header *a = hti_block_of((void *)aligned);
             a->size = b->size - front;
             a->prev_size = front;
             b->size = front;
@@ -235,9 +239,9 @@ hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align, ht_source
     return b;
 }
 
-ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
+ht_source hti_backend_free(ht_heap *heap, hti_header *b) {
     hti_segment *seg = hti_segment_of(b);
-    hti_block *p = hti_block_prev(seg, b), *n = hti_block_next(seg, b);
+    hti_header *p = hti_block_prev(seg, b), *n = hti_block_next(seg, b);
     b->flags = 0;
     b->unused = 0;
     b->tag = 0;
@@ -259,31 +263,32 @@ ht_source hti_backend_free(ht_heap *heap, hti_block *b) {
     return seg->committed != before ? MEMORY_FROM_SLOWPATH : MEMORY_FROM_MAINPATH;
 }
 
-int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source) {
-    if (need > (size_t)UINT32_MAX * HTI_GRANULE / 2) return -1;
+int hti_backend_resize(ht_heap *heap, hti_header *b, size_t need, ht_source *source) {
+    if (need > BACKEND_NEED_MAX) return -ERANGE;
     uint32_t granules = granules_for(need);
     hti_segment *seg = hti_segment_of(b);
     *source = MEMORY_FROM_MAINPATH;
     if (granules > b->size) {
-        hti_block *n = hti_block_next(seg, b);
+        hti_header *n = hti_block_next(seg, b);
         size_t avail = b->size + ((n && !(n->flags & HTI_BLOCK_BUSY)) ? n->size : 0);
         if (avail < granules) {
             /* grow into uncommitted space when b (or its free successor) ends the segment */
             bool at_end = (n == NULL) || (!(n->flags & HTI_BLOCK_BUSY) && n == seg->last);
-            if (!at_end) return -1;
+            if (!at_end) return -ENOSPC;
             size_t room = seg->region.reserved - seg->committed;
             if ((avail - b->size) * HTI_GRANULE + room + hti_block_bytes(b) < (size_t)granules * HTI_GRANULE)
-                return -1;
+                return -ENOSPC;
             size_t want = ((size_t)granules - b->size) * HTI_GRANULE;
+            int rc;
             if (!n) {
                 /* b is last: commit creates a free block after it */
-                if (hti_segment_commit(heap, seg, HTI_MIN_BLOCK) != 0) return -1;
+                if ((rc = hti_segment_commit(heap, seg, HTI_MIN_BLOCK)) != 0) return rc;
             }
-            if (hti_segment_commit(heap, seg, want) != 0) return -1;
+            if ((rc = hti_segment_commit(heap, seg, want)) != 0) return rc;
             n = hti_block_next(seg, b);
             *source = MEMORY_FROM_SLOWPATH;
         }
-        if (!take_neighbor(heap, n)) return -1;
+        if (!take_neighbor(heap, n)) return -ENOSPC; /* damaged: isolated, no room after all */
         b->size += n->size;
     }
     split(heap, seg, b, granules);
@@ -298,22 +303,22 @@ size_t hti_backend_largest_free(ht_heap *heap) {
         if (!heap->bitmap[w]) continue;
         unsigned bin = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(heap->bitmap[w]);
         size_t best = 0;
-        for (hti_block *b = heap->bins[bin]; b && hti_free_block_ok(heap, b); b = hti_free_next(heap, b))
+        for (hti_header *b = heap->bins[bin]; b && hti_free_block_ok(heap, b); b = hti_free_next(heap, b))
             if (hti_block_bytes(b) > best) best = hti_block_bytes(b);
         return best - HTI_HEADER;
     }
     return 0;
 }
 
-bool hti_backend_listed(ht_heap *heap, hti_block *b) { return still_listed(heap, b); }
+bool hti_backend_listed(ht_heap *heap, hti_header *b) { return still_listed(heap, b); }
 
-bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b) {
+bool hti_backend_neighbors_ok(ht_heap *heap, const hti_header *b) {
     hti_segment *seg = hti_segment_of(b);
     if (!seg) return false;
-    hti_block *n = hti_block_next(seg, b);
+    hti_header *n = hti_block_next(seg, b);
     if (n && (!hti_sealed(heap, n) || n->prev_size != b->size)) return false;
     if (!n && seg->last != b) return false;
-    hti_block *p = hti_block_prev(seg, b);
+    hti_header *p = hti_block_prev(seg, b);
     if (p && ((char *)p < seg->first || !hti_sealed(heap, p) || p->size != b->prev_size)) return false;
     return true;
 }

@@ -16,6 +16,7 @@
 
 #include "heap_internal.h"
 #include "trace/emit.h"
+#include "trace/rundown.h"
 
 /* ---- global state: init, descriptor pool, heap list, fork ----------------------------- */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -24,7 +25,8 @@ static size_t heap_count;
 static ht_heap *free_descriptors;
 static atomic_uint_fast64_t next_heap_id = 1;
 static ht_heap *_Atomic process_heap;
-static atomic_int init_state; /* 0 none, 1 running, 2 done */
+enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
+static atomic_int init_state; /* INIT_NONE until global_init has run once */
 
 static void fork_prepare(void) {
     pthread_mutex_lock(&heaps_lock);
@@ -53,26 +55,39 @@ static void fork_child(void) {
     hti_thread_after_fork_child();
 }
 
+/* The heap tells the tracer how to list and walk heaps (trace/rundown.h). At load, before
+ * other constructors (a session may be started from one, as the preload library's is, and
+ * constructors of one priority run in link order), and again at the global init, whatever
+ * the order: a session started before the first heap still lists the process heap, which
+ * listing creates (ht_process_heaps). */
+__attribute__((constructor(101))) static void rundown_register(void) {
+    hti_trace_set_rundown_provider(&hti_heap_rundown_provider);
+}
+
 static void global_init(void) {
-    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE)) return;
+    int expected = INIT_NONE;
+    if (atomic_compare_exchange_strong(&init_state, &expected, INIT_RUNNING)) {
         hti_lfh_init_tables();
         hti_thread_init_key();
+        rundown_register();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        atomic_store_explicit(&init_state, 2, memory_order_release);
+        atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE) sched_yield();
 }
 
 void hti_global_lock(void) { fork_prepare(); }
 void hti_global_unlock(void) { fork_parent(); }
 
+/* Descriptors are mapped this many bytes at a time, never unmapped. */
+#define DESCRIPTOR_CHUNK (256u << 10)
+
 static ht_heap *descriptor_get(void) {
     pthread_mutex_lock(&heaps_lock);
     if (!free_descriptors) {
-        size_t chunk = 256u << 10, size = hti_align_up(sizeof(ht_heap), 64);
+        size_t chunk = DESCRIPTOR_CHUNK, size = hti_align_up(sizeof(ht_heap), HTI_CACHE_LINE);
         char *mem = hti_os_map(chunk, hti_page_size());
         if (!mem) {
             pthread_mutex_unlock(&heaps_lock);
@@ -127,8 +142,8 @@ void hti_unlock(ht_heap *heap, uint32_t flags) {
 
 static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     global_init();
-    if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > ((size_t)1 << 46) ||
-        maximum > ((size_t)1 << 46)) {
+    if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > HTI_SIZE_LIMIT ||
+        maximum > HTI_SIZE_LIMIT) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_PARAMETER);
         return NULL;
     }
@@ -149,7 +164,7 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     heap->maximum = maximum ? hti_align_up(maximum, hti_page_size()) : 0;
     heap->initial = initial;
     heap->has_lfh = !(flags & HT_HEAP_NO_SERIALIZE) && maximum == 0;
-    atomic_store(&heap->lfh_mode, heap->has_lfh ? 1 : 0);
+    atomic_store(&heap->lfh_mode, heap->has_lfh ? HTI_LFH_HEURISTIC : HTI_LFH_OFF);
     atomic_store(&heap->lookaside_on, heap->has_lfh);
     atomic_store(&heap->lookaside_active, heap->has_lfh);
     heap->next_segment_size = hti_align_up(initial + HTI_REGION_ALIGN, HTI_REGION_ALIGN);
@@ -264,7 +279,7 @@ static bool recently_freed_large(const void *data) {
 /* A header failed its seal: corruption if data sits where a block starts, else a stray
  * pointer. Walks the segment's blocks up to data (error path only). */
 static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
-    hti_block *b = (hti_block *)seg->first;
+    hti_header *b = (hti_header *)seg->first;
     char *end = seg->region.base + seg->committed;
     while ((char *)b < end && (char *)hti_block_data(b) <= data) {
         if (!hti_sealed(heap, b) || b->size < 2) return -EFAULT; /* corrupt on the way */
@@ -276,7 +291,7 @@ static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
                 (size_t)(data - HTI_HEADER - ss->slots) % ss->slot_size == 0)
                 return -EFAULT;
         }
-        b = (hti_block *)((char *)b + hti_block_bytes(b));
+        b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return -EINVAL;
 }
@@ -290,7 +305,7 @@ static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) 
 
 /* A busy back-end header's prev_size is rewritten (under the lock) when its predecessor is
  * split or coalesced, so an unlocked read can be torn: look again under the lock. */
-HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_block *b) {
+HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_header *b) {
     pthread_mutex_lock(&heap->lock);
     bool sealed = hti_sealed(heap, b);
     pthread_mutex_unlock(&heap->lock);
@@ -302,7 +317,7 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
     hti_region *r = hti_pagemap_lookup(data);
     if (!r) return recently_freed_large(data) ? -EALREADY : -EINVAL;
     if (r->heap != heap) return -EINVAL;
-    hti_block *b = hti_block_of(data);
+    hti_header *b = hti_block_of(data);
     if (r->kind == HTI_REGION_SEGMENT) {
         hti_segment *seg = (hti_segment *)r;
         if ((char *)b < seg->first || (const char *)data >= seg->region.base + seg->committed)
@@ -333,11 +348,11 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 /* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
  * else goes through hti_owner_find. The next slot's header is not read here (in a threaded
  * program it is often another core's line): damage there is caught when that slot is used. */
-static inline hti_block *lfh_slot_of(ht_heap *heap, const void *data) {
+static inline hti_header *lfh_slot_of(ht_heap *heap, const void *data) {
     if ((uintptr_t)data & (HTI_GRANULE - 1)) return NULL;
     hti_region *r = hti_pagemap_lookup(data);
     if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)) return NULL;
-    hti_block *b = hti_block_of(data);
+    hti_header *b = hti_block_of(data);
     if ((char *)b < ((hti_segment *)r)->first) return NULL;
     if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
     return hti_sealed(heap, b) ? b : NULL;
@@ -371,17 +386,19 @@ static size_t requested_of(const hti_owner *o) {
 /* ---- allocation ----------------------------------------------------------------------- */
 /* A lookaside entry whose header was damaged: reported, left out of use for good, and the
  * current call fails. */
-HTI_NOINLINE static hti_block *cached_slot_damaged(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+HTI_NOINLINE static hti_header *cached_slot_damaged(ht_heap *heap, hti_tcache *tc,
+                                                    hti_header *slot) {
     tc->damaged = 1;
     hti_corruption(heap, hti_block_data(slot), "cached block's header damaged (overflow?)");
     return NULL;
 }
 
 /* The front end: a slot from the lookaside list or the LFH, or NULL. */
-static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source) {
+static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
+                                      ht_source *source) {
     unsigned bucket = hti_bucket_of(size);
     if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed)) return NULL;
-    hti_block *slot = NULL;
+    hti_header *slot = NULL;
     if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
         /* the slot's header may have been overwritten while it was cached (an overflow from
          * the slot before it): its seal is checked before its fields are used */
@@ -401,7 +418,7 @@ static inline hti_block *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
 
 /* Counts one back-end allocation of size's bucket; true when it activates the bucket. */
 static bool bucket_counts_up(ht_heap *heap, size_t size) {
-    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != 1) return false;
+    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != HTI_LFH_HEURISTIC) return false;
     unsigned bucket = hti_bucket_of(size);
     unsigned n = atomic_fetch_add_explicit(&heap->bucket_count[bucket], 1, memory_order_relaxed) + 1;
     if (n <= HT_LFH_ACTIVATION_THRESHOLD) return false;
@@ -424,11 +441,11 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
         return p;
     }
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE && bucket_counts_up(heap, size)) {
-        hti_block *slot = front_alloc(heap, tc, size, source);
+        hti_header *slot = front_alloc(heap, tc, size, source);
         if (slot) return hti_block_data(slot);
     }
     hti_lock(heap, flags);
-    hti_block *b = hti_backend_alloc(heap, size, align, source, error);
+    hti_header *b = hti_backend_alloc(heap, size, align, source, error);
     hti_unlock(heap, flags);
     if (HTI_UNLIKELY(hti_damage_seen)) { /* served, but damage was found on the way */
         *error = HT_ERROR_CORRUPTION;
@@ -441,7 +458,7 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
 static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
                        ht_source *source, ht_error *error) {
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
-        hti_block *slot = front_alloc(heap, tc, size, source);
+        hti_header *slot = front_alloc(heap, tc, size, source);
         if (slot) return hti_block_data(slot);
         if (HTI_UNLIKELY(tc->damaged)) { /* a list was cut at damage: this call fails */
             tc->damaged = 0;
@@ -488,7 +505,7 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
     if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK && !(flags & ~HT_HEAP_ZERO_MEMORY))) {
         hti_tcache *tc = hti_tcache_get(heap);
         ht_source source;
-        hti_block *slot;
+        hti_header *slot;
         if (HTI_LIKELY(tc != NULL) && (slot = front_alloc(heap, tc, size, &source)) != NULL)
             return alloc_done(heap, tc, flags | heap->flags, size, hti_block_data(slot), source);
     }
@@ -496,7 +513,7 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
 }
 
 HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignment, size_t size) {
-    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > ((size_t)1 << 30)) {
+    if (alignment == 0 || (alignment & (alignment - 1)) || alignment > HTI_ALIGN_MAX) {
         if (hti_heap_ok(heap)) return alloc_failed(heap, hti_tcache_get(heap), flags, HT_ERROR_INVALID_PARAMETER);
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return NULL;
@@ -507,7 +524,7 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 /* ---- free ----------------------------------------------------------------------------- */
 /* Where a freed LFH slot goes: the calling thread's lookaside list if it has room, else the
  * LFH. Only the owner thread changes its lists, so the answer holds until it pushes. */
-static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_block *slot) {
+static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_header *slot) {
     return tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
                    atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
                    tc->lookaside[slot->tag].depth < HT_LOOKASIDE_DEPTH
@@ -515,30 +532,84 @@ static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti
                : MEMORY_FROM_LOWFRAG;
 }
 
-/* Releases a checked block without counting or tracing; returns the Source of the release. */
-static inline __attribute__((always_inline)) ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, hti_owner *o, bool dry) {
-    hti_block *b = o->block;
-    if (b->flags & HTI_BLOCK_LFH) {
-        if (lfh_free_source(heap, tc, b) == MEMORY_FROM_LOOKASIDE) {
-            if (!dry && !hti_lookaside_push(heap, tc, b)) hti_lfh_free(heap, tc, b);
-            return MEMORY_FROM_LOOKASIDE;
-        }
-        if (!dry) hti_lfh_free(heap, tc, b);
-        return MEMORY_FROM_LOWFRAG;
+/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says. The push
+ * fails only if a trace hook's own heap use (an unwinder's malloc) filled the list after s was
+ * decided; the slot then goes to the LFH. Counts nothing. */
+static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
+    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
+        hti_lfh_free(heap, tc, slot);
+}
+
+/* lfh_slot_release, counted: the fast path's free. */
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
+    lfh_slot_release(heap, tc, slot, s);
+    hti_count(heap, tc, HT_OP_FREE, s);
+    return true;
+}
+
+/* Where a checked block goes back to (docs/DESIGN.md, "free"). The slow paths decide it once
+ * (release_plan) and then act on it (release), so the Source a FREE logs is the path taken,
+ * as on the fast path, which decides with lfh_free_source and acts with lfh_slot_free. */
+typedef enum release_tier {
+    RELEASE_LOOKASIDE, /* an LFH slot, to the calling thread's lookaside list: LOOKASIDE */
+    RELEASE_LFH,       /* an LFH slot, to its subsegment: LOWFRAG */
+    RELEASE_BACKEND,   /* to the free lists: MAINPATH, or SLOWPATH if it decommits */
+    RELEASE_LARGE,     /* unmapped: SLOWPATH */
+} release_tier;
+
+static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti_owner *o) {
+    if (o->block->flags & HTI_BLOCK_LFH)
+        return lfh_free_source(heap, tc, o->block) == MEMORY_FROM_LOOKASIDE ? RELEASE_LOOKASIDE
+                                                                           : RELEASE_LFH;
+    return o->region->kind == HTI_REGION_LARGE ? RELEASE_LARGE : RELEASE_BACKEND;
+}
+
+/* Releases a checked block as planned and returns the Source of the path taken; counts
+ * nothing. When traced is not NULL (a free), its FREE is emitted while tracing, before the
+ * block can be reused: ahead of the release, or for a back-end block under the heap lock once
+ * coalescing has decided between MAINPATH and SLOWPATH. A back-end release that met damaged
+ * neighbours on the way returns INVALID (the block is freed, the damage left in place). */
+static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const hti_owner *o,
+                         release_tier tier, const void *traced) {
+    hti_header *b = o->block;
+    ht_source s;
+    switch (tier) {
+    case RELEASE_LOOKASIDE:
+    case RELEASE_LFH:
+        s = tier == RELEASE_LOOKASIDE ? MEMORY_FROM_LOOKASIDE : MEMORY_FROM_LOWFRAG;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        lfh_slot_release(heap, tc, b, s);
+        return s;
+    case RELEASE_LARGE:
+        s = MEMORY_FROM_SLOWPATH;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        remember_large(hti_block_data(b));
+        hti_lock(heap, flags);
+        hti_large_free(heap, (hti_large *)o->region);
+        hti_unlock(heap, flags);
+        return s;
+    case RELEASE_BACKEND:
+    default:
+        hti_lock(heap, flags);
+        s = hti_backend_free(heap, b);
+        if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
+        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        hti_unlock(heap, flags);
+        return s;
     }
-    if (o->region->kind == HTI_REGION_LARGE) {
-        if (!dry) {
-            remember_large(hti_block_data(o->block));
-            hti_lock(heap, flags);
-            hti_large_free(heap, (hti_large *)o->region);
-            hti_unlock(heap, flags);
-        }
-        return MEMORY_FROM_SLOWPATH;
-    }
-    hti_lock(heap, flags);
-    ht_source s = hti_backend_free(heap, b);
-    hti_unlock(heap, flags);
-    return s;
+}
+
+/* A back-end block's checks that need the heap lock (held): still sealed and busy, in no free
+ * list, its neighbours intact. 0, -EALREADY (free already) or -EFAULT (damage, reported). */
+static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const void *data) {
+    hti_header *b = o->block;
+    bool listed = false;
+    if (hti_sealed(heap, b) && (b->flags & HTI_BLOCK_BUSY) && !(listed = hti_backend_listed(heap, b)) &&
+        hti_backend_neighbors_ok(heap, b))
+        return 0;
+    if (!(b->flags & HTI_BLOCK_BUSY) || listed) return -EALREADY;
+    hti_corruption(heap, data, "neighbouring block header damaged (overflow?)");
+    return -EFAULT;
 }
 
 HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
@@ -557,20 +628,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
     hti_damage_seen = 0;
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
-    if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT && !(o.block->flags & HTI_BLOCK_LFH)) {
+    release_tier tier = rc == 0 ? release_plan(heap, tc, &o) : RELEASE_BACKEND;
+    if (rc == 0 && tier == RELEASE_BACKEND) {
+        /* Checked and released under one hold of the (recursive) lock, so no other thread can
+         * free or reuse the block in between. */
         hti_lock(heap, flags);
-        bool listed = false;
-        bool ok = hti_sealed(heap, o.block) && (o.block->flags & HTI_BLOCK_BUSY) &&
-                  !(listed = hti_backend_listed(heap, o.block)) &&
-                  hti_backend_neighbors_ok(heap, o.block);
-        if (ok) {
-            /* The Source is known only once coalescing decides on decommit; the event is
-             * emitted under the lock, before any other thread can reuse the block. A free
-             * that met damaged neighbours on the way fails (the block is freed, the damage
-             * left in place). */
-            ht_source s = hti_backend_free(heap, o.block);
-            if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
-            if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
+        rc = backend_free_check_locked(heap, &o, block);
+        if (rc == 0) {
+            ht_source s = release(heap, tc, flags, &o, tier, block);
             hti_unlock(heap, flags);
             hti_count(heap, tc, HT_OP_FREE, s);
             if (HTI_UNLIKELY(s == MEMORY_FROM_INVALID)) {
@@ -580,8 +645,6 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
             return true;
         }
         hti_unlock(heap, flags);
-        rc = (o.block->flags & HTI_BLOCK_BUSY) && !listed ? -EFAULT : -EALREADY;
-        if (rc == -EFAULT) hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
     }
     if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) && !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
         hti_corruption(heap, block, "next block's header damaged (overflow?)");
@@ -592,27 +655,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         bad_pointer(heap, flags, HT_OP_FREE, block, rc);
         return false;
     }
-    ht_source s = release(heap, tc, flags, &o, true);
-    if (HT_TRACE_ON()) hti_trace_free(heap, block, s);
-    release(heap, tc, flags, &o, false);
-    hti_count(heap, tc, HT_OP_FREE, s);
-    return true;
-}
-
-/* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says, and counts
- * the free. The push fails only if a trace hook's own heap use (an unwinder's malloc) filled the
- * list after s was decided; the slot then goes to the LFH. */
-static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_block *slot, ht_source s) {
-    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
-        hti_lfh_free(heap, tc, slot);
-    hti_count(heap, tc, HT_OP_FREE, s);
+    hti_count(heap, tc, HT_OP_FREE, release(heap, tc, flags, &o, tier, block));
     return true;
 }
 
 /* The fast path while tracing: the FREE is emitted before the slot is pushed or released, so
  * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
  * as it was (same instructions, same registers). */
-HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_block *slot,
+HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_header *slot,
                                           void *block, ht_source s) {
     hti_trace_free(heap, block, s);
     return lfh_slot_free(heap, tc, slot, s);
@@ -621,7 +671,7 @@ HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_blo
 HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
     /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
     if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0)) {
-        hti_block *slot = lfh_slot_of(heap, block);
+        hti_header *slot = lfh_slot_of(heap, block);
         if (HTI_LIKELY(slot != NULL)) {
             hti_tcache *tc = hti_tcache_get(heap);
             ht_source s = lfh_free_source(heap, tc, slot);
@@ -637,29 +687,33 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
 }
 
 /* ---- realloc -------------------------------------------------------------------------- */
-/* Tries to resize in place; 0 and *source, -1 if it cannot, -2 if the block's neighbours are
- * damaged, -3 if the block is in a free list. */
+/* Tries to resize in place. 0 and *source; -EFAULT if the block's neighbours are damaged
+ * (neither resize nor move it); -EALREADY if the block is in a free list (freed already, its
+ * busy header written back); any other negative errno if it cannot be resized in place and is
+ * to be moved: -ERANGE (the size belongs to another tier or, for an LFH slot, to a much smaller
+ * bucket), -ENOSPC (no room after it), -ENOMEM (no memory to grow it). */
 static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
-    hti_block *b = o->block;
+    hti_header *b = o->block;
     if (o->region->kind == HTI_REGION_LARGE) {
-        if (size < HT_LARGE_THRESHOLD) return -1;
+        if (size < HT_LARGE_THRESHOLD) return -ERANGE;
         hti_lock(heap, flags);
         int rc = hti_large_resize(heap, (hti_large *)o->region, size);
         hti_unlock(heap, flags);
         *source = MEMORY_FROM_SLOWPATH;
         return rc;
     }
-    if (size >= HT_LARGE_THRESHOLD) return -1;
+    if (size >= HT_LARGE_THRESHOLD) return -ERANGE;
     if (b->flags & HTI_BLOCK_LFH) {
         size_t usable = hti_block_bytes(b) - HTI_HEADER;
-        if (size > usable || (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))) return -1;
+        if (size > usable) return -ENOSPC;
+        if (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY)) return -ERANGE;
         hti_slot_update(heap, b, b->flags, (uint16_t)(usable - size));
         *source = MEMORY_FROM_LOWFRAG;
         return 0;
     }
     hti_lock(heap, flags);
-    int rc = -2; /* corruption around the block: neither resize nor move it */
-    if (hti_backend_listed(heap, b)) rc = -3; /* freed already, its busy header written back */
+    int rc = -EFAULT; /* corruption around the block: neither resize nor move it */
+    if (hti_backend_listed(heap, b)) rc = -EALREADY; /* freed already, its busy header written back */
     else if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
     hti_unlock(heap, flags);
     return rc;
@@ -694,11 +748,11 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     ht_source source;
     void *result = block;
     int in_place = resize_in_place(heap, flags, &o, size, &source);
-    if (in_place == -3) {
+    if (in_place == -EALREADY) {
         hti_corruption(heap, block, "realloc of a freed block");
         return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_DOUBLE_FREE);
     }
-    if (in_place == -2) {
+    if (in_place == -EFAULT) {
         hti_corruption(heap, block, "neighbouring block header damaged (overflow?)");
         return realloc_failed(heap, tc, flags, block, size, old_size, HT_ERROR_CORRUPTION);
     }
@@ -721,7 +775,7 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size) memset((char *)result + old_size, 0, size - old_size);
     hti_count(heap, tc, HT_OP_REALLOC, source);
     if (HT_TRACE_ON()) hti_trace_realloc(heap, result, block, size, old_size, source);
-    if (result != block && o.region) release(heap, tc, flags, &o, false);
+    if (result != block && o.region) release(heap, tc, flags, &o, release_plan(heap, tc, &o), NULL);
     return result;
 }
 
@@ -841,19 +895,21 @@ HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class
     }
     switch (info_class) {
     case HT_HEAP_COMPATIBILITY_INFORMATION:
-        if (value > 2 || (value != 0 && !heap->has_lfh)) break;
+        if (value > HTI_LFH_ALL || (value != HTI_LFH_OFF && !heap->has_lfh)) break;
         atomic_store(&heap->lfh_mode, (int)value);
         for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
-            bool active = value == 2 || (value == 1 && atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
+            bool active = value == HTI_LFH_ALL ||
+                          (value == HTI_LFH_HEURISTIC &&
+                           atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
             atomic_store_explicit(&heap->bucket_active[b], active, memory_order_relaxed);
         }
-        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lookaside_on));
-        if (value == 0) hti_lookaside_flush_current(heap);
+        atomic_store(&heap->lookaside_active, value != HTI_LFH_OFF && atomic_load(&heap->lookaside_on));
+        if (value == HTI_LFH_OFF) hti_lookaside_flush_current(heap);
         return true;
     case HT_HEAP_LOOKASIDE_INFORMATION:
         if (value > 1 || (value && !heap->has_lfh)) break;
         atomic_store(&heap->lookaside_on, (int)value);
-        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != 0);
+        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != HTI_LFH_OFF);
         if (!value) hti_lookaside_flush_current(heap);
         return true;
     default:

@@ -38,6 +38,14 @@
 #define HTI_SEGMENT_MAX (256u << 20) /* segments double up to this */
 #define HTI_DECOMMIT_THRESHOLD (1u << 20) /* free tail beyond this is decommitted ... */
 #define HTI_DECOMMIT_KEEP (256u << 10)    /* ... down to this much */
+/* The largest heap or block size accepted (64 TiB): half of x86-64's 47-bit user address
+ * space, so a size that passes, plus its alignment padding, header and page rounding, can
+ * neither overflow a size_t nor ask the kernel for more than a process could ever map. */
+#define HTI_SIZE_LIMIT ((size_t)1 << 46)
+/* The largest alignment ht_heap_alloc_aligned accepts (1 GiB, a huge page). */
+#define HTI_ALIGN_MAX ((size_t)1 << 30)
+/* Structures that threads write concurrently are laid out in lines of this size (x86-64). */
+#define HTI_CACHE_LINE 64u
 
 static inline size_t hti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline size_t hti_align_down(size_t n, size_t a) { return n & ~(a - 1); }
@@ -106,19 +114,22 @@ enum {
     HTI_BLOCK_LOOKASIDE = 0x10, /* an LFH slot cached in a thread's lookaside list */
 };
 
-/* Back end: size = block granules, prev_size = previous block's granules (0 for the first).
+/* The HTI_HEADER bytes before every block's data, whatever its tier (hti_block_of finds it from
+ * a data pointer; the block itself is header and data).
+ * Back end: size = block granules, prev_size = previous block's granules (0 for the first).
  * LFH slot: size = slot granules, prev_size = granules from the subsegment start, tag = bucket.
  * unused = bytes of the data the caller did not ask for. */
-typedef struct hti_block {
+typedef struct hti_header {
     uint32_t size;
     uint32_t prev_size;
     uint16_t unused;
     uint8_t flags;
     uint8_t tag;
     uint32_t check;
-} hti_block;
-_Static_assert(sizeof(hti_block) == HTI_HEADER, "block header is 16 bytes");
-_Static_assert(offsetof(hti_block, tag) == offsetof(hti_block, flags) + 1 && offsetof(hti_block, flags) % 2 == 0,
+} hti_header;
+_Static_assert(sizeof(hti_header) == HTI_HEADER, "block header is 16 bytes");
+_Static_assert(offsetof(hti_header, tag) == offsetof(hti_header, flags) + 1 &&
+                   offsetof(hti_header, flags) % 2 == 0,
                "flags and tag read as one little-endian 16-bit word");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian headers");
 
@@ -128,10 +139,10 @@ typedef struct hti_free_links {
     uintptr_t next, prev;
 } hti_free_links;
 
-HTI_INLINE void *hti_block_data(const hti_block *b) { return (char *)b + HTI_HEADER; }
-HTI_INLINE hti_block *hti_block_of(const void *data) { return (hti_block *)((char *)data - HTI_HEADER); }
-HTI_INLINE size_t hti_block_bytes(const hti_block *b) { return (size_t)b->size * HTI_GRANULE; }
-HTI_INLINE hti_free_links *hti_links(hti_block *b) { return (hti_free_links *)hti_block_data(b); }
+HTI_INLINE void *hti_block_data(const hti_header *b) { return (char *)b + HTI_HEADER; }
+HTI_INLINE hti_header *hti_block_of(const void *data) { return (hti_header *)((char *)data - HTI_HEADER); }
+HTI_INLINE size_t hti_block_bytes(const hti_header *b) { return (size_t)b->size * HTI_GRANULE; }
+HTI_INLINE hti_free_links *hti_links(hti_header *b) { return (hti_free_links *)hti_block_data(b); }
 
 /* ---- LFH (lfh.c) ---------------------------------------------------------------------- */
 #define HTI_LFH_BUCKETS 112          /* 7 ranges of 16 buckets */
@@ -154,35 +165,36 @@ typedef struct hti_subseg {
     _Atomic(hti_tcache *) owner;
     struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
     /* The owner's. */
-    _Alignas(64) hti_block *local_free; /* owner's free slots (links encoded) */
+    _Alignas(HTI_CACHE_LINE) hti_header *local_free; /* owner's free slots (links encoded) */
     uint32_t used;          /* slots out (owner's count; remote frees wait in thread_free) */
     uint32_t carved;        /* slots carved from the bump area so far */
     /* Other threads'. */
-    _Alignas(64) _Atomic(hti_block *) thread_free; /* slots freed by other threads (links encoded) */
+    /* slots freed by other threads (links encoded) */
+    _Alignas(HTI_CACHE_LINE) _Atomic(hti_header *) thread_free;
     /* One byte per slot, outside the slots: HTI_SLOT_FREE while the slot is in one of this
      * subsegment's lists (or never carved), HTI_SLOT_BUSY while it is out (held by a caller or
      * cached in a lookaside list). Frees back to the subsegment check it, not the slot's
      * header, which the program can overwrite (a header saved and written back passes its
      * seal). Written only where the subsegment's record is touched anyway (LFH pops and frees),
      * never by lookaside pushes and pops. */
-    _Alignas(64) _Atomic uint8_t state[];
+    _Alignas(HTI_CACHE_LINE) _Atomic uint8_t state[];
 } hti_subseg;
 
 enum { HTI_SLOT_FREE = 0, HTI_SLOT_BUSY = 1 };
 #define HTI_SLOT_INDEX_SHIFT 34 /* exact for offsets < 2^18 and slots < 2^16 (Granlund-Montgomery) */
 
-HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_block *slot) {
+HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_header *slot) {
     return (size_t)(((uint64_t)((const char *)slot - ss->slots) * ss->index_magic) >> HTI_SLOT_INDEX_SHIFT);
 }
 /* The subsegment of a slot whose header is sealed. */
-HTI_INLINE hti_subseg *hti_subseg_of(const hti_block *slot) {
+HTI_INLINE hti_subseg *hti_subseg_of(const hti_header *slot) {
     return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
 }
-HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_block *slot) {
+HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_header *slot) {
     return &ss->state[hti_slot_index(ss, slot)];
 }
 /* The slot (its header sealed) is out of its subsegment's lists. */
-HTI_INLINE bool hti_slot_busy(const hti_block *slot) {
+HTI_INLINE bool hti_slot_busy(const hti_header *slot) {
     return atomic_load_explicit(hti_slot_state(hti_subseg_of(slot), slot), memory_order_relaxed) ==
            HTI_SLOT_BUSY;
 }
@@ -202,13 +214,13 @@ HTI_INLINE unsigned hti_bucket_of(size_t size) {
  * link lives where a use after free can reach it, and a pop reads nothing from the slot. */
 typedef struct hti_lookaside {
     uint32_t depth;
-    hti_block *slot[HT_LOOKASIDE_DEPTH];
+    hti_header *slot[HT_LOOKASIDE_DEPTH];
 } hti_lookaside;
 
 struct hti_tcache {
     ht_heap *heap;
     _Atomic uint64_t heap_id; /* heap->id when attached; 0 once the heap is destroyed */
-    struct hti_thread *thread;
+    struct hti_heap_thread *thread;
     hti_lookaside lookaside[HTI_LOOKASIDE_BUCKETS];
     hti_subseg *current[HTI_LFH_BUCKETS]; /* the subsegment allocations come from */
     hti_subseg *owned[HTI_LFH_BUCKETS];   /* every subsegment owned, per bucket */
@@ -223,22 +235,24 @@ struct hti_tcache {
 };
 
 #define HTI_THREAD_SLOTS 4
-HTI_INLINE unsigned hti_cached_index(const hti_block *slot) {
+HTI_INLINE unsigned hti_cached_index(const hti_header *slot) {
     uintptr_t a = (uintptr_t)slot >> 4;
     return (unsigned)(a ^ (a >> 11) ^ (a >> 22)) & (HTI_CACHED_HINTS - 1);
 }
-typedef struct hti_thread {
+/* A thread as the heap sees it: its caches, one per heap it used, and the last one used (the
+ * fast paths' one-compare lookup). Not the tracer's per-thread buffer record. */
+typedef struct hti_heap_thread {
     ht_heap *last_heap;
     hti_tcache *last_tcache;
     hti_tcache *tcaches; /* all of this thread's caches */
     pid_t tid;
     int exiting;
-} hti_thread;
+} hti_heap_thread;
 
 /* The calling thread's cache for heap, creating it if needed; NULL if the heap has no front
  * end or memory is short. */
 HTI_INTERNAL hti_tcache *hti_tcache_get_slow(ht_heap *heap);
-HTI_INTERNAL extern __thread hti_thread *hti_current_thread
+HTI_INTERNAL extern __thread hti_heap_thread *hti_current_thread
     __attribute__((tls_model("initial-exec")));
 /* Detaches every cache of heap (heap lock held): their owners drop them later. */
 HTI_INTERNAL void hti_tcache_detach_all(ht_heap *heap);
@@ -256,6 +270,12 @@ HTI_INTERNAL void hti_pools_after_fork(void);
 
 /* ---- the heap ------------------------------------------------------------------------- */
 #define HTI_HEAP_MAGIC 0x48544850u      /* "HTHP" */
+/* The LFH's mode: the values of HT_HEAP_COMPATIBILITY_INFORMATION (SPEC.md). */
+typedef enum hti_lfh_mode {
+    HTI_LFH_OFF = 0,       /* no bucket is served by the LFH */
+    HTI_LFH_HEURISTIC = 1, /* a bucket activates after HT_LFH_ACTIVATION_THRESHOLD allocations */
+    HTI_LFH_ALL = 2,       /* every bucket is active */
+} hti_lfh_mode;
 #define HTI_HEAP_DEAD 0x44454144u       /* "DEAD" */
 #define HTI_BINS 384
 #define HTI_LARGE_CACHE 4
@@ -266,7 +286,7 @@ typedef struct hti_segment {
     hti_region region;
     size_t committed;        /* bytes from base that are committed */
     char *first;             /* first block */
-    hti_block *last;         /* last block (ends at base + committed) */
+    hti_header *last;         /* last block (ends at base + committed) */
     struct hti_segment *next, *prev;
 } hti_segment;
 
@@ -285,7 +305,7 @@ struct ht_heap {
     uint64_t link_key[2];    /* free-list link encoding (hti_link_encode) */
     unsigned link_rotate;    /* 1..63 */
     int has_lfh;             /* growable and serialized */
-    atomic_int lfh_mode;     /* 0 off, 1 heuristic, 2 all buckets */
+    atomic_int lfh_mode;     /* hti_lfh_mode */
     atomic_int lookaside_on;      /* the information switch */
     atomic_int lookaside_active;  /* lookaside_on and the LFH not switched off */
     size_t maximum;          /* 0 = growable */
@@ -296,7 +316,7 @@ struct ht_heap {
     size_t next_segment_size;
     size_t reserved, committed;
     uint64_t bitmap[HTI_BIN_WORDS];
-    hti_block *bins[HTI_BINS];
+    hti_header *bins[HTI_BINS];
     hti_large *large;
     hti_large *large_cache[HTI_LARGE_CACHE]; /* freed mappings kept for reuse */
     /* LFH */
@@ -317,20 +337,21 @@ HTI_INTERNAL void hti_lock(ht_heap *heap, uint32_t flags);
 HTI_INTERNAL void hti_unlock(ht_heap *heap, uint32_t flags);
 
 /* Header check value of the fields in h for a header at address at. */
-HTI_INLINE uint32_t hti_check_value(const ht_heap *heap, uintptr_t at, const hti_block *h) {
+HTI_INLINE uint32_t hti_check_value(const ht_heap *heap, uintptr_t at, const hti_header *h) {
     uint64_t x = (uint64_t)at ^ heap->cookie;
     x ^= ((uint64_t)h->size << 32) | h->prev_size;
     x = (x ^ (((uint64_t)h->unused << 16) | ((uint64_t)h->flags << 8) | h->tag)) * 0x9E3779B97F4A7C15ull;
     return (uint32_t)(x >> 32) ^ (uint32_t)x;
 }
-HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_block *b) {
+HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_header *b) {
     return hti_check_value(heap, (uintptr_t)b, b);
 }
-HTI_INLINE void hti_seal(const ht_heap *heap, hti_block *b) { b->check = hti_check_of(heap, b); }
+HTI_INLINE void hti_seal(const ht_heap *heap, hti_header *b) { b->check = hti_check_of(heap, b); }
 /* Rewrites an LFH slot's flags and unused bytes, sealed, in one 16-byte store: slots change
  * without a lock, so validate, walk and a fork child must never see half a header. */
-HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_block *b, uint8_t flags, uint16_t unused) {
-    hti_block h = *b;
+HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_header *b, uint8_t flags,
+                                uint16_t unused) {
+    hti_header h = *b;
     h.flags = flags;
     h.unused = unused;
     h.check = hti_check_value(heap, (uintptr_t)b, &h);
@@ -340,7 +361,7 @@ HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_block *b, uint8_t flags
     *b = h;
 #endif
 }
-HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_block *b) {
+HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_header *b) {
     return b->check == hti_check_of(heap, b);
 }
 
@@ -362,24 +383,24 @@ HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t 
     return (void *)(x ^ (uintptr_t)at ^ heap->link_key[0]);
 }
 /* A free LFH slot's link (its subsegment's local and remote lists): the first word of its data. */
-HTI_INLINE hti_block *hti_slot_next(const ht_heap *heap, hti_block *slot) {
+HTI_INLINE hti_header *hti_slot_next(const ht_heap *heap, hti_header *slot) {
     uintptr_t *at = (uintptr_t *)hti_block_data(slot);
-    return (hti_block *)hti_link_decode(heap, at, *at);
+    return (hti_header *)hti_link_decode(heap, at, *at);
 }
-HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_block *slot, const hti_block *next) {
+HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_header *slot, const hti_header *next) {
     uintptr_t *at = (uintptr_t *)hti_block_data(slot);
     *at = hti_link_encode(heap, at, next);
 }
-HTI_INLINE hti_block *hti_free_next(const ht_heap *heap, hti_block *b) {
-    return (hti_block *)hti_link_decode(heap, &hti_links(b)->next, hti_links(b)->next);
+HTI_INLINE hti_header *hti_free_next(const ht_heap *heap, hti_header *b) {
+    return (hti_header *)hti_link_decode(heap, &hti_links(b)->next, hti_links(b)->next);
 }
-HTI_INLINE hti_block *hti_free_prev(const ht_heap *heap, hti_block *b) {
-    return (hti_block *)hti_link_decode(heap, &hti_links(b)->prev, hti_links(b)->prev);
+HTI_INLINE hti_header *hti_free_prev(const ht_heap *heap, hti_header *b) {
+    return (hti_header *)hti_link_decode(heap, &hti_links(b)->prev, hti_links(b)->prev);
 }
-HTI_INLINE void hti_free_set_next(const ht_heap *heap, hti_block *b, const hti_block *next) {
+HTI_INLINE void hti_free_set_next(const ht_heap *heap, hti_header *b, const hti_header *next) {
     hti_links(b)->next = hti_link_encode(heap, &hti_links(b)->next, next);
 }
-HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_block *b, const hti_block *prev) {
+HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_header *b, const hti_header *prev) {
     hti_links(b)->prev = hti_link_encode(heap, &hti_links(b)->prev, prev);
 }
 
@@ -396,7 +417,7 @@ HTI_INLINE bool hti_in_segment(const ht_heap *heap, const void *p) {
 /* The result of classifying a pointer handed to free/realloc/size. */
 typedef struct hti_owner {
     hti_region *region;
-    hti_block *block;
+    hti_header *block;
 } hti_owner;
 /* Finds the block of data in heap. 0, or -EINVAL (not this heap's), -EFAULT (corrupt header),
  * -EALREADY (the block is free). Reads nothing outside the heap's committed memory. */
@@ -405,32 +426,40 @@ HTI_INTERNAL int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 /* ---- back end (backend.c, segment.c) -------------------------------------------------- */
 /* Allocates a block of at least need bytes of data (lock held). Sets *source to MAINPATH or
  * SLOWPATH. NULL with *error set on failure. */
-HTI_INTERNAL hti_block *hti_backend_alloc(ht_heap *heap, size_t need, size_t align,
+HTI_INTERNAL hti_header *hti_backend_alloc(ht_heap *heap, size_t need, size_t align,
                                           ht_source *source, ht_error *error);
 /* Frees a busy back-end block (lock held); returns MAINPATH or SLOWPATH. */
-HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_block *b);
-/* Resizes b in place to need data bytes (lock held); 0 and *source, or -1 if it cannot. */
+HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_header *b);
 /* The neighbours' headers are intact and agree with b (lock held). */
-HTI_INTERNAL bool hti_backend_neighbors_ok(ht_heap *heap, const hti_block *b);
+HTI_INTERNAL bool hti_backend_neighbors_ok(ht_heap *heap, const hti_header *b);
 /* A busy block that still sits in a free list (lock held). */
-HTI_INTERNAL bool hti_backend_listed(ht_heap *heap, hti_block *b);
-HTI_INTERNAL int hti_backend_resize(ht_heap *heap, hti_block *b, size_t need, ht_source *source);
-HTI_INTERNAL hti_segment *hti_segment_of(const hti_block *b);
+HTI_INTERNAL bool hti_backend_listed(ht_heap *heap, hti_header *b);
+/* Resizes busy b in place to need data bytes (lock held). 0 and *source (MAINPATH, or SLOWPATH
+ * when pages were committed); -ERANGE if need exceeds what a header can describe; -ENOSPC if
+ * there is no room after b (a busy successor, too little reserve, or a damaged free successor,
+ * then isolated and reported); -ENOMEM if the pages cannot be committed. b is unchanged on
+ * failure. */
+HTI_INTERNAL int hti_backend_resize(ht_heap *heap, hti_header *b, size_t need, ht_source *source);
+HTI_INTERNAL hti_segment *hti_segment_of(const hti_header *b);
+/* Adds a segment with room for need bytes (lock held). 0; -ENOSPC for a fixed-size heap;
+ * -ENOMEM if the OS or the page map has no memory. */
 HTI_INTERNAL int hti_segment_add(ht_heap *heap, size_t need);
+/* Commits pages at seg's end until its last free block holds need bytes (lock held). 0, or
+ * -ENOMEM if the reserve is too small or the pages cannot be committed. */
 HTI_INTERNAL int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need);
 HTI_INTERNAL void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all);
 HTI_INTERNAL void hti_segment_release(ht_heap *heap, hti_segment *seg);
-HTI_INTERNAL void hti_freelist_insert(ht_heap *heap, hti_block *b);
+HTI_INTERNAL void hti_freelist_insert(ht_heap *heap, hti_header *b);
 /* Unlinks a free block after checking its links (safe unlink: both neighbours are sealed free
  * blocks of this heap that point back at b). 0, or -EFAULT with nothing changed. */
-HTI_INTERNAL int hti_freelist_remove(ht_heap *heap, hti_block *b);
+HTI_INTERNAL int hti_freelist_remove(ht_heap *heap, hti_header *b);
 /* Takes a damaged free block out of use for good (marked busy, never merged or listed) and
  * reports the corruption (lock held). */
-HTI_INTERNAL void hti_block_isolate(ht_heap *heap, hti_block *b);
+HTI_INTERNAL void hti_block_isolate(ht_heap *heap, hti_header *b);
 /* A free block of this heap whose header is sealed. */
-HTI_INTERNAL bool hti_free_block_ok(const ht_heap *heap, hti_block *b);
-HTI_INTERNAL hti_block *hti_block_next(const hti_segment *seg, const hti_block *b);
-HTI_INTERNAL hti_block *hti_block_prev(const hti_segment *seg, const hti_block *b);
+HTI_INTERNAL bool hti_free_block_ok(const ht_heap *heap, hti_header *b);
+HTI_INTERNAL hti_header *hti_block_next(const hti_segment *seg, const hti_header *b);
+HTI_INTERNAL hti_header *hti_block_prev(const hti_segment *seg, const hti_header *b);
 /* Largest free block, in data bytes. */
 HTI_INTERNAL size_t hti_backend_largest_free(ht_heap *heap);
 
@@ -442,16 +471,17 @@ HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large);
 HTI_INTERNAL void *hti_large_move(ht_heap *heap, hti_large *large, size_t size);
 /* Unmaps every cached mapping (lock held). */
 HTI_INTERNAL void hti_large_cache_drop(ht_heap *heap);
-/* Resizes in place; 0 or -1. */
+/* Resizes the mapping in place (lock held). 0; -ERANGE beyond the heap's size limit; -ENOMEM if
+ * the mapping cannot change where it is or the page map has no memory (unchanged then). */
 HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size);
 HTI_INTERNAL size_t hti_large_usable(const hti_large *large);
 
 /* ---- LFH and lookaside (lfh.c, lookaside.c) ------------------------------------------- */
 /* Allocates a slot of bucket from the calling thread's subsegments. NULL if memory is short. */
-HTI_INTERNAL hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket);
+HTI_INTERNAL hti_header *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket);
 /* Frees an LFH slot (busy in its state byte, checked by the caller) from any thread (tc may
  * be NULL), or a slot coming back from a lookaside list. */
-HTI_INTERNAL void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot);
+HTI_INTERNAL void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot);
 /* Thread exit or heap detach: give back lookaside blocks and subsegments (lock held). */
 HTI_INTERNAL void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc);
 /* Collects remote frees of abandoned subsegments and releases the empty ones (lock held). */
@@ -461,8 +491,8 @@ HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss)
  * take the slow path (validate checks every header's seal). Only its flags and bucket bytes are compared here (they
  * keep their LFH bit and bucket through every rewrite, so a concurrent update cannot make a
  * false alarm); any damage fails the header's seal when that slot is used next. */
-HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_block *slot) {
-    const hti_block *next = (const hti_block *)((const char *)slot + ss->slot_size);
+HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_header *slot) {
+    const hti_header *next = (const hti_header *)((const char *)slot + ss->slot_size);
     if ((const char *)next >= ss->slots + (size_t)__atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE) * ss->slot_size)
         return true;
     uint16_t flags_tag = __atomic_load_n((const uint16_t *)(const void *)&next->flags, __ATOMIC_RELAXED);
@@ -472,6 +502,9 @@ HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_block *slot) {
 
 /* Whole-heap validation (walk.c). */
 HTI_INTERNAL bool hti_heap_is_valid(ht_heap *heap);
+/* What the tracer reads heaps through (walk.c; trace/rundown.h), registered by heap.c. */
+struct hti_rundown_provider;
+HTI_INTERNAL extern const struct hti_rundown_provider hti_heap_rundown_provider;
 
 /* ---- fork (heap.c) -------------------------------------------------------------------- */
 HTI_INTERNAL void hti_global_lock(void);
@@ -479,7 +512,7 @@ HTI_INTERNAL void hti_global_unlock(void);
 
 /* ---- fast-path helpers ---------------------------------------------------------------- */
 HTI_INLINE hti_tcache *hti_tcache_get(ht_heap *heap) {
-    hti_thread *t = hti_current_thread;
+    hti_heap_thread *t = hti_current_thread;
     if (HTI_LIKELY(t && t->last_heap == heap &&
                    atomic_load_explicit(&t->last_tcache->heap_id,
                                         memory_order_relaxed) == heap->id))
@@ -499,23 +532,23 @@ HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source sou
 /* Pops the thread's most recently cached slot of bucket, or NULL. The stack lives in
  * heaptrail's own memory; the slot's header, which an overflow may have reached while it was
  * cached, is checked by the caller (front_alloc). */
-HTI_INLINE hti_block *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
+HTI_INLINE hti_header *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
     hti_lookaside *l = &tc->lookaside[bucket];
     if (!l->depth) return NULL;
-    hti_block *slot = l->slot[--l->depth];
+    hti_header *slot = l->slot[--l->depth];
     tc->cached_hint[hti_cached_index(slot)]--;
     return slot;
 }
 /* Scans the list of slot's bucket (a hint said it may be there). */
-HTI_INTERNAL bool hti_lookaside_scan(const hti_tcache *tc, const hti_block *slot);
+HTI_INTERNAL bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot);
 /* slot (sealed, busy header) is cached in this thread's lookaside list: a double free whose
  * header was written back after the first free. */
-HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_block *slot) {
+HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_header *slot) {
     return HTI_UNLIKELY(tc->cached_hint[hti_cached_index(slot)] != 0) && hti_lookaside_scan(tc, slot);
 }
 /* Caches slot (checked by the caller) if the list has room; false otherwise. The slot stays
  * busy for its subsegment. */
-HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_header *slot) {
     hti_lookaside *l = &tc->lookaside[slot->tag];
     if (l->depth >= HT_LOOKASIDE_DEPTH) return false;
     hti_slot_update(heap, slot, HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE, 0);

@@ -7,6 +7,7 @@
  * (header sealed free, still registered) and reused by later large requests of a close size,
  * so a program that allocates and frees big buffers does not fault every page in again.
  * Resizes stay in place, or move the pages to a new mapping with mremap, never copying. */
+#include <errno.h>
 #include <string.h>
 
 #include "heap_internal.h"
@@ -22,7 +23,7 @@ size_t hti_large_usable(const hti_large *large) {
 }
 
 static void link_busy(ht_heap *heap, hti_large *large, size_t size) {
-    hti_block *b = hti_block_of(large->data);
+    hti_header *b = hti_block_of(large->data);
     b->size = 0;
     b->prev_size = 0;
     b->unused = 0;
@@ -82,7 +83,7 @@ void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error)
         return cached->data;
     }
     size_t off = data_offset(align);
-    if (size > ((size_t)1 << 46) || off + size > ((size_t)1 << 46)) {
+    if (size > HTI_SIZE_LIMIT || off + size > HTI_SIZE_LIMIT) {
         *error = HT_ERROR_NO_MEMORY;
         return NULL;
     }
@@ -117,7 +118,7 @@ void hti_large_free(ht_heap *heap, hti_large *large) {
     unlink_busy(heap, large);
     if (large->region.reserved <= HTI_LARGE_CACHE_MAX &&
         (size_t)((char *)large->data - large->region.base) == data_offset(HTI_GRANULE)) {
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         b->flags = HTI_BLOCK_LARGE; /* not busy: a second free is a double free */
         hti_seal(heap, b);
         int slot = 0;
@@ -135,7 +136,7 @@ void hti_large_free(ht_heap *heap, hti_large *large) {
 
 void *hti_large_move(ht_heap *heap, hti_large *large, size_t size) {
     size_t off = (size_t)((char *)large->data - large->region.base);
-    if (size > ((size_t)1 << 46)) return NULL;
+    if (size > HTI_SIZE_LIMIT) return NULL;
     size_t map = hti_align_up(off + size, hti_page_size()), old = large->region.reserved;
     char *target = hti_os_reserve(map, HTI_REGION_ALIGN);
     if (!target) return NULL;
@@ -177,15 +178,15 @@ static void clear_beyond(hti_large *large, size_t keep, size_t end) {
 
 int hti_large_resize(ht_heap *heap, hti_large *large, size_t size) {
     size_t off = (size_t)((char *)large->data - large->region.base);
-    if (size > ((size_t)1 << 46)) return -1;
+    if (size > HTI_SIZE_LIMIT) return -ERANGE;
     size_t map = hti_align_up(off + size, hti_page_size());
     size_t old = large->region.reserved;
     if (map != old) {
         /* resize first: the page map may be written only for memory that is really ours */
-        if (hti_os_resize_in_place(large->region.base, old, map) != 0) return -1;
+        if (hti_os_resize_in_place(large->region.base, old, map) != 0) return -ENOMEM;
         if (map > old && hti_pagemap_set(large->region.base, map, &large->region) != 0) {
             hti_os_resize_in_place(large->region.base, map, old);
-            return -1;
+            return -ENOMEM;
         }
         if (map < old) clear_beyond(large, map, old);
         large->region.reserved = map;

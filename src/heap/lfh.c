@@ -35,10 +35,17 @@ void hti_lfh_init_tables(void) {
     }
 }
 
+/* A subsegment's size: SUBSEG_SMALL for slots of up to SUBSEG_SMALL_SLOT data bytes, else room
+ * for SUBSEG_SLOTS slots, up to SUBSEG_MAX (what 16 KiB slots get). */
+#define SUBSEG_SMALL_SLOT 1024u
+#define SUBSEG_SMALL (64u << 10)
+#define SUBSEG_SLOTS 16u
+#define SUBSEG_MAX (256u << 10)
+
 static size_t subseg_bytes(uint32_t slot) {
-    if (slot <= 1024 + HTI_HEADER) return 64u << 10;
-    size_t bytes = (size_t)slot * 16;
-    return bytes > (256u << 10) ? (256u << 10) : bytes;
+    if (slot <= SUBSEG_SMALL_SLOT + HTI_HEADER) return SUBSEG_SMALL;
+    size_t bytes = (size_t)slot * SUBSEG_SLOTS;
+    return bytes > SUBSEG_MAX ? SUBSEG_MAX : bytes;
 }
 
 static void list_push(hti_subseg **list, hti_subseg *ss) {
@@ -57,7 +64,7 @@ static void list_remove(hti_subseg **list, hti_subseg *ss) {
 
 /* A slot taken from one of ss's lists: inside its carved slots, its header sealed with the
  * free flags of ss's bucket and pointing back at ss, and free in the state bytes. */
-static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_block *slot) {
+static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_header *slot) {
     uintptr_t offset = (uintptr_t)((char *)slot - ss->slots);
     return offset < (size_t)ss->carved * ss->slot_size && !(offset & (HTI_GRANULE - 1)) &&
            slot->flags == HTI_BLOCK_LFH && slot->tag == ss->bucket && hti_sealed(heap, slot) &&
@@ -73,13 +80,13 @@ HTI_NOINLINE static void list_damaged(ht_heap *heap, const void *where) {
 
 /* Takes the slots other threads freed; false if that list was damaged (cut there). */
 static bool collect(ht_heap *heap, hti_subseg *ss) {
-    hti_block *list = atomic_exchange_explicit(&ss->thread_free, NULL, memory_order_acquire);
+    hti_header *list = atomic_exchange_explicit(&ss->thread_free, NULL, memory_order_acquire);
     while (list) {
         if (HTI_UNLIKELY(!free_slot_ok(heap, ss, list))) {
             list_damaged(heap, list);
             return false;
         }
-        hti_block *next = hti_slot_next(heap, list);
+        hti_header *next = hti_slot_next(heap, list);
         hti_slot_set_next(heap, list, ss->local_free);
         ss->local_free = list;
         ss->used--;
@@ -94,7 +101,7 @@ static void carve(ht_heap *heap, hti_subseg *ss) {
     if (batch == 0) batch = 1;
     if (n > batch) n = batch; /* big slots are carved a few at a time: untouched pages stay free */
     for (unsigned i = 0; i < n; i++) {
-        hti_block *slot = (hti_block *)(ss->slots + (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
+        hti_header *slot = (hti_header *)(ss->slots + (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
         slot->size = ss->slot_size / HTI_GRANULE;
         slot->prev_size = (uint32_t)(((char *)slot - (char *)ss) / HTI_GRANULE);
         slot->unused = 0;
@@ -116,7 +123,7 @@ static bool has_room(hti_subseg *ss) {
 
 /* Gives an empty subsegment back to the back end (takes the heap lock). */
 static void subseg_release(ht_heap *heap, hti_subseg *ss) {
-    hti_block *b = hti_block_of(ss);
+    hti_header *b = hti_block_of(ss);
     hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
     ss->magic = 0;
     b->flags = HTI_BLOCK_BUSY;
@@ -131,12 +138,12 @@ static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     ht_error error;
     hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
     /* 64-byte aligned: the record's groups of fields sit in cache lines of their own */
-    hti_block *b = hti_backend_alloc(heap, bytes, 64, &source, &error);
+    hti_header *b = hti_backend_alloc(heap, bytes, HTI_CACHE_LINE, &source, &error);
     hti_subseg *ss = NULL;
     if (b) {
         ss = hti_block_data(b);
         size_t room = hti_block_bytes(b) - HTI_HEADER - sizeof *ss - (HTI_GRANULE - 1);
-        assert(((uintptr_t)ss & 63) == 0);
+        assert(((uintptr_t)ss & (HTI_CACHE_LINE - 1)) == 0);
         uint32_t capacity = (uint32_t)(room / (slot + 1));
         memset(ss, 0, sizeof *ss + capacity); /* every state byte HTI_SLOT_FREE */
         ss->magic = HTI_SUBSEG_MAGIC;
@@ -168,15 +175,15 @@ static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
 }
 
 /* The current call fails: a list was cut at damage. */
-HTI_NOINLINE static hti_block *alloc_damaged(hti_tcache *tc) {
+HTI_NOINLINE static hti_header *alloc_damaged(hti_tcache *tc) {
     tc->damaged = 1;
     return NULL;
 }
 
 /* Takes the first slot of ss's local list, checked; a damaged one cuts the list and fails the
  * call (NULL). */
-static inline hti_block *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss) {
-    hti_block *slot = ss->local_free;
+static inline hti_header *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss) {
+    hti_header *slot = ss->local_free;
     if (HTI_UNLIKELY(!free_slot_ok(heap, ss, slot))) {
         ss->local_free = NULL;
         list_damaged(heap, slot);
@@ -188,7 +195,7 @@ static inline hti_block *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss
     return slot;
 }
 
-HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+HTI_NOINLINE static hti_header *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
     if (ss) {
         if (!collect(heap, ss)) return alloc_damaged(tc);
@@ -210,13 +217,13 @@ HTI_NOINLINE static hti_block *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, uns
     return local_pop(heap, tc, ss);
 }
 
-hti_block *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+hti_header *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     hti_subseg *ss = tc->current[bucket];
     if (HTI_LIKELY(ss && ss->local_free)) return local_pop(heap, tc, ss);
     return lfh_alloc_slow(heap, tc, bucket);
 }
 
-void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
+void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot) {
     hti_subseg *ss = hti_subseg_of(slot);
     atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_FREE, memory_order_relaxed);
     hti_slot_update(heap, slot, HTI_BLOCK_LFH, 0);
@@ -229,7 +236,7 @@ void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_block *slot) {
         }
         return;
     }
-    hti_block *head = atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
+    hti_header *head = atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
     do {
         hti_slot_set_next(heap, slot, head);
     } while (!atomic_compare_exchange_weak_explicit(&ss->thread_free, &head, slot,
@@ -275,9 +282,9 @@ void hti_lfh_reclaim_abandoned(ht_heap *heap) {
 /* A slot header as it settles: the owner or a freeing thread may be rewriting it while the
  * heap is validated (LFH operations take no lock), so a torn read is retried before it is
  * called corrupt. *out receives the stable copy. */
-static bool slot_sealed(const ht_heap *heap, const hti_block *slot, hti_block *out) {
+static bool slot_sealed(const ht_heap *heap, const hti_header *slot, hti_header *out) {
     for (int attempt = 0; attempt < 10000; attempt++) {
-        hti_block a, b;
+        hti_header a, b;
         memcpy(&a, (const void *)slot, sizeof a);
         atomic_thread_fence(memory_order_acquire);
         memcpy(&b, (const void *)slot, sizeof b);
@@ -295,12 +302,12 @@ bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
     if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER) return false;
     if (ss->carved > ss->capacity || ss->index_magic != ((1ull << HTI_SLOT_INDEX_SHIFT) + ss->slot_size - 1) / ss->slot_size)
         return false;
-    const hti_block *b = hti_block_of(ss);
+    const hti_header *b = hti_block_of(ss);
     size_t room = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (const char *)ss);
     if ((size_t)ss->capacity * ss->slot_size > room) return false;
     for (uint32_t i = 0; i < ss->carved; i++) {
-        const hti_block *slot = (const hti_block *)(ss->slots + (size_t)i * ss->slot_size);
-        hti_block h;
+        const hti_header *slot = (const hti_header *)(ss->slots + (size_t)i * ss->slot_size);
+        hti_header h;
         if (!slot_sealed(heap, slot, &h) || !(h.flags & HTI_BLOCK_LFH) || h.tag != ss->bucket ||
             h.size != ss->slot_size / HTI_GRANULE ||
             h.prev_size != (uint32_t)(((const char *)slot - (const char *)ss) / HTI_GRANULE))

@@ -11,7 +11,7 @@
  * a slot is not cached here (a double free with a written-back header is). */
 #include "heap_internal.h"
 
-bool hti_lookaside_scan(const hti_tcache *tc, const hti_block *slot) {
+bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot) {
     if (slot->tag >= HTI_LOOKASIDE_BUCKETS) return false;
     const hti_lookaside *l = &tc->lookaside[slot->tag];
     for (uint32_t i = 0; i < l->depth; i++)
@@ -21,7 +21,7 @@ bool hti_lookaside_scan(const hti_tcache *tc, const hti_block *slot) {
 
 void hti_lookaside_flush(ht_heap *heap, hti_tcache *tc) {
     for (unsigned b = 0; b < HTI_LOOKASIDE_BUCKETS; b++) {
-        hti_block *slot;
+        hti_header *slot;
         while ((slot = hti_lookaside_pop(tc, b)) != NULL) hti_lfh_free(heap, tc, slot);
         assert(tc->lookaside[b].depth == 0);
     }

@@ -74,7 +74,7 @@ size_t hti_page_size(void) {
 static _Atomic uintptr_t next_hint;
 
 static void *map_aligned(size_t size, size_t align, int prot) {
-    if (size == 0 || size > ((size_t)1 << 46)) return NULL;
+    if (size == 0 || size > HTI_SIZE_LIMIT) return NULL;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
     uintptr_t hint = atomic_load_explicit(&next_hint, memory_order_relaxed);
     if (hint > size + align) {

@@ -13,14 +13,14 @@
 
 static size_t segment_header(void) { return hti_align_up(sizeof(hti_segment), HTI_GRANULE); }
 
-hti_segment *hti_segment_of(const hti_block *b) {
+hti_segment *hti_segment_of(const hti_header *b) {
     hti_region *r = hti_pagemap_lookup(b);
     return (r && r->kind == HTI_REGION_SEGMENT) ? (hti_segment *)r : NULL;
 }
 
 /* Appends [base+committed, base+committed+bytes) to the block tiling. */
 static void append_space(ht_heap *heap, hti_segment *seg, size_t bytes) {
-    hti_block *last = seg->last;
+    hti_header *last = seg->last;
     char *end = seg->region.base + seg->committed;
     seg->committed += bytes;
     if (last && !(last->flags & HTI_BLOCK_BUSY)) {
@@ -34,7 +34,7 @@ static void append_space(ht_heap *heap, hti_segment *seg, size_t bytes) {
         return;
     }
 fresh:;
-    hti_block *b = (hti_block *)end;
+    hti_header *b = (hti_header *)end;
     b->size = (uint32_t)(bytes / HTI_GRANULE);
     b->prev_size = seg->last ? seg->last->size : 0;
     b->unused = 0;
@@ -104,7 +104,7 @@ int hti_segment_add(ht_heap *heap, size_t need) {
 }
 
 void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all) {
-    hti_block *last = seg->last;
+    hti_header *last = seg->last;
     if (!last || (last->flags & HTI_BLOCK_BUSY)) return;
     size_t keep = all ? HTI_MIN_BLOCK : HTI_DECOMMIT_KEEP;
     size_t bytes = hti_block_bytes(last);

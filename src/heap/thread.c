@@ -12,9 +12,10 @@
 
 #include "heap_internal.h"
 
-__thread hti_thread *hti_current_thread __attribute__((tls_model("initial-exec")));
+__thread hti_heap_thread *hti_current_thread __attribute__((tls_model("initial-exec")));
 
 /* ---- fixed-size pools ----------------------------------------------------------------- */
+#define POOL_CHUNK (64u << 10) /* a pool maps this many bytes at a time, never unmapped */
 typedef struct pool {
     size_t object;
     void *free;
@@ -22,12 +23,12 @@ typedef struct pool {
 } pool;
 
 static pool tcache_pool = {sizeof(hti_tcache), NULL, PTHREAD_MUTEX_INITIALIZER};
-static pool thread_pool = {sizeof(hti_thread), NULL, PTHREAD_MUTEX_INITIALIZER};
+static pool thread_pool = {sizeof(hti_heap_thread), NULL, PTHREAD_MUTEX_INITIALIZER};
 
 static void *pool_get(pool *p) {
     pthread_mutex_lock(&p->lock);
     if (!p->free) {
-        size_t chunk = 64u << 10, size = hti_align_up(p->object, 64);
+        size_t chunk = POOL_CHUNK, size = hti_align_up(p->object, HTI_CACHE_LINE);
         char *mem = hti_os_map(chunk, hti_page_size());
         if (!mem) {
             pthread_mutex_unlock(&p->lock);
@@ -93,7 +94,7 @@ static void tcache_release(hti_tcache *tc) {
 }
 
 static void thread_exit(void *arg) {
-    hti_thread *t = arg;
+    hti_heap_thread *t = arg;
     hti_current_thread = NULL;
     hti_tcache *tc = t->tcaches;
     while (tc) {
@@ -106,8 +107,8 @@ static void thread_exit(void *arg) {
 
 void hti_thread_init_key(void) { pthread_key_create(&thread_key, thread_exit); }
 
-static hti_thread *thread_get(void) {
-    hti_thread *t = hti_current_thread;
+static hti_heap_thread *thread_get(void) {
+    hti_heap_thread *t = hti_current_thread;
     if (t) return t;
     t = pool_get(&thread_pool);
     if (!t) return NULL;
@@ -130,7 +131,7 @@ static bool tcache_stale(const hti_tcache *tc) {
 
 hti_tcache *hti_tcache_get_slow(ht_heap *heap) {
     if (!heap->has_lfh) return NULL;
-    hti_thread *t = thread_get();
+    hti_heap_thread *t = thread_get();
     if (!t) return NULL;
     hti_tcache **link = &t->tcaches;
     while (*link) { /* find ours, recycling caches of destroyed heaps on the way */

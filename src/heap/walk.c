@@ -1,101 +1,121 @@
-/* walk.c — looking at a whole heap: walk, summary, validation and compaction.
+/* walk.c — looking at a whole heap: walk, summary, validation, compaction, and the rundown
+ * provider the tracer reads heaps through (trace/rundown.h).
  *
- * All four run under the heap lock and read segments block by block, descending into LFH
+ * All of them run under the heap lock and read segments block by block, descending into LFH
  * subsegments slot by slot, then the large blocks. Validation trusts nothing it reads: each
  * header's seal is checked before its size is used to step, so a corrupted heap yields false,
  * never a fault. Lookaside-cached slots are free for walk and summary (the caller freed them). */
 #include <string.h>
 
 #include "heap_internal.h"
+#include "trace/rundown.h"
 
 /* ---- walk ----------------------------------------------------------------------------- */
 enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
+/* More blocks than this in one free list is taken for a cycle by validation. */
+#define FREE_LIST_MAX (1u << 30)
 
 /* cursor[0] phase, [1] segment or large block, [2] back-end block (0: region entry next),
- * [3] slot index + 1 inside a subsegment (0: not inside one). */
-static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+ * [3] slot index + 1 inside a subsegment (0: not inside one). Each step below either fills
+ * *e and returns true, or moves the cursor on and returns false (look again). */
+
+/* The next slot of the subsegment in back-end block b, or false once past its carved slots. */
+static bool slot_step(ht_heap_entry *e, hti_header *b) {
     uintptr_t *c = e->cursor;
-    for (;;) {
-        if (c[0] == PHASE_SEGMENTS) {
-            hti_segment *seg = (hti_segment *)c[1];
-            if (!seg) {
-                c[0] = PHASE_LARGE;
-                c[1] = (uintptr_t)heap->large;
-                c[2] = c[3] = 0;
-                continue;
-            }
-            char *end = seg->region.base + seg->committed;
-            if (c[2] == 0) { /* the region itself */
-                c[2] = (uintptr_t)seg->first;
-                *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
-                                     .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
-                                     .cursor = {c[0], c[1], c[2], c[3]}};
-                return true;
-            }
-            hti_block *b = (hti_block *)c[2];
-            if ((char *)b >= end) {
-                hti_segment *next = seg->next;
-                size_t uncommitted = seg->region.reserved - seg->committed;
-                c[1] = (uintptr_t)next;
-                c[2] = c[3] = 0;
-                if (uncommitted) {
-                    *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
-                                         .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
-                    return true;
-                }
-                continue;
-            }
-            if (b->flags & HTI_BLOCK_SUBSEG) {
-                hti_subseg *ss = hti_block_data(b);
-                if (c[3] < ss->carved) {
-                    hti_block *slot = (hti_block *)(ss->slots + (size_t)c[3] * ss->slot_size);
-                    c[3]++;
-                    bool busy = slot->flags & HTI_BLOCK_BUSY;
-                    size_t usable = ss->slot_size - HTI_HEADER;
-                    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
-                                         .requested = busy ? usable - slot->unused : 0,
-                                         .overhead = HTI_HEADER,
-                                         .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
-                                         .source = MEMORY_FROM_LOWFRAG,
-                                         .cursor = {c[0], c[1], c[2], c[3]}};
-                    return true;
-                }
-                c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
-                c[3] = 0;
-                continue;
-            }
-            c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
-            bool busy = b->flags & HTI_BLOCK_BUSY;
-            size_t usable = hti_block_bytes(b) - HTI_HEADER;
-            *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
-                                 .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
-                                 .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
-                                 .cursor = {c[0], c[1], c[2], c[3]}};
-            return true;
-        }
-        if (c[0] == PHASE_LARGE) {
-            hti_large *large = (hti_large *)c[1];
-            if (!large) {
-                c[0] = PHASE_DONE;
-                continue;
-            }
-            if (c[2] == 0) { /* the mapping as a region, then its block */
-                c[2] = 1;
-                *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
-                                     .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
-                                     .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
-                return true;
-            }
-            c[1] = (uintptr_t)large->next;
-            c[2] = 0;
-            *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
-                                 .requested = large->requested,
-                                 .overhead = (uint32_t)((char *)large->data - large->region.base),
-                                 .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
-                                 .cursor = {c[0], c[1], c[2], c[3]}};
-            return true;
-        }
+    hti_subseg *ss = hti_block_data(b);
+    if (c[3] >= ss->carved) {
+        c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+        c[3] = 0;
         return false;
+    }
+    hti_header *slot = (hti_header *)(ss->slots + (size_t)c[3] * ss->slot_size);
+    c[3]++;
+    bool busy = slot->flags & HTI_BLOCK_BUSY;
+    size_t usable = ss->slot_size - HTI_HEADER;
+    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
+                         .requested = busy ? usable - slot->unused : 0,
+                         .overhead = HTI_HEADER,
+                         .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
+                         .source = MEMORY_FROM_LOWFRAG,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+/* A segment: the region, then its blocks (a subsegment's slots in place of its block), then
+ * its uncommitted tail; then the next segment, or the large blocks' phase. */
+static bool segment_step(ht_heap *heap, ht_heap_entry *e) {
+    uintptr_t *c = e->cursor;
+    hti_segment *seg = (hti_segment *)c[1];
+    if (!seg) {
+        c[0] = PHASE_LARGE;
+        c[1] = (uintptr_t)heap->large;
+        c[2] = c[3] = 0;
+        return false;
+    }
+    char *end = seg->region.base + seg->committed;
+    if (c[2] == 0) { /* the region itself */
+        c[2] = (uintptr_t)seg->first;
+        *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
+                             .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
+                             .cursor = {c[0], c[1], c[2], c[3]}};
+        return true;
+    }
+    hti_header *b = (hti_header *)c[2];
+    if ((char *)b >= end) {
+        hti_segment *next = seg->next;
+        size_t uncommitted = seg->region.reserved - seg->committed;
+        c[1] = (uintptr_t)next;
+        c[2] = c[3] = 0;
+        if (!uncommitted) return false;
+        *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
+                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
+        return true;
+    }
+    if (b->flags & HTI_BLOCK_SUBSEG) return slot_step(e, b);
+    c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
+    bool busy = b->flags & HTI_BLOCK_BUSY;
+    size_t usable = hti_block_bytes(b) - HTI_HEADER;
+    *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
+                         .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
+                         .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+/* A large block: its mapping as a region, then the block; then the next, or the end. */
+static bool large_step(ht_heap_entry *e) {
+    uintptr_t *c = e->cursor;
+    hti_large *large = (hti_large *)c[1];
+    if (!large) {
+        c[0] = PHASE_DONE;
+        return false;
+    }
+    if (c[2] == 0) { /* the mapping as a region, then its block */
+        c[2] = 1;
+        *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
+                             .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
+                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
+        return true;
+    }
+    c[1] = (uintptr_t)large->next;
+    c[2] = 0;
+    *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
+                         .requested = large->requested,
+                         .overhead = (uint32_t)((char *)large->data - large->region.base),
+                         .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
+                         .cursor = {c[0], c[1], c[2], c[3]}};
+    return true;
+}
+
+static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+    for (;;) {
+        if (e->cursor[0] == PHASE_SEGMENTS) {
+            if (segment_step(heap, e)) return true;
+        } else if (e->cursor[0] == PHASE_LARGE) {
+            if (large_step(e)) return true;
+        } else {
+            return false;
+        }
     }
 }
 
@@ -115,8 +135,8 @@ static void cursor_fix(ht_heap *heap, uintptr_t *c) {
         }
         if (c[2] == 0) return;
         char *end = seg->region.base + seg->committed;
-        hti_block *b = (hti_block *)seg->first;
-        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_block *)((char *)b + hti_block_bytes(b));
+        hti_header *b = (hti_header *)seg->first;
+        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_header *)((char *)b + hti_block_bytes(b));
         if ((uintptr_t)b != c[2] || (char *)b >= end || !(b->flags & HTI_BLOCK_SUBSEG)) c[3] = 0;
         c[2] = (uintptr_t)((char *)b < end ? (char *)b : end);
         if (c[3] && c[3] > ((hti_subseg *)hti_block_data(b))->carved) c[3] = 0;
@@ -179,14 +199,14 @@ static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
     for (unsigned bin = 0; bin < HTI_BINS; bin++) {
         bool bit = heap->bitmap[bin / 64] >> (bin % 64) & 1;
         if (bit != (heap->bins[bin] != NULL)) *ok = false;
-        hti_block *prev = NULL;
-        for (hti_block *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
+        hti_header *prev = NULL;
+        for (hti_header *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
             if (!hti_free_block_ok(heap, b) || hti_free_prev(heap, b) != prev) {
                 *ok = false;
                 break;
             }
             prev = b;
-            if (++count > (1u << 30)) *ok = false; /* a cycle */
+            if (++count > FREE_LIST_MAX) *ok = false; /* a cycle */
         }
     }
     return count;
@@ -198,7 +218,7 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
         seg->committed > r->reserved || hti_pagemap_lookup(r->base) != r)
         return false;
     char *end = r->base + seg->committed;
-    hti_block *b = (hti_block *)seg->first, *prev = NULL;
+    hti_header *b = (hti_header *)seg->first, *prev = NULL;
     while ((char *)b < end) {
         if (!hti_sealed(heap, b) || b->size < HTI_MIN_BLOCK / HTI_GRANULE ||
             (char *)b + hti_block_bytes(b) > end || b->prev_size != (prev ? prev->size : 0u) ||
@@ -213,7 +233,7 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
         }
         if ((b->flags & HTI_BLOCK_SUBSEG) && !hti_subseg_is_valid(heap, hti_block_data(b))) return false;
         prev = b;
-        b = (hti_block *)((char *)b + hti_block_bytes(b));
+        b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return (char *)b == end && seg->last == prev;
 }
@@ -228,7 +248,7 @@ bool hti_heap_is_valid(ht_heap *heap) {
         committed += seg->committed;
     }
     for (hti_large *large = heap->large; large && ok; large = large->next) {
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         ok = large->region.magic == HTI_REGION_MAGIC && large->region.kind == HTI_REGION_LARGE &&
              large->region.heap == heap && hti_pagemap_lookup(large->data) == &large->region &&
              hti_sealed(heap, b) && b->flags == (HTI_BLOCK_BUSY | HTI_BLOCK_LARGE) &&
@@ -239,7 +259,7 @@ bool hti_heap_is_valid(ht_heap *heap) {
     for (int i = 0; i < HTI_LARGE_CACHE && ok; i++) {
         hti_large *large = heap->large_cache[i];
         if (!large) continue;
-        hti_block *b = hti_block_of(large->data);
+        hti_header *b = hti_block_of(large->data);
         ok = large->region.heap == heap && hti_sealed(heap, b) && b->flags == HTI_BLOCK_LARGE;
         reserved += large->region.reserved;
         committed += large->region.reserved;
@@ -270,3 +290,44 @@ HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
     if (largest == 0) ht_set_last_error(HT_OK);
     return largest;
 }
+
+/* ---- the tracer's rundown provider ---------------------------------------------------- */
+static size_t rundown_list(ht_heap **out, size_t capacity) { return ht_process_heaps(out, capacity); }
+
+static bool rundown_summarize(ht_heap *heap, hti_rundown_heap *state) {
+    ht_heap_summary summary;
+    if (!ht_heap_summary_get(heap, 0, &summary)) return false;
+    *state = (hti_rundown_heap){.reserved = summary.reserved, .committed = summary.committed,
+                                .requested = summary.requested, .live_blocks = summary.live_blocks,
+                                .compatibility = (uint32_t)atomic_load(&heap->lfh_mode)};
+    return true;
+}
+
+/* The heap's record, then its busy blocks, under one hold of its lock: the rundown is one
+ * consistent look at the heap. */
+static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void *context) {
+    ht_heap_lock(heap);
+    ht_heap_summary summary;
+    memset(&summary, 0, sizeof summary);
+    ht_heap_summary_get(heap, 0, &summary);
+    uint32_t compatibility = 0;
+    ht_heap_query_information(heap, HT_HEAP_COMPATIBILITY_INFORMATION, &compatibility,
+                              sizeof compatibility, NULL);
+    visitor->heap(context, &(hti_rundown_heap){.reserved = summary.reserved,
+                                               .committed = summary.committed,
+                                               .requested = summary.requested,
+                                               .live_blocks = summary.live_blocks,
+                                               .compatibility = compatibility});
+    ht_heap_entry entry;
+    memset(&entry, 0, sizeof entry);
+    while (ht_heap_walk(heap, &entry)) {
+        if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
+            visitor->block(context, &(hti_rundown_block){.address = entry.data,
+                                                          .requested = entry.requested,
+                                                          .usable = entry.size,
+                                                          .source = entry.source});
+    }
+    ht_heap_unlock(heap);
+}
+
+const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize, rundown_walk};

@@ -33,6 +33,7 @@
 #endif
 
 #include "options.h"
+#include "rundown.h"
 #include "trace_internal.h"
 
 hti_session hti_session_state;
@@ -226,16 +227,25 @@ static bool heap_traced(const hti_session *s, const ht_heap *heap)
            heap != atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
 }
 
-/* Every heap of the process, in memory from hti_map_memory (hti_unmap_memory(heaps, *mapped));
- * NULL when out of memory. */
-static ht_heap **heap_list(size_t *count, size_t *mapped)
+static const hti_rundown_provider *_Atomic rundown_provider;
+
+void hti_trace_set_rundown_provider(const hti_rundown_provider *provider)
 {
+    atomic_store_explicit(&rundown_provider, provider, memory_order_release);
+}
+
+/* Every heap of the process, in memory from hti_map_memory (hti_unmap_memory(heaps, *mapped)),
+ * as the registered provider lists them; NULL when out of memory or with no provider. */
+static ht_heap **heap_list(const hti_rundown_provider *provider, size_t *count, size_t *mapped)
+{
+    if (!provider)
+        return NULL;
     size_t capacity = 256;
     for (;;) {
         ht_heap **heaps = hti_map_memory(capacity * sizeof *heaps);
         if (!heaps)
             return NULL;
-        *count = ht_process_heaps(heaps, capacity);
+        *count = provider->list(heaps, capacity);
         if (*count <= capacity) {
             *mapped = capacity * sizeof *heaps;
             return heaps;
@@ -245,18 +255,20 @@ static ht_heap **heap_list(size_t *count, size_t *mapped)
     }
 }
 
-/* The traced heaps' summaries added up, each heap walked under its lock (ht_heap_summary_get).
- * False when out of memory. */
-static bool traced_summary(const hti_session *s, ht_heap_summary *total)
+/* The traced heaps' states added up, each looked at under its lock (the provider's summarize).
+ * False when out of memory or with no provider. */
+static bool traced_summary(const hti_session *s, hti_rundown_heap *total)
 {
+    const hti_rundown_provider *provider =
+        atomic_load_explicit(&rundown_provider, memory_order_acquire);
     size_t count, mapped;
-    ht_heap **heaps = heap_list(&count, &mapped);
+    ht_heap **heaps = heap_list(provider, &count, &mapped);
     if (!heaps)
         return false;
     memset(total, 0, sizeof *total);
     for (size_t i = 0; i < count; i++) {
-        ht_heap_summary one;
-        if (!heap_traced(s, heaps[i]) || !ht_heap_summary_get(heaps[i], 0, &one))
+        hti_rundown_heap one;
+        if (!heap_traced(s, heaps[i]) || !provider->summarize(heaps[i], &one))
             continue;
         total->committed += one.committed;
         total->requested += one.requested;
@@ -283,7 +295,7 @@ void hti_session_end_state(hti_session *s)
 {
     /* For a program that allocates no more (at exit, as a rule) this is the live set the
      * events leave, exact whatever was sampled or filtered out. */
-    ht_heap_summary end;
+    hti_rundown_heap end;
     if (!traced_summary(s, &end))
         return;
     s->end_live_blocks = end.live_blocks;
@@ -294,10 +306,33 @@ void hti_session_end_state(hti_session *s)
         atomic_store(&s->committed_peak, (int64_t)end.committed);
 }
 
+/* Where a heap's rundown records go. */
+typedef struct rundown_target {
+    hti_trace_thread *stream;
+    uint64_t ticks;
+    const ht_heap *heap;
+} rundown_target;
+
+static void rundown_heap(void *context, const hti_rundown_heap *state)
+{
+    const rundown_target *t = context;
+    hti_emit_rundown_heap(t->stream, t->ticks, t->heap, state->reserved, state->committed,
+                          state->live_blocks, state->compatibility);
+}
+
+static void rundown_block(void *context, const hti_rundown_block *block)
+{
+    const rundown_target *t = context;
+    hti_emit_rundown_block(t->stream, t->ticks, t->heap, block->requested, block->usable,
+                           (uint64_t)(uintptr_t)block->address, block->source);
+}
+
 void hti_rundown(hti_session *s)
 {
+    const hti_rundown_provider *provider =
+        atomic_load_explicit(&rundown_provider, memory_order_acquire);
     size_t count, mapped;
-    ht_heap **heaps = heap_list(&count, &mapped);
+    ht_heap **heaps = heap_list(provider, &count, &mapped);
     if (!heaps)
         return;
     hti_trace_thread *stream = hti_stream_open_rundown(hti_gettid());
@@ -306,30 +341,14 @@ void hti_rundown(hti_session *s)
         hti_message("no memory for the rundown", NULL, -1);
         return;
     }
-    /* Taken after the hooks are on: every operation after this instant is also an event. */
-    uint64_t ticks = hti_ticks();
+    static const hti_rundown_visitor visitor = {rundown_heap, rundown_block};
+    /* The time is taken after the hooks are on: every operation after it is also an event. */
+    rundown_target target = {stream, hti_ticks(), NULL};
     for (size_t i = 0; i < count; i++) {
-        ht_heap *heap = heaps[i];
-        if (!heap_traced(s, heap))
+        if (!heap_traced(s, heaps[i]))
             continue;
-        ht_heap_lock(heap);
-        ht_heap_summary summary;
-        memset(&summary, 0, sizeof summary);
-        ht_heap_summary_get(heap, 0, &summary);
-        uint32_t compatibility = 0;
-        ht_heap_query_information(heap, HT_HEAP_COMPATIBILITY_INFORMATION, &compatibility,
-                                  sizeof compatibility, NULL);
-        hti_emit_rundown_heap(stream, ticks, heap, summary.reserved, summary.committed,
-                              summary.live_blocks, compatibility);
-        ht_heap_entry entry;
-        memset(&entry, 0, sizeof entry);
-        entry.data = NULL;
-        while (ht_heap_walk(heap, &entry)) {
-            if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
-                hti_emit_rundown_block(stream, ticks, heap, entry.requested, entry.size,
-                                       (uint64_t)(uintptr_t)entry.data, entry.source);
-        }
-        ht_heap_unlock(heap);
+        target.heap = heaps[i];
+        provider->walk(heaps[i], &visitor, &target);
     }
     hti_stream_close(stream);
     hti_unmap_memory(heaps, mapped);
@@ -570,7 +589,7 @@ static int start_session(const ht_trace_options *options, bool in_child)
     /* The footer's peak committed starts from what the heaps hold now; from the switch on, the
      * EXPAND/CONTRACT hooks keep it (a commit made by another thread between the two is the one
      * it can miss). */
-    ht_heap_summary now;
+    hti_rundown_heap now;
     if (traced_summary(s, &now)) {
         atomic_store_explicit(&s->committed, (int64_t)now.committed, memory_order_relaxed);
         atomic_store_explicit(&s->committed_peak, (int64_t)now.committed, memory_order_relaxed);
