@@ -230,6 +230,8 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
         hti_fail(heap, 0, HT_ERROR_BUSY);
         return false;
     }
+    hti_heap_thread *self = hti_thread_record();
+    hti_untraced_begin(self); /* until the heap is dead to the rundown's walk */
     if (HT_TRACE_ON()) hti_trace_heap_destroy(heap);
     pthread_mutex_lock(&heaps_lock);
     if (heap->list_prev) heap->list_prev->list_next = heap->list_next;
@@ -250,6 +252,7 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
     }
     heap->id = 0;
     pthread_mutex_unlock(&heap->lock);
+    hti_untraced_end(self);
     pthread_mutex_lock(&heaps_lock);
     heap->free_next = free_descriptors;
     free_descriptors = heap;
@@ -655,7 +658,12 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         bad_pointer(heap, flags, HT_OP_FREE, block, rc);
         return false;
     }
-    hti_count(heap, tc, HT_OP_FREE, release(heap, tc, flags, &o, tier, block));
+    /* An LFH slot or a large block: the FREE is emitted before the release. */
+    hti_heap_thread *self = hti_thread_record();
+    hti_untraced_begin(self);
+    ht_source s = release(heap, tc, flags, &o, tier, block);
+    hti_untraced_end(self);
+    hti_count(heap, tc, HT_OP_FREE, s);
     return true;
 }
 
@@ -678,8 +686,15 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
             /* not already free by state kept outside the block: not cached in this thread's
              * lookaside list, busy in its subsegment's state byte (else the slow path says why) */
             if (HTI_LIKELY(s == MEMORY_FROM_LOOKASIDE ? !hti_lookaside_holds(tc, slot) : hti_slot_busy(slot))) {
-                if (HT_TRACE_ON()) return free_fast_traced(heap, tc, slot, block, s);
-                return lfh_slot_free(heap, tc, slot, s);
+                hti_heap_thread *self = tc ? tc->thread : NULL;
+                hti_untraced_begin(self);
+                if (HT_TRACE_ON()) {
+                    hti_untraced_end(self); /* it saw tracing on: its event comes first */
+                    return free_fast_traced(heap, tc, slot, block, s);
+                }
+                lfh_slot_free(heap, tc, slot, s);
+                hti_untraced_end(self);
+                return true;
             }
         }
     }

@@ -247,7 +247,36 @@ typedef struct hti_heap_thread {
     hti_tcache *tcaches; /* all of this thread's caches */
     pid_t tid;
     int exiting;
+    /* Odd while the thread is inside an operation that tests the trace switch before its effect
+     * (hti_untraced_begin); written by the thread only, read by a session's start. Last, and
+     * not cleared when the record is reused (a reader may look at any record at any time). */
+    _Atomic uint32_t testing;
 } hti_heap_thread;
+
+/* Brackets an operation that tests the trace switch (HT_TRACE_ON) before its effect, so that
+ * its event comes first: a free of an LFH slot or a large block, a heap's destruction. A session
+ * starting switches tracing on, issues a barrier on every thread (membarrier), then waits for
+ * each record it sees odd to move on (hti_heap_quiesce), so no operation that read the switch as
+ * off changes a heap after the rundown's walk (FORMAT.md §13). The thread's own plain stores;
+ * the barrier gives the order across threads, so the fast path pays two stores, no fence. */
+HTI_INLINE void hti_untraced_begin(hti_heap_thread *t) {
+    if (HTI_LIKELY(t != NULL)) {
+        atomic_store_explicit(&t->testing, atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* before the test of the switch */
+    }
+}
+HTI_INLINE void hti_untraced_end(hti_heap_thread *t) {
+    if (HTI_LIKELY(t != NULL))
+        atomic_store_explicit(&t->testing, atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
+                              memory_order_release); /* after the effect */
+}
+/* The calling thread's record, created if it has none; NULL only when memory is short. */
+HTI_INTERNAL hti_heap_thread *hti_thread_record(void);
+/* Waits until every operation bracketed by hti_untraced_begin/_end that was inside its bracket
+ * when the caller's barrier ran has left it, at most limit_ns; the calling thread's own record
+ * is not waited for. 0, or -ETIMEDOUT with *late set to the records still inside. */
+HTI_INTERNAL int hti_heap_quiesce(uint64_t limit_ns, unsigned *late);
 
 /* The calling thread's cache for heap, creating it if needed; NULL if the heap has no front
  * end or memory is short. */

@@ -5,9 +5,14 @@
  * so the fast path finds its cache with two compares. Thread exit (a pthread key destructor)
  * gives lookaside blocks and subsegments back and folds the thread's counters into the heap.
  * Destroying a heap detaches its caches (heap_id = 0); their threads recycle them lazily.
- * Caches and thread records come from mmap'ed pools, never from a heap. */
+ * Caches and thread records come from mmap'ed pools, never from a heap. A thread record's
+ * `testing` word brackets the operations that test the trace switch before their effect, and
+ * hti_heap_quiesce waits on them for a session's start (heap_internal.h, hti_untraced_begin). */
+#include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "heap_internal.h"
@@ -18,31 +23,42 @@ __thread hti_heap_thread *hti_current_thread __attribute__((tls_model("initial-e
 #define POOL_CHUNK (64u << 10) /* a pool maps this many bytes at a time, never unmapped */
 typedef struct pool {
     size_t object;
+    size_t cleared; /* bytes of an object zeroed when it is handed out */
     void *free;
     pthread_mutex_t lock;
+    /* The chunks, newest first, linked through their first word (the first object's place is
+     * kept for it): the thread records' pool is read by hti_heap_quiesce without the lock. */
+    void *_Atomic chunks;
 } pool;
 
-static pool tcache_pool = {sizeof(hti_tcache), NULL, PTHREAD_MUTEX_INITIALIZER};
-static pool thread_pool = {sizeof(hti_heap_thread), NULL, PTHREAD_MUTEX_INITIALIZER};
+static pool tcache_pool = {sizeof(hti_tcache), sizeof(hti_tcache), NULL,
+                           PTHREAD_MUTEX_INITIALIZER, NULL};
+/* A record's `testing` word is never cleared: a session's start may read it at any time. */
+static pool thread_pool = {sizeof(hti_heap_thread), offsetof(hti_heap_thread, testing), NULL,
+                           PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static size_t pool_stride(const pool *p) { return hti_align_up(p->object, HTI_CACHE_LINE); }
 
 static void *pool_get(pool *p) {
     pthread_mutex_lock(&p->lock);
     if (!p->free) {
-        size_t chunk = POOL_CHUNK, size = hti_align_up(p->object, HTI_CACHE_LINE);
+        size_t chunk = POOL_CHUNK, size = pool_stride(p);
         char *mem = hti_os_map(chunk, hti_page_size());
         if (!mem) {
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        for (size_t off = 0; off + size <= chunk; off += size) {
+        for (size_t off = size; off + size <= chunk; off += size) {
             *(void **)(mem + off) = p->free;
             p->free = mem + off;
         }
+        *(void **)mem = atomic_load_explicit(&p->chunks, memory_order_relaxed);
+        atomic_store_explicit(&p->chunks, (void *)mem, memory_order_release);
     }
     void *obj = p->free;
     p->free = *(void **)obj;
     pthread_mutex_unlock(&p->lock);
-    memset(obj, 0, p->object);
+    memset(obj, 0, p->cleared);
     return obj;
 }
 
@@ -118,9 +134,64 @@ static hti_heap_thread *thread_get(void) {
     return t;
 }
 
+hti_heap_thread *hti_thread_record(void) { return thread_get(); }
+
+/* Calls f on every thread record there is (in use or free), without the pool's lock: chunks
+ * are only ever added, at the head, and never unmapped. */
+static void records_each(void (*f)(hti_heap_thread *t, void *context), void *context) {
+    size_t size = pool_stride(&thread_pool);
+    for (char *c = atomic_load_explicit(&thread_pool.chunks, memory_order_acquire); c;
+         c = *(char **)c)
+        for (size_t off = size; off + size <= POOL_CHUNK; off += size)
+            f((hti_heap_thread *)(c + off), context);
+}
+
+static void reset_testing(hti_heap_thread *t, void *context) {
+    (void)context;
+    if (t != hti_current_thread) atomic_store_explicit(&t->testing, 0, memory_order_relaxed);
+}
+
 void hti_thread_after_fork_child(void) {
-    /* The child has one thread: the caller. Its records stay valid; its tid changed. */
+    /* The child has one thread: the caller. Its records stay valid; its tid changed. The other
+     * threads' records stay allocated, but none of them is inside an operation any more. */
     if (hti_current_thread) hti_current_thread->tid = (pid_t)syscall(SYS_gettid);
+    records_each(reset_testing, NULL);
+}
+
+/* ---- a session's start: waiting for the operations that read the switch as off ---------- */
+#define QUIESCE_POLL_NS 20000L /* between two looks at a record still inside */
+
+typedef struct quiesce {
+    uint64_t deadline;
+    unsigned late;
+} quiesce;
+
+static uint64_t monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void wait_record(hti_heap_thread *t, void *context) {
+    quiesce *q = context;
+    if (t == hti_current_thread) return; /* a start from inside this thread's own operation */
+    uint32_t seen = atomic_load_explicit(&t->testing, memory_order_acquire);
+    if (!(seen & 1)) return;
+    while (atomic_load_explicit(&t->testing, memory_order_acquire) == seen) {
+        if (monotonic_ns() >= q->deadline) {
+            q->late++;
+            return;
+        }
+        struct timespec pause = {0, QUIESCE_POLL_NS};
+        nanosleep(&pause, NULL);
+    }
+}
+
+int hti_heap_quiesce(uint64_t limit_ns, unsigned *late) {
+    quiesce q = {monotonic_ns() + limit_ns, 0};
+    records_each(wait_record, &q);
+    if (late) *late = q.late;
+    return q.late ? -ETIMEDOUT : 0;
 }
 
 /* ---- caches --------------------------------------------------------------------------- */

@@ -330,4 +330,7 @@ static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void
     ht_heap_unlock(heap);
 }
 
-const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize, rundown_walk};
+static int rundown_quiesce(uint64_t limit_ns, unsigned *late) { return hti_heap_quiesce(limit_ns, late); }
+
+const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize, rundown_walk,
+                                                        rundown_quiesce};

@@ -48,6 +48,11 @@ typedef struct hti_rundown_provider {
     bool (*summarize)(ht_heap *heap, hti_rundown_heap *state);
     /* Visits heap's state and its busy blocks, in address order, under its lock. */
     void (*walk)(ht_heap *heap, const hti_rundown_visitor *visitor, void *context);
+    /* Called after tracing was switched on and a barrier ran on every thread: waits until no
+     * heap operation that read the switch as off is still before the effect it tested for (a
+     * free releasing its block, a heap's destruction), at most limit_ns. 0, or -ETIMEDOUT with
+     * *late set to the operations it gave up on. */
+    int (*quiesce)(uint64_t limit_ns, unsigned *late);
 } hti_rundown_provider;
 
 /* Registers the provider (static storage, never freed); NULL unregisters. Safe to call before

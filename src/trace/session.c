@@ -356,11 +356,6 @@ void hti_rundown(hti_session *s)
 
 /* ---- start and stop ---- */
 
-/* How long the start gives an operation that tested the switch as off before its effect to
- * finish (see wait_untraced_operations): a short window without a wait, so this only has to
- * outlast a short pre-emption. */
-#define RELEASE_WINDOW_NS 1000000L
-
 /* Step (3) of the rundown (FORMAT.md "Rundown"), after the switch and before the rundown time:
  * no heap operation that read the switch as off may change a heap after the walk.
  *
@@ -369,23 +364,22 @@ void hti_rundown(hti_session *s)
  * so a test that read "off" came before it, and so did everything the thread did before that
  * test. That covers every allocation (the block is taken, on every path, before alloc_done and
  * the realloc paths test the switch) and the back-end frees (the block is freed under the heap
- * lock before the test), however long their thread is pre-empted afterwards: what they changed
- * is visible to the walk.
+ * lock before the test), however long their thread is pre-empted afterwards.
  *
- * It does not cover the operations that test the switch before their effect, so that the event
- * comes first: frees of LFH slots (the lock-free fast path, the lookaside push, free_slow) and
- * of large blocks (tested before the heap lock is taken), and a heap's destruction. Waiting for those exactly needs a
- * per-thread "inside a heap operation" word written by the heap's free paths (a plain store at
- * entry and exit, read by this thread after the barrier, as userspace RCU does); the heap keeps
- * none and the tracer has no list of every thread that uses a heap (its own list holds threads
- * that wrote an event). A round of the heaps' locks would add nothing: the walk takes each lock
- * anyway, and none of these operations holds it across its test. So those get the pause below,
- * and a thread pre-empted for longer inside that window is the exception FORMAT.md states. */
+ * The operations that test the switch before their effect, so that their event comes first (a
+ * free of an LFH slot or a large block, a heap's destruction), mark themselves in their thread's
+ * heap record around test and effect (userspace RCU's read side: plain stores, ordered by this
+ * barrier). The heap's provider then waits for every record it finds inside such an operation to
+ * leave it: an exact wait, bounded by the stop's own bound for a thread inside a hook. A thread
+ * held longer than that (stopped, say) is the exception FORMAT.md states. */
 static void wait_untraced_operations(void)
 {
     hti_hooks_barrier();
-    struct timespec pause = {0, RELEASE_WINDOW_NS};
-    nanosleep(&pause, NULL);
+    const hti_rundown_provider *provider =
+        atomic_load_explicit(&rundown_provider, memory_order_acquire);
+    unsigned late = 0; /* given up on: silently, as the stop gives up on a thread in a hook */
+    if (provider && provider->quiesce)
+        provider->quiesce(HTI_QUIESCE_NS, &late);
 }
 
 static void sweep_exited(void)
