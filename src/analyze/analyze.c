@@ -175,8 +175,8 @@ static inline int add_block(ht_analysis *a, uint64_t address, uint64_t size, uin
     return 0;
 }
 
-static inline void count_allocation(ht_analysis *a, hti_site *s, hti_heap *h, uint64_t size,
-                                    uint32_t source, double w)
+static inline void count_allocation(ht_analysis *a, hti_site *s, uint64_t size, uint32_t source,
+                                    double w)
 {
     double bytes = (double)size * w;
     s->alloc_count += w;
@@ -184,22 +184,19 @@ static inline void count_allocation(ht_analysis *a, hti_site *s, hti_heap *h, ui
     unsigned src = source < HT_SOURCE_COUNT ? source : 0;
     s->source_count[src] += w;
     s->source_bytes[src] += bytes;
-    h->alloc_count[src] += w;
-    h->alloc_bytes[src] += bytes;
     unsigned bucket = histogram_bucket(size);
     a->hist_count[bucket] += w;
     a->hist_bytes[bucket] += bytes;
 }
 
-/* One operation (an ALLOC, FREE or REALLOC event) in the tables by Source, heap and thread. */
-static inline void count_op(ht_analysis *a, hti_heap *h, hti_model_thread *t, ht_op op, uint32_t source,
+/* One operation (an ALLOC, FREE or REALLOC event) in its heap's table by Source and in its
+ * thread's. */
+static inline void count_op(hti_heap *h, hti_model_thread *t, ht_op op, uint32_t source,
                             double count, double bytes)
 {
-    hti_ops *by_source = &a->by_source[source < HT_SOURCE_COUNT ? source : 0];
-    by_source->count[op] += count;
-    by_source->bytes[op] += bytes;
-    h->ops.count[op] += count;
-    h->ops.bytes[op] += bytes;
+    hti_ops *o = &h->ops[source < HT_SOURCE_COUNT ? source : 0];
+    o->count[op] += count;
+    o->bytes[op] += bytes;
     if (t) {
         t->ops.count[op] += count;
         t->ops.bytes[op] += bytes;
@@ -307,44 +304,32 @@ static void rundown_end(ht_analysis *a, pass *p)
 
 /* ---- temporaries: a thread's last operation ----
  * heaptrack's rule, per thread: a block is temporary when the thread that allocated it frees (or
- * reallocates) it with its very next heap operation. t->last_alloc alone is an address, and an
- * address outlives its block: another thread may free the block and get the address again for a
- * new one. So every allocation at an address makes the thread that allocated there before
- * forget it (last_allocs), and t->last_alloc == address then means "this very block". */
+ * reallocates) it with its very next heap operation. An address outlives its block (another
+ * thread may free the block and get the address again for a new one), so the thread keeps the
+ * block's identity: its address and its allocation time. Two blocks at one address cannot have
+ * been allocated at one time unless a free and an allocation of another thread fall in the same
+ * nanosecond, which is the rule's one blind spot. */
 
 /* The thread did something else than allocate: its last operation is no longer an allocation. */
-static inline void last_alloc_clear(ht_analysis *a, hti_model_thread *t)
+static inline void last_alloc_clear(hti_model_thread *t)
 {
-    if (t && t->last_alloc) {
-        hti_map_remove(&a->last_allocs, t->last_alloc);
+    if (t)
         t->last_alloc = 0;
-    }
 }
 
-/* A new block at address: the thread that allocated there before (if it did nothing since)
- * no longer has its block there. */
-static inline void last_alloc_forget_address(ht_analysis *a, uint64_t address)
+/* t's last operation allocated the block at address, at time. */
+static inline void last_alloc_set(hti_model_thread *t, uint64_t address, uint64_t time)
 {
-    uint32_t other = hti_map_get(&a->last_allocs, address);
-    if (other != UINT32_MAX) {
-        a->threads[other].last_alloc = 0;
-        hti_map_remove(&a->last_allocs, address);
-    }
-}
-
-/* t's last operation allocated the block at address. */
-static inline void last_alloc_set(ht_analysis *a, hti_model_thread *t, uint64_t address)
-{
-    last_alloc_clear(a, t);
-    last_alloc_forget_address(a, address);
-    if (t && hti_map_put(&a->last_allocs, address, (uint32_t)(t - a->threads)) == 0)
+    if (t) {
         t->last_alloc = address;
+        t->last_alloc_time = time;
+    }
 }
 
 static bool is_temporary(const ht_analysis *a, const hti_model_thread *t, const hti_block *b,
                          uint64_t address, uint64_t now)
 {
-    if (t && t->last_alloc == address)
+    if (t && t->last_alloc == address && t->last_alloc_time == (b->time & ~TIME_MARK))
         return true;
     uint64_t threshold = a->options.temporary_threshold_ns;
     return threshold && now >= b->time && now - b->time <= threshold && b->site != HTI_SITE_RUNDOWN;
@@ -386,12 +371,31 @@ static inline uint32_t heap_cached(ht_analysis *a, pass *p, uint64_t handle)
     return p->heap_cache_index;
 }
 
+/* The totals the heaps already hold, summed once after the pass rather than kept per event. */
+static void sum_heaps(ht_analysis *a)
+{
+    a->alloc_count = a->alloc_bytes = a->free_count = a->free_bytes = 0;
+    for (size_t i = 0; i < a->heap_count; i++)
+        for (unsigned s = 0; s < HT_SOURCE_COUNT; s++) {
+            hti_heap *h = &a->heaps[i];
+            /* Successful allocations: every operation with a Source but INVALID (count_op). */
+            const hti_ops *o = &h->ops[s];
+            bool served = s != MEMORY_FROM_INVALID;
+            h->alloc_count[s] = served ? o->count[HT_OP_ALLOC] + o->count[HT_OP_REALLOC] : 0;
+            h->alloc_bytes[s] = served ? hti_ops_allocated(o) : 0;
+            a->alloc_count += h->alloc_count[s];
+            a->alloc_bytes += h->alloc_bytes[s];
+            a->free_count += h->free_count[s];
+            a->free_bytes += h->free_bytes[s];
+        }
+}
+
 /* ---- applying one event ----
  * One function per kind; each is inlined into apply's switch. Those that can run out of memory
  * return 0 or -ENOMEM. */
 
 /* A FREE, or a REALLOC's old block: the block b (of thread t's operation) leaves the model. */
-static inline void release_block(ht_analysis *a, hti_model_thread *t, hti_block *b, uint32_t source,
+static inline __attribute__((always_inline)) void release_block(ht_analysis *a, hti_model_thread *t, hti_block *b, uint32_t source,
                                  uint64_t now, const hti_hooks *hooks)
 {
     if (is_temporary(a, t, b, b->address, now))
@@ -401,8 +405,6 @@ static inline void release_block(ht_analysis *a, hti_model_thread *t, hti_block 
     hti_heap *h = &a->heaps[hti_block_heap(b)];
     h->free_count[src] += w;
     h->free_bytes[src] += bytes;
-    a->free_count += w;
-    a->free_bytes += bytes;
     account_release(a, b, now, hooks);
     hti_blocks_remove(&a->blocks, b);
 }
@@ -415,21 +417,19 @@ static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64
     hti_model_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
     uint32_t site = stack_site(a, e->stack_id);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
-    count_op(a, &a->heaps[heap], t, HT_OP_ALLOC, x->Source, e->weight,
+    count_op(&a->heaps[heap], t, HT_OP_ALLOC, x->Address ? x->Source : MEMORY_FROM_INVALID, e->weight,
              (double)x->Size * e->weight);
     if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
         record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
-        last_alloc_clear(a, t);
+        last_alloc_clear(t);
         if (hooks && hooks->notable)
             hooks->notable(hooks->context, a, e, site);
         return 0;
     }
-    a->alloc_count += e->weight;
-    a->alloc_bytes += (double)x->Size * e->weight;
-    count_allocation(a, &a->sites[site], &a->heaps[heap], x->Size, x->Source, e->weight);
+    count_allocation(a, &a->sites[site], x->Size, x->Source, e->weight);
     if (add_block(a, x->Address, x->Size, heap, site, e->weight, now, hooks) != 0)
         return -ENOMEM;
-    last_alloc_set(a, t, x->Address);
+    last_alloc_set(t, x->Address, now);
     return 0;
 }
 
@@ -442,7 +442,7 @@ static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     hti_block *b = x->Address ? hti_blocks_find(&a->blocks, x->Address) : NULL;
     bool released = b && x->Source != MEMORY_FROM_INVALID;
-    count_op(a, &a->heaps[heap], t, HT_OP_FREE, x->Source, 1,
+    count_op(&a->heaps[heap], t, HT_OP_FREE, x->Source, 1,
              released ? (double)hti_block_size(b) * b->weight : 0);
     if (!x->Address) /* free(NULL) */
         return;
@@ -454,19 +454,19 @@ static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64
                                 ? HTI_INVALID_DOUBLE_FREE
                                 : HTI_INVALID_UNKNOWN_FREE;
         record_invalid(a, e, kind, site, heap, x->Address, 0);
-        last_alloc_clear(a, t);
+        last_alloc_clear(t);
         if (hooks && hooks->notable)
             hooks->notable(hooks->context, a, e, site);
         return;
     }
     if (!b) {
         a->unknown_frees += 1;
-        last_alloc_clear(a, t);
+        last_alloc_clear(t);
         return;
     }
     release_block(a, t, b, x->Source, now, hooks);
     a->recent_frees[recent_slot(x->Address)] = x->Address;
-    last_alloc_clear(a, t);
+    last_alloc_clear(t);
 }
 
 /* REALLOC: the old block leaves, the new one enters (or an INVALID reallocation). */
@@ -478,7 +478,8 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
     uint32_t site = stack_site(a, e->stack_id);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;
-    count_op(a, &a->heaps[heap], t, HT_OP_REALLOC, x->Source, e->weight,
+    count_op(&a->heaps[heap], t, HT_OP_REALLOC, x->NewAddress ? x->Source : MEMORY_FROM_INVALID,
+             e->weight,
              (double)x->NewSize * e->weight);
     if (x->Source == MEMORY_FROM_INVALID || !x->NewAddress) {
         hti_invalid_kind kind =
@@ -488,7 +489,7 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
                 ? HTI_INVALID_REALLOC_FREED
                 : HTI_INVALID_REALLOC_UNKNOWN;
         record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
-        last_alloc_clear(a, t);
+        last_alloc_clear(t);
         if (hooks && hooks->notable)
             hooks->notable(hooks->context, a, e, site);
         return 0;
@@ -500,14 +501,12 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
     } else if (x->OldAddress) {
         a->unknown_frees += 1;
     }
-    a->alloc_count += e->weight;
-    a->alloc_bytes += (double)x->NewSize * e->weight;
     a->realloc_count += e->weight;
     a->realloc_bytes += (double)x->NewSize * e->weight;
-    count_allocation(a, &a->sites[site], &a->heaps[heap], x->NewSize, x->Source, e->weight);
+    count_allocation(a, &a->sites[site], x->NewSize, x->Source, e->weight);
     if (add_block(a, x->NewAddress, x->NewSize, heap, site, e->weight, now, hooks) != 0)
         return -ENOMEM;
-    last_alloc_set(a, t, x->NewAddress);
+    last_alloc_set(t, x->NewAddress, now);
     return 0;
 }
 
@@ -530,7 +529,6 @@ static inline int apply_rundown_block(ht_analysis *a, pass *p, const ht_event *e
     a->rundown_bytes += (double)x->Size;
     if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
         return -ENOMEM;
-    last_alloc_forget_address(a, x->Address);
     if (p->rundown_sweep)
         hti_blocks_find(&a->blocks, x->Address)->time |= TIME_MARK;
     return 0;
@@ -788,6 +786,7 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
     if (p.in_rundown)
         rundown_end(a, &p);
     hti_progress_done(&pr);
+    sum_heaps(a);
     /* Blocks still live: leaks; for the window, they were never freed. */
     uint64_t end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
     if (a->window_sites || (hooks && hooks->block_end)) {
@@ -948,7 +947,6 @@ void ht_analysis_close(ht_analysis *a)
     hti_blocks_free(&a->blocks);
     hti_map_free(&a->heap_index);
     hti_map_free(&a->thread_index);
-    hti_map_free(&a->last_allocs);
     free(a->heaps);
     free(a->threads);
     free(a->recent_frees);

@@ -247,29 +247,35 @@ static inline double hti_ops_allocated(const hti_ops *o)
 {
     return o->bytes[HT_OP_ALLOC] + o->bytes[HT_OP_REALLOC];
 }
+static inline void hti_ops_add(hti_ops *sum, const hti_ops *o)
+{
+    for (int op = 0; op < HT_OP_COUNT; op++) {
+        sum->count[op] += o->count[op];
+        sum->bytes[op] += o->bytes[op];
+    }
+}
 
 typedef struct hti_heap {
     uint64_t handle;
     uint64_t created_ns, destroyed_ns; /* 0: before the trace / not destroyed */
     uint32_t flags;
     bool rundown, created, destroyed;
-    hti_ops ops;
+    hti_ops ops[HT_SOURCE_COUNT]; /* by Source; index 0: values out of range */
     uint64_t peak_epoch;
     double live_count, live_bytes, max_live_bytes;
     double peak_count, peak_bytes; /* at the global peak (epoch trick, as sites) */
     uint64_t committed, max_committed;
-    double alloc_count[HT_SOURCE_COUNT], alloc_bytes[HT_SOURCE_COUNT];
+    double alloc_count[HT_SOURCE_COUNT], alloc_bytes[HT_SOURCE_COUNT]; /* from ops, after the pass */
     double free_count[HT_SOURCE_COUNT], free_bytes[HT_SOURCE_COUNT];
     uint64_t invalid[3]; /* by ht_op */
 } hti_heap;
 
 /* A thread as the model sees it: its operations, and its last operation if it was an
- * allocation (the block at last_alloc). That stays the thread's block only while no other thread
- * allocates at that address (the block may be freed elsewhere and its address handed out again):
- * ht_analysis.last_allocs finds the thread to forget it. */
+ * allocation (analyze.c, "temporaries"). */
 typedef struct hti_model_thread {
     uint32_t tid;
-    uint64_t last_alloc; /* address of the thread's last operation if it was an allocation */
+    uint64_t last_alloc;      /* address of the thread's last operation if it was an allocation */
+    uint64_t last_alloc_time; /* and that block's allocation time: the block's identity */
     hti_ops ops;
 } hti_model_thread;
 
@@ -333,7 +339,6 @@ struct ht_analysis {
 
     hti_blocks blocks;
     hti_map heap_index, thread_index;
-    hti_map last_allocs; /* address -> index of the thread whose last operation allocated it */
     hti_heap *heaps;
     size_t heap_count, heap_capacity;
     hti_model_thread *threads;
@@ -342,8 +347,8 @@ struct ht_analysis {
 
     /* totals */
     uint64_t events, kind_count[256];
-    double kind_bytes[256]; /* RUNDOWN_BLOCK Size, HEAP_EXPAND/CONTRACT Bytes (ops: by_source) */
-    hti_ops by_source[HT_SOURCE_COUNT]; /* index 0: Source values out of range */
+    double kind_bytes[256]; /* RUNDOWN_BLOCK Size, HEAP_EXPAND/CONTRACT Bytes (ops: per heap) */
+    /* alloc_* and free_* are the heaps' sums, set at the end of the pass (hti_analysis_run) */
     double alloc_count, alloc_bytes, free_count, free_bytes, realloc_count, realloc_bytes;
     double live_count, live_bytes;
     double peak_count, peak_bytes;

@@ -22,6 +22,24 @@ static const unsigned kind_order[] = {
 #define LOST_REASONS 8
 #define LABEL 14 /* width of the labels of the first lines */
 
+/* The operations of every heap with Source s. */
+static hti_ops by_source(const ht_analysis *a, unsigned s)
+{
+    hti_ops sum = {{0}, {0}};
+    for (size_t i = 0; i < a->heap_count; i++)
+        hti_ops_add(&sum, &a->heaps[i].ops[s]);
+    return sum;
+}
+
+/* The operations of heap h, every Source. */
+static hti_ops heap_ops(const hti_heap *h)
+{
+    hti_ops sum = {{0}, {0}};
+    for (unsigned s = 0; s < HT_SOURCE_COUNT; s++)
+        hti_ops_add(&sum, &h->ops[s]);
+    return sum;
+}
+
 /* Events of kind k as the model counts them: operations weighted (estimates when sampled). */
 static double kind_count(const ht_analysis *a, unsigned k)
 {
@@ -32,7 +50,7 @@ static double kind_count(const ht_analysis *a, unsigned k)
         return (double)a->kind_count[k];
     double sum = 0;
     for (unsigned s = 0; s < HT_SOURCE_COUNT; s++)
-        sum += a->by_source[s].count[op];
+        sum += by_source(a, s).count[op];
     return sum;
 }
 
@@ -45,7 +63,7 @@ static double kind_bytes(const ht_analysis *a, unsigned k)
         return a->kind_bytes[k];
     double sum = 0;
     for (unsigned s = 0; s < HT_SOURCE_COUNT; s++)
-        sum += a->by_source[s].bytes[op];
+        sum += by_source(a, s).bytes[op];
     return sum;
 }
 
@@ -57,9 +75,9 @@ static bool kind_has_bytes(unsigned k)
 
 /* ---- heaps and threads, busiest first ---- */
 
-static const hti_ops *group_ops(const ht_analysis *a, bool heaps, size_t i)
+static hti_ops group_ops(const ht_analysis *a, bool heaps, size_t i)
 {
-    return heaps ? &a->heaps[i].ops : &a->threads[i].ops;
+    return heaps ? heap_ops(&a->heaps[i]) : a->threads[i].ops;
 }
 
 typedef struct order {
@@ -76,8 +94,9 @@ static uint64_t group_key(const ht_analysis *a, bool heaps, size_t i)
 static int by_activity(const void *x, const void *y)
 {
     size_t i = *(const size_t *)x, j = *(const size_t *)y;
-    double di = hti_ops_total(group_ops(sort_order.a, sort_order.heaps, i));
-    double dj = hti_ops_total(group_ops(sort_order.a, sort_order.heaps, j));
+    hti_ops oi = group_ops(sort_order.a, sort_order.heaps, i);
+    hti_ops oj = group_ops(sort_order.a, sort_order.heaps, j);
+    double di = hti_ops_total(&oi), dj = hti_ops_total(&oj);
     if (di != dj)
         return di < dj ? 1 : -1;
     uint64_t ki = group_key(sort_order.a, sort_order.heaps, i);
@@ -154,7 +173,8 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
     fprintf(out, "\n%-26s %12s %12s %12s  %16s\n", "by Source", "alloc", "free", "realloc",
             "bytes allocated");
     for (unsigned s = MEMORY_FROM_LOOKASIDE; s < HT_SOURCE_COUNT; s++) {
-        const hti_ops *o = &a->by_source[s];
+        hti_ops sum = by_source(a, s);
+        const hti_ops *o = &sum;
         if (hti_ops_total(o) == 0)
             continue;
         fprintf(out, "  %-24s %12s %12s %12s  %16s\n", ht_source_name(s),
@@ -175,7 +195,8 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
         fprintf(out, "\n%-26s %12s %12s %12s  %16s%s\n", title, "alloc", "free", "realloc",
                 "bytes allocated", heaps ? "     live at end" : "");
         for (size_t i = 0; i < shown; i++) {
-            const hti_ops *o = group_ops(a, heaps, index[i]);
+            hti_ops sum = group_ops(a, heaps, index[i]);
+            const hti_ops *o = &sum;
             char key[32];
             if (heaps)
                 snprintf(key, sizeof key, "0x%" PRIx64, a->heaps[index[i]].handle);
@@ -257,10 +278,11 @@ static int write_json(ht_analysis *a, FILE *out)
     hti_json_end_object(&j);
     hti_json_begin_object(&j, "by_source");
     for (unsigned s = MEMORY_FROM_LOOKASIDE; s < HT_SOURCE_COUNT; s++) {
-        if (hti_ops_total(&a->by_source[s]) == 0)
+        hti_ops sum = by_source(a, s);
+        if (hti_ops_total(&sum) == 0)
             continue;
         hti_json_begin_object(&j, ht_source_name(s));
-        json_ops(&j, &a->by_source[s]);
+        json_ops(&j, &sum);
         hti_json_end_object(&j);
     }
     hti_json_end_object(&j);
@@ -275,7 +297,8 @@ static int write_json(ht_analysis *a, FILE *out)
             if (heaps) {
                 const hti_heap *h = &a->heaps[index[i]];
                 hti_json_hex(&j, "HeapHandle", h->handle);
-                json_ops(&j, &h->ops);
+                hti_ops sum = heap_ops(h);
+                json_ops(&j, &sum);
                 hti_json_round(&j, "live_blocks", h->live_count);
                 hti_json_round(&j, "live_bytes", h->live_bytes);
                 hti_json_bool(&j, "created", h->created);
