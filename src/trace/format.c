@@ -176,7 +176,7 @@ int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_h
     header->body_length = hti_get_u32(in + 4);
     header->raw_length = hti_get_u32(in + 8);
     header->crc = hti_get_u32(in + 12);
-    if (header->type < HTI_CHUNK_HEADER || header->type > 63) {
+    if (header->type < HTI_CHUNK_HEADER || header->type > HTI_CHUNK_TYPE_MAX) {
         *why = "bad chunk type";
         return -EBADMSG;
     }
@@ -303,52 +303,58 @@ int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta)
 
 /* ---- footer ---- */
 
+/* The FOOTER's fields in their order, and where each group ends (FORMAT.md §10): the one
+ * spelling of the groups, for the encoder and the decoder. */
+static const unsigned footer_group_end[] = {
+    [HTI_FOOTER_CLOCK] = 2,
+    [HTI_FOOTER_COUNTS] = 5,
+    [HTI_FOOTER_END_STATE] = HTI_FOOTER_FIELDS,
+};
+
+static void footer_fields(hti_footer *f, uint64_t *fields[HTI_FOOTER_FIELDS])
+{
+    uint64_t *in_order[HTI_FOOTER_FIELDS] = {
+        &f->end_ticks, &f->end_ns,      &f->events,     &f->lost,           &f->chunks,
+        &f->flags,     &f->live_blocks, &f->live_bytes, &f->peak_committed,
+    };
+    memcpy(fields, in_order, sizeof in_order);
+}
+
 size_t hti_footer_encode(uint8_t *out, const hti_footer *footer)
 {
+    hti_footer copy = *footer;
+    uint64_t *fields[HTI_FOOTER_FIELDS];
+    footer_fields(&copy, fields);
+    /* Group 1 always; parts past the last known group write every group. */
+    unsigned parts = footer->parts;
+    if (parts < HTI_FOOTER_CLOCK)
+        parts = HTI_FOOTER_CLOCK;
+    if (parts > HTI_FOOTER_END_STATE)
+        parts = HTI_FOOTER_END_STATE;
     uint8_t *p = out;
-    p = hti_put_varint(p, footer->end_ticks);
-    p = hti_put_varint(p, footer->end_ns);
-    if (footer->parts >= HTI_FOOTER_COUNTS) {
-        p = hti_put_varint(p, footer->events);
-        p = hti_put_varint(p, footer->lost);
-        p = hti_put_varint(p, footer->chunks);
-    }
-    if (footer->parts >= HTI_FOOTER_END_STATE) {
-        p = hti_put_varint(p, footer->flags);
-        p = hti_put_varint(p, footer->live_blocks);
-        p = hti_put_varint(p, footer->live_bytes);
-        p = hti_put_varint(p, footer->peak_committed);
-    }
+    for (unsigned i = 0; i < footer_group_end[parts]; i++)
+        p = hti_put_varint(p, *fields[i]);
     return (size_t)(p - out);
 }
 
 int hti_footer_decode(const void *data, size_t size, hti_footer *footer)
 {
     memset(footer, 0, sizeof *footer);
+    uint64_t *fields[HTI_FOOTER_FIELDS];
+    footer_fields(footer, fields);
     hti_cursor c = hti_cursor_make(data, size);
-    footer->end_ticks = hti_get_varint(&c);
-    footer->end_ns = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_CLOCK;
-    /* A group starts only where bytes are left; once started it must be whole. */
-    if (c.p == c.end)
-        return 0;
-    footer->events = hti_get_varint(&c);
-    footer->lost = hti_get_varint(&c);
-    footer->chunks = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_COUNTS;
-    if (c.p == c.end)
-        return 0;
-    footer->flags = hti_get_varint(&c);
-    footer->live_blocks = hti_get_varint(&c);
-    footer->live_bytes = hti_get_varint(&c);
-    footer->peak_committed = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_END_STATE;
+    unsigned i = 0;
+    for (unsigned group = HTI_FOOTER_CLOCK; group <= HTI_FOOTER_END_STATE; group++) {
+        /* The first group is required; a later one starts only where bytes are left, and once
+         * started it must be whole. */
+        if (group > HTI_FOOTER_CLOCK && c.p == c.end)
+            return 0;
+        for (; i < footer_group_end[group]; i++)
+            *fields[i] = hti_get_varint(&c);
+        if (!c.ok)
+            return -EBADMSG;
+        footer->parts = group;
+    }
     return 0;
 }
 

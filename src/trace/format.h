@@ -32,6 +32,8 @@
 #define HTI_CHUNK_BODY_MAX HT_READER_CHUNK_MAX
 #define HTI_CHUNK_FLAG_ZSTD 0x01u
 
+#define HTI_CHUNK_TYPE_MAX 63u /* types 1..63; unknown ones are skipped */
+
 enum hti_chunk_type {
     HTI_CHUNK_HEADER = 1,
     HTI_CHUNK_EVENTS = 2,
@@ -262,7 +264,13 @@ typedef struct hti_events_meta {
     uint64_t stream_id;   /* unique per buffer within the session */
 } hti_events_meta;
 
-size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta); /* <= 64 bytes */
+#define HTI_EVENTS_META_FIELDS 7u
+#define HTI_EVENTS_META_MAX (HTI_EVENTS_META_FIELDS * HTI_VARINT_MAX) /* bytes */
+
+_Static_assert(HTI_EVENTS_META_MAX <= HTI_CHUNK_META_MAX, "an EVENTS meta fits a chunk's meta");
+
+/* Writes the meta into out (HTI_EVENTS_META_MAX bytes); returns its length. */
+size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta);
 /* 0 (bytes after the known fields are ignored) or -EBADMSG: cut short, a thread id or flags
  * past 32 bits, an offset no fill can have. */
 int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta);
@@ -276,7 +284,8 @@ enum hti_footer_parts {
     HTI_FOOTER_END_STATE = 3, /* + flags, live blocks, their requested bytes, peak committed */
 };
 #define HTI_FOOTER_AT_EXIT 0x1u /* flags: the session stopped because the process exited */
-#define HTI_FOOTER_MAX 96u      /* bytes: 9 varints */
+#define HTI_FOOTER_FIELDS 9u    /* of the three groups together; format.c says which is whose */
+#define HTI_FOOTER_MAX (HTI_FOOTER_FIELDS * HTI_VARINT_MAX) /* bytes */
 
 typedef struct hti_footer {
     unsigned parts; /* groups present: HTI_FOOTER_CLOCK .. HTI_FOOTER_END_STATE */

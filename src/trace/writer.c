@@ -543,7 +543,7 @@ static bool emit_range(hti_session *s, hti_trace_thread *t, const hti_fill *f, u
     if (s->options.stack_depth && hti_stack_count() != s->writer_state.stacks_emitted)
         hti_stacks_emit(s, &s->writer_state.stacks_emitted);
     hti_events_meta meta = events_meta(t, seq, f->base_ticks, from, to);
-    uint8_t meta_bytes[80];
+    uint8_t meta_bytes[HTI_EVENTS_META_MAX];
     size_t meta_length = hti_events_meta_encode(meta_bytes, &meta);
     atomic_fetch_add_explicit(&s->events_emitted, events, memory_order_relaxed);
     if (s->has_consumers)
@@ -1078,7 +1078,7 @@ void hti_writer_emergency(hti_session *s)
             if (!fill_ready(f, seq, &range) || range.after_loss)
                 continue; /* nothing new, or a rest that could not be decoded */
             hti_events_meta meta = events_meta(t, seq, f->base_ticks, range.from, range.to);
-            uint8_t meta_bytes[80];
+            uint8_t meta_bytes[HTI_EVENTS_META_MAX];
             size_t n = hti_events_meta_encode(meta_bytes, &meta);
             const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
             uint32_t from_bytes = (uint32_t)range.from, to_bytes = (uint32_t)range.to;
