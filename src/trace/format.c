@@ -1,5 +1,6 @@
-/* format.c — the checked half of the trace format: varint and chunk decoding, CRC-32C, and the
- * event decoder shared by the reader and the real-time consumer.
+/* format.c — the out-of-line half of the trace format: varint and chunk decoding, CRC-32C, the
+ * encoders and decoders of the HEADER, EVENTS meta, FOOTER, and STACKS, STRINGS, MODULES, CLOCK and
+ * LOST records, and the event decoder shared by the reader and the real-time consumer.
  *
  * Invariant: no function here reads outside [cursor.p, cursor.end) or allocates; malformed
  * input yields -EBADMSG (and a pointer to the bad byte), never a crash or a loop that does not
@@ -136,6 +137,16 @@ void hti_preamble_encode(uint8_t out[HTI_PREAMBLE_SIZE])
     hti_put_u32(out + 12, 0);
 }
 
+int hti_preamble_decode(const uint8_t in[HTI_PREAMBLE_SIZE], hti_preamble *preamble)
+{
+    if (memcmp(in, HTI_MAGIC, HTI_MAGIC_SIZE) != 0)
+        return -EBADMSG;
+    preamble->version_major = hti_get_u16(in + 8);
+    preamble->version_minor = hti_get_u16(in + 10);
+    preamble->flags = hti_get_u32(in + 12);
+    return 0;
+}
+
 uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
                        const void *body, size_t body_length)
 {
@@ -165,7 +176,7 @@ int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_h
     header->body_length = hti_get_u32(in + 4);
     header->raw_length = hti_get_u32(in + 8);
     header->crc = hti_get_u32(in + 12);
-    if (header->type < HTI_CHUNK_HEADER || header->type > 63) {
+    if (header->type < HTI_CHUNK_HEADER || header->type > HTI_CHUNK_TYPE_MAX) {
         *why = "bad chunk type";
         return -EBADMSG;
     }
@@ -187,6 +198,78 @@ int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_h
     }
     return 0;
 }
+
+/* ---- HEADER ---- */
+
+static uint8_t *put_string(uint8_t *p, const uint8_t *bytes, size_t length)
+{
+    p = hti_put_varint(p, length);
+    if (length)
+        memcpy(p, bytes, length);
+    return p + length;
+}
+
+size_t hti_header_encode(uint8_t *out, const hti_header *header)
+{
+    uint8_t *p = out;
+    p = hti_put_varint(p, header->pid);
+    p = hti_put_varint(p, header->pointer_size);
+    p = hti_put_varint(p, header->clock_id);
+    p = hti_put_varint(p, header->tick_kind);
+    p = hti_put_varint(p, header->ticks_per_second);
+    p = hti_put_varint(p, header->start_realtime_ns);
+    p = hti_put_varint(p, header->start_ns);
+    p = hti_put_varint(p, header->start_ticks);
+    p = put_string(p, header->program, header->program_length);
+    p = put_string(p, header->command_line, header->command_line_length);
+    p = hti_put_varint(p, header->mode);
+    p = hti_put_varint(p, header->stack_depth);
+    p = hti_put_varint(p, header->sample_interval);
+    p = hti_put_varint(p, header->event_mask);
+    p = hti_put_varint(p, header->heap_filter);
+    p = hti_put_varint(p, header->min_size);
+    p = hti_put_varint(p, header->max_size);
+    p = hti_put_varint(p, header->buffer_size);
+    p = hti_put_varint(p, header->compression_level);
+    return (size_t)(p - out);
+}
+
+int hti_header_decode(const void *data, size_t size, hti_header *header)
+{
+    hti_cursor c = hti_cursor_make(data, size);
+    uint64_t pid = hti_get_varint(&c);
+    uint64_t pointer_size = hti_get_varint(&c);
+    uint64_t clock_id = hti_get_varint(&c);
+    uint64_t tick_kind = hti_get_varint(&c);
+    header->ticks_per_second = hti_get_varint(&c);
+    header->start_realtime_ns = hti_get_varint(&c);
+    header->start_ns = hti_get_varint(&c);
+    header->start_ticks = hti_get_varint(&c);
+    header->program = hti_get_bytes(&c, &header->program_length, HTI_STRING_MAX);
+    header->command_line = hti_get_bytes(&c, &header->command_line_length, HTI_COMMAND_LINE_MAX);
+    uint64_t mode = hti_get_varint(&c);
+    uint64_t depth = hti_get_varint(&c);
+    header->sample_interval = hti_get_varint(&c);
+    header->event_mask = hti_get_varint(&c);
+    header->heap_filter = hti_get_varint(&c);
+    header->min_size = hti_get_varint(&c);
+    header->max_size = hti_get_varint(&c);
+    header->buffer_size = hti_get_varint(&c);
+    header->compression_level = hti_get_varint(&c);
+    if (!c.ok || pid > UINT32_MAX || pointer_size > 64 || clock_id > 64 ||
+        tick_kind > HTI_TICKS_TSC || mode > HT_TRACE_MODE_RING || depth > HTI_STACK_DEPTH_MAX ||
+        (tick_kind == HTI_TICKS_TSC && header->ticks_per_second == 0))
+        return -EBADMSG;
+    header->pid = (uint32_t)pid;
+    header->pointer_size = (uint32_t)pointer_size;
+    header->clock_id = (uint32_t)clock_id;
+    header->tick_kind = (uint32_t)tick_kind;
+    header->mode = (uint32_t)mode;
+    header->stack_depth = (uint32_t)depth;
+    return 0;
+}
+
+/* ---- EVENTS meta ---- */
 
 size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta)
 {
@@ -220,52 +303,58 @@ int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta)
 
 /* ---- footer ---- */
 
+/* The FOOTER's fields in their order, and where each group ends (FORMAT.md §10): the one
+ * spelling of the groups, for the encoder and the decoder. */
+static const unsigned footer_group_end[] = {
+    [HTI_FOOTER_CLOCK] = 2,
+    [HTI_FOOTER_COUNTS] = 5,
+    [HTI_FOOTER_END_STATE] = HTI_FOOTER_FIELDS,
+};
+
+static void footer_fields(hti_footer *f, uint64_t *fields[HTI_FOOTER_FIELDS])
+{
+    uint64_t *in_order[HTI_FOOTER_FIELDS] = {
+        &f->end_ticks, &f->end_ns,      &f->events,     &f->lost,           &f->chunks,
+        &f->flags,     &f->live_blocks, &f->live_bytes, &f->peak_committed,
+    };
+    memcpy(fields, in_order, sizeof in_order);
+}
+
 size_t hti_footer_encode(uint8_t *out, const hti_footer *footer)
 {
+    hti_footer copy = *footer;
+    uint64_t *fields[HTI_FOOTER_FIELDS];
+    footer_fields(&copy, fields);
+    /* Group 1 always; parts past the last known group write every group. */
+    unsigned parts = footer->parts;
+    if (parts < HTI_FOOTER_CLOCK)
+        parts = HTI_FOOTER_CLOCK;
+    if (parts > HTI_FOOTER_END_STATE)
+        parts = HTI_FOOTER_END_STATE;
     uint8_t *p = out;
-    p = hti_put_varint(p, footer->end_ticks);
-    p = hti_put_varint(p, footer->end_ns);
-    if (footer->parts >= HTI_FOOTER_COUNTS) {
-        p = hti_put_varint(p, footer->events);
-        p = hti_put_varint(p, footer->lost);
-        p = hti_put_varint(p, footer->chunks);
-    }
-    if (footer->parts >= HTI_FOOTER_END_STATE) {
-        p = hti_put_varint(p, footer->flags);
-        p = hti_put_varint(p, footer->live_blocks);
-        p = hti_put_varint(p, footer->live_bytes);
-        p = hti_put_varint(p, footer->peak_committed);
-    }
+    for (unsigned i = 0; i < footer_group_end[parts]; i++)
+        p = hti_put_varint(p, *fields[i]);
     return (size_t)(p - out);
 }
 
 int hti_footer_decode(const void *data, size_t size, hti_footer *footer)
 {
     memset(footer, 0, sizeof *footer);
+    uint64_t *fields[HTI_FOOTER_FIELDS];
+    footer_fields(footer, fields);
     hti_cursor c = hti_cursor_make(data, size);
-    footer->end_ticks = hti_get_varint(&c);
-    footer->end_ns = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_CLOCK;
-    /* A group starts only where bytes are left; once started it must be whole. */
-    if (c.p == c.end)
-        return 0;
-    footer->events = hti_get_varint(&c);
-    footer->lost = hti_get_varint(&c);
-    footer->chunks = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_COUNTS;
-    if (c.p == c.end)
-        return 0;
-    footer->flags = hti_get_varint(&c);
-    footer->live_blocks = hti_get_varint(&c);
-    footer->live_bytes = hti_get_varint(&c);
-    footer->peak_committed = hti_get_varint(&c);
-    if (!c.ok)
-        return -EBADMSG;
-    footer->parts = HTI_FOOTER_END_STATE;
+    unsigned i = 0;
+    for (unsigned group = HTI_FOOTER_CLOCK; group <= HTI_FOOTER_END_STATE; group++) {
+        /* The first group is required; a later one starts only where bytes are left, and once
+         * started it must be whole. */
+        if (group > HTI_FOOTER_CLOCK && c.p == c.end)
+            return 0;
+        for (; i < footer_group_end[group]; i++)
+            *fields[i] = hti_get_varint(&c);
+        if (!c.ok)
+            return -EBADMSG;
+        footer->parts = group;
+    }
     return 0;
 }
 
@@ -319,6 +408,110 @@ void hti_lost_to_event(const hti_lost_record *lost, ht_event *e)
     e->u.lost.LastTimestamp = lost->last_ticks;
     e->u.lost.LostThread = lost->thread_id;
     e->u.lost.Reason = lost->reason;
+}
+
+/* ---- table records ---- */
+
+uint8_t *hti_put_stack_record(uint8_t *p, uint32_t id, const uint64_t *frames, uint32_t depth)
+{
+    p = hti_put_varint(p, id);
+    p = hti_put_varint(p, depth);
+    uint64_t previous = 0;
+    for (uint32_t i = 0; i < depth; i++) {
+        uint64_t frame = frames[i];
+        p = hti_put_varint(p, i == 0 ? frame : hti_zigzag((int64_t)(frame - previous)));
+        previous = frame;
+    }
+    return p;
+}
+
+int hti_get_stack_record(hti_cursor *c, hti_stack_record *stack)
+{
+    uint64_t id = hti_get_varint(c);
+    uint64_t depth = hti_get_varint(c);
+    if (!c->ok || id == 0 || id > UINT32_MAX || depth > HTI_STACK_DEPTH_MAX ||
+        depth > (uint64_t)(c->end - c->p)) {
+        c->ok = false;
+        return -EBADMSG;
+    }
+    stack->id = (uint32_t)id;
+    stack->depth = (uint32_t)depth;
+    return 0;
+}
+
+int hti_get_stack_frames(hti_cursor *c, uint32_t depth, uint64_t *frames)
+{
+    uint64_t previous = 0;
+    for (uint32_t i = 0; i < depth; i++) {
+        uint64_t v = hti_get_varint(c);
+        uint64_t frame = i == 0 ? v : previous + (uint64_t)hti_unzigzag(v);
+        frames[i] = frame;
+        previous = frame;
+    }
+    return c->ok ? 0 : -EBADMSG;
+}
+
+uint8_t *hti_put_string_record(uint8_t *p, const hti_string_record *string)
+{
+    p = hti_put_varint(p, string->id);
+    p = hti_put_varint(p, string->length);
+    if (string->length)
+        memcpy(p, string->bytes, string->length);
+    return p + string->length;
+}
+
+int hti_get_string_record(hti_cursor *c, hti_string_record *string)
+{
+    uint64_t id = hti_get_varint(c);
+    string->bytes = hti_get_bytes(c, &string->length, HTI_STRING_MAX);
+    string->id = (uint32_t)id;
+    if (!c->ok || id > UINT32_MAX) {
+        c->ok = false;
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+uint8_t *hti_put_module_record(uint8_t *p, const hti_module_record *module)
+{
+    p = hti_put_varint(p, module->load_address);
+    p = hti_put_varint(p, module->start);
+    p = hti_put_varint(p, module->size);
+    p = hti_put_varint(p, module->string_id);
+    p = hti_put_varint(p, module->build_id_size);
+    memcpy(p, module->build_id, module->build_id_size);
+    return p + module->build_id_size;
+}
+
+int hti_get_module_record(hti_cursor *c, hti_module_record *module)
+{
+    module->load_address = hti_get_varint(c);
+    module->start = hti_get_varint(c);
+    module->size = hti_get_varint(c);
+    uint64_t string_id = hti_get_varint(c);
+    size_t n;
+    const uint8_t *id = hti_get_bytes(c, &n, HTI_BUILD_ID_MAX);
+    if (!c->ok || string_id > UINT32_MAX) {
+        c->ok = false;
+        return -EBADMSG;
+    }
+    module->string_id = (uint32_t)string_id;
+    module->build_id_size = (uint32_t)n;
+    memcpy(module->build_id, id, n);
+    return 0;
+}
+
+uint8_t *hti_put_clock_record(uint8_t *p, const hti_clock_record *clock)
+{
+    p = hti_put_varint(p, clock->ticks);
+    return hti_put_varint(p, clock->ns);
+}
+
+int hti_get_clock_record(hti_cursor *c, hti_clock_record *clock)
+{
+    clock->ticks = hti_get_varint(c);
+    clock->ns = hti_get_varint(c);
+    return c->ok ? 0 : -EBADMSG;
 }
 
 /* ---- event decoding ---- */

@@ -1,10 +1,12 @@
 /* format.h — the trace file format (docs/FORMAT.md is normative; this is its code).
  *
- * Owns the byte-level encoding shared by the writer (in traced processes) and the reader and
- * consumer (decoding): varints, the file preamble, chunk framing with CRC-32C, and the event
- * encoding. Nothing here allocates or takes a lock, so the encoders are safe inside the heap's
- * hooks and the checksum is safe in a signal handler. Decoders validate every byte they read
- * against the end of their input and return -EBADMSG rather than read past it. */
+ * Owns the one encoder and the one decoder of every record of the format, shared by the writer
+ * (in traced processes) and the reader and consumer (decoding): varints, the file preamble, chunk
+ * framing with CRC-32C, the HEADER, the EVENTS meta and the events (LOST included), the STACKS,
+ * STRINGS, MODULES, CLOCK and LOST records, the FOOTER, and the limits a reader enforces. Nothing
+ * here allocates or takes a lock: encoders write into the caller's buffer, so they are safe inside
+ * the heap's hooks, and the checksum is safe in a signal handler. Decoders validate every byte
+ * they read against the end of their input and return -EBADMSG rather than read past it. */
 #ifndef HEAPTRAIL_TRACE_FORMAT_H
 #define HEAPTRAIL_TRACE_FORMAT_H
 
@@ -29,6 +31,8 @@
 /* The largest chunk body, stored or raw: the reader's public limit is the format's one. */
 #define HTI_CHUNK_BODY_MAX HT_READER_CHUNK_MAX
 #define HTI_CHUNK_FLAG_ZSTD 0x01u
+
+#define HTI_CHUNK_TYPE_MAX 63u /* types 1..63; unknown ones are skipped */
 
 enum hti_chunk_type {
     HTI_CHUNK_HEADER = 1,
@@ -194,7 +198,60 @@ int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_h
                             const char **why);
 uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
                        const void *body, size_t body_length);
+
+/* ---- file preamble and HEADER (FORMAT.md §1, §3) ---- */
+
+typedef struct hti_preamble {
+    uint16_t version_major;
+    uint16_t version_minor;
+    uint32_t flags; /* 0 in version 1.0 */
+} hti_preamble;
+
+/* The preamble of a trace written by this code: magic, HTI_VERSION_MAJOR.MINOR, flags 0. */
 void hti_preamble_encode(uint8_t out[HTI_PREAMBLE_SIZE]);
+/* 0, or -EBADMSG when the magic is not heaptrail's. The version is left to the caller to judge
+ * (a reader rejects a major version it does not know, with its own message). */
+int hti_preamble_decode(const uint8_t in[HTI_PREAMBLE_SIZE], hti_preamble *preamble);
+
+/* Limits of FORMAT.md §14 that the record decoders enforce. */
+#define HTI_VARINT_MAX 10u              /* bytes of a 64-bit varint */
+#define HTI_STRING_MAX 65536u           /* a string's bytes (program path, STRINGS record) */
+#define HTI_COMMAND_LINE_MAX (1u << 20) /* the HEADER's command line */
+#define HTI_STACK_DEPTH_MAX 4096u       /* frames of a STACKS record */
+#define HTI_BUILD_ID_MAX 32u            /* bytes of a MODULES record's GNU build-id */
+
+/* HEADER body: the session's description, fields in FORMAT.md §3's order. The two strings point
+ * at the caller's bytes (encoding) or into the decoded input (decoding). */
+typedef struct hti_header {
+    uint32_t pid;
+    uint32_t pointer_size;     /* bytes */
+    uint32_t clock_id;         /* the POSIX clock of the ns timestamps */
+    uint32_t tick_kind;        /* HTI_TICKS_* */
+    uint64_t ticks_per_second; /* the writer's estimate; 0 only with HTI_TICKS_NS */
+    uint64_t start_realtime_ns, start_ns, start_ticks;
+    const uint8_t *program; /* path of the executable, no NUL */
+    size_t program_length;
+    const uint8_t *command_line; /* arguments separated by NUL bytes */
+    size_t command_line_length;
+    uint32_t mode;        /* ht_trace_mode: 0 block, 1 discard, 2 ring */
+    uint32_t stack_depth; /* 0: no stacks */
+    uint64_t sample_interval, event_mask, heap_filter, min_size, max_size;
+    uint64_t buffer_size;       /* bytes per thread */
+    uint64_t compression_level; /* zstd level, 0 = none */
+} hti_header;
+
+#define HTI_HEADER_FIELDS 19u
+/* The largest HEADER body but for its two strings' bytes: 19 varints (two of them lengths). */
+#define HTI_HEADER_FIXED_MAX (HTI_HEADER_FIELDS * HTI_VARINT_MAX)
+
+/* Writes the body into out (HTI_HEADER_FIXED_MAX + both strings' lengths bytes); returns its
+ * length. Does not allocate. */
+size_t hti_header_encode(uint8_t *out, const hti_header *header);
+/* 0 (bytes after the known fields are ignored) or -EBADMSG: cut short, a string past its limit,
+ * or a field out of range (pid or a 32-bit field past 32 bits, pointer size or clock id above 64,
+ * an unknown tick kind or mode, a stack depth above HTI_STACK_DEPTH_MAX, TSC ticks without a
+ * rate). */
+int hti_header_decode(const void *data, size_t size, hti_header *header);
 
 /* EVENTS chunk meta. */
 typedef struct hti_events_meta {
@@ -207,7 +264,15 @@ typedef struct hti_events_meta {
     uint64_t stream_id;   /* unique per buffer within the session */
 } hti_events_meta;
 
-size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta); /* <= 64 bytes */
+#define HTI_EVENTS_META_FIELDS 7u
+#define HTI_EVENTS_META_MAX (HTI_EVENTS_META_FIELDS * HTI_VARINT_MAX) /* bytes */
+
+_Static_assert(HTI_EVENTS_META_MAX <= HTI_CHUNK_META_MAX, "an EVENTS meta fits a chunk's meta");
+
+/* Writes the meta into out (HTI_EVENTS_META_MAX bytes); returns its length. */
+size_t hti_events_meta_encode(uint8_t *out, const hti_events_meta *meta);
+/* 0 (bytes after the known fields are ignored) or -EBADMSG: cut short, a thread id or flags
+ * past 32 bits, an offset no fill can have. */
 int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta);
 
 /* FOOTER body (FORMAT.md §10): groups of varints, each one whole or absent, in this order. A
@@ -219,7 +284,8 @@ enum hti_footer_parts {
     HTI_FOOTER_END_STATE = 3, /* + flags, live blocks, their requested bytes, peak committed */
 };
 #define HTI_FOOTER_AT_EXIT 0x1u /* flags: the session stopped because the process exited */
-#define HTI_FOOTER_MAX 96u      /* bytes: 9 varints */
+#define HTI_FOOTER_FIELDS 9u    /* of the three groups together; format.c says which is whose */
+#define HTI_FOOTER_MAX (HTI_FOOTER_FIELDS * HTI_VARINT_MAX) /* bytes */
 
 typedef struct hti_footer {
     unsigned parts; /* groups present: HTI_FOOTER_CLOCK .. HTI_FOOTER_END_STATE */
@@ -291,6 +357,73 @@ static inline uint8_t *hti_put_lost_record(uint8_t *p, const hti_lost_record *lo
 int hti_get_lost_record(hti_cursor *c, hti_lost_record *lost);
 /* Fills the LOST part of an event (e->u.lost) from a record. */
 void hti_lost_to_event(const hti_lost_record *lost, ht_event *e);
+
+/* ---- table records: STACKS, STRINGS, MODULES, CLOCK (FORMAT.md §6, §7, §9) ----
+ * A body of each is a run of records up to its end. The encoders write one record at p (the
+ * caller has the room its _MAX says) and return the end; the decoders read one at the cursor and
+ * return 0 or -EBADMSG, never reading past the cursor's end. */
+
+/* STACKS: id (>= 1), depth, then the frames (innermost first): the first as it is, each next one
+ * as the zigzag of its difference from the one before. */
+typedef struct hti_stack_record {
+    uint32_t id;
+    uint32_t depth;
+} hti_stack_record;
+
+#define HTI_STACK_RECORD_MAX(depth) ((2u + (depth)) * HTI_VARINT_MAX)
+
+uint8_t *hti_put_stack_record(uint8_t *p, uint32_t id, const uint64_t *frames, uint32_t depth);
+/* The id and depth of the next record; its frames are left at the cursor for
+ * hti_get_stack_frames, so that the caller can make room for them first. -EBADMSG: cut short, id
+ * 0 or past 32 bits, depth above HTI_STACK_DEPTH_MAX or above the bytes left (a frame takes at
+ * least one). */
+int hti_get_stack_record(hti_cursor *c, hti_stack_record *stack);
+/* The depth frames of the record whose head hti_get_stack_record read, into frames[depth]. */
+int hti_get_stack_frames(hti_cursor *c, uint32_t depth, uint64_t *frames);
+
+/* STRINGS: id, then the string. bytes point at the caller's bytes or into the decoded input. */
+typedef struct hti_string_record {
+    uint32_t id;
+    const uint8_t *bytes;
+    size_t length;
+} hti_string_record;
+
+/* A 32-bit id (5 bytes at most) and the length's varint, then the bytes. */
+#define HTI_STRING_RECORD_MAX(length) (5u + HTI_VARINT_MAX + (length))
+
+uint8_t *hti_put_string_record(uint8_t *p, const hti_string_record *string);
+/* -EBADMSG: cut short, id past 32 bits, a string longer than HTI_STRING_MAX. */
+int hti_get_string_record(hti_cursor *c, hti_string_record *string);
+
+/* MODULES: load address, start and size of the PT_LOAD extent, the path's string id, the GNU
+ * build-id (length, bytes). */
+typedef struct hti_module_record {
+    uint64_t load_address;
+    uint64_t start;
+    uint64_t size;
+    uint32_t string_id;
+    uint32_t build_id_size; /* 0: none */
+    uint8_t build_id[HTI_BUILD_ID_MAX];
+} hti_module_record;
+
+/* 4 varints, the build-id's length in one byte, its bytes. */
+#define HTI_MODULE_RECORD_MAX (4u * HTI_VARINT_MAX + 1u + HTI_BUILD_ID_MAX)
+
+uint8_t *hti_put_module_record(uint8_t *p, const hti_module_record *module);
+/* -EBADMSG: cut short, string id past 32 bits, a build-id longer than HTI_BUILD_ID_MAX. */
+int hti_get_module_record(hti_cursor *c, hti_module_record *module);
+
+/* CLOCK: ticks and ns of the header's clock, sampled together. */
+typedef struct hti_clock_record {
+    uint64_t ticks;
+    uint64_t ns;
+} hti_clock_record;
+
+#define HTI_CLOCK_RECORD_MAX (2u * HTI_VARINT_MAX)
+
+uint8_t *hti_put_clock_record(uint8_t *p, const hti_clock_record *clock);
+/* -EBADMSG: cut short or a bad varint. */
+int hti_get_clock_record(hti_cursor *c, hti_clock_record *clock);
 
 /* Delta state of one thread's event stream. Reset at each fresh fill (offset 0). */
 typedef struct hti_stream_state {

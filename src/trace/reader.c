@@ -26,7 +26,6 @@
 
 #define BATCH 256u
 #define WARNINGS_MAX 4096u
-#define STACK_DEPTH_MAX 4096u
 
 typedef struct chunk_ref {
     uint64_t offset; /* of the chunk header */
@@ -274,45 +273,32 @@ static char *dup_bytes(const uint8_t *bytes, size_t length)
 
 static int parse_header(ht_reader *r, const chunk_ref *c, const uint8_t *body, size_t length)
 {
-    hti_cursor k = hti_cursor_make(body, length);
-    uint64_t pid = hti_get_varint(&k);
-    uint64_t pointer_size = hti_get_varint(&k);
-    uint64_t clock_id = hti_get_varint(&k);
-    uint64_t tick_kind = hti_get_varint(&k);
-    uint64_t tps = hti_get_varint(&k);
-    r->info.start_realtime_ns = hti_get_varint(&k);
-    r->info.start_ns = hti_get_varint(&k);
-    r->start_ticks = hti_get_varint(&k);
-    size_t plen, clen;
-    const uint8_t *program = hti_get_bytes(&k, &plen, 65536);
-    const uint8_t *cmdline = hti_get_bytes(&k, &clen, 1 << 20);
-    uint64_t mode = hti_get_varint(&k);
-    uint64_t depth = hti_get_varint(&k);
-    r->info.sample_interval = hti_get_varint(&k);
-    r->info.event_mask = hti_get_varint(&k);
-    r->info.heap_filter = hti_get_varint(&k);
-    r->info.min_size = hti_get_varint(&k);
-    r->info.max_size = hti_get_varint(&k);
-    (void)hti_get_varint(&k); /* buffer size */
-    (void)hti_get_varint(&k); /* compression level */
-    if (!k.ok || pid > UINT32_MAX || pointer_size > 64 || clock_id > 64 || tick_kind > 1 ||
-        mode > 2 || depth > STACK_DEPTH_MAX || (tick_kind == HTI_TICKS_TSC && tps == 0))
+    hti_header h;
+    if (hti_header_decode(body, length, &h) != 0)
         return fail(r, -EBADMSG, "malformed header chunk at offset %llu",
                     (unsigned long long)c->offset);
-    r->info.pid = (uint32_t)pid;
-    r->info.pointer_size = (uint32_t)pointer_size;
-    r->info.clock_id = (uint32_t)clock_id;
-    r->tick_kind = (uint32_t)tick_kind;
-    r->ticks_per_second = tps ? tps : 1000000000u;
-    r->info.mode = (uint32_t)mode;
-    r->info.stack_depth = (uint32_t)depth;
+    r->info.pid = h.pid;
+    r->info.pointer_size = h.pointer_size;
+    r->info.clock_id = h.clock_id;
+    r->tick_kind = h.tick_kind;
+    r->ticks_per_second = h.ticks_per_second ? h.ticks_per_second : 1000000000u;
+    r->info.start_realtime_ns = h.start_realtime_ns;
+    r->info.start_ns = h.start_ns;
+    r->start_ticks = h.start_ticks;
+    r->info.mode = h.mode;
+    r->info.stack_depth = h.stack_depth;
+    r->info.sample_interval = h.sample_interval;
+    r->info.event_mask = h.event_mask;
+    r->info.heap_filter = h.heap_filter;
+    r->info.min_size = h.min_size;
+    r->info.max_size = h.max_size;
     free(r->program);
     free(r->command_line);
-    r->program = dup_bytes(program, plen);
-    r->command_line = dup_bytes(cmdline, clen);
+    r->program = dup_bytes(h.program, h.program_length);
+    r->command_line = dup_bytes(h.command_line, h.command_line_length);
     if (!r->program || !r->command_line)
         return fail(r, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < clen; i++)
+    for (size_t i = 0; i < h.command_line_length; i++)
         if (r->command_line[i] == '\0')
             r->command_line[i] = ' ';
     return 0;
@@ -322,31 +308,23 @@ static int parse_stacks(ht_reader *r, const chunk_ref *c, const uint8_t *body, s
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        uint64_t id = hti_get_varint(&k);
-        uint64_t depth = hti_get_varint(&k);
-        if (!k.ok || id == 0 || id > UINT32_MAX || depth > STACK_DEPTH_MAX ||
-            depth > (uint64_t)(k.end - k.p))
+        hti_stack_record stack;
+        if (hti_get_stack_record(&k, &stack) != 0)
             return fail(r, -EBADMSG, "malformed stack record in chunk at offset %llu",
                         (unsigned long long)c->offset);
-        if (grow((void **)&r->frames, &r->frame_capacity, r->frame_count + depth + 1,
+        /* The depth is bounded by the bytes left, so this growth is bounded by the body. */
+        if (grow((void **)&r->frames, &r->frame_capacity, r->frame_count + stack.depth + 1,
                  sizeof *r->frames) != 0 ||
             GROW(r, r->stacks, r->stack_count, r->stack_capacity) != 0)
             return fail(r, -ENOMEM, "out of memory");
-        uint64_t previous = 0;
-        for (uint64_t i = 0; i < depth; i++) {
-            uint64_t v = hti_get_varint(&k);
-            uint64_t frame = i == 0 ? v : previous + (uint64_t)hti_unzigzag(v);
-            r->frames[r->frame_count + i] = frame;
-            previous = frame;
-        }
-        if (!k.ok)
+        if (hti_get_stack_frames(&k, stack.depth, &r->frames[r->frame_count]) != 0)
             return fail(r, -EBADMSG, "malformed stack record in chunk at offset %llu",
                         (unsigned long long)c->offset);
         stack_def *d = &r->stacks[r->stack_count++];
-        d->id = (uint32_t)id;
-        d->depth = (uint32_t)depth;
+        d->id = stack.id;
+        d->depth = stack.depth;
         d->offset = r->frame_count;
-        r->frame_count += depth;
+        r->frame_count += stack.depth;
     }
     return 0;
 }
@@ -355,18 +333,16 @@ static int parse_strings(ht_reader *r, const chunk_ref *c, const uint8_t *body, 
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        uint64_t id = hti_get_varint(&k);
-        size_t n;
-        const uint8_t *bytes = hti_get_bytes(&k, &n, 65536);
-        if (!k.ok || id > UINT32_MAX)
+        hti_string_record string;
+        if (hti_get_string_record(&k, &string) != 0)
             return fail(r, -EBADMSG, "malformed string record in chunk at offset %llu",
                         (unsigned long long)c->offset);
         if (GROW(r, r->strings, r->string_count, r->string_capacity) != 0)
             return r->status;
-        char *text = dup_bytes(bytes, n);
+        char *text = dup_bytes(string.bytes, string.length);
         if (!text)
             return fail(r, -ENOMEM, "out of memory");
-        r->strings[r->string_count].id = (uint32_t)id;
+        r->strings[r->string_count].id = string.id;
         r->strings[r->string_count].text = text;
         r->string_count++;
     }
@@ -377,20 +353,19 @@ static int parse_modules(ht_reader *r, const chunk_ref *c, const uint8_t *body, 
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        module_def m;
-        memset(&m, 0, sizeof m);
-        m.module.LoadAddress = hti_get_varint(&k);
-        m.module.Start = hti_get_varint(&k);
-        m.module.Size = hti_get_varint(&k);
-        uint64_t string_id = hti_get_varint(&k);
-        size_t n;
-        const uint8_t *id = hti_get_bytes(&k, &n, 32);
-        if (!k.ok || string_id > UINT32_MAX)
+        hti_module_record record;
+        if (hti_get_module_record(&k, &record) != 0)
             return fail(r, -EBADMSG, "malformed module record in chunk at offset %llu",
                         (unsigned long long)c->offset);
-        memcpy(m.module.BuildId, id, n);
-        m.module.BuildIdSize = (uint32_t)n;
-        m.string_id = (uint32_t)string_id;
+        module_def m;
+        memset(&m, 0, sizeof m);
+        m.module.LoadAddress = record.load_address;
+        m.module.Start = record.start;
+        m.module.Size = record.size;
+        _Static_assert(sizeof m.module.BuildId == HTI_BUILD_ID_MAX, "a build-id fits ht_module");
+        memcpy(m.module.BuildId, record.build_id, record.build_id_size);
+        m.module.BuildIdSize = record.build_id_size;
+        m.string_id = record.string_id;
         if (GROW(r, r->modules, r->module_count, r->module_capacity) != 0)
             return r->status;
         r->modules[r->module_count++] = m;
@@ -402,13 +377,13 @@ static int parse_clock(ht_reader *r, const chunk_ref *c, const uint8_t *body, si
 {
     hti_cursor k = hti_cursor_make(body, length);
     while (k.p < k.end) {
-        clock_pair pair = {hti_get_varint(&k), hti_get_varint(&k), 0};
-        if (!k.ok)
+        hti_clock_record clock;
+        if (hti_get_clock_record(&k, &clock) != 0)
             return fail(r, -EBADMSG, "malformed clock record in chunk at offset %llu",
                         (unsigned long long)c->offset);
         if (GROW(r, r->clocks, r->clock_count, r->clock_capacity) != 0)
             return r->status;
-        r->clocks[r->clock_count++] = pair;
+        r->clocks[r->clock_count++] = (clock_pair){clock.ticks, clock.ns, 0};
     }
     return 0;
 }
@@ -592,16 +567,17 @@ static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
 /* The file preamble: magic and a major version this reader knows. */
 static int check_preamble(ht_reader *r)
 {
-    uint8_t preamble[HTI_PREAMBLE_SIZE];
+    uint8_t bytes[HTI_PREAMBLE_SIZE];
     if (r->size < HTI_PREAMBLE_SIZE)
         return fail(r, -EBADMSG, "not a heaptrail trace: %llu bytes, shorter than the preamble",
                     (unsigned long long)r->size);
-    if (read_at(r, 0, preamble, sizeof preamble) != 0)
+    if (read_at(r, 0, bytes, sizeof bytes) != 0)
         return r->status;
-    if (memcmp(preamble, HTI_MAGIC, HTI_MAGIC_SIZE) != 0)
+    hti_preamble preamble;
+    if (hti_preamble_decode(bytes, &preamble) != 0)
         return fail(r, -EBADMSG, "not a heaptrail trace: bad magic at offset 0");
-    r->info.version_major = hti_get_u16(preamble + 8);
-    r->info.version_minor = hti_get_u16(preamble + 10);
+    r->info.version_major = preamble.version_major;
+    r->info.version_minor = preamble.version_minor;
     if (r->info.version_major != HTI_VERSION_MAJOR)
         return fail(r, -EBADMSG, "unsupported format version %u.%u at offset 8 (this reader: %u.x)",
                     r->info.version_major, r->info.version_minor, HTI_VERSION_MAJOR);

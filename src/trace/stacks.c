@@ -26,6 +26,7 @@
 #define STACK_MAX (STACK_SLOTS / 2)
 #define FRAMES_MAX (16u << 20)
 #define PROBE_LIMIT 128u
+_Static_assert(HT_TRACE_MAX_DEPTH <= HTI_STACK_DEPTH_MAX, "every stack taken is one a reader reads");
 
 typedef struct stack_entry {
     uint64_t hash;
@@ -223,17 +224,10 @@ void hti_stacks_emit(hti_session *s, uint32_t *emitted)
     uint32_t count = hti_stack_count();
     uint8_t *body = s->records;
     uint8_t *p = body;
-    const size_t room = s->records_size - (HT_TRACE_MAX_DEPTH + 2) * 10;
+    const size_t room = s->records_size - HTI_STACK_RECORD_MAX(HT_TRACE_MAX_DEPTH);
     for (uint32_t id = *emitted + 1; id <= count; id++) {
         const stack_entry *e = &entries[id];
-        p = hti_put_varint(p, id);
-        p = hti_put_varint(p, e->depth);
-        uint64_t previous = 0;
-        for (uint32_t i = 0; i < e->depth; i++) {
-            uint64_t frame = frames_arena[e->offset + i];
-            p = hti_put_varint(p, i == 0 ? frame : hti_zigzag((int64_t)(frame - previous)));
-            previous = frame;
-        }
+        p = hti_put_stack_record(p, id, &frames_arena[e->offset], e->depth);
         if ((size_t)(p - body) > room) {
             hti_write_chunk(s, HTI_CHUNK_STACKS, NULL, 0, body, (size_t)(p - body));
             p = body;
@@ -305,7 +299,7 @@ static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
             if (desc + desc_size > end)
                 break;
             if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && note->n_descsz <= 32) {
+                memcmp(name, "GNU", 4) == 0 && note->n_descsz <= HTI_BUILD_ID_MAX) {
                 memcpy(out, desc, note->n_descsz);
                 return note->n_descsz;
             }
@@ -364,25 +358,20 @@ static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
     hti_module_extent(info, 0, &low, &high);
     if (low > high)
         low = high = info->dlpi_addr;
-    uint8_t id[32];
-    size_t id_size = build_id(info, id);
     size_t name_length = strnlen(name, 4000);
-    if (pass->strings_end + name_length + 16 > pass->strings_limit ||
-        pass->modules_end + 96 > pass->modules_limit)
+    if (pass->strings_end + HTI_STRING_RECORD_MAX(name_length) > pass->strings_limit ||
+        pass->modules_end + HTI_MODULE_RECORD_MAX > pass->modules_limit)
         module_flush(pass);
-    uint32_t string_id = ++strings_next;
-    pass->strings_end = hti_put_varint(pass->strings_end, string_id);
-    pass->strings_end = hti_put_varint(pass->strings_end, name_length);
-    memcpy(pass->strings_end, name, name_length);
-    pass->strings_end += name_length;
-    uint8_t *m = pass->modules_end;
-    m = hti_put_varint(m, info->dlpi_addr);
-    m = hti_put_varint(m, low);
-    m = hti_put_varint(m, high - low);
-    m = hti_put_varint(m, string_id);
-    m = hti_put_varint(m, id_size);
-    memcpy(m, id, id_size);
-    pass->modules_end = m + id_size;
+    hti_string_record string = {++strings_next, (const uint8_t *)name, name_length};
+    pass->strings_end = hti_put_string_record(pass->strings_end, &string);
+    hti_module_record module = {
+        .load_address = info->dlpi_addr,
+        .start = low,
+        .size = high - low,
+        .string_id = string.id,
+    };
+    module.build_id_size = (uint32_t)build_id(info, module.build_id);
+    pass->modules_end = hti_put_module_record(pass->modules_end, &module);
     return 0;
 }
 

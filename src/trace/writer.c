@@ -40,6 +40,12 @@
 #include "trace_internal.h"
 
 #define RECORDS_BYTES (256u << 10)
+/* The HEADER's program path and command line are cut to these; with them it fits the records. */
+#define HEADER_PROGRAM_BYTES 4096u
+#define HEADER_COMMAND_LINE_BYTES 8192u
+_Static_assert(HTI_HEADER_FIXED_MAX + HEADER_PROGRAM_BYTES + HEADER_COMMAND_LINE_BYTES <=
+                   RECORDS_BYTES,
+               "the HEADER fits the records buffer");
 _Static_assert(HTI_WRITER_LOST_SLOTS * HTI_LOST_RECORD_MAX <= RECORDS_BYTES,
                "every pending LOST record fits one LOST chunk (lost_flush)");
 /* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
@@ -448,11 +454,10 @@ static void lost_flush(hti_session *s)
 
 static void write_clock(hti_session *s)
 {
-    uint8_t body[32];
-    uint64_t ticks, ns;
-    hti_clock_sample(&ticks, &ns);
-    uint8_t *p = hti_put_varint(body, ticks);
-    p = hti_put_varint(p, ns);
+    uint8_t body[HTI_CLOCK_RECORD_MAX];
+    hti_clock_record clock;
+    hti_clock_sample(&clock.ticks, &clock.ns);
+    uint8_t *p = hti_put_clock_record(body, &clock);
     hti_write_chunk(s, HTI_CHUNK_CLOCK, NULL, 0, body, (size_t)(p - body));
 }
 
@@ -538,7 +543,7 @@ static bool emit_range(hti_session *s, hti_trace_thread *t, const hti_fill *f, u
     if (s->options.stack_depth && hti_stack_count() != s->writer_state.stacks_emitted)
         hti_stacks_emit(s, &s->writer_state.stacks_emitted);
     hti_events_meta meta = events_meta(t, seq, f->base_ticks, from, to);
-    uint8_t meta_bytes[80];
+    uint8_t meta_bytes[HTI_EVENTS_META_MAX];
     size_t meta_length = hti_events_meta_encode(meta_bytes, &meta);
     atomic_fetch_add_explicit(&s->events_emitted, events, memory_order_relaxed);
     if (s->has_consumers)
@@ -1073,7 +1078,7 @@ void hti_writer_emergency(hti_session *s)
             if (!fill_ready(f, seq, &range) || range.after_loss)
                 continue; /* nothing new, or a rest that could not be decoded */
             hti_events_meta meta = events_meta(t, seq, f->base_ticks, range.from, range.to);
-            uint8_t meta_bytes[80];
+            uint8_t meta_bytes[HTI_EVENTS_META_MAX];
             size_t n = hti_events_meta_encode(meta_bytes, &meta);
             const uint8_t *data = t->fill_data + (seq % t->nfills) * (size_t)HTI_FILL_BYTES;
             uint32_t from_bytes = (uint32_t)range.from, to_bytes = (uint32_t)range.to;
@@ -1110,51 +1115,47 @@ static size_t read_small_file(const char *path, char *buffer, size_t size)
     return total;
 }
 
-static uint8_t *put_string(uint8_t *p, const void *bytes, size_t length)
-{
-    p = hti_put_varint(p, length);
-    memcpy(p, bytes, length);
-    return p + length;
-}
-
 int hti_writer_header(hti_session *s)
 {
-    static char program[4096];
-    static char cmdline[8192];
+    static char program[HEADER_PROGRAM_BYTES];
+    static char cmdline[HEADER_COMMAND_LINE_BYTES];
     ssize_t plen = readlink("/proc/self/exe", program, sizeof program - 1);
     if (plen < 0)
         plen = 0;
     size_t clen = read_small_file("/proc/self/cmdline", cmdline, sizeof cmdline);
     while (clen > 0 && cmdline[clen - 1] == '\0')
         clen--;
-    uint8_t *body = s->records;
-    uint8_t *p = body;
     const ht_trace_options *o = &s->options;
-    p = hti_put_varint(p, (uint64_t)getpid());
-    p = hti_put_varint(p, sizeof(void *));
-    p = hti_put_varint(p, CLOCK_MONOTONIC);
-    p = hti_put_varint(p, hti_clock_tsc ? HTI_TICKS_TSC : HTI_TICKS_NS);
-    p = hti_put_varint(p, hti_clock_ticks_per_second());
-    p = hti_put_varint(p, s->start_realtime_ns);
-    p = hti_put_varint(p, s->start_ns);
-    p = hti_put_varint(p, s->start_ticks);
-    p = put_string(p, program, (size_t)plen);
-    p = put_string(p, cmdline, clen);
-    p = hti_put_varint(p, (uint64_t)o->mode);
-    p = hti_put_varint(p, o->stack_depth);
-    p = hti_put_varint(p, o->sample_interval);
-    p = hti_put_varint(p, o->event_mask);
-    p = hti_put_varint(p, (uint64_t)(uintptr_t)o->heap);
-    p = hti_put_varint(p, o->min_size);
-    p = hti_put_varint(p, o->max_size);
-    p = hti_put_varint(p, (uint64_t)s->nfills * HTI_FILL_BYTES);
-    p = hti_put_varint(p, (uint64_t)(o->compression_level > 0 ? o->compression_level : 0));
+    hti_header header = {
+        .pid = (uint32_t)getpid(),
+        .pointer_size = sizeof(void *),
+        .clock_id = CLOCK_MONOTONIC,
+        .tick_kind = hti_clock_tsc ? HTI_TICKS_TSC : HTI_TICKS_NS,
+        .ticks_per_second = hti_clock_ticks_per_second(),
+        .start_realtime_ns = s->start_realtime_ns,
+        .start_ns = s->start_ns,
+        .start_ticks = s->start_ticks,
+        .program = (const uint8_t *)program,
+        .program_length = (size_t)plen,
+        .command_line = (const uint8_t *)cmdline,
+        .command_line_length = clen,
+        .mode = (uint32_t)o->mode,
+        .stack_depth = o->stack_depth,
+        .sample_interval = o->sample_interval,
+        .event_mask = o->event_mask,
+        .heap_filter = (uint64_t)(uintptr_t)o->heap,
+        .min_size = o->min_size,
+        .max_size = o->max_size,
+        .buffer_size = (uint64_t)s->nfills * HTI_FILL_BYTES,
+        .compression_level = (uint64_t)(o->compression_level > 0 ? o->compression_level : 0),
+    };
+    size_t length = hti_header_encode(s->records, &header);
     if (s->fd < 0)
         return 0;
     uint8_t preamble[HTI_PREAMBLE_SIZE];
     hti_preamble_encode(preamble);
-    int error = write_framed(s, preamble, sizeof preamble, HTI_CHUNK_HEADER, NULL, 0, body,
-                             (size_t)(p - body), false);
+    int error = write_framed(s, preamble, sizeof preamble, HTI_CHUNK_HEADER, NULL, 0, s->records,
+                             length, false);
     if (error)
         return error;
     write_clock(s);

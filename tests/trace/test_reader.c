@@ -1,8 +1,9 @@
 /* test_reader.c — the format's building blocks and the reader's robustness: varints, CRC-32C,
- * the event encoding round trip (including unaligned and extreme values), truncation at every
- * chunk boundary and at random cut points (reads up to the last whole chunk, never fails),
- * corrupted bytes (an error naming the offset, never a crash), newer versions rejected,
- * compressed chunks. */
+ * the event encoding round trip (including unaligned and extreme values), the table records, the
+ * HEADER and the preamble through format.h's encoders and decoders, truncation at every chunk
+ * boundary and at random cut points (reads up to the last whole chunk, never fails), corrupted
+ * bytes (an error naming the offset, never a crash), newer versions rejected, compressed
+ * chunks. */
 #include <errno.h>
 
 #include "trace/format.h"
@@ -34,6 +35,135 @@ static void test_varint_and_crc(void **state)
     hti_crc32c_init();
     assert_int_equal(hti_crc32c("123456789", 9), 0xE3069283u); /* the standard check value */
     assert_int_equal(hti_crc32c("", 0), 0);
+}
+
+/* Every record of the table chunks and the HEADER through format.h's one encoder and decoder:
+ * what goes in comes out, and every cut short of the whole record is -EBADMSG. */
+static void test_table_records(void **state)
+{
+    (void)state;
+    uint8_t buffer[HTI_STACK_RECORD_MAX(4) + HTI_STRING_RECORD_MAX(5) + HTI_MODULE_RECORD_MAX +
+                   HTI_CLOCK_RECORD_MAX];
+    const uint64_t frames[4] = {0x7f0000401234u, 0x7f0000401000u, 0x400000u, UINT64_MAX};
+    hti_string_record string = {7, (const uint8_t *)"libc.", 5};
+    hti_module_record module = {0x7f0000000000u, 0x7f0000001000u, 0x20000u, 7, 3, {1, 2, 3}};
+    hti_clock_record clock = {UINT64_MAX, 123456789u};
+    uint8_t *p = hti_put_stack_record(buffer, 3, frames, 4);
+    p = hti_put_string_record(p, &string);
+    p = hti_put_module_record(p, &module);
+    p = hti_put_clock_record(p, &clock);
+    size_t whole = (size_t)(p - buffer);
+    for (size_t size = 0; size <= whole; size++) {
+        hti_cursor c = hti_cursor_make(buffer, size);
+        hti_stack_record stack;
+        uint64_t got[4];
+        hti_string_record s2;
+        hti_module_record m2;
+        hti_clock_record k2;
+        int error = hti_get_stack_record(&c, &stack);
+        if (error == 0)
+            error = hti_get_stack_frames(&c, stack.depth, got);
+        if (error == 0)
+            error = hti_get_string_record(&c, &s2);
+        if (error == 0)
+            error = hti_get_module_record(&c, &m2);
+        if (error == 0)
+            error = hti_get_clock_record(&c, &k2);
+        if (size < whole) {
+            assert_int_equal(error, -EBADMSG);
+            continue;
+        }
+        assert_int_equal(error, 0);
+        assert_ptr_equal(c.p, buffer + whole);
+        assert_int_equal(stack.id, 3);
+        assert_int_equal(stack.depth, 4);
+        assert_memory_equal(got, frames, sizeof frames);
+        assert_int_equal(s2.id, 7);
+        assert_int_equal(s2.length, 5);
+        assert_memory_equal(s2.bytes, "libc.", 5);
+        assert_int_equal(m2.load_address, module.load_address);
+        assert_int_equal(m2.start, module.start);
+        assert_int_equal(m2.size, module.size);
+        assert_int_equal(m2.string_id, 7);
+        assert_int_equal(m2.build_id_size, 3);
+        assert_memory_equal(m2.build_id, module.build_id, 3);
+        assert_int_equal(k2.ticks, clock.ticks);
+        assert_int_equal(k2.ns, clock.ns);
+    }
+    /* Stack id 0, a depth above the limit or above the bytes left. */
+    uint8_t bad[HTI_STACK_RECORD_MAX(1)];
+    hti_stack_record stack;
+    hti_cursor c = hti_cursor_make(bad, (size_t)(hti_put_stack_record(bad, 0, frames, 1) - bad));
+    assert_int_equal(hti_get_stack_record(&c, &stack), -EBADMSG);
+    p = hti_put_varint(hti_put_varint(bad, 1), HTI_STACK_DEPTH_MAX + 1);
+    c = hti_cursor_make(bad, (size_t)(p - bad));
+    assert_int_equal(hti_get_stack_record(&c, &stack), -EBADMSG);
+    p = hti_put_varint(hti_put_varint(bad, 1), 2);
+    *p++ = 0;
+    c = hti_cursor_make(bad, (size_t)(p - bad));
+    assert_int_equal(hti_get_stack_record(&c, &stack), -EBADMSG);
+
+    /* The HEADER: every field back, and the range checks. */
+    uint8_t body[HTI_HEADER_FIXED_MAX + 16];
+    hti_header in = {
+        .pid = 4242,
+        .pointer_size = 8,
+        .clock_id = 1,
+        .tick_kind = HTI_TICKS_TSC,
+        .ticks_per_second = 3000000000u,
+        .start_realtime_ns = 1,
+        .start_ns = 2,
+        .start_ticks = 3,
+        .program = (const uint8_t *)"/bin/x",
+        .program_length = 6,
+        .command_line = (const uint8_t *)"x\0-y",
+        .command_line_length = 4,
+        .mode = 2,
+        .stack_depth = 64,
+        .sample_interval = 4096,
+        .event_mask = 5,
+        .heap_filter = 6,
+        .min_size = 7,
+        .max_size = 8,
+        .buffer_size = 1u << 20,
+        .compression_level = 3,
+    };
+    size_t length = hti_header_encode(body, &in);
+    hti_header out;
+    assert_int_equal(hti_header_decode(body, length, &out), 0);
+    assert_int_equal(out.pid, 4242);
+    assert_int_equal(out.tick_kind, HTI_TICKS_TSC);
+    assert_int_equal(out.ticks_per_second, 3000000000u);
+    assert_int_equal(out.start_ticks, 3);
+    assert_int_equal(out.program_length, 6);
+    assert_memory_equal(out.program, "/bin/x", 6);
+    assert_int_equal(out.command_line_length, 4);
+    assert_memory_equal(out.command_line, "x\0-y", 4);
+    assert_int_equal(out.mode, 2);
+    assert_int_equal(out.stack_depth, 64);
+    assert_int_equal(out.max_size, 8);
+    assert_int_equal(out.compression_level, 3);
+    for (size_t size = 0; size < length; size++)
+        assert_int_equal(hti_header_decode(body, size, &out), -EBADMSG);
+    hti_header wrong = in;
+    wrong.mode = 3;
+    assert_int_equal(hti_header_decode(body, hti_header_encode(body, &wrong), &out), -EBADMSG);
+    wrong = in;
+    wrong.ticks_per_second = 0;
+    assert_int_equal(hti_header_decode(body, hti_header_encode(body, &wrong), &out), -EBADMSG);
+    wrong = in;
+    wrong.stack_depth = HTI_STACK_DEPTH_MAX + 1;
+    assert_int_equal(hti_header_decode(body, hti_header_encode(body, &wrong), &out), -EBADMSG);
+
+    /* The preamble: this writer's version back, another magic refused. */
+    uint8_t preamble_bytes[HTI_PREAMBLE_SIZE];
+    hti_preamble preamble;
+    hti_preamble_encode(preamble_bytes);
+    assert_int_equal(hti_preamble_decode(preamble_bytes, &preamble), 0);
+    assert_int_equal(preamble.version_major, HTI_VERSION_MAJOR);
+    assert_int_equal(preamble.version_minor, HTI_VERSION_MINOR);
+    preamble_bytes[1] ^= 1;
+    assert_int_equal(hti_preamble_decode(preamble_bytes, &preamble), -EBADMSG);
 }
 
 static void test_event_encoding(void **state)
@@ -274,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_varint_and_crc),
         cmocka_unit_test(test_event_encoding),
+        cmocka_unit_test(test_table_records),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_compressed),
