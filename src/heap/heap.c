@@ -507,7 +507,7 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
     /* Fast path: a live heap with a front end, a small size, a cached or LFH slot. */
     if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK && !(flags & ~HT_HEAP_ZERO_MEMORY))) {
         hti_tcache *tc = hti_tcache_get(heap);
-        ht_source source;
+        ht_source source = MEMORY_FROM_INVALID; /* set by front_alloc when it returns a slot */
         hti_header *slot;
         if (HTI_LIKELY(tc != NULL) && (slot = front_alloc(heap, tc, size, &source)) != NULL)
             return alloc_done(heap, tc, flags | heap->flags, size, hti_block_data(slot), source);
