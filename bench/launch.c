@@ -73,8 +73,8 @@ int main(int argc, char **argv)
     FILE *result = fopen(result_path, "w");
     int written = -1;
     if (result != NULL)
-        written =
-            fprintf(result, "%ld %lld %d %lld\n", usage.ru_maxrss, (long long)wall, status, cpu_us);
+        written = fprintf(result, "%ld %lld %d %lld\n", usage.ru_maxrss, (long long)wall, status,
+                          cpu_us);
     if (result == NULL || written < 0 || fclose(result) != 0) {
         perror("bench_launch: result file");
         return LAUNCH_EXIT_FAILED;

@@ -5,10 +5,11 @@
 
 #include <heaptrail/heaptrail.h>
 
-static const char *const source_names[HT_SOURCE_COUNT] = {
-    "", "LOOKASIDE", "LOWFRAG", "MAINPATH", "SLOWPATH", "INVALID", "SEGMENT_HEAP"};
+static const char *const source_names[HT_SOURCE_COUNT] =
+    {"", "LOOKASIDE", "LOWFRAG", "MAINPATH", "SLOWPATH", "INVALID", "SEGMENT_HEAP"};
 
-int main(void) {
+int main(void)
+{
     ht_heap *heap = ht_heap_create(0, 0, 0);
     if (!heap) {
         fprintf(stderr, "heap_demo: cannot create a heap: %s\n", ht_error_message(ht_last_error()));
@@ -16,8 +17,10 @@ int main(void) {
     }
     void *blocks[64];
     for (int round = 0; round < 4; round++) {
-        for (int i = 0; i < 64; i++) blocks[i] = ht_heap_alloc(heap, 0, 24 + (size_t)i % 3 * 8);
-        for (int i = 0; i < 64; i++) ht_heap_free(heap, 0, blocks[i]);
+        for (int i = 0; i < 64; i++)
+            blocks[i] = ht_heap_alloc(heap, 0, 24 + (size_t)i % 3 * 8);
+        for (int i = 0; i < 64; i++)
+            ht_heap_free(heap, 0, blocks[i]);
     }
     void *big = ht_heap_alloc(heap, HT_HEAP_ZERO_MEMORY, 1 << 20);
     big = ht_heap_realloc(heap, 0, big, 2 << 20);
@@ -31,7 +34,8 @@ int main(void) {
     printf("%-10s %8s %8s %8s\n", "Source", "alloc", "free", "realloc");
     for (int src = 1; src < HT_SOURCE_COUNT; src++)
         printf("%-10s %8llu %8llu %8llu\n", source_names[src],
-               (unsigned long long)c.counts[HT_OP_ALLOC][src], (unsigned long long)c.counts[HT_OP_FREE][src],
+               (unsigned long long)c.counts[HT_OP_ALLOC][src],
+               (unsigned long long)c.counts[HT_OP_FREE][src],
                (unsigned long long)c.counts[HT_OP_REALLOC][src]);
     printf("reserved %zu, committed %zu, allocated %zu, free %zu, live blocks %zu; valid: %s\n",
            s.reserved, s.committed, s.allocated, s.free, s.live_blocks,

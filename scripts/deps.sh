@@ -4,7 +4,7 @@
 # apt-get command instead and fails, so a build never starts half-equipped.
 set -euo pipefail
 
-packages=(build-essential cmake clang pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
+packages=(build-essential cmake clang clang-format pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
           libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler)
 # Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
 # test-cpython-quick) adds CPython's regression tests for Debian's python3.11.

@@ -25,7 +25,9 @@ static size_t random_size(uint64_t r)
 {
     switch (r % 64) {
     case 0: return (size_t)(r >> 8) % (64u << 10) + 1024; /* 1..65 KiB */
-    case 1: case 2: case 3: return (size_t)(r >> 8) % 4096 + 512;
+    case 1:
+    case 2:
+    case 3: return (size_t)(r >> 8) % 4096 + 512;
     default: return (size_t)(r >> 8) % 496 + 16; /* 16..511 */
     }
 }

@@ -11,20 +11,19 @@
 
 #include <lttng/tracepoint.h>
 
-LTTNG_UST_TRACEPOINT_EVENT(heaptrail_bench, alloc,
+LTTNG_UST_TRACEPOINT_EVENT(
+    heaptrail_bench, alloc,
     LTTNG_UST_TP_ARGS(void *, heap, size_t, size, void *, address, int, source),
-    LTTNG_UST_TP_FIELDS(
-        lttng_ust_field_integer_hex(uintptr_t, heap, (uintptr_t)heap)
-        lttng_ust_field_integer(size_t, size, size)
-        lttng_ust_field_integer_hex(uintptr_t, address, (uintptr_t)address)
-        lttng_ust_field_integer(int, source, source)))
+    LTTNG_UST_TP_FIELDS(lttng_ust_field_integer_hex(uintptr_t, heap, (uintptr_t)heap)
+                            lttng_ust_field_integer(size_t, size, size)
+                                lttng_ust_field_integer_hex(uintptr_t, address, (uintptr_t)address)
+                                    lttng_ust_field_integer(int, source, source)))
 
-LTTNG_UST_TRACEPOINT_EVENT(heaptrail_bench, free,
-    LTTNG_UST_TP_ARGS(void *, heap, void *, address, int, source),
-    LTTNG_UST_TP_FIELDS(
-        lttng_ust_field_integer_hex(uintptr_t, heap, (uintptr_t)heap)
-        lttng_ust_field_integer_hex(uintptr_t, address, (uintptr_t)address)
-        lttng_ust_field_integer(int, source, source)))
+LTTNG_UST_TRACEPOINT_EVENT(
+    heaptrail_bench, free, LTTNG_UST_TP_ARGS(void *, heap, void *, address, int, source),
+    LTTNG_UST_TP_FIELDS(lttng_ust_field_integer_hex(uintptr_t, heap, (uintptr_t)heap)
+                            lttng_ust_field_integer_hex(uintptr_t, address, (uintptr_t)address)
+                                lttng_ust_field_integer(int, source, source)))
 
 #endif
 

@@ -222,11 +222,12 @@ static inline uint64_t bench_run_copies(const char *workload, const bench_args *
 {
     bench_copy *copies = bench_malloc(args->threads * sizeof *copies);
     for (unsigned long i = 0; i < args->threads; i++)
-        copies[i] = (bench_copy){
-            .iterations = args->iterations, .seed = args->seed, .index = (unsigned)i};
+        copies[i] = (bench_copy){.iterations = args->iterations,
+                                 .seed = args->seed,
+                                 .index = (unsigned)i};
     bench_run_jobs(workload, copies, sizeof *copies, args->threads, body);
-    uint64_t checksum =
-        bench_fold_jobs(copies, sizeof *copies, args->threads, offsetof(bench_copy, checksum));
+    uint64_t checksum = bench_fold_jobs(copies, sizeof *copies, args->threads,
+                                        offsetof(bench_copy, checksum));
     free(copies);
     return checksum;
 }

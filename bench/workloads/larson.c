@@ -56,8 +56,8 @@ static void *larson_generation(void *arg)
     /* Reap the thread that handed the array over; it has finished its work. */
     if (chain->has_predecessor)
         pthread_join(chain->predecessor, NULL);
-    unsigned long steps =
-        chain->steps_left < LARSON_GENERATION_STEPS ? chain->steps_left : LARSON_GENERATION_STEPS;
+    unsigned long steps = chain->steps_left < LARSON_GENERATION_STEPS ? chain->steps_left
+                                                                      : LARSON_GENERATION_STEPS;
     for (unsigned long i = 0; i < steps; i++) {
         uint32_t slot = bench_below(&chain->rng, LARSON_SLOTS);
         larson_release(chain, slot);
@@ -117,8 +117,8 @@ int main(int argc, char **argv)
         /* Every other generation was joined by its successor. */
         pthread_join(chains[i].last, NULL);
     }
-    uint64_t checksum =
-        bench_fold_jobs(chains, sizeof *chains, args.threads, offsetof(larson_chain, checksum));
+    uint64_t checksum = bench_fold_jobs(chains, sizeof *chains, args.threads,
+                                        offsetof(larson_chain, checksum));
     free(chains);
     bench_print_checksum(checksum);
     return 0;

@@ -86,7 +86,7 @@ typedef struct ht_event_heap_resize {
 
 typedef struct ht_event_rundown_heap {
     uint64_t HeapHandle;
-    uint64_t Reserved;   /* ht_heap_summary at rundown time */
+    uint64_t Reserved; /* ht_heap_summary at rundown time */
     uint64_t Committed;
     uint64_t LiveBlocks;
     uint32_t Compatibility; /* HT_HEAP_COMPATIBILITY_INFORMATION: 0, 1 or 2 */

@@ -105,19 +105,19 @@ HT_API bool ht_heap_lock(ht_heap *heap);
 HT_API bool ht_heap_unlock(ht_heap *heap);
 
 /* Entry flags reported by ht_heap_walk. */
-#define HT_ENTRY_BUSY 0x0001u    /* a live block */
-#define HT_ENTRY_REGION 0x0002u  /* a segment or large mapping (data, size = its range) */
-#define HT_ENTRY_LFH 0x0004u     /* a block inside an LFH subsegment */
-#define HT_ENTRY_LARGE 0x0008u   /* a large block mapped on its own */
+#define HT_ENTRY_BUSY 0x0001u        /* a live block */
+#define HT_ENTRY_REGION 0x0002u      /* a segment or large mapping (data, size = its range) */
+#define HT_ENTRY_LFH 0x0004u         /* a block inside an LFH subsegment */
+#define HT_ENTRY_LARGE 0x0008u       /* a large block mapped on its own */
 #define HT_ENTRY_UNCOMMITTED 0x0010u /* reserved, uncommitted range of a segment */
 
 typedef struct ht_heap_entry {
-    void *data;        /* start of the block's data (NULL to begin a walk) */
-    size_t size;       /* usable bytes (the range size for regions) */
-    size_t requested;  /* bytes the caller asked for (busy blocks), else 0 */
-    uint32_t overhead; /* header bytes in front of data */
-    uint32_t flags;    /* HT_ENTRY_* */
-    ht_source source;  /* tier that owns the block: LOWFRAG, MAINPATH or SLOWPATH */
+    void *data;          /* start of the block's data (NULL to begin a walk) */
+    size_t size;         /* usable bytes (the range size for regions) */
+    size_t requested;    /* bytes the caller asked for (busy blocks), else 0 */
+    uint32_t overhead;   /* header bytes in front of data */
+    uint32_t flags;      /* HT_ENTRY_* */
+    ht_source source;    /* tier that owns the block: LOWFRAG, MAINPATH or SLOWPATH */
     uintptr_t cursor[4]; /* walk state; do not touch */
 } ht_heap_entry;
 
@@ -164,16 +164,16 @@ typedef enum ht_heap_info_class {
 } ht_heap_info_class;
 #define HT_LFH_ACTIVATION_THRESHOLD 17u
 
-HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class,
-                                    const void *info, size_t length);
+HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class, const void *info,
+                                    size_t length);
 HT_API bool ht_heap_query_information(ht_heap *heap, ht_heap_info_class info_class, void *info,
                                       size_t length, size_t *return_length);
 
 /* Tier limits, for users and tests. */
-#define HT_LFH_MAX_BLOCK 16384u         /* largest request the LFH serves */
-#define HT_LOOKASIDE_MAX_BLOCK 1024u    /* largest request the lookaside lists hold */
-#define HT_LARGE_THRESHOLD 0x7F000u     /* requests this size and up are mapped on their own */
-#define HT_LOOKASIDE_DEPTH 32u          /* most blocks one thread's lookaside list holds */
+#define HT_LFH_MAX_BLOCK 16384u      /* largest request the LFH serves */
+#define HT_LOOKASIDE_MAX_BLOCK 1024u /* largest request the lookaside lists hold */
+#define HT_LARGE_THRESHOLD 0x7F000u  /* requests this size and up are mapped on their own */
+#define HT_LOOKASIDE_DEPTH 32u       /* most blocks one thread's lookaside list holds */
 
 #ifdef __cplusplus
 }

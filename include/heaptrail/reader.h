@@ -30,39 +30,39 @@ typedef struct ht_trace_info {
     uint32_t version_major, version_minor;
     uint32_t pid;
     uint32_t pointer_size;
-    uint32_t clock_id;           /* CLOCK_MONOTONIC */
-    uint64_t start_realtime_ns;  /* wall clock at session start (ns since the epoch) */
-    uint64_t start_ns;           /* CLOCK_MONOTONIC at session start */
-    uint64_t end_ns;             /* last timestamp seen (footer's, if present) */
-    const char *program;         /* never NULL */
-    const char *command_line;    /* arguments joined by spaces; never NULL */
-    uint32_t mode;               /* ht_trace_mode */
+    uint32_t clock_id;          /* CLOCK_MONOTONIC */
+    uint64_t start_realtime_ns; /* wall clock at session start (ns since the epoch) */
+    uint64_t start_ns;          /* CLOCK_MONOTONIC at session start */
+    uint64_t end_ns;            /* last timestamp seen (footer's, if present) */
+    const char *program;        /* never NULL */
+    const char *command_line;   /* arguments joined by spaces; never NULL */
+    uint32_t mode;              /* ht_trace_mode */
     uint32_t stack_depth;
-    uint64_t sample_interval;    /* 0: not sampled */
-    uint64_t event_mask;         /* 0: all */
-    uint64_t heap_filter;        /* 0: all heaps */
+    uint64_t sample_interval; /* 0: not sampled */
+    uint64_t event_mask;      /* 0: all */
+    uint64_t heap_filter;     /* 0: all heaps */
     uint64_t min_size, max_size;
-    bool complete;               /* a footer was found: the session ended cleanly */
-    bool truncated;              /* the file ends inside a chunk */
-    uint64_t chunks;             /* whole chunks in the file */
+    bool complete;   /* a footer was found: the session ended cleanly */
+    bool truncated;  /* the file ends inside a chunk */
+    uint64_t chunks; /* whole chunks in the file */
     uint64_t event_chunks;
-    uint64_t events;             /* events in the event chunks (from their headers) */
-    uint64_t lost;               /* lost events from LOST records */
+    uint64_t events; /* events in the event chunks (from their headers) */
+    uint64_t lost;   /* lost events from LOST records */
     uint64_t threads;
     uint64_t stacks;
     uint64_t file_size;
-    uint64_t valid_size;         /* bytes up to the end of the last whole chunk */
+    uint64_t valid_size; /* bytes up to the end of the last whole chunk */
     /* What the session knew when it stopped, from the footer (FORMAT.md §10); read at open,
      * without decoding any event. Each group only when its flag says the footer has it. */
-    bool footer_counts;          /* the footer has the session's counts */
-    uint64_t footer_events;      /* events the session recorded (those lost in writing too) */
-    uint64_t footer_lost;        /* events lost, all reasons, whether or not a LOST record
+    bool footer_counts;       /* the footer has the session's counts */
+    uint64_t footer_events;   /* events the session recorded (those lost in writing too) */
+    uint64_t footer_lost;     /* events lost, all reasons, whether or not a LOST record
                                   * made it to the file */
-    bool end_state;              /* the footer has the heaps' state at the stop */
-    bool stopped_at_exit;        /* the session stopped because the process exited */
-    uint64_t end_live_blocks;    /* live blocks in the traced heaps at the stop (exact, also */
-    uint64_t end_live_bytes;     /* when sampled or filtered) and their requested bytes */
-    uint64_t peak_committed;     /* the traced heaps' committed bytes, most at once */
+    bool end_state;           /* the footer has the heaps' state at the stop */
+    bool stopped_at_exit;     /* the session stopped because the process exited */
+    uint64_t end_live_blocks; /* live blocks in the traced heaps at the stop (exact, also */
+    uint64_t end_live_bytes;  /* when sampled or filtered) and their requested bytes */
+    uint64_t peak_committed;  /* the traced heaps' committed bytes, most at once */
 } ht_trace_info;
 
 /* Opens a trace. On failure returns NULL with a one-line message in error (if given),

@@ -29,9 +29,9 @@ typedef enum ht_trace_mode {
 } ht_trace_mode;
 
 typedef enum ht_trace_unwinder {
-    HT_TRACE_UNWIND_DEFAULT = 0,   /* .eh_frame rules cached per return address, libunwind for
+    HT_TRACE_UNWIND_DEFAULT = 0,       /* .eh_frame rules cached per return address, libunwind for
                                     * the frames they cannot describe: libunwind's frames */
-    HT_TRACE_UNWIND_LIBUNWIND = 1, /* unw_backtrace for every stack */
+    HT_TRACE_UNWIND_LIBUNWIND = 1,     /* unw_backtrace for every stack */
     HT_TRACE_UNWIND_FRAME_POINTER = 2, /* follows frame pointers: fast, but stops at code built
                                         * without them */
 } ht_trace_unwinder;
@@ -56,21 +56,21 @@ typedef struct ht_trace_options {
     const char *output_path;
     int output_fd;
     ht_trace_mode mode;
-    size_t buffer_size;       /* per thread, bytes; default 1 MiB, rounded to 64 KiB chunks */
-    unsigned stack_depth;     /* frames per stack; 0: no stacks; at most HT_TRACE_MAX_DEPTH */
-    bool free_stacks;         /* FREE events get a stack too (else only INVALID ones do: a
+    size_t buffer_size;   /* per thread, bytes; default 1 MiB, rounded to 64 KiB chunks */
+    unsigned stack_depth; /* frames per stack; 0: no stacks; at most HT_TRACE_MAX_DEPTH */
+    bool free_stacks;     /* FREE events get a stack too (else only INVALID ones do: a
                                * free is matched to its allocation's stack by address) */
     ht_trace_unwinder unwinder;
-    uint64_t event_mask;      /* HT_EVENT_BIT(kind) of the kinds to record; 0: all */
-    const ht_heap *heap;      /* record only this heap; NULL: all heaps */
-    size_t min_size;          /* ALLOC/REALLOC: record only sizes in [min_size, max_size] */
-    size_t max_size;          /* 0: no upper limit. FREE events are not size-filtered */
-    size_t sample_interval;   /* byte sampling: mean bytes between sampled allocations
+    uint64_t event_mask;        /* HT_EVENT_BIT(kind) of the kinds to record; 0: all */
+    const ht_heap *heap;        /* record only this heap; NULL: all heaps */
+    size_t min_size;            /* ALLOC/REALLOC: record only sizes in [min_size, max_size] */
+    size_t max_size;            /* 0: no upper limit. FREE events are not size-filtered */
+    size_t sample_interval;     /* byte sampling: mean bytes between sampled allocations
                                * (Poisson, as heapprofd); 0: record every allocation */
-    int compression_level;    /* zstd level for chunks, 1..19; 0: no compression */
+    int compression_level;      /* zstd level for chunks, 1..19; 0: no compression */
     unsigned flush_interval_ms; /* how often partly filled buffers are written; default 100 */
-    bool follow_forks;        /* ht_trace_fork_child() starts a new session in the child */
-    bool no_rundown;          /* skip the rundown of existing heaps and blocks at start */
+    bool follow_forks;          /* ht_trace_fork_child() starts a new session in the child */
+    bool no_rundown;            /* skip the rundown of existing heaps and blocks at start */
     ht_trace_consumer consumers[HT_TRACE_MAX_CONSUMERS];
 } ht_trace_options;
 
@@ -149,9 +149,9 @@ typedef struct ht_trace_stats {
     uint64_t lost;          /* events lost, all reasons */
     uint64_t bytes_written; /* to the output, including framing */
     uint64_t chunks_written;
-    uint64_t stacks;        /* distinct stacks */
-    uint64_t threads;       /* threads that recorded events */
-    uint64_t write_errors;  /* failed writes to the output */
+    uint64_t stacks;       /* distinct stacks */
+    uint64_t threads;      /* threads that recorded events */
+    uint64_t write_errors; /* failed writes to the output */
 } ht_trace_stats;
 
 /* Statistics of the running session, or of the last one after it stopped. */

@@ -24,16 +24,16 @@ typedef struct ht_analysis ht_analysis;
 #define HT_ANALYSIS_NO_END UINT64_MAX /* open end of a window */
 
 typedef struct ht_analysis_options {
-    bool symbols;                 /* symbolize frames with libdw (default true) */
-    const char *const *search_dirs; /* NULL-terminated: more places to look for binaries by
+    bool symbols;                    /* symbolize frames with libdw (default true) */
+    const char *const *search_dirs;  /* NULL-terminated: more places to look for binaries by
                                      * base name and for debug files by build-id; may be NULL */
-    bool window;                  /* compute the WPA lifetime classes for [begin, end) */
-    uint64_t window_begin_ns;     /* relative to the trace start */
-    uint64_t window_end_ns;       /* HT_ANALYSIS_NO_END: to the end of the trace */
+    bool window;                     /* compute the WPA lifetime classes for [begin, end) */
+    uint64_t window_begin_ns;        /* relative to the trace start */
+    uint64_t window_end_ns;          /* HT_ANALYSIS_NO_END: to the end of the trace */
     uint64_t temporary_threshold_ns; /* 0: heaptrack's definition only; else also count blocks
                                       * freed within this time of their allocation */
-    int progress;                 /* -1: on a tty, 0: never, 1: always (stderr) */
-    const char *progress_label;   /* "report", "export" */
+    int progress;                    /* -1: on a tty, 0: never, 1: always (stderr) */
+    const char *progress_label;      /* "report", "export" */
 } ht_analysis_options;
 
 void ht_analysis_options_init(ht_analysis_options *options);
@@ -56,7 +56,7 @@ int ht_analysis_run(ht_analysis *analysis, char *error, size_t error_size);
 const char *ht_analysis_warnings(const ht_analysis *analysis);
 
 typedef struct ht_report_options {
-    unsigned top;      /* entries per list (default 10) */
+    unsigned top; /* entries per list (default 10) */
     bool json;
 } ht_report_options;
 
@@ -110,12 +110,12 @@ typedef struct ht_trace_summary {
     const char *end_when; /* "at exit", "when tracing stopped", "at the last event" */
     double end_blocks, end_bytes;
     bool peak_committed_known;
-    uint64_t peak_committed; /* the traced heaps' committed bytes, most at once */
-    bool modeled;         /* the model ran: the figures below are set */
+    uint64_t peak_committed;        /* the traced heaps' committed bytes, most at once */
+    bool modeled;                   /* the model ran: the figures below are set */
     double peak_bytes, peak_blocks; /* live at the peak (estimates when sampled) */
-    uint64_t peak_ns;     /* relative to the trace start */
+    uint64_t peak_ns;               /* relative to the trace start */
     uint64_t duration_ns;
-    uint64_t invalid;     /* operations with Source INVALID */
+    uint64_t invalid; /* operations with Source INVALID */
 } ht_trace_summary;
 
 void ht_trace_summary_of_info(const ht_trace_info *info, ht_trace_summary *summary);

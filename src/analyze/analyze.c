@@ -209,8 +209,9 @@ static void record_invalid(ht_analysis *a, const ht_event *e, hti_invalid_kind k
     a->invalid_total++;
     a->last_invalid_kind = (uint32_t)kind;
     a->sites[site].invalid++;
-    int op = e->kind == HT_EVENT_ALLOC ? HT_OP_ALLOC : e->kind == HT_EVENT_FREE ? HT_OP_FREE
-                                                                                 : HT_OP_REALLOC;
+    int op = e->kind == HT_EVENT_ALLOC  ? HT_OP_ALLOC
+             : e->kind == HT_EVENT_FREE ? HT_OP_FREE
+                                        : HT_OP_REALLOC;
     a->heaps[heap].invalid[op]++;
     uint64_t key = (((uint64_t)site << 8) | (uint64_t)kind) + 1;
     uint32_t g = hti_map_get(&a->invalid_index, key);
@@ -242,9 +243,14 @@ static void record_invalid(ht_analysis *a, const ht_event *e, hti_invalid_kind k
 const char *hti_invalid_name(hti_invalid_kind kind)
 {
     static const char *const names[HTI_INVALID_KINDS] = {
-        "failed allocation",       "double free",          "free through the wrong heap",
-        "free refused by the heap", "free of an unknown pointer", "failed reallocation",
-        "reallocation of a freed block", "reallocation of an unknown pointer",
+        "failed allocation",
+        "double free",
+        "free through the wrong heap",
+        "free refused by the heap",
+        "free of an unknown pointer",
+        "failed reallocation",
+        "reallocation of a freed block",
+        "reallocation of an unknown pointer",
     };
     return (unsigned)kind < HTI_INVALID_KINDS ? names[kind] : "invalid";
 }
@@ -256,11 +262,11 @@ typedef struct pass {
     hti_model_thread *thread_cache;
     uint64_t heap_cache_handle;
     uint32_t heap_cache_index; /* UINT32_MAX: empty */
-    uint64_t next_sample; /* absolute */
-    bool in_rundown;      /* the last event was part of a rundown taken at rundown_time */
-    bool rundown_sweep;   /* unlisted blocks are stale (see rundown_begin) */
+    uint64_t next_sample;      /* absolute */
+    bool in_rundown;           /* the last event was part of a rundown taken at rundown_time */
+    bool rundown_sweep;        /* unlisted blocks are stale (see rundown_begin) */
     uint64_t rundown_time;
-    unsigned rundowns;    /* begun so far */
+    unsigned rundowns; /* begun so far */
 } pass;
 
 /* ---- rundowns after the first (ring mode: each snapshot and the stop take one) ----
@@ -276,8 +282,8 @@ static void rundown_begin(ht_analysis *a, pass *p, uint64_t time)
 {
     p->in_rundown = true;
     p->rundown_time = time;
-    p->rundown_sweep =
-        a->blocks.count > 0 && (p->rundowns > 0 || a->info->mode == HT_TRACE_MODE_RING);
+    p->rundown_sweep = a->blocks.count > 0 &&
+                       (p->rundowns > 0 || a->info->mode == HT_TRACE_MODE_RING);
     p->rundowns++;
 }
 
@@ -395,8 +401,10 @@ static void sum_heaps(ht_analysis *a)
  * return 0 or -ENOMEM. */
 
 /* A FREE, or a REALLOC's old block: the block b (of thread t's operation) leaves the model. */
-static inline __attribute__((always_inline)) void release_block(ht_analysis *a, hti_model_thread *t, hti_block *b, uint32_t source,
-                                 uint64_t now, const hti_hooks *hooks)
+static inline __attribute__((always_inline)) void release_block(ht_analysis *a, hti_model_thread *t,
+                                                                hti_block *b, uint32_t source,
+                                                                uint64_t now,
+                                                                const hti_hooks *hooks)
 {
     if (is_temporary(a, t, b, b->address, now))
         mark_temporary(a, b);
@@ -417,8 +425,8 @@ static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64
     hti_model_thread *t = thread_for(a, e->thread_id, &p->thread_cache);
     uint32_t site = stack_site(a, e->stack_id);
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
-    count_op(&a->heaps[heap], t, HT_OP_ALLOC, x->Address ? x->Source : MEMORY_FROM_INVALID, e->weight,
-             (double)x->Size * e->weight);
+    count_op(&a->heaps[heap], t, HT_OP_ALLOC, x->Address ? x->Source : MEMORY_FROM_INVALID,
+             e->weight, (double)x->Size * e->weight);
     if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
         record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
         last_alloc_clear(t);
@@ -450,9 +458,9 @@ static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64
         uint32_t site = stack_site(a, e->stack_id);
         hti_invalid_kind kind = b ? (hti_block_heap(b) != heap ? HTI_INVALID_WRONG_HEAP
                                                                : HTI_INVALID_REJECTED_FREE)
-                            : a->recent_frees[recent_slot(x->Address)] == x->Address
-                                ? HTI_INVALID_DOUBLE_FREE
-                                : HTI_INVALID_UNKNOWN_FREE;
+                                : a->recent_frees[recent_slot(x->Address)] == x->Address
+                                    ? HTI_INVALID_DOUBLE_FREE
+                                    : HTI_INVALID_UNKNOWN_FREE;
         record_invalid(a, e, kind, site, heap, x->Address, 0);
         last_alloc_clear(t);
         if (hooks && hooks->notable)
@@ -479,15 +487,13 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
     uint32_t heap = heap_cached(a, p, x->HeapHandle);
     hti_block *old = x->OldAddress ? hti_blocks_find(&a->blocks, x->OldAddress) : NULL;
     count_op(&a->heaps[heap], t, HT_OP_REALLOC, x->NewAddress ? x->Source : MEMORY_FROM_INVALID,
-             e->weight,
-             (double)x->NewSize * e->weight);
+             e->weight, (double)x->NewSize * e->weight);
     if (x->Source == MEMORY_FROM_INVALID || !x->NewAddress) {
-        hti_invalid_kind kind =
-            !x->OldAddress ? HTI_INVALID_FAILED_ALLOC
-            : old          ? HTI_INVALID_FAILED_REALLOC
-            : a->recent_frees[recent_slot(x->OldAddress)] == x->OldAddress
-                ? HTI_INVALID_REALLOC_FREED
-                : HTI_INVALID_REALLOC_UNKNOWN;
+        hti_invalid_kind kind = !x->OldAddress ? HTI_INVALID_FAILED_ALLOC
+                                : old          ? HTI_INVALID_FAILED_REALLOC
+                                : a->recent_frees[recent_slot(x->OldAddress)] == x->OldAddress
+                                    ? HTI_INVALID_REALLOC_FREED
+                                    : HTI_INVALID_REALLOC_UNKNOWN;
         record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
         last_alloc_clear(t);
         if (hooks && hooks->notable)
@@ -544,15 +550,10 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         e->kind != HT_EVENT_RUNDOWN_HEAP)
         rundown_end(a, p);
     switch (e->kind) {
-    case HT_EVENT_ALLOC:
-        return apply_alloc(a, p, e, now);
-    case HT_EVENT_FREE:
-        apply_free(a, p, e, now);
-        break;
-    case HT_EVENT_REALLOC:
-        return apply_realloc(a, p, e, now);
-    case HT_EVENT_RUNDOWN_BLOCK:
-        return apply_rundown_block(a, p, e, now);
+    case HT_EVENT_ALLOC: return apply_alloc(a, p, e, now);
+    case HT_EVENT_FREE: apply_free(a, p, e, now); break;
+    case HT_EVENT_REALLOC: return apply_realloc(a, p, e, now);
+    case HT_EVENT_RUNDOWN_BLOCK: return apply_rundown_block(a, p, e, now);
     case HT_EVENT_RUNDOWN_HEAP: {
         if (!p->in_rundown || p->rundown_time != now)
             rundown_begin(a, p, now);
@@ -606,8 +607,7 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
             hooks->notable(hooks->context, a, e, HTI_SITE_NONE);
         break;
     }
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
@@ -974,12 +974,8 @@ int ht_export_write(ht_analysis *a, FILE *out, const ht_export_options *o, char 
 {
     int status;
     switch (o->format) {
-    case HT_EXPORT_CHROME:
-        status = hti_export_chrome(a, out, o, error, error_size);
-        break;
-    case HT_EXPORT_MASSIF:
-        status = hti_export_massif(a, out, o, error, error_size);
-        break;
+    case HT_EXPORT_CHROME: status = hti_export_chrome(a, out, o, error, error_size); break;
+    case HT_EXPORT_MASSIF: status = hti_export_massif(a, out, o, error, error_size); break;
     case HT_EXPORT_FOLDED:
         status = hti_analysis_run(a, NULL, error, error_size);
         if (status == 0)
@@ -990,9 +986,7 @@ int ht_export_write(ht_analysis *a, FILE *out, const ht_export_options *o, char 
         if (status == 0)
             status = hti_export_pprof(a, out, o, error, error_size);
         break;
-    default:
-        snprintf(error, error_size, "unknown export format");
-        return -EINVAL;
+    default: snprintf(error, error_size, "unknown export format"); return -EINVAL;
     }
     if (status == 0 && (fflush(out) != 0 || ferror(out))) {
         snprintf(error, error_size, "%s", strerror(errno ? errno : EIO));

@@ -55,7 +55,7 @@ void hti_map_remove(hti_map *map, uint64_t key);
 typedef struct hti_strings {
     const char **slots;
     size_t mask, count;
-    char *block;        /* current storage block */
+    char *block; /* current storage block */
     size_t block_used, block_size;
     char **blocks;
     size_t block_count, block_capacity;
@@ -76,7 +76,7 @@ typedef struct hti_block {
     uint64_t time;      /* allocation timestamp (ns, trace clock); the top bit marks blocks
                          * listed by the rundown in progress (analyze.c) */
     uint32_t site;
-    float weight;       /* operations this block stands for (1 unless sampled) */
+    float weight; /* operations this block stands for (1 unless sampled) */
 } hti_block;
 
 static inline uint64_t hti_block_size(const hti_block *b)
@@ -90,7 +90,7 @@ static inline uint32_t hti_block_heap(const hti_block *b)
 
 typedef struct hti_blocks {
     hti_block *slots;
-    size_t mask;  /* capacity - 1 */
+    size_t mask; /* capacity - 1 */
     size_t count;
     unsigned shift; /* 64 - log2(capacity) */
     void *mapping;  /* large tables: the mmap region holding slots (huge pages) */
@@ -175,9 +175,9 @@ typedef struct hti_frame {
     const char *file;     /* NULL if unknown */
     const char *module;   /* base name of the module's path; NULL if no module */
     const char *module_path;
-    uint32_t line;        /* 0 if unknown */
-    int module_index;     /* -1 without a module */
-    bool inlined;         /* an inlined call inside the next frame */
+    uint32_t line;    /* 0 if unknown */
+    int module_index; /* -1 without a module */
+    bool inlined;     /* an inlined call inside the next frame */
 } hti_frame;
 
 typedef struct hti_symbolizer hti_symbolizer;
@@ -200,10 +200,10 @@ hti_frame_kind hti_symbolizer_frame_kind(hti_symbolizer *symbolizer, uint64_t ad
 
 /* ---- analyze.c: the analysis state ---- */
 
-#define HTI_SITE_NONE 0    /* events without a (known) stack */
-#define HTI_SITE_RUNDOWN 1 /* blocks live before tracing started */
-#define HTI_SITE_TRACER 2  /* made on heaptrail's own behalf (its threads, its start-up) */
-#define HTI_SITE_SPECIAL 3 /* sites below this have a label and no frames */
+#define HTI_SITE_NONE 0     /* events without a (known) stack */
+#define HTI_SITE_RUNDOWN 1  /* blocks live before tracing started */
+#define HTI_SITE_TRACER 2   /* made on heaptrail's own behalf (its threads, its start-up) */
+#define HTI_SITE_SPECIAL 3  /* sites below this have a label and no frames */
 #define HTI_HIST_BUCKETS 65 /* 0, then [2^(b-1), 2^b) for b = 1..64 */
 #define HTI_CLASSES 4       /* AIFI, AIFO, AOFI, AOFO */
 #define HTI_INVALID_EVENTS_MAX 1000
@@ -214,15 +214,15 @@ enum { HTI_AIFI = 0, HTI_AIFO = 1, HTI_AOFI = 2, HTI_AOFO = 3 };
 typedef struct hti_site {
     const uint64_t *frames; /* the user frames of the stack (reader memory), innermost first */
     uint32_t depth;
-    uint64_t peak_epoch;    /* peak_* hold this site's values at the peak of that epoch */
+    uint64_t peak_epoch; /* peak_* hold this site's values at the peak of that epoch */
     uint64_t hash;
     double alloc_count, alloc_bytes; /* allocations (ALLOC and REALLOC) made here */
     double live_count, live_bytes;   /* now; at the end of the trace: leaked */
     double peak_count, peak_bytes;
     double temp_count, temp_bytes;
     double source_count[HT_SOURCE_COUNT], source_bytes[HT_SOURCE_COUNT];
-    uint64_t invalid;                /* INVALID events with this stack */
-    uint32_t merged_into;            /* after the pass: the site that took over this one's
+    uint64_t invalid;     /* INVALID events with this stack */
+    uint32_t merged_into; /* after the pass: the site that took over this one's
                                       * numbers (itself if none) */
 } hti_site;
 
@@ -265,7 +265,8 @@ typedef struct hti_heap {
     double live_count, live_bytes, max_live_bytes;
     double peak_count, peak_bytes; /* at the global peak (epoch trick, as sites) */
     uint64_t committed, max_committed;
-    double alloc_count[HT_SOURCE_COUNT], alloc_bytes[HT_SOURCE_COUNT]; /* from ops, after the pass */
+    double alloc_count[HT_SOURCE_COUNT],
+        alloc_bytes[HT_SOURCE_COUNT]; /* from ops, after the pass */
     double free_count[HT_SOURCE_COUNT], free_bytes[HT_SOURCE_COUNT];
     uint64_t invalid[3]; /* by ht_op */
 } hti_heap;
@@ -317,8 +318,8 @@ typedef struct hti_hooks {
     void (*notable)(void *context, ht_analysis *analysis, const ht_event *event, uint32_t site);
     uint64_t large_block; /* block_end is called for blocks at least this big (0: never) */
     /* A large block ended: freed (end_ns) or live at the end of the trace (live true). */
-    void (*block_end)(void *context, ht_analysis *analysis, const hti_block *block,
-                      uint64_t end_ns, bool live);
+    void (*block_end)(void *context, ht_analysis *analysis, const hti_block *block, uint64_t end_ns,
+                      bool live);
 } hti_hooks;
 
 struct ht_analysis {
@@ -332,7 +333,7 @@ struct ht_analysis {
 
     hti_site *sites;
     size_t site_count, site_capacity;
-    hti_map site_index; /* stack hash -> first site with that hash (chained by equality) */
+    hti_map site_index;   /* stack hash -> first site with that hash (chained by equality) */
     uint32_t *stack_site; /* by stack id; ids above stack_limit map to HTI_SITE_NONE */
     uint32_t stack_limit;
     hti_window_site *window_sites; /* when options.window */
@@ -356,9 +357,9 @@ struct ht_analysis {
     uint64_t peak_epoch;   /* bumped at every new peak */
     double temp_count, temp_bytes;
     double rundown_count, rundown_bytes;
-    double unknown_frees;  /* frees of addresses not in the model (sampling, pre-trace blocks) */
+    double unknown_frees; /* frees of addresses not in the model (sampling, pre-trace blocks) */
     double destroyed_count, destroyed_bytes; /* blocks released by HEAP_DESTROY */
-    double stale_count, stale_bytes; /* dropped: a later rundown did not list them */
+    double stale_count, stale_bytes;         /* dropped: a later rundown did not list them */
     double hist_count[HTI_HIST_BUCKETS], hist_bytes[HTI_HIST_BUCKETS];
     double window_count[HTI_CLASSES], window_bytes[HTI_CLASSES];
     uint64_t window_begin_abs, window_end_abs; /* absolute trace clock */
@@ -385,8 +386,7 @@ int hti_sites_build(ht_analysis *analysis);
 int hti_sites_merge(ht_analysis *analysis);
 
 /* Runs the pass with hooks (exporters); ht_analysis_run calls it with none. */
-int hti_analysis_run(ht_analysis *analysis, const hti_hooks *hooks, char *error,
-                     size_t error_size);
+int hti_analysis_run(ht_analysis *analysis, const hti_hooks *hooks, char *error, size_t error_size);
 
 static inline double hti_site_peak_bytes(const ht_analysis *a, const hti_site *s)
 {

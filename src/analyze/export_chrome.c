@@ -156,8 +156,7 @@ static void on_notable(void *context, ht_analysis *a, const ht_event *e, uint32_
         fprintf(c->out, ",\"cat\":\"heap\",\"args\":{\"heap\":\"0x%" PRIx64 "\"}}",
                 ht_event_heap(e));
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -174,14 +173,17 @@ static void on_block_end(void *context, ht_analysis *a, const hti_block *b, uint
     hti_format_bytes(size, sizeof size, (double)hti_block_size(b));
     for (int phase = 0; phase < 2; phase++) {
         event_begin(c);
-        fprintf(c->out, "{\"name\":\"block %s\",\"cat\":\"large block\",\"ph\":\"%c\",\"id\":\"0x%"
-                PRIx64 "\",\"pid\":%u,\"tid\":0,\"ts\":", size, phase ? 'e' : 'b', id, c->pid);
+        fprintf(c->out,
+                "{\"name\":\"block %s\",\"cat\":\"large block\",\"ph\":\"%c\",\"id\":\"0x%" PRIx64
+                "\",\"pid\":%u,\"tid\":0,\"ts\":",
+                size, phase ? 'e' : 'b', id, c->pid);
         ts(c->out, hti_relative_ns(a, phase ? end_ns : b->time));
         if (phase) {
             fputs("}", c->out);
             continue;
         }
-        fprintf(c->out, ",\"args\":{\"address\":\"0x%" PRIx64 "\",\"size\":%" PRIu64
+        fprintf(c->out,
+                ",\"args\":{\"address\":\"0x%" PRIx64 "\",\"size\":%" PRIu64
                 ",\"heap\":\"0x%" PRIx64 "\",\"leaked\":%s,\"stack\":",
                 b->address, hti_block_size(b), a->heaps[hti_block_heap(b)].handle,
                 live ? "true" : "false");
@@ -223,8 +225,9 @@ static void finish(chrome *c)
         ts(c->out, begin);
         fputs(",\"dur\":", c->out);
         ts(c->out, stop > begin ? stop - begin : 0);
-        fprintf(c->out, ",\"args\":{\"peak_bytes\":%.0f,\"leaked_bytes\":%.0f,\"max_committed\":%"
-                PRIu64 ",\"destroyed\":%s}}",
+        fprintf(c->out,
+                ",\"args\":{\"peak_bytes\":%.0f,\"leaked_bytes\":%.0f,\"max_committed\":%" PRIu64
+                ",\"destroyed\":%s}}",
                 nearbyint(h->max_live_bytes), h->live_bytes >= 0.5 ? nearbyint(h->live_bytes) : 0.0,
                 h->max_committed, h->destroyed ? "true" : "false");
     }

@@ -14,7 +14,7 @@
 
 #include "analyze/analyze_internal.h"
 
-#define SNAPSHOTS 60        /* regular snapshots over the trace (massif keeps up to 100) */
+#define SNAPSHOTS 60 /* regular snapshots over the trace (massif keeps up to 100) */
 #define DETAILED_EVERY 10
 #define THRESHOLD_PERCENT 1.0
 
@@ -125,8 +125,8 @@ static node *node_new(tree *t)
 static node *child(tree *t, node *parent, const hti_frame *frame, const char *label)
 {
     for (node *c = parent->children; c; c = c->next)
-        if (c->label == label && (c->frame == frame ||
-                                  (c->frame && frame && hti_frame_same(c->frame, frame))))
+        if (c->label == label &&
+            (c->frame == frame || (c->frame && frame && hti_frame_same(c->frame, frame))))
             return c;
     node *c = node_new(t);
     if (!c)
@@ -270,8 +270,8 @@ int hti_export_massif(ht_analysis *a, FILE *out, const ht_export_options *o, cha
         qsort(m.snapshots, m.count, sizeof *m.snapshots, compare_snapshots);
         fprintf(out, "desc: heaptrail export of %s\n", a->path);
         char cmd[4096];
-        snprintf(cmd, sizeof cmd, "%s", a->info->command_line[0] ? a->info->command_line
-                                                                   : a->info->program);
+        snprintf(cmd, sizeof cmd, "%s",
+                 a->info->command_line[0] ? a->info->command_line : a->info->program);
         for (char *p = cmd; *p; p++)
             if (*p == '\n')
                 *p = ' ';

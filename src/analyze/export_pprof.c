@@ -92,7 +92,7 @@ typedef struct profile {
     hti_map function_index; /* key -> function id */
     struct function_key {
         const char *name, *file;
-    } *functions_seen; /* by id - 1 */
+    } * functions_seen; /* by id - 1 */
     size_t function_count, function_capacity;
     hti_map location_index; /* address key -> location id */
     bool *module_used;      /* by module index: a location refers to it */

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 typedef struct hti_progress {
-    bool enabled;        /* decided at init */
-    bool shown;          /* a line is on the screen */
-    uint64_t total;      /* 0: unknown */
+    bool enabled;   /* decided at init */
+    bool shown;     /* a line is on the screen */
+    uint64_t total; /* 0: unknown */
     uint64_t started_ns, last_ns;
     const char *command; /* "report" */
     const char *what;    /* "events" */

@@ -58,8 +58,9 @@ static void heading(text *t, const char *title)
 }
 
 /* One ranked list of sites: "#k <bytes> in <count> blocks (<share>)" then the stack. */
-static void print_sites(text *t, uint32_t *sites, size_t n, double (*bytes)(const ht_analysis *,
-                        uint32_t), double (*count)(const ht_analysis *, uint32_t), double total,
+static void print_sites(text *t, uint32_t *sites, size_t n,
+                        double (*bytes)(const ht_analysis *, uint32_t),
+                        double (*count)(const ht_analysis *, uint32_t), double total,
                         const char *one, const char *many, bool count_first)
 {
     char b1[64], b2[64];
@@ -107,8 +108,7 @@ static void section_header(text *t)
     if (gmtime_r(&seconds, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
     fprintf(t->out, "  recorded    %s, %s, %s mode, ", when,
-            hti_format_time(b1, sizeof b1, hti_duration_ns(a)),
-            ht_trace_mode_name(info->mode));
+            hti_format_time(b1, sizeof b1, hti_duration_ns(a)), ht_trace_mode_name(info->mode));
     if (info->stack_depth)
         fprintf(t->out, "stacks of up to %u frames, ", info->stack_depth);
     else
@@ -186,7 +186,8 @@ static void section_summary(text *t, size_t leak_stacks)
                 hti_format_count(b1, sizeof b1, a->unknown_frees),
                 a->info->sample_interval ? ": expected when sampling" : "");
     if (a->stale_count > 0)
-        fprintf(t->out, "  stale blocks     %s (%s) dropped: a later rundown did not list them "
+        fprintf(t->out,
+                "  stale blocks     %s (%s) dropped: a later rundown did not list them "
                 "(their frees were lost)\n",
                 hti_format_count(b1, sizeof b1, a->stale_count),
                 hti_format_bytes(b2, sizeof b2, a->stale_bytes));
@@ -254,13 +255,13 @@ static void section_sources(text *t)
         uint64_t invalid = h->invalid[0] + h->invalid[1] + h->invalid[2];
         if (count <= 0 && frees <= 0 && !invalid && h->live_count <= 0)
             continue;
-        fprintf(t->out, "  heap 0x%" PRIx64 ": %s allocations (%s), %s frees, peak %s",
-                h->handle, hti_format_count(b1, sizeof b1, count),
-                hti_format_bytes(b2, sizeof b2, bytes), hti_format_count(b3, sizeof b3, frees),
+        fprintf(t->out, "  heap 0x%" PRIx64 ": %s allocations (%s), %s frees, peak %s", h->handle,
+                hti_format_count(b1, sizeof b1, count), hti_format_bytes(b2, sizeof b2, bytes),
+                hti_format_count(b3, sizeof b3, frees),
                 hti_format_bytes(b4, sizeof b4, h->max_live_bytes));
         if (h->max_committed)
-            fprintf(t->out, ", committed up to %s", hti_format_bytes(b2, sizeof b2,
-                                                                      (double)h->max_committed));
+            fprintf(t->out, ", committed up to %s",
+                    hti_format_bytes(b2, sizeof b2, (double)h->max_committed));
         if (h->destroyed)
             fprintf(t->out, ", destroyed at %s", hti_format_time(b3, sizeof b3, h->destroyed_ns));
         fprintf(t->out, "\n");
@@ -277,8 +278,9 @@ static void section_sources(text *t)
                     hti_format_count(b3, sizeof b3, h->free_count[s]));
         }
         if (invalid)
-            fprintf(t->out, "    %-12s %14" PRIu64 " (alloc %" PRIu64 ", free %" PRIu64
-                            ", realloc %" PRIu64 ")\n",
+            fprintf(t->out,
+                    "    %-12s %14" PRIu64 " (alloc %" PRIu64 ", free %" PRIu64 ", realloc %" PRIu64
+                    ")\n",
                     "INVALID", invalid, h->invalid[0], h->invalid[1], h->invalid[2]);
     }
     uint32_t *sites;
@@ -373,9 +375,10 @@ static void section_window(text *t)
     ht_analysis *a = t->a;
     char b1[64], b2[64], b3[64];
     static const char *const names[HTI_CLASSES] = {"AIFI", "AIFO", "AOFI", "AOFO"};
-    static const char *const meanings[HTI_CLASSES] = {
-        "allocated inside, freed inside", "allocated inside, freed outside (or never)",
-        "allocated before, freed inside", "allocated before, freed outside (or never)"};
+    static const char *const meanings[HTI_CLASSES] = {"allocated inside, freed inside",
+                                                      "allocated inside, freed outside (or never)",
+                                                      "allocated before, freed inside",
+                                                      "allocated before, freed outside (or never)"};
     uint64_t end = a->options.window_end_ns;
     char window[128];
     if (end == HT_ANALYSIS_NO_END)

@@ -170,8 +170,7 @@ static uint64_t symbolic_hash(const hti_frame *const *frames, long n)
     for (long i = 0; i < n; i++) {
         const hti_frame *f = frames[i];
         uint64_t v = f->function ? (uint64_t)(uintptr_t)f->function * 3 +
-                                       (uint64_t)(uintptr_t)f->file * 5 + f->line * 7u +
-                                       f->inlined
+                                       (uint64_t)(uintptr_t)f->file * 5 + f->line * 7u + f->inlined
                                  : f->address;
         h = hti_mix64(h ^ v);
     }
@@ -230,8 +229,8 @@ int hti_sites_merge(ht_analysis *a)
         hti_site *s = &a->sites[i];
         if (s->alloc_count <= 0 && s->live_count <= 0 && s->temp_count <= 0 && !s->invalid &&
             hti_site_peak_count(a, s) <= 0 &&
-            !(a->window_sites && memcmp(&a->window_sites[i], &(hti_window_site){0},
-                                        sizeof(hti_window_site)) != 0))
+            !(a->window_sites &&
+              memcmp(&a->window_sites[i], &(hti_window_site){0}, sizeof(hti_window_site)) != 0))
             continue;
         long n = hti_site_frames(a, i, &frames, &frame_capacity);
         if (n < 0) {

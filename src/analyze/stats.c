@@ -13,10 +13,9 @@
 #include "analyze/analyze_internal.h"
 
 static const unsigned kind_order[] = {
-    HT_EVENT_ALLOC,         HT_EVENT_FREE,         HT_EVENT_REALLOC,
-    HT_EVENT_HEAP_CREATE,   HT_EVENT_HEAP_DESTROY, HT_EVENT_HEAP_EXPAND,
-    HT_EVENT_HEAP_CONTRACT, HT_EVENT_RUNDOWN_HEAP, HT_EVENT_RUNDOWN_BLOCK,
-    HT_EVENT_LOST,
+    HT_EVENT_ALLOC,         HT_EVENT_FREE,        HT_EVENT_REALLOC,       HT_EVENT_HEAP_CREATE,
+    HT_EVENT_HEAP_DESTROY,  HT_EVENT_HEAP_EXPAND, HT_EVENT_HEAP_CONTRACT, HT_EVENT_RUNDOWN_HEAP,
+    HT_EVENT_RUNDOWN_BLOCK, HT_EVENT_LOST,
 };
 #define KIND_ORDER_COUNT (sizeof kind_order / sizeof kind_order[0])
 #define LOST_REASONS 8
@@ -43,9 +42,10 @@ static hti_ops heap_ops(const hti_heap *h)
 /* Events of kind k as the model counts them: operations weighted (estimates when sampled). */
 static double kind_count(const ht_analysis *a, unsigned k)
 {
-    int op = k == HT_EVENT_ALLOC ? HT_OP_ALLOC : k == HT_EVENT_FREE ? HT_OP_FREE
-             : k == HT_EVENT_REALLOC                               ? HT_OP_REALLOC
-                                                                   : -1;
+    int op = k == HT_EVENT_ALLOC     ? HT_OP_ALLOC
+             : k == HT_EVENT_FREE    ? HT_OP_FREE
+             : k == HT_EVENT_REALLOC ? HT_OP_REALLOC
+                                     : -1;
     if (op < 0)
         return (double)a->kind_count[k];
     double sum = 0;
@@ -56,9 +56,10 @@ static double kind_count(const ht_analysis *a, unsigned k)
 
 static double kind_bytes(const ht_analysis *a, unsigned k)
 {
-    int op = k == HT_EVENT_ALLOC ? HT_OP_ALLOC : k == HT_EVENT_FREE ? HT_OP_FREE
-             : k == HT_EVENT_REALLOC                               ? HT_OP_REALLOC
-                                                                   : -1;
+    int op = k == HT_EVENT_ALLOC     ? HT_OP_ALLOC
+             : k == HT_EVENT_FREE    ? HT_OP_FREE
+             : k == HT_EVENT_REALLOC ? HT_OP_REALLOC
+                                     : -1;
     if (op < 0)
         return a->kind_bytes[k];
     double sum = 0;
@@ -146,7 +147,8 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
     fprintf(out, "\n%-*s %s\n", LABEL, "duration",
             hti_format_time(b1, sizeof b1, summary.duration_ns));
     ht_trace_summary_print(out, &summary, "", LABEL);
-    fprintf(out, "%-*s %s\n", LABEL, "threads", hti_format_count(b1, sizeof b1, (double)a->thread_count));
+    fprintf(out, "%-*s %s\n", LABEL, "threads",
+            hti_format_count(b1, sizeof b1, (double)a->thread_count));
     double seconds = (double)summary.duration_ns / 1e9;
     if (seconds > 0) {
         double allocations = kind_count(a, HT_EVENT_ALLOC) + kind_count(a, HT_EVENT_REALLOC);
@@ -209,9 +211,8 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
                     hti_format_bytes(b4, sizeof b4, hti_ops_allocated(o)));
             if (heaps) {
                 const hti_heap *h = &a->heaps[index[i]];
-                fprintf(out, "  %14s%s", h->destroyed ? "destroyed"
-                                                      : hti_format_bytes(b2, sizeof b2,
-                                                                         h->live_bytes),
+                fprintf(out, "  %14s%s",
+                        h->destroyed ? "destroyed" : hti_format_bytes(b2, sizeof b2, h->live_bytes),
                         h->created ? " (created)" : "");
             }
             fputc('\n', out);

@@ -54,8 +54,8 @@ void ht_analysis_summary(const ht_analysis *a, ht_trace_summary *s)
 void ht_trace_summary_print(FILE *out, const ht_trace_summary *s, const char *indent, int width)
 {
     char a[HTI_NUMBER_MAX], b[HTI_NUMBER_MAX], c[HTI_NUMBER_MAX];
-    fprintf(out, "%s%-*s %s", indent, width, "events", hti_format_count(a, sizeof a,
-                                                                        (double)s->events));
+    fprintf(out, "%s%-*s %s", indent, width, "events",
+            hti_format_count(a, sizeof a, (double)s->events));
     if (s->lost_known)
         fprintf(out, ", %s lost", hti_format_count(a, sizeof a, (double)s->lost));
     fputc('\n', out);

@@ -34,12 +34,12 @@ typedef struct cu_range {
 
 typedef struct sym_module {
     const ht_module *record;
-    const char *name;   /* base name (interned) */
-    const char *path;   /* interned */
+    const char *name; /* base name (interned) */
+    const char *path; /* interned */
     Dwfl *dwfl;
     Dwfl_Module *module;
-    int state;          /* 0: not tried, 1: file found, -1: none */
-    int has_heaptrail;  /* 0: unknown, 1: heaptrail is linked in statically, -1: no */
+    int state;              /* 0: not tried, 1: file found, -1: none */
+    int has_heaptrail;      /* 0: unknown, 1: heaptrail is linked in statically, -1: no */
     bool heaptrail_library; /* libheaptrail*.so */
     bool cu_ranges_built;
     cu_range *cu_ranges; /* sorted by low */
@@ -71,10 +71,25 @@ struct hti_symbolizer {
 };
 
 static const char *const allocator_symbols[] = {
-    "malloc", "calloc", "realloc", "free", "reallocarray", "posix_memalign", "aligned_alloc",
-    "memalign", "valloc", "pvalloc", "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t",
-    "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
-    "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t", NULL,
+    "malloc",
+    "calloc",
+    "realloc",
+    "free",
+    "reallocarray",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "_Znwm",
+    "_Znam",
+    "_ZnwmRKSt9nothrow_t",
+    "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+    NULL,
 };
 
 /* ---- files ---- */
@@ -310,8 +325,8 @@ static size_t resolve(hti_symbolizer *s, uint64_t address, hti_frame *out, size_
     Dwarf_Addr pc = address ? address - 1 : 0;
     GElf_Off symbol_offset = 0;
     GElf_Sym symbol;
-    const char *symbol_name =
-        dwfl_module_addrinfo(mod, pc, &symbol_offset, &symbol, NULL, NULL, NULL);
+    const char *symbol_name = dwfl_module_addrinfo(mod, pc, &symbol_offset, &symbol, NULL, NULL,
+                                                   NULL);
 
     size_t count = 0;
     Dwarf_Addr bias = 0;
@@ -349,8 +364,9 @@ static size_t resolve(hti_symbolizer *s, uint64_t address, hti_frame *out, size_
             Dwarf_Word value;
             file = NULL;
             line = 0;
-            if (files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attribute),
-                                         &value) == 0 && value < file_count)
+            if (files &&
+                dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attribute), &value) == 0 &&
+                value < file_count)
                 file = dwarf_filesrc(files, value, NULL, NULL);
             if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attribute), &value) == 0)
                 line = (int)value;

@@ -216,8 +216,8 @@ static int blocks_allocate(hti_blocks *table, unsigned bits)
     size_t mapping_size = 0;
     if (bytes >= HUGE_PAGE) {
         mapping_size = bytes + HUGE_PAGE;
-        mapping = mmap(NULL, mapping_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+        mapping = mmap(NULL, mapping_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                       0);
         if (mapping == MAP_FAILED)
             return -ENOMEM;
         uintptr_t aligned = ((uintptr_t)mapping + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
@@ -276,4 +276,3 @@ int hti_blocks_grow(hti_blocks *table)
     blocks_release(old.slots, old.mapping, old.mapping_size);
     return 0;
 }
-

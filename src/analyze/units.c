@@ -58,4 +58,3 @@ const char *hti_format_count(char *buffer, size_t size, double value)
     buffer[o] = '\0';
     return buffer;
 }
-

@@ -19,24 +19,17 @@ void ht_cli_analysis_init(ht_cli_analysis_command *command, const char *label)
 int ht_cli_analysis_option(ht_cli_analysis_command *command, int id, const char *value)
 {
     switch (id) {
-    case HT_CLI_OPT_NO_SYMBOLS:
-        command->settings.symbols = false;
-        return 0;
+    case HT_CLI_OPT_NO_SYMBOLS: command->settings.symbols = false; return 0;
     case HT_CLI_OPT_SYMBOLS_PATH:
         if (command->dir_count == HT_CLI_SEARCH_DIRS_MAX)
             return ht_cli_usage_error("at most %d --symbols-path directories",
                                       HT_CLI_SEARCH_DIRS_MAX);
         command->dirs[command->dir_count++] = value;
         return 0;
-    case 'o':
-        command->output = value;
-        return 0;
+    case 'o': command->output = value; return 0;
     case HT_CLI_OPT_PROGRESS:
-    case HT_CLI_OPT_NO_PROGRESS:
-        command->settings.progress = id == HT_CLI_OPT_PROGRESS;
-        return 0;
-    default:
-        return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+    case HT_CLI_OPT_NO_PROGRESS: command->settings.progress = id == HT_CLI_OPT_PROGRESS; return 0;
+    default: return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
     }
 }
 

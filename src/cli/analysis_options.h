@@ -22,8 +22,8 @@
  * ht_cli_analysis_operand has run, so the structure must not be copied after that. */
 typedef struct ht_cli_analysis_command {
     ht_analysis_options settings;
-    const char *output; /* -o FILE, NULL for standard output */
-    const char *path;   /* the trace file */
+    const char *output;                           /* -o FILE, NULL for standard output */
+    const char *path;                             /* the trace file */
     const char *dirs[HT_CLI_SEARCH_DIRS_MAX + 1]; /* --symbols-path, NULL-terminated */
     size_t dir_count;
 } ht_cli_analysis_command;

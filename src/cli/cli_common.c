@@ -130,8 +130,8 @@ static int parse_hex(const char *text, uint64_t *out)
     for (; isxdigit((unsigned char)*p); p++) {
         if (value >> 60)
             return -ERANGE;
-        value = value << 4 | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
-                                                                   : (tolower(*p) - 'a' + 10));
+        value = value << 4 |
+                (uint64_t)(isdigit((unsigned char)*p) ? *p - '0' : (tolower(*p) - 'a' + 10));
     }
     if (p == text || *p)
         return -EINVAL;
@@ -303,8 +303,7 @@ int ht_cli_input_close(ht_cli_input *in)
     if (in->status) {
         ht_cli_error("'%s': %s (after %llu events)", in->path, ht_reader_error(in->reader),
                      (unsigned long long)in->delivered);
-        code = in->status == -EIO || in->status == -ENOMEM ? HT_CLI_EXIT_IO
-                                                             : HT_CLI_EXIT_MALFORMED;
+        code = in->status == -EIO || in->status == -ENOMEM ? HT_CLI_EXIT_IO : HT_CLI_EXIT_MALFORMED;
     }
     ht_reader_close(in->reader);
     free(in->events);
@@ -413,12 +412,8 @@ int ht_cli_filter_option(ht_cli_filter *f, int id, const char *value)
     int error = 0;
     uint64_t number = 0;
     switch (id) {
-    case HT_CLI_OPT_EVENT:
-        error = parse_kinds("--event", value, &f->kinds);
-        break;
-    case HT_CLI_OPT_SOURCE:
-        error = parse_sources("--source", value, &f->sources);
-        break;
+    case HT_CLI_OPT_EVENT: error = parse_kinds("--event", value, &f->kinds); break;
+    case HT_CLI_OPT_SOURCE: error = parse_sources("--source", value, &f->sources); break;
     case HT_CLI_OPT_HEAP:
         error = ht_cli_parse_u64("--heap", value, &f->heap);
         f->has_heap = true;
@@ -446,9 +441,7 @@ int ht_cli_filter_option(ht_cli_filter *f, int id, const char *value)
         error = parse_time("--to", value, &f->to_ns, &f->to_absolute);
         f->has_to = true;
         break;
-    default:
-        error = ht_cli_usage_error("internal error: unknown filter option %d", id);
-        break;
+    default: error = ht_cli_usage_error("internal error: unknown filter option %d", id); break;
     }
     f->any = true;
     return error;
@@ -617,10 +610,11 @@ void ht_cli_out_char(ht_cli_out *out, char c)
     out->buffer[out->length++] = c;
 }
 
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
-                                     "31323334353637383940414243444546474849505152535455565758596061"
-                                     "62636465666768697071727374757677787980818283848586878889909192"
-                                     "93949596979899";
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930"
+    "31323334353637383940414243444546474849505152535455565758596061"
+    "62636465666768697071727374757677787980818283848586878889909192"
+    "93949596979899";
 
 void ht_cli_out_u64(ht_cli_out *out, uint64_t value)
 {

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "heaptrail/events.h"
 #include "analyze/progress.h"
+#include "heaptrail/events.h"
 #include "heaptrail/reader.h"
 
 /* ---- exit codes (documented in README.md, "Command line") ---- */
@@ -62,9 +62,9 @@ enum {
     HT_CLI_OPT_MAX_SIZE,
     HT_CLI_OPT_FROM,
     HT_CLI_OPT_TO,
-    HT_CLI_OPT_NO_SYMBOLS,        /* report and export, see analysis_options.h */
+    HT_CLI_OPT_NO_SYMBOLS, /* report and export, see analysis_options.h */
     HT_CLI_OPT_SYMBOLS_PATH,
-    HT_CLI_OPT_STACKS,            /* record and start, see tracing_options.h */
+    HT_CLI_OPT_STACKS, /* record and start, see tracing_options.h */
     HT_CLI_OPT_FREE_STACKS,
     HT_CLI_OPT_UNWIND,
     HT_CLI_OPT_MODE,
@@ -75,22 +75,23 @@ enum {
 };
 #define HT_CLI_PROGRESS_OPTIONS                                                                    \
     {"progress", no_argument, NULL, HT_CLI_OPT_PROGRESS},                                          \
-        {"no-progress", no_argument, NULL, HT_CLI_OPT_NO_PROGRESS}
+    {                                                                                              \
+        "no-progress", no_argument, NULL, HT_CLI_OPT_NO_PROGRESS                                   \
+    }
 #define HT_CLI_PROGRESS_HELP                                                                       \
     "  --progress, --no-progress\n"                                                                \
-    "                       show (hide) a progress line on stderr; default: shown for long\n"     \
+    "                       show (hide) a progress line on stderr; default: shown for long\n"      \
     "                       reads when stderr is a terminal (dump: and stdout is not)\n"
 /* Handles HT_CLI_OPT_PROGRESS / HT_CLI_OPT_NO_PROGRESS. */
 void ht_cli_progress_option(int id);
 
 /* Value parsers: on a bad value they print "bad value 'x' for --option: ..." and return
  * HT_CLI_EXIT_USAGE; 0 on success. */
-int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);    /* decimal or 0x hex */
-int ht_cli_parse_size(const char *option, const char *text, uint64_t *out);   /* 4K, 1M, 2GiB */
+int ht_cli_parse_u64(const char *option, const char *text, uint64_t *out);  /* decimal or 0x hex */
+int ht_cli_parse_size(const char *option, const char *text, uint64_t *out); /* 4K, 1M, 2GiB */
 /* One of choices (a NULL-terminated list); *index is its position. */
 int ht_cli_parse_choice(const char *option, const char *text, const char *const *choices,
                         int *index);
-
 
 /* ---- reading a trace ----
  * ht_cli_input_open opens a trace and prints what went wrong:
@@ -107,7 +108,7 @@ typedef struct ht_cli_input {
     ht_event *events; /* batch buffer */
     size_t capacity;
     uint64_t delivered;
-    int status;       /* 0, or the negative errno of a read error */
+    int status; /* 0, or the negative errno of a read error */
     size_t warnings_seen;
     hti_progress progress;
 } ht_cli_input;
@@ -128,8 +129,8 @@ int ht_cli_input_close(ht_cli_input *input);
  * --from T, --to T   only events with from <= time < to; T is seconds since the trace started
  *                (cli/durations.h's grammar), or @NS for an absolute timestamp_ns */
 typedef struct ht_cli_filter {
-    uint64_t kinds;    /* HT_EVENT_BIT mask, 0: all */
-    uint32_t sources;  /* bit per Source value, 0: all */
+    uint64_t kinds;   /* HT_EVENT_BIT mask, 0: all */
+    uint32_t sources; /* bit per Source value, 0: all */
     bool has_heap, has_thread, has_min, has_max, has_from, has_to;
     bool from_absolute, to_absolute;
     uint64_t heap;
@@ -146,18 +147,20 @@ typedef struct ht_cli_filter {
         {"min-size", required_argument, NULL, HT_CLI_OPT_MIN_SIZE},                                \
         {"max-size", required_argument, NULL, HT_CLI_OPT_MAX_SIZE},                                \
         {"from", required_argument, NULL, HT_CLI_OPT_FROM},                                        \
-        {"to", required_argument, NULL, HT_CLI_OPT_TO}
+    {                                                                                              \
+        "to", required_argument, NULL, HT_CLI_OPT_TO                                               \
+    }
 #define HT_CLI_FILTER_HELP                                                                         \
-    "  --event LIST         only these events: ALLOC,FREE,REALLOC,HEAP_CREATE,HEAP_DESTROY,\n"   \
-    "                       HEAP_EXPAND,HEAP_CONTRACT,RUNDOWN_HEAP,RUNDOWN_BLOCK,LOST\n"          \
-    "  --source LIST        only events with these Sources: LOOKASIDE,LOWFRAG,MAINPATH,\n"        \
-    "                       SLOWPATH,INVALID (or MEMORY_FROM_...)\n"                              \
-    "  --heap ADDR          only events of this heap (HeapHandle, 0x...)\n"                       \
-    "  --thread TID         only events of this thread\n"                                         \
-    "  --min-size N, --max-size N\n"                                                              \
-    "                       only events whose size (ALLOC Size, REALLOC NewSize, RUNDOWN_BLOCK\n" \
-    "                       Size) is at least N / at most N bytes\n"                              \
-    "  --from T, --to T     only events in [T, T2): a time since the trace started (1.5,\n" \
+    "  --event LIST         only these events: ALLOC,FREE,REALLOC,HEAP_CREATE,HEAP_DESTROY,\n"     \
+    "                       HEAP_EXPAND,HEAP_CONTRACT,RUNDOWN_HEAP,RUNDOWN_BLOCK,LOST\n"           \
+    "  --source LIST        only events with these Sources: LOOKASIDE,LOWFRAG,MAINPATH,\n"         \
+    "                       SLOWPATH,INVALID (or MEMORY_FROM_...)\n"                               \
+    "  --heap ADDR          only events of this heap (HeapHandle, 0x...)\n"                        \
+    "  --thread TID         only events of this thread\n"                                          \
+    "  --min-size N, --max-size N\n"                                                               \
+    "                       only events whose size (ALLOC Size, REALLOC NewSize, RUNDOWN_BLOCK\n"  \
+    "                       Size) is at least N / at most N bytes\n"                               \
+    "  --from T, --to T     only events in [T, T2): a time since the trace started (1.5,\n"        \
     "                       250ms; units ns, us, ms, s, min, h) or @NS, an absolute timestamp_ns\n"
 void ht_cli_filter_init(ht_cli_filter *filter);
 /* Handles one HT_CLI_OPT_EVENT..HT_CLI_OPT_TO option: 0 or HT_CLI_EXIT_USAGE (printed). */
@@ -180,7 +183,7 @@ unsigned ht_cli_event_source(const ht_event *event);
 typedef struct ht_cli_out {
     int fd;
     bool own_fd;
-    int error;  /* errno of the first failed write, 0 if none */
+    int error; /* errno of the first failed write, 0 if none */
     size_t length;
     char *buffer;
     const char *name; /* for messages: the path, or "standard output" */
@@ -193,11 +196,10 @@ int ht_cli_out_close(ht_cli_out *out);
 void ht_cli_out_write(ht_cli_out *out, const void *data, size_t length);
 void ht_cli_out_str(ht_cli_out *out, const char *text);
 void ht_cli_out_char(ht_cli_out *out, char c);
-void ht_cli_out_u64(ht_cli_out *out, uint64_t value);  /* decimal */
-void ht_cli_out_hex(ht_cli_out *out, uint64_t value);  /* 0x and lower-case hex digits */
+void ht_cli_out_u64(ht_cli_out *out, uint64_t value);           /* decimal */
+void ht_cli_out_hex(ht_cli_out *out, uint64_t value);           /* 0x and lower-case hex digits */
 void ht_cli_out_json_string(ht_cli_out *out, const char *text); /* quoted and escaped */
 void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
-
 
 #endif

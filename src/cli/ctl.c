@@ -114,8 +114,7 @@ static void request_add(request *r, const char *key, const char *value)
 
 /* The value of name in /proc/PID/environ, copied into value; false if absent. *readable tells
  * whether the environment could be read at all. */
-static bool target_environment(long pid, const char *name, char *value, size_t size,
-                               bool *readable)
+static bool target_environment(long pid, const char *name, char *value, size_t size, bool *readable)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/environ", pid);
@@ -126,8 +125,7 @@ static bool target_environment(long pid, const char *name, char *value, size_t s
     static char data[1 << 20];
     size_t length = 0;
     ssize_t n;
-    while (length < sizeof data - 1 &&
-           (n = read(fd, data + length, sizeof data - 1 - length)) > 0)
+    while (length < sizeof data - 1 && (n = read(fd, data + length, sizeof data - 1 - length)) > 0)
         length += (size_t)n;
     close(fd);
     data[length] = '\0';
@@ -290,13 +288,13 @@ static int find_target(const char *pid_text, const char *socket_path, target *t)
                      pid, t->command, t->signal_number, t->signal_number - SIGRTMIN);
         return HT_CLI_EXIT_IO;
     }
-    bool has_dir = target_environment(pid, "HEAPTRAIL_CONTROL_DIR", control_dir,
-                                      sizeof control_dir, &readable);
-    bool has_runtime = target_environment(pid, "XDG_RUNTIME_DIR", runtime_dir,
-                                          sizeof runtime_dir, &readable);
+    bool has_dir = target_environment(pid, "HEAPTRAIL_CONTROL_DIR", control_dir, sizeof control_dir,
+                                      &readable);
+    bool has_runtime = target_environment(pid, "XDG_RUNTIME_DIR", runtime_dir, sizeof runtime_dir,
+                                          &readable);
     if (ht_control_socket_path(t->socket, sizeof t->socket, (uint32_t)t->uid, (uint32_t)pid,
-                               has_dir ? control_dir : NULL, has_runtime ? runtime_dir : NULL) <
-        0) {
+                               has_dir ? control_dir : NULL,
+                               has_runtime ? runtime_dir : NULL) < 0) {
         ht_cli_error("the control socket path of process %ld is too long", pid);
         return HT_CLI_EXIT_IO;
     }
@@ -596,8 +594,8 @@ static void show_status(const target *t, const char *reply)
 static void show_stop(const target *t, const char *reply)
 {
     char a[HTI_NUMBER_MAX], events[HTI_NUMBER_MAX], lost[HTI_NUMBER_MAX], value[PATH_MAX];
-    printf("process %ld (%s): stopped tracing; %s events, %s lost, %s written to %s\n",
-           t->pid, t->command,
+    printf("process %ld (%s): stopped tracing; %s events, %s lost, %s written to %s\n", t->pid,
+           t->command,
            hti_format_count(events, sizeof events, (double)reply_number(reply, "events")),
            hti_format_count(lost, sizeof lost, (double)reply_number(reply, "lost")),
            hti_format_bytes(a, sizeof a, (double)reply_number(reply, "bytes")),

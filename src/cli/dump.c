@@ -19,8 +19,7 @@ static const char dump_help[] =
     "  -f, --format FORMAT  text (default), csv or jsonl\n"
     "  -o, --output FILE    write to FILE instead of standard output\n"
     "  -n, --limit N        stop after N events (after filtering)\n" HT_CLI_FILTER_HELP
-        HT_CLI_PROGRESS_HELP
-    "  -h, --help           this help\n\n"
+        HT_CLI_PROGRESS_HELP "  -h, --help           this help\n\n"
     "csv columns: timestamp_ns,thread,event,HeapHandle,Address,Size,NewAddress,OldAddress,\n"
     "NewSize,OldSize,Source,stack; a cell is empty where the field does not apply. jsonl: one\n"
     "object per line with the same keys (null where a field does not apply). event is ALLOC,\n"
@@ -49,7 +48,7 @@ static const bool column_is_address[COLUMN_COUNT] = {true, true, false, true, tr
 typedef struct row {
     unsigned present; /* bit per column */
     uint64_t value[COLUMN_COUNT];
-    unsigned source;  /* 0: none */
+    unsigned source; /* 0: none */
 } row;
 
 static void set(row *r, int column, uint64_t value)
@@ -82,31 +81,22 @@ static void row_of(const ht_event *e, row *r)
         set(r, COLUMN_OLD_SIZE, e->u.realloc.OldSize);
         r->source = e->u.realloc.Source;
         break;
-    case HT_EVENT_HEAP_CREATE:
-        set(r, COLUMN_HEAP, e->u.heap_create.HeapHandle);
-        break;
-    case HT_EVENT_HEAP_DESTROY:
-        set(r, COLUMN_HEAP, e->u.heap_destroy.HeapHandle);
-        break;
+    case HT_EVENT_HEAP_CREATE: set(r, COLUMN_HEAP, e->u.heap_create.HeapHandle); break;
+    case HT_EVENT_HEAP_DESTROY: set(r, COLUMN_HEAP, e->u.heap_destroy.HeapHandle); break;
     case HT_EVENT_HEAP_EXPAND:
     case HT_EVENT_HEAP_CONTRACT:
         set(r, COLUMN_HEAP, e->u.heap_resize.HeapHandle);
         set(r, COLUMN_SIZE, e->u.heap_resize.Bytes);
         break;
-    case HT_EVENT_RUNDOWN_HEAP:
-        set(r, COLUMN_HEAP, e->u.rundown_heap.HeapHandle);
-        break;
+    case HT_EVENT_RUNDOWN_HEAP: set(r, COLUMN_HEAP, e->u.rundown_heap.HeapHandle); break;
     case HT_EVENT_RUNDOWN_BLOCK:
         set(r, COLUMN_HEAP, e->u.rundown_block.HeapHandle);
         set(r, COLUMN_ADDRESS, e->u.rundown_block.Address);
         set(r, COLUMN_SIZE, e->u.rundown_block.Size);
         r->source = e->u.rundown_block.Source;
         break;
-    case HT_EVENT_LOST:
-        set(r, COLUMN_SIZE, e->u.lost.Count);
-        break;
-    default:
-        break;
+    case HT_EVENT_LOST: set(r, COLUMN_SIZE, e->u.lost.Count); break;
+    default: break;
     }
 }
 
@@ -144,9 +134,10 @@ static void write_csv(ht_cli_out *out, const ht_event *e)
 /* A string literal, without strlen. */
 #define PUT_LITERAL(out, literal) ht_cli_out_write((out), (literal), sizeof(literal) - 1)
 
-static const char *const json_keys[COLUMN_COUNT] = {
-    ",\"HeapHandle\":", ",\"Address\":", ",\"Size\":", ",\"NewAddress\":",
-    ",\"OldAddress\":", ",\"NewSize\":", ",\"OldSize\":"};
+static const char *const json_keys[COLUMN_COUNT] = {",\"HeapHandle\":", ",\"Address\":",
+                                                    ",\"Size\":",       ",\"NewAddress\":",
+                                                    ",\"OldAddress\":", ",\"NewSize\":",
+                                                    ",\"OldSize\":"};
 
 static void write_jsonl(ht_cli_out *out, const ht_event *e)
 {
@@ -266,9 +257,7 @@ static void write_text(ht_cli_out *out, const ht_event *e, uint64_t start)
         field_u64(out, "InitialSize", e->u.heap_create.InitialSize);
         field_u64(out, "MaximumSize", e->u.heap_create.MaximumSize);
         break;
-    case HT_EVENT_HEAP_DESTROY:
-        field_hex(out, "HeapHandle", e->u.heap_destroy.HeapHandle);
-        break;
+    case HT_EVENT_HEAP_DESTROY: field_hex(out, "HeapHandle", e->u.heap_destroy.HeapHandle); break;
     case HT_EVENT_HEAP_EXPAND:
     case HT_EVENT_HEAP_CONTRACT:
         field_hex(out, "HeapHandle", e->u.heap_resize.HeapHandle);
@@ -296,8 +285,7 @@ static void write_text(ht_cli_out *out, const ht_event *e, uint64_t start)
         field_u64(out, "FirstTimestamp", e->u.lost.FirstTimestamp);
         field_u64(out, "LastTimestamp", e->u.lost.LastTimestamp);
         break;
-    default:
-        break;
+    default: break;
     }
     if (e->stack_id)
         field_u64(out, "stack", e->stack_id);
@@ -314,8 +302,9 @@ static void write_text_header(ht_cli_out *out, const ht_trace_info *info)
     ht_cli_out_u64(out, info->pid);
     ht_cli_out_str(out, "), command line: ");
     ht_cli_out_str(out, info->command_line);
-    ht_cli_out_printf(out, "\n# format %u.%u, mode %s, stack depth %u, %s%s; times are seconds "
-                           "since the start (timestamp_ns %llu)\n",
+    ht_cli_out_printf(out,
+                      "\n# format %u.%u, mode %s, stack depth %u, %s%s; times are seconds "
+                      "since the start (timestamp_ns %llu)\n",
                       info->version_major, info->version_minor, ht_trace_mode_name(info->mode),
                       info->stack_depth, info->sample_interval ? "sampled" : "not sampled",
                       info->complete ? "" : ", incomplete (no footer)",

@@ -52,8 +52,8 @@ static int parse_duration_n(const char *text, size_t length, uint64_t *ns)
         const char *name;
         double ns;
     } units[] = {
-        {"", 1e9},   {"s", 1e9},     {"ns", 1.0},   {"us", 1e3}, {"\xC2\xB5s", 1e3},
-        {"ms", 1e6}, {"min", 60e9},  {"m", 60e9},   {"h", 3600e9},
+        {"", 1e9},   {"s", 1e9},    {"ns", 1.0}, {"us", 1e3},   {"\xC2\xB5s", 1e3},
+        {"ms", 1e6}, {"min", 60e9}, {"m", 60e9}, {"h", 3600e9},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(unit, units[i].name) != 0)

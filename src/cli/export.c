@@ -33,8 +33,7 @@ static const char usage_text[] =
     "  --large-block SIZE   chrome: a lifetime slice for each block of at least SIZE bytes\n"
     "                       (default 1m; k, m, g suffixes)\n"
     "  --no-symbols         do not read binaries or debug files: frames stay module+offset\n"
-    "  --symbols-path DIR   also look for binaries and debug files in DIR; may be repeated\n"
-    HT_CLI_PROGRESS_HELP
+    "  --symbols-path DIR   also look for binaries and debug files in DIR; may be repeated\n" HT_CLI_PROGRESS_HELP
     "  -h, --help           this text\n"
     "\n"
     "Exit codes: 0 done, 1 bad usage, 2 a file could not be read or written, 3 the trace is\n"
@@ -68,9 +67,7 @@ int ht_cli_export(int argc, char **argv)
     int c, index, code;
     while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return HT_CLI_EXIT_OK;
+        case 'h': fputs(usage_text, stdout); return HT_CLI_EXIT_OK;
         case 'f':
             if (ht_cli_parse_choice("--format", optarg, formats, &index))
                 return HT_CLI_EXIT_USAGE;

@@ -106,15 +106,9 @@ static int parse_options(int argc, char **argv, settings *s)
                 return ht_cli_usage_error("bad value '' for --output: expected a file name");
             s->output = optarg;
             break;
-        case OPT_NO_CONTROL:
-            set_variable(s, "HEAPTRAIL_CONTROL", "0");
-            break;
-        case 'q':
-            s->quiet = true;
-            break;
-        case 'h':
-            fputs(record_help, stdout);
-            return -1;
+        case OPT_NO_CONTROL: set_variable(s, "HEAPTRAIL_CONTROL", "0"); break;
+        case 'q': s->quiet = true; break;
+        case 'h': fputs(record_help, stdout); return -1;
         default: /* the tracing options, or '?' */
             if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
                 return error;
@@ -365,8 +359,9 @@ static void summarize(const char *shown_path, const char *path, const char *prog
             hti_format_bytes(b, sizeof b, (double)info->file_size),
             summary.events ? (double)info->file_size / (double)summary.events : 0.0);
     if (summary.end_known) {
-        fprintf(stderr, "; %s in %s block%s live %s, peak committed %s; peak live bytes: "
-                        "heaptrail stats %s\n",
+        fprintf(stderr,
+                "; %s in %s block%s live %s, peak committed %s; peak live bytes: "
+                "heaptrail stats %s\n",
                 hti_format_bytes(a, sizeof a, summary.end_bytes),
                 hti_format_count(b, sizeof b, summary.end_blocks),
                 summary.end_blocks == 1 ? "" : "s", summary.end_when,

@@ -33,8 +33,7 @@ static const char usage_text[] =
     "  --no-symbols         do not read binaries or debug files: frames stay module+offset\n"
     "  --symbols-path DIR   also look for binaries (by file name) and debug files (by\n"
     "                       build-id, DIR/.build-id/xx/...) in DIR; may be repeated\n"
-    "  -o, --output FILE    write the report to FILE instead of standard output\n"
-    HT_CLI_PROGRESS_HELP
+    "  -o, --output FILE    write the report to FILE instead of standard output\n" HT_CLI_PROGRESS_HELP
     "  -h, --help           this text\n"
     "\n"
     "Exit codes: 0 done, 1 bad usage, 2 a file could not be read or written, 3 the trace is\n"
@@ -66,9 +65,7 @@ int ht_cli_report(int argc, char **argv)
     uint64_t value;
     while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return HT_CLI_EXIT_OK;
+        case 'h': fputs(usage_text, stdout); return HT_CLI_EXIT_OK;
         case 'f':
             if (ht_cli_parse_choice("--format", optarg, formats, &index))
                 return HT_CLI_EXIT_USAGE;
@@ -85,13 +82,15 @@ int ht_cli_report(int argc, char **argv)
         case OPT_WINDOW:
             if (hti_parse_window(optarg, &settings->window_begin_ns, &settings->window_end_ns))
                 return ht_cli_usage_error("bad value '%s' for --window: expected A..B, A.. or "
-                                          "..B with A < B, e.g. 1.5s..3s", optarg);
+                                          "..B with A < B, e.g. 1.5s..3s",
+                                          optarg);
             settings->window = true;
             break;
         case OPT_TEMPORARY:
             if (hti_parse_duration(optarg, &settings->temporary_threshold_ns))
                 return ht_cli_usage_error("bad value '%s' for --temporary-threshold: expected "
-                                          "a duration such as 500ns, 10us or 1ms", optarg);
+                                          "a duration such as 500ns, 10us or 1ms",
+                                          optarg);
             break;
         default: /* --no-symbols, --symbols-path, -o, --progress; or '?' */
             if ((code = ht_cli_analysis_option(&command, c, optarg)) != 0)

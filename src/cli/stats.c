@@ -16,8 +16,7 @@ static const char stats_help[] =
     "\n"
     "Options:\n"
     "  -f, --format FORMAT  text (default) or json\n"
-    "  -t, --top N          heaps and threads to list, busiest first (default 10; 0: all)\n"
-    HT_CLI_PROGRESS_HELP
+    "  -t, --top N          heaps and threads to list, busiest first (default 10; 0: all)\n" HT_CLI_PROGRESS_HELP
     "  -h, --help           this text\n"
     "\n"
     "Sizes are the bytes the program asked for. In a byte-sampled trace (record --sample) the\n"

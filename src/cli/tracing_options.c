@@ -77,13 +77,8 @@ int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *set
             return HT_CLI_EXIT_USAGE;
         set_number(setting, HTI_OPTION_COMPRESS);
         return 0;
-    case HT_CLI_OPT_FREE_STACKS:
-        set(setting, HTI_OPTION_FREE_STACKS, "1");
-        return 0;
-    case HT_CLI_OPT_FOLLOW_FORKS:
-        set(setting, HTI_OPTION_FOLLOW_FORKS, "1");
-        return 0;
-    default:
-        return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
+    case HT_CLI_OPT_FREE_STACKS: set(setting, HTI_OPTION_FREE_STACKS, "1"); return 0;
+    case HT_CLI_OPT_FOLLOW_FORKS: set(setting, HTI_OPTION_FOLLOW_FORKS, "1"); return 0;
+    default: return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
     }
 }

@@ -20,7 +20,9 @@
         {"sample", required_argument, NULL, HT_CLI_OPT_SAMPLE},                                    \
         {"buffer", required_argument, NULL, HT_CLI_OPT_BUFFER},                                    \
         {"compress", required_argument, NULL, HT_CLI_OPT_COMPRESS},                                \
-        {"follow-forks", no_argument, NULL, HT_CLI_OPT_FOLLOW_FORKS}
+    {                                                                                              \
+        "follow-forks", no_argument, NULL, HT_CLI_OPT_FOLLOW_FORKS                                 \
+    }
 
 /* One option's setting, under both of its names. */
 typedef struct ht_cli_tracing_setting {

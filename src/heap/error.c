@@ -29,54 +29,71 @@ static const char *const messages[HT_ERROR_COUNT] = {
     [HT_ERROR_BUSY] = "operation not allowed on this heap",
 };
 
-ht_error ht_last_error(void) { return last_error; }
-void ht_set_last_error(ht_error error) { last_error = error; }
+ht_error ht_last_error(void)
+{
+    return last_error;
+}
+void ht_set_last_error(ht_error error)
+{
+    last_error = error;
+}
 
-const char *ht_error_message(ht_error error) {
-    if ((unsigned)error >= HT_ERROR_COUNT) return "unknown error";
+const char *ht_error_message(ht_error error)
+{
+    if ((unsigned)error >= HT_ERROR_COUNT)
+        return "unknown error";
     return messages[error];
 }
 
-static void write_line(const char *a, const char *b) {
+static void write_line(const char *a, const char *b)
+{
     ssize_t r = write(2, a, strlen(a));
     r = write(2, b, strlen(b));
     r = write(2, "\n", 1);
     (void)r;
 }
 
-static void default_handler(void *heap, ht_error error, void *context) {
+static void default_handler(void *heap, ht_error error, void *context)
+{
     (void)heap;
     (void)context;
-    write_line("heaptrail: unhandled heap failure (GENERATE_EXCEPTIONS): ", ht_error_message(error));
+    write_line("heaptrail: unhandled heap failure (GENERATE_EXCEPTIONS): ",
+               ht_error_message(error));
     abort();
 }
 
-ht_failure_handler ht_set_failure_handler(ht_failure_handler new_handler, void *context) {
+ht_failure_handler ht_set_failure_handler(ht_failure_handler new_handler, void *context)
+{
     atomic_store(&handler_context, context);
     ht_failure_handler old = atomic_exchange(&handler, new_handler ? new_handler : default_handler);
     return old;
 }
 
-void hti_fail(ht_heap *heap, uint32_t flags, ht_error error) {
+void hti_fail(ht_heap *heap, uint32_t flags, ht_error error)
+{
     last_error = error;
-    if (hti_heap_ok(heap)) flags |= heap->flags;
+    if (hti_heap_ok(heap))
+        flags |= heap->flags;
     if (flags & HT_HEAP_GENERATE_EXCEPTIONS) {
-        atomic_load(&handler)(heap, error, atomic_load(&handler_context));
+        atomic_load (&handler)(heap, error, atomic_load(&handler_context));
         last_error = error;
     }
 }
 
 /* "0x" and 16 hex digits, without printf (which may allocate). */
-static void format_address(char out[19], const void *address) {
+static void format_address(char out[19], const void *address)
+{
     static const char digits[] = "0123456789abcdef";
     uintptr_t value = (uintptr_t)address;
     out[0] = '0';
     out[1] = 'x';
-    for (int i = 0; i < 16; i++) out[2 + i] = digits[(value >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 16; i++)
+        out[2 + i] = digits[(value >> (60 - 4 * i)) & 15];
     out[18] = '\0';
 }
 
-void hti_corruption(ht_heap *heap, const void *address, const char *what) {
+void hti_corruption(ht_heap *heap, const void *address, const char *what)
+{
     (void)heap;
     last_error = HT_ERROR_CORRUPTION;
     hti_damage_seen = 1;
@@ -85,10 +102,13 @@ void hti_corruption(ht_heap *heap, const void *address, const char *what) {
         char line[256], hex[19];
         format_address(hex, address);
         size_t n = 0;
-        const char *parts[] = {"heaptrail: heap corruption at ", hex, ": ", what, ", terminating\n"};
+        const char *parts[] = {"heaptrail: heap corruption at ", hex, ": ", what,
+                               ", terminating\n"};
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-            for (const char *c = parts[i]; *c && n < sizeof line - 1; c++) line[n++] = *c;
-        if (line[n - 1] != '\n') line[n - 1] = '\n';
+            for (const char *c = parts[i]; *c && n < sizeof line - 1; c++)
+                line[n++] = *c;
+        if (line[n - 1] != '\n')
+            line[n - 1] = '\n';
         ssize_t r = write(2, line, n);
         (void)r;
         abort();

@@ -20,7 +20,7 @@
 
 /* ---- global state: init, descriptor pool, heap list, fork ----------------------------- */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
-static ht_heap *heaps;      /* live heaps */
+static ht_heap *heaps; /* live heaps */
 static size_t heap_count;
 static ht_heap *free_descriptors;
 static atomic_uint_fast64_t next_heap_id = 1;
@@ -28,19 +28,24 @@ static ht_heap *_Atomic process_heap;
 enum { INIT_NONE, INIT_RUNNING, INIT_DONE };
 static atomic_int init_state; /* INIT_NONE until global_init has run once */
 
-static void fork_prepare(void) {
+static void fork_prepare(void)
+{
     pthread_mutex_lock(&heaps_lock);
-    for (ht_heap *h = heaps; h; h = h->list_next) pthread_mutex_lock(&h->lock);
+    for (ht_heap *h = heaps; h; h = h->list_next)
+        pthread_mutex_lock(&h->lock);
     hti_pools_lock();
 }
 
-static void fork_parent(void) {
+static void fork_parent(void)
+{
     hti_pools_unlock();
-    for (ht_heap *h = heaps; h; h = h->list_next) pthread_mutex_unlock(&h->lock);
+    for (ht_heap *h = heaps; h; h = h->list_next)
+        pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&heaps_lock);
 }
 
-static void init_recursive(pthread_mutex_t *m) {
+static void init_recursive(pthread_mutex_t *m)
+{
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
@@ -48,9 +53,11 @@ static void init_recursive(pthread_mutex_t *m) {
     pthread_mutexattr_destroy(&attr);
 }
 
-static void fork_child(void) {
+static void fork_child(void)
+{
     hti_pools_after_fork();
-    for (ht_heap *h = heaps; h; h = h->list_next) init_recursive(&h->lock);
+    for (ht_heap *h = heaps; h; h = h->list_next)
+        init_recursive(&h->lock);
     pthread_mutex_init(&heaps_lock, NULL);
     hti_thread_after_fork_child();
 }
@@ -60,12 +67,15 @@ static void fork_child(void) {
  * constructors of one priority run in link order), and again at the global init, whatever
  * the order: a session started before the first heap still lists the process heap, which
  * listing creates (ht_process_heaps). */
-__attribute__((constructor(101))) static void rundown_register(void) {
+__attribute__((constructor(101))) static void rundown_register(void)
+{
     hti_trace_set_rundown_provider(&hti_heap_rundown_provider);
 }
 
-static void global_init(void) {
-    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE)) return;
+static void global_init(void)
+{
+    if (HTI_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE))
+        return;
     int expected = INIT_NONE;
     if (atomic_compare_exchange_strong(&init_state, &expected, INIT_RUNNING)) {
         hti_lfh_init_tables();
@@ -75,16 +85,24 @@ static void global_init(void) {
         atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE) sched_yield();
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE)
+        sched_yield();
 }
 
-void hti_global_lock(void) { fork_prepare(); }
-void hti_global_unlock(void) { fork_parent(); }
+void hti_global_lock(void)
+{
+    fork_prepare();
+}
+void hti_global_unlock(void)
+{
+    fork_parent();
+}
 
 /* Descriptors are mapped this many bytes at a time, never unmapped. */
 #define DESCRIPTOR_CHUNK (256u << 10)
 
-static ht_heap *descriptor_get(void) {
+static ht_heap *descriptor_get(void)
+{
     pthread_mutex_lock(&heaps_lock);
     if (!free_descriptors) {
         size_t chunk = DESCRIPTOR_CHUNK, size = hti_align_up(sizeof(ht_heap), HTI_CACHE_LINE);
@@ -106,7 +124,8 @@ static ht_heap *descriptor_get(void) {
     return h;
 }
 
-static uint64_t make_cookie(const void *where, uint64_t id) {
+static uint64_t make_cookie(const void *where, uint64_t id)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)where ^
@@ -119,28 +138,36 @@ static uint64_t make_cookie(const void *where, uint64_t id) {
 
 /* A secret word from the kernel (getrandom never allocates); the clock-based mix if the
  * kernel has none to give yet. */
-static uint64_t secret_word(const void *where, uint64_t id) {
+static uint64_t secret_word(const void *where, uint64_t id)
+{
     uint64_t value = 0;
     if (getrandom(&value, sizeof value, GRND_NONBLOCK) == (ssize_t)sizeof value && value != 0)
         return value;
     return make_cookie(where, id ^ 0x5bd1e995u);
 }
 
-void hti_lock(ht_heap *heap, uint32_t flags) {
-    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE)) pthread_mutex_lock(&heap->lock);
+void hti_lock(ht_heap *heap, uint32_t flags)
+{
+    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE))
+        pthread_mutex_lock(&heap->lock);
 }
 
-void hti_unlock(ht_heap *heap, uint32_t flags) {
-    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE)) pthread_mutex_unlock(&heap->lock);
+void hti_unlock(ht_heap *heap, uint32_t flags)
+{
+    if (!((flags | heap->flags) & HT_HEAP_NO_SERIALIZE))
+        pthread_mutex_unlock(&heap->lock);
 }
 
 /* ---- create / destroy ----------------------------------------------------------------- */
-#define CREATE_FLAGS (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY | \
-                      HT_HEAP_CREATE_ENABLE_EXECUTE)
-#define CALL_FLAGS (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY | \
-                    HT_HEAP_REALLOC_IN_PLACE_ONLY)
+#define CREATE_FLAGS                                                                               \
+    (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY |                    \
+     HT_HEAP_CREATE_ENABLE_EXECUTE)
+#define CALL_FLAGS                                                                                 \
+    (HT_HEAP_NO_SERIALIZE | HT_HEAP_GENERATE_EXCEPTIONS | HT_HEAP_ZERO_MEMORY |                    \
+     HT_HEAP_REALLOC_IN_PLACE_ONLY)
 
-static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
+static ht_heap *create(uint32_t flags, size_t initial, size_t maximum)
+{
     global_init();
     if ((flags & ~CREATE_FLAGS) || (maximum && initial > maximum) || initial > HTI_SIZE_LIMIT ||
         maximum > HTI_SIZE_LIMIT) {
@@ -168,8 +195,10 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     atomic_store(&heap->lookaside_on, heap->has_lfh);
     atomic_store(&heap->lookaside_active, heap->has_lfh);
     heap->next_segment_size = hti_align_up(initial + HTI_REGION_ALIGN, HTI_REGION_ALIGN);
-    if (heap->next_segment_size < HTI_SEGMENT_MIN) heap->next_segment_size = HTI_SEGMENT_MIN;
-    if (heap->maximum && heap->maximum < HTI_COMMIT_MIN) heap->maximum = HTI_COMMIT_MIN;
+    if (heap->next_segment_size < HTI_SEGMENT_MIN)
+        heap->next_segment_size = HTI_SEGMENT_MIN;
+    if (heap->maximum && heap->maximum < HTI_COMMIT_MIN)
+        heap->maximum = HTI_COMMIT_MIN;
     heap->magic = HTI_HEAP_MAGIC;
     if (hti_segment_add(heap, HTI_MIN_BLOCK) != 0) {
         heap->magic = HTI_HEAP_DEAD;
@@ -182,46 +211,56 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum) {
     }
     pthread_mutex_lock(&heaps_lock);
     heap->list_next = heaps;
-    if (heaps) heaps->list_prev = heap;
+    if (heaps)
+        heaps->list_prev = heap;
     heaps = heap;
     heap_count++;
     pthread_mutex_unlock(&heaps_lock);
-    if (HT_TRACE_ON()) hti_trace_heap_create(heap, flags, initial, maximum);
+    if (HT_TRACE_ON())
+        hti_trace_heap_create(heap, flags, initial, maximum);
     return heap;
 }
 
-HT_API ht_heap *ht_heap_create(uint32_t flags, size_t initial_size, size_t maximum_size) {
+HT_API ht_heap *ht_heap_create(uint32_t flags, size_t initial_size, size_t maximum_size)
+{
     return create(flags, initial_size, maximum_size);
 }
 
-HT_API ht_heap *ht_process_heap(void) {
+HT_API ht_heap *ht_process_heap(void)
+{
     ht_heap *heap = atomic_load_explicit(&process_heap, memory_order_acquire);
-    if (HTI_LIKELY(heap != NULL)) return heap;
+    if (HTI_LIKELY(heap != NULL))
+        return heap;
     static atomic_int creating;
     int expected = 0;
     if (atomic_compare_exchange_strong(&creating, &expected, 1)) {
         heap = create(0, 0, 0);
         atomic_store_explicit(&process_heap, heap, memory_order_release);
-        if (!heap) atomic_store(&creating, 0);
+        if (!heap)
+            atomic_store(&creating, 0);
         return heap;
     }
-    while (!(heap = atomic_load_explicit(&process_heap, memory_order_acquire)) && atomic_load(&creating))
+    while (!(heap = atomic_load_explicit(&process_heap, memory_order_acquire)) &&
+           atomic_load(&creating))
         sched_yield();
     return heap;
 }
 
-HT_API size_t ht_process_heaps(ht_heap **out, size_t count) {
+HT_API size_t ht_process_heaps(ht_heap **out, size_t count)
+{
     global_init();
     ht_process_heap();
     pthread_mutex_lock(&heaps_lock);
     size_t i = 0;
     for (ht_heap *h = heaps; h; h = h->list_next, i++)
-        if (out && i < count) out[i] = h;
+        if (out && i < count)
+            out[i] = h;
     pthread_mutex_unlock(&heaps_lock);
     return i;
 }
 
-HT_API bool ht_heap_destroy(ht_heap *heap) {
+HT_API bool ht_heap_destroy(ht_heap *heap)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
         return false;
@@ -232,17 +271,22 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
     }
     hti_heap_thread *self = hti_thread_record();
     hti_untraced_begin(self); /* until the heap is dead to the rundown's walk */
-    if (HT_TRACE_ON()) hti_trace_heap_destroy(heap);
+    if (HT_TRACE_ON())
+        hti_trace_heap_destroy(heap);
     pthread_mutex_lock(&heaps_lock);
-    if (heap->list_prev) heap->list_prev->list_next = heap->list_next;
-    else heaps = heap->list_next;
-    if (heap->list_next) heap->list_next->list_prev = heap->list_prev;
+    if (heap->list_prev)
+        heap->list_prev->list_next = heap->list_next;
+    else
+        heaps = heap->list_next;
+    if (heap->list_next)
+        heap->list_next->list_prev = heap->list_prev;
     heap_count--;
     pthread_mutex_unlock(&heaps_lock);
     pthread_mutex_lock(&heap->lock);
     heap->magic = HTI_HEAP_DEAD;
     hti_tcache_detach_all(heap);
-    while (heap->large) hti_large_free(heap, heap->large);
+    while (heap->large)
+        hti_large_free(heap, heap->large);
     hti_large_cache_drop(heap);
     while (heap->segments) {
         hti_segment *seg = heap->segments;
@@ -268,25 +312,31 @@ HT_API bool ht_heap_destroy(ht_heap *heap) {
 static _Atomic(uintptr_t) recent_large[RECENT_LARGE];
 static atomic_uint recent_large_next;
 
-static void remember_large(const void *data) {
+static void remember_large(const void *data)
+{
     unsigned i = atomic_fetch_add_explicit(&recent_large_next, 1, memory_order_relaxed);
     atomic_store_explicit(&recent_large[i % RECENT_LARGE], (uintptr_t)data, memory_order_relaxed);
 }
 
-static bool recently_freed_large(const void *data) {
+static bool recently_freed_large(const void *data)
+{
     for (unsigned i = 0; i < RECENT_LARGE; i++)
-        if (atomic_load_explicit(&recent_large[i], memory_order_relaxed) == (uintptr_t)data) return true;
+        if (atomic_load_explicit(&recent_large[i], memory_order_relaxed) == (uintptr_t)data)
+            return true;
     return false;
 }
 
 /* A header failed its seal: corruption if data sits where a block starts, else a stray
  * pointer. Walks the segment's blocks up to data (error path only). */
-static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
+static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data)
+{
     hti_header *b = (hti_header *)seg->first;
     char *end = seg->region.base + seg->committed;
     while ((char *)b < end && (char *)hti_block_data(b) <= data) {
-        if (!hti_sealed(heap, b) || b->size < 2) return -EFAULT; /* corrupt on the way */
-        if ((char *)hti_block_data(b) == data) return -EFAULT;
+        if (!hti_sealed(heap, b) || b->size < 2)
+            return -EFAULT; /* corrupt on the way */
+        if ((char *)hti_block_data(b) == data)
+            return -EFAULT;
         if (b->flags & HTI_BLOCK_SUBSEG) {
             hti_subseg *ss = hti_block_data(b);
             char *slots_end = (char *)b + hti_block_bytes(b);
@@ -299,7 +349,8 @@ static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data) {
     return -EINVAL;
 }
 
-static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) {
+static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data)
+{
     pthread_mutex_lock(&heap->lock);
     int rc = classify_locked(heap, seg, data);
     pthread_mutex_unlock(&heap->lock);
@@ -308,18 +359,23 @@ static int classify_unsealed(ht_heap *heap, hti_segment *seg, const char *data) 
 
 /* A busy back-end header's prev_size is rewritten (under the lock) when its predecessor is
  * split or coalesced, so an unlocked read can be torn: look again under the lock. */
-HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_header *b) {
+HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_header *b)
+{
     pthread_mutex_lock(&heap->lock);
     bool sealed = hti_sealed(heap, b);
     pthread_mutex_unlock(&heap->lock);
     return sealed;
 }
 
-HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner) {
-    if ((uintptr_t)data & (HTI_GRANULE - 1)) return -EINVAL;
+HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner)
+{
+    if ((uintptr_t)data & (HTI_GRANULE - 1))
+        return -EINVAL;
     hti_region *r = hti_pagemap_lookup(data);
-    if (!r) return recently_freed_large(data) ? -EALREADY : -EINVAL;
-    if (r->heap != heap) return -EINVAL;
+    if (!r)
+        return recently_freed_large(data) ? -EALREADY : -EINVAL;
+    if (r->heap != heap)
+        return -EINVAL;
     hti_header *b = hti_block_of(data);
     if (r->kind == HTI_REGION_SEGMENT) {
         hti_segment *seg = (hti_segment *)r;
@@ -327,22 +383,27 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
             return -EINVAL;
         if (HTI_UNLIKELY(!hti_sealed(heap, b)) && !sealed_under_lock(heap, b))
             return classify_unsealed(heap, seg, data);
-        if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) return -EINVAL;
+        if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE))
+            return -EINVAL;
         if (b->flags & HTI_BLOCK_BUSY) {
             /* The header says busy; a header written back after a free says so too. The
              * verdict comes from outside the block: the slot's state byte (back-end blocks:
              * their free list, checked under the lock by free and realloc). */
             if (b->flags & HTI_BLOCK_LFH) {
                 hti_tcache *tc = hti_tcache_get(heap);
-                if (!hti_slot_busy(b) || (tc && hti_lookaside_holds(tc, b))) return -EALREADY;
+                if (!hti_slot_busy(b) || (tc && hti_lookaside_holds(tc, b)))
+                    return -EALREADY;
             }
         }
     } else {
         hti_large *large = (hti_large *)r;
-        if (data != large->data) return -EINVAL;
-        if (!hti_sealed(heap, b)) return -EFAULT;
+        if (data != large->data)
+            return -EINVAL;
+        if (!hti_sealed(heap, b))
+            return -EFAULT;
     }
-    if (!(b->flags & HTI_BLOCK_BUSY)) return -EALREADY;
+    if (!(b->flags & HTI_BLOCK_BUSY))
+        return -EALREADY;
     owner->region = r;
     owner->block = b;
     return 0;
@@ -351,62 +412,77 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 /* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
  * else goes through hti_owner_find. The next slot's header is not read here (in a threaded
  * program it is often another core's line): damage there is caught when that slot is used. */
-static inline hti_header *lfh_slot_of(ht_heap *heap, const void *data) {
-    if ((uintptr_t)data & (HTI_GRANULE - 1)) return NULL;
+static inline hti_header *lfh_slot_of(ht_heap *heap, const void *data)
+{
+    if ((uintptr_t)data & (HTI_GRANULE - 1))
+        return NULL;
     hti_region *r = hti_pagemap_lookup(data);
-    if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)) return NULL;
+    if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT))
+        return NULL;
     hti_header *b = hti_block_of(data);
-    if ((char *)b < ((hti_segment *)r)->first) return NULL;
-    if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) return NULL;
+    if ((char *)b < ((hti_segment *)r)->first)
+        return NULL;
+    if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY))
+        return NULL;
     return hti_sealed(heap, b) ? b : NULL;
 }
 
-static ht_error error_of(int rc) {
+static ht_error error_of(int rc)
+{
     return rc == -EALREADY ? HT_ERROR_DOUBLE_FREE
-         : rc == -EFAULT   ? HT_ERROR_CORRUPTION
+           : rc == -EFAULT ? HT_ERROR_CORRUPTION
                            : HT_ERROR_INVALID_POINTER;
 }
 
 /* Fails a call on a pointer: sets the error, reports corruption, counts INVALID. */
-static void bad_pointer(ht_heap *heap, uint32_t flags, ht_op op, const void *data, int rc) {
+static void bad_pointer(ht_heap *heap, uint32_t flags, ht_op op, const void *data, int rc)
+{
     ht_error error = error_of(rc);
-    if (error == HT_ERROR_CORRUPTION) hti_corruption(heap, data, "block header check failed");
-    if (error == HT_ERROR_DOUBLE_FREE && op != HT_OP_COUNT) hti_corruption(heap, data, "double free");
-    if (op != HT_OP_COUNT) hti_count(heap, hti_tcache_get(heap), op, MEMORY_FROM_INVALID);
+    if (error == HT_ERROR_CORRUPTION)
+        hti_corruption(heap, data, "block header check failed");
+    if (error == HT_ERROR_DOUBLE_FREE && op != HT_OP_COUNT)
+        hti_corruption(heap, data, "double free");
+    if (op != HT_OP_COUNT)
+        hti_count(heap, hti_tcache_get(heap), op, MEMORY_FROM_INVALID);
     hti_fail(heap, flags, error);
 }
 
-static size_t usable_of(const hti_owner *o) {
-    if (o->region->kind == HTI_REGION_LARGE) return hti_large_usable((hti_large *)o->region);
+static size_t usable_of(const hti_owner *o)
+{
+    if (o->region->kind == HTI_REGION_LARGE)
+        return hti_large_usable((hti_large *)o->region);
     return hti_block_bytes(o->block) - HTI_HEADER;
 }
 
-static size_t requested_of(const hti_owner *o) {
-    if (o->region->kind == HTI_REGION_LARGE) return ((hti_large *)o->region)->requested;
+static size_t requested_of(const hti_owner *o)
+{
+    if (o->region->kind == HTI_REGION_LARGE)
+        return ((hti_large *)o->region)->requested;
     return hti_block_bytes(o->block) - HTI_HEADER - o->block->unused;
 }
 
 /* ---- allocation ----------------------------------------------------------------------- */
 /* A lookaside entry whose header was damaged: reported, left out of use for good, and the
  * current call fails. */
-HTI_NOINLINE static hti_header *cached_slot_damaged(ht_heap *heap, hti_tcache *tc,
-                                                    hti_header *slot) {
+HTI_NOINLINE static hti_header *cached_slot_damaged(ht_heap *heap, hti_tcache *tc, hti_header *slot)
+{
     tc->damaged = 1;
     hti_corruption(heap, hti_block_data(slot), "cached block's header damaged (overflow?)");
     return NULL;
 }
 
 /* The front end: a slot from the lookaside list or the LFH, or NULL. */
-static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size,
-                                      ht_source *source) {
+static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source)
+{
     unsigned bucket = hti_bucket_of(size);
-    if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed)) return NULL;
+    if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed))
+        return NULL;
     hti_header *slot = NULL;
     if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
         /* the slot's header may have been overwritten while it was cached (an overflow from
          * the slot before it): its seal is checked before its fields are used */
-        if (HTI_UNLIKELY(slot->flags != (HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE) || slot->tag != bucket ||
-                         !hti_sealed(heap, slot)))
+        if (HTI_UNLIKELY(slot->flags != (HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE) ||
+                         slot->tag != bucket || !hti_sealed(heap, slot)))
             return cached_slot_damaged(heap, tc, slot);
         *source = MEMORY_FROM_LOOKASIDE;
     } else if (HTI_LIKELY(!tc->damaged) && (slot = hti_lfh_alloc(heap, tc, bucket)) != NULL) {
@@ -420,18 +496,23 @@ static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size
 }
 
 /* Counts one back-end allocation of size's bucket; true when it activates the bucket. */
-static bool bucket_counts_up(ht_heap *heap, size_t size) {
-    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != HTI_LFH_HEURISTIC) return false;
+static bool bucket_counts_up(ht_heap *heap, size_t size)
+{
+    if (atomic_load_explicit(&heap->lfh_mode, memory_order_relaxed) != HTI_LFH_HEURISTIC)
+        return false;
     unsigned bucket = hti_bucket_of(size);
-    unsigned n = atomic_fetch_add_explicit(&heap->bucket_count[bucket], 1, memory_order_relaxed) + 1;
-    if (n <= HT_LFH_ACTIVATION_THRESHOLD) return false;
+    unsigned n = atomic_fetch_add_explicit(&heap->bucket_count[bucket], 1, memory_order_relaxed) +
+                 1;
+    if (n <= HT_LFH_ACTIVATION_THRESHOLD)
+        return false;
     atomic_store_explicit(&heap->bucket_active[bucket], 1, memory_order_relaxed);
     return true;
 }
 
 /* Every path but the front end's fast one. Sets *source; NULL with *error on failure. */
 static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
-                        ht_source *source, ht_error *error) {
+                        ht_source *source, ht_error *error)
+{
     if (size >= HT_LARGE_THRESHOLD || align > HTI_REGION_ALIGN) {
         if (heap->maximum) {
             *error = HT_ERROR_HEAP_FULL;
@@ -445,7 +526,8 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
     }
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE && bucket_counts_up(heap, size)) {
         hti_header *slot = front_alloc(heap, tc, size, source);
-        if (slot) return hti_block_data(slot);
+        if (slot)
+            return hti_block_data(slot);
     }
     hti_lock(heap, flags);
     hti_header *b = hti_backend_alloc(heap, size, align, source, error);
@@ -459,10 +541,12 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
 
 /* Allocation without counting or tracing; the caller does both. */
 static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, size_t align,
-                       ht_source *source, ht_error *error) {
+                       ht_source *source, ht_error *error)
+{
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
         hti_header *slot = front_alloc(heap, tc, size, source);
-        if (slot) return hti_block_data(slot);
+        if (slot)
+            return hti_block_data(slot);
         if (HTI_UNLIKELY(tc->damaged)) { /* a list was cut at damage: this call fails */
             tc->damaged = 0;
             *error = HT_ERROR_CORRUPTION;
@@ -472,22 +556,29 @@ static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t siz
     return alloc_slow(heap, tc, flags, size, align, source, error);
 }
 
-HTI_NOINLINE static void *alloc_failed(ht_heap *heap, hti_tcache *tc, uint32_t flags, ht_error error) {
-    if (HT_TRACE_ON()) hti_trace_alloc(heap, 0, NULL, MEMORY_FROM_INVALID);
+HTI_NOINLINE static void *alloc_failed(ht_heap *heap, hti_tcache *tc, uint32_t flags,
+                                       ht_error error)
+{
+    if (HT_TRACE_ON())
+        hti_trace_alloc(heap, 0, NULL, MEMORY_FROM_INVALID);
     hti_count(heap, tc, HT_OP_ALLOC, MEMORY_FROM_INVALID);
     hti_fail(heap, flags, error);
     return NULL;
 }
 
-static inline void *alloc_done(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size,
-                               void *p, ht_source source) {
+static inline void *alloc_done(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t size, void *p,
+                               ht_source source)
+{
     hti_count(heap, tc, HT_OP_ALLOC, source);
-    if (flags & HT_HEAP_ZERO_MEMORY) memset(p, 0, size);
-    if (HT_TRACE_ON()) hti_trace_alloc(heap, size, p, source);
+    if (flags & HT_HEAP_ZERO_MEMORY)
+        memset(p, 0, size);
+    if (HT_TRACE_ON())
+        hti_trace_alloc(heap, size, p, source);
     return p;
 }
 
-static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t align) {
+static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t align)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return NULL;
@@ -495,17 +586,21 @@ static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t al
     flags |= heap->flags;
     hti_tcache *tc = hti_tcache_get(heap);
     hti_damage_seen = 0;
-    if (flags & ~(CALL_FLAGS | CREATE_FLAGS)) return alloc_failed(heap, tc, flags, HT_ERROR_INVALID_PARAMETER);
+    if (flags & ~(CALL_FLAGS | CREATE_FLAGS))
+        return alloc_failed(heap, tc, flags, HT_ERROR_INVALID_PARAMETER);
     ht_source source = MEMORY_FROM_INVALID;
     ht_error error = HT_ERROR_NO_MEMORY;
     void *p = alloc_any(heap, tc, flags, size, align, &source, &error);
-    if (!p) return alloc_failed(heap, tc, flags, error);
+    if (!p)
+        return alloc_failed(heap, tc, flags, error);
     return alloc_done(heap, tc, flags, size, p, source);
 }
 
-HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
+HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size)
+{
     /* Fast path: a live heap with a front end, a small size, a cached or LFH slot. */
-    if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK && !(flags & ~HT_HEAP_ZERO_MEMORY))) {
+    if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK &&
+                   !(flags & ~HT_HEAP_ZERO_MEMORY))) {
         hti_tcache *tc = hti_tcache_get(heap);
         ht_source source = MEMORY_FROM_INVALID; /* set by front_alloc when it returns a slot */
         hti_header *slot;
@@ -515,9 +610,11 @@ HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size) {
     return alloc_generic(heap, flags, size, HTI_GRANULE);
 }
 
-HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignment, size_t size) {
+HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignment, size_t size)
+{
     if (alignment == 0 || (alignment & (alignment - 1)) || alignment > HTI_ALIGN_MAX) {
-        if (hti_heap_ok(heap)) return alloc_failed(heap, hti_tcache_get(heap), flags, HT_ERROR_INVALID_PARAMETER);
+        if (hti_heap_ok(heap))
+            return alloc_failed(heap, hti_tcache_get(heap), flags, HT_ERROR_INVALID_PARAMETER);
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return NULL;
     }
@@ -527,7 +624,8 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 /* ---- free ----------------------------------------------------------------------------- */
 /* Where a freed LFH slot goes: the calling thread's lookaside list if it has room, else the
  * LFH. Only the owner thread changes its lists, so the answer holds until it pushes. */
-static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_header *slot) {
+static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_header *slot)
+{
     return tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
                    atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
                    tc->lookaside[slot->tag].depth < HT_LOOKASIDE_DEPTH
@@ -538,13 +636,15 @@ static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti
 /* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says. The push
  * fails only if a trace hook's own heap use (an unwinder's malloc) filled the list after s was
  * decided; the slot then goes to the LFH. Counts nothing. */
-static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
+static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s)
+{
     if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
         hti_lfh_free(heap, tc, slot);
 }
 
 /* lfh_slot_release, counted: the fast path's free. */
-static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s) {
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s)
+{
     lfh_slot_release(heap, tc, slot, s);
     hti_count(heap, tc, HT_OP_FREE, s);
     return true;
@@ -560,10 +660,11 @@ typedef enum release_tier {
     RELEASE_LARGE,     /* unmapped: SLOWPATH */
 } release_tier;
 
-static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti_owner *o) {
+static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti_owner *o)
+{
     if (o->block->flags & HTI_BLOCK_LFH)
         return lfh_free_source(heap, tc, o->block) == MEMORY_FROM_LOOKASIDE ? RELEASE_LOOKASIDE
-                                                                           : RELEASE_LFH;
+                                                                            : RELEASE_LFH;
     return o->region->kind == HTI_REGION_LARGE ? RELEASE_LARGE : RELEASE_BACKEND;
 }
 
@@ -573,19 +674,22 @@ static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti
  * coalescing has decided between MAINPATH and SLOWPATH. A back-end release that met damaged
  * neighbours on the way returns INVALID (the block is freed, the damage left in place). */
 static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const hti_owner *o,
-                         release_tier tier, const void *traced) {
+                         release_tier tier, const void *traced)
+{
     hti_header *b = o->block;
     ht_source s;
     switch (tier) {
     case RELEASE_LOOKASIDE:
     case RELEASE_LFH:
         s = tier == RELEASE_LOOKASIDE ? MEMORY_FROM_LOOKASIDE : MEMORY_FROM_LOWFRAG;
-        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        if (traced && HT_TRACE_ON())
+            hti_trace_free(heap, traced, s);
         lfh_slot_release(heap, tc, b, s);
         return s;
     case RELEASE_LARGE:
         s = MEMORY_FROM_SLOWPATH;
-        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        if (traced && HT_TRACE_ON())
+            hti_trace_free(heap, traced, s);
         remember_large(hti_block_data(b));
         hti_lock(heap, flags);
         hti_large_free(heap, (hti_large *)o->region);
@@ -595,8 +699,10 @@ static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const ht
     default:
         hti_lock(heap, flags);
         s = hti_backend_free(heap, b);
-        if (HTI_UNLIKELY(hti_damage_seen)) s = MEMORY_FROM_INVALID;
-        if (traced && HT_TRACE_ON()) hti_trace_free(heap, traced, s);
+        if (HTI_UNLIKELY(hti_damage_seen))
+            s = MEMORY_FROM_INVALID;
+        if (traced && HT_TRACE_ON())
+            hti_trace_free(heap, traced, s);
         hti_unlock(heap, flags);
         return s;
     }
@@ -604,18 +710,21 @@ static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const ht
 
 /* A back-end block's checks that need the heap lock (held): still sealed and busy, in no free
  * list, its neighbours intact. 0, -EALREADY (free already) or -EFAULT (damage, reported). */
-static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const void *data) {
+static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const void *data)
+{
     hti_header *b = o->block;
     bool listed = false;
-    if (hti_sealed(heap, b) && (b->flags & HTI_BLOCK_BUSY) && !(listed = hti_backend_listed(heap, b)) &&
-        hti_backend_neighbors_ok(heap, b))
+    if (hti_sealed(heap, b) && (b->flags & HTI_BLOCK_BUSY) &&
+        !(listed = hti_backend_listed(heap, b)) && hti_backend_neighbors_ok(heap, b))
         return 0;
-    if (!(b->flags & HTI_BLOCK_BUSY) || listed) return -EALREADY;
+    if (!(b->flags & HTI_BLOCK_BUSY) || listed)
+        return -EALREADY;
     hti_corruption(heap, data, "neighbouring block header damaged (overflow?)");
     return -EFAULT;
 }
 
-HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
+HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return false;
@@ -627,7 +736,8 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         hti_fail(heap, flags, HT_ERROR_INVALID_PARAMETER);
         return false;
     }
-    if (!block) return true;
+    if (!block)
+        return true;
     hti_damage_seen = 0;
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
@@ -649,12 +759,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
         }
         hti_unlock(heap, flags);
     }
-    if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) && !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
+    if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) &&
+        !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
         hti_corruption(heap, block, "next block's header damaged (overflow?)");
         rc = -EFAULT;
     }
     if (rc != 0) {
-        if (HT_TRACE_ON()) hti_trace_free(heap, block, MEMORY_FROM_INVALID);
+        if (HT_TRACE_ON())
+            hti_trace_free(heap, block, MEMORY_FROM_INVALID);
         bad_pointer(heap, flags, HT_OP_FREE, block, rc);
         return false;
     }
@@ -671,12 +783,14 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block) {
  * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
  * as it was (same instructions, same registers). */
 HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_header *slot,
-                                          void *block, ht_source s) {
+                                          void *block, ht_source s)
+{
     hti_trace_free(heap, block, s);
     return lfh_slot_free(heap, tc, slot, s);
 }
 
-HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
+HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block)
+{
     /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
     if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0)) {
         hti_header *slot = lfh_slot_of(heap, block);
@@ -685,7 +799,8 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
             ht_source s = lfh_free_source(heap, tc, slot);
             /* not already free by state kept outside the block: not cached in this thread's
              * lookaside list, busy in its subsegment's state byte (else the slow path says why) */
-            if (HTI_LIKELY(s == MEMORY_FROM_LOOKASIDE ? !hti_lookaside_holds(tc, slot) : hti_slot_busy(slot))) {
+            if (HTI_LIKELY(s == MEMORY_FROM_LOOKASIDE ? !hti_lookaside_holds(tc, slot)
+                                                      : hti_slot_busy(slot))) {
                 hti_heap_thread *self = tc ? tc->thread : NULL;
                 hti_untraced_begin(self);
                 if (HT_TRACE_ON()) {
@@ -707,42 +822,53 @@ HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block) {
  * busy header written back); any other negative errno if it cannot be resized in place and is
  * to be moved: -ERANGE (the size belongs to another tier or, for an LFH slot, to a much smaller
  * bucket), -ENOSPC (no room after it), -ENOMEM (no memory to grow it). */
-static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size, ht_source *source) {
+static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t size,
+                           ht_source *source)
+{
     hti_header *b = o->block;
     if (o->region->kind == HTI_REGION_LARGE) {
-        if (size < HT_LARGE_THRESHOLD) return -ERANGE;
+        if (size < HT_LARGE_THRESHOLD)
+            return -ERANGE;
         hti_lock(heap, flags);
         int rc = hti_large_resize(heap, (hti_large *)o->region, size);
         hti_unlock(heap, flags);
         *source = MEMORY_FROM_SLOWPATH;
         return rc;
     }
-    if (size >= HT_LARGE_THRESHOLD) return -ERANGE;
+    if (size >= HT_LARGE_THRESHOLD)
+        return -ERANGE;
     if (b->flags & HTI_BLOCK_LFH) {
         size_t usable = hti_block_bytes(b) - HTI_HEADER;
-        if (size > usable) return -ENOSPC;
-        if (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY)) return -ERANGE;
+        if (size > usable)
+            return -ENOSPC;
+        if (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))
+            return -ERANGE;
         hti_slot_update(heap, b, b->flags, (uint16_t)(usable - size));
         *source = MEMORY_FROM_LOWFRAG;
         return 0;
     }
     hti_lock(heap, flags);
     int rc = -EFAULT; /* corruption around the block: neither resize nor move it */
-    if (hti_backend_listed(heap, b)) rc = -EALREADY; /* freed already, its busy header written back */
-    else if (hti_backend_neighbors_ok(heap, b)) rc = hti_backend_resize(heap, b, size, source);
+    if (hti_backend_listed(heap, b))
+        rc = -EALREADY; /* freed already, its busy header written back */
+    else if (hti_backend_neighbors_ok(heap, b))
+        rc = hti_backend_resize(heap, b, size, source);
     hti_unlock(heap, flags);
     return rc;
 }
 
 HTI_NOINLINE static void *realloc_failed(ht_heap *heap, hti_tcache *tc, uint32_t flags, void *block,
-                                         size_t size, size_t old_size, ht_error error) {
-    if (HT_TRACE_ON()) hti_trace_realloc(heap, NULL, block, size, old_size, MEMORY_FROM_INVALID);
+                                         size_t size, size_t old_size, ht_error error)
+{
+    if (HT_TRACE_ON())
+        hti_trace_realloc(heap, NULL, block, size, old_size, MEMORY_FROM_INVALID);
     hti_count(heap, tc, HT_OP_REALLOC, MEMORY_FROM_INVALID);
     hti_fail(heap, flags, error);
     return NULL;
 }
 
-HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t size) {
+HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t size)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return NULL;
@@ -755,7 +881,8 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
     if (rc != 0) {
-        if (HT_TRACE_ON()) hti_trace_realloc(heap, NULL, block, size, 0, MEMORY_FROM_INVALID);
+        if (HT_TRACE_ON())
+            hti_trace_realloc(heap, NULL, block, size, 0, MEMORY_FROM_INVALID);
         bad_pointer(heap, flags, HT_OP_REALLOC, block, rc);
         return NULL;
     }
@@ -781,21 +908,29 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
             result = hti_large_move(heap, (hti_large *)o.region, size);
             hti_unlock(heap, flags);
             source = MEMORY_FROM_SLOWPATH;
-            if (result) old_usable = 0, o.region = NULL; /* moved whole: nothing to copy or free */
+            if (result)
+                old_usable = 0, o.region = NULL; /* moved whole: nothing to copy or free */
         }
-        if (!result) result = alloc_any(heap, tc, flags, size, HTI_GRANULE, &source, &error);
-        if (!result) return realloc_failed(heap, tc, flags, block, size, old_size, error);
-        if (old_usable) memcpy(result, block, old_usable < size ? old_usable : size);
+        if (!result)
+            result = alloc_any(heap, tc, flags, size, HTI_GRANULE, &source, &error);
+        if (!result)
+            return realloc_failed(heap, tc, flags, block, size, old_size, error);
+        if (old_usable)
+            memcpy(result, block, old_usable < size ? old_usable : size);
     }
-    if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size) memset((char *)result + old_size, 0, size - old_size);
+    if ((flags & HT_HEAP_ZERO_MEMORY) && size > old_size)
+        memset((char *)result + old_size, 0, size - old_size);
     hti_count(heap, tc, HT_OP_REALLOC, source);
-    if (HT_TRACE_ON()) hti_trace_realloc(heap, result, block, size, old_size, source);
-    if (result != block && o.region) release(heap, tc, flags, &o, release_plan(heap, tc, &o), NULL);
+    if (HT_TRACE_ON())
+        hti_trace_realloc(heap, result, block, size, old_size, source);
+    if (result != block && o.region)
+        release(heap, tc, flags, &o, release_plan(heap, tc, &o), NULL);
     return result;
 }
 
 /* ---- queries -------------------------------------------------------------------------- */
-HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block) {
+HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return SIZE_MAX;
@@ -809,7 +944,8 @@ HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block) {
     return usable_of(&o);
 }
 
-HT_API size_t ht_heap_requested_size(ht_heap *heap, const void *block) {
+HT_API size_t ht_heap_requested_size(ht_heap *heap, const void *block)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
         return SIZE_MAX;
@@ -823,7 +959,8 @@ HT_API size_t ht_heap_requested_size(ht_heap *heap, const void *block) {
     return requested_of(&o);
 }
 
-HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block) {
+HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return false;
@@ -832,7 +969,8 @@ HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block) {
         hti_lock(heap, flags);
         bool ok = hti_heap_is_valid(heap);
         hti_unlock(heap, flags);
-        if (!ok) hti_corruption(heap, NULL, "heap structure check failed");
+        if (!ok)
+            hti_corruption(heap, NULL, "heap structure check failed");
         return ok;
     }
     hti_owner o;
@@ -841,7 +979,8 @@ HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block) {
         hti_lock(heap, flags);
         if (o.block->flags & HTI_BLOCK_LFH) {
             hti_subseg *ss = hti_subseg_of(o.block);
-            if (!hti_subseg_is_valid(heap, ss)) rc = -EFAULT;
+            if (!hti_subseg_is_valid(heap, ss))
+                rc = -EFAULT;
         } else if (!hti_backend_neighbors_ok(heap, o.block)) {
             rc = -EFAULT;
         }
@@ -854,7 +993,8 @@ HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block) {
     return true;
 }
 
-HT_API bool ht_heap_lock(ht_heap *heap) {
+HT_API bool ht_heap_lock(ht_heap *heap)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
         return false;
@@ -863,7 +1003,8 @@ HT_API bool ht_heap_lock(ht_heap *heap) {
     return true;
 }
 
-HT_API bool ht_heap_unlock(ht_heap *heap) {
+HT_API bool ht_heap_unlock(ht_heap *heap)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, 0, HT_ERROR_INVALID_HANDLE);
         return false;
@@ -875,7 +1016,8 @@ HT_API bool ht_heap_unlock(ht_heap *heap) {
     return true;
 }
 
-HT_API bool ht_heap_counters_get(ht_heap *heap, ht_heap_counters *counters) {
+HT_API bool ht_heap_counters_get(ht_heap *heap, ht_heap_counters *counters)
+{
     if (!hti_heap_ok(heap) || !counters) {
         hti_fail(NULL, 0, counters ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
         return false;
@@ -887,14 +1029,17 @@ HT_API bool ht_heap_counters_get(ht_heap *heap, ht_heap_counters *counters) {
 }
 
 /* ---- heap information ----------------------------------------------------------------- */
-static bool read_u32(const void *info, size_t length, uint32_t *value) {
-    if (!info || length < sizeof(uint32_t)) return false;
+static bool read_u32(const void *info, size_t length, uint32_t *value)
+{
+    if (!info || length < sizeof(uint32_t))
+        return false;
     memcpy(value, info, sizeof *value);
     return true;
 }
 
 HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class, const void *info,
-                                    size_t length) {
+                                    size_t length)
+{
     if (info_class == HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION) {
         atomic_store(&hti_terminate_on_corruption, 1);
         return true;
@@ -910,7 +1055,8 @@ HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class
     }
     switch (info_class) {
     case HT_HEAP_COMPATIBILITY_INFORMATION:
-        if (value > HTI_LFH_ALL || (value != HTI_LFH_OFF && !heap->has_lfh)) break;
+        if (value > HTI_LFH_ALL || (value != HTI_LFH_OFF && !heap->has_lfh))
+            break;
         atomic_store(&heap->lfh_mode, (int)value);
         for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
             bool active = value == HTI_LFH_ALL ||
@@ -918,26 +1064,32 @@ HT_API bool ht_heap_set_information(ht_heap *heap, ht_heap_info_class info_class
                            atomic_load(&heap->bucket_count[b]) > HT_LFH_ACTIVATION_THRESHOLD);
             atomic_store_explicit(&heap->bucket_active[b], active, memory_order_relaxed);
         }
-        atomic_store(&heap->lookaside_active, value != HTI_LFH_OFF && atomic_load(&heap->lookaside_on));
-        if (value == HTI_LFH_OFF) hti_lookaside_flush_current(heap);
+        atomic_store(&heap->lookaside_active,
+                     value != HTI_LFH_OFF && atomic_load(&heap->lookaside_on));
+        if (value == HTI_LFH_OFF)
+            hti_lookaside_flush_current(heap);
         return true;
     case HT_HEAP_LOOKASIDE_INFORMATION:
-        if (value > 1 || (value && !heap->has_lfh)) break;
+        if (value > 1 || (value && !heap->has_lfh))
+            break;
         atomic_store(&heap->lookaside_on, (int)value);
-        atomic_store(&heap->lookaside_active, value != 0 && atomic_load(&heap->lfh_mode) != HTI_LFH_OFF);
-        if (!value) hti_lookaside_flush_current(heap);
+        atomic_store(&heap->lookaside_active,
+                     value != 0 && atomic_load(&heap->lfh_mode) != HTI_LFH_OFF);
+        if (!value)
+            hti_lookaside_flush_current(heap);
         return true;
-    default:
-        break;
+    default: break;
     }
     hti_fail(heap, 0, HT_ERROR_INVALID_PARAMETER);
     return false;
 }
 
 HT_API bool ht_heap_query_information(ht_heap *heap, ht_heap_info_class info_class, void *info,
-                                      size_t length, size_t *return_length) {
+                                      size_t length, size_t *return_length)
+{
     uint32_t value;
-    if (return_length) *return_length = sizeof value;
+    if (return_length)
+        *return_length = sizeof value;
     if (info_class == HT_HEAP_TERMINATION_ON_CORRUPTION_STATE) {
         value = (uint32_t)atomic_load(&hti_terminate_on_corruption);
     } else if (!hti_heap_ok(heap)) {

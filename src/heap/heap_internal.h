@@ -29,13 +29,13 @@
 #define HTI_INTERNAL __attribute__((visibility("hidden")))
 
 /* ---- sizes ---------------------------------------------------------------------------- */
-#define HTI_GRANULE 16u              /* block alignment and size unit */
-#define HTI_HEADER 16u               /* every block's header */
-#define HTI_MIN_BLOCK 32u            /* header + two free-list links */
-#define HTI_REGION_ALIGN (64u << 10) /* regions start on 64 KiB boundaries (page map unit) */
-#define HTI_COMMIT_MIN (64u << 10)   /* commit at least this much at a time */
-#define HTI_SEGMENT_MIN (4u << 20)   /* first segment of a growable heap */
-#define HTI_SEGMENT_MAX (256u << 20) /* segments double up to this */
+#define HTI_GRANULE 16u                   /* block alignment and size unit */
+#define HTI_HEADER 16u                    /* every block's header */
+#define HTI_MIN_BLOCK 32u                 /* header + two free-list links */
+#define HTI_REGION_ALIGN (64u << 10)      /* regions start on 64 KiB boundaries (page map unit) */
+#define HTI_COMMIT_MIN (64u << 10)        /* commit at least this much at a time */
+#define HTI_SEGMENT_MIN (4u << 20)        /* first segment of a growable heap */
+#define HTI_SEGMENT_MAX (256u << 20)      /* segments double up to this */
 #define HTI_DECOMMIT_THRESHOLD (1u << 20) /* free tail beyond this is decommitted ... */
 #define HTI_DECOMMIT_KEEP (256u << 10)    /* ... down to this much */
 /* The largest heap or block size accepted (64 TiB): half of x86-64's 47-bit user address
@@ -47,8 +47,14 @@
 /* Structures that threads write concurrently are laid out in lines of this size (x86-64). */
 #define HTI_CACHE_LINE 64u
 
-static inline size_t hti_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
-static inline size_t hti_align_down(size_t n, size_t a) { return n & ~(a - 1); }
+static inline size_t hti_align_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+static inline size_t hti_align_down(size_t n, size_t a)
+{
+    return n & ~(a - 1);
+}
 
 /* ---- errors (error.c) ----------------------------------------------------------------- */
 HTI_INTERNAL void hti_fail(ht_heap *heap, uint32_t flags, ht_error error);
@@ -96,13 +102,17 @@ HTI_INTERNAL void hti_pagemap_clear(const void *base, size_t size);
 typedef _Atomic(hti_region *) hti_pagemap_leaf;
 HTI_INTERNAL extern _Atomic(hti_pagemap_leaf *) hti_pagemap_top[1u << HTI_PAGEMAP_TOP_BITS];
 /* The region containing address, or NULL. Two loads; safe on any address. */
-static inline hti_region *hti_pagemap_lookup(const void *address) {
+static inline hti_region *hti_pagemap_lookup(const void *address)
+{
     uintptr_t g = (uintptr_t)address >> HTI_PAGEMAP_SHIFT;
     size_t index = g >> HTI_PAGEMAP_LEAF_BITS;
-    if (HTI_UNLIKELY(index >= (1u << HTI_PAGEMAP_TOP_BITS))) return NULL;
+    if (HTI_UNLIKELY(index >= (1u << HTI_PAGEMAP_TOP_BITS)))
+        return NULL;
     hti_pagemap_leaf *leaf = atomic_load_explicit(&hti_pagemap_top[index], memory_order_acquire);
-    if (HTI_UNLIKELY(!leaf)) return NULL;
-    return atomic_load_explicit(&leaf[g & ((1u << HTI_PAGEMAP_LEAF_BITS) - 1)], memory_order_acquire);
+    if (HTI_UNLIKELY(!leaf))
+        return NULL;
+    return atomic_load_explicit(&leaf[g & ((1u << HTI_PAGEMAP_LEAF_BITS) - 1)],
+                                memory_order_acquire);
 }
 
 /* ---- blocks --------------------------------------------------------------------------- */
@@ -139,10 +149,22 @@ typedef struct hti_free_links {
     uintptr_t next, prev;
 } hti_free_links;
 
-HTI_INLINE void *hti_block_data(const hti_header *b) { return (char *)b + HTI_HEADER; }
-HTI_INLINE hti_header *hti_block_of(const void *data) { return (hti_header *)((char *)data - HTI_HEADER); }
-HTI_INLINE size_t hti_block_bytes(const hti_header *b) { return (size_t)b->size * HTI_GRANULE; }
-HTI_INLINE hti_free_links *hti_links(hti_header *b) { return (hti_free_links *)hti_block_data(b); }
+HTI_INLINE void *hti_block_data(const hti_header *b)
+{
+    return (char *)b + HTI_HEADER;
+}
+HTI_INLINE hti_header *hti_block_of(const void *data)
+{
+    return (hti_header *)((char *)data - HTI_HEADER);
+}
+HTI_INLINE size_t hti_block_bytes(const hti_header *b)
+{
+    return (size_t)b->size * HTI_GRANULE;
+}
+HTI_INLINE hti_free_links *hti_links(hti_header *b)
+{
+    return (hti_free_links *)hti_block_data(b);
+}
 
 /* ---- LFH (lfh.c) ---------------------------------------------------------------------- */
 #define HTI_LFH_BUCKETS 112          /* 7 ranges of 16 buckets */
@@ -156,18 +178,18 @@ typedef struct hti_subseg {
      * owner's and other threads' writes below do not evict it. */
     uint32_t magic;
     uint16_t bucket;
-    uint16_t abandoned;     /* on the heap's abandoned list, no owner */
-    uint32_t slot_size;     /* bytes per slot, header included */
-    uint32_t capacity;      /* slots that fit */
-    uint64_t index_magic;   /* ceil(2^34 / slot_size): slot index by multiply (hti_slot_index) */
-    char *slots;            /* first slot */
+    uint16_t abandoned;   /* on the heap's abandoned list, no owner */
+    uint32_t slot_size;   /* bytes per slot, header included */
+    uint32_t capacity;    /* slots that fit */
+    uint64_t index_magic; /* ceil(2^34 / slot_size): slot index by multiply (hti_slot_index) */
+    char *slots;          /* first slot */
     ht_heap *heap;
     _Atomic(hti_tcache *) owner;
     struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
     /* The owner's. */
     _Alignas(HTI_CACHE_LINE) hti_header *local_free; /* owner's free slots (links encoded) */
-    uint32_t used;          /* slots out (owner's count; remote frees wait in thread_free) */
-    uint32_t carved;        /* slots carved from the bump area so far */
+    uint32_t used;   /* slots out (owner's count; remote frees wait in thread_free) */
+    uint32_t carved; /* slots carved from the bump area so far */
     /* Other threads'. */
     /* slots freed by other threads (links encoded) */
     _Alignas(HTI_CACHE_LINE) _Atomic(hti_header *) thread_free;
@@ -181,20 +203,26 @@ typedef struct hti_subseg {
 } hti_subseg;
 
 enum { HTI_SLOT_FREE = 0, HTI_SLOT_BUSY = 1 };
-#define HTI_SLOT_INDEX_SHIFT 34 /* exact for offsets < 2^18 and slots < 2^16 (Granlund-Montgomery) */
+#define HTI_SLOT_INDEX_SHIFT                                                                       \
+    34 /* exact for offsets < 2^18 and slots < 2^16 (Granlund-Montgomery) */
 
-HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_header *slot) {
-    return (size_t)(((uint64_t)((const char *)slot - ss->slots) * ss->index_magic) >> HTI_SLOT_INDEX_SHIFT);
+HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_header *slot)
+{
+    return (size_t)(((uint64_t)((const char *)slot - ss->slots) * ss->index_magic) >>
+                    HTI_SLOT_INDEX_SHIFT);
 }
 /* The subsegment of a slot whose header is sealed. */
-HTI_INLINE hti_subseg *hti_subseg_of(const hti_header *slot) {
+HTI_INLINE hti_subseg *hti_subseg_of(const hti_header *slot)
+{
     return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
 }
-HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_header *slot) {
+HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_header *slot)
+{
     return &ss->state[hti_slot_index(ss, slot)];
 }
 /* The slot (its header sealed) is out of its subsegment's lists. */
-HTI_INLINE bool hti_slot_busy(const hti_header *slot) {
+HTI_INLINE bool hti_slot_busy(const hti_header *slot)
+{
     return atomic_load_explicit(hti_slot_state(hti_subseg_of(slot), slot), memory_order_relaxed) ==
            HTI_SLOT_BUSY;
 }
@@ -204,7 +232,8 @@ HTI_INTERNAL extern uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_
 HTI_INTERNAL extern uint32_t hti_bucket_size_table[HTI_LFH_BUCKETS];
 HTI_INTERNAL void hti_lfh_init_tables(void);
 /* Bucket of a request of size bytes (0..HT_LFH_MAX_BLOCK). */
-HTI_INLINE unsigned hti_bucket_of(size_t size) {
+HTI_INLINE unsigned hti_bucket_of(size_t size)
+{
     return hti_bucket_of_granules_table[(size + HTI_GRANULE - 1) / HTI_GRANULE];
 }
 
@@ -225,8 +254,8 @@ struct hti_tcache {
     hti_subseg *current[HTI_LFH_BUCKETS]; /* the subsegment allocations come from */
     hti_subseg *owned[HTI_LFH_BUCKETS];   /* every subsegment owned, per bucket */
     _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT];
-    hti_tcache *heap_next, *heap_prev;  /* heap's list, under the heap lock */
-    hti_tcache *thread_next;            /* thread's list */
+    hti_tcache *heap_next, *heap_prev; /* heap's list, under the heap lock */
+    hti_tcache *thread_next;           /* thread's list */
     int damaged; /* a list of this cache was found damaged: the current call fails */
     /* How many cached slots hash to each entry (hti_cached_index): a slot whose entry is 0 is
      * surely not cached here, so a free checks its lookaside list for a double free in one
@@ -235,7 +264,8 @@ struct hti_tcache {
 };
 
 #define HTI_THREAD_SLOTS 4
-HTI_INLINE unsigned hti_cached_index(const hti_header *slot) {
+HTI_INLINE unsigned hti_cached_index(const hti_header *slot)
+{
     uintptr_t a = (uintptr_t)slot >> 4;
     return (unsigned)(a ^ (a >> 11) ^ (a >> 22)) & (HTI_CACHED_HINTS - 1);
 }
@@ -259,16 +289,20 @@ typedef struct hti_heap_thread {
  * each record it sees odd to move on (hti_heap_quiesce), so no operation that read the switch as
  * off changes a heap after the rundown's walk (FORMAT.md §13). The thread's own plain stores;
  * the barrier gives the order across threads, so the fast path pays two stores, no fence. */
-HTI_INLINE void hti_untraced_begin(hti_heap_thread *t) {
+HTI_INLINE void hti_untraced_begin(hti_heap_thread *t)
+{
     if (HTI_LIKELY(t != NULL)) {
-        atomic_store_explicit(&t->testing, atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
+        atomic_store_explicit(&t->testing,
+                              atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst); /* before the test of the switch */
     }
 }
-HTI_INLINE void hti_untraced_end(hti_heap_thread *t) {
+HTI_INLINE void hti_untraced_end(hti_heap_thread *t)
+{
     if (HTI_LIKELY(t != NULL))
-        atomic_store_explicit(&t->testing, atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
+        atomic_store_explicit(&t->testing,
+                              atomic_load_explicit(&t->testing, memory_order_relaxed) + 1,
                               memory_order_release); /* after the effect */
 }
 /* The calling thread's record, created if it has none; NULL only when memory is short. */
@@ -296,16 +330,15 @@ HTI_INTERNAL void hti_pools_lock(void);
 HTI_INTERNAL void hti_pools_unlock(void);
 HTI_INTERNAL void hti_pools_after_fork(void);
 
-
 /* ---- the heap ------------------------------------------------------------------------- */
-#define HTI_HEAP_MAGIC 0x48544850u      /* "HTHP" */
+#define HTI_HEAP_MAGIC 0x48544850u /* "HTHP" */
 /* The LFH's mode: the values of HT_HEAP_COMPATIBILITY_INFORMATION (SPEC.md). */
 typedef enum hti_lfh_mode {
     HTI_LFH_OFF = 0,       /* no bucket is served by the LFH */
     HTI_LFH_HEURISTIC = 1, /* a bucket activates after HT_LFH_ACTIVATION_THRESHOLD allocations */
     HTI_LFH_ALL = 2,       /* every bucket is active */
 } hti_lfh_mode;
-#define HTI_HEAP_DEAD 0x44454144u       /* "DEAD" */
+#define HTI_HEAP_DEAD 0x44454144u /* "DEAD" */
 #define HTI_BINS 384
 #define HTI_LARGE_CACHE 4
 #define HTI_LARGE_CACHE_MAX (64u << 20) /* bigger mappings go straight back */
@@ -313,9 +346,9 @@ typedef enum hti_lfh_mode {
 
 typedef struct hti_segment {
     hti_region region;
-    size_t committed;        /* bytes from base that are committed */
-    char *first;             /* first block */
-    hti_header *last;         /* last block (ends at base + committed) */
+    size_t committed; /* bytes from base that are committed */
+    char *first;      /* first block */
+    hti_header *last; /* last block (ends at base + committed) */
     struct hti_segment *next, *prev;
 } hti_segment;
 
@@ -328,18 +361,18 @@ typedef struct hti_large {
 
 struct ht_heap {
     uint32_t magic;
-    uint32_t flags;          /* creation flags */
-    uint64_t id;             /* unique per created heap; tcaches compare it */
-    uint64_t cookie;         /* mixed into every header check */
-    uint64_t link_key[2];    /* free-list link encoding (hti_link_encode) */
-    unsigned link_rotate;    /* 1..63 */
-    int has_lfh;             /* growable and serialized */
-    atomic_int lfh_mode;     /* hti_lfh_mode */
-    atomic_int lookaside_on;      /* the information switch */
-    atomic_int lookaside_active;  /* lookaside_on and the LFH not switched off */
-    size_t maximum;          /* 0 = growable */
+    uint32_t flags;              /* creation flags */
+    uint64_t id;                 /* unique per created heap; tcaches compare it */
+    uint64_t cookie;             /* mixed into every header check */
+    uint64_t link_key[2];        /* free-list link encoding (hti_link_encode) */
+    unsigned link_rotate;        /* 1..63 */
+    int has_lfh;                 /* growable and serialized */
+    atomic_int lfh_mode;         /* hti_lfh_mode */
+    atomic_int lookaside_on;     /* the information switch */
+    atomic_int lookaside_active; /* lookaside_on and the LFH not switched off */
+    size_t maximum;              /* 0 = growable */
     size_t initial;
-    pthread_mutex_t lock;    /* back end, large blocks, lists; recursive */
+    pthread_mutex_t lock; /* back end, large blocks, lists; recursive */
     /* back end */
     hti_segment *segments;
     size_t next_segment_size;
@@ -355,31 +388,38 @@ struct ht_heap {
     /* threads */
     hti_tcache *tcaches;
     _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT]; /* no-front-end heaps, retired threads */
-    struct ht_heap *list_next, *list_prev; /* process heap list */
-    struct ht_heap *free_next;             /* descriptor pool */
+    struct ht_heap *list_next, *list_prev;                 /* process heap list */
+    struct ht_heap *free_next;                             /* descriptor pool */
 };
 
-HTI_INLINE bool hti_heap_ok(const ht_heap *heap) {
+HTI_INLINE bool hti_heap_ok(const ht_heap *heap)
+{
     return heap != NULL && heap->magic == HTI_HEAP_MAGIC;
 }
 HTI_INTERNAL void hti_lock(ht_heap *heap, uint32_t flags);
 HTI_INTERNAL void hti_unlock(ht_heap *heap, uint32_t flags);
 
 /* Header check value of the fields in h for a header at address at. */
-HTI_INLINE uint32_t hti_check_value(const ht_heap *heap, uintptr_t at, const hti_header *h) {
+HTI_INLINE uint32_t hti_check_value(const ht_heap *heap, uintptr_t at, const hti_header *h)
+{
     uint64_t x = (uint64_t)at ^ heap->cookie;
     x ^= ((uint64_t)h->size << 32) | h->prev_size;
-    x = (x ^ (((uint64_t)h->unused << 16) | ((uint64_t)h->flags << 8) | h->tag)) * 0x9E3779B97F4A7C15ull;
+    x = (x ^ (((uint64_t)h->unused << 16) | ((uint64_t)h->flags << 8) | h->tag)) *
+        0x9E3779B97F4A7C15ull;
     return (uint32_t)(x >> 32) ^ (uint32_t)x;
 }
-HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_header *b) {
+HTI_INLINE uint32_t hti_check_of(const ht_heap *heap, const hti_header *b)
+{
     return hti_check_value(heap, (uintptr_t)b, b);
 }
-HTI_INLINE void hti_seal(const ht_heap *heap, hti_header *b) { b->check = hti_check_of(heap, b); }
+HTI_INLINE void hti_seal(const ht_heap *heap, hti_header *b)
+{
+    b->check = hti_check_of(heap, b);
+}
 /* Rewrites an LFH slot's flags and unused bytes, sealed, in one 16-byte store: slots change
  * without a lock, so validate, walk and a fork child must never see half a header. */
-HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_header *b, uint8_t flags,
-                                uint16_t unused) {
+HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_header *b, uint8_t flags, uint16_t unused)
+{
     hti_header h = *b;
     h.flags = flags;
     h.unused = unused;
@@ -390,7 +430,8 @@ HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_header *b, uint8_t flag
     *b = h;
 #endif
 }
-HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_header *b) {
+HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_header *b)
+{
     return b->check == hti_check_of(heap, b);
 }
 
@@ -400,47 +441,59 @@ HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_header *b) {
  * mimalloc's encoded free lists): a forged, copied or scrubbed value decodes to an address
  * that fails the checks made before anything is read through it. */
 _Static_assert(sizeof(uintptr_t) == 8, "links are encoded as 64-bit words");
-HTI_INLINE uintptr_t hti_link_encode(const ht_heap *heap, const void *at, const void *p) {
+HTI_INLINE uintptr_t hti_link_encode(const ht_heap *heap, const void *at, const void *p)
+{
     uintptr_t x = (uintptr_t)p ^ (uintptr_t)at ^ heap->link_key[0];
     unsigned r = heap->link_rotate;
     return ((x << r) | (x >> (64 - r))) + heap->link_key[1];
 }
-HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t v) {
+HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t v)
+{
     uintptr_t x = v - heap->link_key[1];
     unsigned r = heap->link_rotate;
     x = (x >> r) | (x << (64 - r));
     return (void *)(x ^ (uintptr_t)at ^ heap->link_key[0]);
 }
 /* A free LFH slot's link (its subsegment's local and remote lists): the first word of its data. */
-HTI_INLINE hti_header *hti_slot_next(const ht_heap *heap, hti_header *slot) {
+HTI_INLINE hti_header *hti_slot_next(const ht_heap *heap, hti_header *slot)
+{
     uintptr_t *at = (uintptr_t *)hti_block_data(slot);
     return (hti_header *)hti_link_decode(heap, at, *at);
 }
-HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_header *slot, const hti_header *next) {
+HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_header *slot, const hti_header *next)
+{
     uintptr_t *at = (uintptr_t *)hti_block_data(slot);
     *at = hti_link_encode(heap, at, next);
 }
-HTI_INLINE hti_header *hti_free_next(const ht_heap *heap, hti_header *b) {
+HTI_INLINE hti_header *hti_free_next(const ht_heap *heap, hti_header *b)
+{
     return (hti_header *)hti_link_decode(heap, &hti_links(b)->next, hti_links(b)->next);
 }
-HTI_INLINE hti_header *hti_free_prev(const ht_heap *heap, hti_header *b) {
+HTI_INLINE hti_header *hti_free_prev(const ht_heap *heap, hti_header *b)
+{
     return (hti_header *)hti_link_decode(heap, &hti_links(b)->prev, hti_links(b)->prev);
 }
-HTI_INLINE void hti_free_set_next(const ht_heap *heap, hti_header *b, const hti_header *next) {
+HTI_INLINE void hti_free_set_next(const ht_heap *heap, hti_header *b, const hti_header *next)
+{
     hti_links(b)->next = hti_link_encode(heap, &hti_links(b)->next, next);
 }
-HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_header *b, const hti_header *prev) {
+HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_header *b, const hti_header *prev)
+{
     hti_links(b)->prev = hti_link_encode(heap, &hti_links(b)->prev, prev);
 }
 
 /* True when p may be read as a block header of heap's segments: 16-byte aligned, in a segment
  * of this heap, inside its committed blocks. Safe on any address (the page map first). */
-HTI_INLINE bool hti_in_segment(const ht_heap *heap, const void *p) {
-    if ((uintptr_t)p & (HTI_GRANULE - 1)) return false;
+HTI_INLINE bool hti_in_segment(const ht_heap *heap, const void *p)
+{
+    if ((uintptr_t)p & (HTI_GRANULE - 1))
+        return false;
     hti_region *r = hti_pagemap_lookup(p);
-    if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT) return false;
+    if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)
+        return false;
     const hti_segment *seg = (const hti_segment *)r;
-    return (const char *)p >= seg->first && (const char *)p + HTI_MIN_BLOCK <= seg->region.base + seg->committed;
+    return (const char *)p >= seg->first &&
+           (const char *)p + HTI_MIN_BLOCK <= seg->region.base + seg->committed;
 }
 
 /* The result of classifying a pointer handed to free/realloc/size. */
@@ -456,7 +509,7 @@ HTI_INTERNAL int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
 /* Allocates a block of at least need bytes of data (lock held). Sets *source to MAINPATH or
  * SLOWPATH. NULL with *error set on failure. */
 HTI_INTERNAL hti_header *hti_backend_alloc(ht_heap *heap, size_t need, size_t align,
-                                          ht_source *source, ht_error *error);
+                                           ht_source *source, ht_error *error);
 /* Frees a busy back-end block (lock held); returns MAINPATH or SLOWPATH. */
 HTI_INTERNAL ht_source hti_backend_free(ht_heap *heap, hti_header *b);
 /* The neighbours' headers are intact and agree with b (lock held). */
@@ -520,11 +573,14 @@ HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss)
  * take the slow path (validate checks every header's seal). Only its flags and bucket bytes are compared here (they
  * keep their LFH bit and bucket through every rewrite, so a concurrent update cannot make a
  * false alarm); any damage fails the header's seal when that slot is used next. */
-HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_header *slot) {
+HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_header *slot)
+{
     const hti_header *next = (const hti_header *)((const char *)slot + ss->slot_size);
-    if ((const char *)next >= ss->slots + (size_t)__atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE) * ss->slot_size)
+    if ((const char *)next >=
+        ss->slots + (size_t)__atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE) * ss->slot_size)
         return true;
-    uint16_t flags_tag = __atomic_load_n((const uint16_t *)(const void *)&next->flags, __ATOMIC_RELAXED);
+    uint16_t flags_tag = __atomic_load_n((const uint16_t *)(const void *)&next->flags,
+                                         __ATOMIC_RELAXED);
     return (flags_tag & (0xff00u | HTI_BLOCK_LFH | HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) ==
            (((unsigned)ss->bucket << 8) | HTI_BLOCK_LFH);
 }
@@ -540,15 +596,17 @@ HTI_INTERNAL void hti_global_lock(void);
 HTI_INTERNAL void hti_global_unlock(void);
 
 /* ---- fast-path helpers ---------------------------------------------------------------- */
-HTI_INLINE hti_tcache *hti_tcache_get(ht_heap *heap) {
+HTI_INLINE hti_tcache *hti_tcache_get(ht_heap *heap)
+{
     hti_heap_thread *t = hti_current_thread;
     if (HTI_LIKELY(t && t->last_heap == heap &&
-                   atomic_load_explicit(&t->last_tcache->heap_id,
-                                        memory_order_relaxed) == heap->id))
+                   atomic_load_explicit(&t->last_tcache->heap_id, memory_order_relaxed) ==
+                       heap->id))
         return t->last_tcache;
     return hti_tcache_get_slow(heap);
 }
-HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source source) {
+HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source source)
+{
     if (HTI_LIKELY(tc != NULL)) {
         uint64_t n = atomic_load_explicit(&tc->counts[op][source], memory_order_relaxed);
         atomic_store_explicit(&tc->counts[op][source], n + 1, memory_order_relaxed);
@@ -561,9 +619,11 @@ HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source sou
 /* Pops the thread's most recently cached slot of bucket, or NULL. The stack lives in
  * heaptrail's own memory; the slot's header, which an overflow may have reached while it was
  * cached, is checked by the caller (front_alloc). */
-HTI_INLINE hti_header *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
+HTI_INLINE hti_header *hti_lookaside_pop(hti_tcache *tc, unsigned bucket)
+{
     hti_lookaside *l = &tc->lookaside[bucket];
-    if (!l->depth) return NULL;
+    if (!l->depth)
+        return NULL;
     hti_header *slot = l->slot[--l->depth];
     tc->cached_hint[hti_cached_index(slot)]--;
     return slot;
@@ -572,14 +632,18 @@ HTI_INLINE hti_header *hti_lookaside_pop(hti_tcache *tc, unsigned bucket) {
 HTI_INTERNAL bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot);
 /* slot (sealed, busy header) is cached in this thread's lookaside list: a double free whose
  * header was written back after the first free. */
-HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_header *slot) {
-    return HTI_UNLIKELY(tc->cached_hint[hti_cached_index(slot)] != 0) && hti_lookaside_scan(tc, slot);
+HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_header *slot)
+{
+    return HTI_UNLIKELY(tc->cached_hint[hti_cached_index(slot)] != 0) &&
+           hti_lookaside_scan(tc, slot);
 }
 /* Caches slot (checked by the caller) if the list has room; false otherwise. The slot stays
  * busy for its subsegment. */
-HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_header *slot) {
+HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_header *slot)
+{
     hti_lookaside *l = &tc->lookaside[slot->tag];
-    if (l->depth >= HT_LOOKASIDE_DEPTH) return false;
+    if (l->depth >= HT_LOOKASIDE_DEPTH)
+        return false;
     hti_slot_update(heap, slot, HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE, 0);
     l->slot[l->depth++] = slot;
     tc->cached_hint[hti_cached_index(slot)]++;

@@ -19,18 +19,22 @@
 uint8_t hti_bucket_of_granules_table[HT_LFH_MAX_BLOCK / HTI_GRANULE + 1];
 uint32_t hti_bucket_size_table[HTI_LFH_BUCKETS];
 
-void hti_lfh_init_tables(void) {
+void hti_lfh_init_tables(void)
+{
     unsigned bucket = 0;
-    for (unsigned bytes = 16; bytes <= 512; bytes += 16) hti_bucket_size_table[bucket++] = bytes;
+    for (unsigned bytes = 16; bytes <= 512; bytes += 16)
+        hti_bucket_size_table[bucket++] = bytes;
     for (unsigned range = 1; range <= 5; range++) {
         unsigned low = 256u << range, step = 16u << range;
-        for (unsigned i = 1; i <= 16; i++) hti_bucket_size_table[bucket++] = low + i * step;
+        for (unsigned i = 1; i <= 16; i++)
+            hti_bucket_size_table[bucket++] = low + i * step;
     }
     assert(bucket == HTI_LFH_BUCKETS && hti_bucket_size_table[bucket - 1] == HT_LFH_MAX_BLOCK);
     bucket = 0;
     for (unsigned g = 0; g <= HT_LFH_MAX_BLOCK / HTI_GRANULE; g++) {
         unsigned bytes = g ? g * HTI_GRANULE : HTI_GRANULE;
-        while (hti_bucket_size_table[bucket] < bytes) bucket++;
+        while (hti_bucket_size_table[bucket] < bytes)
+            bucket++;
         hti_bucket_of_granules_table[g] = (uint8_t)bucket;
     }
 }
@@ -42,29 +46,38 @@ void hti_lfh_init_tables(void) {
 #define SUBSEG_SLOTS 16u
 #define SUBSEG_MAX (256u << 10)
 
-static size_t subseg_bytes(uint32_t slot) {
-    if (slot <= SUBSEG_SMALL_SLOT + HTI_HEADER) return SUBSEG_SMALL;
+static size_t subseg_bytes(uint32_t slot)
+{
+    if (slot <= SUBSEG_SMALL_SLOT + HTI_HEADER)
+        return SUBSEG_SMALL;
     size_t bytes = (size_t)slot * SUBSEG_SLOTS;
     return bytes > SUBSEG_MAX ? SUBSEG_MAX : bytes;
 }
 
-static void list_push(hti_subseg **list, hti_subseg *ss) {
+static void list_push(hti_subseg **list, hti_subseg *ss)
+{
     ss->prev = NULL;
     ss->next = *list;
-    if (*list) (*list)->prev = ss;
+    if (*list)
+        (*list)->prev = ss;
     *list = ss;
 }
 
-static void list_remove(hti_subseg **list, hti_subseg *ss) {
-    if (ss->prev) ss->prev->next = ss->next;
-    else *list = ss->next;
-    if (ss->next) ss->next->prev = ss->prev;
+static void list_remove(hti_subseg **list, hti_subseg *ss)
+{
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        *list = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
     ss->next = ss->prev = NULL;
 }
 
 /* A slot taken from one of ss's lists: inside its carved slots, its header sealed with the
  * free flags of ss's bucket and pointing back at ss, and free in the state bytes. */
-static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_header *slot) {
+static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_header *slot)
+{
     uintptr_t offset = (uintptr_t)((char *)slot - ss->slots);
     return offset < (size_t)ss->carved * ss->slot_size && !(offset & (HTI_GRANULE - 1)) &&
            slot->flags == HTI_BLOCK_LFH && slot->tag == ss->bucket && hti_sealed(heap, slot) &&
@@ -74,12 +87,14 @@ static inline bool free_slot_ok(const ht_heap *heap, hti_subseg *ss, hti_header 
 
 /* A damaged list of ss: reported (termination if on), cut at the damage so that nothing past
  * it is handed out, and the calling thread's current call fails. */
-HTI_NOINLINE static void list_damaged(ht_heap *heap, const void *where) {
+HTI_NOINLINE static void list_damaged(ht_heap *heap, const void *where)
+{
     hti_corruption(heap, where, "free-list link damaged (use after free?)");
 }
 
 /* Takes the slots other threads freed; false if that list was damaged (cut there). */
-static bool collect(ht_heap *heap, hti_subseg *ss) {
+static bool collect(ht_heap *heap, hti_subseg *ss)
+{
     hti_header *list = atomic_exchange_explicit(&ss->thread_free, NULL, memory_order_acquire);
     while (list) {
         if (HTI_UNLIKELY(!free_slot_ok(heap, ss, list))) {
@@ -95,13 +110,18 @@ static bool collect(ht_heap *heap, hti_subseg *ss) {
     return true;
 }
 
-static void carve(ht_heap *heap, hti_subseg *ss) {
+static void carve(ht_heap *heap, hti_subseg *ss)
+{
     unsigned n = ss->capacity - ss->carved, batch = CARVE_BYTES / ss->slot_size;
-    if (batch > CARVE_BATCH) batch = CARVE_BATCH;
-    if (batch == 0) batch = 1;
-    if (n > batch) n = batch; /* big slots are carved a few at a time: untouched pages stay free */
+    if (batch > CARVE_BATCH)
+        batch = CARVE_BATCH;
+    if (batch == 0)
+        batch = 1;
+    if (n > batch)
+        n = batch; /* big slots are carved a few at a time: untouched pages stay free */
     for (unsigned i = 0; i < n; i++) {
-        hti_header *slot = (hti_header *)(ss->slots + (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
+        hti_header *slot = (hti_header *)(ss->slots +
+                                          (size_t)(ss->carved + n - 1 - i) * ss->slot_size);
         slot->size = ss->slot_size / HTI_GRANULE;
         slot->prev_size = (uint32_t)(((char *)slot - (char *)ss) / HTI_GRANULE);
         slot->unused = 0;
@@ -116,13 +136,15 @@ static void carve(ht_heap *heap, hti_subseg *ss) {
     __atomic_store_n(&ss->carved, ss->carved + n, __ATOMIC_RELEASE);
 }
 
-static bool has_room(hti_subseg *ss) {
+static bool has_room(hti_subseg *ss)
+{
     return ss->local_free || ss->carved < ss->capacity ||
            atomic_load_explicit(&ss->thread_free, memory_order_relaxed);
 }
 
 /* Gives an empty subsegment back to the back end (takes the heap lock). */
-static void subseg_release(ht_heap *heap, hti_subseg *ss) {
+static void subseg_release(ht_heap *heap, hti_subseg *ss)
+{
     hti_header *b = hti_block_of(ss);
     hti_lock(heap, 0); /* walk and validate see a subsegment whole or not at all */
     ss->magic = 0;
@@ -131,7 +153,8 @@ static void subseg_release(ht_heap *heap, hti_subseg *ss) {
     hti_unlock(heap, 0);
 }
 
-static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket)
+{
     uint32_t slot = hti_bucket_size_table[bucket] + HTI_HEADER;
     size_t bytes = subseg_bytes(slot); /* block data: record, one state byte per slot, slots */
     ht_source source;
@@ -161,8 +184,10 @@ static hti_subseg *subseg_new(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
     return ss;
 }
 
-static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
-    if (!heap->abandoned[bucket]) return NULL;
+static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket)
+{
+    if (!heap->abandoned[bucket])
+        return NULL;
     hti_lock(heap, 0);
     hti_subseg *ss = heap->abandoned[bucket];
     if (ss) {
@@ -175,14 +200,16 @@ static hti_subseg *adopt(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
 }
 
 /* The current call fails: a list was cut at damage. */
-HTI_NOINLINE static hti_header *alloc_damaged(hti_tcache *tc) {
+HTI_NOINLINE static hti_header *alloc_damaged(hti_tcache *tc)
+{
     tc->damaged = 1;
     return NULL;
 }
 
 /* Takes the first slot of ss's local list, checked; a damaged one cuts the list and fails the
  * call (NULL). */
-static inline hti_header *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss) {
+static inline hti_header *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *ss)
+{
     hti_header *slot = ss->local_free;
     if (HTI_UNLIKELY(!free_slot_ok(heap, ss, slot))) {
         ss->local_free = NULL;
@@ -195,35 +222,48 @@ static inline hti_header *local_pop(ht_heap *heap, hti_tcache *tc, hti_subseg *s
     return slot;
 }
 
-HTI_NOINLINE static hti_header *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+HTI_NOINLINE static hti_header *lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket)
+{
     hti_subseg *ss = tc->current[bucket];
     if (ss) {
-        if (!collect(heap, ss)) return alloc_damaged(tc);
-        if (!ss->local_free && ss->carved < ss->capacity) carve(heap, ss);
-        if (ss->local_free) return local_pop(heap, tc, ss);
+        if (!collect(heap, ss))
+            return alloc_damaged(tc);
+        if (!ss->local_free && ss->carved < ss->capacity)
+            carve(heap, ss);
+        if (ss->local_free)
+            return local_pop(heap, tc, ss);
     }
     for (ss = tc->owned[bucket]; ss; ss = ss->next)
-        if (ss != tc->current[bucket] && has_room(ss)) break;
+        if (ss != tc->current[bucket] && has_room(ss))
+            break;
     if (!ss) {
         ss = adopt(heap, tc, bucket);
-        if (!ss) ss = subseg_new(heap, tc, bucket);
-        if (!ss) return NULL;
+        if (!ss)
+            ss = subseg_new(heap, tc, bucket);
+        if (!ss)
+            return NULL;
         list_push(&tc->owned[bucket], ss);
     }
     tc->current[bucket] = ss;
-    if (!collect(heap, ss)) return alloc_damaged(tc);
-    if (!ss->local_free) carve(heap, ss);
-    if (!ss->local_free) return NULL;
+    if (!collect(heap, ss))
+        return alloc_damaged(tc);
+    if (!ss->local_free)
+        carve(heap, ss);
+    if (!ss->local_free)
+        return NULL;
     return local_pop(heap, tc, ss);
 }
 
-hti_header *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket) {
+hti_header *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket)
+{
     hti_subseg *ss = tc->current[bucket];
-    if (HTI_LIKELY(ss && ss->local_free)) return local_pop(heap, tc, ss);
+    if (HTI_LIKELY(ss && ss->local_free))
+        return local_pop(heap, tc, ss);
     return lfh_alloc_slow(heap, tc, bucket);
 }
 
-void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot) {
+void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot)
+{
     hti_subseg *ss = hti_subseg_of(slot);
     atomic_store_explicit(hti_slot_state(ss, slot), HTI_SLOT_FREE, memory_order_relaxed);
     hti_slot_update(heap, slot, HTI_BLOCK_LFH, 0);
@@ -243,7 +283,8 @@ void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot) {
                                                     memory_order_release, memory_order_relaxed));
 }
 
-void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc) {
+void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc)
+{
     hti_lookaside_flush(heap, tc);
     for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
         tc->current[b] = NULL;
@@ -264,7 +305,8 @@ void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc) {
     }
 }
 
-void hti_lfh_reclaim_abandoned(ht_heap *heap) {
+void hti_lfh_reclaim_abandoned(ht_heap *heap)
+{
     for (unsigned b = 0; b < HTI_LFH_BUCKETS; b++) {
         hti_subseg *ss = heap->abandoned[b];
         while (ss) {
@@ -282,29 +324,37 @@ void hti_lfh_reclaim_abandoned(ht_heap *heap) {
 /* A slot header as it settles: the owner or a freeing thread may be rewriting it while the
  * heap is validated (LFH operations take no lock), so a torn read is retried before it is
  * called corrupt. *out receives the stable copy. */
-static bool slot_sealed(const ht_heap *heap, const hti_header *slot, hti_header *out) {
+static bool slot_sealed(const ht_heap *heap, const hti_header *slot, hti_header *out)
+{
     for (int attempt = 0; attempt < 10000; attempt++) {
         hti_header a, b;
         memcpy(&a, (const void *)slot, sizeof a);
         atomic_thread_fence(memory_order_acquire);
         memcpy(&b, (const void *)slot, sizeof b);
-        if (memcmp(&a, &b, sizeof a) == 0 && a.check == hti_check_value(heap, (uintptr_t)slot, &a)) {
+        if (memcmp(&a, &b, sizeof a) == 0 &&
+            a.check == hti_check_value(heap, (uintptr_t)slot, &a)) {
             *out = a;
             return true;
         }
-        if (attempt > 100) sched_yield();
+        if (attempt > 100)
+            sched_yield();
     }
     return false;
 }
 
-bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss) {
-    if (ss->magic != HTI_SUBSEG_MAGIC || ss->heap != heap || ss->bucket >= HTI_LFH_BUCKETS) return false;
-    if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER) return false;
-    if (ss->carved > ss->capacity || ss->index_magic != ((1ull << HTI_SLOT_INDEX_SHIFT) + ss->slot_size - 1) / ss->slot_size)
+bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss)
+{
+    if (ss->magic != HTI_SUBSEG_MAGIC || ss->heap != heap || ss->bucket >= HTI_LFH_BUCKETS)
+        return false;
+    if (ss->slot_size != hti_bucket_size_table[ss->bucket] + HTI_HEADER)
+        return false;
+    if (ss->carved > ss->capacity ||
+        ss->index_magic != ((1ull << HTI_SLOT_INDEX_SHIFT) + ss->slot_size - 1) / ss->slot_size)
         return false;
     const hti_header *b = hti_block_of(ss);
     size_t room = hti_block_bytes(b) - HTI_HEADER - (size_t)(ss->slots - (const char *)ss);
-    if ((size_t)ss->capacity * ss->slot_size > room) return false;
+    if ((size_t)ss->capacity * ss->slot_size > room)
+        return false;
     for (uint32_t i = 0; i < ss->carved; i++) {
         const hti_header *slot = (const hti_header *)(ss->slots + (size_t)i * ss->slot_size);
         hti_header h;

@@ -11,23 +11,30 @@
  * a slot is not cached here (a double free with a written-back header is). */
 #include "heap_internal.h"
 
-bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot) {
-    if (slot->tag >= HTI_LOOKASIDE_BUCKETS) return false;
+bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot)
+{
+    if (slot->tag >= HTI_LOOKASIDE_BUCKETS)
+        return false;
     const hti_lookaside *l = &tc->lookaside[slot->tag];
     for (uint32_t i = 0; i < l->depth; i++)
-        if (l->slot[i] == slot) return true;
+        if (l->slot[i] == slot)
+            return true;
     return false;
 }
 
-void hti_lookaside_flush(ht_heap *heap, hti_tcache *tc) {
+void hti_lookaside_flush(ht_heap *heap, hti_tcache *tc)
+{
     for (unsigned b = 0; b < HTI_LOOKASIDE_BUCKETS; b++) {
         hti_header *slot;
-        while ((slot = hti_lookaside_pop(tc, b)) != NULL) hti_lfh_free(heap, tc, slot);
+        while ((slot = hti_lookaside_pop(tc, b)) != NULL)
+            hti_lfh_free(heap, tc, slot);
         assert(tc->lookaside[b].depth == 0);
     }
 }
 
-void hti_lookaside_flush_current(ht_heap *heap) {
+void hti_lookaside_flush_current(ht_heap *heap)
+{
     hti_tcache *tc = hti_tcache_get(heap);
-    if (tc) hti_lookaside_flush(heap, tc);
+    if (tc)
+        hti_lookaside_flush(heap, tc);
 }

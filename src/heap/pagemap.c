@@ -18,13 +18,17 @@ typedef _Atomic(hti_region *) leaf_entry;
 _Atomic(hti_pagemap_leaf *) hti_pagemap_top[1u << HTI_PAGEMAP_TOP_BITS];
 #define top hti_pagemap_top
 
-static leaf_entry *leaf_for(uintptr_t granule, bool create) {
+static leaf_entry *leaf_for(uintptr_t granule, bool create)
+{
     size_t index = granule >> LEAF_BITS;
-    if (index >= (1u << TOP_BITS)) return NULL;
+    if (index >= (1u << TOP_BITS))
+        return NULL;
     leaf_entry *leaf = atomic_load_explicit(&top[index], memory_order_acquire);
-    if (leaf || !create) return leaf;
+    if (leaf || !create)
+        return leaf;
     leaf_entry *fresh = hti_os_map(LEAF_ENTRIES * sizeof(leaf_entry), hti_page_size());
-    if (!fresh) return NULL;
+    if (!fresh)
+        return NULL;
     leaf_entry *expected = NULL;
     if (!atomic_compare_exchange_strong(&top[index], &expected, fresh)) {
         hti_os_release(fresh, LEAF_ENTRIES * sizeof(leaf_entry));
@@ -33,24 +37,30 @@ static leaf_entry *leaf_for(uintptr_t granule, bool create) {
     return fresh;
 }
 
-static void set_range(const void *base, size_t size, hti_region *region) {
+static void set_range(const void *base, size_t size, hti_region *region)
+{
     uintptr_t first = (uintptr_t)base >> MAP_SHIFT;
     uintptr_t last = ((uintptr_t)base + size - 1) >> MAP_SHIFT;
     for (uintptr_t g = first; g <= last; g++) {
         leaf_entry *leaf = leaf_for(g, false);
-        if (leaf) atomic_store_explicit(&leaf[g & (LEAF_ENTRIES - 1)], region, memory_order_release);
+        if (leaf)
+            atomic_store_explicit(&leaf[g & (LEAF_ENTRIES - 1)], region, memory_order_release);
     }
 }
 
-int hti_pagemap_set(const void *base, size_t size, hti_region *region) {
+int hti_pagemap_set(const void *base, size_t size, hti_region *region)
+{
     assert(((uintptr_t)base & (HTI_REGION_ALIGN - 1)) == 0);
     uintptr_t first = (uintptr_t)base >> MAP_SHIFT;
     uintptr_t last = ((uintptr_t)base + size - 1) >> MAP_SHIFT;
     for (uintptr_t g = first; g <= last; g = (g | (LEAF_ENTRIES - 1)) + 1)
-        if (!leaf_for(g, true)) return -ENOMEM;
+        if (!leaf_for(g, true))
+            return -ENOMEM;
     set_range(base, size, region);
     return 0;
 }
 
-void hti_pagemap_clear(const void *base, size_t size) { set_range(base, size, NULL); }
-
+void hti_pagemap_clear(const void *base, size_t size)
+{
+    set_range(base, size, NULL);
+}

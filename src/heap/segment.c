@@ -11,15 +11,20 @@
 #include "heap_internal.h"
 #include "trace/emit.h"
 
-static size_t segment_header(void) { return hti_align_up(sizeof(hti_segment), HTI_GRANULE); }
+static size_t segment_header(void)
+{
+    return hti_align_up(sizeof(hti_segment), HTI_GRANULE);
+}
 
-hti_segment *hti_segment_of(const hti_header *b) {
+hti_segment *hti_segment_of(const hti_header *b)
+{
     hti_region *r = hti_pagemap_lookup(b);
     return (r && r->kind == HTI_REGION_SEGMENT) ? (hti_segment *)r : NULL;
 }
 
 /* Appends [base+committed, base+committed+bytes) to the block tiling. */
-static void append_space(ht_heap *heap, hti_segment *seg, size_t bytes) {
+static void append_space(ht_heap *heap, hti_segment *seg, size_t bytes)
+{
     hti_header *last = seg->last;
     char *end = seg->region.base + seg->committed;
     seg->committed += bytes;
@@ -45,40 +50,54 @@ fresh:;
     hti_freelist_insert(heap, b);
 }
 
-int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need) {
-    size_t have = (seg->last && !(seg->last->flags & HTI_BLOCK_BUSY)) ? hti_block_bytes(seg->last) : 0;
+int hti_segment_commit(ht_heap *heap, hti_segment *seg, size_t need)
+{
+    size_t have = (seg->last && !(seg->last->flags & HTI_BLOCK_BUSY)) ? hti_block_bytes(seg->last)
+                                                                      : 0;
     size_t room = seg->region.reserved - seg->committed;
-    if (need <= have) return 0;
+    if (need <= have)
+        return 0;
     size_t want = need - have;
     size_t step = seg->committed / 8;
-    if (step < HTI_COMMIT_MIN) step = HTI_COMMIT_MIN;
-    if (want < step) want = step;
+    if (step < HTI_COMMIT_MIN)
+        step = HTI_COMMIT_MIN;
+    if (want < step)
+        want = step;
     want = hti_align_up(want, hti_page_size());
-    if (want > room) want = room;
-    if (want + have < need) return -ENOMEM;
+    if (want > room)
+        want = room;
+    if (want + have < need)
+        return -ENOMEM;
     if (hti_os_commit(seg->region.base + seg->committed, want,
                       heap->flags & HT_HEAP_CREATE_ENABLE_EXECUTE) != 0)
         return -ENOMEM;
     heap->committed += want;
     append_space(heap, seg, want);
-    if (HT_TRACE_ON()) hti_trace_heap_expand(heap, want, heap->committed);
+    if (HT_TRACE_ON())
+        hti_trace_heap_expand(heap, want, heap->committed);
     return 0;
 }
 
-int hti_segment_add(ht_heap *heap, size_t need) {
+int hti_segment_add(ht_heap *heap, size_t need)
+{
     size_t header = segment_header();
     size_t reserve = heap->maximum ? heap->maximum : heap->next_segment_size;
     size_t min = hti_align_up(need + header, HTI_REGION_ALIGN);
     if (reserve < min) {
-        if (heap->maximum) return -ENOSPC;
+        if (heap->maximum)
+            return -ENOSPC;
         reserve = min;
     }
     reserve = hti_align_up(reserve, hti_page_size());
     char *base = hti_os_reserve(reserve, HTI_REGION_ALIGN);
-    if (!base) return -ENOMEM;
-    size_t first_commit = hti_align_up(header + (heap->segments ? need : heap->initial), hti_page_size());
-    if (first_commit < HTI_COMMIT_MIN) first_commit = HTI_COMMIT_MIN;
-    if (first_commit > reserve) first_commit = reserve;
+    if (!base)
+        return -ENOMEM;
+    size_t first_commit = hti_align_up(header + (heap->segments ? need : heap->initial),
+                                       hti_page_size());
+    if (first_commit < HTI_COMMIT_MIN)
+        first_commit = HTI_COMMIT_MIN;
+    if (first_commit > reserve)
+        first_commit = reserve;
     if (hti_os_commit(base, first_commit, heap->flags & HT_HEAP_CREATE_ENABLE_EXECUTE) != 0) {
         hti_os_release(base, reserve);
         return -ENOMEM;
@@ -96,22 +115,29 @@ int hti_segment_add(ht_heap *heap, size_t need) {
     heap->committed += first_commit;
     append_space(heap, seg, first_commit - header);
     seg->next = heap->segments;
-    if (heap->segments) heap->segments->prev = seg;
+    if (heap->segments)
+        heap->segments->prev = seg;
     heap->segments = seg;
-    if (!heap->maximum && heap->next_segment_size < HTI_SEGMENT_MAX) heap->next_segment_size *= 2;
-    if (HT_TRACE_ON()) hti_trace_heap_expand(heap, first_commit, heap->committed);
+    if (!heap->maximum && heap->next_segment_size < HTI_SEGMENT_MAX)
+        heap->next_segment_size *= 2;
+    if (HT_TRACE_ON())
+        hti_trace_heap_expand(heap, first_commit, heap->committed);
     return 0;
 }
 
-void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all) {
+void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all)
+{
     hti_header *last = seg->last;
-    if (!last || (last->flags & HTI_BLOCK_BUSY)) return;
+    if (!last || (last->flags & HTI_BLOCK_BUSY))
+        return;
     size_t keep = all ? HTI_MIN_BLOCK : HTI_DECOMMIT_KEEP;
     size_t bytes = hti_block_bytes(last);
-    if (!all && bytes <= HTI_DECOMMIT_THRESHOLD) return;
+    if (!all && bytes <= HTI_DECOMMIT_THRESHOLD)
+        return;
     char *end = seg->region.base + seg->committed;
     char *cut = (char *)hti_align_up((uintptr_t)last + keep, hti_page_size());
-    if (cut >= end) return;
+    if (cut >= end)
+        return;
     size_t give = (size_t)(end - cut);
     if (hti_freelist_remove(heap, last) != 0) {
         hti_block_isolate(heap, last);
@@ -126,21 +152,27 @@ void hti_segment_trim(ht_heap *heap, hti_segment *seg, bool all) {
     hti_freelist_insert(heap, last);
     seg->committed -= give;
     heap->committed -= give;
-    if (HT_TRACE_ON()) hti_trace_heap_contract(heap, give, heap->committed);
+    if (HT_TRACE_ON())
+        hti_trace_heap_contract(heap, give, heap->committed);
 }
 
-void hti_segment_release(ht_heap *heap, hti_segment *seg) {
+void hti_segment_release(ht_heap *heap, hti_segment *seg)
+{
     if (hti_freelist_remove(heap, seg->last) != 0) {
         hti_block_isolate(heap, seg->last);
         return;
     }
-    if (seg->prev) seg->prev->next = seg->next;
-    else heap->segments = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        heap->segments = seg->next;
+    if (seg->next)
+        seg->next->prev = seg->prev;
     size_t reserved = seg->region.reserved, committed = seg->committed;
     heap->reserved -= reserved;
     heap->committed -= committed;
     hti_pagemap_clear(seg->region.base, reserved);
     hti_os_release(seg->region.base, reserved);
-    if (HT_TRACE_ON()) hti_trace_heap_contract(heap, committed, heap->committed);
+    if (HT_TRACE_ON())
+        hti_trace_heap_contract(heap, committed, heap->committed);
 }

@@ -20,7 +20,8 @@ enum { PHASE_SEGMENTS = 0, PHASE_LARGE = 1, PHASE_DONE = 2 };
  * *e and returns true, or moves the cursor on and returns false (look again). */
 
 /* The next slot of the subsegment in back-end block b, or false once past its carved slots. */
-static bool slot_step(ht_heap_entry *e, hti_header *b) {
+static bool slot_step(ht_heap_entry *e, hti_header *b)
+{
     uintptr_t *c = e->cursor;
     hti_subseg *ss = hti_block_data(b);
     if (c[3] >= ss->carved) {
@@ -32,7 +33,8 @@ static bool slot_step(ht_heap_entry *e, hti_header *b) {
     c[3]++;
     bool busy = slot->flags & HTI_BLOCK_BUSY;
     size_t usable = ss->slot_size - HTI_HEADER;
-    *e = (ht_heap_entry){.data = hti_block_data(slot), .size = usable,
+    *e = (ht_heap_entry){.data = hti_block_data(slot),
+                         .size = usable,
                          .requested = busy ? usable - slot->unused : 0,
                          .overhead = HTI_HEADER,
                          .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
@@ -43,7 +45,8 @@ static bool slot_step(ht_heap_entry *e, hti_header *b) {
 
 /* A segment: the region, then its blocks (a subsegment's slots in place of its block), then
  * its uncommitted tail; then the next segment, or the large blocks' phase. */
-static bool segment_step(ht_heap *heap, ht_heap_entry *e) {
+static bool segment_step(ht_heap *heap, ht_heap_entry *e)
+{
     uintptr_t *c = e->cursor;
     hti_segment *seg = (hti_segment *)c[1];
     if (!seg) {
@@ -55,8 +58,10 @@ static bool segment_step(ht_heap *heap, ht_heap_entry *e) {
     char *end = seg->region.base + seg->committed;
     if (c[2] == 0) { /* the region itself */
         c[2] = (uintptr_t)seg->first;
-        *e = (ht_heap_entry){.data = seg->region.base, .size = seg->region.reserved,
-                             .flags = HT_ENTRY_REGION, .source = MEMORY_FROM_MAINPATH,
+        *e = (ht_heap_entry){.data = seg->region.base,
+                             .size = seg->region.reserved,
+                             .flags = HT_ENTRY_REGION,
+                             .source = MEMORY_FROM_MAINPATH,
                              .cursor = {c[0], c[1], c[2], c[3]}};
         return true;
     }
@@ -66,24 +71,33 @@ static bool segment_step(ht_heap *heap, ht_heap_entry *e) {
         size_t uncommitted = seg->region.reserved - seg->committed;
         c[1] = (uintptr_t)next;
         c[2] = c[3] = 0;
-        if (!uncommitted) return false;
-        *e = (ht_heap_entry){.data = end, .size = uncommitted, .flags = HT_ENTRY_UNCOMMITTED,
-                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], 0, 0}};
+        if (!uncommitted)
+            return false;
+        *e = (ht_heap_entry){.data = end,
+                             .size = uncommitted,
+                             .flags = HT_ENTRY_UNCOMMITTED,
+                             .source = MEMORY_FROM_SLOWPATH,
+                             .cursor = {c[0], c[1], 0, 0}};
         return true;
     }
-    if (b->flags & HTI_BLOCK_SUBSEG) return slot_step(e, b);
+    if (b->flags & HTI_BLOCK_SUBSEG)
+        return slot_step(e, b);
     c[2] = (uintptr_t)((char *)b + hti_block_bytes(b));
     bool busy = b->flags & HTI_BLOCK_BUSY;
     size_t usable = hti_block_bytes(b) - HTI_HEADER;
-    *e = (ht_heap_entry){.data = hti_block_data(b), .size = usable,
-                         .requested = busy ? usable - b->unused : 0, .overhead = HTI_HEADER,
-                         .flags = busy ? HT_ENTRY_BUSY : 0, .source = MEMORY_FROM_MAINPATH,
+    *e = (ht_heap_entry){.data = hti_block_data(b),
+                         .size = usable,
+                         .requested = busy ? usable - b->unused : 0,
+                         .overhead = HTI_HEADER,
+                         .flags = busy ? HT_ENTRY_BUSY : 0,
+                         .source = MEMORY_FROM_MAINPATH,
                          .cursor = {c[0], c[1], c[2], c[3]}};
     return true;
 }
 
 /* A large block: its mapping as a region, then the block; then the next, or the end. */
-static bool large_step(ht_heap_entry *e) {
+static bool large_step(ht_heap_entry *e)
+{
     uintptr_t *c = e->cursor;
     hti_large *large = (hti_large *)c[1];
     if (!large) {
@@ -92,27 +106,34 @@ static bool large_step(ht_heap_entry *e) {
     }
     if (c[2] == 0) { /* the mapping as a region, then its block */
         c[2] = 1;
-        *e = (ht_heap_entry){.data = large->region.base, .size = large->region.reserved,
+        *e = (ht_heap_entry){.data = large->region.base,
+                             .size = large->region.reserved,
                              .flags = HT_ENTRY_REGION | HT_ENTRY_LARGE,
-                             .source = MEMORY_FROM_SLOWPATH, .cursor = {c[0], c[1], c[2], c[3]}};
+                             .source = MEMORY_FROM_SLOWPATH,
+                             .cursor = {c[0], c[1], c[2], c[3]}};
         return true;
     }
     c[1] = (uintptr_t)large->next;
     c[2] = 0;
-    *e = (ht_heap_entry){.data = large->data, .size = hti_large_usable(large),
+    *e = (ht_heap_entry){.data = large->data,
+                         .size = hti_large_usable(large),
                          .requested = large->requested,
                          .overhead = (uint32_t)((char *)large->data - large->region.base),
-                         .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE, .source = MEMORY_FROM_SLOWPATH,
+                         .flags = HT_ENTRY_BUSY | HT_ENTRY_LARGE,
+                         .source = MEMORY_FROM_SLOWPATH,
                          .cursor = {c[0], c[1], c[2], c[3]}};
     return true;
 }
 
-static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
+static bool next_entry(ht_heap *heap, ht_heap_entry *e)
+{
     for (;;) {
         if (e->cursor[0] == PHASE_SEGMENTS) {
-            if (segment_step(heap, e)) return true;
+            if (segment_step(heap, e))
+                return true;
         } else if (e->cursor[0] == PHASE_LARGE) {
-            if (large_step(e)) return true;
+            if (large_step(e))
+                return true;
         } else {
             return false;
         }
@@ -123,31 +144,40 @@ static bool next_entry(ht_heap *heap, ht_heap_entry *e) {
  * block, a subsegment, or a block coalesced away). Re-anchor it on live structures: an
  * unknown segment or large block ends that phase, a block pointer is re-synchronised to the
  * first block at or after it. Entries may be skipped; nothing stale is dereferenced. */
-static void cursor_fix(ht_heap *heap, uintptr_t *c) {
+static void cursor_fix(ht_heap *heap, uintptr_t *c)
+{
     if (c[0] == PHASE_SEGMENTS && c[1]) {
         hti_segment *seg = heap->segments;
-        while (seg && (uintptr_t)seg != c[1]) seg = seg->next;
+        while (seg && (uintptr_t)seg != c[1])
+            seg = seg->next;
         if (!seg) {
             c[0] = PHASE_LARGE;
             c[1] = (uintptr_t)heap->large;
             c[2] = c[3] = 0;
             return;
         }
-        if (c[2] == 0) return;
+        if (c[2] == 0)
+            return;
         char *end = seg->region.base + seg->committed;
         hti_header *b = (hti_header *)seg->first;
-        while ((char *)b < end && (uintptr_t)b < c[2]) b = (hti_header *)((char *)b + hti_block_bytes(b));
-        if ((uintptr_t)b != c[2] || (char *)b >= end || !(b->flags & HTI_BLOCK_SUBSEG)) c[3] = 0;
+        while ((char *)b < end && (uintptr_t)b < c[2])
+            b = (hti_header *)((char *)b + hti_block_bytes(b));
+        if ((uintptr_t)b != c[2] || (char *)b >= end || !(b->flags & HTI_BLOCK_SUBSEG))
+            c[3] = 0;
         c[2] = (uintptr_t)((char *)b < end ? (char *)b : end);
-        if (c[3] && c[3] > ((hti_subseg *)hti_block_data(b))->carved) c[3] = 0;
+        if (c[3] && c[3] > ((hti_subseg *)hti_block_data(b))->carved)
+            c[3] = 0;
     } else if (c[0] == PHASE_LARGE && c[1]) {
         hti_large *large = heap->large;
-        while (large && (uintptr_t)large != c[1]) large = large->next;
-        if (!large) c[0] = PHASE_DONE;
+        while (large && (uintptr_t)large != c[1])
+            large = large->next;
+        if (!large)
+            c[0] = PHASE_DONE;
     }
 }
 
-HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry) {
+HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry)
+{
     if (!hti_heap_ok(heap) || !entry) {
         ht_set_last_error(entry ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
         return false;
@@ -162,12 +192,14 @@ HT_API bool ht_heap_walk(ht_heap *heap, ht_heap_entry *entry) {
     }
     bool more = next_entry(heap, entry);
     pthread_mutex_unlock(&heap->lock);
-    if (!more) ht_set_last_error(HT_ERROR_NO_MORE_ITEMS);
+    if (!more)
+        ht_set_last_error(HT_ERROR_NO_MORE_ITEMS);
     return more;
 }
 
 /* ---- summary -------------------------------------------------------------------------- */
-HT_API bool ht_heap_summary_get(ht_heap *heap, uint32_t flags, ht_heap_summary *s) {
+HT_API bool ht_heap_summary_get(ht_heap *heap, uint32_t flags, ht_heap_summary *s)
+{
     (void)flags;
     if (!hti_heap_ok(heap) || !s) {
         ht_set_last_error(s ? HT_ERROR_INVALID_HANDLE : HT_ERROR_INVALID_PARAMETER);
@@ -177,7 +209,8 @@ HT_API bool ht_heap_summary_get(ht_heap *heap, uint32_t flags, ht_heap_summary *
     pthread_mutex_lock(&heap->lock);
     ht_heap_entry e = {.cursor = {PHASE_SEGMENTS, (uintptr_t)heap->segments, 0, 0}};
     while (next_entry(heap, &e)) {
-        if (e.flags & (HT_ENTRY_REGION | HT_ENTRY_UNCOMMITTED)) continue;
+        if (e.flags & (HT_ENTRY_REGION | HT_ENTRY_UNCOMMITTED))
+            continue;
         if (e.flags & HT_ENTRY_BUSY) {
             s->allocated += e.size;
             s->requested += e.requested;
@@ -194,11 +227,13 @@ HT_API bool ht_heap_summary_get(ht_heap *heap, uint32_t flags, ht_heap_summary *
 }
 
 /* ---- validation ----------------------------------------------------------------------- */
-static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
+static unsigned count_free_in_bins(ht_heap *heap, bool *ok)
+{
     unsigned count = 0;
     for (unsigned bin = 0; bin < HTI_BINS; bin++) {
         bool bit = heap->bitmap[bin / 64] >> (bin % 64) & 1;
-        if (bit != (heap->bins[bin] != NULL)) *ok = false;
+        if (bit != (heap->bins[bin] != NULL))
+            *ok = false;
         hti_header *prev = NULL;
         for (hti_header *b = heap->bins[bin]; b && *ok; b = *ok ? hti_free_next(heap, b) : NULL) {
             if (!hti_free_block_ok(heap, b) || hti_free_prev(heap, b) != prev) {
@@ -206,13 +241,15 @@ static unsigned count_free_in_bins(ht_heap *heap, bool *ok) {
                 break;
             }
             prev = b;
-            if (++count > FREE_LIST_MAX) *ok = false; /* a cycle */
+            if (++count > FREE_LIST_MAX)
+                *ok = false; /* a cycle */
         }
     }
     return count;
 }
 
-static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blocks) {
+static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blocks)
+{
     const hti_region *r = &seg->region;
     if (r->magic != HTI_REGION_MAGIC || r->kind != HTI_REGION_SEGMENT || r->heap != heap ||
         seg->committed > r->reserved || hti_pagemap_lookup(r->base) != r)
@@ -226,19 +263,22 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
             return false;
         bool busy = b->flags & HTI_BLOCK_BUSY;
         if (!busy) {
-            if (prev && !(prev->flags & HTI_BLOCK_BUSY)) return false; /* uncoalesced */
+            if (prev && !(prev->flags & HTI_BLOCK_BUSY))
+                return false; /* uncoalesced */
             ++*free_blocks;
         } else if (b->unused > hti_block_bytes(b) - HTI_HEADER) {
             return false;
         }
-        if ((b->flags & HTI_BLOCK_SUBSEG) && !hti_subseg_is_valid(heap, hti_block_data(b))) return false;
+        if ((b->flags & HTI_BLOCK_SUBSEG) && !hti_subseg_is_valid(heap, hti_block_data(b)))
+            return false;
         prev = b;
         b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return (char *)b == end && seg->last == prev;
 }
 
-bool hti_heap_is_valid(ht_heap *heap) {
+bool hti_heap_is_valid(ht_heap *heap)
+{
     bool ok = true;
     unsigned in_bins = count_free_in_bins(heap, &ok), in_segments = 0;
     size_t reserved = 0, committed = 0;
@@ -258,7 +298,8 @@ bool hti_heap_is_valid(ht_heap *heap) {
     }
     for (int i = 0; i < HTI_LARGE_CACHE && ok; i++) {
         hti_large *large = heap->large_cache[i];
-        if (!large) continue;
+        if (!large)
+            continue;
         hti_header *b = hti_block_of(large->data);
         ok = large->region.heap == heap && hti_sealed(heap, b) && b->flags == HTI_BLOCK_LARGE;
         reserved += large->region.reserved;
@@ -267,11 +308,13 @@ bool hti_heap_is_valid(ht_heap *heap) {
     for (unsigned bucket = 0; bucket < HTI_LFH_BUCKETS && ok; bucket++)
         for (hti_subseg *ss = heap->abandoned[bucket]; ss && ok; ss = ss->next)
             ok = ss->abandoned && ss->bucket == bucket && hti_subseg_is_valid(heap, ss);
-    return ok && in_bins == in_segments && reserved == heap->reserved && committed == heap->committed;
+    return ok && in_bins == in_segments && reserved == heap->reserved &&
+           committed == heap->committed;
 }
 
 /* ---- compaction ----------------------------------------------------------------------- */
-HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
+HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags)
+{
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
         return 0;
@@ -281,31 +324,43 @@ HT_API size_t ht_heap_compact(ht_heap *heap, uint32_t flags) {
     hti_large_cache_drop(heap);
     for (hti_segment *seg = heap->segments, *next; seg; seg = next) {
         next = seg->next;
-        bool empty = seg->last && !(seg->last->flags & HTI_BLOCK_BUSY) && (char *)seg->last == seg->first;
-        if (empty && (seg != heap->segments || seg->next)) hti_segment_release(heap, seg);
-        else hti_segment_trim(heap, seg, true);
+        bool empty = seg->last && !(seg->last->flags & HTI_BLOCK_BUSY) &&
+                     (char *)seg->last == seg->first;
+        if (empty && (seg != heap->segments || seg->next))
+            hti_segment_release(heap, seg);
+        else
+            hti_segment_trim(heap, seg, true);
     }
     size_t largest = hti_backend_largest_free(heap);
     hti_unlock(heap, flags);
-    if (largest == 0) ht_set_last_error(HT_OK);
+    if (largest == 0)
+        ht_set_last_error(HT_OK);
     return largest;
 }
 
 /* ---- the tracer's rundown provider ---------------------------------------------------- */
-static size_t rundown_list(ht_heap **out, size_t capacity) { return ht_process_heaps(out, capacity); }
+static size_t rundown_list(ht_heap **out, size_t capacity)
+{
+    return ht_process_heaps(out, capacity);
+}
 
-static bool rundown_summarize(ht_heap *heap, hti_rundown_heap *state) {
+static bool rundown_summarize(ht_heap *heap, hti_rundown_heap *state)
+{
     ht_heap_summary summary;
-    if (!ht_heap_summary_get(heap, 0, &summary)) return false;
-    *state = (hti_rundown_heap){.reserved = summary.reserved, .committed = summary.committed,
-                                .requested = summary.requested, .live_blocks = summary.live_blocks,
+    if (!ht_heap_summary_get(heap, 0, &summary))
+        return false;
+    *state = (hti_rundown_heap){.reserved = summary.reserved,
+                                .committed = summary.committed,
+                                .requested = summary.requested,
+                                .live_blocks = summary.live_blocks,
                                 .compatibility = (uint32_t)atomic_load(&heap->lfh_mode)};
     return true;
 }
 
 /* The heap's record, then its busy blocks, under one hold of its lock: the rundown is one
  * consistent look at the heap. */
-static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void *context) {
+static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void *context)
+{
     ht_heap_lock(heap);
     ht_heap_summary summary;
     memset(&summary, 0, sizeof summary);
@@ -323,14 +378,17 @@ static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void
     while (ht_heap_walk(heap, &entry)) {
         if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
             visitor->block(context, &(hti_rundown_block){.address = entry.data,
-                                                          .requested = entry.requested,
-                                                          .usable = entry.size,
-                                                          .source = entry.source});
+                                                         .requested = entry.requested,
+                                                         .usable = entry.size,
+                                                         .source = entry.source});
     }
     ht_heap_unlock(heap);
 }
 
-static int rundown_quiesce(uint64_t limit_ns, unsigned *late) { return hti_heap_quiesce(limit_ns, late); }
+static int rundown_quiesce(uint64_t limit_ns, unsigned *late)
+{
+    return hti_heap_quiesce(limit_ns, late);
+}
 
-const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize, rundown_walk,
-                                                        rundown_quiesce};
+const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize,
+                                                        rundown_walk, rundown_quiesce};

@@ -20,7 +20,7 @@
 
 #include "heaptrail/heap.h"
 #include "trace/control_internal.h" /* hti_control_pending */
-#include "trace/trace_internal.h" /* the guard: hti_guard_depth, hti_guard_enter/leave */
+#include "trace/trace_internal.h"   /* the guard: hti_guard_depth, hti_guard_enter/leave */
 
 #define HT_EXPORT __attribute__((visibility("default")))
 
@@ -340,7 +340,7 @@ static void *serve_realloc(void *block, size_t size)
 #define SERVE_CONTROL_REQUEST()                                                                    \
     do {                                                                                           \
         if (HTI_UNLIKELY(atomic_load_explicit(&hti_control_pending, memory_order_relaxed)))        \
-            hti_control_serve_pending(__builtin_return_address(0));                               \
+            hti_control_serve_pending(__builtin_return_address(0));                                \
     } while (0)
 
 HT_EXPORT void *malloc(size_t size)

@@ -30,10 +30,10 @@
 _Atomic uint64_t hti_trace_gen;
 _Atomic(hti_trace_thread *) hti_threads;
 
-static HTI_TLS hti_trace_thread *tls_thread;  /* this thread's buffer; NULL while guarded */
-static HTI_TLS hti_trace_thread *tls_saved;   /* tls_thread while the guard is held */
-HTI_TLS unsigned hti_guard_depth;       /* nesting depth of tracer work on this thread */
-static HTI_TLS int tls_exited;          /* the exit destructor ran: new buffers are EXITING */
+static HTI_TLS hti_trace_thread *tls_thread; /* this thread's buffer; NULL while guarded */
+static HTI_TLS hti_trace_thread *tls_saved;  /* tls_thread while the guard is held */
+HTI_TLS unsigned hti_guard_depth;            /* nesting depth of tracer work on this thread */
+static HTI_TLS int tls_exited;               /* the exit destructor ran: new buffers are EXITING */
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -263,7 +263,7 @@ void hti_buffers_trim(void)
 }
 
 static hti_trace_thread *thread_new(hti_session *s, uint64_t gen, uint32_t tid, uint32_t rundown,
-                              int state)
+                                    int state)
 {
     uint32_t capacity = s->nfills < 64 ? 64 : s->nfills;
     hti_trace_thread *t = spare_take(s->nfills);
@@ -312,8 +312,7 @@ static hti_trace_thread *thread_prepare(hti_session *s, uint64_t gen)
     if (t) {
         error = thread_reset(t, s, gen);
     } else if (hti_buffers_init() == 0) {
-        t = thread_new(s, gen, hti_gettid(), 0,
-                       tls_exited ? HTI_THREAD_EXITING : HTI_THREAD_ALIVE);
+        t = thread_new(s, gen, hti_gettid(), 0, tls_exited ? HTI_THREAD_EXITING : HTI_THREAD_ALIVE);
         if (t && !tls_exited)
             pthread_setspecific(exit_key, t);
     }
@@ -839,7 +838,7 @@ void hti_threads_after_fork(void)
     if (self) {
         self->next = NULL;
         self->tid = hti_gettid(); /* the child's thread: its events, and the writer's probe */
-        self->gen = 0; /* reset on its next event */
+        self->gen = 0;            /* reset on its next event */
         self->fast_gen = 0;
         atomic_store_explicit(&self->published_gen, 0, memory_order_relaxed);
     }

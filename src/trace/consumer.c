@@ -170,7 +170,8 @@ static void deliver(hti_session *s, ht_event *events, size_t count, uint64_t *la
         }
         uint64_t interval = s->options.sample_interval;
         if (interval && (e->kind == HT_EVENT_ALLOC || e->kind == HT_EVENT_REALLOC)) {
-            double size = (double)(e->kind == HT_EVENT_ALLOC ? e->u.alloc.Size : e->u.realloc.NewSize);
+            double size = (double)(e->kind == HT_EVENT_ALLOC ? e->u.alloc.Size
+                                                             : e->u.realloc.NewSize);
             double p = -expm1(-size / (double)interval);
             e->weight = p > 0 ? 1.0 / p : 1.0;
             e->flags |= HT_EVENT_FLAG_SAMPLED;

@@ -52,17 +52,17 @@ enum { LISTENER_IDLE, LISTENER_RUNNING };
 /* The socket of the running listener: written by whoever won listener_state, read by the fork
  * child and the exit handler. */
 typedef struct control_state {
-    _Atomic int fd;  /* listening socket, -1 if none */
-    pid_t pid;       /* process that created it */
-    dev_t dev;       /* the socket (fstat of fd) */
+    _Atomic int fd; /* listening socket, -1 if none */
+    pid_t pid;      /* process that created it */
+    dev_t dev;      /* the socket (fstat of fd) */
     ino_t ino;
-    dev_t file_dev;  /* its name in the directory (lstat of path) */
+    dev_t file_dev; /* its name in the directory (lstat of path) */
     ino_t file_ino;
     char path[SOCKET_PATH_MAX];
 } control_state;
 
 static control_state control = {.fd = -1};
-static _Atomic int listener_state; /* LISTENER_*: only a compare-and-swap from IDLE starts one */
+static _Atomic int listener_state;  /* LISTENER_*: only a compare-and-swap from IDLE starts one */
 static _Atomic int control_closing; /* the process is exiting, or control was stopped */
 static bool control_started;        /* ht_control_start was called (and not stopped) */
 static bool swept;                  /* stale sockets were swept by this process tree */
@@ -101,8 +101,7 @@ static int private_directory(const char *dir, bool create)
     if (lstat(dir, &st) != 0)
         return create ? -errno : 0;
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        hti_message("control disabled: not a directory private to this user (mode 0700):",
-                    dir, -1);
+        hti_message("control disabled: not a directory private to this user (mode 0700):", dir, -1);
         return -EPERM;
     }
     return 0;
@@ -190,8 +189,9 @@ static void add_stats(reply *r)
 {
     ht_trace_stats stats;
     ht_trace_stats_get(&stats);
-    reply_add(r, "events=%llu\nlost=%llu\nbytes=%llu\nthreads=%llu\nstacks_recorded=%llu\n"
-                 "write_errors=%llu\n",
+    reply_add(r,
+              "events=%llu\nlost=%llu\nbytes=%llu\nthreads=%llu\nstacks_recorded=%llu\n"
+              "write_errors=%llu\n",
               (unsigned long long)stats.events, (unsigned long long)stats.lost,
               (unsigned long long)stats.bytes_written, (unsigned long long)stats.threads,
               (unsigned long long)stats.stacks, (unsigned long long)stats.write_errors);
@@ -219,8 +219,8 @@ static void command_status(reply *r)
     program[n > 0 ? n : 0] = '\0';
     program[strcspn(program, "\n")] = '\0';
     bool active = ht_trace_is_active();
-    reply_add(r, "ok\nprotocol=%d\npid=%d\nprogram=%s\nactive=%d\n", CONTROL_PROTOCOL, (int)getpid(),
-              program, active ? 1 : 0);
+    reply_add(r, "ok\nprotocol=%d\npid=%d\nprogram=%s\nactive=%d\n", CONTROL_PROTOCOL,
+              (int)getpid(), program, active ? 1 : 0);
     if (active)
         add_session(r);
     add_stats(r);
@@ -361,10 +361,10 @@ size_t hti_control_handle(char *request, int (*start)(const ht_trace_options *),
 
 /* A connection being read. */
 typedef struct client {
-    int fd;           /* -1: a free slot */
+    int fd;            /* -1: a free slot */
     uint64_t deadline; /* monotonic ns: the request must be whole by then */
     size_t length;
-    bool ended;       /* the peer closed its writing side (or the connection failed) */
+    bool ended; /* the peer closed its writing side (or the connection failed) */
     char request[CONTROL_REQUEST_MAX];
 } client;
 
@@ -427,8 +427,7 @@ static void client_serve(client *c)
     struct ucred peer;
     socklen_t peer_size = sizeof peer;
     bool whole = c->ended || request_whole(c);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0 ||
-        peer.uid != geteuid())
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_size) != 0 || peer.uid != geteuid())
         reply_error(&r, EPERM, "permission denied: the process belongs to another user", NULL);
     else if (c->length >= sizeof c->request - 1 && !request_whole(c))
         reply_error(&r, EINVAL, "request too long", NULL);
@@ -723,7 +722,7 @@ int ht_control_start(void)
     atomic_store(&control_closing, 0);
     control_started = true;
     error = hti_control_signal_arm(sig.number ? (int)sig.number
-                                                  : SIGRTMIN + HT_CONTROL_SIGNAL_OFFSET);
+                                              : SIGRTMIN + HT_CONTROL_SIGNAL_OFFSET);
     if (error)
         control_started = false;
     return error;
@@ -748,7 +747,7 @@ void hti_control_at_exit(void)
     if (fd >= 0 && control.pid == getpid()) {
         struct stat st;
         if (lstat(control.path, &st) == 0 && st.st_dev == control.file_dev &&
-        st.st_ino == control.file_ino)
+            st.st_ino == control.file_ino)
             unlink(control.path); /* the socket never outlives the process */
         shutdown(fd, SHUT_RDWR);
     }

@@ -66,16 +66,38 @@ int (*hti_real_sigaction)(int, const struct sigaction *, struct sigaction *) = _
 static bool blocking_call(long number)
 {
     switch (number) {
-    case SYS_read: case SYS_write: case SYS_readv: case SYS_writev: case SYS_poll:
-    case SYS_select: case SYS_pselect6: case SYS_ppoll: case SYS_epoll_wait:
-    case SYS_epoll_pwait: case SYS_nanosleep: case SYS_clock_nanosleep: case SYS_restart_syscall:
-    case SYS_wait4: case SYS_waitid: case SYS_accept: case SYS_accept4: case SYS_recvfrom:
-    case SYS_recvmsg: case SYS_sendto: case SYS_sendmsg: case SYS_connect: case SYS_pause:
-    case SYS_rt_sigsuspend: case SYS_rt_sigtimedwait: case SYS_msgrcv: case SYS_semop:
-    case SYS_semtimedop: case SYS_flock: case SYS_open: case SYS_openat:
-        return true;
-    default:
-        return false;
+    case SYS_read:
+    case SYS_write:
+    case SYS_readv:
+    case SYS_writev:
+    case SYS_poll:
+    case SYS_select:
+    case SYS_pselect6:
+    case SYS_ppoll:
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait:
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+    case SYS_restart_syscall:
+    case SYS_wait4:
+    case SYS_waitid:
+    case SYS_accept:
+    case SYS_accept4:
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_connect:
+    case SYS_pause:
+    case SYS_rt_sigsuspend:
+    case SYS_rt_sigtimedwait:
+    case SYS_msgrcv:
+    case SYS_semop:
+    case SYS_semtimedop:
+    case SYS_flock:
+    case SYS_open:
+    case SYS_openat: return true;
+    default: return false;
     }
 }
 #endif
@@ -112,8 +134,8 @@ static int note_library(struct dl_phdr_info *info, size_t size, void *data)
     (void)data;
     const char *name = info->dlpi_name ? info->dlpi_name : "";
     const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
-    if (strncmp(base, "libc.so", 7) && strncmp(base, "ld-linux", 8) && strncmp(base, "ld64.so", 7) &&
-        strncmp(base, "libheaptrail", 12))
+    if (strncmp(base, "libc.so", 7) && strncmp(base, "ld-linux", 8) &&
+        strncmp(base, "ld64.so", 7) && strncmp(base, "libheaptrail", 12))
         return 0;
     if (library_count == LIBRARIES_MAX)
         return 1;

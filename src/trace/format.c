@@ -69,7 +69,8 @@ static void crc_build(void)
     }
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
-            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFFu];
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+                              crc_table[0][crc_table[t - 1][i] & 0xFFu];
 #if defined(__x86_64__)
     __builtin_cpu_init();
     crc_hardware = __builtin_cpu_supports("sse4.2");
@@ -83,7 +84,7 @@ void hti_crc32c_init(void)
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p,
-                                                             size_t n)
+                                                            size_t n)
 {
     uint64_t c = crc;
     while (n >= 8) {
@@ -147,8 +148,8 @@ int hti_preamble_decode(const uint8_t in[HTI_PREAMBLE_SIZE], hti_preamble *pream
     return 0;
 }
 
-uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
-                       const void *body, size_t body_length)
+uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta,
+                       size_t meta_length, const void *body, size_t body_length)
 {
     uint32_t crc = hti_crc32c_update(0xFFFFFFFFu, in, 12);
     crc = hti_crc32c_update(crc, meta, meta_length);
@@ -294,7 +295,8 @@ int hti_events_meta_decode(const void *data, size_t size, hti_events_meta *meta)
     meta->event_count = hti_get_varint(&c);
     meta->base_ticks = hti_get_varint(&c);
     meta->stream_id = hti_get_varint(&c);
-    if (!c.ok || tid > UINT32_MAX || flags > UINT32_MAX || meta->offset > HTI_CHUNK_BODY_MAX * 64ull)
+    if (!c.ok || tid > UINT32_MAX || flags > UINT32_MAX ||
+        meta->offset > HTI_CHUNK_BODY_MAX * 64ull)
         return -EBADMSG;
     meta->thread_id = (uint32_t)tid;
     meta->flags = (uint32_t)flags;
@@ -535,15 +537,9 @@ static inline uint64_t get_address(hti_cursor *c, uint64_t previous)
 static inline bool decode_kind(hti_cursor *c, uint8_t op, unsigned *kind)
 {
     switch (op & ~(HTI_OP_SOURCE_MASK | HTI_OP_HEAP | HTI_OP_STACK)) {
-    case HTI_OP_ALLOC:
-        *kind = HT_EVENT_ALLOC;
-        return true;
-    case HTI_OP_FREE:
-        *kind = HT_EVENT_FREE;
-        return true;
-    case HTI_OP_REALLOC:
-        *kind = HT_EVENT_REALLOC;
-        return true;
+    case HTI_OP_ALLOC: *kind = HT_EVENT_ALLOC; return true;
+    case HTI_OP_FREE: *kind = HT_EVENT_FREE; return true;
+    case HTI_OP_REALLOC: *kind = HT_EVENT_REALLOC; return true;
     case HTI_OP_EXT:
         if (c->p >= c->end) {
             c->ok = false;
@@ -552,8 +548,7 @@ static inline bool decode_kind(hti_cursor *c, uint8_t op, unsigned *kind)
             *kind = *c->p++;
         }
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -582,8 +577,8 @@ static inline void decode_head(hti_cursor *c, uint8_t op, unsigned kind, uint32_
 
 /* The fields of an event of `kind` (FORMAT.md §5), after its head; the address deltas advance
  * state->address. Clears c->ok for an unknown kind or a malformed field. */
-static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source,
-                                 uint32_t thread_id, hti_stream_state *state, ht_event *e)
+static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source, uint32_t thread_id,
+                                 hti_stream_state *state, ht_event *e)
 {
     uint64_t ticks = state->ticks, address = state->address, heap = state->heap;
     switch (kind) {
@@ -619,9 +614,7 @@ static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source,
             c->ok = false;
         break;
     }
-    case HT_EVENT_HEAP_DESTROY:
-        e->u.heap_destroy.HeapHandle = heap;
-        break;
+    case HT_EVENT_HEAP_DESTROY: e->u.heap_destroy.HeapHandle = heap; break;
     case HT_EVENT_HEAP_EXPAND:
     case HT_EVENT_HEAP_CONTRACT:
         e->u.heap_resize.HeapHandle = heap;
@@ -655,9 +648,7 @@ static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source,
         hti_lost_to_event(&lost, e);
         break;
     }
-    default:
-        c->ok = false;
-        break;
+    default: c->ok = false; break;
     }
     state->address = address;
 }

@@ -196,8 +196,8 @@ void hti_chunk_header_encode(uint8_t out[HTI_CHUNK_HEADER_SIZE], const hti_chunk
 /* Parses and validates the fixed fields (not the CRC). 0 or -EBADMSG with *why set. */
 int hti_chunk_header_decode(const uint8_t in[HTI_CHUNK_HEADER_SIZE], hti_chunk_header *header,
                             const char **why);
-uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta, size_t meta_length,
-                       const void *body, size_t body_length);
+uint32_t hti_chunk_crc(const uint8_t in[HTI_CHUNK_HEADER_SIZE], const void *meta,
+                       size_t meta_length, const void *body, size_t body_length);
 
 /* ---- file preamble and HEADER (FORMAT.md §1, §3) ---- */
 

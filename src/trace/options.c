@@ -62,8 +62,8 @@ int hti_parse_size(const char *text, uint64_t *out)
     static const struct {
         const char *suffix;
         unsigned shift;
-    } suffixes[] = {{"", 0},    {"k", 10},  {"K", 10},  {"KiB", 10}, {"m", 20},
-                    {"M", 20},  {"MiB", 20}, {"g", 30}, {"G", 30},   {"GiB", 30}};
+    } suffixes[] = {{"", 0},   {"k", 10},   {"K", 10}, {"KiB", 10}, {"m", 20},
+                    {"M", 20}, {"MiB", 20}, {"g", 30}, {"G", 30},   {"GiB", 30}};
     if (!text)
         return -EINVAL;
     size_t n = digits_length(text);
@@ -161,7 +161,7 @@ typedef enum kind {
 
 typedef struct spec {
     const char *variable;
-    const char *key;     /* control protocol key, NULL if none */
+    const char *key; /* control protocol key, NULL if none */
     kind kind;
     bool empty_is_unset; /* the environment: an empty value means "not set" */
     uint64_t min, max;   /* counts and sizes */
@@ -190,8 +190,8 @@ static const spec specs[HTI_OPTION_COUNT] = {
                                 NOT_A_FLAG, NULL},
     [HTI_OPTION_UNWIND] = {"HEAPTRAIL_UNWIND", "unwind", KIND_UNWIND, false, 0, 0,
                            "expected one of libunwind, fp", NULL},
-    [HTI_OPTION_SAMPLE] = {"HEAPTRAIL_SAMPLE", "sample", KIND_SIZE, false, 0,
-                           HTI_OPTION_SAMPLE_MAX, NOT_A_SIZE,
+    [HTI_OPTION_SAMPLE] = {"HEAPTRAIL_SAMPLE", "sample", KIND_SIZE, false, 0, HTI_OPTION_SAMPLE_MAX,
+                           NOT_A_SIZE,
                            "out of range (expected 1 to 1G bytes, or 0 for no sampling)"},
     [HTI_OPTION_EVENTS] = {"HEAPTRAIL_EVENTS", "events", KIND_EVENTS, false, 0, 0,
                            "not an event list (expected e.g. alloc,free; from alloc, free, "
@@ -213,8 +213,8 @@ static const spec specs[HTI_OPTION_COUNT] = {
                                  NOT_A_FLAG, NULL},
     [HTI_OPTION_NO_RUNDOWN] = {"HEAPTRAIL_NO_RUNDOWN", "no_rundown", KIND_FLAG, false, 0, 0,
                                NOT_A_FLAG, NULL},
-    [HTI_OPTION_OWNER_PID] = {"HEAPTRAIL_OWNER_PID", NULL, KIND_COUNT, false, 1,
-                              HTI_OPTION_PID_MAX, "not a process id (expected e.g. 4242)",
+    [HTI_OPTION_OWNER_PID] = {"HEAPTRAIL_OWNER_PID", NULL, KIND_COUNT, false, 1, HTI_OPTION_PID_MAX,
+                              "not a process id (expected e.g. 4242)",
                               "out of range (expected 1 to 4194304)"},
     [HTI_OPTION_CONTROL] = {"HEAPTRAIL_CONTROL", NULL, KIND_FLAG, false, 0, 0, NOT_A_FLAG, NULL},
     [HTI_OPTION_CONTROL_DIR] = {"HEAPTRAIL_CONTROL_DIR", NULL, KIND_DIRECTORY, false, 0, 0,
@@ -323,16 +323,12 @@ int hti_option_value_parse(hti_option option, const char *text, hti_option_value
             return refuse(-EINVAL, s->form, why);
         value->number = text[0] == '1';
         return 0;
-    case KIND_MODE:
-        error = choice(text, modes, &value->number);
-        break;
+    case KIND_MODE: error = choice(text, modes, &value->number); break;
     case KIND_UNWIND:
         error = choice(text, unwinders, &value->number);
         value->number = value->number ? HT_TRACE_UNWIND_FRAME_POINTER : HT_TRACE_UNWIND_LIBUNWIND;
         break;
-    case KIND_EVENTS:
-        error = hti_parse_events(text, &value->number);
-        break;
+    case KIND_EVENTS: error = hti_parse_events(text, &value->number); break;
     case KIND_SIGNAL:
         error = hti_parse_signal(text, &value->number);
         if (error == -ERANGE)
@@ -482,9 +478,8 @@ const char *hti_getenv_lookup(const char *name, void *context)
     return getenv(name);
 }
 
-int hti_option_lookup(hti_option option, hti_lookup lookup, void *context,
-                      hti_option_value *value, const char *consequence, char *message,
-                      size_t size)
+int hti_option_lookup(hti_option option, hti_lookup lookup, void *context, hti_option_value *value,
+                      const char *consequence, char *message, size_t size)
 {
     if (!valid_option(option))
         return -EINVAL;
@@ -525,9 +520,9 @@ int hti_options_from_environment(ht_trace_options *o, hti_lookup lookup, void *c
 {
     /* The order in which variables are checked: the first bad one is the one reported. */
     static const hti_option order[] = {
-        HTI_OPTION_MODE,     HTI_OPTION_BUFFER,   HTI_OPTION_STACKS,       HTI_OPTION_UNWIND,
-        HTI_OPTION_SAMPLE,   HTI_OPTION_EVENTS,   HTI_OPTION_MIN_SIZE,     HTI_OPTION_MAX_SIZE,
-        HTI_OPTION_COMPRESS, HTI_OPTION_FLUSH_MS, HTI_OPTION_FOLLOW_FORKS, HTI_OPTION_NO_RUNDOWN,
+        HTI_OPTION_MODE,        HTI_OPTION_BUFFER,   HTI_OPTION_STACKS,       HTI_OPTION_UNWIND,
+        HTI_OPTION_SAMPLE,      HTI_OPTION_EVENTS,   HTI_OPTION_MIN_SIZE,     HTI_OPTION_MAX_SIZE,
+        HTI_OPTION_COMPRESS,    HTI_OPTION_FLUSH_MS, HTI_OPTION_FOLLOW_FORKS, HTI_OPTION_NO_RUNDOWN,
         HTI_OPTION_FREE_STACKS,
     };
     if (message && size)
@@ -538,8 +533,7 @@ int hti_options_from_environment(ht_trace_options *o, hti_lookup lookup, void *c
     if (has_output < 0)
         return -EINVAL;
     /* HEAPTRAIL_FD is checked even when HEAPTRAIL_OUTPUT wins: a bad value is a mistake. */
-    int has_fd = hti_option_lookup(HTI_OPTION_FD, lookup, context, &fd, NOT_STARTED, message,
-                                   size);
+    int has_fd = hti_option_lookup(HTI_OPTION_FD, lookup, context, &fd, NOT_STARTED, message, size);
     if (has_fd < 0)
         return -EINVAL;
     if (!has_output && !has_fd)
@@ -564,13 +558,13 @@ int hti_options_from_environment(ht_trace_options *o, hti_lookup lookup, void *c
             return -EINVAL;
         }
     }
-    if (hti_option_lookup(HTI_OPTION_NO_TSC, lookup, context, &value, NOT_STARTED, message,
-                          size) < 0)
+    if (hti_option_lookup(HTI_OPTION_NO_TSC, lookup, context, &value, NOT_STARTED, message, size) <
+        0)
         return -EINVAL;
     if (o->max_size && o->max_size < o->min_size) {
         refusal(message, size, specs[HTI_OPTION_MAX_SIZE].variable,
-                lookup(specs[HTI_OPTION_MAX_SIZE].variable, context),
-                "below HEAPTRAIL_MIN_SIZE", NOT_STARTED);
+                lookup(specs[HTI_OPTION_MAX_SIZE].variable, context), "below HEAPTRAIL_MIN_SIZE",
+                NOT_STARTED);
         return -EINVAL;
     }
     return 1;

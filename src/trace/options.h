@@ -46,11 +46,11 @@ typedef enum hti_option {
     HTI_OPTION_FOLLOW_FORKS, /* 0 | 1 */
     HTI_OPTION_NO_RUNDOWN,   /* 0 | 1 */
     /* Environment only (no ht_trace_options field, no control key): */
-    HTI_OPTION_OWNER_PID,    /* process id, 1..4194304 */
-    HTI_OPTION_CONTROL,      /* 0 | 1 */
-    HTI_OPTION_CONTROL_DIR,  /* absolute path short enough for a socket address */
-    HTI_OPTION_SIGNAL,       /* real-time signal: RTMIN+N, RTMAX-N or its number */
-    HTI_OPTION_NO_TSC,       /* 0 | 1 */
+    HTI_OPTION_OWNER_PID,               /* process id, 1..4194304 */
+    HTI_OPTION_CONTROL,                 /* 0 | 1 */
+    HTI_OPTION_CONTROL_DIR,             /* absolute path short enough for a socket address */
+    HTI_OPTION_SIGNAL,                  /* real-time signal: RTMIN+N, RTMAX-N or its number */
+    HTI_OPTION_NO_TSC,                  /* 0 | 1 */
     HTI_OPTION_TERMINATE_ON_CORRUPTION, /* 0 | 1: for the preload library's process heap */
     HTI_OPTION_COUNT
 } hti_option;
@@ -98,9 +98,8 @@ const char *hti_getenv_lookup(const char *name, void *context);
 
 /* The variable of option: 0 if unset (or empty, for HEAPTRAIL_OUTPUT and HEAPTRAIL_FD), 1 with
  * *value if set to a good value, -EINVAL if not (message filled when message is not NULL). */
-int hti_option_lookup(hti_option option, hti_lookup lookup, void *context,
-                      hti_option_value *value, const char *consequence, char *message,
-                      size_t size);
+int hti_option_lookup(hti_option option, hti_lookup lookup, void *context, hti_option_value *value,
+                      const char *consequence, char *message, size_t size);
 /* The same from getenv, a refusal written on stderr. */
 int hti_option_getenv(hti_option option, hti_option_value *value, const char *consequence);
 

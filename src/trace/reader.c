@@ -40,20 +40,20 @@ typedef struct stream {
     uint32_t *chunks; /* indices into reader->chunks, file order */
     size_t count, capacity;
     /* merge state */
-    size_t next_chunk;    /* next chunk to load */
-    bool loaded;          /* a chunk is being decoded */
-    bool have_previous;   /* previous chunk decoded: continuation possible */
+    size_t next_chunk;  /* next chunk to load */
+    bool loaded;        /* a chunk is being decoded */
+    bool have_previous; /* previous chunk decoded: continuation possible */
     uint64_t previous_seq, previous_end;
-    uint8_t *buffer;      /* the loaded chunk's raw body */
+    uint8_t *buffer; /* the loaded chunk's raw body */
     size_t buffer_capacity;
     hti_cursor cursor;
     hti_stream_state state;
-    uint64_t decoded;     /* events decoded from the loaded chunk */
-    uint64_t expected;    /* its header's event count */
+    uint64_t decoded;  /* events decoded from the loaded chunk */
+    uint64_t expected; /* its header's event count */
     uint64_t chunk_offset;
     ht_event batch[BATCH];
     size_t batch_count, batch_pos;
-    uint64_t key;         /* ticks of the next event, or base ticks when not loaded */
+    uint64_t key; /* ticks of the next event, or base ticks when not loaded */
 } stream;
 
 typedef struct clock_pair {
@@ -98,7 +98,7 @@ struct ht_reader {
     size_t clock_count, clock_capacity;
     size_t clock_index;
     uint64_t segment_start, segment_length, segment_ns, segment_mult; /* last segment used */
-    stack_def *stacks; /* sorted by id */
+    stack_def *stacks;                                                /* sorted by id */
     size_t stack_count, stack_capacity;
     uint64_t *frames;
     size_t frame_count, frame_capacity;
@@ -167,7 +167,7 @@ static int grow(void **array, size_t *capacity, size_t need, size_t element)
     return 0;
 }
 
-#define GROW(r, array, count, capacity)                                                           \
+#define GROW(r, array, count, capacity)                                                            \
     (grow((void **)&(array), &(capacity), (count) + 1, sizeof *(array)) == 0                       \
          ? 0                                                                                       \
          : fail((r), -ENOMEM, "out of memory"))
@@ -187,7 +187,8 @@ static int read_at(ht_reader *r, uint64_t offset, void *buffer, size_t length)
             continue;
         if (n <= 0)
             return fail(r, -EIO, "read error at offset %llu: %s",
-                        (unsigned long long)(offset + done), n < 0 ? strerror(errno) : "end of file");
+                        (unsigned long long)(offset + done),
+                        n < 0 ? strerror(errno) : "end of file");
         done += (size_t)n;
     }
     return 0;
@@ -445,8 +446,7 @@ static stream *stream_for(ht_reader *r, const hti_events_meta *m)
 {
     /* Streams are few; chunks of one stream come in runs: check the last one first. */
     for (size_t i = r->stream_count; i-- > 0;)
-        if (r->streams[i].stream_id == m->stream_id &&
-            r->streams[i].thread_id == m->thread_id)
+        if (r->streams[i].stream_id == m->stream_id && r->streams[i].thread_id == m->thread_id)
             return &r->streams[i];
     if (GROW(r, r->streams, r->stream_count, r->stream_capacity) != 0)
         return NULL;
@@ -496,8 +496,8 @@ static void finish_clock(ht_reader *r)
     /* Keep strictly increasing pairs only. */
     size_t n = 0;
     for (size_t i = 0; i < r->clock_count; i++)
-        if (n == 0 || (r->clocks[i].ticks > r->clocks[n - 1].ticks &&
-                       r->clocks[i].ns > r->clocks[n - 1].ns))
+        if (n == 0 ||
+            (r->clocks[i].ticks > r->clocks[n - 1].ticks && r->clocks[i].ns > r->clocks[n - 1].ns))
             r->clocks[n++] = r->clocks[i];
     r->clock_count = n;
     uint64_t fallback = (uint64_t)(((unsigned __int128)1000000000u << 32) / r->ticks_per_second);
@@ -555,7 +555,8 @@ static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
     if (ticks >= p->ticks) {
         /* Remember the segment [p, next pair) for the fast path. */
         r->segment_start = p->ticks;
-        r->segment_length = i + 1 < r->clock_count ? r->clocks[i + 1].ticks - p->ticks : UINT64_MAX - p->ticks;
+        r->segment_length = i + 1 < r->clock_count ? r->clocks[i + 1].ticks - p->ticks
+                                                   : UINT64_MAX - p->ticks;
         r->segment_ns = p->ns;
         r->segment_mult = p->mult;
         return p->ns + (uint64_t)(((unsigned __int128)(ticks - p->ticks) * p->mult) >> 32);
@@ -657,12 +658,13 @@ static int scan_chunks(ht_reader *r)
         const char *why = NULL;
         if (hti_chunk_header_decode(head, &c.header, &why) != 0)
             return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
-        uint64_t total =
-            HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length + c.header.body_length;
+        uint64_t total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length +
+                         c.header.body_length;
         if (total > left) {
             r->info.truncated = true;
-            warn(r, "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
-                    "there",
+            warn(r,
+                 "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
+                 "there",
                  (unsigned long long)offset, (unsigned long long)left, (unsigned long long)total);
             break;
         }
@@ -838,8 +840,8 @@ static int load_next(ht_reader *r, stream *s)
     while (s->next_chunk < s->count) {
         const chunk_ref *c = &r->chunks[s->chunks[s->next_chunk++]];
         const hti_events_meta *m = &c->meta;
-        if (m->offset != 0 && !(s->have_previous && s->previous_seq == m->fill_seq &&
-                                s->previous_end == m->offset)) {
+        if (m->offset != 0 &&
+            !(s->have_previous && s->previous_seq == m->fill_seq && s->previous_end == m->offset)) {
             warn(r, "the chunk at offset %llu continues events that are missing; skipped",
                  (unsigned long long)c->offset);
             s->have_previous = false;
@@ -945,7 +947,8 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
         uint64_t limit = second == SIZE_MAX ? UINT64_MAX : r->streams[second].key;
         bool wins_ties = second == SIZE_MAX || (s->rundown && !r->streams[second].rundown) ||
                          (s->rundown == r->streams[second].rundown && top < second);
-        uint64_t lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns : UINT64_MAX;
+        uint64_t lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns
+                                                          : UINT64_MAX;
         while (n < max && s->batch_pos < s->batch_count) {
             const ht_event *e = &s->batch[s->batch_pos];
             uint64_t t = e->timestamp_ns;
@@ -957,7 +960,7 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
                 /* A LOST chunk record (already in ns) comes first; the event goes next round. */
                 out[n++] = r->lost[r->lost_pos++];
                 lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns
-                                                          : UINT64_MAX;
+                                                         : UINT64_MAX;
                 continue;
             }
             n++;
@@ -1096,7 +1099,8 @@ int ht_reader_rewind(ht_reader *r)
     return rewind_locked(r);
 }
 
-bool ht_reader_stack(const ht_reader *r, uint32_t stack_id, const uint64_t **frames, uint32_t *depth)
+bool ht_reader_stack(const ht_reader *r, uint32_t stack_id, const uint64_t **frames,
+                     uint32_t *depth)
 {
     size_t low = 0, high = r->stack_count;
     while (low < high) {

@@ -17,9 +17,9 @@
 
 /* One heap's state, as its rundown record and the footer report it. */
 typedef struct hti_rundown_heap {
-    uint64_t reserved;      /* address space reserved */
-    uint64_t committed;     /* of which committed */
-    uint64_t requested;     /* bytes the callers asked for, of live blocks */
+    uint64_t reserved;  /* address space reserved */
+    uint64_t committed; /* of which committed */
+    uint64_t requested; /* bytes the callers asked for, of live blocks */
     uint64_t live_blocks;
     uint32_t compatibility; /* HT_HEAP_COMPATIBILITY_INFORMATION's value */
 } hti_rundown_heap;

@@ -82,7 +82,8 @@ static void clock_setup(void)
     atomic_store_explicit(&calibration.base_ns, n0, memory_order_relaxed);
     if (hti_clock_tsc && t1 > t0) {
         calibration.mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
-        calibration.ticks_per_second = (uint64_t)((unsigned __int128)(t1 - t0) * 1000000000u / (n1 - n0));
+        calibration.ticks_per_second = (uint64_t)((unsigned __int128)(t1 - t0) * 1000000000u /
+                                                  (n1 - n0));
     } else {
         calibration.mult = 1ull << 32;
         calibration.ticks_per_second = 1000000000u;
@@ -129,7 +130,8 @@ uint64_t hti_clock_to_ns(uint64_t ticks)
         base_ns = atomic_load_explicit(&calibration.base_ns, memory_order_relaxed);
         mult = atomic_load_explicit(&calibration.mult, memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire); /* the words before the second look */
-    } while ((seq & 1u) || atomic_load_explicit(&calibration.sequence, memory_order_relaxed) != seq);
+    } while ((seq & 1u) ||
+             atomic_load_explicit(&calibration.sequence, memory_order_relaxed) != seq);
     if (ticks >= base_ticks)
         return base_ns + (uint64_t)(((unsigned __int128)(ticks - base_ticks) * mult) >> 32);
     uint64_t back = (uint64_t)(((unsigned __int128)(base_ticks - ticks) * mult) >> 32);
@@ -259,8 +261,8 @@ static ht_heap **heap_list(const hti_rundown_provider *provider, size_t *count, 
  * False when out of memory or with no provider. */
 static bool traced_summary(const hti_session *s, hti_rundown_heap *total)
 {
-    const hti_rundown_provider *provider =
-        atomic_load_explicit(&rundown_provider, memory_order_acquire);
+    const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
+                                                                memory_order_acquire);
     size_t count, mapped;
     ht_heap **heaps = heap_list(provider, &count, &mapped);
     if (!heaps)
@@ -285,9 +287,9 @@ void hti_committed_change(const ht_heap *heap, int64_t bytes)
         return;
     int64_t now = atomic_fetch_add_explicit(&s->committed, bytes, memory_order_relaxed) + bytes;
     int64_t peak = atomic_load_explicit(&s->committed_peak, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(&s->committed_peak, &peak, now,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed)) {
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&s->committed_peak, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -329,8 +331,8 @@ static void rundown_block(void *context, const hti_rundown_block *block)
 
 void hti_rundown(hti_session *s)
 {
-    const hti_rundown_provider *provider =
-        atomic_load_explicit(&rundown_provider, memory_order_acquire);
+    const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
+                                                                memory_order_acquire);
     size_t count, mapped;
     ht_heap **heaps = heap_list(provider, &count, &mapped);
     if (!heaps)
@@ -375,8 +377,8 @@ void hti_rundown(hti_session *s)
 static void wait_untraced_operations(void)
 {
     hti_hooks_barrier();
-    const hti_rundown_provider *provider =
-        atomic_load_explicit(&rundown_provider, memory_order_acquire);
+    const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
+                                                                memory_order_acquire);
     unsigned late = 0; /* given up on: silently, as the stop gives up on a thread in a hook */
     if (provider && provider->quiesce)
         provider->quiesce(HTI_QUIESCE_NS, &late);

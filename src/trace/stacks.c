@@ -26,7 +26,8 @@
 #define STACK_MAX (STACK_SLOTS / 2)
 #define FRAMES_MAX (16u << 20)
 #define PROBE_LIMIT 128u
-_Static_assert(HT_TRACE_MAX_DEPTH <= HTI_STACK_DEPTH_MAX, "every stack taken is one a reader reads");
+_Static_assert(HT_TRACE_MAX_DEPTH <= HTI_STACK_DEPTH_MAX,
+               "every stack taken is one a reader reads");
 
 typedef struct stack_entry {
     uint64_t hash;

@@ -95,17 +95,17 @@ enum { HTI_THREAD_ALIVE = 0, HTI_THREAD_EXITING = 1, HTI_THREAD_EXITED = 2 };
 
 typedef struct hti_trace_thread {
     /* hot, owner only */
-    uint8_t *pos;          /* next free byte of the current fill */
-    uint8_t *limit;        /* start a new fill when pos passes this */
-    uint8_t *data;         /* current fill's data */
-    uint64_t fast_gen;     /* == hti_trace_gen when the plain fast path may run */
-    uint64_t events;       /* events in the current fill */
+    uint8_t *pos;      /* next free byte of the current fill */
+    uint8_t *limit;    /* start a new fill when pos passes this */
+    uint8_t *data;     /* current fill's data */
+    uint64_t fast_gen; /* == hti_trace_gen when the plain fast path may run */
+    uint64_t events;   /* events in the current fill */
     uint64_t last_ticks;
     uint64_t last_address;
     uint64_t last_heap;
-    hti_fill *fill; /* current fill, NULL before the first */
+    hti_fill *fill;           /* current fill, NULL before the first */
     _Atomic uint32_t in_hook; /* 1 while the owner runs a hook (see the top of this file) */
-    uint64_t gen;   /* session this buffer belongs to */
+    uint64_t gen;             /* session this buffer belongs to */
     uint32_t tid;
     uint32_t nfills;
     int64_t sample_left; /* bytes until the next sample */
@@ -113,21 +113,21 @@ typedef struct hti_trace_thread {
     uint64_t lost_local; /* events lost not yet reported in-stream */
     uint64_t lost_first, lost_last;
     uint32_t lost_reason;
-    uint32_t rundown;    /* 1: the rundown stream */
+    uint32_t rundown; /* 1: the rundown stream */
     uint64_t total_events;
 
     /* shared with the writer */
     _Atomic uint64_t head __attribute__((aligned(64))); /* fills started */
-    _Atomic uint64_t tail;                               /* fills released */
-    _Atomic uint64_t published_gen;                      /* gen, stored after a reset */
+    _Atomic uint64_t tail;                              /* fills released */
+    _Atomic uint64_t published_gen;                     /* gen, stored after a reset */
     _Atomic uint64_t stream_id;
     _Atomic int state;
     _Atomic uint64_t lost_total; /* all events this thread lost (stats) */
     _Atomic uint64_t events_total;
     _Atomic uint32_t waiting; /* block mode: the owner waits for room (the whole wait) */
     uint32_t exit_polls;      /* writer-private: times it found the EXITING thread still there */
-    uint64_t quiet_gen;       /* writer-private: the stopping session it was seen outside a hook in */
-    struct hti_trace_thread *next;  /* registry list; writer-owned except the head pointer */
+    uint64_t quiet_gen; /* writer-private: the stopping session it was seen outside a hook in */
+    struct hti_trace_thread *next; /* registry list; writer-owned except the head pointer */
     /* memory */
     uint8_t *fill_data; /* nfills * HTI_FILL_BYTES */
     size_t data_size;
@@ -160,12 +160,12 @@ typedef struct hti_session {
     int fd;
     bool own_fd;
     bool seekable;
-    bool socket;            /* a socket: written with MSG_DONTWAIT */
-    bool file_failed;       /* the last write failed */
-    int output_cut;         /* 0, or the errno that ended the output (nothing more is written):
+    bool socket;         /* a socket: written with MSG_DONTWAIT */
+    bool file_failed;    /* the last write failed */
+    int output_cut;      /* 0, or the errno that ended the output (nothing more is written):
                                a stream ends inside a chunk, the header is missing, or a stop
                                gave up on a stalled output (ETIMEDOUT) */
-    bool error_reported;    /* the one message on stderr was printed */
+    bool error_reported; /* the one message on stderr was printed */
     _Atomic uint64_t file_offset;
     uint32_t nfills;
     bool filtered; /* filters, sampling or stacks: no plain fast path */
@@ -179,9 +179,9 @@ typedef struct hti_session {
     pthread_t writer;
     pthread_t consumer;
     bool writer_started, consumer_started;
-    _Atomic uint32_t writer_wake;   /* futex word: bumped to wake the writer */
+    _Atomic uint32_t writer_wake; /* futex word: bumped to wake the writer */
     _Atomic uint32_t writer_asleep;
-    _Atomic uint32_t released;      /* futex word: bumped when fills are released */
+    _Atomic uint32_t released; /* futex word: bumped when fills are released */
     _Atomic uint32_t stop_request;
     _Atomic uint32_t flush_request; /* counter of flush requests */
     _Atomic uint32_t flush_done;    /* futex word: last request served */
@@ -212,20 +212,20 @@ typedef struct hti_session {
     _Atomic int64_t committed;
     _Atomic int64_t committed_peak;
     uint64_t end_live_blocks, end_live_bytes;
-    uint64_t end_flags; /* HTI_FOOTER_AT_EXIT */
-    bool end_known;     /* the three above were taken (a stop, not a crash flush) */
+    uint64_t end_flags;             /* HTI_FOOTER_AT_EXIT */
+    bool end_known;                 /* the three above were taken (a stop, not a crash flush) */
     _Atomic uint32_t end_handshake; /* futex word, HTI_END_*: see hti_writer_stop */
 
     /* writer's memory */
-    uint8_t *scratch;     /* compression output / ring copies */
+    uint8_t *scratch; /* compression output / ring copies */
     size_t scratch_size;
-    uint8_t *records;     /* small records batch (stacks, modules, strings, lost) */
+    uint8_t *records; /* small records batch (stacks, modules, strings, lost) */
     size_t records_size;
-    uint8_t *deferred;    /* chunks made at start, written by the writer after the header */
+    uint8_t *deferred; /* chunks made at start, written by the writer after the header */
     size_t deferred_size, deferred_used;
-    bool defer_chunks;    /* hti_write_chunk keeps chunks in `deferred` (start, before the writer) */
+    bool defer_chunks; /* hti_write_chunk keeps chunks in `deferred` (start, before the writer) */
     bool deferred_overflow;
-    void *zstd;           /* ZSTD_CCtx */
+    void *zstd; /* ZSTD_CCtx */
     hti_writer writer_state;
 } hti_session;
 
@@ -288,7 +288,7 @@ void hti_hooks_barrier(void);
 /* ---- writer.c ---- */
 int hti_writer_start_memory(hti_session *session); /* buffers and compression context */
 int hti_writer_start_thread(hti_session *session);
-void hti_writer_forget(hti_session *session);      /* in a fork child */
+void hti_writer_forget(hti_session *session); /* in a fork child */
 /* The footer's end state is walked by the stopping thread, at the writer's request: only once
  * the writer is past the hooks and every waiter for room gave up (a waiter may hold a heap
  * lock, and the stop could not walk that heap before). stop_session sets EXPECTED; the writer,

@@ -116,9 +116,9 @@ static void rule_keep(uint64_t address, uint64_t rule)
     uint32_t i = rule_index(address);
     for (unsigned probe = 0; probe < RULE_PROBES; probe++, i = (i + 1) & (RULE_SLOTS - 1)) {
         uint64_t key = atomic_load_explicit(&rules[i].address, memory_order_acquire);
-        if (!key && atomic_compare_exchange_strong_explicit(&rules[i].address, &key, address,
-                                                            memory_order_acq_rel,
-                                                            memory_order_acquire))
+        if (!key &&
+            atomic_compare_exchange_strong_explicit(&rules[i].address, &key, address,
+                                                    memory_order_acq_rel, memory_order_acquire))
             key = address;
         if (key == address) {
             atomic_store_explicit(&rules[i].rule, rule, memory_order_release);
@@ -229,7 +229,7 @@ static bool get_pointer(reader *r, uint8_t encoding, uint64_t data_base, uint64_
 
 /* The rule of one register that matters here. */
 typedef enum reg_how {
-    HOW_SAME,  /* unchanged in the caller (also "undefined" for rbp) */
+    HOW_SAME,   /* unchanged in the caller (also "undefined" for rbp) */
     HOW_OFFSET, /* saved at CFA + offset */
     HOW_UNDEFINED,
     HOW_OTHER, /* in another register, an expression, a value: not handled */
@@ -338,7 +338,10 @@ static bool run_cfa(const uint8_t *p, const uint8_t *end, const cie_info *cie, u
         int64_t offset = 0;
         bool advance = false;
         switch (op >> 6) {
-        case 1: delta = reg * cie->code_align; advance = true; break;
+        case 1:
+            delta = reg * cie->code_align;
+            advance = true;
+            break;
         case 2: offset = (int64_t)get_uleb(&r) * cie->data_align; goto set_offset;
         case 3: goto restore;
         default: break;
@@ -352,9 +355,18 @@ static bool run_cfa(const uint8_t *p, const uint8_t *end, const cie_info *cie, u
                 delta = value - location;
                 advance = true;
                 break;
-            case 0x02: delta = get_fixed(&r, 1) * cie->code_align; advance = true; break;
-            case 0x03: delta = get_fixed(&r, 2) * cie->code_align; advance = true; break;
-            case 0x04: delta = get_fixed(&r, 4) * cie->code_align; advance = true; break;
+            case 0x02:
+                delta = get_fixed(&r, 1) * cie->code_align;
+                advance = true;
+                break;
+            case 0x03:
+                delta = get_fixed(&r, 2) * cie->code_align;
+                advance = true;
+                break;
+            case 0x04:
+                delta = get_fixed(&r, 4) * cie->code_align;
+                advance = true;
+                break;
             case 0x05: /* offset_extended */
                 reg = get_uleb(&r);
                 offset = (int64_t)get_uleb(&r) * cie->data_align;
@@ -581,9 +593,9 @@ static int search_module(struct dl_phdr_info *info, size_t size, void *arg)
     if (!inside)
         return 0;
     if (eh_frame_header) {
-        const uint8_t *fde = find_fde(
-            (const uint8_t *)(uintptr_t)(info->dlpi_addr + eh_frame_header->p_vaddr),
-            search->target);
+        const uint8_t *fde = find_fde((const uint8_t *)(uintptr_t)(info->dlpi_addr +
+                                                                   eh_frame_header->p_vaddr),
+                                      search->target);
         if (fde)
             search->rule = rule_from_fde(fde, search->target, search->generation);
     }

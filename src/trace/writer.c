@@ -46,7 +46,7 @@
 _Static_assert(HTI_HEADER_FIXED_MAX + HEADER_PROGRAM_BYTES + HEADER_COMMAND_LINE_BYTES <=
                    RECORDS_BYTES,
                "the HEADER fits the records buffer");
-_Static_assert(HTI_WRITER_LOST_SLOTS * HTI_LOST_RECORD_MAX <= RECORDS_BYTES,
+_Static_assert(HTI_WRITER_LOST_SLOTS *HTI_LOST_RECORD_MAX <= RECORDS_BYTES,
                "every pending LOST record fits one LOST chunk (lost_flush)");
 /* An ending thread is looked for every EXIT_POLL_NS, EXIT_POLLS_FAST times, then at the
  * writer's usual passes (a main thread that called pthread_exit stays until the process ends). */
@@ -66,7 +66,7 @@ _Atomic uint64_t hti_exit_give_up_at;
 _Atomic uint64_t hti_finished_gen;
 hti_fault hti_fault_write;
 hti_fault hti_fault_open;
-static HTI_TLS bool tls_writer_thread;      /* the calling thread is the writer */
+static HTI_TLS bool tls_writer_thread; /* the calling thread is the writer */
 
 /* ---- futex ---- */
 
@@ -316,13 +316,13 @@ static int write_all(hti_session *s, struct iovec *iov, int count, size_t total)
 /* Frames and writes one chunk, after `prefix` (the file's preamble, before the HEADER chunk: one
  * write, so that a stream that takes none of it holds no stray preamble). */
 static int write_framed(hti_session *s, const void *prefix, size_t prefix_length, uint8_t type,
-                        const void *meta, size_t meta_length, const void *body,
-                        size_t body_length, bool compress)
+                        const void *meta, size_t meta_length, const void *body, size_t body_length,
+                        bool compress)
 {
     if (s->fd < 0)
         return 0;
-    hti_chunk_header header = {type, 0, (uint16_t)meta_length, (uint32_t)body_length,
-                               (uint32_t)body_length, 0};
+    hti_chunk_header header =
+        {type, 0, (uint16_t)meta_length, (uint32_t)body_length, (uint32_t)body_length, 0};
     if (compress && s->zstd && body_length > 128 && body_length <= RECORDS_BYTES) {
         size_t n = ZSTD_compressCCtx(s->zstd, s->scratch, s->scratch_size, body, body_length,
                                      s->options.compression_level);
@@ -405,8 +405,8 @@ int hti_write_chunk(hti_session *s, uint8_t type, const void *meta, size_t meta_
 /* Adds `count` losses between ticks `first` and `last` to the pending LOST records. A record
  * spans the earliest first and the latest last added to it, so first <= last always holds, even
  * when the two come from different threads' clocks or arrive out of order. */
-static void lost_add(hti_session *s, uint32_t tid, uint32_t reason, uint64_t count,
-                     uint64_t first, uint64_t last)
+static void lost_add(hti_session *s, uint32_t tid, uint32_t reason, uint64_t count, uint64_t first,
+                     uint64_t last)
 {
     hti_lost_record *table = s->writer_state.lost;
     if (last < first)
@@ -504,8 +504,7 @@ static bool fill_ready(const hti_fill *f, uint64_t seq, fill_range *range)
     range->to = atomic_load_explicit(&f->committed, memory_order_acquire);
     bool resumed = atomic_load_explicit(&f->written_seq, memory_order_acquire) == seq;
     range->from = resumed ? atomic_load_explicit(&f->written, memory_order_relaxed) : 0;
-    range->after_loss =
-        resumed && atomic_load_explicit(&f->write_failed, memory_order_relaxed);
+    range->after_loss = resumed && atomic_load_explicit(&f->write_failed, memory_order_relaxed);
     return (uint32_t)range->to > (uint32_t)range->from && range->to >> 32 > range->from >> 32;
 }
 
@@ -523,8 +522,12 @@ static void fill_progress(hti_fill *f, uint64_t seq, uint64_t to, bool failed)
 static hti_events_meta events_meta(const hti_trace_thread *t, uint64_t seq, uint64_t base_ticks,
                                    uint64_t from, uint64_t to)
 {
-    hti_events_meta meta = {t->tid, t->rundown ? HTI_EVENTS_RUNDOWN : 0u, seq, (uint32_t)from,
-                            (to >> 32) - (from >> 32), base_ticks,
+    hti_events_meta meta = {t->tid,
+                            t->rundown ? HTI_EVENTS_RUNDOWN : 0u,
+                            seq,
+                            (uint32_t)from,
+                            (to >> 32) - (from >> 32),
+                            base_ticks,
                             atomic_load_explicit(&t->stream_id, memory_order_relaxed)};
     return meta;
 }
@@ -677,8 +680,7 @@ static bool drain_all(hti_session *s, bool partial, bool dump)
         if (exited && done) {
             if (gen == s->gen) {
                 if (t->lost_local)
-                    lost_add(s, t->tid, t->lost_reason, t->lost_local, t->lost_first,
-                             t->lost_last);
+                    lost_add(s, t->tid, t->lost_reason, t->lost_local, t->lost_first, t->lost_last);
             }
             unlink_thread(prev, t);
             hti_thread_free(t);

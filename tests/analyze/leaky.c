@@ -86,8 +86,8 @@ __attribute__((noinline)) static void misuse(void)
 {
     char *p = malloc(64);
     free(p);
-    free(p);               /* double free */
-    free(foreign + 16);    /* not a heap block */
+    free(p);            /* double free */
+    free(foreign + 16); /* not a heap block */
 }
 
 int main(void)

@@ -120,13 +120,13 @@ __attribute__((noinline)) static void misuse(ht_heap *heap, ht_heap *other, ht_h
     char local[32];
     void *p = ht_heap_alloc(heap, 0, 128);
     ht_heap_free(heap, 0, p);
-    ht_heap_free(heap, 0, p);                     /* double free */
-    ht_heap_free(heap, 0, local + 8);             /* a pointer no heap owns */
+    ht_heap_free(heap, 0, p);         /* double free */
+    ht_heap_free(heap, 0, local + 8); /* a pointer no heap owns */
     void *q = ht_heap_alloc(heap, 0, 256);
-    ht_heap_free(other, 0, q);                    /* through the wrong heap */
+    ht_heap_free(other, 0, q); /* through the wrong heap */
     ht_heap_free(heap, 0, q);
-    (void)ht_heap_realloc(heap, 0, q, 512);       /* reallocation of a freed block */
-    (void)ht_heap_alloc(fixed, 0, 1 << 20);       /* a fixed-size heap cannot grow */
+    (void)ht_heap_realloc(heap, 0, q, 512); /* reallocation of a freed block */
+    (void)ht_heap_alloc(fixed, 0, 1 << 20); /* a fixed-size heap cannot grow */
 }
 
 __attribute__((noinline)) static void doomed_heap(void)
@@ -237,7 +237,8 @@ static void *cross_worker(void *argument)
 
 __attribute__((noinline)) static int cross_thread_rounds(ht_heap *heap)
 {
-    handoff h = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
+    handoff h = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                 .changed = PTHREAD_COND_INITIALIZER,
                  .heap = heap};
     pthread_t worker;
     if (pthread_create(&worker, NULL, cross_worker, &h) != 0)
@@ -389,9 +390,10 @@ int main(int argc, char **argv)
     FILE *f = fopen(path, "w");
     if (!f)
         return 1;
-    fprintf(f, "{\"heap\": \"0x%" PRIxPTR "\", \"other\": \"0x%" PRIxPTR "\", \"fixed\": \"0x%"
-            PRIxPTR "\", \"sampled\": \"0x%" PRIxPTR "\",\n", (uintptr_t)heap, (uintptr_t)other,
-            (uintptr_t)fixed, (uintptr_t)sampled);
+    fprintf(f,
+            "{\"heap\": \"0x%" PRIxPTR "\", \"other\": \"0x%" PRIxPTR "\", \"fixed\": \"0x%" PRIxPTR
+            "\", \"sampled\": \"0x%" PRIxPTR "\",\n",
+            (uintptr_t)heap, (uintptr_t)other, (uintptr_t)fixed, (uintptr_t)sampled);
     fprintf(f, " \"counters\": {");
     static const char *const ops[] = {"ALLOC", "FREE", "REALLOC"};
     for (int op = 0; op < HT_OP_COUNT; op++) {
@@ -401,15 +403,21 @@ int main(int argc, char **argv)
                     counters.counts[op][s] - counters_before.counts[op][s]);
         fprintf(f, "}");
     }
-    fprintf(f, "},\n \"classes\": {\"AIFI\": [5, %d], \"AIFO\": [3, %d], \"AOFI\": [4, %d],"
-            " \"AOFO\": [6, %d]},\n", 5 * INSIDE_SIZE, 3 * INSIDE_SIZE, 4 * BEFORE_SIZE,
-            6 * BEFORE_SIZE);
-    fprintf(f, " \"window_begin_monotonic_ns\": %" PRIu64 ", \"window_end_monotonic_ns\": %" PRIu64
-            ",\n", marks[0] + (marks[1] - marks[0]) / 2, marks[2] + (marks[3] - marks[2]) / 2);
-    fprintf(f, " \"phase_ns\": %ld, \"sampled_count\": %d, \"sampled_size\": %d,"
-            " \"sampled_keep\": %d, \"ring_count\": %d, \"lost\": %" PRIu64 ",\n", PHASE_NS,
-            SAMPLED_COUNT, SAMPLED_SIZE, SAMPLED_KEEP, RING_COUNT, stats.lost);
-    fprintf(f, " \"cross_rounds\": %d, \"cross_reused\": %d, \"true_temporaries\": %d,"
-            " \"true_temporary_size\": 48}\n", CROSS_ROUNDS, reused, TRUE_TEMPORARIES);
+    fprintf(f,
+            "},\n \"classes\": {\"AIFI\": [5, %d], \"AIFO\": [3, %d], \"AOFI\": [4, %d],"
+            " \"AOFO\": [6, %d]},\n",
+            5 * INSIDE_SIZE, 3 * INSIDE_SIZE, 4 * BEFORE_SIZE, 6 * BEFORE_SIZE);
+    fprintf(f,
+            " \"window_begin_monotonic_ns\": %" PRIu64 ", \"window_end_monotonic_ns\": %" PRIu64
+            ",\n",
+            marks[0] + (marks[1] - marks[0]) / 2, marks[2] + (marks[3] - marks[2]) / 2);
+    fprintf(f,
+            " \"phase_ns\": %ld, \"sampled_count\": %d, \"sampled_size\": %d,"
+            " \"sampled_keep\": %d, \"ring_count\": %d, \"lost\": %" PRIu64 ",\n",
+            PHASE_NS, SAMPLED_COUNT, SAMPLED_SIZE, SAMPLED_KEEP, RING_COUNT, stats.lost);
+    fprintf(f,
+            " \"cross_rounds\": %d, \"cross_reused\": %d, \"true_temporaries\": %d,"
+            " \"true_temporary_size\": 48}\n",
+            CROSS_ROUNDS, reused, TRUE_TEMPORARIES);
     return fclose(f) == 0 ? 0 : 1;
 }

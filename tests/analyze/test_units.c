@@ -36,9 +36,18 @@ static void test_durations(void)
         const char *text;
         uint64_t ns;
     } good[] = {
-        {"0", 0},           {"1", 1000000000},   {"1.5s", 1500000000}, {"200ms", 200000000},
-        {"10us", 10000},    {"10\xC2\xB5s", 10000}, {"500ns", 500},    {"2min", 120000000000},
-        {"2m", 120000000000}, {"1h", 3600000000000}, {".5s", 500000000}, {"3.", 3000000000},
+        {"0", 0},
+        {"1", 1000000000},
+        {"1.5s", 1500000000},
+        {"200ms", 200000000},
+        {"10us", 10000},
+        {"10\xC2\xB5s", 10000},
+        {"500ns", 500},
+        {"2min", 120000000000},
+        {"2m", 120000000000},
+        {"1h", 3600000000000},
+        {".5s", 500000000},
+        {"3.", 3000000000},
         {"0.000000001s", 1},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -46,8 +55,8 @@ static void test_durations(void)
         int r = hti_parse_duration(good[i].text, &ns);
         CHECK(r == 0 && ns == good[i].ns, "duration %s: %d, %" PRIu64, good[i].text, r, ns);
     }
-    static const char *const bad[] = {"", "s", "-1s", "1 s", "1ss", "1e3", "0x10", "inf", "nan",
-                                      "1.2.3s", "1sec", "1S", "99999999999h", NULL};
+    static const char *const bad[] = {"",    "s",   "-1s",    "1 s",  "1ss", "1e3",          "0x10",
+                                      "inf", "nan", "1.2.3s", "1sec", "1S",  "99999999999h", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t ns;
         CHECK(hti_parse_duration(bad[i], &ns) != 0, "duration '%s' accepted", bad[i]);
@@ -63,8 +72,8 @@ static void test_windows(void)
           "200ms..");
     CHECK(hti_parse_window("..2s", &b, &e) == 0 && b == 0 && e == 2000000000, "..2s");
     CHECK(hti_parse_window("..", &b, &e) == 0 && b == 0 && e == HT_ANALYSIS_NO_END, "..");
-    static const char *const bad[] = {"", "1s", "2s..1s", "1s..1s", "1s...2s", "a..b",
-                                      "1s..2s..3s", "..0", "1s..-2s", NULL};
+    static const char *const bad[] = {"",     "1s",         "2s..1s", "1s..1s",  "1s...2s",
+                                      "a..b", "1s..2s..3s", "..0",    "1s..-2s", NULL};
     for (size_t i = 0; bad[i]; i++)
         CHECK(hti_parse_window(bad[i], &b, &e) != 0, "window '%s' accepted", bad[i]);
 }

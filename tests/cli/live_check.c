@@ -28,12 +28,12 @@ static size_t size_for(uint64_t *state)
     *state ^= *state << 17;
     unsigned pick = (unsigned)(*state % 100);
     if (pick < 50)
-        return 1 + *state % 256;         /* lookaside / LFH */
+        return 1 + *state % 256; /* lookaside / LFH */
     if (pick < 85)
-        return 257 + *state % 16000;     /* LFH / back end */
+        return 257 + *state % 16000; /* LFH / back end */
     if (pick < 99)
-        return 16385 + *state % 200000;  /* back end */
-    return 600000 + *state % 100000;     /* large */
+        return 16385 + *state % 200000; /* back end */
+    return 600000 + *state % 100000;    /* large */
 }
 
 static void *worker(void *argument)
@@ -45,7 +45,9 @@ static void *worker(void *argument)
         unsigned s = (unsigned)(state % SLOTS);
         size_t size = size_for(&state);
         switch (i % 5) {
-        case 0: case 1: case 2:
+        case 0:
+        case 1:
+        case 2:
             free(slots[s]);
             slots[s] = malloc(size);
             if (slots[s])

@@ -193,8 +193,7 @@ int main(int argc, char **argv)
                 if (e->u.lost.FirstTimestamp > e->u.lost.LastTimestamp)
                     problem(e, "LOST record ending before it begins; count", e->u.lost.Count);
                 break;
-            default:
-                break;
+            default: break;
             }
         }
     }
@@ -216,9 +215,9 @@ int main(int argc, char **argv)
            "\ndisorder=%" PRIu64 "\nlive_blocks=%" PRIu64 "\nlive_bytes=%" PRIu64
            "\ncomplete=%d\npid=%u\nprogram=%s\n",
            total, lost, kinds[HT_EVENT_ALLOC], kinds[HT_EVENT_FREE], kinds[HT_EVENT_REALLOC],
-           kinds[HT_EVENT_RUNDOWN_BLOCK], kinds[HT_EVENT_HEAP_CREATE],
-           kinds[HT_EVENT_HEAP_DESTROY], invalid, problems, disorder, live_blocks, live_bytes,
-           info->complete ? 1 : 0, info->pid, info->program);
+           kinds[HT_EVENT_RUNDOWN_BLOCK], kinds[HT_EVENT_HEAP_CREATE], kinds[HT_EVENT_HEAP_DESTROY],
+           invalid, problems, disorder, live_blocks, live_bytes, info->complete ? 1 : 0, info->pid,
+           info->program);
     /* What the footer says, for comparison with the replay and the program's own numbers. */
     if (info->footer_counts)
         printf("footer_events=%" PRIu64 "\nfooter_lost=%" PRIu64 "\n", info->footer_events,
@@ -231,8 +230,9 @@ int main(int argc, char **argv)
     ht_reader_close(reader);
     free(slots);
     if ((problems || disorder || lost) && !lenient) {
-        fprintf(stderr, "trace_check: %s: %" PRIu64 " problems, %" PRIu64 " out of order, %" PRIu64
-                        " lost\n",
+        fprintf(stderr,
+                "trace_check: %s: %" PRIu64 " problems, %" PRIu64 " out of order, %" PRIu64
+                " lost\n",
                 path, problems, disorder, lost);
         return 1;
     }

@@ -9,23 +9,28 @@
 
 #include "attacks.h"
 
-static void *c_alloc(attack_heap *h, size_t size) {
+static void *c_alloc(attack_heap *h, size_t size)
+{
     void *p = malloc(size);
-    if (!p) h->refused++;
+    if (!p)
+        h->refused++;
     return p;
 }
 
-static void c_release(attack_heap *h, void *block) {
+static void c_release(attack_heap *h, void *block)
+{
     (void)h;
     free(block);
 }
 
-static size_t c_usable(attack_heap *h, void *block) {
+static size_t c_usable(attack_heap *h, void *block)
+{
     (void)h;
     return malloc_usable_size(block);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc != 2) {
         fprintf(stderr, "usage: attack_malloc NAME\n");
         return 2;
@@ -34,21 +39,36 @@ int main(int argc, char **argv) {
     const char *name = argv[1];
     int outcome;
     /* private sizes per attack, so each starts on buckets the start-up code has not touched */
-    if (!strcmp(name, "poison")) outcome = attack_list_poison(&h, 2000, 40);
-    else if (!strcmp(name, "poison-lfh")) outcome = attack_lfh_poison(&h, 2000);
-    else if (!strcmp(name, "overflow-16")) outcome = attack_overflow(&h, 24, 16, 40);
-    else if (!strcmp(name, "overflow-32")) outcome = attack_overflow(&h, 100, 32, 40);
-    else if (!strcmp(name, "overflow-freed")) outcome = attack_overflow_freed(&h, 24, 16, 40);
-    else if (!strcmp(name, "overflow-back-end")) outcome = attack_overflow(&h, 9000, 32, 0);
-    else if (!strcmp(name, "unlink")) outcome = attack_unlink(&h, 9000, 0);
-    else if (!strcmp(name, "unlink-fill")) outcome = attack_unlink(&h, 9000, 0x41);
-    else if (!strcmp(name, "double-free")) outcome = attack_double_free(&h, 24, 40, false);
-    else if (!strcmp(name, "double-free-scrubbed")) outcome = attack_double_free(&h, 24, 40, true);
-    else if (!strcmp(name, "double-free-back-end")) outcome = attack_double_free(&h, 20000, 0, true);
-    else if (!strcmp(name, "header-replay")) outcome = attack_header_replay(&h, 24, 40, false);
-    else if (!strcmp(name, "header-replay-back-end")) outcome = attack_header_replay(&h, 20000, 0, false);
-    else if (!strcmp(name, "header-smash")) outcome = attack_header_replay(&h, 24, 40, true);
-    else if (!strcmp(name, "forged-size")) outcome = attack_forged_size(&h, 20000);
+    if (!strcmp(name, "poison"))
+        outcome = attack_list_poison(&h, 2000, 40);
+    else if (!strcmp(name, "poison-lfh"))
+        outcome = attack_lfh_poison(&h, 2000);
+    else if (!strcmp(name, "overflow-16"))
+        outcome = attack_overflow(&h, 24, 16, 40);
+    else if (!strcmp(name, "overflow-32"))
+        outcome = attack_overflow(&h, 100, 32, 40);
+    else if (!strcmp(name, "overflow-freed"))
+        outcome = attack_overflow_freed(&h, 24, 16, 40);
+    else if (!strcmp(name, "overflow-back-end"))
+        outcome = attack_overflow(&h, 9000, 32, 0);
+    else if (!strcmp(name, "unlink"))
+        outcome = attack_unlink(&h, 9000, 0);
+    else if (!strcmp(name, "unlink-fill"))
+        outcome = attack_unlink(&h, 9000, 0x41);
+    else if (!strcmp(name, "double-free"))
+        outcome = attack_double_free(&h, 24, 40, false);
+    else if (!strcmp(name, "double-free-scrubbed"))
+        outcome = attack_double_free(&h, 24, 40, true);
+    else if (!strcmp(name, "double-free-back-end"))
+        outcome = attack_double_free(&h, 20000, 0, true);
+    else if (!strcmp(name, "header-replay"))
+        outcome = attack_header_replay(&h, 24, 40, false);
+    else if (!strcmp(name, "header-replay-back-end"))
+        outcome = attack_header_replay(&h, 20000, 0, false);
+    else if (!strcmp(name, "header-smash"))
+        outcome = attack_header_replay(&h, 24, 40, true);
+    else if (!strcmp(name, "forged-size"))
+        outcome = attack_forged_size(&h, 20000);
     else {
         fprintf(stderr, "attack_malloc: unknown attack %s\n", name);
         return 2;

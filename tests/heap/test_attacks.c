@@ -24,17 +24,24 @@
 #include "attacks.h"
 #include "heaptrail/heap.h"
 
-static void *api_alloc(attack_heap *h, size_t size) {
+static void *api_alloc(attack_heap *h, size_t size)
+{
     void *p = ht_heap_alloc(h->context, 0, size);
-    if (!p) h->refused++;
+    if (!p)
+        h->refused++;
     return p;
 }
 
-static void api_release(attack_heap *h, void *block) {
-    if (!ht_heap_free(h->context, 0, block)) h->refused++;
+static void api_release(attack_heap *h, void *block)
+{
+    if (!ht_heap_free(h->context, 0, block))
+        h->refused++;
 }
 
-static size_t api_usable(attack_heap *h, void *block) { return ht_heap_size(h->context, 0, block); }
+static size_t api_usable(attack_heap *h, void *block)
+{
+    return ht_heap_size(h->context, 0, block);
+}
 
 typedef struct attack_case {
     const char *name;
@@ -48,7 +55,8 @@ typedef struct attack_case {
 
 enum { POISON, LFH_POISON, OVERFLOW, OVERFLOW_FREED, UNLINK, DOUBLE_FREE, REPLAY, FORGED_SIZE };
 
-static int run_case(const attack_case *c, attack_heap *h) {
+static int run_case(const attack_case *c, attack_heap *h)
+{
     switch (c->kind) {
     case POISON: return attack_list_poison(h, c->size, c->warm);
     case LFH_POISON: return attack_lfh_poison(h, c->size);
@@ -103,7 +111,8 @@ static const attack_case cases[] = {
 };
 
 /* In this process, termination off: detected (a call refused), never exploited. */
-static void test_detected(void **state) {
+static void test_detected(void **state)
+{
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -123,7 +132,8 @@ static void test_detected(void **state) {
         for (size_t s = 0; s < 4; s++) {
             void *p = ht_heap_alloc(heap, 0, sizes[s]);
             if (!p) {
-                print_error("%s: heap unusable after the attack (size %zu)\n", cases[i].name, sizes[s]);
+                print_error("%s: heap unusable after the attack (size %zu)\n", cases[i].name,
+                            sizes[s]);
                 failures++;
                 break;
             }
@@ -135,7 +145,8 @@ static void test_detected(void **state) {
 }
 
 /* In a child, termination on: one line naming heaptrail and the damage, then SIGABRT. */
-static void test_terminates(void **state) {
+static void test_terminates(void **state)
+{
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -157,7 +168,8 @@ static void test_terminates(void **state) {
         char text[1024];
         size_t length = 0;
         ssize_t n;
-        while (length < sizeof text - 1 && (n = read(pipefd[0], text + length, sizeof text - 1 - length)) > 0)
+        while (length < sizeof text - 1 &&
+               (n = read(pipefd[0], text + length, sizeof text - 1 - length)) > 0)
             length += (size_t)n;
         text[length] = '\0';
         close(pipefd[0]);
@@ -166,7 +178,8 @@ static void test_terminates(void **state) {
         char *nl = strchr(text, '\n');
         if (cases[i].harmless) {
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                print_error("%s: expected exit 0 (not exploited), got status %d\n", cases[i].name, status);
+                print_error("%s: expected exit 0 (not exploited), got status %d\n", cases[i].name,
+                            status);
                 failures++;
             }
         } else if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT) {
@@ -175,7 +188,8 @@ static void test_terminates(void **state) {
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
             failures++;
         } else if (strncmp(text, "heaptrail: ", 11) != 0 || !nl || nl[1] != '\0') {
-            print_error("%s: expected one heaptrail line on stderr, got \"%s\"\n", cases[i].name, text);
+            print_error("%s: expected one heaptrail line on stderr, got \"%s\"\n", cases[i].name,
+                        text);
             failures++;
         }
     }
@@ -183,13 +197,15 @@ static void test_terminates(void **state) {
 }
 
 /* A block freed by another thread (the LFH's remote list) with its link poisoned. */
-static void *free_in_thread(void *arg) {
+static void *free_in_thread(void *arg)
+{
     void **pair = arg;
     ht_heap_free(pair[0], 0, pair[1]);
     return NULL;
 }
 
-static void test_remote_list_poison(void **state) {
+static void test_remote_list_poison(void **state)
+{
     (void)state;
     ht_heap *heap = ht_heap_create(0, 0, 0);
     uint32_t all = 2;
@@ -197,7 +213,8 @@ static void test_remote_list_poison(void **state) {
     attack_heap h = {api_alloc, api_release, api_usable, heap, 0};
     attack_live live = {0};
     void *blocks[64];
-    for (int i = 0; i < 64; i++) assert_false(attack_take(&h, &live, 2000, &blocks[i]));
+    for (int i = 0; i < 64; i++)
+        assert_false(attack_take(&h, &live, 2000, &blocks[i]));
     for (int i = 0; i < 64; i++) {
         void *pair[2] = {heap, blocks[i]};
         pthread_t t;
@@ -206,15 +223,18 @@ static void test_remote_list_poison(void **state) {
         attack_forget(&live, blocks[i]);
     }
     uintptr_t forged = (uintptr_t)attack_target + 64;
-    for (int i = 0; i < 64; i++) memcpy(blocks[i], &forged, sizeof forged);
+    for (int i = 0; i < 64; i++)
+        memcpy(blocks[i], &forged, sizeof forged);
     for (int i = 0; i < 200; i++) {
         void *p;
-        if (attack_take(&h, &live, 2000, &p)) fail_msg("remote list poisoning exploited");
+        if (attack_take(&h, &live, 2000, &p))
+            fail_msg("remote list poisoning exploited");
     }
     assert_true(h.refused > 0);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detected),
         cmocka_unit_test(test_terminates),

@@ -29,14 +29,18 @@ static const char usage[] =
 
 /* Byte writes and reads the sanitizer does not instrument: the test writes into heap headers
  * on purpose, as a buffer overflow in a program would. */
-NO_ASAN static void poke(void *address, const uint8_t *bytes, size_t length) {
+NO_ASAN static void poke(void *address, const uint8_t *bytes, size_t length)
+{
     volatile uint8_t *target = address;
-    for (size_t i = 0; i < length; i++) target[i] = bytes[i];
+    for (size_t i = 0; i < length; i++)
+        target[i] = bytes[i];
 }
 
-NO_ASAN static void peek(const void *address, uint8_t *bytes, size_t length) {
+NO_ASAN static void peek(const void *address, uint8_t *bytes, size_t length)
+{
     const volatile uint8_t *source = address;
-    for (size_t i = 0; i < length; i++) bytes[i] = source[i];
+    for (size_t i = 0; i < length; i++)
+        bytes[i] = source[i];
 }
 
 static void expect_error(const char *file, int line, ht_error first, ht_error second,
@@ -44,9 +48,11 @@ static void expect_error(const char *file, int line, ht_error first, ht_error se
 
 /* The last error is first (or second); format describes the call. */
 static void expect_error(const char *file, int line, ht_error first, ht_error second,
-                         const char *format, ...) {
+                         const char *format, ...)
+{
     ht_error actual = ht_last_error();
-    if (actual == first || actual == second) return;
+    if (actual == first || actual == second)
+        return;
     char what[256];
     va_list args;
     va_start(args, format);
@@ -60,17 +66,19 @@ static void expect_error(const char *file, int line, ht_error first, ht_error se
                  (int)second, ht_error_message(second));
 }
 
-#define EXPECT_ERROR(expected, ...) \
+#define EXPECT_ERROR(expected, ...)                                                                \
     expect_error(__FILE__, __LINE__, expected, expected, __VA_ARGS__)
-#define EXPECT_ERROR2(first, second, ...) \
+#define EXPECT_ERROR2(first, second, ...)                                                          \
     expect_error(__FILE__, __LINE__, first, second, __VA_ARGS__)
 
-static void destroy(ht_heap *heap) {
+static void destroy(ht_heap *heap)
+{
     CHECK(ht_heap_validate(heap, 0, NULL), "validate before destroy failed");
     CHECK(ht_heap_destroy(heap), "destroy failed");
 }
 
-static ht_heap *heap_with_lfh(uint32_t mode) {
+static ht_heap *heap_with_lfh(uint32_t mode)
+{
     ht_heap *heap = heap_create_checked(0, 0, 0);
     set_compatibility(heap, mode);
     return heap;
@@ -80,7 +88,8 @@ static ht_heap *heap_with_lfh(uint32_t mode) {
 
 static uint8_t garbage[1 << 20]; /* readable memory that is not a heap */
 
-static void check_bad_handle(ht_heap *bad, const char *what, void *real_block) {
+static void check_bad_handle(ht_heap *bad, const char *what, void *real_block)
+{
     ht_set_last_error(HT_OK);
     CHECK(ht_heap_alloc(bad, 0, 16) == NULL, "%s: alloc succeeded", what);
     EXPECT_ERROR(HT_ERROR_INVALID_HANDLE, "%s: alloc", what);
@@ -143,7 +152,8 @@ static void check_bad_handle(ht_heap *bad, const char *what, void *real_block) {
     EXPECT_ERROR(HT_ERROR_INVALID_HANDLE, "%s: destroy", what);
 }
 
-static void test_bad_heap_handles(void **state) {
+static void test_bad_heap_handles(void **state)
+{
     (void)state;
     ht_heap *real = heap_create_checked(0, 0, 0);
     uint8_t *block = ht_heap_alloc(real, 0, 8192);
@@ -182,7 +192,8 @@ static void test_bad_heap_handles(void **state) {
     destroy(real);
 }
 
-static void test_destroy_process_heap(void **state) {
+static void test_destroy_process_heap(void **state)
+{
     (void)state;
     ht_heap *process = ht_process_heap();
     CHECK(process != NULL, "no process heap");
@@ -197,7 +208,8 @@ static void test_destroy_process_heap(void **state) {
     ht_heap *list[16];
     size_t n = ht_process_heaps(list, 16);
     bool found = false;
-    for (size_t i = 0; i < n && i < 16; i++) found |= list[i] == process;
+    for (size_t i = 0; i < n && i < 16; i++)
+        found |= list[i] == process;
     CHECK(found, "process heap not in ht_process_heaps");
     CHECK(ht_process_heaps(NULL, 0) == n, "ht_process_heaps(NULL, 0) != %zu", n);
 }
@@ -208,7 +220,8 @@ static int global_variable[64];
 
 /* free, size, requested_size, realloc and validate of a pointer the heap does not own. */
 static void check_foreign_pointer(ht_heap *heap, void *p, const char *what, ht_error expected,
-                                  ht_error also) {
+                                  ht_error also)
+{
     ht_heap_counters counters;
     counters_read(heap, &counters);
     ht_set_last_error(HT_OK);
@@ -236,13 +249,14 @@ static void check_foreign_pointer(ht_heap *heap, void *p, const char *what, ht_e
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: heap invalid afterwards", what);
 }
 
-static void test_foreign_pointers(void **state) {
+static void test_foreign_pointers(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap *other = heap_with_lfh(2);
-    uint8_t *back = ht_heap_alloc(heap, 0, 20000);    /* back end: above the LFH */
-    uint8_t *lfh = ht_heap_alloc(heap, 0, 256);       /* LFH */
-    uint8_t *large = ht_heap_alloc(heap, 0, 600000);  /* large */
+    uint8_t *back = ht_heap_alloc(heap, 0, 20000);   /* back end: above the LFH */
+    uint8_t *lfh = ht_heap_alloc(heap, 0, 256);      /* LFH */
+    uint8_t *large = ht_heap_alloc(heap, 0, 600000); /* large */
     CHECK(back && lfh && large, "allocations");
     pattern_fill(back, 11, 20000);
     pattern_fill(lfh, 12, 256);
@@ -256,7 +270,8 @@ static void test_foreign_pointers(void **state) {
     void *from_malloc = malloc(256);
     CHECK(from_malloc != NULL, "malloc");
     memset(from_malloc, 0x3D, 256);
-    void *unmapped = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *unmapped = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                          0);
     CHECK(unmapped != MAP_FAILED, "mmap");
     munmap(unmapped, 1 << 16);
 
@@ -302,7 +317,8 @@ static void test_foreign_pointers(void **state) {
 }
 
 /* Pointers into a destroyed heap, handed to the next heap (which may sit at the same place). */
-static void test_stale_pointers_of_destroyed_heap(void **state) {
+static void test_stale_pointers_of_destroyed_heap(void **state)
+{
     (void)state;
     for (unsigned round = 0; round < 4; round++) {
         ht_heap *a = heap_with_lfh(round % 2 ? 2 : 0);
@@ -318,7 +334,8 @@ static void test_stale_pointers_of_destroyed_heap(void **state) {
         void *mine = ht_heap_alloc(b, 0, 1000);
         CHECK(mine != NULL, "alloc");
         for (unsigned i = 1; i < 6; i++) {
-            if (blocks[i] == mine) continue; /* the same address, now b's block */
+            if (blocks[i] == mine)
+                continue; /* the same address, now b's block */
             check_foreign_pointer(b, blocks[i], "block of a destroyed heap",
                                   HT_ERROR_INVALID_POINTER, HT_ERROR_DOUBLE_FREE);
         }
@@ -329,7 +346,8 @@ static void test_stale_pointers_of_destroyed_heap(void **state) {
 
 /* ---- double free -------------------------------------------------------------------------- */
 
-static void check_double_free(ht_heap *heap, void *p, const char *what, bool strict) {
+static void check_double_free(ht_heap *heap, void *p, const char *what, bool strict)
+{
     ht_heap_counters counters;
     counters_read(heap, &counters);
     ht_set_last_error(HT_OK);
@@ -348,7 +366,8 @@ static void check_double_free(ht_heap *heap, void *p, const char *what, bool str
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: heap invalid after a double free", what);
 }
 
-static void test_double_free_backend(void **state) {
+static void test_double_free_backend(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(0);
     void *a = ht_heap_alloc(heap, 0, 3000), *b = ht_heap_alloc(heap, 0, 3000);
@@ -369,7 +388,8 @@ static void test_double_free_backend(void **state) {
     destroy(heap);
 }
 
-static void test_double_free_lfh(void **state) {
+static void test_double_free_lfh(void **state)
+{
     (void)state;
     /* In this thread's lookaside list. */
     ht_heap *heap = heap_with_lfh(2);
@@ -381,8 +401,8 @@ static void test_double_free_lfh(void **state) {
     check_double_free(heap, p, "LFH block in a lookaside list", true);
     /* The list holds p once: two allocations give two different blocks. */
     void *r = ht_heap_alloc(heap, 0, 64), *s = ht_heap_alloc(heap, 0, 64);
-    CHECK(r == p && s != p && s != q && s != NULL, "lookaside after a double free: %p %p (p %p)",
-          r, s, p);
+    CHECK(r == p && s != p && s != q && s != NULL, "lookaside after a double free: %p %p (p %p)", r,
+          s, p);
     CHECK(ht_heap_free(heap, 0, q) && ht_heap_free(heap, 0, r) && ht_heap_free(heap, 0, s), "free");
     /* A slot back in its subsegment (lookaside off), and one above 1 KiB. */
     set_lookaside(heap, 0);
@@ -398,7 +418,8 @@ static void test_double_free_lfh(void **state) {
     destroy(heap);
 }
 
-static void test_double_free_large(void **state) {
+static void test_double_free_large(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     void *keep = ht_heap_alloc(heap, 0, 700000);
@@ -412,7 +433,8 @@ static void test_double_free_large(void **state) {
 
 /* ---- sizes ------------------------------------------------------------------------------- */
 
-static void test_impossible_sizes(void **state) {
+static void test_impossible_sizes(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -421,9 +443,8 @@ static void test_impossible_sizes(void **state) {
     CHECK(block != NULL, "alloc");
     EXPECT_COUNTED(heap, &counters, HT_OP_ALLOC, SRC_BACKEND, "alloc");
     pattern_fill(block, 5, 1000);
-    const size_t sizes[] = {SIZE_MAX,        SIZE_MAX - 8,  SIZE_MAX - 15,
-                            SIZE_MAX - 4096, SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX,
-                            (size_t)1 << 50};
+    const size_t sizes[] = {SIZE_MAX,         SIZE_MAX - 8,        SIZE_MAX - 15,  SIZE_MAX - 4096,
+                            SIZE_MAX / 2 + 1, (size_t)PTRDIFF_MAX, (size_t)1 << 50};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         ht_set_last_error(HT_OK);
         CHECK(ht_heap_alloc(heap, 0, sizes[i]) == NULL, "alloc(%zu) succeeded", sizes[i]);
@@ -445,7 +466,8 @@ static void test_impossible_sizes(void **state) {
         EXPECT_ERROR(HT_ERROR_NO_MEMORY, "realloc(%zu)", sizes[i]);
         EXPECT_COUNTED(heap, &counters, HT_OP_REALLOC, SRC(MEMORY_FROM_INVALID), "realloc(%zu)",
                        sizes[i]);
-        CHECK(pattern_mismatch(block, 5, 1000) == 1000 && ht_heap_requested_size(heap, block) == 1000,
+        CHECK(pattern_mismatch(block, 5, 1000) == 1000 &&
+                  ht_heap_requested_size(heap, block) == 1000,
               "block changed by a failed realloc to %zu", sizes[i]);
     }
     CHECK(ht_heap_validate(heap, 0, NULL), "heap invalid after impossible sizes");
@@ -485,7 +507,8 @@ static void test_impossible_sizes(void **state) {
 
 /* ---- flags, information, buffers -------------------------------------------------------- */
 
-static void test_invalid_parameters(void **state) {
+static void test_invalid_parameters(void **state)
+{
     (void)state;
     const uint32_t bad_flags[] = {0x80000000u, 0x100u, 0x00010000u};
     for (size_t i = 0; i < 3; i++) {
@@ -544,7 +567,8 @@ static void test_invalid_parameters(void **state) {
     destroy(heap);
 }
 
-static void test_invalid_information(void **state) {
+static void test_invalid_information(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -614,7 +638,8 @@ static void test_invalid_information(void **state) {
     destroy(heap);
 }
 
-static void test_error_messages(void **state) {
+static void test_error_messages(void **state)
+{
     (void)state;
     for (int e = 0; e <= HT_ERROR_COUNT + 5; e++) {
         const char *message = ht_error_message((ht_error)e);
@@ -623,7 +648,8 @@ static void test_error_messages(void **state) {
     CHECK(ht_error_message((ht_error)-1) != NULL, "no message for error -1");
 }
 
-static void *fail_in_thread(void *argument) {
+static void *fail_in_thread(void *argument)
+{
     ht_error *seen = argument;
     seen[0] = ht_last_error(); /* a new thread starts clean */
     CHECK(ht_heap_alloc(NULL, 0, 16) == NULL, "alloc on NULL heap");
@@ -631,7 +657,8 @@ static void *fail_in_thread(void *argument) {
     return NULL;
 }
 
-static void test_last_error_is_per_thread(void **state) {
+static void test_last_error_is_per_thread(void **state)
+{
     (void)state;
     ht_set_last_error(HT_ERROR_HEAP_FULL);
     CHECK(ht_last_error() == HT_ERROR_HEAP_FULL, "set/get last error");
@@ -641,8 +668,10 @@ static void test_last_error_is_per_thread(void **state) {
     CHECK(pthread_join(thread, NULL) == 0, "join");
     CHECK(seen[0] == HT_OK, "new thread's last error is %d", (int)seen[0]);
     CHECK(seen[1] == HT_ERROR_INVALID_HANDLE, "thread's error %d", (int)seen[1]);
-    CHECK(ht_last_error() == HT_ERROR_HEAP_FULL, "another thread's failure changed this thread's "
-          "last error to %d", (int)ht_last_error());
+    CHECK(ht_last_error() == HT_ERROR_HEAP_FULL,
+          "another thread's failure changed this thread's "
+          "last error to %d",
+          (int)ht_last_error());
     ht_set_last_error(HT_OK);
 }
 
@@ -655,14 +684,16 @@ typedef struct adjacent {
     size_t gap_size; /* bytes up to second's data: second's header (and first's tail) */
 } adjacent;
 
-static int compare_entries(const void *a, const void *b) {
+static int compare_entries(const void *a, const void *b)
+{
     uintptr_t x = (uintptr_t)((const ht_heap_entry *)a)->data;
     uintptr_t y = (uintptr_t)((const ht_heap_entry *)b)->data;
     return x < y ? -1 : x > y;
 }
 
 /* Two busy blocks that follow each other in memory, with want_flags (LFH or 0). */
-static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags) {
+static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags)
+{
     ht_heap_entry *entries;
     size_t count = walk_collect(heap, &entries);
     qsort(entries, count, sizeof *entries, compare_entries);
@@ -670,9 +701,11 @@ static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags) {
     const ht_heap_entry *previous = NULL;
     for (size_t i = 0; i < count && !found.first; i++) {
         const ht_heap_entry *e = &entries[i];
-        if (!entry_is_block(e)) continue;
+        if (!entry_is_block(e))
+            continue;
         if (previous && (previous->flags & HT_ENTRY_BUSY) && (e->flags & HT_ENTRY_BUSY) &&
-            (previous->flags & HT_ENTRY_LFH) == want_flags && (e->flags & HT_ENTRY_LFH) == want_flags &&
+            (previous->flags & HT_ENTRY_LFH) == want_flags &&
+            (e->flags & HT_ENTRY_LFH) == want_flags &&
             (uintptr_t)e->data - e->overhead >= (uintptr_t)previous->data + previous->size &&
             (uintptr_t)e->data - ((uintptr_t)previous->data + previous->size) <= 64) {
             found.first = previous->data;
@@ -688,7 +721,8 @@ static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags) {
 }
 
 /* Overflows first into second's header, checks detection, restores the bytes. */
-static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *what) {
+static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *what)
+{
     CHECK(pair.gap_size > 0 && pair.gap_size <= 64,
           "%s: %zu bytes between a block's end and the next block's data", what, pair.gap_size);
     uint8_t saved[64], smash[64];
@@ -708,13 +742,17 @@ static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *wh
           what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: validate block", what);
     ht_set_last_error(HT_OK);
-    CHECK(!ht_heap_free(heap, 0, pair.second), "%s: free of the block with a smashed header "
-          "succeeded", what);
+    CHECK(!ht_heap_free(heap, 0, pair.second),
+          "%s: free of the block with a smashed header "
+          "succeeded",
+          what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: free", what);
     EXPECT_COUNTED(heap, &counters, HT_OP_FREE, SRC(MEMORY_FROM_INVALID), "%s: free", what);
     ht_set_last_error(HT_OK);
-    CHECK(ht_heap_realloc(heap, 0, pair.second, 8) == NULL, "%s: realloc of the smashed block "
-          "succeeded", what);
+    CHECK(ht_heap_realloc(heap, 0, pair.second, 8) == NULL,
+          "%s: realloc of the smashed block "
+          "succeeded",
+          what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: realloc", what);
     EXPECT_COUNTED(heap, &counters, HT_OP_REALLOC, SRC(MEMORY_FROM_INVALID), "%s: realloc", what);
     ht_heap_summary summary;
@@ -733,7 +771,8 @@ static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *wh
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: heap invalid at the end", what);
 }
 
-static void test_overflow_into_backend_header(void **state) {
+static void test_overflow_into_backend_header(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(0);
     void *blocks[8];
@@ -747,7 +786,8 @@ static void test_overflow_into_backend_header(void **state) {
     destroy(heap);
 }
 
-static void test_overflow_into_lfh_header(void **state) {
+static void test_overflow_into_lfh_header(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     void *blocks[8];
@@ -762,7 +802,8 @@ static void test_overflow_into_lfh_header(void **state) {
 }
 
 /* A stray write over a large block's header (the 16 bytes just below its data). */
-static void test_stray_write_into_large_header(void **state) {
+static void test_stray_write_into_large_header(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     uint8_t *large = ht_heap_alloc(heap, 0, 600000);
@@ -803,7 +844,8 @@ static struct {
     ht_error last_error_inside;
 } handler_log;
 
-static void recording_handler(void *heap, ht_error error, void *context) {
+static void recording_handler(void *heap, ht_error error, void *context)
+{
     handler_log.calls++;
     handler_log.heap = heap;
     handler_log.error = error;
@@ -811,20 +853,21 @@ static void recording_handler(void *heap, ht_error error, void *context) {
     handler_log.last_error_inside = ht_last_error();
 }
 
-#define EXPECT_HANDLER(calls_before, heap_expected, error_expected, ...)                      \
-    do {                                                                                    \
-        CHECK(handler_log.calls == (calls_before) + 1, "%s: handler ran %u times",          \
-              __VA_ARGS__, handler_log.calls - (calls_before));                             \
-        CHECK(handler_log.heap == (void *)(heap_expected) &&                                \
-                  handler_log.error == (error_expected) &&                                  \
-                  handler_log.context == (void *)&handler_log,                              \
-              "%s: handler got heap %p error %d context %p", __VA_ARGS__, handler_log.heap, \
-              (int)handler_log.error, handler_log.context);                                 \
-        CHECK(ht_last_error() == (error_expected), "%s: last error %d after the handler",   \
-              __VA_ARGS__, (int)ht_last_error());                                           \
+#define EXPECT_HANDLER(calls_before, heap_expected, error_expected, ...)                           \
+    do {                                                                                           \
+        CHECK(handler_log.calls == (calls_before) + 1, "%s: handler ran %u times", __VA_ARGS__,    \
+              handler_log.calls - (calls_before));                                                 \
+        CHECK(handler_log.heap == (void *)(heap_expected) &&                                       \
+                  handler_log.error == (error_expected) &&                                         \
+                  handler_log.context == (void *)&handler_log,                                     \
+              "%s: handler got heap %p error %d context %p", __VA_ARGS__, handler_log.heap,        \
+              (int)handler_log.error, handler_log.context);                                        \
+        CHECK(ht_last_error() == (error_expected), "%s: last error %d after the handler",          \
+              __VA_ARGS__, (int)ht_last_error());                                                  \
     } while (0)
 
-static void test_generate_exceptions(void **state) {
+static void test_generate_exceptions(void **state)
+{
     (void)state;
     memset(&handler_log, 0, sizeof handler_log);
     ht_failure_handler previous = ht_set_failure_handler(recording_handler, &handler_log);
@@ -866,10 +909,12 @@ static void test_generate_exceptions(void **state) {
     void *blocks[64];
     unsigned n = 0;
     calls = handler_log.calls;
-    while (n < 64 && (blocks[n] = ht_heap_alloc(heap, 0, 16384)) != NULL) n++;
+    while (n < 64 && (blocks[n] = ht_heap_alloc(heap, 0, 16384)) != NULL)
+        n++;
     CHECK(n > 4 && n < 64, "fixed 256 KiB heap took %u blocks of 16 KiB", n);
     EXPECT_HANDLER(calls, heap, HT_ERROR_HEAP_FULL, "fixed heap full");
-    for (unsigned i = 0; i < n; i++) CHECK(ht_heap_free(heap, 0, blocks[i]), "free");
+    for (unsigned i = 0; i < n; i++)
+        CHECK(ht_heap_free(heap, 0, blocks[i]), "free");
     destroy(heap);
 
     CHECK(ht_set_failure_handler(previous, NULL) == recording_handler,
@@ -882,7 +927,8 @@ typedef void (*child_body)(void);
 
 /* Runs body in a forked child with stderr captured; returns the wait status, and stderr's
  * text in message. */
-static int run_child(child_body body, char *message, size_t length) {
+static int run_child(child_body body, char *message, size_t length)
+{
     int pipe_fds[2];
     CHECK(pipe(pipe_fds) == 0, "pipe");
     fflush(stdout);
@@ -901,7 +947,8 @@ static int run_child(child_body body, char *message, size_t length) {
     ssize_t got;
     while ((got = read(pipe_fds[0], message + used, length - 1 - used)) > 0) {
         used += (size_t)got;
-        if (used == length - 1) break;
+        if (used == length - 1)
+            break;
     }
     message[used] = '\0';
     close(pipe_fds[0]);
@@ -910,7 +957,8 @@ static int run_child(child_body body, char *message, size_t length) {
     return status;
 }
 
-static void smash_and_validate(void) {
+static void smash_and_validate(void)
+{
     ht_heap *heap = heap_with_lfh(0);
     uint32_t enabled = 0;
     size_t length = 0;
@@ -918,13 +966,15 @@ static void smash_and_validate(void) {
                                    sizeof enabled, &length) ||
         enabled != 0)
         _exit(4);
-    if (!ht_heap_set_information(heap, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0)) _exit(5);
+    if (!ht_heap_set_information(heap, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0))
+        _exit(5);
     if (!ht_heap_query_information(heap, HT_HEAP_TERMINATION_ON_CORRUPTION_STATE, &enabled,
                                    sizeof enabled, &length) ||
         enabled != 1)
         _exit(6);
     for (unsigned i = 0; i < 8; i++) {
-        if (!ht_heap_alloc(heap, 0, 200)) _exit(7);
+        if (!ht_heap_alloc(heap, 0, 200))
+            _exit(7);
     }
     adjacent pair = find_adjacent(heap, 0);
     uint8_t smash[64];
@@ -933,11 +983,14 @@ static void smash_and_validate(void) {
     (void)ht_heap_validate(heap, 0, NULL); /* detection aborts */
 }
 
-static void smash_and_free(void) {
+static void smash_and_free(void)
+{
     ht_heap *heap = heap_with_lfh(0);
-    if (!ht_heap_set_information(heap, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0)) _exit(5);
+    if (!ht_heap_set_information(heap, HT_HEAP_ENABLE_TERMINATION_ON_CORRUPTION, NULL, 0))
+        _exit(5);
     for (unsigned i = 0; i < 8; i++) {
-        if (!ht_heap_alloc(heap, 0, 200)) _exit(7);
+        if (!ht_heap_alloc(heap, 0, 200))
+            _exit(7);
     }
     adjacent pair = find_adjacent(heap, 0);
     uint8_t smash[64];
@@ -946,24 +999,28 @@ static void smash_and_free(void) {
     (void)ht_heap_free(heap, 0, pair.second); /* detection aborts */
 }
 
-static void fail_with_default_handler(void) {
+static void fail_with_default_handler(void)
+{
     ht_heap *heap = heap_create_checked(HT_HEAP_GENERATE_EXCEPTIONS, 0, 0);
     (void)ht_heap_alloc(heap, 0, SIZE_MAX); /* the default handler aborts */
 }
 
-static void check_child_aborted(child_body body, const char *what) {
+static void check_child_aborted(child_body body, const char *what)
+{
     char message[4096];
     int status = run_child(body, message, sizeof message);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
           "%s: child %s %d, expected SIGABRT; stderr: %s", what,
-          WIFSIGNALED(status) ? "died of signal" : "exited with", WIFSIGNALED(status)
-          ? WTERMSIG(status) : WEXITSTATUS(status), message);
+          WIFSIGNALED(status) ? "died of signal" : "exited with",
+          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), message);
     CHECK(strlen(message) > 0 && strstr(message, "heaptrail") != NULL,
           "%s: no heaptrail message on stderr before the abort (got '%s')", what, message);
-    if (options.verbose) printf("  %s: %s", what, message);
+    if (options.verbose)
+        printf("  %s: %s", what, message);
 }
 
-static void test_termination_on_corruption(void **state) {
+static void test_termination_on_corruption(void **state)
+{
     (void)state;
     check_child_aborted(smash_and_validate, "termination on corruption, validate");
     check_child_aborted(smash_and_free, "termination on corruption, free");
@@ -974,12 +1031,14 @@ static void test_termination_on_corruption(void **state) {
     destroy(heap);
 }
 
-static void test_default_failure_handler_aborts(void **state) {
+static void test_default_failure_handler_aborts(void **state)
+{
     (void)state;
     check_child_aborted(fail_with_default_handler, "default failure handler");
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     parse_options(argc, argv, &options, usage);
     context_set("bad input", 0);
     const struct CMUnitTest tests[] = {

@@ -26,26 +26,32 @@ typedef struct run_result {
     uint64_t failed_allocs, failed_reallocs;
 } run_result;
 
-static size_t random_size(rng *r) {
+static size_t random_size(rng *r)
+{
     unsigned kind = (unsigned)rng_below(r, 100);
-    if (kind < 45) return (size_t)rng_range(r, 0, 1024);                 /* LFH, lookaside */
-    if (kind < 80) return (size_t)rng_range(r, 1025, 96 << 10);          /* LFH, back end */
+    if (kind < 45)
+        return (size_t)rng_range(r, 0, 1024); /* LFH, lookaside */
+    if (kind < 80)
+        return (size_t)rng_range(r, 1025, 96 << 10); /* LFH, back end */
     return (size_t)rng_range(r, HT_LARGE_THRESHOLD, HT_LARGE_THRESHOLD + (128 << 10)); /* large */
 }
 
-static void check_block(const slot *s, const char *when) {
+static void check_block(const slot *s, const char *when)
+{
     size_t at = pattern_mismatch(s->block, s->offset, s->size);
     CHECK(at == s->size, "%s: block %p of %zu bytes differs at byte %zu", when, s->block, s->size,
           at);
 }
 
-static void fill(rng *r, slot *s) {
+static void fill(rng *r, slot *s)
+{
     s->offset = (uint32_t)rng_below(r, PATTERN_WINDOW);
     pattern_fill(s->block, s->offset, s->size);
 }
 
 /* The workload; returns the failures it saw. Every failure must look like "out of memory". */
-static run_result workload(ht_heap *heap, uint64_t seed, slot *slots) {
+static run_result workload(ht_heap *heap, uint64_t seed, slot *slots)
+{
     rng r;
     rng_seed(&r, seed);
     run_result result = {0, 0};
@@ -70,8 +76,10 @@ static run_result workload(ht_heap *heap, uint64_t seed, slot *slots) {
             ht_set_last_error(HT_OK);
             void *moved = ht_heap_realloc(heap, 0, s->block, size);
             if (!moved) {
-                CHECK(ht_last_error() == HT_ERROR_NO_MEMORY, "realloc(%zu -> %zu) failed with "
-                      "error %d", s->size, size, (int)ht_last_error());
+                CHECK(ht_last_error() == HT_ERROR_NO_MEMORY,
+                      "realloc(%zu -> %zu) failed with "
+                      "error %d",
+                      s->size, size, (int)ht_last_error());
                 check_block(s, "after a failed realloc");
                 result.failed_reallocs++;
                 continue;
@@ -99,7 +107,8 @@ typedef struct faults_seen {
 
 /* One run: the heap is made and used with injection armed as given, then checked with the OS
  * behaving again. */
-static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count) {
+static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count)
+{
     static slot slots[SLOTS];
     memset(slots, 0, sizeof slots);
     hti_os_faults_arm(mask, skip, count);
@@ -115,7 +124,8 @@ static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count) {
     }
     uint32_t all_buckets = 2;
     CHECK(ht_heap_set_information(heap, HT_HEAP_COMPATIBILITY_INFORMATION, &all_buckets,
-                                  sizeof all_buckets), "LFH for every size");
+                                  sizeof all_buckets),
+          "LFH for every size");
     ht_heap_counters before, after;
     counters_read(heap, &before);
     run_result result = workload(heap, options.seed, slots);
@@ -131,16 +141,19 @@ static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count) {
     uint64_t invalid_reallocs = after.counts[HT_OP_REALLOC][MEMORY_FROM_INVALID] -
                                 before.counts[HT_OP_REALLOC][MEMORY_FROM_INVALID];
     CHECK(invalid_allocs == result.failed_allocs && invalid_reallocs == result.failed_reallocs,
-          "INVALID counted: %" PRIu64 " allocs, %" PRIu64 " reallocs; failed: %" PRIu64 ", %" PRIu64,
+          "INVALID counted: %" PRIu64 " allocs, %" PRIu64 " reallocs; failed: %" PRIu64
+          ", %" PRIu64,
           invalid_allocs, invalid_reallocs, result.failed_allocs, result.failed_reallocs);
     CHECK(after.counts[HT_OP_FREE][MEMORY_FROM_INVALID] ==
-              before.counts[HT_OP_FREE][MEMORY_FROM_INVALID], "a free failed");
+              before.counts[HT_OP_FREE][MEMORY_FROM_INVALID],
+          "a free failed");
 
     current_context.op = options.ops;
     CHECK(ht_heap_validate(heap, 0, NULL), "heap invalid after the faults (error %d)",
           (int)ht_last_error());
     for (int i = 0; i < SLOTS; i++) {
-        if (!slots[i].block) continue;
+        if (!slots[i].block)
+            continue;
         check_block(&slots[i], "after the run");
         CHECK(ht_heap_validate(heap, 0, slots[i].block), "block %p invalid", slots[i].block);
     }
@@ -152,7 +165,8 @@ static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count) {
         CHECK(ht_heap_free(heap, 0, probe[i]), "probe free");
     }
     for (int i = 0; i < SLOTS; i++)
-        if (slots[i].block) CHECK(ht_heap_free(heap, 0, slots[i].block), "final free %d", i);
+        if (slots[i].block)
+            CHECK(ht_heap_free(heap, 0, slots[i].block), "final free %d", i);
     CHECK(ht_heap_validate(heap, 0, NULL), "heap invalid after freeing everything");
     ht_heap_summary summary;
     CHECK(ht_heap_summary_get(heap, 0, &summary) && summary.live_blocks == 0,
@@ -162,12 +176,14 @@ static faults_seen run_once(unsigned mask, uint64_t skip, uint64_t count) {
 }
 
 /* How many calls of the kinds in mask a fault-free run makes (the range of N to try). */
-static uint64_t calls_in_a_run(unsigned mask) {
+static uint64_t calls_in_a_run(unsigned mask)
+{
     run_once(mask, UINT64_MAX, 0); /* warms the process-wide pools up */
     return run_once(mask, UINT64_MAX, 0).calls;
 }
 
-static void sweep(unsigned mask, const char *label, uint64_t count) {
+static void sweep(unsigned mask, const char *label, uint64_t count)
+{
     context_set(label, options.seed);
     uint64_t calls = calls_in_a_run(mask);
     CHECK(calls > 0, "%s: the workload makes no such call", label);
@@ -176,10 +192,11 @@ static void sweep(unsigned mask, const char *label, uint64_t count) {
     uint64_t injected_runs = 0, limit = 4 * calls + 16;
     for (uint64_t n = 0; n <= calls && n < limit; n++) {
         faults_seen seen = run_once(mask, n, count);
-        CHECK(seen.calls <= n || seen.injected > 0, "N=%" PRIu64 ": %" PRIu64 " calls, no fault",
-              n, seen.calls);
+        CHECK(seen.calls <= n || seen.injected > 0, "N=%" PRIu64 ": %" PRIu64 " calls, no fault", n,
+              seen.calls);
         injected_runs += seen.injected > 0;
-        if (seen.calls > calls) calls = seen.calls;
+        if (seen.calls > calls)
+            calls = seen.calls;
         if (options.verbose)
             fprintf(stderr, "  N=%" PRIu64 ": %" PRIu64 " calls, %" PRIu64 " failed\n", n,
                     seen.calls, seen.injected);
@@ -188,25 +205,29 @@ static void sweep(unsigned mask, const char *label, uint64_t count) {
 }
 
 /* Each system call fails once, in turn. */
-static void test_each_call_fails_once(void **state) {
+static void test_each_call_fails_once(void **state)
+{
     (void)state;
     sweep(HTI_OS_FAULT_ALL, "each call fails once", 1);
 }
 
 /* From the Nth call on, the OS refuses everything (memory exhausted for good). */
-static void test_out_of_memory_from_then_on(void **state) {
+static void test_out_of_memory_from_then_on(void **state)
+{
     (void)state;
     sweep(HTI_OS_FAULT_MMAP | HTI_OS_FAULT_MPROTECT | HTI_OS_FAULT_MREMAP, "no memory from N on",
           UINT64_MAX);
 }
 
 /* Releasing memory fails: munmap and madvise only. Nothing may be lost or damaged. */
-static void test_release_fails(void **state) {
+static void test_release_fails(void **state)
+{
     (void)state;
     sweep(HTI_OS_FAULT_MUNMAP | HTI_OS_FAULT_MADVISE, "release fails from N on", UINT64_MAX);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     parse_options(argc, argv, &options, usage);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_call_fails_once),

@@ -12,14 +12,15 @@
 
 enum {
     MODEL_HEAPS = 6,
-    MAX_BLOCKS = 1500,        /* live blocks per heap */
-    SLOT_SLACK = 32,          /* margin on "slot not more than twice the new size" */
+    MAX_BLOCKS = 1500, /* live blocks per heap */
+    SLOT_SLACK = 32,   /* margin on "slot not more than twice the new size" */
 };
 #define HEAP_BUDGET ((size_t)6 << 20) /* usable bytes per growable heap before frees win */
 #define IMPOSSIBLE_SIZE_COUNT 5
 
-static const size_t impossible_sizes[IMPOSSIBLE_SIZE_COUNT] = {
-    SIZE_MAX, SIZE_MAX - 8, SIZE_MAX - 15, SIZE_MAX / 2 + 1, (size_t)1 << 52};
+static const size_t impossible_sizes[IMPOSSIBLE_SIZE_COUNT] = {SIZE_MAX, SIZE_MAX - 8,
+                                                               SIZE_MAX - 15, SIZE_MAX / 2 + 1,
+                                                               (size_t)1 << 52};
 
 static const size_t edge_sizes[] = {1,     15,    16,    17,      255,     256,     257,
                                     511,   512,   513,   1023,    1024,    1025,    4096,
@@ -46,7 +47,7 @@ typedef struct model_block {
     size_t filled;    /* bytes [0, filled) hold the pattern */
     uint32_t pattern; /* offset into pattern_bytes() */
     uint8_t kind;
-    uint8_t bucket;   /* for KIND_LFH: the bucket the slot belongs to, or BUCKET_UNKNOWN */
+    uint8_t bucket; /* for KIND_LFH: the bucket the slot belongs to, or BUCKET_UNKNOWN */
 } model_block;
 #define BUCKET_UNKNOWN 0xFF /* an aligned allocation's slot */
 
@@ -122,7 +123,8 @@ static struct {
     void *context;
 } handler_log;
 
-static void record_failure(void *heap, ht_error error, void *context) {
+static void record_failure(void *heap, ht_error error, void *context)
+{
     handler_log.calls++;
     handler_log.heap = heap;
     handler_log.error = error;
@@ -131,17 +133,23 @@ static void record_failure(void *heap, ht_error error, void *context) {
 
 /* ---- size distribution -------------------------------------------------------------------- */
 
-static size_t random_size(rng *r) {
+static size_t random_size(rng *r)
+{
     uint64_t x = rng_below(r, 10000);
-    if (x < 150) return 0;
-    if (x < 4150) return rng_range(r, 1, 64);
-    if (x < 7150) return rng_range(r, 65, 1024);
-    if (x < 8950) return rng_range(r, 1025, 16384);
+    if (x < 150)
+        return 0;
+    if (x < 4150)
+        return rng_range(r, 1, 64);
+    if (x < 7150)
+        return rng_range(r, 65, 1024);
+    if (x < 8950)
+        return rng_range(r, 1025, 16384);
     if (x < 9500) {
         unsigned shift = (unsigned)rng_range(r, 14, 17); /* 16 KiB .. 256 KiB, log-spread */
         return rng_range(r, ((size_t)1 << shift) + 1, (size_t)2 << shift);
     }
-    if (x < 9965) return edge_sizes[rng_below(r, sizeof edge_sizes / sizeof edge_sizes[0])];
+    if (x < 9965)
+        return edge_sizes[rng_below(r, sizeof edge_sizes / sizeof edge_sizes[0])];
     return rng_range(r, HT_LARGE_THRESHOLD, HT_LARGE_THRESHOLD + (384u << 10));
 }
 
@@ -156,10 +164,14 @@ typedef struct expectation {
     bool backend_exact; /* back end predicted by the activation counter */
 } expectation;
 
-static bool is_impossible(size_t size) { return size >= ((size_t)1 << 48); }
+static bool is_impossible(size_t size)
+{
+    return size >= ((size_t)1 << 48);
+}
 
 /* What DESIGN.md allows for a new block of size bytes on this heap, from this thread. */
-static expectation expect_allocation(const model_heap *h, size_t size) {
+static expectation expect_allocation(const model_heap *h, size_t size)
+{
     expectation e = {0};
     if (is_impossible(size)) {
         e.must_fail = true;
@@ -185,7 +197,8 @@ static expectation expect_allocation(const model_heap *h, size_t size) {
             e.top = h->lookaside[b][h->lookaside_count[b] - 1];
             return e;
         }
-        if (!h->lookaside_exact[b]) e.sources |= SRC(MEMORY_FROM_LOOKASIDE);
+        if (!h->lookaside_exact[b])
+            e.sources |= SRC(MEMORY_FROM_LOOKASIDE);
     }
     if (h->has_lfh && size <= HT_LFH_MAX_BLOCK) {
         if (h->lfh_mode == 2 || h->active[b] || h->backend_min[b] >= HT_LFH_ACTIVATION_THRESHOLD) {
@@ -203,7 +216,8 @@ static expectation expect_allocation(const model_heap *h, size_t size) {
     return e;
 }
 
-static unsigned expect_free(const model_heap *h, const model_block *block) {
+static unsigned expect_free(const model_heap *h, const model_block *block)
+{
     switch (block->kind) {
     case KIND_LFH:
         if (block->bucket == BUCKET_UNKNOWN)
@@ -216,16 +230,15 @@ static unsigned expect_free(const model_heap *h, const model_block *block) {
                        : SRC(MEMORY_FROM_LOWFRAG);
         }
         return SRC(MEMORY_FROM_LOWFRAG);
-    case KIND_LARGE:
-        return SRC(MEMORY_FROM_SLOWPATH);
-    default:
-        return SRC_BACKEND;
+    case KIND_LARGE: return SRC(MEMORY_FROM_SLOWPATH);
+    default: return SRC_BACKEND;
     }
 }
 
 /* ---- bookkeeping --------------------------------------------------------------------------- */
 
-static void describe_heap(const model_heap *h, char *buffer, size_t length) {
+static void describe_heap(const model_heap *h, char *buffer, size_t length)
+{
     snprintf(buffer, length, "heap #%u %p '%s' (%zu live)", h->serial, (void *)h->heap,
              h->config->name, h->count);
 }
@@ -233,7 +246,8 @@ static void describe_heap(const model_heap *h, char *buffer, size_t length) {
 /* Updates the tier state after a block of size was served from source (allocation or a
  * moved reallocation) and returns the block's kind. */
 static uint8_t note_served(model_heap *h, size_t size, int source, void *ptr, bool by_realloc,
-                           uint8_t old_kind) {
+                           uint8_t old_kind)
+{
     unsigned b = size <= HT_LFH_MAX_BLOCK ? bucket_index(size) : 0;
     switch (source) {
     case MEMORY_FROM_LOOKASIDE:
@@ -254,10 +268,12 @@ static uint8_t note_served(model_heap *h, size_t size, int source, void *ptr, bo
         return KIND_LFH;
     default:
         if (h->has_lfh && size <= HT_LFH_MAX_BLOCK) {
-            if (!by_realloc) h->backend_min[b]++;
+            if (!by_realloc)
+                h->backend_min[b]++;
             h->backend_max[b]++;
         }
-        if (size >= HT_LARGE_THRESHOLD) return KIND_LARGE;
+        if (size >= HT_LARGE_THRESHOLD)
+            return KIND_LARGE;
         if (source == MEMORY_FROM_SLOWPATH &&
             (old_kind == KIND_LARGE || old_kind == KIND_BACKEND_OR_LARGE))
             return KIND_BACKEND_OR_LARGE;
@@ -265,7 +281,8 @@ static uint8_t note_served(model_heap *h, size_t size, int source, void *ptr, bo
     }
 }
 
-static void check_block_basics(model_heap *h, const model_block *block, const char *what) {
+static void check_block_basics(model_heap *h, const model_block *block, const char *what)
+{
     CHECK(aligned16(block->ptr), "%s: %p not 16-byte aligned", what, (void *)block->ptr);
     size_t usable = ht_heap_size(h->heap, 0, block->ptr);
     CHECK(usable != SIZE_MAX && usable >= block->requested,
@@ -280,21 +297,25 @@ static void check_block_basics(model_heap *h, const model_block *block, const ch
           what, (void *)block->ptr, kind_names[block->kind]);
 }
 
-static void check_contents(const model_block *block, const char *what) {
+static void check_contents(const model_block *block, const char *what)
+{
     size_t at = pattern_mismatch(block->ptr, block->pattern, block->filled);
     CHECK(at == block->filled, "%s: block %p (%s, %zu bytes) changed at byte %zu", what,
           (void *)block->ptr, kind_names[block->kind], block->requested, at);
 }
 
-static void fill_block(rng *r, model_block *block) {
+static void fill_block(rng *r, model_block *block)
+{
     block->filled = block->requested;
-    if (rng_below(r, 8) == 0 && block->usable <= PATTERN_MAX_BLOCK) block->filled = block->usable;
+    if (rng_below(r, 8) == 0 && block->usable <= PATTERN_MAX_BLOCK)
+        block->filled = block->usable;
     pattern_fill(block->ptr, block->pattern, block->filled);
 }
 
 /* After a failed operation: the handler ran once on heaps with GENERATE_EXCEPTIONS, never on
  * others. */
-static void check_handler(model_heap *h, uint64_t calls_before, ht_error error, bool failed) {
+static void check_handler(model_heap *h, uint64_t calls_before, ht_error error, bool failed)
+{
     if (failed && h->exceptions) {
         CHECK(handler_log.calls == calls_before + 1, "failure handler ran %" PRIu64 " times",
               handler_log.calls - calls_before);
@@ -304,15 +325,17 @@ static void check_handler(model_heap *h, uint64_t calls_before, ht_error error, 
         CHECK(handler_log.context == (void *)&handler_log, "failure handler context");
     } else {
         CHECK(handler_log.calls == calls_before, "failure handler ran on a heap without "
-              "GENERATE_EXCEPTIONS or on success");
+                                                 "GENERATE_EXCEPTIONS or on success");
     }
 }
 
 /* ---- operations ------------------------------------------------------------------------------ */
 
 /* Marks every lookaside list of the heap as no longer known exactly. */
-static void forget_lookaside(model_heap *h) {
-    for (unsigned b = 0; b < LOOKASIDE_BUCKET_COUNT; b++) h->lookaside_exact[b] = false;
+static void forget_lookaside(model_heap *h)
+{
+    for (unsigned b = 0; b < LOOKASIDE_BUCKET_COUNT; b++)
+        h->lookaside_exact[b] = false;
 }
 
 enum alloc_kind {
@@ -322,7 +345,8 @@ enum alloc_kind {
     ALLOC_ALIGNED,    /* ht_heap_alloc_aligned */
 };
 
-static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind kind) {
+static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind kind)
+{
     char name[128];
     describe_heap(h, name, sizeof name);
     bool impossible = kind == ALLOC_IMPOSSIBLE;
@@ -350,8 +374,7 @@ static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind 
     if (!p) {
         EXPECT_COUNTED(h->heap, &h->counters, HT_OP_ALLOC, SRC(MEMORY_FROM_INVALID),
                        "failed alloc(%zu) on %s", size, name);
-        CHECK(e.may_fail || e.must_fail, "alloc(%zu, flags 0x%x) failed on %s", size, flags,
-              name);
+        CHECK(e.may_fail || e.must_fail, "alloc(%zu, flags 0x%x) failed on %s", size, flags, name);
         if (h->fixed && !is_impossible(size)) {
             CHECK(error == HT_ERROR_HEAP_FULL, "alloc(%zu) on full %s: error %d, not HEAP_FULL",
                   size, name, (int)error);
@@ -377,8 +400,10 @@ static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind 
               size, name, (void *)p, e.top);
         m->stats.lookaside_lifo++;
     }
-    if (e.activation) m->stats.activations++;
-    if (e.backend_exact) m->stats.backend_exact++;
+    if (e.activation)
+        m->stats.activations++;
+    if (e.backend_exact)
+        m->stats.backend_exact++;
     check_handler(h, calls, HT_OK, false);
     model_block *block = &h->blocks[h->count];
     block->ptr = p;
@@ -387,16 +412,18 @@ static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind 
     block->pattern = (uint32_t)rng_below(&m->random, PATTERN_WINDOW);
     if (kind == ALLOC_ALIGNED) {
         block->kind = source == MEMORY_FROM_LOWFRAG || source == MEMORY_FROM_LOOKASIDE ? KIND_LFH
-                      : source == MEMORY_FROM_MAINPATH                                ? KIND_BACKEND
-                                                                                      : KIND_BACKEND_OR_LARGE;
+                      : source == MEMORY_FROM_MAINPATH ? KIND_BACKEND
+                                                       : KIND_BACKEND_OR_LARGE;
         block->bucket = BUCKET_UNKNOWN;
-        if (block->kind == KIND_LFH) m->stats.aligned_lfh++;
+        if (block->kind == KIND_LFH)
+            m->stats.aligned_lfh++;
         m->stats.aligned++;
     } else {
         block->kind = note_served(h, size, source, p, false, KIND_BACKEND);
         block->bucket = (uint8_t)(size <= HT_LFH_MAX_BLOCK ? bucket_index(size) : 0);
     }
-    if (kind == ALLOC_LARGEST) m->stats.largest++;
+    if (kind == ALLOC_LARGEST)
+        m->stats.largest++;
     block->filled = 0;
     check_block_basics(h, block, "alloc");
     if (flags & HT_HEAP_ZERO_MEMORY) {
@@ -405,7 +432,8 @@ static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind 
               source_name(source), name, at, p[at]);
         m->stats.zero_checks++;
     }
-    if (size >= HT_LARGE_THRESHOLD) m->stats.large++;
+    if (size >= HT_LARGE_THRESHOLD)
+        m->stats.large++;
     fill_block(&m->random, block);
     h->count++;
     h->requested_total += size;
@@ -413,22 +441,26 @@ static void op_alloc_kind(model *m, model_heap *h, size_t size, enum alloc_kind 
     m->stats.allocs++;
 }
 
-static void op_alloc(model *m, model_heap *h, size_t size, bool impossible) {
+static void op_alloc(model *m, model_heap *h, size_t size, bool impossible)
+{
     op_alloc_kind(m, h, size, impossible ? ALLOC_IMPOSSIBLE : ALLOC_PLAIN);
 }
 
-static void remove_block(model_heap *h, size_t index) {
+static void remove_block(model_heap *h, size_t index)
+{
     h->requested_total -= h->blocks[index].requested;
     h->usable_total -= h->blocks[index].usable;
     h->blocks[index] = h->blocks[--h->count];
 }
 
-static void op_free(model *m, model_heap *h, size_t index) {
+static void op_free(model *m, model_heap *h, size_t index)
+{
     char name[128];
     describe_heap(h, name, sizeof name);
     model_block block = h->blocks[index];
     check_contents(&block, "before free");
-    if (rng_chance(&m->random, 100)) check_block_basics(h, &block, "before free");
+    if (rng_chance(&m->random, 100))
+        check_block_basics(h, &block, "before free");
     unsigned allowed = expect_free(h, &block);
     ht_set_last_error(HT_OK);
     CHECK(ht_heap_free(h->heap, 0, block.ptr), "free(%p) of a live %s block failed on %s",
@@ -447,7 +479,8 @@ static void op_free(model *m, model_heap *h, size_t index) {
             m->stats.lookaside_full++;
         }
     }
-    if (block.kind == KIND_LFH && block.bucket == BUCKET_UNKNOWN) forget_lookaside(h);
+    if (block.kind == KIND_LFH && block.bucket == BUCKET_UNKNOWN)
+        forget_lookaside(h);
     remove_block(h, index);
     m->stats.frees++;
     /* A freed block is no longer the heap's to size (it may sit in a lookaside list, in a
@@ -456,27 +489,28 @@ static void op_free(model *m, model_heap *h, size_t index) {
         CHECK(ht_heap_size(h->heap, 0, block.ptr) == SIZE_MAX,
               "ht_heap_size of freed %s block %p did not fail", kind_names[block.kind],
               (void *)block.ptr);
-        CHECK(!ht_heap_validate(h->heap, 0, block.ptr),
-              "validate of freed %s block %p succeeded", kind_names[block.kind],
-              (void *)block.ptr);
+        CHECK(!ht_heap_validate(h->heap, 0, block.ptr), "validate of freed %s block %p succeeded",
+              kind_names[block.kind], (void *)block.ptr);
     }
 }
 
-static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
+static void op_realloc(model *m, model_heap *h, size_t index, size_t size)
+{
     char name[128];
     describe_heap(h, name, sizeof name);
     model_block old = h->blocks[index];
     uint32_t flags = 0;
-    if (rng_chance(&m->random, 300)) flags |= HT_HEAP_ZERO_MEMORY;
-    if (rng_chance(&m->random, 120)) flags |= HT_HEAP_REALLOC_IN_PLACE_ONLY;
+    if (rng_chance(&m->random, 300))
+        flags |= HT_HEAP_ZERO_MEMORY;
+    if (rng_chance(&m->random, 120))
+        flags |= HT_HEAP_REALLOC_IN_PLACE_ONLY;
     bool in_place_only = (flags & HT_HEAP_REALLOC_IN_PLACE_ONLY) != 0;
     bool impossible = is_impossible(size);
     /* Cases DESIGN.md makes certain: an LFH block whose slot fits and is at most twice the
      * new size stays (LOWFRAG); a back-end block that shrinks stays (MAINPATH). */
-    bool must_stay = !impossible &&
-                     ((old.kind == KIND_LFH && size <= old.usable &&
-                       old.usable + SLOT_SLACK <= 2 * size) ||
-                      (old.kind == KIND_BACKEND && size <= old.requested));
+    bool must_stay = !impossible && ((old.kind == KIND_LFH && size <= old.usable &&
+                                      old.usable + SLOT_SLACK <= 2 * size) ||
+                                     (old.kind == KIND_BACKEND && size <= old.requested));
     uint64_t calls = handler_log.calls;
     expectation moved = expect_allocation(h, size);
     ht_set_last_error(HT_OK);
@@ -486,9 +520,10 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
         EXPECT_COUNTED(h->heap, &h->counters, HT_OP_REALLOC, SRC(MEMORY_FROM_INVALID),
                        "failed realloc(%p, %zu -> %zu, flags 0x%x) on %s", (void *)old.ptr,
                        old.requested, size, flags, name);
-        CHECK(!must_stay, "realloc(%s block %p, usable %zu, %zu -> %zu, flags 0x%x) failed on "
-              "%s; DESIGN.md keeps it in place", kind_names[old.kind], (void *)old.ptr,
-              old.usable, old.requested, size, flags, name);
+        CHECK(!must_stay,
+              "realloc(%s block %p, usable %zu, %zu -> %zu, flags 0x%x) failed on "
+              "%s; DESIGN.md keeps it in place",
+              kind_names[old.kind], (void *)old.ptr, old.usable, old.requested, size, flags, name);
         if (impossible) {
             CHECK(error == HT_ERROR_NO_MEMORY || error == HT_ERROR_NOT_IN_PLACE ||
                       (h->fixed && error == HT_ERROR_HEAP_FULL),
@@ -500,8 +535,9 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
                   (void *)old.ptr, old.requested, size, (int)error);
             m->stats.in_place_failed++;
         } else {
-            CHECK(h->fixed && (moved.may_fail || moved.must_fail), "realloc(%p, %zu -> %zu, flags 0x%x) failed on %s",
-                  (void *)old.ptr, old.requested, size, flags, name);
+            CHECK(h->fixed && (moved.may_fail || moved.must_fail),
+                  "realloc(%p, %zu -> %zu, flags 0x%x) failed on %s", (void *)old.ptr,
+                  old.requested, size, flags, name);
             CHECK(error == HT_ERROR_HEAP_FULL, "realloc on full %s: error %d, not HEAP_FULL", name,
                   (int)error);
             m->stats.heap_full++;
@@ -523,21 +559,19 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
             CHECK(size <= old.usable, "LFH block %p grew in place past its slot (%zu -> %zu)",
                   (void *)p, old.usable, size);
             break;
-        case KIND_LARGE:
-            allowed = SRC(MEMORY_FROM_SLOWPATH);
-            break;
+        case KIND_LARGE: allowed = SRC(MEMORY_FROM_SLOWPATH); break;
         case KIND_BACKEND:
             allowed = size <= old.requested ? SRC(MEMORY_FROM_MAINPATH) : SRC_BACKEND;
             break;
-        default:
-            allowed = SRC_BACKEND;
+        default: allowed = SRC_BACKEND;
         }
         m->stats.in_place++;
     } else {
         CHECK(!in_place_only, "REALLOC_IN_PLACE_ONLY moved %p to %p", (void *)old.ptr, (void *)p);
-        CHECK(!must_stay, "realloc of %s block %p (usable %zu) from %zu to %zu moved to %p; "
-              "DESIGN.md keeps it in place", kind_names[old.kind], (void *)old.ptr, old.usable,
-              old.requested, size, (void *)p);
+        CHECK(!must_stay,
+              "realloc of %s block %p (usable %zu) from %zu to %zu moved to %p; "
+              "DESIGN.md keeps it in place",
+              kind_names[old.kind], (void *)old.ptr, old.usable, old.requested, size, (void *)p);
         allowed = moved.sources;
         if (old.kind == KIND_LARGE || old.kind == KIND_BACKEND_OR_LARGE)
             allowed |= SRC(MEMORY_FROM_SLOWPATH); /* a mapping moved by mremap */
@@ -563,10 +597,10 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
         block->bucket = (uint8_t)(size <= HT_LFH_MAX_BLOCK ? bucket_index(size) : 0);
         /* Then the old block was freed silently, by the rules of a free: an LFH slot of up to
          * 1 KiB goes to this thread's list while it has room. */
-        if (old.kind == KIND_LFH && old.bucket == BUCKET_UNKNOWN) forget_lookaside(h);
+        if (old.kind == KIND_LFH && old.bucket == BUCKET_UNKNOWN)
+            forget_lookaside(h);
         if (old.kind == KIND_LFH && h->has_lookaside && old.bucket < LOOKASIDE_BUCKET_COUNT &&
-            h->lookaside_exact[old.bucket] &&
-            h->lookaside_count[old.bucket] < HT_LOOKASIDE_DEPTH)
+            h->lookaside_exact[old.bucket] && h->lookaside_count[old.bucket] < HT_LOOKASIDE_DEPTH)
             h->lookaside[old.bucket][h->lookaside_count[old.bucket]++] = old.ptr;
     } else if (h->has_lfh && size <= HT_LFH_MAX_BLOCK && source != MEMORY_FROM_LOWFRAG) {
         h->backend_max[bucket_index(size)]++; /* in case the heap counts it */
@@ -579,8 +613,8 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
     if ((flags & HT_HEAP_ZERO_MEMORY) && size > old.filled) {
         at = first_nonzero(p, old.filled, size);
         CHECK(at == size, "ZERO_MEMORY realloc(%p -> %p, %zu -> %zu, %s): grown byte %zu is 0x%02x",
-              (void *)old.ptr, (void *)p, old.requested, size, in_place ? "in place" : "moved",
-              at, p[at]);
+              (void *)old.ptr, (void *)p, old.requested, size, in_place ? "in place" : "moved", at,
+              p[at]);
         m->stats.zero_checks++;
     }
     h->requested_total += size - old.requested;
@@ -590,27 +624,31 @@ static void op_realloc(model *m, model_heap *h, size_t index, size_t size) {
     m->stats.reallocs++;
 }
 
-static void op_inspect(model_heap *h, size_t index) {
+static void op_inspect(model_heap *h, size_t index)
+{
     check_block_basics(h, &h->blocks[index], "inspect");
     check_contents(&h->blocks[index], "inspect");
 }
 
 /* ---- whole-heap checks ------------------------------------------------------------------------ */
 
-static int compare_blocks(const void *a, const void *b) {
+static int compare_blocks(const void *a, const void *b)
+{
     uintptr_t x = (uintptr_t)((const model_block *)a)->ptr;
     uintptr_t y = (uintptr_t)((const model_block *)b)->ptr;
     return x < y ? -1 : x > y;
 }
 
-static int compare_entries(const void *a, const void *b) {
+static int compare_entries(const void *a, const void *b)
+{
     uintptr_t x = (uintptr_t)((const ht_heap_entry *)a)->data;
     uintptr_t y = (uintptr_t)((const ht_heap_entry *)b)->data;
     return x < y ? -1 : x > y;
 }
 
 /* Summary, validate, walk == model, contents and per-block checks of one heap. */
-static void check_heap(model *m, model_heap *h) {
+static void check_heap(model *m, model_heap *h)
+{
     char name[128];
     describe_heap(h, name, sizeof name);
     CHECK(ht_heap_validate(h->heap, 0, NULL), "validate(%s) failed", name);
@@ -642,7 +680,8 @@ static void check_heap(model *m, model_heap *h) {
     const ht_heap_entry *previous = NULL;
     for (size_t i = 0; i < count; i++) {
         const ht_heap_entry *entry = &entries[i];
-        if (!entry_is_block(entry)) continue;
+        if (!entry_is_block(entry))
+            continue;
         CHECK(aligned16(entry->data), "%s: walk entry %p not aligned", name, entry->data);
         if (previous) {
             CHECK((uintptr_t)previous->data + previous->size <= (uintptr_t)entry->data,
@@ -650,11 +689,14 @@ static void check_heap(model *m, model_heap *h) {
                   entry->data);
         }
         previous = entry;
-        if (!(entry->flags & HT_ENTRY_BUSY)) continue;
+        if (!(entry->flags & HT_ENTRY_BUSY))
+            continue;
         model_block key = {.ptr = entry->data};
         model_block *block = bsearch(&key, sorted, h->count, sizeof *sorted, compare_blocks);
-        CHECK(block != NULL, "%s: walk reports busy block %p (%zu bytes, flags 0x%x) the model "
-              "does not have", name, entry->data, entry->size, entry->flags);
+        CHECK(block != NULL,
+              "%s: walk reports busy block %p (%zu bytes, flags 0x%x) the model "
+              "does not have",
+              name, entry->data, entry->size, entry->flags);
         busy++;
         CHECK(entry->size == block->usable && entry->requested == block->requested,
               "%s: walk entry %p size %zu requested %zu, model usable %zu requested %zu", name,
@@ -664,13 +706,15 @@ static void check_heap(model *m, model_heap *h) {
         if (block->kind == KIND_BACKEND_OR_LARGE) {
             block->kind = large ? KIND_LARGE : KIND_BACKEND;
             for (size_t j = 0; j < h->count; j++)
-                if (h->blocks[j].ptr == block->ptr) h->blocks[j].kind = block->kind;
+                if (h->blocks[j].ptr == block->ptr)
+                    h->blocks[j].kind = block->kind;
         }
         CHECK(lfh == (block->kind == KIND_LFH) && large == (block->kind == KIND_LARGE),
-              "%s: walk flags 0x%x for a %s block %p", name, entry->flags,
-              kind_names[block->kind], entry->data);
-        ht_source expected = lfh ? MEMORY_FROM_LOWFRAG
-                                 : large ? MEMORY_FROM_SLOWPATH : MEMORY_FROM_MAINPATH;
+              "%s: walk flags 0x%x for a %s block %p", name, entry->flags, kind_names[block->kind],
+              entry->data);
+        ht_source expected = lfh     ? MEMORY_FROM_LOWFRAG
+                             : large ? MEMORY_FROM_SLOWPATH
+                                     : MEMORY_FROM_MAINPATH;
         CHECK(entry->source == expected, "%s: walk source %s for a %s block %p", name,
               source_name(entry->source), kind_names[block->kind], entry->data);
     }
@@ -688,7 +732,8 @@ static void check_heap(model *m, model_heap *h) {
 }
 
 /* Every heap, plus no overlap across all live blocks of all heaps and the heap list. */
-static void check_all(model *m) {
+static void check_all(model *m)
+{
     size_t total = 0;
     for (int i = 0; i < MODEL_HEAPS; i++) {
         check_heap(m, &m->heaps[i]);
@@ -714,14 +759,16 @@ static void check_all(model *m) {
     CHECK(heaps >= MODEL_HEAPS + 1 && heaps <= 64, "ht_process_heaps = %zu", heaps);
     for (int i = 0; i < MODEL_HEAPS; i++) {
         bool found = false;
-        for (size_t j = 0; j < heaps; j++) found |= list[j] == m->heaps[i].heap;
+        for (size_t j = 0; j < heaps; j++)
+            found |= list[j] == m->heaps[i].heap;
         CHECK(found, "heap %p missing from ht_process_heaps", (void *)m->heaps[i].heap);
     }
 }
 
 /* ---- heap life ------------------------------------------------------------------------------- */
 
-static void heap_open(model *m, model_heap *h, const heap_config *config) {
+static void heap_open(model *m, model_heap *h, const heap_config *config)
+{
     model_block *blocks = h->blocks;
     memset(h, 0, sizeof *h);
     h->blocks = blocks;
@@ -747,12 +794,14 @@ static void heap_open(model *m, model_heap *h, const heap_config *config) {
     }
     CHECK(query_u32(h->heap, HT_HEAP_COMPATIBILITY_INFORMATION) == (uint32_t)h->lfh_mode,
           "heap '%s': COMPATIBILITY query is not %d", config->name, h->lfh_mode);
-    if (config->lookaside == 0 && h->front_end) set_lookaside(h->heap, 0);
+    if (config->lookaside == 0 && h->front_end)
+        set_lookaside(h->heap, 0);
     h->has_lookaside = h->front_end && config->lookaside != 0;
     CHECK(query_u32(h->heap, HT_HEAP_LOOKASIDE_INFORMATION) == (h->has_lookaside ? 1u : 0u),
           "heap '%s': LOOKASIDE query is not %d", config->name, h->has_lookaside);
     h->has_lfh = h->lfh_mode != 0;
-    for (unsigned b = 0; b < LOOKASIDE_BUCKET_COUNT; b++) h->lookaside_exact[b] = true;
+    for (unsigned b = 0; b < LOOKASIDE_BUCKET_COUNT; b++)
+        h->lookaside_exact[b] = true;
     ht_heap_summary summary;
     summary_read(h->heap, &summary);
     CHECK(summary.committed >= config->initial && summary.live_blocks == 0,
@@ -764,7 +813,8 @@ static void heap_open(model *m, model_heap *h, const heap_config *config) {
               op_name(o));
 }
 
-static void heap_close(model *m, model_heap *h) {
+static void heap_close(model *m, model_heap *h)
+{
     check_heap(m, h);
     ht_heap *heap = h->heap;
     CHECK(ht_heap_destroy(heap), "destroy of heap '%s' failed", h->config->name);
@@ -779,13 +829,16 @@ static void heap_close(model *m, model_heap *h) {
     h->count = 0;
 }
 
-static void heap_drain(model *m, model_heap *h) {
-    while (h->count > 0) op_free(m, h, (size_t)rng_below(&m->random, h->count));
+static void heap_drain(model *m, model_heap *h)
+{
+    while (h->count > 0)
+        op_free(m, h, (size_t)rng_below(&m->random, h->count));
 }
 
 /* ---- the run ---------------------------------------------------------------------------------- */
 
-static void run_model(uint64_t seed, uint64_t ops) {
+static void run_model(uint64_t seed, uint64_t ops)
+{
     model *m = calloc(1, sizeof *m);
     CHECK(m != NULL, "out of memory");
     context_set("model", seed);
@@ -804,8 +857,10 @@ static void run_model(uint64_t seed, uint64_t ops) {
         model_heap *h = &m->heaps[rng_below(&m->random, MODEL_HEAPS)];
         bool crowded = h->count >= MAX_BLOCKS - 1 || (!h->fixed && h->usable_total > HEAP_BUDGET);
         uint64_t x = rng_below(&m->random, 10000);
-        if (h->count == 0) x = 0;
-        if (crowded && x < 4400) x = 5000; /* free instead of allocating */
+        if (h->count == 0)
+            x = 0;
+        if (crowded && x < 4400)
+            x = 5000; /* free instead of allocating */
         if (x < 4400) {
             op_alloc(m, h, random_size(&m->random), false);
         } else if (x < 7600) {
@@ -858,7 +913,8 @@ static void run_model(uint64_t seed, uint64_t ops) {
         } else {
             op_alloc(m, h, random_size(&m->random), false);
         }
-        if ((op + 1) % check_every == 0) check_all(m);
+        if ((op + 1) % check_every == 0)
+            check_all(m);
     }
 
     check_all(m);
@@ -871,9 +927,9 @@ static void run_model(uint64_t seed, uint64_t ops) {
               summary.requested, summary.live_blocks);
     }
     check_all(m);
-    for (int i = 0; i < MODEL_HEAPS; i++) heap_close(m, &m->heaps[i]);
-    CHECK(ht_set_failure_handler(previous, NULL) == record_failure,
-          "failure handler was replaced");
+    for (int i = 0; i < MODEL_HEAPS; i++)
+        heap_close(m, &m->heaps[i]);
+    CHECK(ht_set_failure_handler(previous, NULL) == record_failure, "failure handler was replaced");
     m->stats.handler_calls = handler_log.calls;
 
     model_stats *s = &m->stats;
@@ -902,36 +958,42 @@ static void run_model(uint64_t seed, uint64_t ops) {
               " backend %" PRIu64 " full %" PRIu64 " in-place-refused %" PRIu64 " zero %" PRIu64
               " large %" PRIu64 " moves %" PRIu64 " in-place %" PRIu64 " handler %" PRIu64
               " aligned %" PRIu64 " largest %" PRIu64,
-              s->lookaside_lifo, s->lookaside_frees, s->activations, s->backend_exact,
-              s->heap_full, s->in_place_failed, s->zero_checks, s->large, s->moves, s->in_place,
-              s->handler_calls, s->aligned, s->largest);
+              s->lookaside_lifo, s->lookaside_frees, s->activations, s->backend_exact, s->heap_full,
+              s->in_place_failed, s->zero_checks, s->large, s->moves, s->in_place, s->handler_calls,
+              s->aligned, s->largest);
     }
-    for (int i = 0; i < MODEL_HEAPS; i++) free(m->heaps[i].blocks);
+    for (int i = 0; i < MODEL_HEAPS; i++)
+        free(m->heaps[i].blocks);
     free(m);
 }
 
-static void test_model_seed(void **state) {
+static void test_model_seed(void **state)
+{
     uint64_t seed = *(const uint64_t *)*state;
     run_model(seed, options.ops);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     /* --check-every is this binary's own option; take it out before the shared parser. */
     int kept = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check-every") == 0 && i + 1 < argc) {
             check_every = parse_count(argv[++i], "--check-every");
-            if (check_every == 0) check_every = 1;
+            if (check_every == 0)
+                check_every = 1;
         } else {
             argv[kept++] = argv[i];
         }
     }
     argc = kept;
     parse_options(argc, argv, &options, usage);
-    if (options.seeds == 0) options.seeds = options.seed_given ? 1 : 3;
+    if (options.seeds == 0)
+        options.seeds = options.seed_given ? 1 : 3;
 
     enum { MAX_SEEDS = 256 };
-    if (options.seeds > MAX_SEEDS) options.seeds = MAX_SEEDS;
+    if (options.seeds > MAX_SEEDS)
+        options.seeds = MAX_SEEDS;
     static uint64_t seeds[MAX_SEEDS];
     static char names[MAX_SEEDS][48];
     static struct CMUnitTest tests[MAX_SEEDS];

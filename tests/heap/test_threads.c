@@ -50,29 +50,37 @@ typedef struct worker {
 } worker;
 
 /* Sizes from 1 byte (0-byte requests are covered by test_tiers and test_model). */
-static size_t thread_random_size(rng *r, unsigned max_class) {
+static size_t thread_random_size(rng *r, unsigned max_class)
+{
     uint64_t x = rng_below(r, 1000);
-    if (x < 600 || max_class == 0) return rng_range(r, 1, x < 600 ? 256 : 4096);
-    if (x < 850) return rng_range(r, 257, 4096);
-    if (x < 970) return rng_range(r, 4097, 65536);
-    if (x < 995 || max_class == 1) return rng_range(r, 65537, 262144);
+    if (x < 600 || max_class == 0)
+        return rng_range(r, 1, x < 600 ? 256 : 4096);
+    if (x < 850)
+        return rng_range(r, 257, 4096);
+    if (x < 970)
+        return rng_range(r, 4097, 65536);
+    if (x < 995 || max_class == 1)
+        return rng_range(r, 65537, 262144);
     return rng_range(r, HT_LARGE_THRESHOLD, HT_LARGE_THRESHOLD + (128u << 10));
 }
 
-static void verify_record(const record *rec, const char *what) {
+static void verify_record(const record *rec, const char *what)
+{
     size_t at = pattern_mismatch(rec->p, rec->pattern, rec->size);
-    CHECK(at == rec->size, "%s: block %p of %zu bytes changed at byte %zu", what, rec->p,
-          rec->size, at);
+    CHECK(at == rec->size, "%s: block %p of %zu bytes changed at byte %zu", what, rec->p, rec->size,
+          at);
 }
 
-static void release_record(worker *w, record *rec) {
+static void release_record(worker *w, record *rec)
+{
     verify_record(rec, "before free");
     CHECK(ht_heap_free(w->run->heap, 0, rec->p), "free(%p) of a live block failed", rec->p);
     w->counts.ops[HT_OP_FREE]++;
     free(rec);
 }
 
-static void *shared_worker(void *argument) {
+static void *shared_worker(void *argument)
+{
     worker *w = argument;
     shared_run *run = w->run;
     current_context.thread = (int)w->index;
@@ -124,17 +132,18 @@ static void *shared_worker(void *argument) {
         size_t usable = ht_heap_size(heap, 0, rec->p);
         CHECK(usable != SIZE_MAX && usable >= rec->size, "size(%p) = %zu for %zu bytes", rec->p,
               usable, rec->size);
-        CHECK(ht_heap_requested_size(heap, rec->p) == rec->size,
-              "requested size of %p", rec->p);
+        CHECK(ht_heap_requested_size(heap, rec->p) == rec->size, "requested size of %p", rec->p);
         pattern_fill(rec->p, rec->pattern, rec->size);
         record *displaced = atomic_exchange(&run->slots[slot], rec);
-        if (displaced) release_record(w, displaced);
+        if (displaced)
+            release_record(w, displaced);
     }
     return NULL;
 }
 
 /* While workers run: whole-heap validate must hold, walk and summary must end. */
-static void *observer(void *argument) {
+static void *observer(void *argument)
+{
     shared_run *run = argument;
     current_context.thread = 99;
     current_context.label = "observer";
@@ -144,7 +153,8 @@ static void *observer(void *argument) {
         ht_heap_entry entry;
         memset(&entry, 0, sizeof entry);
         uint64_t steps = 0;
-        while (ht_heap_walk(run->heap, &entry)) CHECK(++steps < WALK_LIMIT, "walk does not end");
+        while (ht_heap_walk(run->heap, &entry))
+            CHECK(++steps < WALK_LIMIT, "walk does not end");
         ht_heap_summary summary;
         CHECK(ht_heap_summary_get(run->heap, 0, &summary), "summary failed");
         ht_heap_counters counters;
@@ -155,7 +165,8 @@ static void *observer(void *argument) {
     return NULL;
 }
 
-static int compare_records(const void *a, const void *b) {
+static int compare_records(const void *a, const void *b)
+{
     uintptr_t x = (uintptr_t)(*(record *const *)a)->p, y = (uintptr_t)(*(record *const *)b)->p;
     return x < y ? -1 : x > y;
 }
@@ -163,7 +174,8 @@ static int compare_records(const void *a, const void *b) {
 /* After the workers: the walk shows exactly the blocks left in the array, the summary adds up,
  * the counters equal the operations performed. Then frees everything. */
 static void check_and_drain(shared_run *run, op_counts *total, const ht_heap_counters *baseline,
-                            bool exact_walk) {
+                            bool exact_walk)
+{
     ht_heap *heap = run->heap;
     CHECK(ht_heap_validate(heap, 0, NULL), "validate after the workers");
     record **left = malloc(SLOT_COUNT * sizeof *left);
@@ -171,7 +183,8 @@ static void check_and_drain(shared_run *run, op_counts *total, const ht_heap_cou
     size_t count = 0, usable = 0, requested = 0;
     for (size_t i = 0; i < SLOT_COUNT; i++) {
         record *rec = atomic_load(&run->slots[i]);
-        if (!rec) continue;
+        if (!rec)
+            continue;
         left[count++] = rec;
         verify_record(rec, "after the workers");
         usable += ht_heap_size(heap, 0, rec->p);
@@ -183,14 +196,14 @@ static void check_and_drain(shared_run *run, op_counts *total, const ht_heap_cou
         size_t n = walk_collect(heap, &entries);
         size_t busy = 0;
         for (size_t i = 0; i < n; i++) {
-            if (!entry_is_busy_block(&entries[i])) continue;
+            if (!entry_is_busy_block(&entries[i]))
+                continue;
             busy++;
             record key = {.p = entries[i].data}, *keyp = &key;
             record **found = bsearch(&keyp, left, count, sizeof *left, compare_records);
             CHECK(found != NULL, "walk shows busy block %p no thread holds", entries[i].data);
-            CHECK(entries[i].requested == (*found)->size,
-                  "walk: %p requested %zu, block has %zu", entries[i].data, entries[i].requested,
-                  (*found)->size);
+            CHECK(entries[i].requested == (*found)->size, "walk: %p requested %zu, block has %zu",
+                  entries[i].data, entries[i].requested, (*found)->size);
         }
         CHECK(busy == count, "walk shows %zu busy blocks, %zu are held", busy, count);
         free(entries);
@@ -217,14 +230,16 @@ static void check_and_drain(shared_run *run, op_counts *total, const ht_heap_cou
         total->ops[HT_OP_FREE]++;
         free(left[i]);
     }
-    for (size_t i = 0; i < SLOT_COUNT; i++) atomic_store(&run->slots[i], NULL);
+    for (size_t i = 0; i < SLOT_COUNT; i++)
+        atomic_store(&run->slots[i], NULL);
     free(left);
     CHECK(ht_heap_validate(heap, 0, NULL), "validate after draining");
 }
 
 /* Runs the shared-heap stress on heap; returns the operations performed. */
 static op_counts run_shared(ht_heap *heap, unsigned threads, uint64_t ops, unsigned max_class,
-                            bool with_observer, bool exact_walk) {
+                            bool with_observer, bool exact_walk)
+{
     shared_run *run = calloc(1, sizeof *run);
     CHECK(run != NULL, "out of memory");
     run->heap = heap;
@@ -244,7 +259,8 @@ static op_counts run_shared(ht_heap *heap, unsigned threads, uint64_t ops, unsig
     op_counts total = {{0}};
     for (unsigned t = 0; t < threads; t++) {
         CHECK(pthread_join(workers[t].thread, NULL) == 0, "join");
-        for (int op = 0; op < HT_OP_COUNT; op++) total.ops[op] += workers[t].counts.ops[op];
+        for (int op = 0; op < HT_OP_COUNT; op++)
+            total.ops[op] += workers[t].counts.ops[op];
     }
     if (with_observer) {
         atomic_store(&run->stop_observer, true);
@@ -253,15 +269,16 @@ static op_counts run_shared(ht_heap *heap, unsigned threads, uint64_t ops, unsig
     CHECK(atomic_load(&worker_failures) == 0, "a worker failed");
     check_and_drain(run, &total, &baseline, exact_walk);
     if (options.verbose)
-        printf("  %u threads: %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
-               " reallocs, %" PRIu64 " observer rounds\n",
+        printf("  %u threads: %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64 " reallocs, %" PRIu64
+               " observer rounds\n",
                threads, total.ops[HT_OP_ALLOC], total.ops[HT_OP_FREE], total.ops[HT_OP_REALLOC],
                (uint64_t)atomic_load(&run->observer_rounds));
     free(run);
     return total;
 }
 
-static void test_shared_heap(void **state) {
+static void test_shared_heap(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("shared heap", options.seed);
@@ -273,7 +290,8 @@ static void test_shared_heap(void **state) {
     CHECK(ht_heap_destroy(heap), "destroy");
 }
 
-static void test_shared_heap_lfh_everywhere(void **state) {
+static void test_shared_heap_lfh_everywhere(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("shared heap, LFH 2, small blocks", options.seed + 1);
@@ -284,7 +302,8 @@ static void test_shared_heap_lfh_everywhere(void **state) {
 }
 
 /* Waves of short-lived threads: blocks outlive the threads that cached or freed them. */
-static void test_short_lived_threads(void **state) {
+static void test_short_lived_threads(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("short-lived threads", options.seed + 2);
@@ -303,11 +322,13 @@ static void test_short_lived_threads(void **state) {
         worker workers[MAX_THREADS];
         for (unsigned t = 0; t < per_wave && t < MAX_THREADS; t++) {
             workers[t] = (worker){.run = run, .index = wave * 100 + t};
-            CHECK(pthread_create(&workers[t].thread, NULL, shared_worker, &workers[t]) == 0, "thread");
+            CHECK(pthread_create(&workers[t].thread, NULL, shared_worker, &workers[t]) == 0,
+                  "thread");
         }
         for (unsigned t = 0; t < per_wave && t < MAX_THREADS; t++) {
             CHECK(pthread_join(workers[t].thread, NULL) == 0, "join");
-            for (int op = 0; op < HT_OP_COUNT; op++) total.ops[op] += workers[t].counts.ops[op];
+            for (int op = 0; op < HT_OP_COUNT; op++)
+                total.ops[op] += workers[t].counts.ops[op];
         }
         CHECK(ht_heap_validate(heap, 0, NULL), "validate after wave %u", wave);
         run->seed += 7;
@@ -325,8 +346,8 @@ static void test_short_lived_threads(void **state) {
 typedef struct private_arg {
     unsigned index;
     uint64_t ops;
-    uint32_t flags;   /* NO_SERIALIZE, or 0 for a serialized heap with a front end */
-    unsigned cycles;  /* heaps created and destroyed in turn */
+    uint32_t flags;  /* NO_SERIALIZE, or 0 for a serialized heap with a front end */
+    unsigned cycles; /* heaps created and destroyed in turn */
     pthread_t thread;
 } private_arg;
 
@@ -337,7 +358,8 @@ typedef struct private_block {
 } private_block;
 
 /* A single-threaded model on a heap of this thread: contents and exact counters. */
-static void *private_worker(void *argument) {
+static void *private_worker(void *argument)
+{
     private_arg *a = argument;
     current_context.thread = (int)a->index;
     current_context.label = "private heap";
@@ -394,12 +416,14 @@ static void *private_worker(void *argument) {
               summary.live_blocks, count);
         ht_heap_entry *entries;
         size_t n = walk_collect(heap, &entries), busy = 0;
-        for (size_t k = 0; k < n; k++) busy += entry_is_busy_block(&entries[k]);
+        for (size_t k = 0; k < n; k++)
+            busy += entry_is_busy_block(&entries[k]);
         free(entries);
         CHECK(busy == count, "private heap walk: %zu busy, model %zu", busy, count);
         /* Half the time the heap is destroyed with its blocks still in it. */
         if (cycle % 2 == 0) {
-            for (size_t i = 0; i < count; i++) CHECK(ht_heap_free(heap, 0, blocks[i].p), "free");
+            for (size_t i = 0; i < count; i++)
+                CHECK(ht_heap_free(heap, 0, blocks[i].p), "free");
         }
         CHECK(ht_heap_destroy(heap), "destroy private heap");
     }
@@ -407,26 +431,32 @@ static void *private_worker(void *argument) {
     return NULL;
 }
 
-static void run_private(uint32_t flags, unsigned cycles) {
+static void run_private(uint32_t flags, unsigned cycles)
+{
     private_arg args[MAX_THREADS];
     unsigned threads = options.threads > MAX_THREADS ? MAX_THREADS : options.threads;
     for (unsigned t = 0; t < threads; t++) {
-        args[t] = (private_arg){.index = t, .ops = options.ops / threads + 1, .flags = flags,
+        args[t] = (private_arg){.index = t,
+                                .ops = options.ops / threads + 1,
+                                .flags = flags,
                                 .cycles = cycles};
         CHECK(pthread_create(&args[t].thread, NULL, private_worker, &args[t]) == 0, "thread");
     }
-    for (unsigned t = 0; t < threads; t++) CHECK(pthread_join(args[t].thread, NULL) == 0, "join");
+    for (unsigned t = 0; t < threads; t++)
+        CHECK(pthread_join(args[t].thread, NULL) == 0, "join");
     CHECK(atomic_load(&worker_failures) == 0, "a worker failed");
 }
 
-static void test_private_no_serialize_heaps(void **state) {
+static void test_private_no_serialize_heaps(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("private NO_SERIALIZE heaps", options.seed);
     run_private(HT_HEAP_NO_SERIALIZE, 2);
 }
 
-static void test_private_heaps_created_and_destroyed(void **state) {
+static void test_private_heaps_created_and_destroyed(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("private heaps, create/destroy churn", options.seed);
@@ -435,7 +465,8 @@ static void test_private_heaps_created_and_destroyed(void **state) {
 
 /* ---- the process heap -------------------------------------------------------------------- */
 
-static void test_process_heap(void **state) {
+static void test_process_heap(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("process heap", options.seed + 3);
@@ -461,7 +492,8 @@ typedef struct hammer_arg {
     pthread_t thread;
 } hammer_arg;
 
-static void *hammer(void *argument) {
+static void *hammer(void *argument)
+{
     hammer_arg *a = argument;
     current_context.thread = (int)a->index;
     rng r;
@@ -479,13 +511,15 @@ static void *hammer(void *argument) {
         }
     }
     for (unsigned i = 0; i < 16; i++)
-        if (held[i]) CHECK(ht_heap_free(i % 2 ? a->heap : ht_process_heap(), 0, held[i]), "free");
+        if (held[i])
+            CHECK(ht_heap_free(i % 2 ? a->heap : ht_process_heap(), 0, held[i]), "free");
     return NULL;
 }
 
 /* In the child of a fork taken while other threads allocate, both heaps still work (no lock
  * left held by a thread that does not exist in the child). */
-static int child_uses_heaps(ht_heap *shared) {
+static int child_uses_heaps(ht_heap *shared)
+{
     alarm(20); /* a deadlock ends as SIGALRM */
     ht_heap *heaps[2] = {ht_process_heap(), shared};
     rng r;
@@ -494,21 +528,28 @@ static int child_uses_heaps(ht_heap *shared) {
         for (unsigned h = 0; h < 2; h++) {
             size_t size = thread_random_size(&r, 2);
             uint8_t *p = ht_heap_alloc(heaps[h], 0, size);
-            if (!p) return 10;
+            if (!p)
+                return 10;
             memset(p, 0x6B, size);
             uint8_t *q = ht_heap_realloc(heaps[h], 0, p, size + 1000);
-            if (!q || q[0] != 0x6B) return 11;
-            if (!ht_heap_free(heaps[h], 0, q)) return 12;
+            if (!q || q[0] != 0x6B)
+                return 11;
+            if (!ht_heap_free(heaps[h], 0, q))
+                return 12;
         }
     }
-    if (!ht_heap_validate(heaps[0], 0, NULL)) return 13;
-    if (!ht_heap_validate(heaps[1], 0, NULL)) return 15;
+    if (!ht_heap_validate(heaps[0], 0, NULL))
+        return 13;
+    if (!ht_heap_validate(heaps[1], 0, NULL))
+        return 15;
     ht_heap *fresh = ht_heap_create(0, 0, 0);
-    if (!fresh || !ht_heap_alloc(fresh, 0, 100) || !ht_heap_destroy(fresh)) return 14;
+    if (!fresh || !ht_heap_alloc(fresh, 0, 100) || !ht_heap_destroy(fresh))
+        return 14;
     return 0;
 }
 
-static void test_fork_while_threads_allocate(void **state) {
+static void test_fork_while_threads_allocate(void **state)
+{
     (void)state;
     install_crash_report();
     context_set("fork", options.seed);
@@ -526,27 +567,31 @@ static void test_fork_while_threads_allocate(void **state) {
         fflush(stderr);
         pid_t pid = fork();
         CHECK(pid >= 0, "fork");
-        if (pid == 0) _exit(child_uses_heaps(shared));
+        if (pid == 0)
+            _exit(child_uses_heaps(shared));
         int status = 0;
         CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "fork %u: child %s %d (SIGALRM = %d: a heap lock held at fork time; 13/15: "
-              "validate of the process/shared heap failed in the child)", i,
-              WIFSIGNALED(status) ? "killed by signal" : "exited with",
+              "validate of the process/shared heap failed in the child)",
+              i, WIFSIGNALED(status) ? "killed by signal" : "exited with",
               WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), SIGALRM);
         usleep(1000);
     }
     atomic_store(&stop, true);
-    for (unsigned t = 0; t < threads; t++) CHECK(pthread_join(args[t].thread, NULL) == 0, "join");
+    for (unsigned t = 0; t < threads; t++)
+        CHECK(pthread_join(args[t].thread, NULL) == 0, "join");
     CHECK(atomic_load(&worker_failures) == 0, "a worker failed");
     CHECK(ht_heap_validate(shared, 0, NULL) && ht_heap_validate(ht_process_heap(), 0, NULL),
           "validate after the forks");
     CHECK(ht_heap_destroy(shared), "destroy");
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     parse_options(argc, argv, &options, usage);
-    if (options.threads > MAX_THREADS) options.threads = MAX_THREADS;
+    if (options.threads > MAX_THREADS)
+        options.threads = MAX_THREADS;
     printf("test_heap_threads: seed %" PRIu64 ", %u threads, %" PRIu64 " ops per stress test\n",
            options.seed, options.threads, options.ops);
     const struct CMUnitTest tests[] = {

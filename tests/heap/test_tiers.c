@@ -11,15 +11,15 @@
 
 static test_options options = {.seed = 1, .seeds = 1, .ops = 0, .threads = 1};
 
-static const char usage[] =
-    "usage: test_heap_tiers [--filter PATTERN] [--verbose]\n"
-    "  Deterministic scenarios for each tier rule of docs/DESIGN.md.\n";
+static const char usage[] = "usage: test_heap_tiers [--filter PATTERN] [--verbose]\n"
+                            "  Deterministic scenarios for each tier rule of docs/DESIGN.md.\n";
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 /* ht_heap_alloc that must succeed with a Source in allowed; returns the block, *source. */
 static void *alloc_from(ht_heap *heap, ht_heap_counters *counters, size_t size, unsigned allowed,
-                        int *source) {
+                        int *source)
+{
     ht_set_last_error(HT_OK);
     void *p = ht_heap_alloc(heap, 0, size);
     CHECK(p != NULL, "alloc(%zu) failed", size);
@@ -27,28 +27,33 @@ static void *alloc_from(ht_heap *heap, ht_heap_counters *counters, size_t size, 
     int s = EXPECT_COUNTED(heap, counters, HT_OP_ALLOC, allowed, "alloc(%zu) = %p", size, p);
     size_t usable = ht_heap_size(heap, 0, p);
     CHECK(usable != SIZE_MAX && usable >= size, "size(%p) = %zu for %zu bytes", p, usable, size);
-    if (source) *source = s;
+    if (source)
+        *source = s;
     return p;
 }
 
-static int free_from(ht_heap *heap, ht_heap_counters *counters, void *p, unsigned allowed) {
+static int free_from(ht_heap *heap, ht_heap_counters *counters, void *p, unsigned allowed)
+{
     CHECK(ht_heap_free(heap, 0, p), "free(%p) failed", p);
     return EXPECT_COUNTED(heap, counters, HT_OP_FREE, allowed, "free(%p)", p);
 }
 
-static ht_heap *heap_with_lfh(uint32_t mode) {
+static ht_heap *heap_with_lfh(uint32_t mode)
+{
     ht_heap *heap = heap_create_checked(0, 0, 0);
     set_compatibility(heap, mode);
     return heap;
 }
 
-static void destroy(ht_heap *heap) {
+static void destroy(ht_heap *heap)
+{
     CHECK(ht_heap_validate(heap, 0, NULL), "validate before destroy failed");
     CHECK(ht_heap_destroy(heap), "destroy failed");
 }
 
 /* The walk entry of block p (a block, not a region); fails if there is none. */
-static ht_heap_entry entry_of(ht_heap *heap, const void *p) {
+static ht_heap_entry entry_of(ht_heap *heap, const void *p)
+{
     ht_heap_entry *entries;
     size_t count = walk_collect(heap, &entries);
     const ht_heap_entry *found = walk_find(entries, count, p);
@@ -58,15 +63,18 @@ static ht_heap_entry entry_of(ht_heap *heap, const void *p) {
     return copy;
 }
 
-static size_t busy_blocks(ht_heap *heap) {
+static size_t busy_blocks(ht_heap *heap)
+{
     ht_heap_entry *entries;
     size_t count = walk_collect(heap, &entries), busy = 0;
-    for (size_t i = 0; i < count; i++) busy += entry_is_busy_block(&entries[i]);
+    for (size_t i = 0; i < count; i++)
+        busy += entry_is_busy_block(&entries[i]);
     free(entries);
     return busy;
 }
 
-static void run_thread(void *(*function)(void *), void *argument) {
+static void run_thread(void *(*function)(void *), void *argument)
+{
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, function, argument) == 0, "pthread_create failed");
     CHECK(pthread_join(thread, NULL) == 0, "pthread_join failed");
@@ -77,13 +85,14 @@ static void run_thread(void *(*function)(void *), void *argument) {
 
 /* Buckets of the SPEC.md table as [low, high] request sizes. */
 static const size_t bucket_ranges[][2] = {
-    {1, 16},       {33, 48},      {241, 256},    {497, 512},    {513, 544},
-    {993, 1024},   {1025, 1088},  {1985, 2048},  {2049, 2176},  {3969, 4096},
-    {7937, 8192},  {8193, 8704},  {15873, 16384},
+    {1, 16},      {33, 48},     {241, 256},     {497, 512},   {513, 544},
+    {993, 1024},  {1025, 1088}, {1985, 2048},   {2049, 2176}, {3969, 4096},
+    {7937, 8192}, {8193, 8704}, {15873, 16384},
 };
 #define RANGE_COUNT (sizeof bucket_ranges / sizeof bucket_ranges[0])
 
-static void test_activation_after_17_per_bucket(void **state) {
+static void test_activation_after_17_per_bucket(void **state)
+{
     (void)state;
     for (size_t r = 0; r < RANGE_COUNT; r++) {
         size_t low = bucket_ranges[r][0], high = bucket_ranges[r][1];
@@ -99,8 +108,8 @@ static void test_activation_after_17_per_bucket(void **state) {
             blocks[i] = alloc_from(heap, &counters, size, SRC_BACKEND, NULL);
             ht_heap_entry entry = entry_of(heap, blocks[i]);
             CHECK(!(entry.flags & HT_ENTRY_LFH) && entry.source == MEMORY_FROM_MAINPATH,
-                  "bucket %zu: allocation %u of %zu is in the LFH (flags 0x%x)", high, i + 1,
-                  size, entry.flags);
+                  "bucket %zu: allocation %u of %zu is in the LFH (flags 0x%x)", high, i + 1, size,
+                  entry.flags);
         }
         blocks[17] = alloc_from(heap, &counters, high, SRC(MEMORY_FROM_LOWFRAG), NULL);
         ht_heap_entry entry = entry_of(heap, blocks[17]);
@@ -121,7 +130,8 @@ static void test_activation_after_17_per_bucket(void **state) {
     }
 }
 
-static void test_buckets_have_separate_counters(void **state) {
+static void test_buckets_have_separate_counters(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -141,7 +151,8 @@ static void test_buckets_have_separate_counters(void **state) {
     void *big[40];
     for (unsigned i = 0; i < 40; i++)
         big[i] = alloc_from(heap, &counters, HT_LFH_MAX_BLOCK + 1, SRC_BACKEND, NULL);
-    for (unsigned i = 0; i < 40; i++) free_from(heap, &counters, big[i], SRC_BACKEND);
+    for (unsigned i = 0; i < 40; i++)
+        free_from(heap, &counters, big[i], SRC_BACKEND);
     for (unsigned i = 0; i < HT_LFH_ACTIVATION_THRESHOLD; i++) {
         free_from(heap, &counters, a[i], SRC_BACKEND);
         free_from(heap, &counters, b[i], SRC_BACKEND);
@@ -154,7 +165,8 @@ static void test_buckets_have_separate_counters(void **state) {
 }
 
 /* The counter counts allocations, not live blocks: freeing does not hold activation back. */
-static void test_activation_counts_allocations(void **state) {
+static void test_activation_counts_allocations(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -169,7 +181,8 @@ static void test_activation_counts_allocations(void **state) {
 }
 
 /* 0 bytes is served as 1: bucket of 1..16, requested size 0. */
-static void test_zero_size_requests(void **state) {
+static void test_zero_size_requests(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -182,14 +195,15 @@ static void test_zero_size_requests(void **state) {
     }
     blocks[17] = alloc_from(heap, &counters, 0, SRC(MEMORY_FROM_LOWFRAG), NULL);
     for (unsigned i = 0; i <= HT_LFH_ACTIVATION_THRESHOLD; i++)
-        free_from(heap, &counters, blocks[i], i < HT_LFH_ACTIVATION_THRESHOLD
-                                                  ? SRC_BACKEND : SRC(MEMORY_FROM_LOOKASIDE));
+        free_from(heap, &counters, blocks[i],
+                  i < HT_LFH_ACTIVATION_THRESHOLD ? SRC_BACKEND : SRC(MEMORY_FROM_LOOKASIDE));
     destroy(heap);
 }
 
 /* The requested size of a 0-byte block is 0 (heap.h: "the size the caller asked for"), in
  * ht_heap_requested_size, the walk and the summary. */
-static void test_zero_size_requested(void **state) {
+static void test_zero_size_requested(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -198,7 +212,8 @@ static void test_zero_size_requested(void **state) {
     for (unsigned i = 0; i <= HT_LFH_ACTIVATION_THRESHOLD; i++)
         blocks[i] = alloc_from(heap, &counters, i % 2 ? 0 : 16, SRC_BACKEND | SRC_FRONTEND, NULL);
     CHECK(ht_heap_requested_size(heap, blocks[1]) == 0,
-          "requested size of a 0-byte back-end block is %zu", ht_heap_requested_size(heap, blocks[1]));
+          "requested size of a 0-byte back-end block is %zu",
+          ht_heap_requested_size(heap, blocks[1]));
     CHECK(ht_heap_requested_size(heap, blocks[17]) == 0,
           "requested size of a 0-byte LFH block is %zu", ht_heap_requested_size(heap, blocks[17]));
     ht_heap_entry entry = entry_of(heap, blocks[1]);
@@ -212,7 +227,8 @@ static void test_zero_size_requested(void **state) {
     destroy(heap);
 }
 
-static void test_zero_size_zero_memory_realloc(void **state) {
+static void test_zero_size_zero_memory_realloc(void **state)
+{
     (void)state;
     /* A 0-byte block in a dirty 16-byte slot (taken from this thread's lookaside list, where
      * the slot below it in the list leaves a non-zero link in its first bytes), grown with
@@ -242,7 +258,8 @@ static void test_zero_size_zero_memory_realloc(void **state) {
 
 /* ---- COMPATIBILITY information -------------------------------------------------------------- */
 
-static void test_compatibility_information(void **state) {
+static void test_compatibility_information(void **state)
+{
     (void)state;
     /* 2: the first allocation of every size up to 16 KiB is LOWFRAG. */
     ht_heap *heap = heap_create_checked(0, 0, 0);
@@ -271,7 +288,8 @@ static void test_compatibility_information(void **state) {
         void *many[100];
         for (unsigned i = 0; i < 100; i++)
             many[i] = alloc_from(heap, &counters, 64, SRC_BACKEND, NULL);
-        for (unsigned i = 0; i < 100; i++) free_from(heap, &counters, many[i], SRC_BACKEND);
+        for (unsigned i = 0; i < 100; i++)
+            free_from(heap, &counters, many[i], SRC_BACKEND);
     }
     destroy(heap);
 
@@ -298,14 +316,16 @@ static void test_compatibility_information(void **state) {
         void *many[40];
         for (unsigned i = 0; i < 40; i++)
             many[i] = alloc_from(heap, &counters, 64, SRC_BACKEND, NULL);
-        for (unsigned i = 0; i < 40; i++) free_from(heap, &counters, many[i], SRC_BACKEND);
+        for (unsigned i = 0; i < 40; i++)
+            free_from(heap, &counters, many[i], SRC_BACKEND);
         destroy(heap);
     }
 }
 
 /* 2 -> 0 with LFH blocks alive: new allocations go to the back end, the old blocks are freed
  * to their subsegments, and blocks cached in lookaside lists are not handed out again. */
-static void test_compatibility_switched_off_later(void **state) {
+static void test_compatibility_switched_off_later(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap_counters counters;
@@ -326,7 +346,8 @@ static void test_compatibility_switched_off_later(void **state) {
     }
     for (unsigned i = 0; i < 10; i++)
         free_from(heap, &counters, live[i], SRC(MEMORY_FROM_LOWFRAG));
-    for (unsigned i = 0; i < 20; i++) free_from(heap, &counters, fresh[i], SRC_BACKEND);
+    for (unsigned i = 0; i < 20; i++)
+        free_from(heap, &counters, fresh[i], SRC_BACKEND);
     CHECK(busy_blocks(heap) == 0, "busy blocks left");
     ht_heap_summary summary;
     summary_read(heap, &summary);
@@ -336,7 +357,8 @@ static void test_compatibility_switched_off_later(void **state) {
 
 /* ---- lookaside lists ------------------------------------------------------------------------ */
 
-static void test_lookaside_lifo_and_depth(void **state) {
+static void test_lookaside_lifo_and_depth(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap_counters counters;
@@ -354,8 +376,9 @@ static void test_lookaside_lifo_and_depth(void **state) {
     for (unsigned i = 0; i < HT_LOOKASIDE_DEPTH; i++) {
         size_t size = 97 + i % 16; /* 97..112: bucket 112 */
         void *p = alloc_from(heap, &counters, size, SRC(MEMORY_FROM_LOOKASIDE), NULL);
-        CHECK(p == blocks[HT_LOOKASIDE_DEPTH - 1 - i], "lookaside alloc %u returned %p, expected %p",
-              i, p, blocks[HT_LOOKASIDE_DEPTH - 1 - i]);
+        CHECK(p == blocks[HT_LOOKASIDE_DEPTH - 1 - i],
+              "lookaside alloc %u returned %p, expected %p", i, p,
+              blocks[HT_LOOKASIDE_DEPTH - 1 - i]);
         CHECK(ht_heap_requested_size(heap, p) == size, "requested size of a reused slot");
         blocks[HT_LOOKASIDE_DEPTH - 1 - i] = p;
     }
@@ -382,7 +405,8 @@ static void test_lookaside_lifo_and_depth(void **state) {
     destroy(heap);
 }
 
-static void test_lookaside_zero_memory(void **state) {
+static void test_lookaside_zero_memory(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap_counters counters;
@@ -399,7 +423,8 @@ static void test_lookaside_zero_memory(void **state) {
     destroy(heap);
 }
 
-static void test_lookaside_information(void **state) {
+static void test_lookaside_information(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     CHECK(query_u32(heap, HT_HEAP_LOOKASIDE_INFORMATION) == 1, "lookaside not on by default");
@@ -441,7 +466,8 @@ static void test_lookaside_information(void **state) {
 
 /* Lookaside entries of a destroyed heap never come back, even when the next heap gets the same
  * address. */
-static void check_heap_serves_own_blocks(ht_heap *heap, bool lfh_on, const char *what) {
+static void check_heap_serves_own_blocks(ht_heap *heap, bool lfh_on, const char *what)
+{
     ht_heap_counters counters;
     counters_read(heap, &counters);
     const size_t sizes[] = {64, 500, 1000};
@@ -463,11 +489,13 @@ static void check_heap_serves_own_blocks(ht_heap *heap, bool lfh_on, const char 
     }
     free(entries);
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: validate", what);
-    for (unsigned i = 0; i < 60; i++) CHECK(ht_heap_free(heap, 0, blocks[i]), "free");
+    for (unsigned i = 0; i < 60; i++)
+        CHECK(ht_heap_free(heap, 0, blocks[i]), "free");
 }
 
 /* Leaves 20 blocks in each of three lookaside lists of this thread (heap with LFH on). */
-static void fill_lookaside(ht_heap *heap) {
+static void fill_lookaside(ht_heap *heap)
+{
     ht_heap_counters counters;
     counters_read(heap, &counters);
     const size_t sizes[] = {64, 500, 1000};
@@ -478,7 +506,8 @@ static void fill_lookaside(ht_heap *heap) {
         free_from(heap, &counters, blocks[i], SRC(MEMORY_FROM_LOOKASIDE));
 }
 
-static void test_destroyed_heap_lookaside_same_thread(void **state) {
+static void test_destroyed_heap_lookaside_same_thread(void **state)
+{
     (void)state;
     unsigned same_address = 0;
     for (unsigned round = 0; round < 16; round++) {
@@ -492,7 +521,8 @@ static void test_destroyed_heap_lookaside_same_thread(void **state) {
         check_heap_serves_own_blocks(b, lfh_on, "heap after a destroyed one");
         destroy(b);
     }
-    if (options.verbose) printf("  new heap at the destroyed heap's address %u/16 times\n", same_address);
+    if (options.verbose)
+        printf("  new heap at the destroyed heap's address %u/16 times\n", same_address);
 }
 
 typedef struct handoff {
@@ -501,7 +531,8 @@ typedef struct handoff {
     bool lfh_on;
 } handoff;
 
-static void *lookaside_then_new_heap(void *argument) {
+static void *lookaside_then_new_heap(void *argument)
+{
     handoff *h = argument;
     current_context.thread = 1;
     fill_lookaside(h->heap);
@@ -512,7 +543,8 @@ static void *lookaside_then_new_heap(void *argument) {
     return NULL;
 }
 
-static void *cache_and_exit(void *argument) {
+static void *cache_and_exit(void *argument)
+{
     handoff *h = argument;
     current_context.thread = 1;
     fill_lookaside(h->heap);
@@ -520,7 +552,8 @@ static void *cache_and_exit(void *argument) {
     return NULL; /* exits with cached blocks while main destroys the heap */
 }
 
-static void test_destroyed_heap_lookaside_other_thread(void **state) {
+static void test_destroyed_heap_lookaside_other_thread(void **state)
+{
     (void)state;
     install_crash_report();
     for (unsigned round = 0; round < 8; round++) {
@@ -574,7 +607,8 @@ typedef struct blocks_arg {
     unsigned count;
 } blocks_arg;
 
-static void *alloc_and_cache(void *argument) {
+static void *alloc_and_cache(void *argument)
+{
     blocks_arg *a = argument;
     current_context.thread = 1;
     ht_heap_counters counters;
@@ -586,12 +620,14 @@ static void *alloc_and_cache(void *argument) {
     return NULL;
 }
 
-static void test_thread_exit_returns_lookaside(void **state) {
+static void test_thread_exit_returns_lookaside(void **state)
+{
     (void)state;
     install_crash_report();
     ht_heap *heap = heap_with_lfh(2);
     blocks_arg a = {.heap = heap, .count = 20};
-    for (unsigned i = 0; i < a.count; i++) a.sizes[i] = 64;
+    for (unsigned i = 0; i < a.count; i++)
+        a.sizes[i] = 64;
     run_thread(alloc_and_cache, &a);
     CHECK(ht_heap_validate(heap, 0, NULL), "validate after the thread exited");
     /* Each block lies in a free entry of the walk (its own free slot, or a free back-end block
@@ -603,7 +639,8 @@ static void test_thread_exit_returns_lookaside(void **state) {
         bool in_free = false;
         for (size_t k = 0; k < count; k++) {
             const ht_heap_entry *e = &entries[k];
-            if (!entry_is_block(e)) continue;
+            if (!entry_is_block(e))
+                continue;
             bool covers = (uintptr_t)e->data <= p && p < (uintptr_t)e->data + e->size;
             CHECK(!(covers && (e->flags & HT_ENTRY_BUSY)),
                   "exited thread's cached block %p is inside busy entry %p (flags 0x%x)",
@@ -628,11 +665,15 @@ static void test_thread_exit_returns_lookaside(void **state) {
     while (found < a.count && n < CAP) {
         void *p = alloc_from(heap, &counters, 64, SRC(MEMORY_FROM_LOWFRAG), NULL);
         mine[n++] = p;
-        for (unsigned i = 0; i < a.count; i++) found += a.blocks[i] == p;
+        for (unsigned i = 0; i < a.count; i++)
+            found += a.blocks[i] == p;
     }
-    CHECK(found == a.count, "only %u of the exited thread's %u cached blocks came back in %u "
-          "allocations", found, a.count, n);
-    for (unsigned i = 0; i < n; i++) CHECK(ht_heap_free(heap, 0, mine[i]), "free");
+    CHECK(found == a.count,
+          "only %u of the exited thread's %u cached blocks came back in %u "
+          "allocations",
+          found, a.count, n);
+    for (unsigned i = 0; i < n; i++)
+        CHECK(ht_heap_free(heap, 0, mine[i]), "free");
     free(mine);
     destroy(heap);
 }
@@ -643,7 +684,8 @@ typedef struct cross_arg {
     void *medium[64];
 } cross_arg;
 
-static void *cross_allocate(void *argument) {
+static void *cross_allocate(void *argument)
+{
     cross_arg *c = argument;
     current_context.thread = 1;
     ht_heap_counters counters;
@@ -657,7 +699,8 @@ static void *cross_allocate(void *argument) {
     return NULL;
 }
 
-static void *cross_free(void *argument) {
+static void *cross_free(void *argument)
+{
     cross_arg *c = argument;
     current_context.thread = 2;
     ht_heap_counters counters;
@@ -677,7 +720,8 @@ static void *cross_free(void *argument) {
     return NULL;
 }
 
-static void test_cross_thread_free(void **state) {
+static void test_cross_thread_free(void **state)
+{
     (void)state;
     install_crash_report();
     ht_heap *heap = heap_with_lfh(2);
@@ -691,7 +735,8 @@ static void test_cross_thread_free(void **state) {
     CHECK(summary.live_blocks == 0 && summary.allocated == 0, "summary after cross frees");
     ht_heap_counters counters;
     counters_read(heap, &counters);
-    CHECK(counters_total(&counters, HT_OP_ALLOC) == 129 && counters_total(&counters, HT_OP_FREE) == 129,
+    CHECK(counters_total(&counters, HT_OP_ALLOC) == 129 &&
+              counters_total(&counters, HT_OP_FREE) == 129,
           "counters summed over threads: %" PRIu64 " allocs, %" PRIu64 " frees",
           counters_total(&counters, HT_OP_ALLOC), counters_total(&counters, HT_OP_FREE));
     destroy(heap);
@@ -700,12 +745,13 @@ static void test_cross_thread_free(void **state) {
 /* ---- realloc -------------------------------------------------------------------------------- */
 
 static void *realloc_expect(ht_heap *heap, ht_heap_counters *counters, uint32_t flags, void *p,
-                            size_t size, unsigned allowed, const char *what) {
+                            size_t size, unsigned allowed, const char *what)
+{
     size_t old = ht_heap_requested_size(heap, p);
     void *q = ht_heap_realloc(heap, flags, p, size);
     CHECK(q != NULL, "%s: realloc(%p, %zu -> %zu) failed", what, p, old, size);
-    EXPECT_COUNTED(heap, counters, HT_OP_REALLOC, allowed, "%s: realloc(%p, %zu -> %zu) = %p",
-                   what, p, old, size, q);
+    EXPECT_COUNTED(heap, counters, HT_OP_REALLOC, allowed, "%s: realloc(%p, %zu -> %zu) = %p", what,
+                   p, old, size, q);
     CHECK(ht_heap_requested_size(heap, q) == size && ht_heap_size(heap, 0, q) >= size,
           "%s: sizes after realloc", what);
     size_t kept = old < size ? old : size;
@@ -714,7 +760,8 @@ static void *realloc_expect(ht_heap *heap, ht_heap_counters *counters, uint32_t 
     return q;
 }
 
-static void test_realloc_sources_lfh(void **state) {
+static void test_realloc_sources_lfh(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap_counters counters;
@@ -724,7 +771,8 @@ static void test_realloc_sources_lfh(void **state) {
     size_t slot = ht_heap_size(heap, 0, p);
     CHECK(slot >= 100 && slot <= 128, "slot of 100 bytes is %zu", slot);
     /* In place while the slot fits and is at most twice the new size. */
-    CHECK(realloc_expect(heap, &counters, 0, p, slot, SRC(MEMORY_FROM_LOWFRAG), "grow in slot") == p,
+    CHECK(realloc_expect(heap, &counters, 0, p, slot, SRC(MEMORY_FROM_LOWFRAG), "grow in slot") ==
+              p,
           "grow within the slot moved");
     CHECK(realloc_expect(heap, &counters, 0, p, (slot + 1) / 2 + 8, SRC(MEMORY_FROM_LOWFRAG),
                          "shrink in slot") == p,
@@ -753,7 +801,8 @@ static void test_realloc_sources_lfh(void **state) {
     destroy(heap);
 }
 
-static void test_realloc_sources_backend(void **state) {
+static void test_realloc_sources_backend(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(0);
     ht_heap_counters counters;
@@ -795,7 +844,8 @@ static void test_realloc_sources_backend(void **state) {
 
 /* ---- walk, queries, other heap kinds ------------------------------------------------------- */
 
-static void test_walk_flags_per_tier(void **state) {
+static void test_walk_flags_per_tier(void **state)
+{
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     ht_heap_counters counters;
@@ -834,7 +884,10 @@ static void test_walk_flags_per_tier(void **state) {
                 inside = true;
         }
         CHECK(inside, "%s block %p is in no REGION entry of the walk",
-              k == 0 ? "LFH" : k == 1 ? "back-end" : "large", e->data);
+              k == 0   ? "LFH"
+              : k == 1 ? "back-end"
+                       : "large",
+              e->data);
     }
     free(entries);
     free_from(heap, &counters, lfh, SRC(MEMORY_FROM_LOOKASIDE));
@@ -846,8 +899,9 @@ static void test_walk_flags_per_tier(void **state) {
 /* heap.h allows walking a heap others are using ("an approximate picture"): blocks freed,
  * segments released and large blocks unmapped between two ht_heap_walk calls must not make
  * the walk crash or loop. Here the changes come from this thread, between steps. */
-static void walk_while_freeing(size_t size, unsigned count, uint32_t trigger_flags,
-                               unsigned skip, const char *what) {
+static void walk_while_freeing(size_t size, unsigned count, uint32_t trigger_flags, unsigned skip,
+                               const char *what)
+{
     ht_heap *heap = heap_with_lfh(2);
     set_lookaside(heap, 0);
     static void *blocks[1024]; /* static: nothing leaks if the walk crashes the test */
@@ -875,22 +929,26 @@ static void walk_while_freeing(size_t size, unsigned count, uint32_t trigger_fla
     destroy(heap);
 }
 
-static void test_walk_while_large_blocks_unmapped(void **state) {
+static void test_walk_while_large_blocks_unmapped(void **state)
+{
     (void)state;
     walk_while_freeing(2u << 20, 8, HT_ENTRY_LARGE, 0, "large blocks unmapped");
 }
 
-static void test_walk_while_subsegments_released(void **state) {
+static void test_walk_while_subsegments_released(void **state)
+{
     (void)state;
     walk_while_freeing(16000, 600, HT_ENTRY_LFH, 590, "LFH subsegments released");
 }
 
-static void test_walk_while_segments_released(void **state) {
+static void test_walk_while_segments_released(void **state)
+{
     (void)state;
     walk_while_freeing(200000, 60, 0, 55, "back-end segments released");
 }
 
-static void test_queries_are_not_counted(void **state) {
+static void test_queries_are_not_counted(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -912,7 +970,8 @@ static void test_queries_are_not_counted(void **state) {
     destroy(heap);
 }
 
-static void test_large_threshold(void **state) {
+static void test_large_threshold(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -933,22 +992,26 @@ static void test_large_threshold(void **state) {
     destroy(heap);
 }
 
-static void test_fixed_heap_has_no_front_end(void **state) {
+static void test_fixed_heap_has_no_front_end(void **state)
+{
     (void)state;
     const size_t maximum = 1 << 20;
     ht_heap *heap = heap_create_checked(0, 0, maximum);
     ht_heap_counters counters;
     counters_read(heap, &counters);
     void *small[100];
-    for (unsigned i = 0; i < 100; i++) small[i] = alloc_from(heap, &counters, 64, SRC_BACKEND, NULL);
-    for (unsigned i = 0; i < 100; i++) free_from(heap, &counters, small[i], SRC_BACKEND);
+    for (unsigned i = 0; i < 100; i++)
+        small[i] = alloc_from(heap, &counters, 64, SRC_BACKEND, NULL);
+    for (unsigned i = 0; i < 100; i++)
+        free_from(heap, &counters, small[i], SRC_BACKEND);
     void *blocks[256];
     unsigned n = 0;
     for (;;) {
         CHECK(n < 256, "a 1 MiB fixed heap took 256 blocks of 8 KiB");
         ht_set_last_error(HT_OK);
         void *p = ht_heap_alloc(heap, 0, 8192);
-        if (!p) break;
+        if (!p)
+            break;
         EXPECT_COUNTED(heap, &counters, HT_OP_ALLOC, SRC_BACKEND, "fill");
         blocks[n++] = p;
     }
@@ -961,11 +1024,13 @@ static void test_fixed_heap_has_no_front_end(void **state) {
     CHECK(ht_heap_validate(heap, 0, NULL), "validate full heap");
     free_from(heap, &counters, blocks[n / 2], SRC_BACKEND);
     blocks[n / 2] = alloc_from(heap, &counters, 8192, SRC_BACKEND, NULL);
-    for (unsigned i = 0; i < n; i++) free_from(heap, &counters, blocks[i], SRC_BACKEND);
+    for (unsigned i = 0; i < n; i++)
+        free_from(heap, &counters, blocks[i], SRC_BACKEND);
     destroy(heap);
 }
 
-static void test_no_serialize_has_no_front_end(void **state) {
+static void test_no_serialize_has_no_front_end(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(HT_HEAP_NO_SERIALIZE, 0, 0);
     ht_heap_counters counters;
@@ -975,12 +1040,14 @@ static void test_no_serialize_has_no_front_end(void **state) {
         void *many[40];
         for (unsigned i = 0; i < 40; i++)
             many[i] = alloc_from(heap, &counters, sizes[s], SRC_BACKEND, NULL);
-        for (unsigned i = 0; i < 40; i++) free_from(heap, &counters, many[i], SRC_BACKEND);
+        for (unsigned i = 0; i < 40; i++)
+            free_from(heap, &counters, many[i], SRC_BACKEND);
     }
     destroy(heap);
 }
 
-static void test_aligned_allocation(void **state) {
+static void test_aligned_allocation(void **state)
+{
     (void)state;
     ht_heap *heap = heap_create_checked(0, 0, 0);
     ht_heap_counters counters;
@@ -992,8 +1059,8 @@ static void test_aligned_allocation(void **state) {
             void *p = ht_heap_alloc_aligned(heap, 0, alignments[a], sizes[s]);
             CHECK(p != NULL && (uintptr_t)p % alignments[a] == 0, "aligned(%zu, %zu) = %p",
                   alignments[a], sizes[s], p);
-            EXPECT_COUNTED(heap, &counters, HT_OP_ALLOC,
-                           SRC_BACKEND | SRC_FRONTEND, "aligned(%zu, %zu)", alignments[a], sizes[s]);
+            EXPECT_COUNTED(heap, &counters, HT_OP_ALLOC, SRC_BACKEND | SRC_FRONTEND,
+                           "aligned(%zu, %zu)", alignments[a], sizes[s]);
             CHECK(ht_heap_size(heap, 0, p) >= sizes[s] && ht_heap_validate(heap, 0, p),
                   "aligned block %p", p);
             memset(p, 0x77, sizes[s]);
@@ -1007,7 +1074,8 @@ static void test_aligned_allocation(void **state) {
 
 /* heap.h: compact returns "the size of the largest free block that could be allocated without
  * growing the heap": an allocation of that size then comes from the free lists. */
-static void test_compact_largest_block(void **state) {
+static void test_compact_largest_block(void **state)
+{
     (void)state;
     const uint32_t kinds[] = {HT_HEAP_NO_SERIALIZE, 0};
     for (size_t k = 0; k < 2; k++) {
@@ -1034,9 +1102,13 @@ static void test_compact_largest_block(void **state) {
 /* ---- creation, heap list, lock ------------------------------------------------------------ */
 
 /* heap.h: "initial_size is committed at once (rounded to pages)". */
-static void test_initial_size_committed(void **state) {
+static void test_initial_size_committed(void **state)
+{
     (void)state;
-    const size_t sizes[][2] = {{1 << 20, 0}, {3 << 20, 0}, {512 << 10, 512 << 10}, {100000, 1 << 20}};
+    const size_t sizes[][2] = {{1 << 20, 0},
+                               {3 << 20, 0},
+                               {512 << 10, 512 << 10},
+                               {100000, 1 << 20}};
     for (size_t i = 0; i < 4; i++) {
         ht_heap *heap = heap_create_checked(0, sizes[i][0], sizes[i][1]);
         ht_heap_summary summary;
@@ -1048,7 +1120,8 @@ static void test_initial_size_committed(void **state) {
 }
 
 /* The permissions of the mapping holding address, from /proc/self/maps ("rwxp"). */
-static bool mapping_permissions(const void *address, char permissions[5]) {
+static bool mapping_permissions(const void *address, char permissions[5])
+{
     FILE *maps = fopen("/proc/self/maps", "r");
     CHECK(maps != NULL, "cannot read /proc/self/maps");
     char line[512];
@@ -1056,7 +1129,8 @@ static bool mapping_permissions(const void *address, char permissions[5]) {
     while (fgets(line, sizeof line, maps)) {
         unsigned long low, high;
         char perms[5] = {0};
-        if (sscanf(line, "%lx-%lx %4s", &low, &high, perms) != 3) continue;
+        if (sscanf(line, "%lx-%lx %4s", &low, &high, perms) != 3)
+            continue;
         if ((uintptr_t)address >= low && (uintptr_t)address < high) {
             memcpy(permissions, perms, 5);
             found = true;
@@ -1067,29 +1141,32 @@ static bool mapping_permissions(const void *address, char permissions[5]) {
     return found;
 }
 
-static void test_enable_execute(void **state) {
+static void test_enable_execute(void **state)
+{
     (void)state;
     const uint32_t flags[] = {HT_HEAP_CREATE_ENABLE_EXECUTE, 0};
     for (size_t k = 0; k < 2; k++) {
         ht_heap *heap = heap_create_checked(flags[k], 0, 0);
         const size_t sizes[3] = {100, 100000, 600000}; /* LFH or back end, back end, large */
         void *blocks[3];
-        for (size_t i = 0; i < 3; i++) blocks[i] = ht_heap_alloc(heap, 0, sizes[i]);
+        for (size_t i = 0; i < 3; i++)
+            blocks[i] = ht_heap_alloc(heap, 0, sizes[i]);
         for (size_t i = 0; i < 3; i++) {
             char permissions[5];
             CHECK(blocks[i] && mapping_permissions(blocks[i], permissions),
                   "no mapping for block %zu", i);
             bool executable = permissions[2] == 'x';
             CHECK(executable == (flags[k] != 0) && permissions[0] == 'r' && permissions[1] == 'w',
-                  "heap flags 0x%x: %zu-byte block %p in a mapping with permissions %s",
-                  flags[k], sizes[i], blocks[i], permissions);
+                  "heap flags 0x%x: %zu-byte block %p in a mapping with permissions %s", flags[k],
+                  sizes[i], blocks[i], permissions);
             CHECK(ht_heap_free(heap, 0, blocks[i]), "free");
         }
         destroy(heap);
     }
 }
 
-static void test_process_heaps_list(void **state) {
+static void test_process_heaps_list(void **state)
+{
     (void)state;
     ht_heap *process = ht_process_heap();
     CHECK(process != NULL && process == ht_process_heap(), "process heap");
@@ -1104,22 +1181,27 @@ static void test_process_heaps_list(void **state) {
     CHECK(count == before + N, "ht_process_heaps = %zu, expected %zu", count, before + N);
     for (unsigned i = 0; i < N; i++) {
         bool found = false;
-        for (size_t j = 0; j < count; j++) found |= list[j] == heaps[i];
+        for (size_t j = 0; j < count; j++)
+            found |= list[j] == heaps[i];
         CHECK(found, "heap %u missing from the list", i);
     }
     ht_heap *few[3] = {NULL, NULL, NULL};
     CHECK(ht_process_heaps(few, 3) == count && few[0] && few[1] && few[2],
           "a short buffer gets the count and its first entries");
-    for (unsigned i = 0; i < N; i += 2) CHECK(ht_heap_destroy(heaps[i]), "destroy");
+    for (unsigned i = 0; i < N; i += 2)
+        CHECK(ht_heap_destroy(heaps[i]), "destroy");
     count = ht_process_heaps(list, N + 64);
     CHECK(count == before + N / 2, "after destroying half: %zu heaps", count);
     for (size_t j = 0; j < count; j++) {
-        for (unsigned i = 0; i < N; i += 2) CHECK(list[j] != heaps[i], "destroyed heap listed");
+        for (unsigned i = 0; i < N; i += 2)
+            CHECK(list[j] != heaps[i], "destroyed heap listed");
     }
     bool process_found = false;
-    for (size_t j = 0; j < count; j++) process_found |= list[j] == process;
+    for (size_t j = 0; j < count; j++)
+        process_found |= list[j] == process;
     CHECK(process_found, "the process heap is not listed");
-    for (unsigned i = 1; i < N; i += 2) CHECK(ht_heap_destroy(heaps[i]), "destroy");
+    for (unsigned i = 1; i < N; i += 2)
+        CHECK(ht_heap_destroy(heaps[i]), "destroy");
     CHECK(ht_process_heaps(NULL, 0) == before, "heap count did not return to %zu", before);
 }
 
@@ -1129,7 +1211,8 @@ typedef struct lock_arg {
     void *block;
 } lock_arg;
 
-static void *alloc_behind_lock(void *argument) {
+static void *alloc_behind_lock(void *argument)
+{
     lock_arg *a = argument;
     a->block = ht_heap_alloc(a->heap, 0, 20000); /* back end: serialized by the heap lock */
     atomic_store(&a->done, 1);
@@ -1137,7 +1220,8 @@ static void *alloc_behind_lock(void *argument) {
 }
 
 /* HeapLock: while one thread holds the lock, another thread's back-end allocation waits. */
-static void test_lock_blocks_other_threads(void **state) {
+static void test_lock_blocks_other_threads(void **state)
+{
     (void)state;
     install_crash_report();
     ht_heap *heap = heap_create_checked(0, 0, 0);
@@ -1161,7 +1245,8 @@ static void test_lock_blocks_other_threads(void **state) {
     destroy(heap);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     parse_options(argc, argv, &options, usage);
     context_set("tiers", 0);
     const struct CMUnitTest tests[] = {

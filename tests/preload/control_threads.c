@@ -29,14 +29,14 @@ static atomic_int failures;
 static atomic_bool stop_allocating;
 static char control_dir[64];
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            atomic_fetch_add(&failures, 1);                                                    \
-            fprintf(stderr, "control_threads.c:%d: check failed: %s: ", __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            atomic_fetch_add(&failures, 1);                                                        \
+            fprintf(stderr, "control_threads.c:%d: check failed: %s: ", __LINE__, #cond);          \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 static void sleep_ms(long ms)
@@ -51,8 +51,8 @@ static int request(const char *text, char *reply, size_t size)
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);
     address.sun_family = AF_UNIX;
-    int n = ht_control_socket_path(address.sun_path, sizeof address.sun_path,
-                                   (uint32_t)geteuid(), (uint32_t)getpid(), control_dir, NULL);
+    int n = ht_control_socket_path(address.sun_path, sizeof address.sun_path, (uint32_t)geteuid(),
+                                   (uint32_t)getpid(), control_dir, NULL);
     if (n < 0)
         return n;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -157,8 +157,8 @@ int main(void)
         snprintf(text, sizeof text, "start\noutput=%s\nmode=%s\n\n", path[s],
                  s == 1 ? "discard" : "block");
         error = request(text, reply, sizeof reply);
-        CHECK(error == 0 && strncmp(reply, "ok\n", 3) == 0, "start: %s %.200s",
-              strerror(-error), reply);
+        CHECK(error == 0 && strncmp(reply, "ok\n", 3) == 0, "start: %s %.200s", strerror(-error),
+              reply);
         sleep_ms(60);
         error = request("stop\n\n", reply, sizeof reply);
         CHECK(error == 0 && strncmp(reply, "ok\n", 3) == 0, "stop: %s %.200s", strerror(-error),

@@ -43,8 +43,8 @@ int main(void)
         for (long j = (long)i * i; j < LIMIT; j += i)
             composite[j] = 1;
     }
-    printf("first %s, last %s, hash %016llx, primes %d\n", records[0].name,
-           records[COUNT - 1].name, (unsigned long long)hash, primes);
+    printf("first %s, last %s, hash %016llx, primes %d\n", records[0].name, records[COUNT - 1].name,
+           (unsigned long long)hash, primes);
     free(composite);
     free(records);
     return 0;

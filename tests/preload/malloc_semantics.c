@@ -22,13 +22,13 @@
 static int checks_run;
 static int checks_failed;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        checks_run++;                                                                          \
-        if (!(cond)) {                                                                         \
-            checks_failed++;                                                                   \
-            fprintf(stderr, "malloc_semantics.c:%d: check failed: %s\n", __LINE__, #cond);     \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks_run++;                                                                              \
+        if (!(cond)) {                                                                             \
+            checks_failed++;                                                                       \
+            fprintf(stderr, "malloc_semantics.c:%d: check failed: %s\n", __LINE__, #cond);         \
+        }                                                                                          \
     } while (0)
 
 /* The public API, reached through the preload library's exports. */
@@ -57,8 +57,7 @@ static int lookup_api(void)
     *(void **)&api.size = dlsym(RTLD_DEFAULT, "ht_heap_size");
     *(void **)&api.counters_get = dlsym(RTLD_DEFAULT, "ht_heap_counters_get");
     *(void **)&api.summary_get = dlsym(RTLD_DEFAULT, "ht_heap_summary_get");
-    if (!api.process_heap || !api.validate || !api.size || !api.counters_get ||
-        !api.summary_get) {
+    if (!api.process_heap || !api.validate || !api.size || !api.counters_get || !api.summary_get) {
         fprintf(stderr, "malloc_semantics: the heaptrail API is not in the process: run with "
                         "LD_PRELOAD=libheaptrail-preload.so\n");
         return -1;

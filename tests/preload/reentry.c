@@ -17,12 +17,12 @@
 
 static int checks_failed;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            checks_failed++;                                                                   \
-            fprintf(stderr, "reentry.c:%d: check failed: %s\n", __LINE__, #cond);              \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            checks_failed++;                                                                       \
+            fprintf(stderr, "reentry.c:%d: check failed: %s\n", __LINE__, #cond);                  \
+        }                                                                                          \
     } while (0)
 
 /* ---- The fake heap: one mapping per block, a 16-byte header holding the size ------------ */
@@ -36,8 +36,8 @@ struct ht_heap {
     int unused;
 };
 static struct ht_heap fake_heap;
-static int heap_depth;         /* > 0 while a fake heap call runs */
-static int heap_reentered;     /* a fake heap call began while another was running */
+static int heap_depth;     /* > 0 while a fake heap call runs */
+static int heap_reentered; /* a fake heap call began while another was running */
 static unsigned long heap_allocs, heap_frees;
 static void (*nested_action)(void); /* run once inside the next ht_heap_alloc */
 

@@ -113,11 +113,20 @@ static size_t mutate(uint8_t *out, size_t capacity, const input *base, const inp
     for (int e = 0; e < edits; e++) {
         size_t at = size ? (size_t)(next() % (size + 1)) : 0;
         switch (next() % 10) {
-        case 0: if (at < size) out[at] ^= (uint8_t)(1u << (next() % 8)); break;
-        case 1: if (at < size) out[at] = (uint8_t)next(); break;
-        case 2: if (at < size) out[at] = (uint8_t[]){0, '\n', 0x7F, 0x80, 0xFF}[next() % 5]; break;
+        case 0:
+            if (at < size)
+                out[at] ^= (uint8_t)(1u << (next() % 8));
+            break;
+        case 1:
+            if (at < size)
+                out[at] = (uint8_t)next();
+            break;
+        case 2:
+            if (at < size)
+                out[at] = (uint8_t[]){0, '\n', 0x7F, 0x80, 0xFF}[next() % 5];
+            break;
         case 3: size = at; break; /* cut */
-        case 4: { /* overwrite with bytes from another input */
+        case 4: {                 /* overwrite with bytes from another input */
             size_t len = (size_t)(next() % 64);
             if (other->size > len && at + len <= size) {
                 size_t from = (size_t)(next() % (other->size - len));
@@ -248,8 +257,8 @@ int main(int argc, char **argv)
         runs++;
         if (runs % 64 == 0) {
             clock_gettime(CLOCK_MONOTONIC, &now);
-            double elapsed =
-                (double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+            double elapsed = (double)(now.tv_sec - start.tv_sec) +
+                             (now.tv_nsec - start.tv_nsec) / 1e9;
             if (elapsed >= seconds)
                 break;
         }

@@ -20,15 +20,75 @@
 
 #define TEXT_MAX 4096
 
-const char *const fuzz_tokens[] = {
-    "0", "1", "9", "-", "+", " ", "k", "K", "KiB", "m", "M", "MiB", "g", "G", "GiB", "kb", "iB",
-    "0x", "18446744073709551615", "18446744073709551616", "17179869183G", "17179869184G",
-    "65536", "65535", "4294967296", "4294967297", "1073741824", "128", "129", "19", "20",
-    "60000", "60001", "4194304", "4194305", "alloc", "free", "realloc", "heap", "all", ",",
-    "block", "discard", "ring", "libunwind", "fp", "/", "%p", "\n", "=", "OUTPUT=/tmp/t\n",
-    "FD=", "MODE=", "BUFFER=", "STACKS=", "SAMPLE=", "EVENTS=", "MIN_SIZE=", "MAX_SIZE=",
-    "COMPRESS=", "FLUSH_MS=", "FOLLOW_FORKS=", "NO_RUNDOWN=", "OWNER_PID=", "CONTROL=",
-    "CONTROL_DIR=/", "NO_TSC=", "UNWIND=", NULL};
+const char *const fuzz_tokens[] = {"0",
+                                   "1",
+                                   "9",
+                                   "-",
+                                   "+",
+                                   " ",
+                                   "k",
+                                   "K",
+                                   "KiB",
+                                   "m",
+                                   "M",
+                                   "MiB",
+                                   "g",
+                                   "G",
+                                   "GiB",
+                                   "kb",
+                                   "iB",
+                                   "0x",
+                                   "18446744073709551615",
+                                   "18446744073709551616",
+                                   "17179869183G",
+                                   "17179869184G",
+                                   "65536",
+                                   "65535",
+                                   "4294967296",
+                                   "4294967297",
+                                   "1073741824",
+                                   "128",
+                                   "129",
+                                   "19",
+                                   "20",
+                                   "60000",
+                                   "60001",
+                                   "4194304",
+                                   "4194305",
+                                   "alloc",
+                                   "free",
+                                   "realloc",
+                                   "heap",
+                                   "all",
+                                   ",",
+                                   "block",
+                                   "discard",
+                                   "ring",
+                                   "libunwind",
+                                   "fp",
+                                   "/",
+                                   "%p",
+                                   "\n",
+                                   "=",
+                                   "OUTPUT=/tmp/t\n",
+                                   "FD=",
+                                   "MODE=",
+                                   "BUFFER=",
+                                   "STACKS=",
+                                   "SAMPLE=",
+                                   "EVENTS=",
+                                   "MIN_SIZE=",
+                                   "MAX_SIZE=",
+                                   "COMPRESS=",
+                                   "FLUSH_MS=",
+                                   "FOLLOW_FORKS=",
+                                   "NO_RUNDOWN=",
+                                   "OWNER_PID=",
+                                   "CONTROL=",
+                                   "CONTROL_DIR=/",
+                                   "NO_TSC=",
+                                   "UNWIND=",
+                                   NULL};
 
 static void fail(const char *what, const char *text)
 {
@@ -80,7 +140,7 @@ static void check_grammar(const char *text)
         fail("hti_parse_count disagrees with the reference", text);
     uint64_t mask = 0;
     if (hti_parse_events(text, &mask) == 0 && (mask == 0 || !*text || strstr(text, ",,") ||
-                                                text[0] == ',' || text[strlen(text) - 1] == ','))
+                                               text[0] == ',' || text[strlen(text) - 1] == ','))
         fail("hti_parse_events accepted an empty list or item", text);
     char quoted[512];
     hti_option_quote(quoted, sizeof quoted, text);

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (long i = 0; i < n; i++) {
             const uint64_t *frames;
             uint32_t depth;
-            if (events[i].stack_id && ht_reader_stack(reader, events[i].stack_id, &frames, &depth) &&
-                depth)
+            if (events[i].stack_id &&
+                ht_reader_stack(reader, events[i].stack_id, &frames, &depth) && depth)
                 ht_reader_module_find(reader, frames[0]);
         }
         if (++rounds > 10000000ul)

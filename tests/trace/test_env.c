@@ -22,12 +22,23 @@
 
 static char trace_path[256], stderr_path[256];
 
-static const char *const variables[] = {
-    "HEAPTRAIL_OUTPUT",   "HEAPTRAIL_FD",       "HEAPTRAIL_MODE",         "HEAPTRAIL_BUFFER",
-    "HEAPTRAIL_STACKS",   "HEAPTRAIL_UNWIND",   "HEAPTRAIL_SAMPLE",       "HEAPTRAIL_EVENTS",
-    "HEAPTRAIL_MIN_SIZE", "HEAPTRAIL_MAX_SIZE", "HEAPTRAIL_COMPRESS",     "HEAPTRAIL_FLUSH_MS",
-    "HEAPTRAIL_NO_RUNDOWN", "HEAPTRAIL_FOLLOW_FORKS", "HEAPTRAIL_NO_TSC", "HEAPTRAIL_FREE_STACKS",
-    NULL};
+static const char *const variables[] = {"HEAPTRAIL_OUTPUT",
+                                        "HEAPTRAIL_FD",
+                                        "HEAPTRAIL_MODE",
+                                        "HEAPTRAIL_BUFFER",
+                                        "HEAPTRAIL_STACKS",
+                                        "HEAPTRAIL_UNWIND",
+                                        "HEAPTRAIL_SAMPLE",
+                                        "HEAPTRAIL_EVENTS",
+                                        "HEAPTRAIL_MIN_SIZE",
+                                        "HEAPTRAIL_MAX_SIZE",
+                                        "HEAPTRAIL_COMPRESS",
+                                        "HEAPTRAIL_FLUSH_MS",
+                                        "HEAPTRAIL_NO_RUNDOWN",
+                                        "HEAPTRAIL_FOLLOW_FORKS",
+                                        "HEAPTRAIL_NO_TSC",
+                                        "HEAPTRAIL_FREE_STACKS",
+                                        NULL};
 
 static void clear_environment(void)
 {
@@ -115,8 +126,9 @@ static void test_bad_values(void **state)
 {
     (void)state;
     static const table tables[] = {
-        {"HEAPTRAIL_BUFFER", {"-1", "-5", "abc", "1x", "99999999999999999999", "", "0", "64kb",
-                              "65535", "5G", " 1M", "+1M", "0x100000"}},
+        {"HEAPTRAIL_BUFFER",
+         {"-1", "-5", "abc", "1x", "99999999999999999999", "", "0", "64kb", "65535", "5G", " 1M",
+          "+1M", "0x100000"}},
         {"HEAPTRAIL_STACKS", {"-1", "-5", "abc", "1x", "99999999999999999999", "", "129", "1k"}},
         {"HEAPTRAIL_SAMPLE", {"-1", "-5", "abc", "1x", "99999999999999999999", "", "2G"}},
         {"HEAPTRAIL_MIN_SIZE", {"-1", "-5", "abc", "1x", "99999999999999999999", ""}},

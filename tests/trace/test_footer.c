@@ -92,8 +92,7 @@ static replay replay_trace(const char *path, ht_trace_info *info)
                 heap = e[i].u.heap_resize.HeapHandle;
                 now = e[i].u.heap_resize.CommittedAfter;
                 break;
-            default:
-                continue;
+            default: continue;
             }
             size_t slot = 0;
             while (slot < 64 && heaps[slot] && heaps[slot] != heap)
@@ -245,8 +244,8 @@ static int teardown(void **state)
 
 /* The trace with its footer's body replaced (and checksummed again); opened from memory.
  * Returns the reader or NULL with the error in error. */
-static ht_reader *open_with_footer(const uint8_t *body, size_t length, uint8_t **image,
-                                   char *error, size_t error_size)
+static ht_reader *open_with_footer(const uint8_t *body, size_t length, uint8_t **image, char *error,
+                                   size_t error_size)
 {
     hti_chunk_header h;
     const char *why;
@@ -383,12 +382,9 @@ static void test_damaged_footers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_end_state_plain),
-        cmocka_unit_test(test_end_state_sampled),
-        cmocka_unit_test(test_end_state_filtered),
-        cmocka_unit_test(test_new_footer_reads),
-        cmocka_unit_test(test_older_footers),
-        cmocka_unit_test(test_damaged_footers),
+        cmocka_unit_test(test_end_state_plain),    cmocka_unit_test(test_end_state_sampled),
+        cmocka_unit_test(test_end_state_filtered), cmocka_unit_test(test_new_footer_reads),
+        cmocka_unit_test(test_older_footers),      cmocka_unit_test(test_damaged_footers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

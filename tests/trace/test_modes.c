@@ -755,8 +755,8 @@ static void test_environment(void **state)
                                                                  the rundown is not */
     ht_reader_close(r);
     unlink(path);
-    const char *names[] = {"HEAPTRAIL_OUTPUT", "HEAPTRAIL_MODE", "HEAPTRAIL_BUFFER",
-                           "HEAPTRAIL_STACKS", "HEAPTRAIL_UNWIND", "HEAPTRAIL_SAMPLE",
+    const char *names[] = {"HEAPTRAIL_OUTPUT", "HEAPTRAIL_MODE",    "HEAPTRAIL_BUFFER",
+                           "HEAPTRAIL_STACKS", "HEAPTRAIL_UNWIND",  "HEAPTRAIL_SAMPLE",
                            "HEAPTRAIL_EVENTS", "HEAPTRAIL_COMPRESS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         unsetenv(names[i]);

@@ -106,8 +106,8 @@ static void test_events(void **state)
     assert_true(mask == HT_EVENT_MASK_HEAPS);
     assert_int_equal(hti_parse_events("all", &mask), 0);
     assert_true(mask == HT_EVENT_MASK_ALL);
-    static const char *const bad[] = {"",       ",",     "alloc,", ",alloc", "alloc,,free",
-                                      "ALLOC",  "alloc ", "frees",  "-1",     NULL};
+    static const char *const bad[] = {"",      ",",      "alloc,", ",alloc", "alloc,,free",
+                                      "ALLOC", "alloc ", "frees",  "-1",     NULL};
     for (int i = 0; bad[i]; i++)
         if (hti_parse_events(bad[i], &mask) != -EINVAL)
             fail_msg("hti_parse_events(\"%s\") accepted", bad[i]);
@@ -355,10 +355,23 @@ static int stand_in_start(const ht_trace_options *options)
 static void test_control_agrees(void **state)
 {
     (void)state;
-    static const char *const values[] = {
-        "64K", "64k", "64KiB", "1M", "1MiB", "4G", "0", "1", "19", "20", "22", "128", "129",
-        "60000", "60001", "1G", "64kb", "-5", "-1", "abc", "1x", "99999999999999999999", "",
-        " 64K", "+64K", "0x10000", "65536", "5G", "block", "ring", "fp", "alloc,free", NULL};
+    static const char *const values[] = {"64K",   "64k",
+                                         "64KiB", "1M",
+                                         "1MiB",  "4G",
+                                         "0",     "1",
+                                         "19",    "20",
+                                         "22",    "128",
+                                         "129",   "60000",
+                                         "60001", "1G",
+                                         "64kb",  "-5",
+                                         "-1",    "abc",
+                                         "1x",    "99999999999999999999",
+                                         "",      " 64K",
+                                         "+64K",  "0x10000",
+                                         "65536", "5G",
+                                         "block", "ring",
+                                         "fp",    "alloc,free",
+                                         NULL};
     int compared = 0;
     for (int option = 0; option < HTI_OPTION_COUNT; option++) {
         const char *key = hti_option_key((hti_option)option);
@@ -404,11 +417,16 @@ static void test_control_replies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),         cmocka_unit_test(test_counts),
-        cmocka_unit_test(test_events),        cmocka_unit_test(test_ranges),
-        cmocka_unit_test(test_path_lengths),  cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_check),         cmocka_unit_test(test_quote),
-        cmocka_unit_test(test_environment_line), cmocka_unit_test(test_control_agrees),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_path_lengths),
+        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_quote),
+        cmocka_unit_test(test_environment_line),
+        cmocka_unit_test(test_control_agrees),
         cmocka_unit_test(test_control_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

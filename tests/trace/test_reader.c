@@ -12,7 +12,8 @@
 static void test_varint_and_crc(void **state)
 {
     (void)state;
-    uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63, UINT64_MAX};
+    uint64_t values[] = {0,         1, 127, 128, 300, 16383, 16384, UINT32_MAX, (uint64_t)1 << 63,
+                         UINT64_MAX};
     uint8_t buffer[16];
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         uint8_t *end = hti_put_varint(buffer, values[i]);
@@ -172,8 +173,8 @@ static void test_event_encoding(void **state)
     /* Build a stream by hand, as the hooks do, and decode it. */
     uint8_t buffer[4096];
     uint8_t *p = buffer;
-    uint64_t addresses[] = {0x7f0000001000u, 0x7f0000001010u, 0x7f0000000ff0u, 0x13, UINT64_MAX - 7,
-                            0, 0x10};
+    uint64_t addresses[] =
+        {0x7f0000001000u, 0x7f0000001010u, 0x7f0000000ff0u, 0x13, UINT64_MAX - 7, 0, 0x10};
     uint64_t previous = 0;
     for (size_t i = 0; i < sizeof addresses / sizeof *addresses; i++) {
         *p++ = (uint8_t)(HTI_OP_ALLOC | MEMORY_FROM_LOWFRAG | (i == 0 ? HTI_OP_HEAP : 0));
@@ -402,12 +403,9 @@ static void test_compressed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_varint_and_crc),
-        cmocka_unit_test(test_event_encoding),
-        cmocka_unit_test(test_table_records),
-        cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_corruption),
-        cmocka_unit_test(test_compressed),
+        cmocka_unit_test(test_varint_and_crc), cmocka_unit_test(test_event_encoding),
+        cmocka_unit_test(test_table_records),  cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_corruption),     cmocka_unit_test(test_compressed),
     };
     return cmocka_run_group_tests(tests, setup_trace, teardown_trace);
 }

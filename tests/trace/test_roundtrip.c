@@ -52,7 +52,15 @@ static void workload_run(workload *w, size_t ops)
             continue;
         }
         switch (r % 16) {
-        case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 6:
+        case 7:
+        case 8:
             ht_heap_free(w->owner[i], 0, w->blocks[i]);
             w->blocks[i] = NULL;
             break;

@@ -491,7 +491,8 @@ static void test_traced_stacks_are_libunwind(void **state)
         for (uint32_t f = 0; f < rules_depth[i]; f++)
             if (by_rules[i][f] != by_libunwind[i][f])
                 fail_msg("allocation %d, frame %u: %#" PRIx64 " with rules, %#" PRIx64
-                         " with libunwind", i, f, by_rules[i][f], by_libunwind[i][f]);
+                         " with libunwind",
+                         i, f, by_rules[i][f], by_libunwind[i][f]);
     }
     ht_heap_destroy(workload_heap);
 }

@@ -502,7 +502,8 @@ static uint64_t check_race_trace(const char *path, const racer *racers, uint64_t
                 uint64_t size = e[i].u.alloc.Size;
                 if (allocs[k] && size != previous[k] % 1000 + 1)
                     fail_msg("thread %d: an allocation of %" PRIu64 " bytes follows one of %" PRIu64
-                             ": events in between are missing", k, size, previous[k]);
+                             ": events in between are missing",
+                             k, size, previous[k]);
                 previous[k] = size;
                 allocs[k]++;
             }

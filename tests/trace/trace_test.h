@@ -42,10 +42,10 @@ static inline size_t random_size(uint64_t *state)
 {
     uint64_t r = rng_next(state);
     switch (r % 16) {
-    case 0: return (size_t)(rng_next(state) % 4096) + 1024;           /* back end */
-    case 1: return (size_t)(rng_next(state) % (64 << 10)) + 16384;    /* beyond the LFH */
-    case 2: return r % 64 == 2 ? (size_t)(600 << 10) : 200;           /* rarely a large block */
-    default: return (size_t)(rng_next(state) % 512);                  /* small: lookaside, LFH */
+    case 0: return (size_t)(rng_next(state) % 4096) + 1024;        /* back end */
+    case 1: return (size_t)(rng_next(state) % (64 << 10)) + 16384; /* beyond the LFH */
+    case 2: return r % 64 == 2 ? (size_t)(600 << 10) : 200;        /* rarely a large block */
+    default: return (size_t)(rng_next(state) % 512);               /* small: lookaside, LFH */
     }
 }
 
@@ -219,9 +219,7 @@ static inline void model_apply(model *m, const ht_event *e)
             model_insert(m, e->u.rundown_block.Address, e->u.rundown_block.HeapHandle,
                          e->u.rundown_block.Size);
         break;
-    case HT_EVENT_RUNDOWN_HEAP:
-        m->rundown_heaps++;
-        break;
+    case HT_EVENT_RUNDOWN_HEAP: m->rundown_heaps++; break;
     case HT_EVENT_HEAP_DESTROY:
         for (size_t i = 0; i < m->capacity; i++)
             if (m->slots[i].address > 1 && m->slots[i].heap == e->u.heap_destroy.HeapHandle) {
@@ -234,8 +232,7 @@ static inline void model_apply(model *m, const ht_event *e)
         if (e->u.lost.FirstTimestamp > e->u.lost.LastTimestamp)
             m->lost_reversed++;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -299,13 +296,15 @@ static inline void model_check_counters(model *m, ht_heap *heap, const ht_heap_c
             uint64_t want = after.counts[op][source] - (before ? before->counts[op][source] : 0);
             uint64_t got = m->counts[index][op][source];
             if (want != got)
-                fail_msg("heap %p: %s with %s: the heap counted %" PRIu64 ", the trace has %" PRIu64,
+                fail_msg("heap %p: %s with %s: the heap counted %" PRIu64
+                         ", the trace has %" PRIu64,
                          (void *)heap, ops[op], ht_source_name((unsigned)source), want, got);
         }
 }
 
 /* A cmocka teardown: a failed test must not leave its session running into the next one. */
-static inline int stop_session(void **state) {
+static inline int stop_session(void **state)
+{
     (void)state;
     ht_trace_stop();
     return 0;
