@@ -4,8 +4,15 @@
 # it would change listed on stderr. Exit status 0 if none would change, 1 if some would, 2 if
 # clang-format or its config is missing. The config is written for clang-format 14 (Debian 12):
 # another major version may format some constructs differently, so CLANG_FORMAT names the
-# binary to use if needed. scripts/format.sh applies the same formatting.
+# binary to use if needed. With --apply first (scripts/format.sh), the files are rewritten in
+# place (clang-format -i) instead of checked.
 set -euo pipefail
+
+apply=0
+if [ "${1:-}" = --apply ]; then
+  apply=1
+  shift
+fi
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 clang_format=${CLANG_FORMAT:-$(command -v clang-format-14 || command -v clang-format || true)}
@@ -27,6 +34,11 @@ if [ $# -gt 0 ]; then
 else
   cd "$root"
   mapfile -t files < <(git ls-files -- '*.c' '*.h')
+fi
+
+if [ $apply -eq 1 ]; then
+  [ ${#files[@]} -eq 0 ] || "$clang_format" --style=file -i -- "${files[@]}"
+  exit 0
 fi
 
 unformatted=()

@@ -417,6 +417,28 @@ static inline __attribute__((always_inline)) void release_block(ht_analysis *a, 
     hti_blocks_remove(&a->blocks, b);
 }
 
+/* An ALLOC's or a REALLOC's new block enters the model. 0 or -ENOMEM. */
+static inline int block_allocated(ht_analysis *a, hti_model_thread *t, uint32_t site, uint32_t heap,
+                                  uint64_t address, uint64_t size, uint32_t source, double weight,
+                                  uint64_t now, const hti_hooks *hooks)
+{
+    count_allocation(a, &a->sites[site], size, source, weight);
+    if (add_block(a, address, size, heap, site, weight, now, hooks) != 0)
+        return -ENOMEM;
+    last_alloc_set(t, address, now);
+    return 0;
+}
+
+/* After an INVALID operation (recorded by record_invalid): the thread's last operation was not an
+ * allocation, and the exporters hear of it. */
+static inline void invalid_done(ht_analysis *a, hti_model_thread *t, const ht_event *e,
+                                uint32_t site, const hti_hooks *hooks)
+{
+    last_alloc_clear(t);
+    if (hooks && hooks->notable)
+        hooks->notable(hooks->context, a, e, site);
+}
+
 /* ALLOC: a block, or an INVALID (failed) allocation. */
 static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64_t now)
 {
@@ -429,16 +451,10 @@ static inline int apply_alloc(ht_analysis *a, pass *p, const ht_event *e, uint64
              e->weight, (double)x->Size * e->weight);
     if (x->Source == MEMORY_FROM_INVALID || !x->Address) {
         record_invalid(a, e, HTI_INVALID_FAILED_ALLOC, site, heap, x->Address, x->Size);
-        last_alloc_clear(t);
-        if (hooks && hooks->notable)
-            hooks->notable(hooks->context, a, e, site);
+        invalid_done(a, t, e, site, hooks);
         return 0;
     }
-    count_allocation(a, &a->sites[site], x->Size, x->Source, e->weight);
-    if (add_block(a, x->Address, x->Size, heap, site, e->weight, now, hooks) != 0)
-        return -ENOMEM;
-    last_alloc_set(t, x->Address, now);
-    return 0;
+    return block_allocated(a, t, site, heap, x->Address, x->Size, x->Source, e->weight, now, hooks);
 }
 
 /* FREE: the block leaves the model; a free the model cannot place is counted, not applied. */
@@ -462,9 +478,7 @@ static inline void apply_free(ht_analysis *a, pass *p, const ht_event *e, uint64
                                     ? HTI_INVALID_DOUBLE_FREE
                                     : HTI_INVALID_UNKNOWN_FREE;
         record_invalid(a, e, kind, site, heap, x->Address, 0);
-        last_alloc_clear(t);
-        if (hooks && hooks->notable)
-            hooks->notable(hooks->context, a, e, site);
+        invalid_done(a, t, e, site, hooks);
         return;
     }
     if (!b) {
@@ -495,9 +509,7 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
                                     ? HTI_INVALID_REALLOC_FREED
                                     : HTI_INVALID_REALLOC_UNKNOWN;
         record_invalid(a, e, kind, site, heap, x->OldAddress, x->NewSize);
-        last_alloc_clear(t);
-        if (hooks && hooks->notable)
-            hooks->notable(hooks->context, a, e, site);
+        invalid_done(a, t, e, site, hooks);
         return 0;
     }
     if (old) {
@@ -509,11 +521,8 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
     }
     a->realloc_count += e->weight;
     a->realloc_bytes += (double)x->NewSize * e->weight;
-    count_allocation(a, &a->sites[site], x->NewSize, x->Source, e->weight);
-    if (add_block(a, x->NewAddress, x->NewSize, heap, site, e->weight, now, hooks) != 0)
-        return -ENOMEM;
-    last_alloc_set(t, x->NewAddress, now);
-    return 0;
+    return block_allocated(a, t, site, heap, x->NewAddress, x->NewSize, x->Source, e->weight, now,
+                           hooks);
 }
 
 /* RUNDOWN_BLOCK: FORMAT.md §13's rule, plus the sweep of later rundowns (rundown_begin). */

@@ -39,33 +39,39 @@ static hti_ops heap_ops(const hti_heap *h)
     return sum;
 }
 
-/* Events of kind k as the model counts them: operations weighted (estimates when sampled). */
-static double kind_count(const ht_analysis *a, unsigned k)
+/* Events of kind k as the model counts them (ALLOC, FREE, REALLOC: the operations, weighted,
+ * so estimates when sampled) and their bytes. */
+static void kind_total(const ht_analysis *a, unsigned k, double *count, double *bytes)
 {
     int op = k == HT_EVENT_ALLOC     ? HT_OP_ALLOC
              : k == HT_EVENT_FREE    ? HT_OP_FREE
              : k == HT_EVENT_REALLOC ? HT_OP_REALLOC
                                      : -1;
-    if (op < 0)
-        return (double)a->kind_count[k];
-    double sum = 0;
-    for (unsigned s = 0; s < HT_SOURCE_COUNT; s++)
-        sum += by_source(a, s).count[op];
-    return sum;
+    if (op < 0) {
+        *count = (double)a->kind_count[k];
+        *bytes = a->kind_bytes[k];
+        return;
+    }
+    *count = *bytes = 0;
+    for (unsigned s = 0; s < HT_SOURCE_COUNT; s++) {
+        hti_ops o = by_source(a, s);
+        *count += o.count[op];
+        *bytes += o.bytes[op];
+    }
+}
+
+static double kind_count(const ht_analysis *a, unsigned k)
+{
+    double count, bytes;
+    kind_total(a, k, &count, &bytes);
+    return count;
 }
 
 static double kind_bytes(const ht_analysis *a, unsigned k)
 {
-    int op = k == HT_EVENT_ALLOC     ? HT_OP_ALLOC
-             : k == HT_EVENT_FREE    ? HT_OP_FREE
-             : k == HT_EVENT_REALLOC ? HT_OP_REALLOC
-                                     : -1;
-    if (op < 0)
-        return a->kind_bytes[k];
-    double sum = 0;
-    for (unsigned s = 0; s < HT_SOURCE_COUNT; s++)
-        sum += by_source(a, s).bytes[op];
-    return sum;
+    double count, bytes;
+    kind_total(a, k, &count, &bytes);
+    return bytes;
 }
 
 static bool kind_has_bytes(unsigned k)
