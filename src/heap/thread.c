@@ -136,9 +136,18 @@ static void thread_exit(void *arg)
     pool_put(&thread_pool, t);
 }
 
-void hti_thread_init_key(void)
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_key_create(void)
 {
     pthread_key_create(&thread_key, thread_exit);
+}
+
+/* Once per process, whoever comes first: the global init, or a thread record wanted before any
+ * heap exists (hti_thread_record). */
+void hti_thread_init_key(void)
+{
+    pthread_once(&thread_key_once, thread_key_create);
 }
 
 static hti_heap_thread *thread_get(void)
@@ -151,6 +160,7 @@ static hti_heap_thread *thread_get(void)
         return NULL;
     t->tid = (pid_t)syscall(SYS_gettid);
     hti_current_thread = t;
+    hti_thread_init_key();
     pthread_setspecific(thread_key, t);
     return t;
 }
