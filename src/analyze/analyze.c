@@ -380,7 +380,7 @@ static inline uint32_t heap_cached(ht_analysis *a, pass *p, uint64_t handle)
 /* The totals the heaps already hold, summed once after the pass rather than kept per event. */
 static void sum_heaps(ht_analysis *a)
 {
-    a->alloc_count = a->alloc_bytes = a->free_count = a->free_bytes = 0;
+    a->alloc_count = a->alloc_bytes = a->free_count = a->free_bytes = a->realloc_count = 0;
     for (size_t i = 0; i < a->heap_count; i++)
         for (unsigned s = 0; s < HT_SOURCE_COUNT; s++) {
             hti_heap *h = &a->heaps[i];
@@ -390,6 +390,7 @@ static void sum_heaps(ht_analysis *a)
             h->alloc_count[s] = served ? o->count[HT_OP_ALLOC] + o->count[HT_OP_REALLOC] : 0;
             h->alloc_bytes[s] = served ? hti_ops_allocated(o) : 0;
             a->alloc_count += h->alloc_count[s];
+            a->realloc_count += served ? o->count[HT_OP_REALLOC] : 0;
             a->alloc_bytes += h->alloc_bytes[s];
             a->free_count += h->free_count[s];
             a->free_bytes += h->free_bytes[s];
@@ -519,8 +520,6 @@ static inline int apply_realloc(ht_analysis *a, pass *p, const ht_event *e, uint
     } else if (x->OldAddress) {
         a->unknown_frees += 1;
     }
-    a->realloc_count += e->weight;
-    a->realloc_bytes += (double)x->NewSize * e->weight;
     return block_allocated(a, t, site, heap, x->NewAddress, x->NewSize, x->Source, e->weight, now,
                            hooks);
 }

@@ -349,8 +349,8 @@ struct ht_analysis {
     /* totals */
     uint64_t events, kind_count[256];
     double kind_bytes[256]; /* RUNDOWN_BLOCK Size, HEAP_EXPAND/CONTRACT Bytes (ops: per heap) */
-    /* alloc_* and free_* are the heaps' sums, set at the end of the pass (hti_analysis_run) */
-    double alloc_count, alloc_bytes, free_count, free_bytes, realloc_count, realloc_bytes;
+    /* the heaps' sums, set at the end of the pass (hti_analysis_run) */
+    double alloc_count, alloc_bytes, free_count, free_bytes, realloc_count;
     double live_count, live_bytes;
     double peak_count, peak_bytes;
     uint64_t peak_time_ns; /* relative */

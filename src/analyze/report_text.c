@@ -23,11 +23,6 @@ typedef struct text {
     size_t frame_capacity;
 } text;
 
-static const char *noun(double n, const char *one, const char *many)
-{
-    return n >= 0.5 && n < 1.5 ? one : many;
-}
-
 static double share(double part, double whole)
 {
     return whole > 0 ? 100.0 * part / whole : 0.0;
@@ -68,12 +63,12 @@ static void print_sites(text *t, uint32_t *sites, size_t n,
         double v = bytes(t->a, sites[i]), c = count(t->a, sites[i]);
         if (count_first)
             fprintf(t->out, "  #%zu  %s %s (%s), %.1f%%\n", i + 1,
-                    hti_format_count(b1, sizeof b1, c), noun(c, one, many),
+                    hti_format_count(b1, sizeof b1, c), hti_noun(c, one, many),
                     hti_format_bytes(b2, sizeof b2, v), share(c, total));
         else
             fprintf(t->out, "  #%zu  %s in %s %s, %.1f%%\n", i + 1,
                     hti_format_bytes(b1, sizeof b1, v), hti_format_count(b2, sizeof b2, c),
-                    noun(c, one, many), share(v, total));
+                    hti_noun(c, one, many), share(v, total));
         print_stack(t, sites[i], "        ");
     }
     if (n > t->top)
@@ -130,10 +125,10 @@ static void section_header(text *t)
     for (size_t i = 1; i < a->heap_count; i++)
         heaps++;
     fprintf(t->out, "), %zu %s, %zu %s, %s %s\n", a->thread_count,
-            noun((double)a->thread_count, "thread", "threads"), heaps,
-            noun((double)heaps, "heap", "heaps"),
+            hti_noun((double)a->thread_count, "thread", "threads"), heaps,
+            hti_noun((double)heaps, "heap", "heaps"),
             hti_format_count(b2, sizeof b2, (double)info->stacks),
-            noun((double)info->stacks, "stack", "stacks"));
+            hti_noun((double)info->stacks, "stack", "stacks"));
     if (!info->complete)
         fprintf(t->out, "  note        the trace has no footer: the session did not end cleanly\n");
     const char *warnings = ht_analysis_warnings(a);
@@ -161,25 +156,26 @@ static void section_summary(text *t, size_t leak_stacks)
     fprintf(t->out, "  leaked           %s (%s B) in %s %s from %zu %s\n",
             hti_format_bytes(b1, sizeof b1, a->live_bytes),
             hti_format_count(b2, sizeof b2, a->live_bytes),
-            hti_format_count(b3, sizeof b3, a->live_count), noun(a->live_count, "block", "blocks"),
-            leak_stacks, noun((double)leak_stacks, "stack", "stacks"));
+            hti_format_count(b3, sizeof b3, a->live_count),
+            hti_noun(a->live_count, "block", "blocks"), leak_stacks,
+            hti_noun((double)leak_stacks, "stack", "stacks"));
     fprintf(t->out, "  temporary        %s %s (%.1f%% of all), %s\n",
             hti_format_count(b1, sizeof b1, a->temp_count),
-            noun(a->temp_count, "allocation", "allocations"), share(a->temp_count, a->alloc_count),
-            hti_format_bytes(b2, sizeof b2, a->temp_bytes));
+            hti_noun(a->temp_count, "allocation", "allocations"),
+            share(a->temp_count, a->alloc_count), hti_format_bytes(b2, sizeof b2, a->temp_bytes));
     fprintf(t->out, "  invalid events   %s\n",
             hti_format_count(b1, sizeof b1, (double)a->invalid_total));
     if (a->rundown_count > 0)
         fprintf(t->out, "  before tracing   %s %s (%s) %s live when tracing started\n",
                 hti_format_count(b1, sizeof b1, a->rundown_count),
-                noun(a->rundown_count, "block", "blocks"),
+                hti_noun(a->rundown_count, "block", "blocks"),
                 hti_format_bytes(b2, sizeof b2, a->rundown_bytes),
-                noun(a->rundown_count, "was", "were"));
+                hti_noun(a->rundown_count, "was", "were"));
     const hti_site *own = &a->sites[HTI_SITE_TRACER];
     if (own->live_count > 0)
         fprintf(t->out, "  heaptrail's own  %s %s (%s) of heaptrail's threads in the leaks\n",
                 hti_format_count(b1, sizeof b1, own->live_count),
-                noun(own->live_count, "block", "blocks"),
+                hti_noun(own->live_count, "block", "blocks"),
                 hti_format_bytes(b2, sizeof b2, own->live_bytes));
     if (a->unknown_frees > 0)
         fprintf(t->out, "  unknown frees    %s (blocks the trace never saw allocated%s)\n",
@@ -430,7 +426,8 @@ int hti_report_text(ht_analysis *a, FILE *out, unsigned top)
     else
         fprintf(out, "  %s in %s %s from %zu %s\n", hti_format_bytes(b1, sizeof b1, a->live_bytes),
                 hti_format_count(b2, sizeof b2, a->live_count),
-                noun(a->live_count, "block", "blocks"), n, noun((double)n, "stack", "stacks"));
+                hti_noun(a->live_count, "block", "blocks"), n,
+                hti_noun((double)n, "stack", "stacks"));
     print_sites(&t, sites, n, hti_key_leaked_bytes, leaked_count, a->live_bytes, "block", "blocks",
                 false);
     free(sites);
@@ -440,7 +437,8 @@ int hti_report_text(ht_analysis *a, FILE *out, unsigned top)
     fprintf(out, "\nPEAK %s (%s B) in %s %s at %s; the stacks holding it\n",
             hti_format_bytes(b1, sizeof b1, a->peak_bytes),
             hti_format_count(b2, sizeof b2, a->peak_bytes),
-            hti_format_count(b3, sizeof b3, a->peak_count), noun(a->peak_count, "block", "blocks"),
+            hti_format_count(b3, sizeof b3, a->peak_count),
+            hti_noun(a->peak_count, "block", "blocks"),
             hti_format_time(b4, sizeof b4, a->peak_time_ns));
     print_sites(&t, sites, n, hti_key_peak_bytes, peak_count, a->peak_bytes, "block", "blocks",
                 false);

@@ -87,45 +87,39 @@ static hti_ops group_ops(const ht_analysis *a, bool heaps, size_t i)
     return heaps ? heap_ops(&a->heaps[i]) : a->threads[i].ops;
 }
 
-typedef struct order {
-    const ht_analysis *a;
-    bool heaps;
-} order;
-static order sort_order; /* qsort has no context argument in C11 */
-
-static uint64_t group_key(const ht_analysis *a, bool heaps, size_t i)
-{
-    return heaps ? a->heaps[i].handle : a->threads[i].tid;
-}
+/* A heap or thread in the order it is listed: busiest first, then by handle or id. */
+typedef struct group {
+    size_t index; /* in a->heaps or a->threads */
+    double operations;
+    uint64_t key;
+} group;
 
 static int by_activity(const void *x, const void *y)
 {
-    size_t i = *(const size_t *)x, j = *(const size_t *)y;
-    hti_ops oi = group_ops(sort_order.a, sort_order.heaps, i);
-    hti_ops oj = group_ops(sort_order.a, sort_order.heaps, j);
-    double di = hti_ops_total(&oi), dj = hti_ops_total(&oj);
-    if (di != dj)
-        return di < dj ? 1 : -1;
-    uint64_t ki = group_key(sort_order.a, sort_order.heaps, i);
-    uint64_t kj = group_key(sort_order.a, sort_order.heaps, j);
-    return ki < kj ? -1 : ki > kj;
+    const group *g = x, *h = y;
+    if (g->operations != h->operations)
+        return g->operations < h->operations ? 1 : -1;
+    return g->key < h->key ? -1 : g->key > h->key;
 }
 
-/* The indices of the heaps (handle 0, the model's stand-in, left out) or threads, sorted; NULL
- * when out of memory. */
-static size_t *sorted_groups(const ht_analysis *a, bool heaps, size_t *count)
+/* The heaps (handle 0, the model's stand-in, left out) or threads, sorted; NULL when out of
+ * memory. */
+static group *sorted_groups(const ht_analysis *a, bool heaps, size_t *count)
 {
     size_t first = heaps ? 1 : 0, total = heaps ? a->heap_count : a->thread_count;
     size_t n = total > first ? total - first : 0;
-    size_t *index = malloc((n ? n : 1) * sizeof *index);
-    if (!index)
+    group *groups = malloc((n ? n : 1) * sizeof *groups);
+    if (!groups)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        index[i] = first + i;
-    sort_order = (order){a, heaps};
-    qsort(index, n, sizeof *index, by_activity);
+    for (size_t i = 0; i < n; i++) {
+        size_t index = first + i;
+        hti_ops o = group_ops(a, heaps, index);
+        groups[i] = (group){index, hti_ops_total(&o),
+                            heaps ? a->heaps[index].handle : a->threads[index].tid};
+    }
+    qsort(groups, n, sizeof *groups, by_activity);
     *count = n;
-    return index;
+    return groups;
 }
 
 /* ---- text ---- */
@@ -194,8 +188,8 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
 
     for (int heaps = 1; heaps >= 0; heaps--) {
         size_t n;
-        size_t *index = sorted_groups(a, heaps, &n);
-        if (!index)
+        group *groups = sorted_groups(a, heaps, &n);
+        if (!groups)
             return -ENOMEM;
         size_t shown = top && top < n ? top : n;
         char title[48];
@@ -203,20 +197,20 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
         fprintf(out, "\n%-26s %12s %12s %12s  %16s%s\n", title, "alloc", "free", "realloc",
                 "bytes allocated", heaps ? "     live at end" : "");
         for (size_t i = 0; i < shown; i++) {
-            hti_ops sum = group_ops(a, heaps, index[i]);
+            hti_ops sum = group_ops(a, heaps, groups[i].index);
             const hti_ops *o = &sum;
             char key[32];
             if (heaps)
-                snprintf(key, sizeof key, "0x%" PRIx64, a->heaps[index[i]].handle);
+                snprintf(key, sizeof key, "0x%" PRIx64, a->heaps[groups[i].index].handle);
             else
-                snprintf(key, sizeof key, "%" PRIu32, a->threads[index[i]].tid);
+                snprintf(key, sizeof key, "%" PRIu32, a->threads[groups[i].index].tid);
             fprintf(out, "  %-24s %12s %12s %12s  %16s", key,
                     hti_format_count(b1, sizeof b1, o->count[HT_OP_ALLOC]),
                     hti_format_count(b2, sizeof b2, o->count[HT_OP_FREE]),
                     hti_format_count(b3, sizeof b3, o->count[HT_OP_REALLOC]),
                     hti_format_bytes(b4, sizeof b4, hti_ops_allocated(o)));
             if (heaps) {
-                const hti_heap *h = &a->heaps[index[i]];
+                const hti_heap *h = &a->heaps[groups[i].index];
                 fprintf(out, "  %14s%s",
                         h->destroyed ? "destroyed" : hti_format_bytes(b2, sizeof b2, h->live_bytes),
                         h->created ? " (created)" : "");
@@ -225,7 +219,7 @@ static int write_text(ht_analysis *a, FILE *out, size_t top)
         }
         if (shown < n)
             fprintf(out, "  ... %zu more\n", n - shown);
-        free(index);
+        free(groups);
     }
 
     if (a->lost_total) {
@@ -295,14 +289,14 @@ static int write_json(ht_analysis *a, FILE *out)
     hti_json_end_object(&j);
     for (int heaps = 1; heaps >= 0; heaps--) {
         size_t n;
-        size_t *index = sorted_groups(a, heaps, &n);
-        if (!index)
+        group *groups = sorted_groups(a, heaps, &n);
+        if (!groups)
             return -ENOMEM;
         hti_json_begin_array(&j, heaps ? "heaps" : "threads");
         for (size_t i = 0; i < n; i++) {
             hti_json_begin_object(&j, NULL);
             if (heaps) {
-                const hti_heap *h = &a->heaps[index[i]];
+                const hti_heap *h = &a->heaps[groups[i].index];
                 hti_json_hex(&j, "HeapHandle", h->handle);
                 hti_ops sum = heap_ops(h);
                 json_ops(&j, &sum);
@@ -311,13 +305,13 @@ static int write_json(ht_analysis *a, FILE *out)
                 hti_json_bool(&j, "created", h->created);
                 hti_json_bool(&j, "destroyed", h->destroyed);
             } else {
-                hti_json_uint(&j, "thread", a->threads[index[i]].tid);
-                json_ops(&j, &a->threads[index[i]].ops);
+                hti_json_uint(&j, "thread", a->threads[groups[i].index].tid);
+                json_ops(&j, &a->threads[groups[i].index].ops);
             }
             hti_json_end_object(&j);
         }
         hti_json_end_array(&j);
-        free(index);
+        free(groups);
     }
     hti_json_begin_object(&j, "lost_by_reason");
     for (unsigned r = 0; r < LOST_REASONS; r++)

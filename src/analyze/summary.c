@@ -60,15 +60,17 @@ void ht_trace_summary_print(FILE *out, const ht_trace_summary *s, const char *in
         fprintf(out, ", %s lost", hti_format_count(a, sizeof a, (double)s->lost));
     fputc('\n', out);
     if (s->modeled)
-        fprintf(out, "%s%-*s %s in %s block%s, %s after the start\n", indent, width, "peak live",
+        fprintf(out, "%s%-*s %s in %s %s, %s after the start\n", indent, width, "peak live",
                 hti_format_bytes(a, sizeof a, s->peak_bytes),
-                hti_format_count(b, sizeof b, s->peak_blocks), s->peak_blocks == 1 ? "" : "s",
+                hti_format_count(b, sizeof b, s->peak_blocks),
+                hti_noun(s->peak_blocks, "block", "blocks"),
                 hti_format_time(c, sizeof c, s->peak_ns));
     if (s->end_known)
-        fprintf(out, "%s%-*s %s in %s block%s %s%s\n", indent, width, "live at end",
+        fprintf(out, "%s%-*s %s in %s %s %s%s\n", indent, width, "live at end",
                 hti_format_bytes(a, sizeof a, s->end_bytes),
-                hti_format_count(b, sizeof b, s->end_blocks), s->end_blocks == 1 ? "" : "s",
-                s->end_when, s->end_exact ? " (the heaps' own count)" : "");
+                hti_format_count(b, sizeof b, s->end_blocks),
+                hti_noun(s->end_blocks, "block", "blocks"), s->end_when,
+                s->end_exact ? " (the heaps' own count)" : "");
     if (s->peak_committed_known)
         fprintf(out, "%s%-*s %s\n", indent, width, "peak committed",
                 hti_format_bytes(a, sizeof a, (double)s->peak_committed));

@@ -58,3 +58,8 @@ const char *hti_format_count(char *buffer, size_t size, double value)
     buffer[o] = '\0';
     return buffer;
 }
+
+const char *hti_noun(double count, const char *one, const char *many)
+{
+    return count >= 0.5 && count < 1.5 ? one : many;
+}

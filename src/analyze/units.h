@@ -16,5 +16,7 @@ const char *hti_format_bytes(char *buffer, size_t size, double bytes);
 const char *hti_format_time(char *buffer, size_t size, uint64_t ns);
 /* "12,345" (rounded). */
 const char *hti_format_count(char *buffer, size_t size, double value);
+/* one or many, as a count hti_format_count prints reads: one when it rounds to 1. */
+const char *hti_noun(double count, const char *one, const char *many);
 
 #endif

@@ -360,11 +360,11 @@ static void summarize(const char *shown_path, const char *path, const char *prog
             summary.events ? (double)info->file_size / (double)summary.events : 0.0);
     if (summary.end_known) {
         fprintf(stderr,
-                "; %s in %s block%s live %s, peak committed %s; peak live bytes: "
+                "; %s in %s %s live %s, peak committed %s; peak live bytes: "
                 "heaptrail stats %s\n",
                 hti_format_bytes(a, sizeof a, summary.end_bytes),
                 hti_format_count(b, sizeof b, summary.end_blocks),
-                summary.end_blocks == 1 ? "" : "s", summary.end_when,
+                hti_noun(summary.end_blocks, "block", "blocks"), summary.end_when,
                 hti_format_bytes(c, sizeof c, (double)summary.peak_committed), shown_path);
     } else {
         /* A footer from a crash flush, from an older tracer, or none: what it lacks needs the
