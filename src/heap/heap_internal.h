@@ -309,7 +309,8 @@ HTI_INLINE void hti_untraced_end(hti_heap_thread *t)
 HTI_INTERNAL hti_heap_thread *hti_thread_record(void);
 /* Waits until every operation bracketed by hti_untraced_begin/_end that was inside its bracket
  * when the caller's barrier ran has left it, at most limit_ns; the calling thread's own record
- * is not waited for. 0, or -ETIMEDOUT with *late set to the records still inside. */
+ * is not waited for. 0, or -ETIMEDOUT with *late (when late is not NULL) set to the records
+ * still inside. */
 HTI_INTERNAL int hti_heap_quiesce(uint64_t limit_ns, unsigned *late);
 
 /* The calling thread's cache for heap, creating it if needed; NULL if the heap has no front

@@ -51,7 +51,7 @@ typedef struct hti_rundown_provider {
     /* Called after tracing was switched on and a barrier ran on every thread: waits until no
      * heap operation that read the switch as off is still before the effect it tested for (a
      * free releasing its block, a heap's destruction), at most limit_ns. 0, or -ETIMEDOUT with
-     * *late set to the operations it gave up on. */
+     * *late (when late is not NULL) set to the operations it gave up on. */
     int (*quiesce)(uint64_t limit_ns, unsigned *late);
 } hti_rundown_provider;
 

@@ -379,9 +379,9 @@ static void wait_untraced_operations(void)
     hti_hooks_barrier();
     const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
                                                                 memory_order_acquire);
-    unsigned late = 0; /* given up on: silently, as the stop gives up on a thread in a hook */
+    /* A give-up is silent, as the stop's on a thread held in a hook. */
     if (provider && provider->quiesce)
-        provider->quiesce(HTI_QUIESCE_NS, &late);
+        provider->quiesce(HTI_QUIESCE_NS, NULL);
 }
 
 static void sweep_exited(void)
