@@ -42,6 +42,7 @@ static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t generations;
 static bool atexit_registered;
 static bool atfork_registered;
+static bool writer_fork_handlers;
 static ht_trace_options saved_options; /* for follow_forks */
 static char saved_path[4096];
 static bool fork_pending;
@@ -631,6 +632,10 @@ static int start(const ht_trace_options *options, bool in_child)
 {
     hti_guard_enter();
     pthread_mutex_lock(&control_lock);
+    if (!writer_fork_handlers) { /* a fork parks the writer first (hti_writer_fork_prepare) */
+        pthread_atfork(hti_writer_fork_prepare, hti_writer_fork_parent, hti_writer_fork_child);
+        writer_fork_handlers = true;
+    }
     int error = phase != PHASE_IDLE ? -EBUSY : hti_writer_reap(&hti_session_state);
     if (!error) {
         phase = PHASE_STARTING;

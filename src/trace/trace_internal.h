@@ -289,6 +289,14 @@ void hti_hooks_barrier(void);
 int hti_writer_start_memory(hti_session *session); /* buffers and compression context */
 int hti_writer_start_thread(hti_session *session);
 void hti_writer_forget(hti_session *session); /* in a fork child */
+/* Fork handlers: before a fork the writer thread is held between two steps (for at most
+ * HTI_FORK_PARK_NS), so that it holds no lock of the C library's or another allocator's that
+ * the child would inherit held; the parent lets it go on, the child (which has no writer)
+ * forgets the hold. */
+void hti_writer_fork_prepare(void);
+void hti_writer_fork_parent(void);
+void hti_writer_fork_child(void);
+#define HTI_FORK_PARK_NS 100000000ll /* 100 ms */
 /* The footer's end state is walked by the stopping thread, at the writer's request: only once
  * the writer is past the hooks and every waiter for room gave up (a waiter may hold a heap
  * lock, and the stop could not walk that heap before). stop_session sets EXPECTED; the writer,

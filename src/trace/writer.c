@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -803,9 +804,96 @@ static bool hooks_quiet(hti_session *s, uint64_t since)
     return quiet;
 }
 
+/* The writer's hold, for forks: BUSY from just before its thread is created, through its start
+ * (where the C library or another allocator may take locks of their own), its work and its
+ * end, until it is joined; FREE only while it sleeps. A fork waits (bounded) to turn FREE into
+ * PARKED, so the child never inherits a lock the writer took inside the allocator or stdio;
+ * the writer waits for PARKED to end before it works again. A word rather than a mutex: the
+ * hold outlives the thread, and the child's state needs no owner. */
+enum { WRITER_FREE, WRITER_BUSY, WRITER_PARKED, WRITER_ENDING };
+static _Atomic uint32_t writer_hold;
+/* ENDING: the writer's work is over and its thread ends, or has ended but is not joined yet (a
+ * stop that gave up on it joins it at the next start). A thread's end takes microseconds: a
+ * fork waits for it at most ENDING_WAIT_NS after it began. */
+static _Atomic uint64_t writer_ended_at;
+#define ENDING_WAIT_NS 10000000ull
+static _Atomic pid_t writer_pid; /* the process whose writer thread exists (0: none) */
+/* The forking thread's own: two threads forking at once each know whether they parked it (the
+ * second waits for the first's fork to end); a fork child's one thread forgets it. */
+static HTI_TLS bool fork_parked;
+
+static void writer_hold_set(uint32_t state)
+{
+    atomic_store(&writer_hold, state);
+    hti_futex_wake(&writer_hold);
+}
+
+void hti_writer_fork_prepare(void)
+{
+    fork_parked = false;
+    if (atomic_load(&writer_pid) != getpid() || tls_writer_thread)
+        return;
+    uint64_t until = hti_monotonic_ns() + HTI_FORK_PARK_NS;
+    for (;;) {
+        uint32_t state = WRITER_FREE;
+        if (atomic_compare_exchange_strong(&writer_hold, &state, WRITER_PARKED)) {
+            fork_parked = true;
+            return;
+        }
+        uint64_t now = hti_monotonic_ns(), limit = until;
+        if (state == WRITER_ENDING && atomic_load(&writer_ended_at) + ENDING_WAIT_NS < limit)
+            limit = atomic_load(&writer_ended_at) + ENDING_WAIT_NS;
+        if (now >= limit)
+            return; /* the writer is in a long write, or gone: the fork goes on */
+        hti_futex_wait(&writer_hold, state, (long)(limit - now));
+    }
+}
+
+void hti_writer_fork_parent(void)
+{
+    if (fork_parked)
+        writer_hold_set(WRITER_FREE);
+    fork_parked = false;
+}
+
+/* In a fork child there is no writer: writer_pid names the parent, and the next start sets
+ * the hold whatever state it was inherited in. */
+void hti_writer_fork_child(void)
+{
+    fork_parked = false;
+}
+
+static void writer_sleep(_Atomic uint32_t *word, uint32_t expected, long timeout_ns)
+{
+    writer_hold_set(WRITER_FREE);
+    hti_futex_wait(word, expected, timeout_ns);
+    for (;;) {
+        uint32_t state = WRITER_FREE;
+        if (atomic_compare_exchange_strong(&writer_hold, &state, WRITER_BUSY))
+            return;
+        hti_futex_wait(&writer_hold, state, 0); /* PARKED: until the fork is done */
+    }
+}
+
+static void *writer_work(hti_session *s);
+
 static void *writer_main(void *arg)
 {
-    hti_session *s = arg;
+    void *result = writer_work(arg);
+    atomic_store(&writer_ended_at, hti_monotonic_ns());
+    writer_hold_set(WRITER_ENDING); /* until the thread is joined */
+    return result;
+}
+
+/* The writer thread is gone (joined). */
+static void writer_joined(void)
+{
+    atomic_store(&writer_pid, 0);
+    writer_hold_set(WRITER_FREE);
+}
+
+static void *writer_work(hti_session *s)
+{
     hti_guard_enter(); /* for good: this thread's heap calls are never traced */
     tls_writer_thread = true;
     sigset_t all;
@@ -862,7 +950,7 @@ static void *writer_main(void *arg)
         }
         if (stop) {
             /* Threads still in a hook: those waiting for room got some from the drain above. */
-            hti_futex_wait(&s->writer_wake, wake, EXIT_POLL_NS);
+            writer_sleep(&s->writer_wake, wake, EXIT_POLL_NS);
             continue;
         }
         atomic_store(&s->writer_asleep, 1);
@@ -875,7 +963,7 @@ static void *writer_main(void *arg)
             if (left > ORPHAN_CHECK_NS)
                 left = ORPHAN_CHECK_NS;
             if (left > 0)
-                hti_futex_wait(&s->writer_wake, wake, left);
+                writer_sleep(&s->writer_wake, wake, left);
         }
         atomic_store(&s->writer_asleep, 0);
     }
@@ -917,9 +1005,15 @@ int hti_writer_start_memory(hti_session *s)
 
 int hti_writer_start_thread(hti_session *s)
 {
+    /* BUSY before the thread exists: its start is covered too. A fork child's session may
+     * start before our fork handler ran; the inherited state does not matter. */
+    atomic_store(&writer_hold, WRITER_BUSY);
+    atomic_store(&writer_pid, getpid());
     int error = pthread_create(&s->writer, NULL, writer_main, s);
-    if (error)
+    if (error) {
+        writer_joined();
         return -error;
+    }
     s->writer_started = true;
     return 0;
 }
@@ -986,6 +1080,7 @@ int hti_writer_stop(hti_session *s, uint64_t timeout_ns)
         } else {
             pthread_join(s->writer, NULL);
         }
+        writer_joined();
         s->writer_started = false;
     }
     writer_release_memory(s);
@@ -998,6 +1093,7 @@ int hti_writer_reap(hti_session *s)
         return 0;
     if (pthread_tryjoin_np(s->writer, NULL) != 0)
         return -EBUSY;
+    writer_joined();
     s->writer_lingering = false;
     s->writer_started = false;
     writer_release_memory(s);

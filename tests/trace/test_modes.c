@@ -687,6 +687,57 @@ static void *exit_worker(void *argument)
     return NULL;
 }
 
+/* Two threads forking at once while a session runs: each fork parks the writer (the second
+ * waits for the first's fork to end), and afterwards the writer is free: the events of later
+ * operations reach the trace, and the stop completes. */
+static void *fork_many(void *arg)
+{
+    ht_heap *heap = arg;
+    for (int i = 0; i < 40; i++) {
+        alloc_free_pairs(heap, 5);
+        pid_t child = fork();
+        if (child == 0)
+            _exit(0);
+        if (child < 0)
+            return (void *)1;
+        int status;
+        if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_concurrent_forks_leave_the_writer_free(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_path(path, sizeof path, "forks");
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_path = path;
+    o.no_rundown = true;
+    assert_int_equal(ht_trace_start(&o), 0);
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, fork_many, heap), 0);
+    for (int i = 0; i < 2; i++) {
+        void *result;
+        assert_int_equal(pthread_join(threads[i], &result), 0);
+        assert_null(result);
+    }
+    alloc_free_pairs(heap, 100);
+    assert_int_equal(ht_trace_flush(), 0); /* the writer answers: it is not held */
+    assert_int_equal(ht_trace_stop(), 0);
+    ht_reader *r = ht_reader_open(path, NULL, 0);
+    assert_non_null(r);
+    assert_true(ht_reader_info(r)->complete);
+    assert_true(ht_reader_info(r)->events >= 2 * (2 * 40 * 5 + 100)); /* every pair's two */
+    ht_reader_close(r);
+    ht_heap_destroy(heap);
+    unlink(path);
+}
+
 static void test_thread_exit_events(void **state)
 {
     (void)state;
@@ -778,6 +829,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_sigkill_leaves_readable_trace, stop_session),
         cmocka_unit_test_teardown(test_fork_child_gets_own_trace, stop_session),
         cmocka_unit_test_teardown(test_fork_generations_keep_the_pattern, stop_session),
+        cmocka_unit_test_teardown(test_concurrent_forks_leave_the_writer_free, stop_session),
         cmocka_unit_test_teardown(test_thread_exit_events, stop_session),
         cmocka_unit_test_teardown(test_environment, stop_session),
     };
