@@ -68,6 +68,8 @@ WORKLOADS = [
      "what": "2 x 2^20 objects of 8-64 B, bulk build, scattered teardown"},
     {"name": "realloc", "binary": "bench_realloc", "tiny": ["1", "30000", "1"],
      "what": "32 interleaved string builders, exact and doubling growth"},
+    {"name": "cxx", "binary": "bench_cxx", "tiny": ["2", "16", "1"],
+     "what": "C++: 2 threads parse records into strings, maps, vectors; a tenth cross threads"},
     {"name": "python", "script": "bench/scripts/py_workload.py", "tiny": ["0.05"],
      "env": {"PYTHONHASHSEED": "0"},
      "what": "CPython: dicts, strings, lists, json (pymalloc left on)"},

@@ -1,10 +1,11 @@
 /* bench_common.h — what every allocator workload shares: argument parsing, the
  * deterministic PRNG, checksum mixing, the stamps written into each block, and running the
  * jobs on their threads and folding their checksums.
- * Workloads use only the C library's malloc family, so any allocator can be put under
- * them with LD_PRELOAD. Invariant: output (the checksum) depends on the seed and the
- * arguments only — never on addresses, timing or thread scheduling — so two allocators
- * that behave correctly print the same line.
+ * Workloads use only the C library's malloc family (the C++ one through operator new), so
+ * any allocator can be put under them with LD_PRELOAD. Invariant: output (the checksum)
+ * depends on the seed and the arguments only — never on addresses, timing or thread
+ * scheduling — so two allocators that behave correctly print the same line. The header
+ * compiles as C11 and as C++17 (cxx.cpp includes it), hence the explicit casts from void *.
  */
 #ifndef HT_BENCH_COMMON_H
 #define HT_BENCH_COMMON_H
@@ -123,7 +124,7 @@ static inline size_t bench_log_size(bench_rng *rng, unsigned lo_shift, unsigned 
  * the block has room for both without overlap, in the last 8. size must be at least 8. */
 static inline void bench_stamp(void *block, size_t size, uint64_t stamp)
 {
-    unsigned char *bytes = block;
+    unsigned char *bytes = (unsigned char *)block;
     memset(bytes, (int)(stamp >> 56), size);
     memcpy(bytes, &stamp, sizeof stamp);
     if (size >= 2 * sizeof stamp)
@@ -133,7 +134,7 @@ static inline void bench_stamp(void *block, size_t size, uint64_t stamp)
 /* Reads back what bench_stamp wrote (both ends and the middle byte); 0 when intact. */
 static inline int bench_check(const void *block, size_t size, uint64_t stamp)
 {
-    const unsigned char *bytes = block;
+    const unsigned char *bytes = (const unsigned char *)block;
     uint64_t head, tail = stamp;
     memcpy(&head, bytes, sizeof head);
     if (size >= 2 * sizeof stamp)
@@ -175,12 +176,12 @@ static inline void bench_print_checksum(uint64_t checksum)
 static inline void bench_run_jobs(const char *workload, void *jobs, size_t stride,
                                   unsigned long count, void *(*body)(void *))
 {
-    unsigned char *job = jobs;
+    unsigned char *job = (unsigned char *)jobs;
     if (count == 1) {
         body(job);
         return;
     }
-    pthread_t *threads = bench_malloc(count * sizeof *threads);
+    pthread_t *threads = (pthread_t *)bench_malloc(count * sizeof *threads);
     for (unsigned long i = 0; i < count; i++) {
         if (pthread_create(&threads[i], NULL, body, job + i * stride) != 0) {
             fprintf(stderr, "%s: pthread_create failed\n", workload);
@@ -197,7 +198,7 @@ static inline void bench_run_jobs(const char *workload, void *jobs, size_t strid
 static inline uint64_t bench_fold_jobs(const void *jobs, size_t stride, unsigned long count,
                                        size_t offset)
 {
-    const unsigned char *job = jobs;
+    const unsigned char *job = (const unsigned char *)jobs;
     uint64_t checksum = 0;
     for (unsigned long i = 0; i < count; i++) {
         uint64_t value;
@@ -220,11 +221,13 @@ typedef struct bench_copy {
 static inline uint64_t bench_run_copies(const char *workload, const bench_args *args,
                                         void *(*body)(void *))
 {
-    bench_copy *copies = bench_malloc(args->threads * sizeof *copies);
-    for (unsigned long i = 0; i < args->threads; i++)
-        copies[i] = (bench_copy){.iterations = args->iterations,
-                                 .seed = args->seed,
-                                 .index = (unsigned)i};
+    bench_copy *copies = (bench_copy *)bench_malloc(args->threads * sizeof *copies);
+    for (unsigned long i = 0; i < args->threads; i++) {
+        copies[i].iterations = args->iterations;
+        copies[i].seed = args->seed;
+        copies[i].index = (unsigned)i;
+        copies[i].checksum = 0;
+    }
     bench_run_jobs(workload, copies, sizeof *copies, args->threads, body);
     uint64_t checksum = bench_fold_jobs(copies, sizeof *copies, args->threads,
                                         offsetof(bench_copy, checksum));

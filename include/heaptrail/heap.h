@@ -83,7 +83,8 @@ HT_API bool ht_heap_destroy(ht_heap *heap);
 HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size);
 /* block NULL is invalid, as in HeapReAlloc. On failure the old block is left untouched. */
 HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t size);
-HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block); /* NULL: true, no-op */
+/* block NULL: true, a no-op. errno is left as it was, as glibc's free leaves it. */
+HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block);
 /* The usable size of a block (>= requested); SIZE_MAX on error. */
 HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block);
 /* Validates one block, or the whole heap when block is NULL (every segment, header check
@@ -115,7 +116,7 @@ typedef struct ht_heap_entry {
     void *data;          /* start of the block's data (NULL to begin a walk) */
     size_t size;         /* usable bytes (the range size for regions) */
     size_t requested;    /* bytes the caller asked for (busy blocks), else 0 */
-    uint32_t overhead;   /* header bytes in front of data */
+    uint32_t overhead;   /* header bytes in front of data (0 for an LFH slot) */
     uint32_t flags;      /* HT_ENTRY_* */
     ht_source source;    /* tier that owns the block: LOWFRAG, MAINPATH or SLOWPATH */
     uintptr_t cursor[4]; /* walk state; do not touch */

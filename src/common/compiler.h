@@ -8,5 +8,7 @@
 #define HTI_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HTI_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define HTI_NOINLINE __attribute__((noinline))
+/* A fast path's helper that must not become a call of its own (one frame per malloc). */
+#define HTI_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #endif

@@ -4,10 +4,10 @@
  * thread's lookaside list, the LFH (for active buckets), then the back end under the heap
  * lock, which counts toward activating the bucket. Every call on a live heap counts exactly
  * one (op, Source) and, while tracing, emits one event whose Source is the tier that served
- * it. Frees are checked against the page map and the header seal before anything is touched;
- * their event is emitted before the block is released. Heap descriptors come from a pool that
- * is never unmapped, so a destroyed handle is recognised (magic DEAD), not dereferenced into
- * the void. */
+ * it. Frees are checked against the page map and the block's header or, for an LFH slot, its
+ * state word and canary before anything is touched; their event is emitted before the block is
+ * released. Heap descriptors come from a pool that is never unmapped, so a destroyed handle is
+ * recognised (magic DEAD), not dereferenced into the void. */
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
@@ -185,6 +185,7 @@ static ht_heap *create(uint32_t flags, size_t initial, size_t maximum)
     heap->flags = flags & ~HT_HEAP_ZERO_MEMORY;
     heap->id = atomic_fetch_add(&next_heap_id, 1);
     heap->cookie = make_cookie(heap, heap->id) ^ secret_word(heap, heap->id);
+    heap->canary = hti_canary_of(secret_word(&heap->canary, heap->id));
     heap->link_key[0] = secret_word(&heap->link_key[0], heap->id);
     heap->link_key[1] = secret_word(&heap->link_key[1], heap->id);
     heap->link_rotate = 1u + (unsigned)(secret_word(heap, ~heap->id) % 63u);
@@ -286,7 +287,7 @@ HT_API bool ht_heap_destroy(ht_heap *heap)
     heap->magic = HTI_HEAP_DEAD;
     hti_tcache_detach_all(heap);
     while (heap->large)
-        hti_large_free(heap, heap->large);
+        hti_large_free(heap, heap->large, NULL);
     hti_large_cache_drop(heap);
     while (heap->segments) {
         hti_segment *seg = heap->segments;
@@ -337,13 +338,6 @@ static int classify_locked(ht_heap *heap, hti_segment *seg, const char *data)
             return -EFAULT; /* corrupt on the way */
         if ((char *)hti_block_data(b) == data)
             return -EFAULT;
-        if (b->flags & HTI_BLOCK_SUBSEG) {
-            hti_subseg *ss = hti_block_data(b);
-            char *slots_end = (char *)b + hti_block_bytes(b);
-            if (data > ss->slots && data < slots_end && ss->magic == HTI_SUBSEG_MAGIC &&
-                (size_t)(data - HTI_HEADER - ss->slots) % ss->slot_size == 0)
-                return -EFAULT;
-        }
         b = (hti_header *)((char *)b + hti_block_bytes(b));
     }
     return -EINVAL;
@@ -367,6 +361,23 @@ HTI_NOINLINE static bool sealed_under_lock(ht_heap *heap, const hti_header *b)
     return sealed;
 }
 
+/* An LFH slot: a carved slot's start, busy, its canary intact. */
+static int lfh_owner_find(ht_heap *heap, hti_subseg *ss, const void *data, hti_owner *owner)
+{
+    if (ss->region.magic != HTI_SUBSEG_MAGIC)
+        return -EINVAL;
+    size_t index = hti_slot_at(ss, data);
+    if (index == SIZE_MAX || index >= __atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE))
+        return -EINVAL; /* inside a slot, in the record, or never handed out */
+    unsigned state = hti_slot_get(ss, index);
+    if (state < HTI_SLOT_BUSY)
+        return -EALREADY; /* back in its subsegment, or cached in a lookaside list */
+    if (!hti_slot_canary_ok(heap, ss, index, state))
+        return -EOVERFLOW;
+    *owner = (hti_owner){&ss->region, NULL, (void *)data, index};
+    return 0;
+}
+
 HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner)
 {
     if ((uintptr_t)data & (HTI_GRANULE - 1))
@@ -376,6 +387,8 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
         return recently_freed_large(data) ? -EALREADY : -EINVAL;
     if (r->heap != heap)
         return -EINVAL;
+    if (r->kind == HTI_REGION_LFH)
+        return lfh_owner_find(heap, (hti_subseg *)r, data, owner);
     hti_header *b = hti_block_of(data);
     if (r->kind == HTI_REGION_SEGMENT) {
         hti_segment *seg = (hti_segment *)r;
@@ -385,16 +398,6 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
             return classify_unsealed(heap, seg, data);
         if (b->flags & (HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE))
             return -EINVAL;
-        if (b->flags & HTI_BLOCK_BUSY) {
-            /* The header says busy; a header written back after a free says so too. The
-             * verdict comes from outside the block: the slot's state byte (back-end blocks:
-             * their free list, checked under the lock by free and realloc). */
-            if (b->flags & HTI_BLOCK_LFH) {
-                hti_tcache *tc = hti_tcache_get(heap);
-                if (!hti_slot_busy(b) || (tc && hti_lookaside_holds(tc, b)))
-                    return -EALREADY;
-            }
-        }
     } else {
         hti_large *large = (hti_large *)r;
         if (data != large->data)
@@ -404,34 +407,33 @@ HTI_NOINLINE int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owne
     }
     if (!(b->flags & HTI_BLOCK_BUSY))
         return -EALREADY;
-    owner->region = r;
-    owner->block = b;
+    *owner = (hti_owner){r, b, (void *)data, 0};
     return 0;
 }
 
-/* The free fast path's check: an LFH slot of this heap, busy, with a good seal. Anything
- * else goes through hti_owner_find. The next slot's header is not read here (in a threaded
- * program it is often another core's line): damage there is caught when that slot is used. */
-static inline hti_header *lfh_slot_of(ht_heap *heap, const void *data)
+/* The free fast path's check: a busy slot of one of heap's subsegments, its canary intact; its
+ * index in *index. Anything else goes through hti_owner_find. */
+static inline hti_subseg *lfh_slot_of(ht_heap *heap, const void *data, size_t *index)
 {
-    if ((uintptr_t)data & (HTI_GRANULE - 1))
-        return NULL;
     hti_region *r = hti_pagemap_lookup(data);
-    if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT))
+    if (HTI_UNLIKELY(!r || r->heap != heap || r->kind != HTI_REGION_LFH))
         return NULL;
-    hti_header *b = hti_block_of(data);
-    if ((char *)b < ((hti_segment *)r)->first)
+    hti_subseg *ss = (hti_subseg *)r;
+    size_t i = hti_slot_at(ss, data);
+    if (HTI_UNLIKELY(i == SIZE_MAX))
         return NULL;
-    if ((b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_BUSY)) != (HTI_BLOCK_LFH | HTI_BLOCK_BUSY))
+    unsigned state = hti_slot_get(ss, i);
+    if (HTI_UNLIKELY(state < HTI_SLOT_BUSY) || !hti_slot_canary_ok(heap, ss, i, state))
         return NULL;
-    return hti_sealed(heap, b) ? b : NULL;
+    *index = i;
+    return ss;
 }
 
 static ht_error error_of(int rc)
 {
-    return rc == -EALREADY ? HT_ERROR_DOUBLE_FREE
-           : rc == -EFAULT ? HT_ERROR_CORRUPTION
-                           : HT_ERROR_INVALID_POINTER;
+    return rc == -EALREADY                     ? HT_ERROR_DOUBLE_FREE
+           : rc == -EFAULT || rc == -EOVERFLOW ? HT_ERROR_CORRUPTION
+                                               : HT_ERROR_INVALID_POINTER;
 }
 
 /* Fails a call on a pointer: sets the error, reports corruption, counts INVALID. */
@@ -439,7 +441,9 @@ static void bad_pointer(ht_heap *heap, uint32_t flags, ht_op op, const void *dat
 {
     ht_error error = error_of(rc);
     if (error == HT_ERROR_CORRUPTION)
-        hti_corruption(heap, data, "block header check failed");
+        hti_corruption(heap, data,
+                       rc == -EOVERFLOW ? "canary after the block damaged (overflow?)"
+                                        : "block header check failed");
     if (error == HT_ERROR_DOUBLE_FREE && op != HT_OP_COUNT)
         hti_corruption(heap, data, "double free");
     if (op != HT_OP_COUNT)
@@ -451,6 +455,8 @@ static size_t usable_of(const hti_owner *o)
 {
     if (o->region->kind == HTI_REGION_LARGE)
         return hti_large_usable((hti_large *)o->region);
+    if (o->region->kind == HTI_REGION_LFH)
+        return ((hti_subseg *)o->region)->slot_size;
     return hti_block_bytes(o->block) - HTI_HEADER;
 }
 
@@ -458,41 +464,45 @@ static size_t requested_of(const hti_owner *o)
 {
     if (o->region->kind == HTI_REGION_LARGE)
         return ((hti_large *)o->region)->requested;
+    if (o->region->kind == HTI_REGION_LFH) {
+        hti_subseg *ss = (hti_subseg *)o->region;
+        return ss->slot_size - HTI_SLOT_UNUSED(hti_slot_get(ss, o->index));
+    }
     return hti_block_bytes(o->block) - HTI_HEADER - o->block->unused;
 }
 
 /* ---- allocation ----------------------------------------------------------------------- */
-/* A lookaside entry whose header was damaged: reported, left out of use for good, and the
- * current call fails. */
-HTI_NOINLINE static hti_header *cached_slot_damaged(ht_heap *heap, hti_tcache *tc, hti_header *slot)
+/* Hands a slot of slot_size bytes out for a request of size: its canary window, then its state
+ * word (*state), busy with its unused bytes (in that order: validate, here or in a fork child,
+ * never sees a busy slot without its canary). */
+HTI_INLINE void *slot_hand_out(const ht_heap *heap, _Atomic uint16_t *state, void *slot,
+                               size_t slot_size, size_t size)
 {
-    tc->damaged = 1;
-    hti_corruption(heap, hti_block_data(slot), "cached block's header damaged (overflow?)");
-    return NULL;
+    size_t unused = slot_size - size;
+    hti_canary_put_fresh(slot, slot_size, unused, heap->canary);
+    hti_slot_publish(state, HTI_SLOT_BUSY + (unsigned)unused);
+    return slot;
 }
 
-/* The front end: a slot from the lookaside list or the LFH, or NULL. */
-static inline hti_header *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source)
+/* The front end: a slot from the lookaside list or the LFH, handed out; or NULL. */
+HTI_INLINE void *front_alloc(ht_heap *heap, hti_tcache *tc, size_t size, ht_source *source)
 {
     unsigned bucket = hti_bucket_of(size);
     if (!atomic_load_explicit(&heap->bucket_active[bucket], memory_order_relaxed))
         return NULL;
-    hti_header *slot = NULL;
-    if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket)) != NULL) {
-        /* the slot's header may have been overwritten while it was cached (an overflow from
-         * the slot before it): its seal is checked before its fields are used */
-        if (HTI_UNLIKELY(slot->flags != (HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE) ||
-                         slot->tag != bucket || !hti_sealed(heap, slot)))
-            return cached_slot_damaged(heap, tc, slot);
+    _Atomic uint16_t *state;
+    void *slot;
+    if (bucket < HTI_LOOKASIDE_BUCKETS && (slot = hti_lookaside_pop(tc, bucket, &state)) != NULL) {
         *source = MEMORY_FROM_LOOKASIDE;
-    } else if (HTI_LIKELY(!tc->damaged) && (slot = hti_lfh_alloc(heap, tc, bucket)) != NULL) {
-        *source = MEMORY_FROM_LOWFRAG;
-    } else {
-        return NULL;
+        return slot_hand_out(heap, state, slot, hti_bucket_size_table[bucket], size);
     }
-    hti_slot_update(heap, slot, HTI_BLOCK_BUSY | HTI_BLOCK_LFH,
-                    (uint16_t)(hti_block_bytes(slot) - HTI_HEADER - size));
-    return slot;
+    hti_subseg *ss;
+    size_t index;
+    if (HTI_LIKELY(!tc->damaged) && (slot = hti_lfh_alloc(heap, tc, bucket, &ss, &index)) != NULL) {
+        *source = MEMORY_FROM_LOWFRAG;
+        return slot_hand_out(heap, &ss->state[index], slot, ss->slot_size, size);
+    }
+    return NULL;
 }
 
 /* Counts one back-end allocation of size's bucket; true when it activates the bucket. */
@@ -518,16 +528,18 @@ static void *alloc_slow(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t si
             *error = HT_ERROR_HEAP_FULL;
             return NULL;
         }
+        hti_release release = {0};
         hti_lock(heap, flags);
-        void *p = hti_large_alloc(heap, size, align, error);
+        void *p = hti_large_alloc(heap, size, align, error, &release);
         hti_unlock(heap, flags);
+        hti_release_run(&release);
         *source = MEMORY_FROM_SLOWPATH;
         return p;
     }
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE && bucket_counts_up(heap, size)) {
-        hti_header *slot = front_alloc(heap, tc, size, source);
+        void *slot = front_alloc(heap, tc, size, source);
         if (slot)
-            return hti_block_data(slot);
+            return slot;
     }
     hti_lock(heap, flags);
     hti_header *b = hti_backend_alloc(heap, size, align, source, error);
@@ -544,9 +556,9 @@ static void *alloc_any(ht_heap *heap, hti_tcache *tc, uint32_t flags, size_t siz
                        ht_source *source, ht_error *error)
 {
     if (tc && size <= HT_LFH_MAX_BLOCK && align <= HTI_GRANULE) {
-        hti_header *slot = front_alloc(heap, tc, size, source);
+        void *slot = front_alloc(heap, tc, size, source);
         if (slot)
-            return hti_block_data(slot);
+            return slot;
         if (HTI_UNLIKELY(tc->damaged)) { /* a list was cut at damage: this call fails */
             tc->damaged = 0;
             *error = HT_ERROR_CORRUPTION;
@@ -598,14 +610,17 @@ static void *alloc_generic(ht_heap *heap, uint32_t flags, size_t size, size_t al
 
 HT_API void *ht_heap_alloc(ht_heap *heap, uint32_t flags, size_t size)
 {
-    /* Fast path: a live heap with a front end, a small size, a cached or LFH slot. */
-    if (HTI_LIKELY(hti_heap_ok(heap) && size - 1 < HT_LFH_MAX_BLOCK &&
+    /* Fast path: the heap this thread used last (so a live one with a front end: a destroyed
+     * heap's id no longer matches its caches'), a small size, a cached or LFH slot. */
+    hti_heap_thread *t = hti_current_thread;
+    if (HTI_LIKELY(t != NULL && t->last_heap == heap && size - 1 < HT_LFH_MAX_BLOCK &&
                    !(flags & ~HT_HEAP_ZERO_MEMORY))) {
-        hti_tcache *tc = hti_tcache_get(heap);
+        hti_tcache *tc = t->last_tcache;
         ht_source source = MEMORY_FROM_INVALID; /* set by front_alloc when it returns a slot */
-        hti_header *slot;
-        if (HTI_LIKELY(tc != NULL) && (slot = front_alloc(heap, tc, size, &source)) != NULL)
-            return alloc_done(heap, tc, flags | heap->flags, size, hti_block_data(slot), source);
+        void *slot;
+        if (HTI_LIKELY(atomic_load_explicit(&tc->heap_id, memory_order_relaxed) == heap->id) &&
+            (slot = front_alloc(heap, tc, size, &source)) != NULL)
+            return alloc_done(heap, tc, flags | heap->flags, size, slot, source);
     }
     return alloc_generic(heap, flags, size, HTI_GRANULE);
 }
@@ -622,13 +637,17 @@ HT_API void *ht_heap_alloc_aligned(ht_heap *heap, uint32_t flags, size_t alignme
 }
 
 /* ---- free ----------------------------------------------------------------------------- */
-/* Where a freed LFH slot goes: the calling thread's lookaside list if it has room, else the
- * LFH. Only the owner thread changes its lists, so the answer holds until it pushes. */
-static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_header *slot)
+/* Where a freed slot of ss goes: the calling thread's lookaside list if ss is its own and the
+ * list has room, else the LFH (another thread's slot goes back to its owner: caching it here
+ * would have two threads writing ss's state words). Only the owner thread changes its lists,
+ * so the answer holds until it pushes. */
+static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti_subseg *ss)
 {
-    return tc && slot->tag < HTI_LOOKASIDE_BUCKETS &&
+    unsigned bucket = ss->bucket;
+    return tc && bucket < HTI_LOOKASIDE_BUCKETS &&
+                   atomic_load_explicit(&((hti_subseg *)ss)->owner, memory_order_relaxed) == tc &&
                    atomic_load_explicit(&heap->lookaside_active, memory_order_relaxed) &&
-                   tc->lookaside[slot->tag].depth < HT_LOOKASIDE_DEPTH
+                   tc->lookaside_depth[bucket] < HT_LOOKASIDE_DEPTH
                ? MEMORY_FROM_LOOKASIDE
                : MEMORY_FROM_LOWFRAG;
 }
@@ -636,16 +655,18 @@ static inline ht_source lfh_free_source(ht_heap *heap, hti_tcache *tc, const hti
 /* Gives a checked LFH slot to the lookaside list or the LFH, as the Source s says. The push
  * fails only if a trace hook's own heap use (an unwinder's malloc) filled the list after s was
  * decided; the slot then goes to the LFH. Counts nothing. */
-static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s)
+static inline void lfh_slot_release(ht_heap *heap, hti_tcache *tc, hti_subseg *ss, size_t index,
+                                    ht_source s)
 {
-    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(heap, tc, slot))
-        hti_lfh_free(heap, tc, slot);
+    if (s != MEMORY_FROM_LOOKASIDE || !hti_lookaside_push(tc, ss, index))
+        hti_lfh_free(heap, tc, ss, index);
 }
 
 /* lfh_slot_release, counted: the fast path's free. */
-static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_header *slot, ht_source s)
+static inline bool lfh_slot_free(ht_heap *heap, hti_tcache *tc, hti_subseg *ss, size_t index,
+                                 ht_source s)
 {
-    lfh_slot_release(heap, tc, slot, s);
+    lfh_slot_release(heap, tc, ss, index, s);
     hti_count(heap, tc, HT_OP_FREE, s);
     return true;
 }
@@ -662,9 +683,10 @@ typedef enum release_tier {
 
 static inline release_tier release_plan(ht_heap *heap, hti_tcache *tc, const hti_owner *o)
 {
-    if (o->block->flags & HTI_BLOCK_LFH)
-        return lfh_free_source(heap, tc, o->block) == MEMORY_FROM_LOOKASIDE ? RELEASE_LOOKASIDE
-                                                                            : RELEASE_LFH;
+    if (o->region->kind == HTI_REGION_LFH)
+        return lfh_free_source(heap, tc, (hti_subseg *)o->region) == MEMORY_FROM_LOOKASIDE
+                   ? RELEASE_LOOKASIDE
+                   : RELEASE_LFH;
     return o->region->kind == HTI_REGION_LARGE ? RELEASE_LARGE : RELEASE_BACKEND;
 }
 
@@ -684,17 +706,20 @@ static ht_source release(ht_heap *heap, hti_tcache *tc, uint32_t flags, const ht
         s = tier == RELEASE_LOOKASIDE ? MEMORY_FROM_LOOKASIDE : MEMORY_FROM_LOWFRAG;
         if (traced && HT_TRACE_ON())
             hti_trace_free(heap, traced, s);
-        lfh_slot_release(heap, tc, b, s);
+        lfh_slot_release(heap, tc, (hti_subseg *)o->region, o->index, s);
         return s;
-    case RELEASE_LARGE:
+    case RELEASE_LARGE: {
         s = MEMORY_FROM_SLOWPATH;
         if (traced && HT_TRACE_ON())
             hti_trace_free(heap, traced, s);
-        remember_large(hti_block_data(b));
+        remember_large(o->data);
+        hti_release release = {0};
         hti_lock(heap, flags);
-        hti_large_free(heap, (hti_large *)o->region);
+        hti_large_free(heap, (hti_large *)o->region, &release);
         hti_unlock(heap, flags);
+        hti_release_run(&release); /* what the cache let go, unmapped outside the lock */
         return s;
+    }
     case RELEASE_BACKEND:
     default:
         hti_lock(heap, flags);
@@ -723,7 +748,7 @@ static int backend_free_check_locked(ht_heap *heap, const hti_owner *o, const vo
     return -EFAULT;
 }
 
-HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block)
+static bool free_checked(ht_heap *heap, uint32_t flags, void *block)
 {
     if (!hti_heap_ok(heap)) {
         hti_fail(NULL, flags, HT_ERROR_INVALID_HANDLE);
@@ -759,11 +784,6 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block)
         }
         hti_unlock(heap, flags);
     }
-    if (rc == 0 && (o.block->flags & HTI_BLOCK_LFH) &&
-        !hti_next_slot_ok(hti_subseg_of(o.block), o.block)) {
-        hti_corruption(heap, block, "next block's header damaged (overflow?)");
-        rc = -EFAULT;
-    }
     if (rc != 0) {
         if (HT_TRACE_ON())
             hti_trace_free(heap, block, MEMORY_FROM_INVALID);
@@ -779,38 +799,55 @@ HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block)
     return true;
 }
 
+/* Every free but the fast path's untraced one. errno is kept, as glibc's free keeps it: the
+ * preload library's free relies on it (the fast path's only system calls, a subsegment's
+ * release to the back end, keep it themselves). */
+HTI_NOINLINE static bool free_slow(ht_heap *heap, uint32_t flags, void *block)
+{
+    int saved_errno = errno;
+    bool ok = free_checked(heap, flags, block);
+    errno = saved_errno;
+    return ok;
+}
+
 /* The fast path while tracing: the FREE is emitted before the slot is pushed or released, so
  * the slot cannot be reused before its event. Out of line, so the untraced path stays as lean
  * as it was (same instructions, same registers). */
-HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_header *slot,
-                                          void *block, ht_source s)
+HTI_NOINLINE static bool free_fast_traced(ht_heap *heap, hti_tcache *tc, hti_subseg *ss,
+                                          size_t index, void *block, ht_source s)
 {
+    int saved_errno = errno;
     hti_trace_free(heap, block, s);
-    return lfh_slot_free(heap, tc, slot, s);
+    errno = saved_errno;
+    return lfh_slot_free(heap, tc, ss, index, s);
 }
 
 HT_API bool ht_heap_free(ht_heap *heap, uint32_t flags, void *block)
 {
-    /* Fast path: an LFH slot of a live heap, going to the lookaside list or its subsegment. */
-    if (HTI_LIKELY(hti_heap_ok(heap) && flags == 0)) {
-        hti_header *slot = lfh_slot_of(heap, block);
-        if (HTI_LIKELY(slot != NULL)) {
-            hti_tcache *tc = hti_tcache_get(heap);
-            ht_source s = lfh_free_source(heap, tc, slot);
-            /* not already free by state kept outside the block: not cached in this thread's
-             * lookaside list, busy in its subsegment's state byte (else the slow path says why) */
-            if (HTI_LIKELY(s == MEMORY_FROM_LOOKASIDE ? !hti_lookaside_holds(tc, slot)
-                                                      : hti_slot_busy(slot))) {
-                hti_heap_thread *self = tc ? tc->thread : NULL;
-                hti_untraced_begin(self);
-                if (HT_TRACE_ON()) {
-                    hti_untraced_end(self); /* it saw tracing on: its event comes first */
-                    return free_fast_traced(heap, tc, slot, block, s);
-                }
-                lfh_slot_free(heap, tc, slot, s);
-                hti_untraced_end(self);
-                return true;
+    /* Fast path: a busy LFH slot of the heap this thread used last (a subsegment's region names
+     * its heap, and a destroyed heap's id no longer matches its caches'), going to the lookaside
+     * list or its subsegment. A slot already free or cached, by its state word, takes the slow
+     * path, which says why. */
+    hti_heap_thread *t = hti_current_thread;
+    size_t index;
+    hti_subseg *ss;
+    if (HTI_LIKELY(flags == 0 && t != NULL && t->last_heap == heap) &&
+        (ss = lfh_slot_of(heap, block, &index)) != NULL) {
+        hti_tcache *tc = t->last_tcache;
+        if (HTI_LIKELY(atomic_load_explicit(&tc->heap_id, memory_order_relaxed) == heap->id)) {
+            ht_source s = lfh_free_source(heap, tc, ss);
+            hti_untraced_begin(t);
+            if (HT_TRACE_ON()) {
+                hti_untraced_end(t); /* it saw tracing on: its event comes first */
+                return free_fast_traced(heap, tc, ss, index, block, s);
             }
+            if (s == MEMORY_FROM_LOOKASIDE)
+                hti_lookaside_put(tc, ss, index); /* room seen by lfh_free_source */
+            else
+                hti_lfh_free(heap, tc, ss, index);
+            hti_untraced_end(t);
+            hti_count_in(tc, HT_OP_FREE, s);
+            return true;
         }
     }
     return free_slow(heap, flags, block);
@@ -830,20 +867,28 @@ static int resize_in_place(ht_heap *heap, uint32_t flags, hti_owner *o, size_t s
         if (size < HT_LARGE_THRESHOLD)
             return -ERANGE;
         hti_lock(heap, flags);
-        int rc = hti_large_resize(heap, (hti_large *)o->region, size);
+        int rc = hti_large_resize(heap, (hti_large *)o->region, size,
+                                  !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY));
         hti_unlock(heap, flags);
         *source = MEMORY_FROM_SLOWPATH;
         return rc;
     }
     if (size >= HT_LARGE_THRESHOLD)
         return -ERANGE;
-    if (b->flags & HTI_BLOCK_LFH) {
-        size_t usable = hti_block_bytes(b) - HTI_HEADER;
+    if (o->region->kind == HTI_REGION_LFH) {
+        hti_subseg *ss = (hti_subseg *)o->region;
+        size_t usable = ss->slot_size;
         if (size > usable)
             return -ENOSPC;
         if (size <= usable / 2 && !(flags & HT_HEAP_REALLOC_IN_PLACE_ONLY))
             return -ERANGE;
-        hti_slot_update(heap, b, b->flags, (uint16_t)(usable - size));
+        unsigned waived = hti_slot_get(ss, o->index) & HTI_SLOT_WAIVED;
+        unsigned state = waived | (HTI_SLOT_BUSY + (unsigned)(usable - size));
+        if (!waived && usable > size) { /* no canary to check while the new one is written */
+            hti_slot_set(ss, o->index, state | HTI_SLOT_WAIVED);
+            hti_canary_put_kept(o->data, usable, usable - size, heap->canary);
+        }
+        hti_slot_publish(&ss->state[o->index], state);
         *source = MEMORY_FROM_LOWFRAG;
         return 0;
     }
@@ -904,9 +949,11 @@ HT_API void *ht_heap_realloc(ht_heap *heap, uint32_t flags, void *block, size_t 
         ht_error error = HT_ERROR_NO_MEMORY;
         result = NULL;
         if (o.region->kind == HTI_REGION_LARGE && size >= HT_LARGE_THRESHOLD) {
+            hti_release release = {0};
             hti_lock(heap, flags);
-            result = hti_large_move(heap, (hti_large *)o.region, size);
+            result = hti_large_move(heap, (hti_large *)o.region, size, &release);
             hti_unlock(heap, flags);
+            hti_release_run(&release);
             source = MEMORY_FROM_SLOWPATH;
             if (result)
                 old_usable = 0, o.region = NULL; /* moved whole: nothing to copy or free */
@@ -940,6 +987,11 @@ HT_API size_t ht_heap_size(ht_heap *heap, uint32_t flags, const void *block)
     if (rc != 0) {
         bad_pointer(heap, flags, HT_OP_COUNT, block, rc);
         return SIZE_MAX;
+    }
+    if (o.region->kind == HTI_REGION_LFH) {
+        /* the caller may now write up to the usable size: the slot's slack is its own */
+        hti_subseg *ss = (hti_subseg *)o.region;
+        hti_slot_set(ss, o.index, hti_slot_get(ss, o.index) | HTI_SLOT_WAIVED);
     }
     return usable_of(&o);
 }
@@ -975,15 +1027,11 @@ HT_API bool ht_heap_validate(ht_heap *heap, uint32_t flags, const void *block)
     }
     hti_owner o;
     int rc = hti_owner_find(heap, block, &o);
-    if (rc == 0 && o.region->kind == HTI_REGION_SEGMENT) {
+    if (rc == 0 && o.region->kind != HTI_REGION_LARGE) {
         hti_lock(heap, flags);
-        if (o.block->flags & HTI_BLOCK_LFH) {
-            hti_subseg *ss = hti_subseg_of(o.block);
-            if (!hti_subseg_is_valid(heap, ss))
-                rc = -EFAULT;
-        } else if (!hti_backend_neighbors_ok(heap, o.block)) {
+        if (o.region->kind == HTI_REGION_LFH ? !hti_subseg_is_valid(heap, (hti_subseg *)o.region)
+                                             : !hti_backend_neighbors_ok(heap, o.block))
             rc = -EFAULT;
-        }
         hti_unlock(heap, flags);
     }
     if (rc != 0) {

@@ -3,9 +3,12 @@
  * Memory comes from the OS as 64 KiB-aligned regions: segments (reserved, committed as they
  * fill, tiled by back-end blocks) and large blocks (one mapping each). A process-wide page
  * map finds the region of any address in two loads, so every pointer handed to free/realloc
- * is checked against its region before its header is read. Every block, whatever its tier,
- * has a 16-byte header whose check value mixes the header's fields, its address and the heap
- * cookie: an overflow into the next header, a stray pointer or a stale copy fails the check.
+ * is checked against its region before anything else is read. Back-end and large blocks have a
+ * 16-byte header whose check value mixes the header's fields, its address and the heap cookie:
+ * an overflow into the next header, a stray pointer or a stale copy fails the check. LFH slots
+ * have no header: their subsegment's record, which the page map finds from any slot, keeps
+ * one state word per slot (free, cached, or busy with its unused bytes), and a canary after
+ * the requested bytes of a busy slot catches an overflow into its slack.
  *
  * Tiers: lookaside lists and LFH state live in per-thread, per-heap caches (hti_tcache);
  * the back end and large blocks are under the heap lock. */
@@ -18,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -82,7 +86,8 @@ HTI_INTERNAL void *hti_os_move(void *address, size_t old_size, size_t new_size, 
 HTI_INTERNAL int hti_os_resize_in_place(void *address, size_t old_size, size_t new_size);
 
 /* ---- regions and the page map (pagemap.c) --------------------------------------------- */
-enum { HTI_REGION_SEGMENT = 1, HTI_REGION_LARGE = 2 };
+/* An LFH subsegment's granules map to its record (hti_subseg), not to the segment it lies in. */
+enum { HTI_REGION_SEGMENT = 1, HTI_REGION_LARGE = 2, HTI_REGION_LFH = 3 };
 #define HTI_REGION_MAGIC 0x48545247u /* "HTRG" */
 
 typedef struct hti_region {
@@ -117,17 +122,14 @@ static inline hti_region *hti_pagemap_lookup(const void *address)
 
 /* ---- blocks --------------------------------------------------------------------------- */
 enum {
-    HTI_BLOCK_BUSY = 0x01,      /* handed to a caller */
-    HTI_BLOCK_LFH = 0x02,       /* a slot of an LFH subsegment */
-    HTI_BLOCK_SUBSEG = 0x04,    /* a back-end block that holds an LFH subsegment */
-    HTI_BLOCK_LARGE = 0x08,     /* a large block, mapped on its own */
-    HTI_BLOCK_LOOKASIDE = 0x10, /* an LFH slot cached in a thread's lookaside list */
+    HTI_BLOCK_BUSY = 0x01,   /* handed to a caller (or holding a subsegment) */
+    HTI_BLOCK_SUBSEG = 0x04, /* a back-end block that holds an LFH subsegment */
+    HTI_BLOCK_LARGE = 0x08,  /* a large block, mapped on its own */
 };
 
-/* The HTI_HEADER bytes before every block's data, whatever its tier (hti_block_of finds it from
+/* The HTI_HEADER bytes before every back-end and large block's data (hti_block_of finds it from
  * a data pointer; the block itself is header and data).
  * Back end: size = block granules, prev_size = previous block's granules (0 for the first).
- * LFH slot: size = slot granules, prev_size = granules from the subsegment start, tag = bucket.
  * unused = bytes of the data the caller did not ask for. */
 typedef struct hti_header {
     uint32_t size;
@@ -138,10 +140,7 @@ typedef struct hti_header {
     uint32_t check;
 } hti_header;
 _Static_assert(sizeof(hti_header) == HTI_HEADER, "block header is 16 bytes");
-_Static_assert(offsetof(hti_header, tag) == offsetof(hti_header, flags) + 1 &&
-                   offsetof(hti_header, flags) % 2 == 0,
-               "flags and tag read as one little-endian 16-bit word");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian headers");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian canaries and links");
 
 /* A free back-end block's list links, encoded (hti_link_encode): read them through
  * hti_free_next/hti_free_prev. */
@@ -172,59 +171,123 @@ HTI_INLINE hti_free_links *hti_links(hti_header *b)
 #define HTI_SUBSEG_MAGIC 0x4854534Cu /* "HTSL" */
 
 typedef struct hti_tcache hti_tcache;
+struct hti_segment;
 
+/* A subsegment: a back-end block whose data starts on a page-map granule and covers whole
+ * granules (their entries point here), holding this record, one state word per slot, then
+ * slots of one bucket's size with no header. Nothing a slot's owner can write is metadata
+ * but the free-list link in the first word of a free slot, which is encoded and checked. */
 typedef struct hti_subseg {
-    /* Read on every operation, written almost never: a cache line of its own, so that the
-     * owner's and other threads' writes below do not evict it. */
-    uint32_t magic;
-    uint16_t bucket;
-    uint16_t abandoned;   /* on the heap's abandoned list, no owner */
-    uint32_t slot_size;   /* bytes per slot, header included */
-    uint32_t capacity;    /* slots that fit */
-    uint64_t index_magic; /* ceil(2^34 / slot_size): slot index by multiply (hti_slot_index) */
+    /* Read by every operation on the subsegment, written almost never: a cache line of its
+     * own, so that the owner's and other threads' writes below do not evict it. */
+    hti_region region;    /* kind HTI_REGION_LFH; base is the record, reserved its granules */
     char *slots;          /* first slot */
-    ht_heap *heap;
+    uint64_t index_magic; /* ceil(2^34 / slot_size): slot index by multiply (hti_slot_index) */
     _Atomic(hti_tcache *) owner;
+    uint16_t slot_size; /* bytes per slot: the bucket's size */
+    uint16_t capacity;  /* slots that fit */
+    uint16_t bucket;
+    uint16_t abandoned; /* on the heap's abandoned list, no owner */
+    /* The owner's (and, while abandoned, the heap lock's). */
+    _Alignas(HTI_CACHE_LINE) void *local_free; /* owner's free slots (links encoded) */
+    uint32_t used;               /* slots out (owner's count; remote frees wait in thread_free) */
+    uint32_t carved;             /* slots carved from the bump area so far */
+    struct hti_segment *segment; /* the segment the subsegment's block lies in */
     struct hti_subseg *next, *prev; /* owner's per-bucket list, or the heap's abandoned list */
-    /* The owner's. */
-    _Alignas(HTI_CACHE_LINE) hti_header *local_free; /* owner's free slots (links encoded) */
-    uint32_t used;   /* slots out (owner's count; remote frees wait in thread_free) */
-    uint32_t carved; /* slots carved from the bump area so far */
     /* Other threads'. */
-    /* slots freed by other threads (links encoded) */
-    _Alignas(HTI_CACHE_LINE) _Atomic(hti_header *) thread_free;
-    /* One byte per slot, outside the slots: HTI_SLOT_FREE while the slot is in one of this
-     * subsegment's lists (or never carved), HTI_SLOT_BUSY while it is out (held by a caller or
-     * cached in a lookaside list). Frees back to the subsegment check it, not the slot's
-     * header, which the program can overwrite (a header saved and written back passes its
-     * seal). Written only where the subsegment's record is touched anyway (LFH pops and frees),
-     * never by lookaside pushes and pops. */
-    _Alignas(HTI_CACHE_LINE) _Atomic uint8_t state[];
+    _Alignas(HTI_CACHE_LINE) _Atomic(void *) thread_free; /* slots freed by others (encoded) */
+    /* One word per slot (HTI_SLOT_*): whether the slot is in one of this subsegment's lists
+     * (or never carved), cached in a lookaside list, or held by a caller, and then how many of
+     * its bytes the caller did not ask for. The verdict on a free comes from here, never from
+     * the slot, which the program can write. */
+    _Alignas(HTI_CACHE_LINE) _Atomic uint16_t state[];
 } hti_subseg;
+_Static_assert(offsetof(hti_subseg, local_free) == HTI_CACHE_LINE, "read-mostly line first");
 
-enum { HTI_SLOT_FREE = 0, HTI_SLOT_BUSY = 1 };
+enum {
+    HTI_SLOT_FREE = 0,   /* in a list of its subsegment, or not carved yet */
+    HTI_SLOT_CACHED = 1, /* in a lookaside list: freed for the caller, still out for the LFH */
+    HTI_SLOT_BUSY = 2,   /* held by a caller: HTI_SLOT_BUSY + unused bytes (| HTI_SLOT_WAIVED) */
+};
+/* Busy, and the caller was told the usable size (ht_heap_size): the slack is the caller's to
+ * write, so it holds no canary. */
+#define HTI_SLOT_WAIVED 0x8000u
+#define HTI_SLOT_UNUSED(state) ((size_t)(((state) & ~HTI_SLOT_WAIVED) - HTI_SLOT_BUSY))
+
 #define HTI_SLOT_INDEX_SHIFT                                                                       \
     34 /* exact for offsets < 2^18 and slots < 2^16 (Granlund-Montgomery) */
+/* The index of the slot at offset from the first slot, exact when offset is a multiple of the
+ * slot size below 2^18; any other offset (or a pointer below the slots, whose offset wraps)
+ * fails hti_slot_at. */
+HTI_INLINE size_t hti_slot_index_of(const hti_subseg *ss, uintptr_t offset)
+{
+    return (size_t)((offset * ss->index_magic) >> HTI_SLOT_INDEX_SHIFT);
+}
+/* The index of the carved-or-not slot that starts at p, or SIZE_MAX if p starts no slot. */
+HTI_INLINE size_t hti_slot_at(const hti_subseg *ss, const void *p)
+{
+    uintptr_t offset = (uintptr_t)((const char *)p - ss->slots);
+    size_t index = hti_slot_index_of(ss, offset);
+    return index < ss->capacity && index * ss->slot_size == offset ? index : SIZE_MAX;
+}
+HTI_INLINE void *hti_slot_ptr(const hti_subseg *ss, size_t index)
+{
+    return ss->slots + index * ss->slot_size;
+}
+HTI_INLINE uint16_t hti_slot_get(const hti_subseg *ss, size_t index)
+{
+    return atomic_load_explicit(&((hti_subseg *)ss)->state[index], memory_order_relaxed);
+}
+HTI_INLINE void hti_slot_set(hti_subseg *ss, size_t index, unsigned state)
+{
+    atomic_store_explicit(&ss->state[index], (uint16_t)state, memory_order_relaxed);
+}
+/* Marks a slot busy after its canary is written (a release store: a plain store on x86). */
+HTI_INLINE void hti_slot_publish(_Atomic uint16_t *word, unsigned state)
+{
+    atomic_store_explicit(word, (uint16_t)state, memory_order_release);
+}
 
-HTI_INLINE size_t hti_slot_index(const hti_subseg *ss, const hti_header *slot)
+/* ---- canaries -------------------------------------------------------------------------- */
+/* A busy slot's canary is the heap's canary value (ht_heap.canary, drawn from its secrets when
+ * it is created) in the 8 bytes right after its requested ones, or, when it has fewer than 8
+ * bytes to spare, in its last 8 bytes, of which only the spare ones count: the window starts
+ * max(unused, 8) bytes before the slot's end. So the check is one load and one masked compare,
+ * with no branch on the size. At allocation the whole window is written (the bytes below the
+ * requested end are the caller's, not yet written); a realloc that stays in place writes only
+ * the spare bytes. One value per heap, like a stack protector's: a program can read its own
+ * slack, so mixing in the address would add cost, not secrecy. Bytes 0 and 1, and 6 and 7,
+ * differ, so no fill of one byte value matches. */
+HTI_INLINE uint64_t hti_canary_of(uint64_t secret)
 {
-    return (size_t)(((uint64_t)((const char *)slot - ss->slots) * ss->index_magic) >>
-                    HTI_SLOT_INDEX_SHIFT);
+    uint64_t c = secret * 0x9E3779B97F4A7C15ull;
+    c ^= c >> 29;
+    c &= ~((uint64_t)1 | (uint64_t)1 << 48);
+    return c | (uint64_t)1 << 8 | (uint64_t)1 << 56;
 }
-/* The subsegment of a slot whose header is sealed. */
-HTI_INLINE hti_subseg *hti_subseg_of(const hti_header *slot)
+/* The masks of the window's bytes that count: the top min(unused, 8) bytes. */
+HTI_INTERNAL extern const uint64_t hti_canary_mask[9];
+HTI_INLINE char *hti_canary_window(const void *slot, size_t slot_size, size_t unused)
 {
-    return (hti_subseg *)((char *)slot - (size_t)slot->prev_size * HTI_GRANULE);
+    return (char *)slot + slot_size - (unused > 8 ? unused : 8);
 }
-HTI_INLINE _Atomic uint8_t *hti_slot_state(hti_subseg *ss, const hti_header *slot)
+HTI_INLINE bool hti_canary_ok(const void *slot, size_t slot_size, size_t unused, uint64_t c)
 {
-    return &ss->state[hti_slot_index(ss, slot)];
+    uint64_t v;
+    memcpy(&v, hti_canary_window(slot, slot_size, unused), 8);
+    return ((v ^ c) & hti_canary_mask[unused < 8 ? unused : 8]) == 0;
 }
-/* The slot (its header sealed) is out of its subsegment's lists. */
-HTI_INLINE bool hti_slot_busy(const hti_header *slot)
+/* At allocation: the whole window (slot_size >= 16). */
+HTI_INLINE void hti_canary_put_fresh(void *slot, size_t slot_size, size_t unused, uint64_t c)
 {
-    return atomic_load_explicit(hti_slot_state(hti_subseg_of(slot), slot), memory_order_relaxed) ==
-           HTI_SLOT_BUSY;
+    memcpy(hti_canary_window(slot, slot_size, unused), &c, 8);
+}
+/* In a slot whose bytes below the requested end are the caller's: only the spare bytes. */
+HTI_INLINE void hti_canary_put_kept(void *slot, size_t slot_size, size_t unused, uint64_t c)
+{
+    unsigned char *w = (unsigned char *)hti_canary_window(slot, slot_size, unused);
+    for (size_t i = 8 - (unused < 8 ? unused : 8); i < 8; i++)
+        w[i] = (unsigned char)(c >> (8 * i));
 }
 
 /* Filled once by hti_lfh_init_tables (from the global init, before any heap exists). */
@@ -238,37 +301,31 @@ HTI_INLINE unsigned hti_bucket_of(size_t size)
 }
 
 /* ---- per-thread caches (thread.c) ----------------------------------------------------- */
-#define HTI_CACHED_HINTS 2048
 /* A lookaside list is a stack in the thread's cache, not a chain through the freed slots: no
  * link lives where a use after free can reach it, and a pop reads nothing from the slot. */
-typedef struct hti_lookaside {
-    uint32_t depth;
-    hti_header *slot[HT_LOOKASIDE_DEPTH];
-} hti_lookaside;
+/* An entry holds the slot and its state word: a pop touches the entry and the state word's
+ * line, not the subsegment's record (the slot size is the bucket's). */
+typedef struct hti_lookaside_entry {
+    void *slot;
+    _Atomic uint16_t *state;
+} hti_lookaside_entry;
 
 struct hti_tcache {
     ht_heap *heap;
     _Atomic uint64_t heap_id; /* heap->id when attached; 0 once the heap is destroyed */
     struct hti_heap_thread *thread;
-    hti_lookaside lookaside[HTI_LOOKASIDE_BUCKETS];
+    /* Lookaside lists: the depths together (every free reads one), then each list's stack. */
+    uint32_t lookaside_depth[HTI_LOOKASIDE_BUCKETS];
+    hti_lookaside_entry lookaside[HTI_LOOKASIDE_BUCKETS][HT_LOOKASIDE_DEPTH];
     hti_subseg *current[HTI_LFH_BUCKETS]; /* the subsegment allocations come from */
     hti_subseg *owned[HTI_LFH_BUCKETS];   /* every subsegment owned, per bucket */
     _Atomic uint64_t counts[HT_OP_COUNT][HT_SOURCE_COUNT];
     hti_tcache *heap_next, *heap_prev; /* heap's list, under the heap lock */
     hti_tcache *thread_next;           /* thread's list */
     int damaged; /* a list of this cache was found damaged: the current call fails */
-    /* How many cached slots hash to each entry (hti_cached_index): a slot whose entry is 0 is
-     * surely not cached here, so a free checks its lookaside list for a double free in one
-     * load, and scans the list only on a hit. */
-    uint16_t cached_hint[HTI_CACHED_HINTS];
 };
 
 #define HTI_THREAD_SLOTS 4
-HTI_INLINE unsigned hti_cached_index(const hti_header *slot)
-{
-    uintptr_t a = (uintptr_t)slot >> 4;
-    return (unsigned)(a ^ (a >> 11) ^ (a >> 22)) & (HTI_CACHED_HINTS - 1);
-}
 /* A thread as the heap sees it: its caches, one per heap it used, and the last one used (the
  * fast paths' one-compare lookup). Not the tracer's per-thread buffer record. */
 typedef struct hti_heap_thread {
@@ -341,8 +398,11 @@ typedef enum hti_lfh_mode {
 } hti_lfh_mode;
 #define HTI_HEAP_DEAD 0x44454144u /* "DEAD" */
 #define HTI_BINS 384
-#define HTI_LARGE_CACHE 4
-#define HTI_LARGE_CACHE_MAX (64u << 20) /* bigger mappings go straight back */
+/* Freed large mappings kept for reuse (large.c): at most this many, ... */
+#define HTI_LARGE_CACHE 16
+#define HTI_LARGE_CACHE_MAX (64u << 20)   /* ... none bigger than this, ... */
+#define HTI_LARGE_CACHE_FLOOR (16u << 20) /* ... and at most this many bytes, or ... */
+#define HTI_LARGE_CACHE_SHARE 8           /* ... 1/8 of the heap's other committed bytes */
 #define HTI_BIN_WORDS (HTI_BINS / 64)
 
 typedef struct hti_segment {
@@ -365,6 +425,7 @@ struct ht_heap {
     uint32_t flags;              /* creation flags */
     uint64_t id;                 /* unique per created heap; tcaches compare it */
     uint64_t cookie;             /* mixed into every header check */
+    uint64_t canary;             /* after the requested bytes of a busy LFH slot */
     uint64_t link_key[2];        /* free-list link encoding (hti_link_encode) */
     unsigned link_rotate;        /* 1..63 */
     int has_lfh;                 /* growable and serialized */
@@ -381,7 +442,9 @@ struct ht_heap {
     uint64_t bitmap[HTI_BIN_WORDS];
     hti_header *bins[HTI_BINS];
     hti_large *large;
-    hti_large *large_cache[HTI_LARGE_CACHE]; /* freed mappings kept for reuse */
+    hti_large *large_cache[HTI_LARGE_CACHE]; /* freed mappings kept for reuse, oldest first */
+    unsigned large_cache_count;              /* entries in use: large_cache[0, count) */
+    size_t large_cached;                     /* their bytes (in reserved and committed too) */
     /* LFH */
     atomic_uint bucket_count[HTI_LFH_BUCKETS];
     atomic_uchar bucket_active[HTI_LFH_BUCKETS];
@@ -417,20 +480,6 @@ HTI_INLINE void hti_seal(const ht_heap *heap, hti_header *b)
 {
     b->check = hti_check_of(heap, b);
 }
-/* Rewrites an LFH slot's flags and unused bytes, sealed, in one 16-byte store: slots change
- * without a lock, so validate, walk and a fork child must never see half a header. */
-HTI_INLINE void hti_slot_update(const ht_heap *heap, hti_header *b, uint8_t flags, uint16_t unused)
-{
-    hti_header h = *b;
-    h.flags = flags;
-    h.unused = unused;
-    h.check = hti_check_value(heap, (uintptr_t)b, &h);
-#if defined(__SSE2__)
-    _mm_store_si128((__m128i *)(void *)b, _mm_loadu_si128((const __m128i *)(const void *)&h));
-#else
-    *b = h;
-#endif
-}
 HTI_INLINE bool hti_sealed(const ht_heap *heap, const hti_header *b)
 {
     return b->check == hti_check_of(heap, b);
@@ -455,15 +504,15 @@ HTI_INLINE void *hti_link_decode(const ht_heap *heap, const void *at, uintptr_t 
     x = (x >> r) | (x << (64 - r));
     return (void *)(x ^ (uintptr_t)at ^ heap->link_key[0]);
 }
-/* A free LFH slot's link (its subsegment's local and remote lists): the first word of its data. */
-HTI_INLINE hti_header *hti_slot_next(const ht_heap *heap, hti_header *slot)
+/* A free LFH slot's link (its subsegment's local and remote lists): the first word of the slot. */
+HTI_INLINE void *hti_slot_next(const ht_heap *heap, void *slot)
 {
-    uintptr_t *at = (uintptr_t *)hti_block_data(slot);
-    return (hti_header *)hti_link_decode(heap, at, *at);
+    uintptr_t *at = (uintptr_t *)slot;
+    return hti_link_decode(heap, at, *at);
 }
-HTI_INLINE void hti_slot_set_next(const ht_heap *heap, hti_header *slot, const hti_header *next)
+HTI_INLINE void hti_slot_set_next(const ht_heap *heap, void *slot, const void *next)
 {
-    uintptr_t *at = (uintptr_t *)hti_block_data(slot);
+    uintptr_t *at = (uintptr_t *)slot;
     *at = hti_link_encode(heap, at, next);
 }
 HTI_INLINE hti_header *hti_free_next(const ht_heap *heap, hti_header *b)
@@ -483,27 +532,39 @@ HTI_INLINE void hti_free_set_prev(const ht_heap *heap, hti_header *b, const hti_
     hti_links(b)->prev = hti_link_encode(heap, &hti_links(b)->prev, prev);
 }
 
+/* The segment whose blocks contain address, or NULL: a subsegment's granules map to its record,
+ * which names its segment (a back-end header may sit in the last bytes of such a granule). */
+HTI_INLINE struct hti_segment *hti_segment_at(const void *address)
+{
+    hti_region *r = hti_pagemap_lookup(address);
+    if (r && r->kind == HTI_REGION_LFH)
+        return ((hti_subseg *)r)->segment;
+    return r && r->kind == HTI_REGION_SEGMENT ? (struct hti_segment *)r : NULL;
+}
+
 /* True when p may be read as a block header of heap's segments: 16-byte aligned, in a segment
  * of this heap, inside its committed blocks. Safe on any address (the page map first). */
 HTI_INLINE bool hti_in_segment(const ht_heap *heap, const void *p)
 {
     if ((uintptr_t)p & (HTI_GRANULE - 1))
         return false;
-    hti_region *r = hti_pagemap_lookup(p);
-    if (!r || r->heap != heap || r->kind != HTI_REGION_SEGMENT)
+    const hti_segment *seg = hti_segment_at(p);
+    if (!seg || seg->region.heap != heap)
         return false;
-    const hti_segment *seg = (const hti_segment *)r;
     return (const char *)p >= seg->first &&
            (const char *)p + HTI_MIN_BLOCK <= seg->region.base + seg->committed;
 }
 
 /* The result of classifying a pointer handed to free/realloc/size. */
 typedef struct hti_owner {
-    hti_region *region;
-    hti_header *block;
+    hti_region *region; /* a segment, a large block's mapping or a subsegment (HTI_REGION_LFH) */
+    hti_header *block;  /* back-end and large blocks: the header; NULL for an LFH slot */
+    void *data;
+    size_t index; /* an LFH slot's index in its subsegment */
 } hti_owner;
-/* Finds the block of data in heap. 0, or -EINVAL (not this heap's), -EFAULT (corrupt header),
- * -EALREADY (the block is free). Reads nothing outside the heap's committed memory. */
+/* Finds the block of data in heap. 0, or -EINVAL (not this heap's, or not where a block
+ * starts), -EFAULT (a corrupt header), -EOVERFLOW (an LFH slot's canary damaged), -EALREADY
+ * (the block is free). Reads nothing outside the heap's committed memory. */
 HTI_INTERNAL int hti_owner_find(ht_heap *heap, const void *data, hti_owner *owner);
 
 /* ---- back end (backend.c, segment.c) -------------------------------------------------- */
@@ -547,43 +608,117 @@ HTI_INTERNAL hti_header *hti_block_prev(const hti_segment *seg, const hti_header
 HTI_INTERNAL size_t hti_backend_largest_free(ht_heap *heap);
 
 /* ---- large blocks (large.c) ----------------------------------------------------------- */
-HTI_INTERNAL void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error);
-HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large);
-/* Moves the block's pages to a fresh mapping of the new size without copying (mremap);
- * returns the new data address, or NULL. */
-HTI_INTERNAL void *hti_large_move(ht_heap *heap, hti_large *large, size_t size);
+/* Mappings already out of a heap's records and page map, to be unmapped once its lock is
+ * dropped (system calls stay out of the lock). Functions that take one fill it while they have
+ * room, then unmap at once; NULL: at once. */
+#define HTI_RELEASE_MAX 4
+typedef struct hti_release {
+    unsigned count;
+    struct {
+        void *base;
+        size_t size;
+    } span[HTI_RELEASE_MAX];
+} hti_release;
+/* Unmaps what release holds and empties it (heap lock not held). */
+HTI_INTERNAL void hti_release_run(hti_release *release);
+/* The large-block functions below run under the heap lock. */
+HTI_INTERNAL void *hti_large_alloc(ht_heap *heap, size_t size, size_t align, ht_error *error,
+                                   hti_release *release);
+HTI_INTERNAL void hti_large_free(ht_heap *heap, hti_large *large, hti_release *release);
+/* Moves the block to a cached mapping that fits the new size (copying its bytes, the old mapping
+ * going to the cache), else its pages to a fresh mapping without copying (mremap); returns the
+ * new data address, or NULL (the block unchanged). Lock held. */
+HTI_INTERNAL void *hti_large_move(ht_heap *heap, hti_large *large, size_t size,
+                                  hti_release *release);
 /* Unmaps every cached mapping (lock held). */
 HTI_INTERNAL void hti_large_cache_drop(ht_heap *heap);
 /* Resizes the mapping in place (lock held). 0; -ERANGE beyond the heap's size limit; -ENOMEM if
- * the mapping cannot change where it is or the page map has no memory (unchanged then). */
-HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size);
+ * the mapping cannot change where it is or the page map has no memory (unchanged then);
+ * -ENOSPC if may_move and a cached mapping can take the grown block for less than faulting in
+ * the new pages would cost (hti_large_move then uses it). */
+HTI_INTERNAL int hti_large_resize(ht_heap *heap, hti_large *large, size_t size, bool may_move);
 HTI_INTERNAL size_t hti_large_usable(const hti_large *large);
 
 /* ---- LFH and lookaside (lfh.c, lookaside.c) ------------------------------------------- */
-/* Allocates a slot of bucket from the calling thread's subsegments. NULL if memory is short. */
-HTI_INTERNAL hti_header *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket);
-/* Frees an LFH slot (busy in its state byte, checked by the caller) from any thread (tc may
- * be NULL), or a slot coming back from a lookaside list. */
-HTI_INTERNAL void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_header *slot);
+/* The index of a slot taken from one of ss's lists: a carved slot's start, free in its state
+ * word; SIZE_MAX for anything else (a forged or damaged link). */
+HTI_INLINE size_t hti_free_slot_index(const hti_subseg *ss, const void *slot)
+{
+    size_t index = hti_slot_at(ss, slot);
+    if (HTI_UNLIKELY(index >= ss->carved) || hti_slot_get(ss, index) != HTI_SLOT_FREE)
+        return SIZE_MAX;
+    return index;
+}
+/* Takes the head of the owner's local list of ss, which hti_free_slot_index accepted. */
+HTI_INLINE void *hti_local_take(const ht_heap *heap, hti_subseg *ss)
+{
+    void *slot = ss->local_free;
+    ss->local_free = hti_slot_next(heap, slot);
+    ss->used++;
+    return slot;
+}
+/* Puts slot index of ss (out, and checked) at the head of the owner's local list, free. */
+HTI_INLINE void hti_local_put(const ht_heap *heap, hti_subseg *ss, size_t index)
+{
+    void *slot = hti_slot_ptr(ss, index);
+    hti_slot_set(ss, index, HTI_SLOT_FREE);
+    hti_slot_set_next(heap, slot, ss->local_free);
+    ss->local_free = slot;
+    ss->used--;
+}
+/* hti_lfh_alloc when the current subsegment's local list is empty or its head is damaged. */
+HTI_INTERNAL void *hti_lfh_alloc_slow(ht_heap *heap, hti_tcache *tc, unsigned bucket,
+                                      hti_subseg **ss, size_t *index);
+/* Takes a slot of bucket from the calling thread's subsegments: its subsegment and index in
+ * *ss and *index, its state still FREE for the caller to set once the slot is ready (so that
+ * validate, here or in a fork child, never sees a busy slot without its canary). NULL if
+ * memory is short or a list was damaged (tc->damaged). The common case inline: the head of
+ * the current subsegment's local list, a carved slot that is free in its state word. */
+HTI_INLINE void *hti_lfh_alloc(ht_heap *heap, hti_tcache *tc, unsigned bucket, hti_subseg **out,
+                               size_t *index)
+{
+    hti_subseg *ss = tc->current[bucket];
+    size_t i;
+    if (HTI_LIKELY(ss != NULL) && ss->local_free != NULL &&
+        HTI_LIKELY((i = hti_free_slot_index(ss, ss->local_free)) != SIZE_MAX)) {
+        *out = ss;
+        *index = i;
+        return hti_local_take(heap, ss);
+    }
+    return hti_lfh_alloc_slow(heap, tc, bucket, out, index);
+}
+/* hti_lfh_free for a slot of another thread's subsegment, or the last one out of a subsegment
+ * that is not the owner's current one. */
+HTI_INTERNAL void hti_lfh_free_slow(ht_heap *heap, hti_tcache *tc, hti_subseg *ss, size_t index);
+/* Frees slot index of ss (busy or cached, checked by the caller) from any thread (tc may be
+ * NULL), or a slot coming back from a lookaside list. The owner's common case inline. */
+HTI_INLINE void hti_lfh_free(ht_heap *heap, hti_tcache *tc, hti_subseg *ss, size_t index)
+{
+    if (HTI_LIKELY(tc != NULL && atomic_load_explicit(&ss->owner, memory_order_relaxed) == tc &&
+                   ss->used > 1)) {
+        hti_local_put(heap, ss, index);
+        return;
+    }
+    hti_lfh_free_slow(heap, tc, ss, index);
+}
 /* Thread exit or heap detach: give back lookaside blocks and subsegments (lock held). */
 HTI_INTERNAL void hti_lfh_thread_done(ht_heap *heap, hti_tcache *tc);
 /* Collects remote frees of abandoned subsegments and releases the empty ones (lock held). */
 HTI_INTERNAL void hti_lfh_reclaim_abandoned(ht_heap *heap);
+/* The subsegment's record, page-map entries and slot states are consistent, every busy slot's
+ * canary is intact, and (when it has no owner) its free list is sound (lock held). */
 HTI_INTERNAL bool hti_subseg_is_valid(const ht_heap *heap, const hti_subseg *ss);
-/* A write past the end of a slot lands in the next slot's header: checked by the frees that
- * take the slow path (validate checks every header's seal). Only its flags and bucket bytes are compared here (they
- * keep their LFH bit and bucket through every rewrite, so a concurrent update cannot make a
- * false alarm); any damage fails the header's seal when that slot is used next. */
-HTI_INLINE bool hti_next_slot_ok(const hti_subseg *ss, const hti_header *slot)
+/* The busy slot's canary, if it has one, is intact; a slot being changed by its owner while it
+ * is read is looked at again before it is called damaged. */
+HTI_INTERNAL bool hti_slot_canary_settled(const ht_heap *heap, const hti_subseg *ss, size_t index);
+/* The canary of busy slot index of ss, holding state, is intact (or it has none). */
+HTI_INLINE bool hti_slot_canary_ok(const ht_heap *heap, const hti_subseg *ss, size_t index,
+                                   unsigned state)
 {
-    const hti_header *next = (const hti_header *)((const char *)slot + ss->slot_size);
-    if ((const char *)next >=
-        ss->slots + (size_t)__atomic_load_n(&ss->carved, __ATOMIC_ACQUIRE) * ss->slot_size)
+    if (state & HTI_SLOT_WAIVED)
         return true;
-    uint16_t flags_tag = __atomic_load_n((const uint16_t *)(const void *)&next->flags,
-                                         __ATOMIC_RELAXED);
-    return (flags_tag & (0xff00u | HTI_BLOCK_LFH | HTI_BLOCK_SUBSEG | HTI_BLOCK_LARGE)) ==
-           (((unsigned)ss->bucket << 8) | HTI_BLOCK_LFH);
+    return hti_canary_ok(hti_slot_ptr(ss, index), ss->slot_size, HTI_SLOT_UNUSED(state),
+                         heap->canary);
 }
 
 /* Whole-heap validation (walk.c). */
@@ -606,6 +741,12 @@ HTI_INLINE hti_tcache *hti_tcache_get(ht_heap *heap)
         return t->last_tcache;
     return hti_tcache_get_slow(heap);
 }
+/* Counts one (op, Source) in tc, which the caller knows is not NULL. */
+HTI_INLINE void hti_count_in(hti_tcache *tc, ht_op op, ht_source source)
+{
+    uint64_t n = atomic_load_explicit(&tc->counts[op][source], memory_order_relaxed);
+    atomic_store_explicit(&tc->counts[op][source], n + 1, memory_order_relaxed);
+}
 HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source source)
 {
     if (HTI_LIKELY(tc != NULL)) {
@@ -617,37 +758,38 @@ HTI_INLINE void hti_count(ht_heap *heap, hti_tcache *tc, ht_op op, ht_source sou
 }
 
 /* ---- lookaside lists (lookaside.c) ---------------------------------------------------- */
-/* Pops the thread's most recently cached slot of bucket, or NULL. The stack lives in
- * heaptrail's own memory; the slot's header, which an overflow may have reached while it was
- * cached, is checked by the caller (front_alloc). */
-HTI_INLINE hti_header *hti_lookaside_pop(hti_tcache *tc, unsigned bucket)
+/* Pops the thread's most recently cached slot of bucket, or NULL; its state word (CACHED) in
+ * *state for the caller to set. The stack lives in heaptrail's own memory and nothing is read
+ * from the slot. */
+HTI_INLINE void *hti_lookaside_pop(hti_tcache *tc, unsigned bucket, _Atomic uint16_t **state)
 {
-    hti_lookaside *l = &tc->lookaside[bucket];
-    if (!l->depth)
+    uint32_t depth = tc->lookaside_depth[bucket];
+    if (!depth)
         return NULL;
-    hti_header *slot = l->slot[--l->depth];
-    tc->cached_hint[hti_cached_index(slot)]--;
-    return slot;
+    tc->lookaside_depth[bucket] = --depth;
+    hti_lookaside_entry e = tc->lookaside[bucket][depth];
+    assert(atomic_load_explicit(e.state, memory_order_relaxed) == HTI_SLOT_CACHED);
+    *state = e.state;
+    return e.slot;
 }
-/* Scans the list of slot's bucket (a hint said it may be there). */
-HTI_INTERNAL bool hti_lookaside_scan(const hti_tcache *tc, const hti_header *slot);
-/* slot (sealed, busy header) is cached in this thread's lookaside list: a double free whose
- * header was written back after the first free. */
-HTI_INLINE bool hti_lookaside_holds(const hti_tcache *tc, const hti_header *slot)
+/* Caches slot index of ss (checked by the caller) in the list of its bucket, which the caller
+ * saw has room. The slot stays out for its subsegment, cached in its state word. */
+HTI_INLINE void hti_lookaside_put(hti_tcache *tc, hti_subseg *ss, size_t index)
 {
-    return HTI_UNLIKELY(tc->cached_hint[hti_cached_index(slot)] != 0) &&
-           hti_lookaside_scan(tc, slot);
+    unsigned bucket = ss->bucket;
+    uint32_t depth = tc->lookaside_depth[bucket];
+    assert(depth < HT_LOOKASIDE_DEPTH);
+    hti_slot_set(ss, index, HTI_SLOT_CACHED);
+    tc->lookaside[bucket][depth] = (hti_lookaside_entry){hti_slot_ptr(ss, index),
+                                                         &ss->state[index]};
+    tc->lookaside_depth[bucket] = depth + 1;
 }
-/* Caches slot (checked by the caller) if the list has room; false otherwise. The slot stays
- * busy for its subsegment. */
-HTI_INLINE bool hti_lookaside_push(ht_heap *heap, hti_tcache *tc, hti_header *slot)
+/* hti_lookaside_put if the list has room; false otherwise. */
+HTI_INLINE bool hti_lookaside_push(hti_tcache *tc, hti_subseg *ss, size_t index)
 {
-    hti_lookaside *l = &tc->lookaside[slot->tag];
-    if (l->depth >= HT_LOOKASIDE_DEPTH)
+    if (tc->lookaside_depth[ss->bucket] >= HT_LOOKASIDE_DEPTH)
         return false;
-    hti_slot_update(heap, slot, HTI_BLOCK_LFH | HTI_BLOCK_LOOKASIDE, 0);
-    l->slot[l->depth++] = slot;
-    tc->cached_hint[hti_cached_index(slot)]++;
+    hti_lookaside_put(tc, ss, index);
     return true;
 }
 /* Gives every cached slot of tc back to the LFH. */

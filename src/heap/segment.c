@@ -18,8 +18,7 @@ static size_t segment_header(void)
 
 hti_segment *hti_segment_of(const hti_header *b)
 {
-    hti_region *r = hti_pagemap_lookup(b);
-    return (r && r->kind == HTI_REGION_SEGMENT) ? (hti_segment *)r : NULL;
+    return hti_segment_at(b);
 }
 
 /* Appends [base+committed, base+committed+bytes) to the block tiling. */

@@ -29,14 +29,13 @@ static bool slot_step(ht_heap_entry *e, hti_header *b)
         c[3] = 0;
         return false;
     }
-    hti_header *slot = (hti_header *)(ss->slots + (size_t)c[3] * ss->slot_size);
-    c[3]++;
-    bool busy = slot->flags & HTI_BLOCK_BUSY;
-    size_t usable = ss->slot_size - HTI_HEADER;
-    *e = (ht_heap_entry){.data = hti_block_data(slot),
-                         .size = usable,
-                         .requested = busy ? usable - slot->unused : 0,
-                         .overhead = HTI_HEADER,
+    size_t index = c[3]++;
+    unsigned state = hti_slot_get(ss, index);
+    bool busy = state >= HTI_SLOT_BUSY;
+    *e = (ht_heap_entry){.data = hti_slot_ptr(ss, index),
+                         .size = ss->slot_size,
+                         .requested = busy ? ss->slot_size - HTI_SLOT_UNUSED(state) : 0,
+                         .overhead = 0,
                          .flags = HT_ENTRY_LFH | (busy ? HT_ENTRY_BUSY : 0),
                          .source = MEMORY_FROM_LOWFRAG,
                          .cursor = {c[0], c[1], c[2], c[3]}};
@@ -259,7 +258,8 @@ static bool segment_is_valid(ht_heap *heap, hti_segment *seg, unsigned *free_blo
     while ((char *)b < end) {
         if (!hti_sealed(heap, b) || b->size < HTI_MIN_BLOCK / HTI_GRANULE ||
             (char *)b + hti_block_bytes(b) > end || b->prev_size != (prev ? prev->size : 0u) ||
-            (b->flags & (HTI_BLOCK_LFH | HTI_BLOCK_LARGE | HTI_BLOCK_LOOKASIDE)))
+            (b->flags & ~(HTI_BLOCK_BUSY | HTI_BLOCK_SUBSEG)) ||
+            (b->flags & (HTI_BLOCK_BUSY | HTI_BLOCK_SUBSEG)) == HTI_BLOCK_SUBSEG)
             return false;
         bool busy = b->flags & HTI_BLOCK_BUSY;
         if (!busy) {
@@ -296,15 +296,26 @@ bool hti_heap_is_valid(ht_heap *heap)
         reserved += large->region.reserved;
         committed += large->region.reserved;
     }
-    for (int i = 0; i < HTI_LARGE_CACHE && ok; i++) {
+    size_t cached = 0;
+    ok = ok && heap->large_cache_count <= HTI_LARGE_CACHE;
+    for (unsigned i = 0; i < HTI_LARGE_CACHE && ok; i++) {
         hti_large *large = heap->large_cache[i];
-        if (!large)
+        if (i >= heap->large_cache_count) {
+            ok = large == NULL;
             continue;
-        hti_header *b = hti_block_of(large->data);
-        ok = large->region.heap == heap && hti_sealed(heap, b) && b->flags == HTI_BLOCK_LARGE;
+        }
+        hti_header *b = large ? hti_block_of(large->data) : NULL;
+        ok = large && large->region.magic == HTI_REGION_MAGIC &&
+             large->region.kind == HTI_REGION_LARGE && large->region.heap == heap &&
+             hti_pagemap_lookup(large->data) == &large->region && hti_sealed(heap, b) &&
+             b->flags == HTI_BLOCK_LARGE;
+        if (!ok)
+            break;
         reserved += large->region.reserved;
         committed += large->region.reserved;
+        cached += large->region.reserved;
     }
+    ok = ok && cached == heap->large_cached;
     for (unsigned bucket = 0; bucket < HTI_LFH_BUCKETS && ok; bucket++)
         for (hti_subseg *ss = heap->abandoned[bucket]; ss && ok; ss = ss->next)
             ok = ss->abandoned && ss->bucket == bucket && hti_subseg_is_valid(heap, ss);

@@ -222,7 +222,7 @@ HTI_NOINLINE static void *serve_alloc_slow(uint32_t flags, size_t alignment, siz
 
 /* A new block of size bytes aligned to alignment (a power of two), flags 0 or ZERO_MEMORY.
  * Cost: two thread-local loads decide that the call is the program's own. */
-static void *serve_alloc(uint32_t flags, size_t alignment, size_t size)
+HTI_ALWAYS_INLINE void *serve_alloc(uint32_t flags, size_t alignment, size_t size)
 {
     if (HTI_UNLIKELY((preload_nesting | hti_guard_depth) != 0))
         return serve_alloc_slow(flags, alignment, size);
@@ -244,7 +244,7 @@ HTI_NOINLINE static void tracer_free(void *block)
     errno = saved_errno;
 }
 
-static void serve_free(void *block)
+HTI_ALWAYS_INLINE void serve_free(void *block)
 {
     if (block == NULL)
         return;
@@ -258,11 +258,9 @@ static void serve_free(void *block)
         tracer_free(block);
         return;
     }
-    int saved_errno = errno;
     preload_nesting++;
-    (void)ht_heap_free(process_heap(), 0, block); /* false for a stranger: ignored */
+    (void)ht_heap_free(process_heap(), 0, block); /* false for a stranger: ignored; errno kept */
     preload_nesting--;
-    errno = saved_errno;
 }
 
 /* Usable size of a block, 0 when it is not one of ours. */

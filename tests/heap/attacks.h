@@ -9,7 +9,8 @@
  * (`refused`), which is how the API run tells "detected" from "not noticed". The attacks
  * follow how2heap (tcache_poisoning, overlapping_chunks, unsafe_unlink, fastbin_dup) adapted
  * to this heap's layout: free-list links in the first bytes of a freed block, a 16-byte
- * header before every block. */
+ * header before every back-end and large block, and none before an LFH slot, whose requested
+ * bytes are followed by a canary when the slot has room to spare. */
 #ifndef HEAPTRAIL_TESTS_HEAP_ATTACKS_H
 #define HEAPTRAIL_TESTS_HEAP_ATTACKS_H
 
@@ -21,7 +22,6 @@
 typedef struct attack_heap {
     void *(*alloc)(struct attack_heap *h, size_t size); /* NULL when refused */
     void (*release)(struct attack_heap *h, void *block);
-    size_t (*usable)(struct attack_heap *h, void *block);
     void *context;
     unsigned refused; /* calls the allocator failed (set by the interface) */
 } attack_heap;
@@ -147,8 +147,8 @@ static inline int attack_lfh_poison(attack_heap *h, size_t size)
     return ATTACK_STOPPED;
 }
 
-/* 2. Overflow into the next header: written from the requested end to `over` bytes past the
- * block's usable end, then the block freed and the size allocated again. */
+/* 2. Overflow: `over` bytes written past the requested end (over the slack, into the next
+ * block's header or data), then the block freed and the size allocated again. */
 static inline int attack_overflow(attack_heap *h, size_t size, size_t over, unsigned warm)
 {
     attack_live live = {0};
@@ -156,7 +156,7 @@ static inline int attack_overflow(attack_heap *h, size_t size, size_t over, unsi
     void *p, *guard;
     if (attack_take(h, &live, size, &p) || attack_take(h, &live, size, &guard) || !p)
         return ATTACK_EXPLOITED;
-    memset((char *)p + size, 0x41, h->usable(h, p) - size + over); /* heap overflow */
+    memset((char *)p + size, 0x41, over); /* heap overflow */
     attack_release(h, &live, p);
     if (attack_take_n(h, &live, size, 4))
         return ATTACK_EXPLOITED;
@@ -177,7 +177,7 @@ static inline int attack_overflow_freed(attack_heap *h, size_t size, size_t over
         attack_take(h, &live, size, &guard) || !p || !next)
         return ATTACK_EXPLOITED;
     attack_release(h, &live, next);
-    memset((char *)p + size, 0x41, h->usable(h, p) - size + over); /* heap overflow */
+    memset((char *)p + size, 0x41, over); /* heap overflow */
     if (attack_take_n(h, &live, size, 4))
         return ATTACK_EXPLOITED;
     h->release(h, p);

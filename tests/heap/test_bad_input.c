@@ -418,6 +418,71 @@ static void test_double_free_lfh(void **state)
     destroy(heap);
 }
 
+typedef struct free_in_thread_args {
+    ht_heap *heap;
+    void *block;
+    bool freed;
+} free_in_thread_args;
+
+static void *free_in_other_thread(void *arg)
+{
+    free_in_thread_args *a = arg;
+    a->freed = ht_heap_free(a->heap, 0, a->block);
+    return NULL;
+}
+
+/* A slot cached in one thread's lookaside list and freed again by another thread: the state
+ * word, outside the slot, says cached whoever looks. */
+static void test_double_free_cached_elsewhere(void **state)
+{
+    (void)state;
+    ht_heap *heap = heap_with_lfh(2);
+    void *p = ht_heap_alloc(heap, 0, 48);
+    CHECK(p != NULL, "allocation");
+    CHECK(ht_heap_free(heap, 0, p), "first free (cached in this thread's lookaside list)");
+    ht_heap_counters counters;
+    counters_read(heap, &counters);
+    free_in_thread_args args = {heap, p, true};
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, free_in_other_thread, &args) == 0, "thread");
+    pthread_join(thread, NULL);
+    CHECK(!args.freed, "a slot cached in another thread's lookaside list was freed again");
+    EXPECT_COUNTED(heap, &counters, HT_OP_FREE, SRC(MEMORY_FROM_INVALID), "second free");
+    void *a = ht_heap_alloc(heap, 0, 48), *b = ht_heap_alloc(heap, 0, 48);
+    CHECK(a == p && b != p && b != NULL, "the cached slot was handed out twice: %p %p", a, b);
+    CHECK(ht_heap_free(heap, 0, a) && ht_heap_free(heap, 0, b), "free");
+    CHECK(ht_heap_validate(heap, 0, NULL), "heap invalid");
+    destroy(heap);
+}
+
+/* A realloc that stays in its slot moves the canary to the new requested end. */
+static void test_canary_follows_realloc_in_place(void **state)
+{
+    (void)state;
+    ht_heap *heap = heap_with_lfh(2);
+    uint8_t *p = ht_heap_alloc(heap, 0, 100); /* the 112-byte bucket */
+    CHECK(p != NULL, "allocation");
+    CHECK(ht_heap_realloc(heap, HT_HEAP_REALLOC_IN_PLACE_ONLY, p, 90) == p, "shrink in place");
+    CHECK(ht_heap_requested_size(heap, p) == 90, "requested size after shrinking");
+    memset(p, 0x11, 100); /* ten bytes past the new end: the canary */
+    CHECK(!ht_heap_validate(heap, 0, p), "overflow past a shrunk block not seen");
+    memset(p + 90, 0, 22);
+    CHECK(ht_heap_realloc(heap, HT_HEAP_REALLOC_IN_PLACE_ONLY, p, 104) == NULL,
+          "a damaged block was resized");
+    EXPECT_ERROR(HT_ERROR_CORRUPTION, "resize of a damaged block");
+    CHECK(ht_heap_destroy(heap), "destroy of a damaged heap"); /* not validated: it is not */
+    heap = heap_with_lfh(2);
+    p = ht_heap_alloc(heap, 0, 98); /* the 112-byte bucket */
+    CHECK(p != NULL && ht_heap_realloc(heap, 0, p, 108) == p, "grow in place");
+    memset(p, 0x22, 108);
+    CHECK(ht_heap_validate(heap, 0, p) && ht_heap_free(heap, 0, p), "grown block is whole");
+    p = ht_heap_alloc(heap, 0, 98);
+    CHECK(p != NULL && ht_heap_realloc(heap, 0, p, 108) == p, "grow in place");
+    memset(p, 0x22, 112); /* the four canary bytes after the new end */
+    CHECK(!ht_heap_free(heap, 0, p), "overflow past a grown block not seen");
+    CHECK(!ht_heap_validate(heap, 0, NULL) && ht_heap_destroy(heap), "destroy of a damaged heap");
+}
+
 static void test_double_free_large(void **state)
 {
     (void)state;
@@ -680,8 +745,8 @@ static void test_last_error_is_per_thread(void **state)
 typedef struct adjacent {
     uint8_t *first;  /* data of the block that overflows */
     uint8_t *second; /* data of the busy block right after it */
-    uint8_t *gap;    /* first byte past first's usable size */
-    size_t gap_size; /* bytes up to second's data: second's header (and first's tail) */
+    uint8_t *gap;    /* first byte past first's requested size */
+    size_t gap_size; /* bytes up to second's data: first's slack, and second's header if any */
 } adjacent;
 
 static int compare_entries(const void *a, const void *b)
@@ -710,7 +775,7 @@ static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags)
             (uintptr_t)e->data - ((uintptr_t)previous->data + previous->size) <= 64) {
             found.first = previous->data;
             found.second = e->data;
-            found.gap = (uint8_t *)previous->data + previous->size;
+            found.gap = (uint8_t *)previous->data + previous->requested;
             found.gap_size = (size_t)(found.second - found.gap);
         }
         previous = e;
@@ -720,8 +785,9 @@ static adjacent find_adjacent(ht_heap *heap, uint32_t want_flags)
     return found;
 }
 
-/* Overflows first into second's header, checks detection, restores the bytes. */
-static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *what)
+/* Overflows first up to second's data, checks that the damaged block (victim: second, whose
+ * header was hit, or first, whose canary was) is refused, restores the bytes. */
+static void check_overflow_detected(ht_heap *heap, adjacent pair, uint8_t *victim, const char *what)
 {
     CHECK(pair.gap_size > 0 && pair.gap_size <= 64,
           "%s: %zu bytes between a block's end and the next block's data", what, pair.gap_size);
@@ -734,24 +800,17 @@ static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *wh
     ht_heap_counters counters;
     counters_read(heap, &counters);
     ht_set_last_error(HT_OK);
-    CHECK(!ht_heap_validate(heap, 0, NULL), "%s: validate missed an overflow into the next header",
-          what);
+    CHECK(!ht_heap_validate(heap, 0, NULL), "%s: validate missed an overflow", what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: validate", what);
     ht_set_last_error(HT_OK);
-    CHECK(!ht_heap_validate(heap, 0, pair.second), "%s: validate of the smashed block succeeded",
-          what);
+    CHECK(!ht_heap_validate(heap, 0, victim), "%s: validate of the damaged block succeeded", what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: validate block", what);
     ht_set_last_error(HT_OK);
-    CHECK(!ht_heap_free(heap, 0, pair.second),
-          "%s: free of the block with a smashed header "
-          "succeeded",
-          what);
+    CHECK(!ht_heap_free(heap, 0, victim), "%s: free of the damaged block succeeded", what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: free", what);
     EXPECT_COUNTED(heap, &counters, HT_OP_FREE, SRC(MEMORY_FROM_INVALID), "%s: free", what);
     ht_set_last_error(HT_OK);
-    CHECK(ht_heap_realloc(heap, 0, pair.second, 8) == NULL,
-          "%s: realloc of the smashed block "
-          "succeeded",
+    CHECK(ht_heap_realloc(heap, 0, victim, 8) == NULL, "%s: realloc of the damaged block succeeded",
           what);
     EXPECT_ERROR(HT_ERROR_CORRUPTION, "%s: realloc", what);
     EXPECT_COUNTED(heap, &counters, HT_OP_REALLOC, SRC(MEMORY_FROM_INVALID), "%s: realloc", what);
@@ -765,7 +824,7 @@ static void check_overflow_detected(ht_heap *heap, adjacent pair, const char *wh
     /* The failed calls left the heap as it was: with the bytes restored it is valid again. */
     poke(pair.gap, saved, pair.gap_size);
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: heap invalid after restoring the header", what);
-    CHECK(ht_heap_validate(heap, 0, pair.second), "%s: block invalid after restoring", what);
+    CHECK(ht_heap_validate(heap, 0, victim), "%s: block invalid after restoring", what);
     CHECK(ht_heap_free(heap, 0, pair.second), "%s: free after restoring", what);
     CHECK(ht_heap_free(heap, 0, pair.first), "%s: free of the first block", what);
     CHECK(ht_heap_validate(heap, 0, NULL), "%s: heap invalid at the end", what);
@@ -782,22 +841,32 @@ static void test_overflow_into_backend_header(void **state)
         memset(blocks[i], 0x20 + (int)i, 200);
     }
     adjacent pair = find_adjacent(heap, 0);
-    check_overflow_detected(heap, pair, "back end");
+    check_overflow_detected(heap, pair, pair.second, "back end");
     destroy(heap);
 }
 
-static void test_overflow_into_lfh_header(void **state)
+/* An LFH slot has no header: the bytes after its requested ones hold a canary, which free,
+ * realloc and validate check (as long as nobody asked for the slot's usable size). */
+static void test_overflow_past_lfh_block(void **state)
 {
     (void)state;
     ht_heap *heap = heap_with_lfh(2);
     void *blocks[8];
     for (unsigned i = 0; i < 8; i++) {
-        blocks[i] = ht_heap_alloc(heap, 0, 64);
+        blocks[i] = ht_heap_alloc(heap, 0, 56); /* 8 bytes short of the 64-byte bucket */
         CHECK(blocks[i] != NULL, "alloc");
-        memset(blocks[i], 0x30 + (int)i, 64);
+        memset(blocks[i], 0x30 + (int)i, 56);
     }
     adjacent pair = find_adjacent(heap, HT_ENTRY_LFH);
-    check_overflow_detected(heap, pair, "LFH");
+    CHECK(pair.gap_size == 8, "LFH: %zu bytes between a block's end and the next", pair.gap_size);
+    check_overflow_detected(heap, pair, pair.first, "LFH");
+    /* once the usable size was asked for, the slack is the caller's to write */
+    uint8_t *q = ht_heap_alloc(heap, 0, 56);
+    CHECK(q != NULL && ht_heap_size(heap, 0, q) == 64, "usable size of a 56-byte LFH block");
+    memset(q + 56, 0x41, 8);
+    CHECK(ht_heap_validate(heap, 0, q) && ht_heap_validate(heap, 0, NULL),
+          "LFH: writing the usable size it was told made the heap invalid");
+    CHECK(ht_heap_free(heap, 0, q), "LFH: free after writing the usable size");
     destroy(heap);
 }
 
@@ -1048,6 +1117,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stale_pointers_of_destroyed_heap),
         cmocka_unit_test(test_double_free_backend),
         cmocka_unit_test(test_double_free_lfh),
+        cmocka_unit_test(test_double_free_cached_elsewhere),
+        cmocka_unit_test(test_canary_follows_realloc_in_place),
         cmocka_unit_test(test_double_free_large),
         cmocka_unit_test(test_impossible_sizes),
         cmocka_unit_test(test_invalid_parameters),
@@ -1055,7 +1126,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_last_error_is_per_thread),
         cmocka_unit_test(test_overflow_into_backend_header),
-        cmocka_unit_test(test_overflow_into_lfh_header),
+        cmocka_unit_test(test_overflow_past_lfh_block),
         cmocka_unit_test(test_stray_write_into_large_header),
         cmocka_unit_test(test_generate_exceptions),
         cmocka_unit_test(test_termination_on_corruption),

@@ -6,9 +6,12 @@
  * allocation or reallocation returns NULL with HT_ERROR_NO_MEMORY and counts one INVALID, a
  * failed reallocation leaves its block as it was, a free never fails, and afterwards the heap
  * validates, every live block still holds its bytes, and everything frees and validates again.
+ * Then, through the same hook's call counts: what the large-block cache keeps (a freed mapping
+ * reused without a system call, a doubling realloc moved into one) and what it gives back.
  * Options: --seed, --ops (operations per run). */
 #include "heap_test.h"
 
+#include "heap/heap_internal.h" /* the large-block cache's bounds */
 #include "heap/os_faults.h"
 
 #define SLOTS 48
@@ -57,6 +60,10 @@ static run_result workload(ht_heap *heap, uint64_t seed, slot *slots)
     run_result result = {0, 0};
     for (uint64_t op = 0; op < options.ops; op++) {
         current_context.op = op;
+        /* Freed large mappings are cached, not unmapped: compacting halfway and at the end
+         * gives them back (and trims the segments), so releases happen with faults armed. */
+        if (op == options.ops / 2)
+            ht_heap_compact(heap, 0);
         slot *s = &slots[rng_below(&r, SLOTS)];
         if (!s->block) {
             size_t size = random_size(&r);
@@ -97,6 +104,7 @@ static run_result workload(ht_heap *heap, uint64_t seed, slot *slots)
             s->block = NULL;
         }
     }
+    ht_heap_compact(heap, 0);
     return result;
 }
 
@@ -226,6 +234,133 @@ static void test_release_fails(void **state)
     sweep(HTI_OS_FAULT_MUNMAP | HTI_OS_FAULT_MADVISE, "release fails from N on", UINT64_MAX);
 }
 
+/* ---- retention: what the large-block cache keeps, and what it gives back ---------------- */
+
+/* Counts the calls of the kinds in mask from now on (none fails). */
+static void calls_count(unsigned mask)
+{
+    hti_os_faults_arm(mask, UINT64_MAX, 0);
+}
+
+static uint64_t calls_stop(void)
+{
+    uint64_t seen = hti_os_faults_seen();
+    hti_os_faults_arm(0, 0, 0);
+    return seen;
+}
+
+static size_t reserved_of(ht_heap *heap)
+{
+    ht_heap_summary summary;
+    summary_read(heap, &summary);
+    return summary.reserved;
+}
+
+/* A freed large mapping serves the next request of a close size, or a smaller one (its tail
+ * cached on its own), without a new mapping; the heap's reserved bytes do not move. */
+static void test_large_mapping_reused(void **state)
+{
+    (void)state;
+    context_set("large mapping reused", 0);
+    ht_heap *heap = heap_create_checked(0, 0, 0);
+    void *p = ht_heap_alloc(heap, 0, 600000);
+    CHECK(p != NULL, "alloc");
+    pattern_fill(p, 1, 600000);
+    size_t reserved = reserved_of(heap);
+    CHECK(ht_heap_free(heap, 0, p), "free");
+    CHECK(reserved_of(heap) == reserved, "a freed large mapping was unmapped");
+    calls_count(HTI_OS_FAULT_ALL);
+    void *q = ht_heap_alloc(heap, 0, 590000);
+    uint64_t calls = calls_stop();
+    CHECK(q == p && calls == 0,
+          "590000 bytes after freeing 600000: %p (was %p), %" PRIu64 " system calls", q, p, calls);
+    CHECK(reserved_of(heap) == reserved, "reserved bytes moved");
+    CHECK(ht_heap_validate(heap, 0, NULL), "validate");
+    CHECK(ht_heap_free(heap, 0, q), "free");
+
+    /* A 4 MiB mapping serves two 600000-byte requests: the head, then the tail it left. */
+    ht_heap_compact(heap, 0); /* the cache empty */
+    void *big = ht_heap_alloc(heap, 0, 4u << 20);
+    CHECK(big != NULL, "alloc 4 MiB");
+    memset(big, 0xa5, 4u << 20); /* its pages faulted in, as a used buffer's are */
+    CHECK(ht_heap_free(heap, 0, big), "free 4 MiB");
+    reserved = reserved_of(heap);
+    calls_count(HTI_OS_FAULT_ALL);
+    void *a = ht_heap_alloc(heap, 0, 600000), *b = ht_heap_alloc(heap, 0, 600000);
+    calls = calls_stop();
+    CHECK(a && b && calls == 0,
+          "two blocks from a cached 4 MiB mapping: %p %p, %" PRIu64 " system calls", a, b, calls);
+    CHECK(a == big && (char *)b > (char *)big && (char *)b < (char *)big + (4u << 20),
+          "blocks %p %p not carved from the cached mapping %p", a, b, big);
+    CHECK(reserved_of(heap) == reserved, "reserved bytes moved");
+    pattern_fill(a, 3, 600000);
+    pattern_fill(b, 4, 600000);
+    CHECK(ht_heap_validate(heap, 0, NULL) && ht_heap_validate(heap, 0, a) &&
+              ht_heap_validate(heap, 0, b),
+          "validate");
+    CHECK(pattern_mismatch(a, 3, 600000) == 600000 && pattern_mismatch(b, 4, 600000) == 600000,
+          "blocks carved from one mapping overlap");
+    CHECK(ht_heap_free(heap, 0, a) && ht_heap_free(heap, 0, b), "free");
+    CHECK(ht_heap_destroy(heap), "destroy");
+}
+
+/* A large block that grows by doubling moves into a cached mapping: its bytes are copied, no
+ * system call is made, and the old mapping is cached in turn (its second free is a double
+ * free). */
+static void test_large_realloc_into_cache(void **state)
+{
+    (void)state;
+    context_set("large realloc into the cache", 0);
+    ht_heap *heap = heap_create_checked(0, 0, 0);
+    void *spare = ht_heap_alloc(heap, 0, 3u << 20), *p = ht_heap_alloc(heap, 0, 1u << 20);
+    CHECK(spare && p, "allocations");
+    pattern_fill(p, 5, 1u << 20);
+    CHECK(ht_heap_free(heap, 0, spare), "free");
+    size_t reserved = reserved_of(heap);
+    calls_count(HTI_OS_FAULT_ALL);
+    void *q = ht_heap_realloc(heap, 0, p, 2u << 20);
+    uint64_t calls = calls_stop();
+    CHECK(q == spare && calls == 0, "realloc to 2 MiB: %p (cached %p), %" PRIu64 " system calls", q,
+          spare, calls);
+    CHECK(pattern_mismatch(q, 5, 1u << 20) == 1u << 20, "contents not kept");
+    CHECK(reserved_of(heap) == reserved, "reserved bytes moved");
+    CHECK(ht_heap_validate(heap, 0, NULL), "validate");
+    ht_set_last_error(HT_OK);
+    CHECK(!ht_heap_free(heap, 0, p) && ht_last_error() == HT_ERROR_DOUBLE_FREE,
+          "free of the moved-from block: error %d", (int)ht_last_error());
+    /* In place only: the cache is not used, the block grows where it is or not at all. */
+    void *r = ht_heap_realloc(heap, HT_HEAP_REALLOC_IN_PLACE_ONLY, q, (2u << 20) + 4096);
+    CHECK(r == NULL || r == q, "in-place-only realloc moved the block");
+    CHECK(ht_heap_free(heap, 0, q), "free");
+    CHECK(ht_heap_destroy(heap), "destroy");
+}
+
+/* The cache is bounded: freeing far more than its budget gives the rest back, and compact gives
+ * back all of it. */
+static void test_large_cache_bounded(void **state)
+{
+    (void)state;
+    context_set("large cache bounded", 0);
+    enum { BLOCKS = 24 };
+    ht_heap *heap = heap_create_checked(0, 0, 0);
+    size_t base = reserved_of(heap);
+    void *blocks[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) {
+        blocks[i] = ht_heap_alloc(heap, 0, (2u << 20) + (size_t)i * 65536);
+        CHECK(blocks[i] != NULL, "alloc %d", i);
+    }
+    for (int i = 0; i < BLOCKS; i++)
+        CHECK(ht_heap_free(heap, 0, blocks[i]), "free %d", i);
+    size_t kept = reserved_of(heap) - base;
+    CHECK(kept > 0 && kept <= HTI_LARGE_CACHE_FLOOR, "%zu bytes kept after freeing %d blocks", kept,
+          BLOCKS);
+    CHECK(ht_heap_validate(heap, 0, NULL), "validate");
+    ht_heap_compact(heap, 0);
+    CHECK(reserved_of(heap) == base, "compact kept %zu cached bytes", reserved_of(heap) - base);
+    CHECK(ht_heap_validate(heap, 0, NULL), "validate");
+    CHECK(ht_heap_destroy(heap), "destroy");
+}
+
 int main(int argc, char **argv)
 {
     parse_options(argc, argv, &options, usage);
@@ -233,6 +368,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_each_call_fails_once),
         cmocka_unit_test(test_out_of_memory_from_then_on),
         cmocka_unit_test(test_release_fails),
+        cmocka_unit_test(test_large_mapping_reused),
+        cmocka_unit_test(test_large_realloc_into_cache),
+        cmocka_unit_test(test_large_cache_bounded),
     };
     return cmocka_run_group_tests_name("heap_faults", tests, NULL, NULL);
 }
