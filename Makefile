@@ -18,13 +18,23 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Build, then record a real program (sqlite3 running a workload shipped in the repo) with
-# `heaptrail record`, and print the trace's stats.
-run: build
-	$(BUILD)/heaptrail record -o $(BUILD)/run.trace -- \
+# Build quietly (the log goes to $(BUILD)/build.log), record a real program (sqlite3 running a
+# workload shipped in the repo) with stacks, print the report's summary and top sites, and
+# write the HTML report beside the trace.
+run:
+	@mkdir -p $(BUILD)
+	@echo "heaptrail: building (log in $(BUILD)/build.log)"
+	@$(MAKE) --no-print-directory build > $(BUILD)/build.log 2>&1 || \
+		{ tail -n 40 $(BUILD)/build.log; exit 1; }
+	@echo "heaptrail: recording sqlite3 :memory: < bench/scripts/sqlite_workload.sql"
+	@$(BUILD)/heaptrail record --stacks -o $(BUILD)/run.trace -- \
 		sqlite3 :memory: < bench/scripts/sqlite_workload.sql > $(BUILD)/run.out
-	@echo "(sqlite3's own output is in $(BUILD)/run.out)"
-	$(BUILD)/heaptrail stats $(BUILD)/run.trace
+	@echo
+	@$(BUILD)/heaptrail report --top 3 --sections summary,top $(BUILD)/run.trace
+	@$(BUILD)/heaptrail report --format html -o $(BUILD)/report.html $(BUILD)/run.trace
+	@echo
+	@echo "heaptrail: the full report, as a page: $(abspath $(BUILD))/report.html"
+	@echo "heaptrail: sqlite3's own output: $(BUILD)/run.out"
 
 # The heap API demo: a private heap, its tiers and per-Source counters.
 demo: build

@@ -5,7 +5,9 @@
 set -euo pipefail
 
 packages=(build-essential cmake clang clang-format pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
-          libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler)
+          libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler
+          chromium)
+# chromium: the browser tests of the HTML report (tests/html) drive it headless.
 # Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
 # test-cpython-quick) adds CPython's regression tests for Debian's python3.11.
 for target in "$@"; do

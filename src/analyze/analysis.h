@@ -24,12 +24,17 @@ typedef struct ht_analysis ht_analysis;
 #define HT_ANALYSIS_NO_END UINT64_MAX /* open end of a window */
 
 typedef struct ht_analysis_options {
-    bool symbols;                    /* symbolize frames with libdw (default true) */
-    const char *const *search_dirs;  /* NULL-terminated: more places to look for binaries by
+    bool symbols;                   /* symbolize frames with libdw (default true) */
+    const char *const *search_dirs; /* NULL-terminated: more places to look for binaries by
                                      * base name and for debug files by build-id; may be NULL */
-    bool window;                     /* compute the WPA lifetime classes for [begin, end) */
-    uint64_t window_begin_ns;        /* relative to the trace start */
-    uint64_t window_end_ns;          /* HT_ANALYSIS_NO_END: to the end of the trace */
+    bool window;                    /* compute the WPA lifetime classes for [begin, end) */
+    uint64_t window_begin_ns;       /* relative to the trace start */
+    uint64_t window_end_ns;         /* HT_ANALYSIS_NO_END: to the end of the trace */
+    /* The range every figure covers, relative to the trace start ([0, HT_ANALYSIS_NO_END): the
+     * whole trace). Events before from_ns only build the live set; events from to_ns on are not
+     * read. Leaks are the blocks allocated in the range and live at its end; the peak is the
+     * highest live total inside it. */
+    uint64_t from_ns, to_ns;
     uint64_t temporary_threshold_ns; /* 0: heaptrack's definition only; else also count blocks
                                       * freed within this time of their allocation */
     int progress;                    /* -1: on a tty, 0: never, 1: always (stderr) */
@@ -55,13 +60,34 @@ int ht_analysis_run(ht_analysis *analysis, char *error, size_t error_size);
 /* The reader's warnings (truncation, skipped chunks), "" if none. */
 const char *ht_analysis_warnings(const ht_analysis *analysis);
 
+/* The sections of the text report (ht_report_options.sections; 0: all). */
+enum {
+    HT_REPORT_SUMMARY = 1u << 0,
+    HT_REPORT_LEAKS = 1u << 1,
+    HT_REPORT_PEAK = 1u << 2,
+    HT_REPORT_TOP = 1u << 3, /* by bytes and by count */
+    HT_REPORT_TEMPORARY = 1u << 4,
+    HT_REPORT_HISTOGRAM = 1u << 5,
+    HT_REPORT_SOURCES = 1u << 6,
+    HT_REPORT_INVALID = 1u << 7,
+    HT_REPORT_LOST = 1u << 8,
+    HT_REPORT_WINDOW = 1u << 9,
+    HT_REPORT_ALL = (1u << 10) - 1,
+};
+
 typedef struct ht_report_options {
     unsigned top; /* entries per list (default 10) */
     bool json;
+    unsigned sections; /* text: HT_REPORT_* (0: all); the header is always printed */
 } ht_report_options;
 
 /* Renders the report of a trace that ht_analysis_run went through. */
 int ht_report_write(ht_analysis *analysis, FILE *out, const ht_report_options *options);
+
+/* Runs the analysis (ht_analysis_run must not have been called) and writes the HTML report: one
+ * self-contained page, the JSON report (with at least 25 entries per list) inside. */
+int ht_report_html_write(ht_analysis *analysis, FILE *out, const ht_report_options *options,
+                         char *error, size_t error_size);
 
 typedef struct ht_stats_options {
     size_t top; /* heaps and threads listed (0: all) */
@@ -95,6 +121,27 @@ typedef struct ht_export_options {
 /* Runs the analysis (ht_analysis_run must not have been called) and writes the export. */
 int ht_export_write(ht_analysis *analysis, FILE *out, const ht_export_options *options, char *error,
                     size_t error_size);
+
+/* ---- diff of two traces (diff.c) ---- */
+typedef enum ht_diff_format {
+    HT_DIFF_TEXT = 0,
+    HT_DIFF_JSON = 1,   /* "heaptrail-diff/1" (README) */
+    HT_DIFF_FOLDED = 2, /* "frame;...;frame BEFORE AFTER" lines (difffolded.pl's) */
+    HT_DIFF_HTML = 3,   /* the viewer page with the JSON inline */
+} ht_diff_format;
+
+typedef struct ht_diff_options {
+    ht_diff_format format;
+    unsigned top;           /* text: sites listed (0: 20); the other formats list all */
+    ht_folded_value metric; /* folded: the quantity compared (default bytes allocated) */
+} ht_diff_options;
+
+/* Compares two traces that ht_analysis_run went through, site by site: sites are matched on
+ * their symbolized frames (function, file, line, module base name), not on addresses. Writes
+ * the comparison in the chosen format. 0, -ENOMEM, -EIO (writing) or -EINVAL (not analysed),
+ * with the message in error. */
+int ht_diff_write(ht_analysis *base, ht_analysis *newer, FILE *out, const ht_diff_options *options,
+                  char *error, size_t error_size);
 
 /* ---- the bottom line of a trace ----
  * The figures `record`'s summary, `stats` and `report` all print, each decided here once: from

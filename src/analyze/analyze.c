@@ -113,6 +113,9 @@ static inline void account_add(ht_analysis *a, const hti_block *b, uint64_t time
         h->max_live_bytes = h->live_bytes;
     a->live_count += w;
     a->live_bytes += bytes;
+    a->source_live_bytes[hti_block_source(b)] += bytes;
+    if (a->live_bytes > a->interval_max_live)
+        a->interval_max_live = a->live_bytes;
     if (a->live_bytes > a->peak_bytes) {
         a->peak_bytes = a->live_bytes;
         a->peak_count = a->live_count;
@@ -151,15 +154,18 @@ static inline void account_release(ht_analysis *a, const hti_block *b, uint64_t 
     h->live_bytes -= bytes;
     a->live_count -= w;
     a->live_bytes -= bytes;
+    a->source_live_bytes[hti_block_source(b)] -= bytes;
     if (a->window_sites)
         classify(a, b, time, true);
-    if (hooks && hooks->block_end && hooks->large_block && hti_block_size(b) >= hooks->large_block)
+    if (hooks && hooks->block_end &&
+        (hooks->every_block || (hooks->large_block && hti_block_size(b) >= hooks->large_block)))
         hooks->block_end(hooks->context, a, b, time, false);
 }
 
 /* Inserts a live block (replacing one at the same address, whose free was never seen). */
 static inline int add_block(ht_analysis *a, uint64_t address, uint64_t size, uint32_t heap,
-                            uint32_t site, double weight, uint64_t time, const hti_hooks *hooks)
+                            uint32_t source, uint32_t site, double weight, uint64_t time,
+                            const hti_hooks *hooks)
 {
     bool fresh;
     hti_block *b = hti_blocks_insert(&a->blocks, address, &fresh);
@@ -167,7 +173,9 @@ static inline int add_block(ht_analysis *a, uint64_t address, uint64_t size, uin
         return -ENOMEM;
     if (!fresh)
         account_release(a, b, time, hooks);
-    b->size_heap = (size & HTI_SIZE_MASK) | ((uint64_t)heap << HTI_SIZE_BITS);
+    b->size_heap = (size & HTI_SIZE_MASK) |
+                   ((uint64_t)(source < HT_SOURCE_COUNT ? source : 0) << HTI_SOURCE_SHIFT) |
+                   ((uint64_t)heap << HTI_HEAP_SHIFT);
     b->time = time;
     b->site = site;
     b->weight = (float)weight;
@@ -424,7 +432,7 @@ static inline int block_allocated(ht_analysis *a, hti_model_thread *t, uint32_t 
                                   uint64_t now, const hti_hooks *hooks)
 {
     count_allocation(a, &a->sites[site], size, source, weight);
-    if (add_block(a, address, size, heap, site, weight, now, hooks) != 0)
+    if (add_block(a, address, size, heap, source, site, weight, now, hooks) != 0)
         return -ENOMEM;
     last_alloc_set(t, address, now);
     return 0;
@@ -541,7 +549,7 @@ static inline int apply_rundown_block(ht_analysis *a, pass *p, const ht_event *e
     a->heaps[heap].rundown = true;
     a->rundown_count += 1;
     a->rundown_bytes += (double)x->Size;
-    if (add_block(a, x->Address, x->Size, heap, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
+    if (add_block(a, x->Address, x->Size, heap, 0, HTI_SITE_RUNDOWN, 1.0, now, hooks) != 0)
         return -ENOMEM;
     if (p->rundown_sweep)
         hti_blocks_find(&a->blocks, x->Address)->time |= TIME_MARK;
@@ -618,6 +626,81 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
     default: break;
     }
     return 0;
+}
+
+/* ---- the range (options.from_ns, to_ns) ----
+ * Before from_abs the events only build the live set. On reaching it every count starts again
+ * from zero, and the peak from the live total then; after the pass the leaks keep only blocks
+ * allocated inside the range. */
+
+static void range_begin(ht_analysis *a, uint64_t now, const hti_hooks *hooks)
+{
+    a->in_range = true;
+    if (a->from_abs <= a->info->start_ns)
+        return; /* nothing was counted before */
+    a->interval_max_live = a->live_bytes;
+    if (hooks && hooks->sample)
+        hooks->sample(hooks->context, a, a->options.from_ns); /* the state the range starts in */
+    for (size_t i = 0; i < a->site_count; i++) {
+        hti_site *s = &a->sites[i];
+        s->alloc_count = s->alloc_bytes = s->temp_count = s->temp_bytes = 0;
+        memset(s->source_count, 0, sizeof s->source_count);
+        memset(s->source_bytes, 0, sizeof s->source_bytes);
+        s->invalid = 0;
+    }
+    for (size_t i = 0; i < a->heap_count; i++) {
+        hti_heap *h = &a->heaps[i];
+        memset(h->ops, 0, sizeof h->ops);
+        memset(h->free_count, 0, sizeof h->free_count);
+        memset(h->free_bytes, 0, sizeof h->free_bytes);
+        memset(h->invalid, 0, sizeof h->invalid);
+        h->max_live_bytes = h->live_bytes;
+        h->max_committed = h->committed;
+    }
+    for (size_t i = 0; i < a->thread_count; i++)
+        memset(&a->threads[i].ops, 0, sizeof a->threads[i].ops);
+    a->events = 0;
+    memset(a->kind_count, 0, sizeof a->kind_count);
+    memset(a->kind_bytes, 0, sizeof a->kind_bytes);
+    a->temp_count = a->temp_bytes = 0;
+    a->unknown_frees = a->destroyed_count = a->destroyed_bytes = 0;
+    a->stale_count = a->stale_bytes = 0;
+    memset(a->hist_count, 0, sizeof a->hist_count);
+    memset(a->hist_bytes, 0, sizeof a->hist_bytes);
+    hti_map_free(&a->invalid_index);
+    a->invalid_group_count = a->invalid_event_count = 0;
+    a->invalid_total = a->invalid_omitted = 0;
+    a->lost_record_count = 0;
+    a->lost_total = a->lost_omitted = 0;
+    memset(a->lost_by_reason, 0, sizeof a->lost_by_reason);
+    a->peak_bytes = a->live_bytes;
+    a->peak_count = a->live_count;
+    a->peak_time_ns = hti_relative_ns(a, now > a->from_abs ? a->from_abs : now);
+    a->peak_epoch++;
+}
+
+/* After the pass: blocks allocated before the range are not its leaks. Every site and heap
+ * first keeps its numbers at the peak, which these blocks were part of. */
+static void range_end(ht_analysis *a)
+{
+    if (a->from_abs <= a->info->start_ns)
+        return;
+    for (size_t i = 0; i < a->site_count; i++)
+        site_touch(a, &a->sites[i]);
+    for (size_t i = 0; i < a->heap_count; i++)
+        heap_touch(a, &a->heaps[i]);
+    for (size_t i = 0; i <= a->blocks.mask; i++) {
+        const hti_block *b = &a->blocks.slots[i];
+        if (!b->address || b->time >= a->from_abs)
+            continue;
+        double w = b->weight, bytes = (double)hti_block_size(b) * w;
+        a->sites[b->site].live_count -= w;
+        a->sites[b->site].live_bytes -= bytes;
+        a->heaps[hti_block_heap(b)].live_count -= w;
+        a->heaps[hti_block_heap(b)].live_bytes -= bytes;
+        a->live_count -= w;
+        a->live_bytes -= bytes;
+    }
 }
 
 /* ---- the feeder: decoding on a thread of its own ---- */
@@ -749,13 +832,15 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
     }
     pass p = {.hooks = hooks, .heap_cache_index = UINT32_MAX};
     uint64_t start = a->info->start_ns;
+    /* The hooks may widen their interval in a sample call (a multiple of the old one). */
     uint64_t interval = hooks ? hooks->sample_interval_ns : 0;
-    p.next_sample = interval ? start + interval : UINT64_MAX;
+    p.next_sample = interval ? a->from_abs + interval : UINT64_MAX;
     /* The results are written after the line is erased: it may share a terminal with them. */
     hti_progress pr;
     hti_progress_init(&pr, a->options.progress, a->options.progress_label, "events",
                       a->info->events);
     int status = 0;
+    bool stopped = false;
     for (;;) {
         ht_event *events;
         long n = feeder_next(&feed, &events);
@@ -771,10 +856,18 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
             if (i % PREFETCH_GROUP == 0)
                 prefetch_slots(a, events + i, n - i < PREFETCH_GROUP ? n - i : PREFETCH_GROUP);
             const ht_event *e = &events[i];
+            if (__builtin_expect(e->timestamp_ns >= a->to_abs, 0)) {
+                stopped = true; /* the range ends here */
+                break;
+            }
+            if (__builtin_expect(!a->in_range, 0) && e->timestamp_ns >= a->from_abs)
+                range_begin(a, e->timestamp_ns, hooks);
             if (e->timestamp_ns >= p.next_sample) {
                 uint64_t boundary = p.next_sample;
                 hooks->sample(hooks->context, a, boundary - start);
-                p.next_sample = start + ((e->timestamp_ns - start) / interval + 1) * interval;
+                interval = hooks->sample_interval_ns;
+                p.next_sample = a->from_abs +
+                                ((e->timestamp_ns - a->from_abs) / interval + 1) * interval;
             }
             if (apply(a, &p, e) != 0) {
                 snprintf(error, error_size, "out of memory (%zu live blocks)", a->blocks.count);
@@ -782,9 +875,9 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
                 break;
             }
         }
-        a->last_ns = events[n - 1].timestamp_ns;
+        a->last_ns = stopped ? a->to_abs : events[n - 1].timestamp_ns;
         feeder_done(&feed);
-        if (status)
+        if (status || stopped)
             break;
         hti_progress_update(&pr, a->events);
     }
@@ -794,9 +887,20 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
     if (p.in_rundown)
         rundown_end(a, &p);
     hti_progress_done(&pr);
+    if (!a->in_range) {
+        uint64_t trace_end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
+        if (!status && a->options.from_ns > 0 && a->from_abs >= trace_end) {
+            char b1[HTI_NUMBER_MAX], b2[HTI_NUMBER_MAX];
+            snprintf(error, error_size, "the range starts at %s, after the trace's end (%s)",
+                     hti_format_time(b1, sizeof b1, a->options.from_ns),
+                     hti_format_time(b2, sizeof b2, hti_relative_ns(a, trace_end)));
+            return -ERANGE;
+        }
+        range_begin(a, a->from_abs, hooks); /* no event inside the range: before the sums */
+    }
     sum_heaps(a);
     /* Blocks still live: leaks; for the window, they were never freed. */
-    uint64_t end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
+    uint64_t end = hti_end_ns(a);
     if (a->window_sites || (hooks && hooks->block_end)) {
         for (size_t i = 0; i <= a->blocks.mask; i++) {
             const hti_block *b = &a->blocks.slots[i];
@@ -804,13 +908,15 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
                 continue;
             if (a->window_sites)
                 classify(a, b, end, false);
-            if (hooks && hooks->block_end && hooks->large_block &&
-                hti_block_size(b) >= hooks->large_block)
+            if (hooks && hooks->block_end &&
+                (hooks->every_block ||
+                 (hooks->large_block && hti_block_size(b) >= hooks->large_block)))
                 hooks->block_end(hooks->context, a, b, end, true);
         }
     }
     if (hooks && hooks->sample)
         hooks->sample(hooks->context, a, hti_relative_ns(a, end));
+    range_end(a);
     int merged = hti_sites_merge(a);
     if (merged && !status) {
         snprintf(error, error_size, "out of memory");
@@ -824,10 +930,15 @@ int ht_analysis_run(ht_analysis *a, char *error, size_t error_size)
     return hti_analysis_run(a, NULL, error, error_size);
 }
 
-uint64_t hti_duration_ns(const ht_analysis *a)
+uint64_t hti_end_ns(const ht_analysis *a)
 {
     uint64_t end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
-    return hti_relative_ns(a, end);
+    return end < a->to_abs ? end : a->to_abs;
+}
+
+uint64_t hti_duration_ns(const ht_analysis *a)
+{
+    return hti_relative_ns(a, hti_end_ns(a));
 }
 
 const char *ht_analysis_warnings(const ht_analysis *a)
@@ -842,6 +953,8 @@ void ht_analysis_options_init(ht_analysis_options *o)
     memset(o, 0, sizeof *o);
     o->symbols = true;
     o->window_end_ns = HT_ANALYSIS_NO_END;
+    o->from_ns = 0;
+    o->to_ns = HT_ANALYSIS_NO_END;
     o->progress = -1;
     o->progress_label = "analysis";
 }
@@ -897,6 +1010,11 @@ static ht_analysis *analysis_create(ht_reader *reader, bool owns_reader, const c
         errno = ENOMEM;
         return NULL;
     }
+    uint64_t start = a->info->start_ns;
+    a->from_abs = start + a->options.from_ns; /* a nanosecond count fits 2^63 for 292 years */
+    a->to_abs = a->options.to_ns == HT_ANALYSIS_NO_END || a->options.to_ns > UINT64_MAX - start
+                    ? UINT64_MAX
+                    : start + a->options.to_ns;
     if (a->options.window) {
         uint64_t begin = a->options.window_begin_ns, end = a->options.window_end_ns;
         a->window_begin_abs = a->info->start_ns + begin;
@@ -970,11 +1088,18 @@ void ht_analysis_close(ht_analysis *a)
 int ht_report_write(ht_analysis *a, FILE *out, const ht_report_options *options)
 {
     unsigned top = options && options->top ? options->top : 10;
-    int status = options && options->json ? hti_report_json(a, out, top)
-                                          : hti_report_text(a, out, top);
+    int status = options && options->json
+                     ? hti_report_json(a, out, top, true)
+                     : hti_report_text(a, out, top, options ? options->sections : 0);
     if (status == 0 && (fflush(out) != 0 || ferror(out)))
         status = -EIO;
     return status;
+}
+
+int ht_report_html_write(ht_analysis *a, FILE *out, const ht_report_options *options, char *error,
+                         size_t error_size)
+{
+    return hti_report_html(a, out, options->top, error, error_size);
 }
 
 int ht_export_write(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,

@@ -67,12 +67,17 @@ const char *hti_strings_intern(hti_strings *pool, const char *text, size_t lengt
 
 /* ---- the live-block table (table.c) ---- */
 
-#define HTI_SIZE_BITS 48
+/* A block's size_heap: the requested size in the low 45 bits (32 TiB: more than a 47-bit user
+ * address space can hold at once next to anything else), the Source of the operation that made
+ * it in the next 3 (0: before tracing), the heap index in the high 16. */
+#define HTI_SIZE_BITS 45
 #define HTI_SIZE_MASK ((1ull << HTI_SIZE_BITS) - 1)
+#define HTI_SOURCE_SHIFT 45
+#define HTI_HEAP_SHIFT 48
 
 typedef struct hti_block {
     uint64_t address;   /* 0: empty slot */
-    uint64_t size_heap; /* requested size in the low 48 bits, heap index in the high 16 */
+    uint64_t size_heap; /* size, Source and heap index (above) */
     uint64_t time;      /* allocation timestamp (ns, trace clock); the top bit marks blocks
                          * listed by the rundown in progress (analyze.c) */
     uint32_t site;
@@ -85,7 +90,11 @@ static inline uint64_t hti_block_size(const hti_block *b)
 }
 static inline uint32_t hti_block_heap(const hti_block *b)
 {
-    return (uint32_t)(b->size_heap >> HTI_SIZE_BITS);
+    return (uint32_t)(b->size_heap >> HTI_HEAP_SHIFT);
+}
+static inline unsigned hti_block_source(const hti_block *b)
+{
+    return (unsigned)(b->size_heap >> HTI_SOURCE_SHIFT) & 7u;
 }
 
 typedef struct hti_blocks {
@@ -310,13 +319,17 @@ typedef struct hti_invalid_event {
 /* Called while the events stream through (exporters). */
 typedef struct hti_hooks {
     void *context;
-    uint64_t sample_interval_ns; /* 0: no samples */
-    /* At the end of each sample interval: the state is as of time_ns (relative to start). */
+    uint64_t sample_interval_ns; /* 0: no samples; see sample */
+    /* At the end of each sample interval: the state is as of time_ns (relative to start).
+     * Intervals count from the range's start (options.from_ns), where a range that starts
+     * after the trace's gets one call too. The callback may set sample_interval_ns to a
+     * multiple of itself: the next boundary is then on the wider grid. */
     void (*sample)(void *context, ht_analysis *analysis, uint64_t time_ns);
     /* Events other than successful ALLOC / FREE / REALLOC (heaps, rundown heaps, lost, and
      * INVALID ones). */
     void (*notable)(void *context, ht_analysis *analysis, const ht_event *event, uint32_t site);
     uint64_t large_block; /* block_end is called for blocks at least this big (0: never) */
+    bool every_block;     /* block_end is called for every block */
     /* A large block ended: freed (end_ns) or live at the end of the trace (live true). */
     void (*block_end)(void *context, ht_analysis *analysis, const hti_block *block, uint64_t end_ns,
                       bool live);
@@ -363,6 +376,12 @@ struct ht_analysis {
     double hist_count[HTI_HIST_BUCKETS], hist_bytes[HTI_HIST_BUCKETS];
     double window_count[HTI_CLASSES], window_bytes[HTI_CLASSES];
     uint64_t window_begin_abs, window_end_abs; /* absolute trace clock */
+    uint64_t from_abs, to_abs;                 /* the range (options.from_ns, to_ns), absolute */
+    bool in_range;                             /* the pass reached from_abs (range_begin ran) */
+    /* For the HTML timeline: live bytes by the Source that made each block (index 0: before
+     * tracing or out of range), and the most live bytes since the last sample hook. */
+    double source_live_bytes[HT_SOURCE_COUNT];
+    double interval_max_live;
 
     hti_invalid_group *invalid_groups;
     size_t invalid_group_count, invalid_group_capacity;
@@ -406,6 +425,13 @@ static inline uint64_t hti_relative_ns(const ht_analysis *a, uint64_t t)
 {
     return t > a->info->start_ns ? t - a->info->start_ns : 0;
 }
+/* A range (--from, --to) narrows the analysis. */
+static inline bool hti_analysis_ranged(const ht_analysis *a)
+{
+    return a->options.from_ns > 0 || a->options.to_ns != HT_ANALYSIS_NO_END;
+}
+/* The end of what the pass covers (absolute): the trace's end, or the range's if earlier. */
+uint64_t hti_end_ns(const ht_analysis *a);
 uint64_t hti_duration_ns(const ht_analysis *a);
 
 /* The frames of a site after inline expansion, innermost first, into *frames (grown with
@@ -475,18 +501,29 @@ void hti_trace_summary_json(hti_json *j, const ht_trace_summary *summary);
 const char *hti_format_frame(char *buffer, size_t size, const hti_frame *frame, bool with_module);
 /* The name used in folded stacks, massif trees and pprof functions. */
 const char *hti_frame_name(char *buffer, size_t size, const hti_frame *frame);
+/* A character of a frame name in folded stacks: ';' would split the frame, a line break the
+ * line (export --format folded, diff --format folded). */
+static inline char hti_folded_char(char c)
+{
+    return c == ';' ? ':' : (c == '\n' || c == '\r') ? ' ' : c;
+}
 /* The file name part of a path. */
 const char *hti_basename(const char *path);
 
 /* ---- report and exporters ---- */
 
-int hti_report_text(ht_analysis *a, FILE *out, unsigned top);
-int hti_report_json(ht_analysis *a, FILE *out, unsigned top);
+int hti_report_text(ht_analysis *a, FILE *out, unsigned top, unsigned sections);
+int hti_report_json(ht_analysis *a, FILE *out, unsigned top, bool pretty);
+int hti_report_html(ht_analysis *a, FILE *out, unsigned top, char *error, size_t error_size);
 int hti_export_chrome(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
                       size_t error_size);
 int hti_export_massif(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
                       size_t error_size);
 int hti_export_folded(ht_analysis *a, FILE *out, const ht_export_options *o);
+/* report_html.c: writes the viewer page with the JSON document `data` writes (0 or a negative
+ * errno); `report --format html` and `diff --format html` give their own documents. */
+typedef int (*hti_html_data_fn)(void *context, FILE *out);
+int hti_html_page(FILE *out, hti_html_data_fn data, void *context);
 int hti_export_pprof(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
                      size_t error_size);
 

@@ -41,7 +41,7 @@ static int append(char **buffer, size_t *size, size_t *capacity, const char *tex
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char c = text[i];
-        (*buffer)[(*size)++] = raw ? c : c == ';' ? ':' : (c == '\n' || c == '\r') ? ' ' : c;
+        (*buffer)[(*size)++] = raw ? c : hti_folded_char(c);
     }
     (*buffer)[*size] = '\0';
     return 0;

@@ -110,6 +110,12 @@ static void trace_object(jreport *r)
     hti_json_uint(j, "sample_interval", info->sample_interval);
     hti_json_bool(j, "complete", info->complete);
     hti_json_bool(j, "truncated", info->truncated);
+    if (hti_analysis_ranged(a)) {
+        hti_json_begin_object(j, "range");
+        hti_json_uint(j, "from_ns", a->options.from_ns);
+        hti_json_uint(j, "to_ns", hti_duration_ns(a));
+        hti_json_end_object(j);
+    }
     hti_json_uint(j, "events", a->events);
     hti_json_begin_object(j, "events_by_kind");
     for (unsigned k = 0; k < 256; k++)
@@ -354,11 +360,11 @@ static void window_section(jreport *r)
     hti_json_end_object(j);
 }
 
-int hti_report_json(ht_analysis *a, FILE *out, unsigned top)
+int hti_report_json(ht_analysis *a, FILE *out, unsigned top, bool pretty)
 {
     jreport r = {.a = a, .top = top};
     hti_json *j = &r.j;
-    hti_json_init(j, out, true);
+    hti_json_init(j, out, pretty);
     hti_json_begin_object(j, NULL);
     hti_json_string(j, "schema", "heaptrail-report/1");
     trace_object(&r);

@@ -113,6 +113,12 @@ static void section_header(text *t)
                 hti_format_bytes(b2, sizeof b2, (double)info->sample_interval));
     else
         fprintf(t->out, "not sampled\n");
+    if (hti_analysis_ranged(a))
+        fprintf(t->out,
+                "  range       %s .. %s: every figure covers it; leaks are the blocks allocated "
+                "in it and live at its end\n",
+                hti_format_time(b1, sizeof b1, a->options.from_ns),
+                hti_format_time(b2, sizeof b2, hti_duration_ns(a)));
     fprintf(t->out, "  events      %s (", hti_format_count(b1, sizeof b1, (double)a->events));
     bool first = true;
     for (unsigned k = 0; k < 256; k++)
@@ -411,69 +417,89 @@ static void section_window(text *t)
     free(sites);
 }
 
-int hti_report_text(ht_analysis *a, FILE *out, unsigned top)
+int hti_report_text(ht_analysis *a, FILE *out, unsigned top, unsigned sections)
 {
     text t = {.a = a, .out = out, .top = top};
     char b1[64], b2[64], b3[64];
     uint32_t *sites = NULL;
+    if (!sections)
+        sections = HT_REPORT_ALL;
     section_header(&t);
 
     size_t n = hti_sites_sorted(a, hti_key_leaked_bytes, &sites);
-    section_summary(&t, n);
-    heading(&t, "LEAKS (blocks live at the end of the trace, by stack)");
-    if (!n)
-        fprintf(out, "  none\n");
-    else
-        fprintf(out, "  %s in %s %s from %zu %s\n", hti_format_bytes(b1, sizeof b1, a->live_bytes),
-                hti_format_count(b2, sizeof b2, a->live_count),
-                hti_noun(a->live_count, "block", "blocks"), n,
-                hti_noun((double)n, "stack", "stacks"));
-    print_sites(&t, sites, n, hti_key_leaked_bytes, leaked_count, a->live_bytes, "block", "blocks",
-                false);
+    if (sections & HT_REPORT_SUMMARY)
+        section_summary(&t, n);
+    if (sections & HT_REPORT_LEAKS) {
+        heading(&t, hti_analysis_ranged(a)
+                        ? "LEAKS (blocks allocated in the range and live at its end, by stack)"
+                        : "LEAKS (blocks live at the end of the trace, by stack)");
+        if (!n)
+            fprintf(out, "  none\n");
+        else
+            fprintf(out, "  %s in %s %s from %zu %s\n",
+                    hti_format_bytes(b1, sizeof b1, a->live_bytes),
+                    hti_format_count(b2, sizeof b2, a->live_count),
+                    hti_noun(a->live_count, "block", "blocks"), n,
+                    hti_noun((double)n, "stack", "stacks"));
+        print_sites(&t, sites, n, hti_key_leaked_bytes, leaked_count, a->live_bytes, "block",
+                    "blocks", false);
+    }
     free(sites);
 
-    n = hti_sites_sorted(a, hti_key_peak_bytes, &sites);
-    char b4[64];
-    fprintf(out, "\nPEAK %s (%s B) in %s %s at %s; the stacks holding it\n",
-            hti_format_bytes(b1, sizeof b1, a->peak_bytes),
-            hti_format_count(b2, sizeof b2, a->peak_bytes),
-            hti_format_count(b3, sizeof b3, a->peak_count),
-            hti_noun(a->peak_count, "block", "blocks"),
-            hti_format_time(b4, sizeof b4, a->peak_time_ns));
-    print_sites(&t, sites, n, hti_key_peak_bytes, peak_count, a->peak_bytes, "block", "blocks",
-                false);
-    free(sites);
+    if (sections & HT_REPORT_PEAK) {
+        n = hti_sites_sorted(a, hti_key_peak_bytes, &sites);
+        char b4[64];
+        fprintf(out, "\nPEAK %s (%s B) in %s %s at %s; the stacks holding it\n",
+                hti_format_bytes(b1, sizeof b1, a->peak_bytes),
+                hti_format_count(b2, sizeof b2, a->peak_bytes),
+                hti_format_count(b3, sizeof b3, a->peak_count),
+                hti_noun(a->peak_count, "block", "blocks"),
+                hti_format_time(b4, sizeof b4, a->peak_time_ns));
+        print_sites(&t, sites, n, hti_key_peak_bytes, peak_count, a->peak_bytes, "block", "blocks",
+                    false);
+        free(sites);
+    }
 
-    n = hti_sites_sorted(a, hti_key_alloc_bytes, &sites);
-    heading(&t, "TOP SITES BY BYTES ALLOCATED");
-    print_sites(&t, sites, n, hti_key_alloc_bytes, hti_key_alloc_count, a->alloc_bytes,
-                "allocation", "allocations", false);
-    free(sites);
+    if (sections & HT_REPORT_TOP) {
+        n = hti_sites_sorted(a, hti_key_alloc_bytes, &sites);
+        heading(&t, "TOP SITES BY BYTES ALLOCATED");
+        print_sites(&t, sites, n, hti_key_alloc_bytes, hti_key_alloc_count, a->alloc_bytes,
+                    "allocation", "allocations", false);
+        free(sites);
 
-    n = hti_sites_sorted(a, hti_key_alloc_count, &sites);
-    heading(&t, "TOP SITES BY NUMBER OF ALLOCATIONS");
-    print_sites(&t, sites, n, hti_key_alloc_bytes, hti_key_alloc_count, a->alloc_count,
-                "allocation", "allocations", true);
-    free(sites);
+        n = hti_sites_sorted(a, hti_key_alloc_count, &sites);
+        heading(&t, "TOP SITES BY NUMBER OF ALLOCATIONS");
+        print_sites(&t, sites, n, hti_key_alloc_bytes, hti_key_alloc_count, a->alloc_count,
+                    "allocation", "allocations", true);
+        free(sites);
+    }
 
-    n = hti_sites_sorted(a, hti_key_temp_count, &sites);
-    fprintf(out, "\nTEMPORARY ALLOCATIONS: %s of %s (%.1f%%)\n",
-            hti_format_count(b1, sizeof b1, a->temp_count),
-            hti_format_count(b2, sizeof b2, a->alloc_count), share(a->temp_count, a->alloc_count));
-    fprintf(out, "  freed by the next heap operation of the same thread, no allocation between");
-    if (a->options.temporary_threshold_ns)
-        fprintf(out, ", or freed within %s of their allocation",
-                hti_format_time(b3, sizeof b3, a->options.temporary_threshold_ns));
-    fprintf(out, "\n");
-    print_sites(&t, sites, n, temp_bytes, hti_key_temp_count, a->temp_count, "temporary",
-                "temporary", true);
-    free(sites);
+    if (sections & HT_REPORT_TEMPORARY) {
+        n = hti_sites_sorted(a, hti_key_temp_count, &sites);
+        fprintf(out, "\nTEMPORARY ALLOCATIONS: %s of %s (%.1f%%)\n",
+                hti_format_count(b1, sizeof b1, a->temp_count),
+                hti_format_count(b2, sizeof b2, a->alloc_count),
+                share(a->temp_count, a->alloc_count));
+        fprintf(out,
+                "  freed by the next heap operation of the same thread, no allocation between");
+        if (a->options.temporary_threshold_ns)
+            fprintf(out, ", or freed within %s of their allocation",
+                    hti_format_time(b3, sizeof b3, a->options.temporary_threshold_ns));
+        fprintf(out, "\n");
+        print_sites(&t, sites, n, temp_bytes, hti_key_temp_count, a->temp_count, "temporary",
+                    "temporary", true);
+        free(sites);
+    }
 
-    section_histogram(&t);
-    section_sources(&t);
-    section_invalid(&t);
-    section_lost(&t);
-    if (a->window_sites)
+    if (sections & HT_REPORT_HISTOGRAM)
+        section_histogram(&t);
+    if (sections & HT_REPORT_SOURCES)
+        section_sources(&t);
+    if (sections & HT_REPORT_INVALID)
+        section_invalid(&t);
+    if (sections & HT_REPORT_LOST)
+        section_lost(&t);
+    if (a->window_sites && (sections & HT_REPORT_WINDOW))
         section_window(&t);
     free(t.frames);
     return ferror(out) ? -EIO : 0;

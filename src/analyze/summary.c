@@ -31,6 +31,15 @@ void ht_analysis_summary(const ht_analysis *a, ht_trace_summary *s)
     ht_trace_summary_of_info(a->info, s);
     if (!a->ran)
         return;
+    if (hti_analysis_ranged(a)) {
+        /* The footer speaks of the whole trace: a range's figures are the model's. */
+        memset(s, 0, sizeof *s);
+        s->events = a->events;
+        s->end_known = true;
+        s->end_when = "at the end of the range (allocated in it)";
+        s->end_blocks = a->live_count;
+        s->end_bytes = a->live_bytes;
+    }
     s->modeled = true;
     /* The footer counts losses whose LOST record could not be written; it is at least the sum
      * of the records (FORMAT.md §10, field 4). */

@@ -25,7 +25,7 @@
  *     --sample, --buffer, --compress and --follow-forks to the option table;
  *     ht_cli_tracing_option checks one's value and gives it both as a HEAPTRAIL_* variable
  *     (record) and as a control protocol key (start);
- *   - analysis_options.h (report, export): HT_CLI_ANALYSIS_OPTIONS adds --no-symbols,
+ *   - analysis_options.h (report, export, diff): HT_CLI_ANALYSIS_OPTIONS adds --no-symbols,
  *     --symbols-path, -o/--output and --progress/--no-progress; ht_cli_analysis_option handles
  *     them (and getopt's '?'), ht_cli_analysis_operand takes the one trace file, and
  *     ht_cli_analysis_open opens it and the analysis over it.
@@ -68,5 +68,6 @@ int ht_cli_status(int argc, char **argv);   /* ctl.c */
 int ht_cli_snapshot(int argc, char **argv); /* ctl.c */
 int ht_cli_report(int argc, char **argv);   /* report.c, when present */
 int ht_cli_export(int argc, char **argv);   /* export.c, when present */
+int ht_cli_diff(int argc, char **argv);     /* diff.c, when present */
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "cli/analysis_options.h"
 #include "cli/commands.h"
+#include "cli/durations.h"
 
 static const char usage_text[] =
     "Usage: heaptrail export --format chrome|massif|folded|pprof [OPTIONS] FILE\n"
@@ -30,8 +31,10 @@ static const char usage_text[] =
     "                       to a terminal)\n"
     "  --folded-value V     bytes (allocated, the default), count (allocations), leaked\n"
     "                       (bytes live at the end) or peak (bytes live at the peak)\n"
+    "  --at T               folded: the bytes of the blocks live at instant T (a time since\n"
+    "                       the trace start, as --from takes it), by stack\n"
     "  --large-block SIZE   chrome: a lifetime slice for each block of at least SIZE bytes\n"
-    "                       (default 1m; k, m, g suffixes)\n"
+    "                       (default 1m; k, m, g suffixes)\n" HT_CLI_RANGE_HELP
     "  --no-symbols         do not read binaries or debug files: frames stay module+offset\n"
     "  --symbols-path DIR   also look for binaries and debug files in DIR; may be repeated\n" HT_CLI_PROGRESS_HELP
     "  -h, --help           this text\n"
@@ -42,7 +45,14 @@ static const char usage_text[] =
 enum {
     OPT_FOLDED_VALUE = 1,
     OPT_LARGE_BLOCK,
+    OPT_AT,
 };
+
+static int write_export(ht_analysis *analysis, FILE *out, const void *options, char *error,
+                        size_t error_size)
+{
+    return ht_export_write(analysis, out, options, error, error_size);
+}
 
 int ht_cli_export(int argc, char **argv)
 {
@@ -51,6 +61,7 @@ int ht_cli_export(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"folded-value", required_argument, NULL, OPT_FOLDED_VALUE},
         {"large-block", required_argument, NULL, OPT_LARGE_BLOCK},
+        {"at", required_argument, NULL, OPT_AT},
         HT_CLI_ANALYSIS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
@@ -64,6 +75,7 @@ int ht_cli_export(int argc, char **argv)
     ht_cli_analysis_command command;
     ht_cli_analysis_init(&command, "export");
     ht_export_options export = {.format = 0, .folded_value = HT_FOLDED_ALLOCATED};
+    uint64_t at = 0; /* --at: 0 when not given */
     int c, index, code;
     while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
@@ -78,6 +90,12 @@ int ht_cli_export(int argc, char **argv)
                 return HT_CLI_EXIT_USAGE;
             export.folded_value = value_ids[index];
             break;
+        case OPT_AT:
+            if (hti_parse_duration(optarg, &at) != 0 || at == 0)
+                return ht_cli_usage_error("bad value '%s' for --at: expected a time after the "
+                                          "trace start, such as 1.5s or 250ms",
+                                          optarg);
+            break;
         case OPT_LARGE_BLOCK:
             if (ht_cli_parse_size("--large-block", optarg, &export.large_block))
                 return HT_CLI_EXIT_USAGE;
@@ -89,6 +107,15 @@ int ht_cli_export(int argc, char **argv)
             if ((code = ht_cli_analysis_option(&command, c, optarg)) != 0)
                 return code;
         }
+    }
+    if (at) {
+        /* The blocks live at T: the leaks of the range [0, T). */
+        if (export.format != HT_EXPORT_FOLDED)
+            return ht_cli_usage_error("--at needs --format folded");
+        if (command.settings.from_ns || command.settings.to_ns != HT_ANALYSIS_NO_END)
+            return ht_cli_usage_error("--at cannot be combined with --from or --to");
+        command.settings.to_ns = at;
+        export.folded_value = HT_FOLDED_LEAKED;
     }
     if ((code = ht_cli_analysis_operand(&command, argc, argv)) != 0)
         return code;
@@ -102,32 +129,5 @@ int ht_cli_export(int argc, char **argv)
     ht_analysis *analysis;
     if ((code = ht_cli_analysis_open(&command, &input, &analysis)) != 0)
         return code;
-    char error[512] = "";
-    FILE *out = stdout;
-    if (output && !(out = fopen(output, "wb"))) {
-        ht_cli_error("cannot write to '%s': %s", output, strerror(errno));
-        ht_analysis_close(analysis);
-        ht_cli_input_close(&input);
-        return HT_CLI_EXIT_IO;
-    }
-    int status = ht_export_write(analysis, out, &export, error, sizeof error);
-    if (out != stdout && fclose(out) != 0 && status == 0) {
-        snprintf(error, sizeof error, "%s", strerror(errno));
-        status = -EIO;
-    }
-    bool damaged = status && ht_reader_error(input.reader)[0];
-    ht_analysis_close(analysis);
-    if (damaged)
-        input.status = status; /* cli_common reports the reader's error and picks the code */
-    code = ht_cli_input_close(&input);
-    if (status && !damaged) {
-        if (status == -EIO)
-            ht_cli_error("cannot write to '%s': %s", output ? output : "standard output", error);
-        else
-            ht_cli_error("%s", error);
-        code = HT_CLI_EXIT_IO;
-    }
-    if (code != HT_CLI_EXIT_OK && output)
-        unlink(output); /* no half-written export left behind */
-    return code;
+    return ht_cli_analysis_write(&command, &input, analysis, write_export, &export);
 }

@@ -1,7 +1,7 @@
 /* main.c — `heaptrail`: the dispatch table of subcommands, `--help` and `--version`.
  *
  * Each entry names a subcommand, its entry point (commands.h) and a one-line summary for the
- * overview. report and export are listed only when their files were compiled in. `heaptrail
+ * overview. report, export and diff are listed only when their files were compiled in. `heaptrail
  * help CMD` is `heaptrail CMD --help`. Unknown commands are usage errors (exit 1). */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,9 @@ static const command commands[] = {
 #endif
 #ifdef HT_CLI_HAVE_EXPORT
     {"export", ht_cli_export, "convert a trace for other tools (chrome, massif, folded, pprof)"},
+#endif
+#ifdef HT_CLI_HAVE_DIFF
+    {"diff", ht_cli_diff, "what changed between two traces, by allocation site"},
 #endif
     {"start", ht_cli_start, "start tracing in a running process (owner only)"},
     {"stop", ht_cli_stop, "stop tracing in a running process"},

@@ -6,6 +6,7 @@
  * operand and the opening of the input (cli_common's, for its errors) are analysis_options.c's.
  * Exit codes as README "Exit codes" says: 0, 1 usage, 2 I/O, 3 damaged trace. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,14 @@ static const char usage_text[] =
     "INVALID events (double frees, foreign frees, failed allocations) and lost events.\n"
     "\n"
     "Options:\n"
-    "  -f, --format FORMAT  text or json (default text; the JSON schema is in README.md)\n"
+    "  -f, --format FORMAT  text, json (the schema is in README.md) or html (one page with\n"
+    "                       a timeline, ranges, flame graphs and every table; give -o)\n"
     "  --top N              entries per list (default 10)\n"
+    "  --sections LIST      text: only these sections, comma-separated: summary, leaks,\n"
+    "                       peak, top, temporary, histogram, sources, invalid, lost, window\n"
     "  --window A..B        WPA lifetime classes (AIFI, AIFO, AOFI, AOFO) and impacting size\n"
     "                       of the blocks alive in [A, B), times from the trace start:\n"
-    "                       1.5s..3s, 200ms.., ..2s (units ns, us, ms, s, min; default s)\n"
+    "                       1.5s..3s, 200ms.., ..2s (units ns, us, ms, s, min; default s)\n" HT_CLI_RANGE_HELP
     "  --temporary-threshold TIME\n"
     "                       also count blocks freed within TIME of their allocation as\n"
     "                       temporary (default: heaptrack's definition only)\n"
@@ -39,11 +43,45 @@ static const char usage_text[] =
     "Exit codes: 0 done, 1 bad usage, 2 a file could not be read or written, 3 the trace is\n"
     "not a heaptrail trace or is damaged.\n";
 
+/* --sections NAME,...: the text report's sections (analysis.h, HT_REPORT_*). */
+static int parse_sections(const char *value, unsigned *sections)
+{
+    static const char *const names[] = {"summary",   "leaks",   "peak",    "top",  "temporary",
+                                        "histogram", "sources", "invalid", "lost", "window"};
+    *sections = 0;
+    const char *p = value;
+    while (*p) {
+        size_t length = strcspn(p, ",");
+        size_t i = 0;
+        while (i < sizeof names / sizeof *names &&
+               !(strlen(names[i]) == length && strncmp(names[i], p, length) == 0))
+            i++;
+        if (i == sizeof names / sizeof *names)
+            return ht_cli_usage_error("bad section '%.*s' for --sections: expected summary, "
+                                      "leaks, peak, top, temporary, histogram, sources, "
+                                      "invalid, lost or window",
+                                      (int)length, p);
+        *sections |= 1u << i;
+        p += length + (p[length] == ',');
+    }
+    if (!*sections)
+        return ht_cli_usage_error("--sections needs at least one section");
+    return 0;
+}
+
 enum {
     OPT_TOP = 1,
+    OPT_SECTIONS,
     OPT_WINDOW,
     OPT_TEMPORARY,
 };
+
+/* The HTML report runs the analysis itself: it collects its timeline during the pass. */
+static int write_html(ht_analysis *analysis, FILE *out, const void *options, char *error,
+                      size_t error_size)
+{
+    return ht_report_html_write(analysis, out, options, error, error_size);
+}
 
 int ht_cli_report(int argc, char **argv)
 {
@@ -51,18 +89,19 @@ int ht_cli_report(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"format", required_argument, NULL, 'f'},
         {"top", required_argument, NULL, OPT_TOP},
+        {"sections", required_argument, NULL, OPT_SECTIONS},
         {"window", required_argument, NULL, OPT_WINDOW},
         {"temporary-threshold", required_argument, NULL, OPT_TEMPORARY},
         HT_CLI_ANALYSIS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    static const char *const formats[] = {"text", "json", NULL};
+    static const char *const formats[] = {"text", "json", "html", NULL};
     ht_cli_analysis_command command;
     ht_cli_analysis_init(&command, "report");
     ht_analysis_options *settings = &command.settings;
     ht_report_options report = {.top = 10, .json = false};
+    bool html = false;
     int c, index, code;
-    uint64_t value;
     while ((c = ht_cli_getopt(argc, argv, "hf:o:", options)) != -1) {
         switch (c) {
         case 'h': fputs(usage_text, stdout); return HT_CLI_EXIT_OK;
@@ -70,14 +109,15 @@ int ht_cli_report(int argc, char **argv)
             if (ht_cli_parse_choice("--format", optarg, formats, &index))
                 return HT_CLI_EXIT_USAGE;
             report.json = index == 1;
+            html = index == 2;
             break;
         case OPT_TOP:
-            if (ht_cli_parse_u64("--top", optarg, &value))
-                return HT_CLI_EXIT_USAGE;
-            if (value < 1 || value > 1000000)
-                return ht_cli_usage_error("bad value '%s' for --top: expected 1 to 1000000",
-                                          optarg);
-            report.top = (unsigned)value;
+            if ((code = ht_cli_parse_top(optarg, &report.top)) != 0)
+                return code;
+            break;
+        case OPT_SECTIONS:
+            if ((code = parse_sections(optarg, &report.sections)) != 0)
+                return code;
             break;
         case OPT_WINDOW:
             if (hti_parse_window(optarg, &settings->window_begin_ns, &settings->window_end_ns))
@@ -101,17 +141,22 @@ int ht_cli_report(int argc, char **argv)
         return code;
     const char *output = command.output;
 
+    if (html && !output && isatty(1))
+        return ht_cli_usage_error("the HTML report is a page: give -o FILE.html or redirect it");
+
     ht_cli_input input;
     ht_analysis *analysis;
     if ((code = ht_cli_analysis_open(&command, &input, &analysis)) != 0)
         return code;
     char error[512] = "";
+    if (html)
+        return ht_cli_analysis_write(&command, &input, analysis, write_html, &report);
     int status = ht_analysis_run(analysis, error, sizeof error);
-    if (status == -ENOMEM) {
+    if (status == -ENOMEM || status == -ERANGE) {
         ht_cli_error("%s", error);
         ht_analysis_close(analysis);
         ht_cli_input_close(&input);
-        return HT_CLI_EXIT_IO;
+        return status == -ERANGE ? HT_CLI_EXIT_USAGE : HT_CLI_EXIT_IO;
     }
     if (status) {
         /* The reader stopped on damaged data: cli_common says so and picks the exit code. */

@@ -17,6 +17,12 @@ CTest entry:
   errors     bad input gives one line on stderr and a non-zero status
   symbols    binaries found again through --symbols-path; a binary with another build-id is
              never used
+  ranges     phases.c's three phases, found in the trace by their times: --from/--to narrow
+             every section of the report (allocations, leaks, the peak) and of the exports,
+             `export --at T` gives the blocks live at T; bad ranges are one-line errors
+  html       `report --format html`: the page's embedded data against the JSON report (site
+             totals, the timeline's sums) and its lifetime cells against `report --window` for
+             ranges of bins; the data cannot close its script element
 
 Exit status 0 on success, 77 when a case cannot run here (CTest SKIP_RETURN_CODE), 1 on failure.
 """
@@ -65,6 +71,7 @@ class Context:
         self.preload = args.preload
         self.leaky = args.leaky
         self.scenarios = args.scenarios
+        self.phases = args.phases
         self.work = os.path.join(args.workdir, args.case)
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
@@ -762,14 +769,245 @@ def case_symbols(ctx):
           "a binary with another build-id was used: %s" % names)
 
 
+# ---- time ranges ----
+
+def record_phases(ctx, *args):
+    trace = ctx.path("phases.trace")
+    run([ctx.cli, "record", "-q", "--stacks", "-o", trace, "--", ctx.phases] + list(args))
+    return trace
+
+
+def phase_times(ctx, trace):
+    """The first and last event of each phase, ns since the trace start."""
+    start = ctx.report_json(trace)["trace"]["start_monotonic_ns"]
+    dump = run([ctx.cli, "dump", "--format", "csv", trace]).stdout.decode().splitlines()
+    times = {}
+    for row in dump[1:]:
+        cells = row.split(",")
+        if cells[2] == "ALLOC" and cells[5] in ("1000", "2000", "3000"):
+            t = int(cells[0]) - start
+            first, last = times.get(cells[5], (t, t))
+            times[cells[5]] = (min(first, t), max(last, t))
+    check(sorted(times) == ["1000", "2000", "3000"], "phases in the trace: %s" % times)
+    one, two, three = times["1000"], times["2000"], times["3000"]
+    check(two[0] - one[1] > 100000000 and three[0] - two[1] > 100000000,
+          "phases not apart: %s" % times)
+    return one, two, three
+
+
+def ns(value):
+    return "%dns" % value
+
+
+def folded_sums(text):
+    sums = {}
+    for line in text.splitlines():
+        stack, value = line.rsplit(" ", 1)
+        leaf = stack.split(";")[-1].split(" ")[0]
+        sums[leaf] = sums.get(leaf, 0) + int(value)
+    return sums
+
+
+def case_ranges(ctx):
+    trace = record_phases(ctx)
+    one, two, three = phase_times(ctx, trace)
+    m12, m23 = (one[1] + two[0]) // 2, (two[1] + three[0]) // 2
+
+    whole = ctx.report_json(trace)
+    check("range" not in whole["trace"], "no range: no range object")
+    check(by_function(whole["leaks"]["stacks"], "phase_three") == 90000, "whole: leaks")
+
+    first = ctx.report_json(trace, "--to", ns(m12))
+    check(first["trace"]["range"] == {"from_ns": 0, "to_ns": m12}, "range object: %s" %
+          first["trace"].get("range"))
+    check(by_function(first["top_by_bytes"], "phase_one") == 10000 and
+          count_by_function(first["top_by_bytes"], "phase_one") == 10, "--to: phase one")
+    check(by_function(first["top_by_bytes"], "phase_two") == 0, "--to: no phase two")
+    check(by_function(first["leaks"]["stacks"], "phase_one") == 10000, "--to: leaks at its end")
+    check(first["totals"]["live_when"].startswith("at the end of the range"), "live_when")
+
+    second = ctx.report_json(trace, "--from", ns(m12), "--to", ns(m23))
+    check(by_function(second["top_by_bytes"], "phase_two") == 40000 and
+          count_by_function(second["top_by_bytes"], "phase_two") == 20, "range: phase two")
+    check(by_function(second["top_by_bytes"], "phase_one") == 0 and
+          by_function(second["top_by_bytes"], "phase_three") == 0, "range: other phases")
+    check(second["summary"]["frees"] == 10 and second["summary"]["freed_bytes"] == 10000,
+          "range: phase one's frees: %s" % second["summary"])
+    # Leaks of a range: allocated in it and live at its end (phase one's blocks are not).
+    check(by_function(second["leaks"]["stacks"], "phase_two") == 40000 and
+          by_function(second["leaks"]["stacks"], "phase_one") == 0, "range: leaks")
+    # Its peak: phase one's blocks were live too, just before their free.
+    peak = second["peak"]
+    check(by_function(peak["stacks"], "phase_one") == 10000 and
+          by_function(peak["stacks"], "phase_two") == 40000, "range: peak composition")
+    check(m12 <= peak["time_ns"] < m23, "range: peak time %d" % peak["time_ns"])
+    kinds = second["trace"]["events_by_kind"]
+    check(kinds.get("ALLOC") == 20 and kinds.get("FREE") == 10, "range: events %s" % kinds)
+    text = ctx.report_text(trace, "--from", ns(m12), "--to", ns(m23))
+    check("range " in text and "phase_two at " in text and "phase_one at " in text,
+          "text report with a range")
+
+    third = ctx.report_json(trace, "--from", ns(m23))
+    check(by_function(third["top_by_bytes"], "phase_three") == 90000 and
+          by_function(third["leaks"]["stacks"], "phase_three") == 90000 and
+          by_function(third["leaks"]["stacks"], "phase_two") == 0, "--from: phase three")
+    check(third["summary"]["freed_bytes"] == 40000, "--from: phase two's frees")
+
+    # A range with no event in it: nothing allocated or leaked there; its peak is what was live.
+    quiet = ctx.report_json(trace, "--from", ns(one[1] + 1000000), "--to", ns(two[0] - 1000000))
+    check(quiet["summary"]["allocations"] == 0 and quiet["summary"]["frees"] == 0 and
+          quiet["summary"]["leaked_bytes"] == 0, "empty range: %s" % quiet["summary"])
+    check(by_function(quiet["peak"]["stacks"], "phase_one") == 10000, "empty range: peak")
+
+    # export: the same range, and --at for an instant.
+    folded = run([ctx.cli, "export", "--format", "folded", "--from", ns(m12), "--to", ns(m23),
+                  trace]).stdout.decode()
+    sums = folded_sums(folded)
+    check(sums.get("phase_two") == 40000 and "phase_one" not in sums and
+          "phase_three" not in sums, "folded with a range: %s" % sums)
+    at = folded_sums(run([ctx.cli, "export", "--format", "folded", "--at", ns(m23),
+                          trace]).stdout.decode())
+    check(at.get("phase_two") == 40000 and "phase_one" not in at and "phase_three" not in at,
+          "--at between phases two and three: %s" % at)
+    at = folded_sums(run([ctx.cli, "export", "--format", "folded", "--at", ns(m12),
+                          trace]).stdout.decode())
+    check(at.get("phase_one") == 10000 and "phase_two" not in at, "--at m12: %s" % at)
+    # The other exports take the range too.
+    for fmt in ("chrome", "massif", "pprof"):
+        out = ctx.path("range." + fmt)
+        run([ctx.cli, "export", "--format", fmt, "--from", ns(m12), "--to", ns(m23), "-o", out,
+             trace])
+        check(os.path.getsize(out) > 0, "export %s with a range" % fmt)
+    # A window inside a range.
+    windowed = ctx.report_json(trace, "--from", ns(m12), "--window", "%s.." % ns(m12))
+    classes = {k: v["bytes"] for k, v in windowed["window"]["classes"].items()}
+    check(classes == {"AIFI": 40000, "AIFO": 90000, "AOFI": 10000, "AOFO": 0}, "window: %s" %
+          classes)
+
+    # Bad ranges: one line, status 1.
+    for args, pattern in (
+            (["report", "--from", "100s", trace], r"after the trace's end"),
+            (["report", "--from", "2s", "--to", "1s", trace], r"--from must be before --to"),
+            (["report", "--from", "soon", trace], r"bad value 'soon' for --from"),
+            (["export", "--format", "folded", "--to", "1x", trace], r"bad value '1x' for --to"),
+            (["export", "--format", "chrome", "--at", "1s", trace], r"--at needs --format folded"),
+            (["export", "--format", "folded", "--at", "1s", "--from", "0.5s", trace],
+             r"--at cannot be combined"),
+            (["export", "--format", "folded", "--from", "100s", trace], r"after the trace's end")):
+        result = run([ctx.cli] + args, expect=1)
+        # One line (usage errors add the usual pointer to --help).
+        err = "\n".join(line for line in result.stderr.decode().strip().splitlines()
+                        if not line.startswith("Try 'heaptrail "))
+        check(len(err.splitlines()) == 1 and re.search(pattern, err),
+              "%s: stderr %r" % (" ".join(args), err))
+        check(not result.stdout, "%s: nothing on stdout" % " ".join(args))
+
+
+# ---- the HTML report's data ----
+
+def html_data(path):
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    head = '<script id="heaptrail-data" type="application/json">'
+    check(page.count(head) == 1, "one data element")
+    body = page.split(head, 1)[1]
+    data, _ = body.split("</script>", 1)
+    return json.loads(data), page
+
+
+def lifetime_classes(cells, a, b):
+    classes = {k: [0, 0] for k in ("AIFI", "AIFO", "AOFI", "AOFO")}
+    for site, ab, fb, count, size in cells:
+        if fb < a or ab >= b:
+            continue
+        key = ("AI" if ab >= a else "AO") + ("FI" if fb < b else "FO")
+        classes[key][0] += count
+        classes[key][1] += size
+    return classes
+
+
+def check_html_data(ctx, trace, page, *extra):
+    run([ctx.cli, "report", "--format", "html", "-o", page, trace] + list(extra))
+    data, text = html_data(page)
+    check(data["schema"] == "heaptrail-html/1" and data["kind"] == "report", "document kind")
+    report = data["report"]
+    check(report == ctx.report_json(trace, "--top", "25", *extra), "the embedded report is "
+          "report --format json's")
+    summary = report["summary"]
+    sites = data["sites"]
+    for key, total in (("alloc_bytes", "allocated_bytes"), ("alloc_count", "allocations"),
+                       ("leaked_bytes", "leaked_bytes"), ("peak_bytes", "peak_bytes")):
+        check(sum(s[key] for s in sites) == summary[total], "sites' %s" % key)
+    for s in sites:
+        check(all(0 <= i < len(data["frames"]) for i in s["frames"]), "frame indices")
+    timeline, lifetimes = data["timeline"], data["lifetimes"]
+    n = timeline["bins"]
+    check(1 <= n <= 1000 and len(timeline["live"]) == n and len(timeline["max"]) == n, "bins")
+    check(timeline["live"][-1] == report["totals"]["live_bytes"] or extra, "live at the end")
+    check(max(timeline["max"]) == report["peak"]["bytes"], "the peak in the timeline")
+    for i in range(n):
+        by_source = sum(v[i] for v in timeline["sources"].values())
+        by_heap = sum(h["live"][i] for h in timeline["heaps"])
+        check(abs(by_source - timeline["live"][i]) < 1 and abs(by_heap - timeline["live"][i]) < 1,
+              "bin %d: sources and heaps sum to the live bytes" % i)
+        check(timeline["max"][i] >= timeline["live"][i], "bin %d: max below live" % i)
+    check(any(m["kind"] == "peak" for m in timeline["markers"]), "peak marker")
+    start, width = lifetimes["start_ns"], lifetimes["bin_ns"]
+    check(lifetimes["bins"] == n and width == timeline["bin_ns"], "one grid")
+    pairs = [(0, n), (0, 1), (n - 1, n), (n // 3, 2 * n // 3 + 1), (n // 2, n // 2 + 1)]
+    for a, b in pairs:
+        mine = lifetime_classes(lifetimes["cells"], a, b)
+        window = "%s..%s" % (ns(start + a * width), "" if b == n else ns(start + b * width))
+        theirs = ctx.report_json(trace, "--window", window, *extra)["window"]["classes"]
+        theirs = {k: [v["count"], v["bytes"]] for k, v in theirs.items()}
+        check(mine == theirs, "bins [%d, %d) (%s): cells %s, report %s" % (a, b, window, mine,
+                                                                          theirs))
+    return data, text
+
+
+def case_html(ctx):
+    hostile = "</script><script>alert(1)</script>"
+    trace = record_phases(ctx, hostile)
+    data, _ = check_html_data(ctx, trace, ctx.path("phases.html"))
+    # The data element ends at its own end (html_data split at the first "</script>").
+    check(data["report"]["trace"]["command_line"].endswith(hostile), "the command line kept")
+    functions = {f[0] for f in data["frames"]}
+    check({"phase_one", "phase_two", "phase_three", "main"} <= functions, "frames: %s" %
+          sorted(f for f in functions if f)[:20])
+    one, two, three = phase_times(ctx, trace)
+    m12, m23 = (one[1] + two[0]) // 2, (two[1] + three[0]) // 2
+    ranged, _ = check_html_data(ctx, trace, ctx.path("range.html"), "--from", ns(m12), "--to",
+                                ns(m23))
+    check(ranged["timeline"]["start_ns"] == m12, "a range's timeline starts at it")
+    # Blocks of phase one were allocated before the range: bin -1.
+    check(any(c[1] == -1 for c in ranged["lifetimes"]["cells"]), "cells before the range")
+    # The leaky program: INVALID events become markers.
+    leaky = ctx.record_leaky()
+    data, _ = check_html_data(ctx, leaky, ctx.path("leaky.html"))
+    check(any(m["kind"] == "invalid" for m in data["timeline"]["markers"]), "INVALID markers")
+    # Bad input: one line, and no page left behind.
+    out = ctx.path("bad.html")
+    result = run([ctx.cli, "report", "--format", "html", "-o", out, "--from", "100s", trace],
+                 expect=1)
+    check(len(result.stderr.decode().strip().splitlines()) == 1 and not os.path.exists(out),
+          "bad range: %r" % result.stderr)
+    garbage = ctx.path("garbage.trace")
+    with open(garbage, "wb") as f:
+        f.write(b"not a trace at all" * 10)
+    result = run([ctx.cli, "report", "--format", "html", "-o", out, garbage], expect=3)
+    check(len(result.stderr.decode().strip().splitlines()) == 1 and not os.path.exists(out),
+          "bad trace: %r" % result.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("case", choices=["report", "heaptrack", "exports", "scenarios", "errors",
-                                         "symbols"])
+                                         "symbols", "ranges", "html"])
     parser.add_argument("--cli", required=True)
     parser.add_argument("--preload")
     parser.add_argument("--leaky")
     parser.add_argument("--scenarios")
+    parser.add_argument("--phases")
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args()
     ctx = Context(args)

@@ -371,12 +371,14 @@ int main(int argc, char **argv)
     ht_trace_stats stats;
     ht_trace_stats_get(&stats);
 
-    /* 5. temporaries across threads (every bucket active: the lookaside lists serve at once) */
+    /* 5. temporaries across threads (the LFH off: a thread caches only its own LFH slots, while
+     * the back end's free lists hand a block freed by one thread straight to the next request,
+     * whichever thread makes it) */
     snprintf(path, sizeof path, "%s.temporary.trace", argv[1]);
     ht_heap *cross = ht_heap_create(0, 0, 0);
-    uint32_t all_buckets = 2;
-    if (!cross || !ht_heap_set_information(cross, HT_HEAP_COMPATIBILITY_INFORMATION, &all_buckets,
-                                           sizeof all_buckets))
+    uint32_t no_lfh = 0;
+    if (!cross ||
+        !ht_heap_set_information(cross, HT_HEAP_COMPATIBILITY_INFORMATION, &no_lfh, sizeof no_lfh))
         return 1;
     if (start(path, -1, HT_TRACE_MODE_BLOCK, 0, 0))
         return 1;
