@@ -79,6 +79,18 @@ int ht_cli_parse_top(const char *value, unsigned *top)
     return 0;
 }
 
+int ht_cli_parse_folded_value(const char *option, const char *value, ht_folded_value *out)
+{
+    static const char *const names[] = {"allocated", "count", "leaked", "peak", "bytes", NULL};
+    static const ht_folded_value ids[] = {HT_FOLDED_ALLOCATED, HT_FOLDED_COUNT, HT_FOLDED_LEAKED,
+                                          HT_FOLDED_PEAK, HT_FOLDED_ALLOCATED};
+    int index;
+    if (ht_cli_parse_choice(option, value, names, &index))
+        return HT_CLI_EXIT_USAGE;
+    *out = ids[index];
+    return 0;
+}
+
 int ht_cli_analysis_write(const ht_cli_analysis_command *command, ht_cli_input *input,
                           ht_analysis *analysis, ht_cli_analysis_writer writer, const void *options)
 {

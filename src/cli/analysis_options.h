@@ -50,6 +50,9 @@ int ht_cli_analysis_open(const ht_cli_analysis_command *command, ht_cli_input *i
                          ht_analysis **analysis);
 /* --top N for report and diff: 1 to 1000000; 0, or HT_CLI_EXIT_USAGE with the message printed. */
 int ht_cli_parse_top(const char *value, unsigned *top);
+/* What a folded stack counts (export --folded-value, diff --metric): allocated (or bytes), count,
+ * leaked, peak; 0, or HT_CLI_EXIT_USAGE with the message naming option. */
+int ht_cli_parse_folded_value(const char *option, const char *value, ht_folded_value *out);
 /* After the options, for a command that takes its operands itself (diff): --from must be before
  * --to (else the message and HT_CLI_EXIT_USAGE); 0 with settings.search_dirs set.
  * ht_cli_analysis_operand ends with it. */

@@ -121,10 +121,6 @@ int ht_cli_diff(int argc, char **argv)
     static const char *const formats[] = {"text", "json", "folded", "html", NULL};
     static const ht_diff_format format_ids[] = {HT_DIFF_TEXT, HT_DIFF_JSON, HT_DIFF_FOLDED,
                                                 HT_DIFF_HTML};
-    static const char *const metrics[] = {"allocated", "count", "leaked", "peak", "bytes", NULL};
-    static const ht_folded_value metric_ids[] = {HT_FOLDED_ALLOCATED, HT_FOLDED_COUNT,
-                                                 HT_FOLDED_LEAKED, HT_FOLDED_PEAK,
-                                                 HT_FOLDED_ALLOCATED};
     ht_cli_analysis_command command;
     ht_cli_analysis_init(&command, "diff");
     ht_diff_options diff = {.format = HT_DIFF_TEXT, .top = 20, .metric = HT_FOLDED_ALLOCATED};
@@ -142,9 +138,8 @@ int ht_cli_diff(int argc, char **argv)
                 return code;
             break;
         case OPT_METRIC:
-            if (ht_cli_parse_choice("--metric", optarg, metrics, &index))
-                return HT_CLI_EXIT_USAGE;
-            diff.metric = metric_ids[index];
+            if ((code = ht_cli_parse_folded_value("--metric", optarg, &diff.metric)) != 0)
+                return code;
             break;
         default: /* --no-symbols, --symbols-path, -o, --from, --to, --progress; or '?' */
             if ((code = ht_cli_analysis_option(&command, c, optarg)) != 0)

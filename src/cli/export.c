@@ -68,10 +68,6 @@ int ht_cli_export(int argc, char **argv)
     static const char *const formats[] = {"chrome", "massif", "folded", "pprof", NULL};
     static const ht_export_format format_ids[] = {HT_EXPORT_CHROME, HT_EXPORT_MASSIF,
                                                   HT_EXPORT_FOLDED, HT_EXPORT_PPROF};
-    static const char *const values[] = {"bytes", "count", "leaked", "peak", "allocated", NULL};
-    static const ht_folded_value value_ids[] = {HT_FOLDED_ALLOCATED, HT_FOLDED_COUNT,
-                                                HT_FOLDED_LEAKED, HT_FOLDED_PEAK,
-                                                HT_FOLDED_ALLOCATED};
     ht_cli_analysis_command command;
     ht_cli_analysis_init(&command, "export");
     ht_export_options export = {.format = 0, .folded_value = HT_FOLDED_ALLOCATED};
@@ -86,9 +82,9 @@ int ht_cli_export(int argc, char **argv)
             export.format = format_ids[index];
             break;
         case OPT_FOLDED_VALUE:
-            if (ht_cli_parse_choice("--folded-value", optarg, values, &index))
-                return HT_CLI_EXIT_USAGE;
-            export.folded_value = value_ids[index];
+            if ((code = ht_cli_parse_folded_value("--folded-value", optarg,
+                                                  &export.folded_value)) != 0)
+                return code;
             break;
         case OPT_AT:
             if (hti_parse_duration(optarg, &at) != 0 || at == 0)
