@@ -501,12 +501,18 @@ void hti_trace_summary_json(hti_json *j, const ht_trace_summary *summary);
 const char *hti_format_frame(char *buffer, size_t size, const hti_frame *frame, bool with_module);
 /* The name used in folded stacks, massif trees and pprof functions. */
 const char *hti_frame_name(char *buffer, size_t size, const hti_frame *frame);
-/* A character of a frame name in folded stacks: ';' would split the frame, a line break the
- * line (export --format folded, diff --format folded). */
-static inline char hti_folded_char(char c)
-{
-    return c == ';' ? ':' : (c == '\n' || c == '\r') ? ' ' : c;
-}
+/* A growable NUL-terminated text (folded lines, diff's site keys); data freed by the owner. */
+typedef struct hti_text {
+    char *data;
+    size_t length, capacity;
+} hti_text;
+/* Appends n bytes of s: 0 or -ENOMEM. */
+int hti_text_append(hti_text *t, const char *s, size_t n);
+/* Appends a folded stack's frame name or label: ';' would split the frame and a line break the
+ * line, so they become ':' and ' ' (export --format folded, diff --format folded). */
+int hti_text_append_folded(hti_text *t, const char *name);
+/* Appends frames (innermost first, n of them) as a folded stack: "outermost;...;innermost". */
+int hti_text_folded_stack(hti_text *t, const hti_frame *const *frames, long n);
 /* The file name part of a path. */
 const char *hti_basename(const char *path);
 

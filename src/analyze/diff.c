@@ -54,27 +54,16 @@ typedef struct diff {
     double totals[2][Q_COUNT];
     const hti_frame **frames;
     size_t frame_capacity;
-    char *text; /* the key or folded line being built */
-    size_t text_length, text_capacity;
+    hti_text text; /* the key or folded line being built */
 } diff;
 
 static const char *const side_names[2] = {"BASE", "NEW"};
 
 /* ---- keys ---- */
 
-static int text_append(diff *d, const char *s, size_t n)
-{
-    if (hti_grow((void **)&d->text, &d->text_capacity, d->text_length + n + 1, 1) != 0)
-        return -ENOMEM;
-    memcpy(d->text + d->text_length, s, n);
-    d->text_length += n;
-    d->text[d->text_length] = '\0';
-    return 0;
-}
-
 static int text_appends(diff *d, const char *s)
 {
-    return text_append(d, s, strlen(s));
+    return hti_text_append(&d->text, s, strlen(s));
 }
 
 /* The key of a site: its label for the special ones, else per frame "name US file US line US
@@ -83,7 +72,7 @@ static int text_appends(diff *d, const char *s)
  * returns their count (0 for special sites) or -ENOMEM; the key is in d->text. */
 static long site_key(diff *d, ht_analysis *a, uint32_t site)
 {
-    d->text_length = 0;
+    d->text.length = 0;
     const char *label = hti_site_label(site);
     if (label)
         return text_appends(d, label) ? -ENOMEM : 0;
@@ -94,10 +83,12 @@ static long site_key(diff *d, ht_analysis *a, uint32_t site)
     for (long i = 0; i < n; i++) {
         const hti_frame *f = d->frames[i];
         snprintf(line, sizeof line, "%u", f->line);
-        if (text_appends(d, hti_frame_name(name, sizeof name, f)) || text_append(d, "\x1f", 1) ||
-            text_appends(d, f->file ? f->file : "") || text_append(d, "\x1f", 1) ||
-            text_appends(d, line) || text_append(d, "\x1f", 1) ||
-            text_appends(d, f->module && !f->file ? f->module : "") || text_append(d, "\x1e", 1))
+        if (text_appends(d, hti_frame_name(name, sizeof name, f)) ||
+            hti_text_append(&d->text, "\x1f", 1) || text_appends(d, f->file ? f->file : "") ||
+            hti_text_append(&d->text, "\x1f", 1) || text_appends(d, line) ||
+            hti_text_append(&d->text, "\x1f", 1) ||
+            text_appends(d, f->module && !f->file ? f->module : "") ||
+            hti_text_append(&d->text, "\x1e", 1))
             return -ENOMEM;
     }
     if (n == 0 && text_appends(d, "[stack unavailable]"))
@@ -133,7 +124,7 @@ static int collect(diff *d, int side)
         long n = site_key(d, a, i);
         if (n < 0)
             return (int)n;
-        const char *key = hti_strings_intern(&d->pool, d->text, d->text_length);
+        const char *key = hti_strings_intern(&d->pool, d->text.data, d->text.length);
         if (!key)
             return -ENOMEM;
         uint32_t k = hti_map_get(&d->index, (uint64_t)(uintptr_t)key);
@@ -495,18 +486,6 @@ static int compare_pairs(const void *x, const void *y)
     return strcmp(((const folded_pair *)x)->text, ((const folded_pair *)y)->text);
 }
 
-/* A frame name as `export --format folded` writes it: ';' would split the frame, and a line
- * break the line. */
-static int folded_append(diff *d, const char *name)
-{
-    size_t start = d->text_length;
-    if (text_appends(d, name))
-        return -ENOMEM;
-    for (size_t i = start; i < d->text_length; i++)
-        d->text[i] = hti_folded_char(d->text[i]);
-    return 0;
-}
-
 static int metric_quantity(ht_folded_value metric)
 {
     switch (metric) {
@@ -525,7 +504,6 @@ static int diff_folded(diff *d, FILE *out)
     folded_pair *pairs = NULL;
     size_t pair_count = 0, pair_capacity = 0;
     int status = 0;
-    char name[512];
     for (size_t i = 0; i < d->count && status == 0; i++) {
         const diff_entry *e = &d->entries[i];
         if (e->value[0][q] == 0 && e->value[1][q] == 0)
@@ -536,15 +514,13 @@ static int diff_folded(diff *d, FILE *out)
             status = (int)n;
             break;
         }
-        d->text_length = 0;
+        d->text.length = 0;
         if (label || n == 0)
-            status = folded_append(d, label ? label : "[stack unavailable]");
-        for (long k = n - 1; k >= 0 && status == 0; k--) {
-            status = folded_append(d, hti_frame_name(name, sizeof name, d->frames[k]));
-            if (k && status == 0)
-                status = text_append(d, ";", 1);
-        }
-        const char *text = status ? NULL : hti_strings_intern(&d->pool, d->text, d->text_length);
+            status = hti_text_append_folded(&d->text, label ? label : "[stack unavailable]");
+        if (status == 0)
+            status = hti_text_folded_stack(&d->text, d->frames, n);
+        const char *text = status ? NULL
+                                  : hti_strings_intern(&d->pool, d->text.data, d->text.length);
         if (!text) {
             status = -ENOMEM;
             break;
@@ -603,7 +579,7 @@ int ht_diff_write(ht_analysis *base, ht_analysis *newer, FILE *out, const ht_dif
         snprintf(error, error_size, "%s", strerror(errno ? errno : EIO));
     free(d.entries);
     free(d.frames);
-    free(d.text);
+    free(d.text.data);
     hti_map_free(&d.index);
     hti_strings_free(&d.pool);
     return status;

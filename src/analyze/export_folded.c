@@ -34,19 +34,6 @@ static double site_value(const ht_analysis *a, uint32_t site, ht_folded_value wh
     }
 }
 
-static int append(char **buffer, size_t *size, size_t *capacity, const char *text, bool raw)
-{
-    size_t n = strlen(text);
-    if (hti_grow((void **)buffer, capacity, *size + n + 1, 1) != 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char c = text[i];
-        (*buffer)[(*size)++] = raw ? c : hti_folded_char(c);
-    }
-    (*buffer)[*size] = '\0';
-    return 0;
-}
-
 int hti_export_folded(ht_analysis *a, FILE *out, const ht_export_options *o)
 {
     hti_strings pool = {0};
@@ -55,34 +42,23 @@ int hti_export_folded(ht_analysis *a, FILE *out, const ht_export_options *o)
     size_t line_count = 0, line_capacity = 0;
     const hti_frame **frames = NULL;
     size_t frame_capacity = 0;
-    char *buffer = NULL;
-    size_t buffer_capacity = 0;
+    hti_text line = {0};
     int status = 0;
     for (uint32_t site = 0; site < a->site_count && status == 0; site++) {
         double value = site_value(a, site, o->folded_value);
         if (!(value >= 0.5))
             continue;
-        size_t size = 0;
+        line.length = 0;
         const char *label = hti_site_label(site);
         if (label) {
-            status = append(&buffer, &size, &buffer_capacity, label, false);
+            status = hti_text_append_folded(&line, label);
         } else {
             long n = hti_site_frames(a, site, &frames, &frame_capacity);
-            if (n < 0) {
-                status = (int)n;
-                break;
-            }
-            char name[512];
-            for (long i = n - 1; i >= 0 && status == 0; i--) {
-                status = append(&buffer, &size, &buffer_capacity,
-                                hti_frame_name(name, sizeof name, frames[i]), false);
-                if (i && status == 0)
-                    status = append(&buffer, &size, &buffer_capacity, ";", true);
-            }
+            status = n < 0 ? (int)n : hti_text_folded_stack(&line, frames, n);
         }
         if (status)
             break;
-        const char *text = hti_strings_intern(&pool, buffer ? buffer : "", size);
+        const char *text = hti_strings_intern(&pool, line.data ? line.data : "", line.length);
         if (!text) {
             status = -ENOMEM;
             break;
@@ -107,7 +83,7 @@ int hti_export_folded(ht_analysis *a, FILE *out, const ht_export_options *o)
                 fprintf(out, "%s %.0f\n", lines[i].text, v);
         }
     }
-    free(buffer);
+    free(line.data);
     free(frames);
     free(lines);
     hti_map_free(&index);

@@ -3,6 +3,7 @@
  * frames used by the text report, massif trees and folded stacks.
  *
  * Weighted quantities (sampled traces) are rounded to integers at output; -0 never appears. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
@@ -177,4 +178,39 @@ const char *hti_format_frame(char *buffer, size_t size, const hti_frame *f, bool
     if (n >= 0 && (size_t)n < size && with_module && f->module && f->function)
         snprintf(buffer + n, size - (size_t)n, " in %s", f->module);
     return buffer;
+}
+
+/* ---- text ---- */
+
+int hti_text_append(hti_text *t, const char *s, size_t n)
+{
+    if (hti_grow((void **)&t->data, &t->capacity, t->length + n + 1, 1) != 0)
+        return -ENOMEM;
+    memcpy(t->data + t->length, s, n);
+    t->length += n;
+    t->data[t->length] = '\0';
+    return 0;
+}
+
+int hti_text_append_folded(hti_text *t, const char *name)
+{
+    size_t start = t->length;
+    if (hti_text_append(t, name, strlen(name)) != 0)
+        return -ENOMEM;
+    for (char *c = t->data + start; *c; c++)
+        if (*c == ';')
+            *c = ':';
+        else if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    return 0;
+}
+
+int hti_text_folded_stack(hti_text *t, const hti_frame *const *frames, long n)
+{
+    char name[512];
+    for (long i = n - 1; i >= 0; i--)
+        if (hti_text_append_folded(t, hti_frame_name(name, sizeof name, frames[i])) != 0 ||
+            (i && hti_text_append(t, ";", 1) != 0))
+            return -ENOMEM;
+    return 0;
 }
