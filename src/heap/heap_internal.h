@@ -22,9 +22,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "common/compiler.h"
 #include "heaptrail/heap.h"
@@ -325,7 +322,6 @@ struct hti_tcache {
     int damaged; /* a list of this cache was found damaged: the current call fails */
 };
 
-#define HTI_THREAD_SLOTS 4
 /* A thread as the heap sees it: its caches, one per heap it used, and the last one used (the
  * fast paths' one-compare lookup). Not the tracer's per-thread buffer record. */
 typedef struct hti_heap_thread {
