@@ -6,7 +6,6 @@ block mode at exit), and what reached the FIFO reads up to its last whole chunk;
 sends its request a byte at a time does not keep `heaptrail status` waiting.
 Usage: the arguments of cli_test.py (whose helpers this uses), then one test name.
 Exit status: 0 pass, 1 fail."""
-import argparse
 import os
 import re
 import shutil
@@ -167,26 +166,5 @@ TESTS = {name[5:]: function for name, function in globals().items()
          if name.startswith("test_") and callable(function)}
 
 
-def main():
-    parser = argparse.ArgumentParser()  # cli_test.py's arguments, for its helpers
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--heaptrail", required=True)
-    parser.add_argument("--preload", required=True)
-    parser.add_argument("--bin", action="append", default=[])
-    parser.add_argument("test", choices=sorted(TESTS))
-    args = parser.parse_args()
-    args.bin = dict(b.split("=", 1) for b in args.bin)
-    cli_test.ARGS = args
-    os.environ.pop("LD_PRELOAD", None)
-    started = time.monotonic()
-    try:
-        TESTS[args.test]()
-    except Failure as failure:
-        print("FAIL %s: %s" % (args.test, failure))
-        return 1
-    print("ok %s (%.1f s)" % (args.test, time.monotonic() - started))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_test.main(TESTS))
