@@ -139,6 +139,13 @@ static void classify(ht_analysis *a, const hti_block *b, uint64_t end, bool free
     a->window_sites[b->site].bytes[c] += bytes;
 }
 
+/* The hooks see the end of this block (its free, or the end of the pass). */
+static inline bool block_end_wanted(const hti_hooks *hooks, const hti_block *b)
+{
+    return hooks && hooks->block_end &&
+           (hooks->every_block || (hooks->large_block && hti_block_size(b) >= hooks->large_block));
+}
+
 static inline void account_release(ht_analysis *a, const hti_block *b, uint64_t time,
                                    const hti_hooks *hooks)
 {
@@ -157,8 +164,7 @@ static inline void account_release(ht_analysis *a, const hti_block *b, uint64_t 
     a->source_live_bytes[hti_block_source(b)] -= bytes;
     if (a->window_sites)
         classify(a, b, time, true);
-    if (hooks && hooks->block_end &&
-        (hooks->every_block || (hooks->large_block && hti_block_size(b) >= hooks->large_block)))
+    if (block_end_wanted(hooks, b))
         hooks->block_end(hooks->context, a, b, time, false);
 }
 
@@ -888,7 +894,7 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
         rundown_end(a, &p);
     hti_progress_done(&pr);
     if (!a->in_range) {
-        uint64_t trace_end = a->info->end_ns > a->last_ns ? a->info->end_ns : a->last_ns;
+        uint64_t trace_end = hti_end_ns(a); /* not cut by to: from is before to */
         if (!status && a->options.from_ns > 0 && a->from_abs >= trace_end) {
             char b1[HTI_NUMBER_MAX], b2[HTI_NUMBER_MAX];
             snprintf(error, error_size, "the range starts at %s, after the trace's end (%s)",
@@ -908,9 +914,7 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
                 continue;
             if (a->window_sites)
                 classify(a, b, end, false);
-            if (hooks && hooks->block_end &&
-                (hooks->every_block ||
-                 (hooks->large_block && hti_block_size(b) >= hooks->large_block)))
+            if (block_end_wanted(hooks, b))
                 hooks->block_end(hooks->context, a, b, end, true);
         }
     }
