@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -677,6 +678,20 @@ def expect_error(ctx, args, status, pattern):
     check(not result.stdout, "%s: output on stdout" % " ".join(args))
 
 
+def chunk_ends(data):
+    """The offsets where the trace's chunks end (FORMAT.md section 1: a 16-byte preamble, then
+    chunks of a 16-byte header, M meta bytes and B body bytes)."""
+    ends, pos = [], 16
+    while pos + 16 <= len(data):
+        meta, body = struct.unpack_from("<HI", data, pos + 2)
+        pos += 16 + meta + body
+        if pos > len(data):
+            break
+        ends.append(pos)
+    check(ends and ends[-1] == len(data), "the trace does not end with a whole chunk")
+    return ends
+
+
 def case_errors(ctx):
     prefix = ctx.path("sc")
     env = dict(os.environ)
@@ -708,13 +723,25 @@ def case_errors(ctx):
     expect_error(ctx, ["export", corrupt, "--format", "chrome", "-o", out], MALFORMED,
                  r"offset \d+")
     check(not os.path.exists(out), "a failed export left its file behind")
-    # Cut short: still a report, with a warning on stderr and in the report.
+    # Cut short inside a chunk (FORMAT.md "Truncation"): still a report, with a warning on
+    # stderr and in the report. Cut at a chunk's end, it is a trace without its footer: a
+    # valid one, with no warning.
+    ends = chunk_ends(data)
+    inside = len(data) * 2 // 3
+    if inside in ends:
+        inside += 1
     cut = ctx.path("cut.trace")
-    open(cut, "wb").write(data[:len(data) * 2 // 3])
+    open(cut, "wb").write(data[:inside])
     result = run([ctx.cli, "report", cut, "--format", "json"])
     report = json.loads(result.stdout)
     check(report["trace"]["truncated"] and report["trace"]["warnings"], "truncation warning")
     check(b"warning" in result.stderr, "no warning on stderr for a truncated trace")
+    boundary = [end for end in ends if end < len(data)][-1]
+    open(cut, "wb").write(data[:boundary])
+    result = run([ctx.cli, "report", cut, "--format", "json"])
+    info = json.loads(result.stdout)["trace"]
+    check(not info["complete"] and not info["truncated"] and not info["warnings"],
+          "a trace cut at a chunk's end: %r" % info)
     for window in ("abc", "1s", "3s..1s", "1s..1s", "1x..2s", "1s..2s..3s", "-1s..2s",
                    "1e3s..2e3s", "s..2s", "0x10..2s"):
         expect_error(ctx, ["report", good, "--window", window], USAGE,
