@@ -115,6 +115,7 @@ test-cpython-quick: build
 		--ignore 'WithManager*' $(CPYTHON_QUICK)
 
 bench: build
+	scripts/deps.sh bench
 	python3 bench/run.py
 
 clean:

@@ -9,11 +9,14 @@ packages=(build-essential cmake clang clang-format pkg-config libcmocka-dev libu
           chromium)
 # chromium: the browser tests of the HTML report (tests/html) drive it headless.
 # Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
-# test-cpython-quick) adds CPython's regression tests for Debian's python3.11.
+# test-cpython-quick) adds CPython's regression tests for Debian's python3.11; `scripts/deps.sh
+# bench` (make bench) the peers the benchmarks compare with: mimalloc, jemalloc, tcmalloc, and
+# LTTng-UST for bench/trace.
 for target in "$@"; do
   case "$target" in
     cpython) packages+=(python3.11 libpython3.11-testsuite) ;;
-    *) echo "heaptrail: deps.sh: unknown target '$target' (known: cpython)" >&2; exit 2 ;;
+    bench) packages+=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 lttng-tools liblttng-ust-dev) ;;
+    *) echo "heaptrail: deps.sh: unknown target '$target' (known: cpython, bench)" >&2; exit 2 ;;
   esac
 done
 
