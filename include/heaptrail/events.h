@@ -18,18 +18,20 @@ extern "C" {
 #endif
 
 typedef enum ht_event_kind {
-    HT_EVENT_HEAP_CREATE = 0x20,   /* a heap was created */
-    HT_EVENT_ALLOC = 0x21,         /* ETW_HEAP_EVENT_ALLOC */
-    HT_EVENT_REALLOC = 0x22,       /* ETW_HEAP_EVENT_REALLOC */
-    HT_EVENT_HEAP_DESTROY = 0x23,  /* a heap was destroyed (its blocks with it) */
-    HT_EVENT_FREE = 0x24,          /* ETW_HEAP_EVENT_FREE */
-    HT_EVENT_HEAP_EXPAND = 0x25,   /* committed memory grew */
-    HT_EVENT_HEAP_CONTRACT = 0x2A, /* memory returned to the OS */
-    HT_EVENT_RUNDOWN_HEAP = 0x80,  /* a heap that existed when the session started */
-    HT_EVENT_RUNDOWN_BLOCK = 0x81, /* a block that was live when the session started */
-    HT_EVENT_MODULE = 0x90,        /* a loaded module (reader tables; see ht_reader_module) */
-    HT_EVENT_STACK = 0x91,         /* a stack definition (reader tables; see ht_reader_stack) */
-    HT_EVENT_LOST = 0xA0,          /* events that could not be recorded */
+    HT_EVENT_HEAP_CREATE = 0x20,       /* a heap was created */
+    HT_EVENT_ALLOC = 0x21,             /* ETW_HEAP_EVENT_ALLOC */
+    HT_EVENT_REALLOC = 0x22,           /* ETW_HEAP_EVENT_REALLOC */
+    HT_EVENT_HEAP_DESTROY = 0x23,      /* a heap was destroyed (its blocks with it) */
+    HT_EVENT_FREE = 0x24,              /* ETW_HEAP_EVENT_FREE */
+    HT_EVENT_HEAP_EXPAND = 0x25,       /* committed memory grew */
+    HT_EVENT_HEAP_CONTRACT = 0x2A,     /* memory returned to the OS */
+    HT_EVENT_RUNDOWN_HEAP = 0x80,      /* a heap that existed when the session started */
+    HT_EVENT_RUNDOWN_BLOCK = 0x81,     /* a block that was live when the session started */
+    HT_EVENT_LEAK_SCAN = 0x82,         /* a reachability scan at exit: how it went */
+    HT_EVENT_UNREACHABLE_BLOCK = 0x83, /* a live block the scan found no pointer to */
+    HT_EVENT_MODULE = 0x90,            /* a loaded module (reader tables; see ht_reader_module) */
+    HT_EVENT_STACK = 0x91,             /* a stack definition (reader tables; see ht_reader_stack) */
+    HT_EVENT_LOST = 0xA0,              /* events that could not be recorded */
 } ht_event_kind;
 
 /* Bit for one kind in an event mask (ht_trace_options.event_mask). */
@@ -100,6 +102,31 @@ typedef struct ht_event_rundown_block {
     uint32_t Source;     /* tier that owns the block: LOWFRAG, MAINPATH or SLOWPATH */
 } ht_event_rundown_block;
 
+/* LEAK_SCAN: the process was exiting; its other threads were stopped (those that answered),
+ * the roots and every live block scanned for pointers. Every block live at this event that no
+ * UNREACHABLE_BLOCK at the same time names was reachable. */
+#define HT_LEAK_SCAN_ALL_STOPPED 0x1u /* every other thread was stopped for the scan */
+#define HT_LEAK_SCAN_OWN_UNKNOWN 0x2u /* some of heaptrail's memory may have been taken for roots */
+typedef struct ht_event_leak_scan {
+    uint64_t LiveBlocks;     /* live blocks in the traced heaps, scanned */
+    uint64_t Unreachable;    /* of which the UNREACHABLE_BLOCK records that follow name */
+    uint32_t Threads;        /* threads of the process besides the one that scanned */
+    uint32_t ThreadsStopped; /* of which were stopped */
+    uint32_t Flags;          /* HT_LEAK_SCAN_* */
+} ht_event_leak_scan;
+
+/* The classes of an unreachable block, as memcheck and LeakSanitizer name them. */
+typedef enum ht_leak_class {
+    HT_LEAK_DEFINITE = 1, /* definitely lost: no pointer to it anywhere */
+    HT_LEAK_INDIRECT = 2, /* indirectly lost: pointed to only from lost blocks */
+} ht_leak_class;
+
+typedef struct ht_event_unreachable_block {
+    uint64_t HeapHandle;
+    uint64_t Address;
+    uint32_t Class; /* ht_leak_class */
+} ht_event_unreachable_block;
+
 /* Why events were lost. */
 typedef enum ht_lost_reason {
     HT_LOST_BUFFER_FULL = 1,  /* discard mode: the thread's buffer was full */
@@ -153,6 +180,8 @@ typedef struct ht_event {
         ht_event_rundown_heap rundown_heap;
         ht_event_rundown_block rundown_block;
         ht_event_lost lost;
+        ht_event_leak_scan leak_scan;
+        ht_event_unreachable_block unreachable_block;
     } u;
 } ht_event;
 

@@ -71,6 +71,10 @@ typedef struct ht_trace_options {
     unsigned flush_interval_ms; /* how often partly filled buffers are written; default 100 */
     bool follow_forks;          /* ht_trace_fork_child() starts a new session in the child */
     bool no_rundown;            /* skip the rundown of existing heaps and blocks at start */
+    /* When the process exits with the session running: stop its other threads, scan the roots
+     * and the live blocks for pointers, and record the blocks nothing points to (LEAK_SCAN and
+     * UNREACHABLE_BLOCK records, docs/FORMAT.md) before the footer. */
+    bool leak_scan;
     ht_trace_consumer consumers[HT_TRACE_MAX_CONSUMERS];
 } ht_trace_options;
 
@@ -122,6 +126,7 @@ HT_API int ht_trace_snapshot(void);
  *   HEAPTRAIL_FLUSH_MS=ms      flush interval (default 100)
  *   HEAPTRAIL_FOLLOW_FORKS=1   children started through fork get their own trace
  *   HEAPTRAIL_NO_RUNDOWN=1     skip the start-up rundown
+ *   HEAPTRAIL_LEAK_SCAN=1      at exit, scan for unreachable blocks (leak_scan)
  * Returns 1 when a session was started, 0 when none was asked for, or a negative errno (bad
  * value: -EINVAL, with one line on stderr). Call it once, e.g. from a library constructor. It
  * also registers ht_trace_stop with atexit. */

@@ -24,10 +24,10 @@ static const char dump_help[] =
     "NewSize,OldSize,Source,stack; a cell is empty where the field does not apply. jsonl: one\n"
     "object per line with the same keys (null where a field does not apply). event is ALLOC,\n"
     "FREE, REALLOC, HEAP_CREATE, HEAP_DESTROY, HEAP_EXPAND, HEAP_CONTRACT, RUNDOWN_HEAP,\n"
-    "RUNDOWN_BLOCK or LOST; Source is MEMORY_FROM_LOOKASIDE, _LOWFRAG, _MAINPATH, _SLOWPATH or\n"
+    "RUNDOWN_BLOCK, LEAK_SCAN, UNREACHABLE_BLOCK or LOST; Source is MEMORY_FROM_LOOKASIDE, _LOWFRAG, _MAINPATH, _SLOWPATH or\n"
     "_INVALID; addresses are 0x-hex, sizes decimal, stack a stack id (empty: none).\n"
     "HEAP_EXPAND and HEAP_CONTRACT give their bytes in Size, LOST the number of events lost\n"
-    "(and the thread that lost them). text also shows the fields of the other kinds.\n\n"
+    "(and the thread that lost them), LEAK_SCAN the blocks it found unreachable. text also shows the fields of the other kinds.\n\n"
     "Exit codes: 0 ok, 1 usage, 2 cannot open or write, 3 malformed trace.\n";
 
 enum { FORMAT_TEXT, FORMAT_CSV, FORMAT_JSONL };
@@ -96,6 +96,11 @@ static void row_of(const ht_event *e, row *r)
         r->source = e->u.rundown_block.Source;
         break;
     case HT_EVENT_LOST: set(r, COLUMN_SIZE, e->u.lost.Count); break;
+    case HT_EVENT_LEAK_SCAN: set(r, COLUMN_SIZE, e->u.leak_scan.Unreachable); break;
+    case HT_EVENT_UNREACHABLE_BLOCK:
+        set(r, COLUMN_HEAP, e->u.unreachable_block.HeapHandle);
+        set(r, COLUMN_ADDRESS, e->u.unreachable_block.Address);
+        break;
     default: break;
     }
 }
@@ -284,6 +289,19 @@ static void write_text(ht_cli_out *out, const ht_event *e, uint64_t start)
         field_str(out, "Reason", ht_lost_reason_name(e->u.lost.Reason));
         field_u64(out, "FirstTimestamp", e->u.lost.FirstTimestamp);
         field_u64(out, "LastTimestamp", e->u.lost.LastTimestamp);
+        break;
+    case HT_EVENT_LEAK_SCAN:
+        field_u64(out, "LiveBlocks", e->u.leak_scan.LiveBlocks);
+        field_u64(out, "Unreachable", e->u.leak_scan.Unreachable);
+        field_u64(out, "Threads", e->u.leak_scan.Threads);
+        field_u64(out, "ThreadsStopped", e->u.leak_scan.ThreadsStopped);
+        field_hex(out, "Flags", e->u.leak_scan.Flags);
+        break;
+    case HT_EVENT_UNREACHABLE_BLOCK:
+        field_hex(out, "HeapHandle", e->u.unreachable_block.HeapHandle);
+        field_hex(out, "Address", e->u.unreachable_block.Address);
+        field_str(out, "Class",
+                  e->u.unreachable_block.Class == HT_LEAK_DEFINITE ? "DEFINITE" : "INDIRECT");
         break;
     default: break;
     }

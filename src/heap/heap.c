@@ -111,6 +111,7 @@ static ht_heap *descriptor_get(void)
             pthread_mutex_unlock(&heaps_lock);
             return NULL;
         }
+        hti_own_memory_note(mem, chunk);
         for (size_t off = 0; off + size <= chunk; off += size) {
             ht_heap *h = (ht_heap *)(mem + off);
             init_recursive(&h->lock); /* once per descriptor, never destroyed */

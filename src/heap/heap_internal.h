@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
+#include "common/own_memory.h"
 #include "heaptrail/heap.h"
 
 #define HTI_INLINE static inline __attribute__((always_inline))

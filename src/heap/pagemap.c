@@ -34,6 +34,7 @@ static leaf_entry *leaf_for(uintptr_t granule, bool create)
         hti_os_release(fresh, LEAF_ENTRIES * sizeof(leaf_entry));
         return expected;
     }
+    hti_own_memory_note(fresh, LEAF_ENTRIES * sizeof(leaf_entry));
     return fresh;
 }
 

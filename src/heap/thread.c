@@ -52,6 +52,7 @@ static void *pool_get(pool *p)
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
+        hti_own_memory_note(mem, chunk);
         for (size_t off = size; off + size <= chunk; off += size) {
             *(void **)(mem + off) = p->free;
             p->free = mem + off;

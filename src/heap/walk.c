@@ -401,5 +401,20 @@ static int rundown_quiesce(uint64_t limit_ns, unsigned *late)
     return hti_heap_quiesce(limit_ns, late);
 }
 
-const hti_rundown_provider hti_heap_rundown_provider = {rundown_list, rundown_summarize,
-                                                        rundown_walk, rundown_quiesce};
+static bool rundown_region(uintptr_t address, uintptr_t *start, uintptr_t *end)
+{
+    hti_region *r = hti_pagemap_lookup((const void *)address);
+    if (!r)
+        return false;
+    uintptr_t base = (uintptr_t)r->base;
+    if (address < base || address - base >= r->reserved)
+        return false;
+    *start = base;
+    *end = base + r->reserved;
+    return true;
+}
+
+const hti_rundown_provider hti_heap_rundown_provider = {
+    rundown_list,    rundown_summarize, rundown_walk,   rundown_quiesce,
+    hti_global_lock, hti_global_unlock, rundown_region,
+};

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/own_memory.h"
 #include "trace_internal.h"
 
 _Atomic uint64_t hti_trace_gen;
@@ -44,13 +45,18 @@ static int exit_key_error;
 void *hti_map_memory(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    hti_own_memory_note(p, size); /* never a root of a reachability scan */
+    return p;
 }
 
 void hti_unmap_memory(void *memory, size_t size)
 {
-    if (memory)
+    if (memory) {
+        hti_own_memory_forget(memory);
         munmap(memory, size);
+    }
 }
 
 void hti_guard_enter(void)
@@ -805,6 +811,38 @@ void hti_emit_rundown_block(hti_trace_thread *t, uint64_t ticks, const ht_heap *
     p = hti_put_varint(p, usable);
     p = hti_put_address(p, address, t->last_address);
     t->last_address = address;
+    commit(t, p);
+}
+
+void hti_emit_leak_scan(hti_trace_thread *t, uint64_t ticks, const hti_leak_scan_summary *scan)
+{
+    hti_session *s = &hti_session_state;
+    if (!reserve(t, s))
+        return;
+    if (ticks < t->last_ticks)
+        ticks = t->last_ticks;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_EXT, HT_EVENT_LEAK_SCAN, ticks, t->last_heap, 0);
+    p = hti_put_varint(p, scan->flags);
+    p = hti_put_varint(p, scan->threads);
+    p = hti_put_varint(p, scan->threads_stopped);
+    p = hti_put_varint(p, scan->live_blocks);
+    p = hti_put_varint(p, scan->unreachable);
+    commit(t, p);
+}
+
+void hti_emit_unreachable_block(hti_trace_thread *t, uint64_t ticks, const ht_heap *heap,
+                                uint64_t address, ht_leak_class leak_class)
+{
+    hti_session *s = &hti_session_state;
+    if (!reserve(t, s))
+        return;
+    if (ticks < t->last_ticks)
+        ticks = t->last_ticks;
+    uint8_t *p = put_head(t, t->pos, HTI_OP_EXT, HT_EVENT_UNREACHABLE_BLOCK, ticks,
+                          (uint64_t)(uintptr_t)heap, 0);
+    p = hti_put_address(p, address, t->last_address);
+    t->last_address = address;
+    p = hti_put_varint(p, (uint64_t)leak_class);
     commit(t, p);
 }
 

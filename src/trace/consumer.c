@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "stop_world.h"
 #include "trace_internal.h"
 
 #define QUEUE_BYTES (8u << 20)
@@ -245,6 +246,7 @@ static void *consumer_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     pthread_setname_np(pthread_self(), "heaptrail-rt");
+    hti_world_own_thread(true);
     for (;;) {
         uint32_t seen = atomic_load_explicit(&queue.wake, memory_order_acquire);
         uint64_t head = atomic_load_explicit(&queue.head, memory_order_acquire);
@@ -267,6 +269,7 @@ static void *consumer_main(void *arg)
         if (atomic_load(&queue.head) == tail)
             hti_futex_wait(&queue.wake, seen, 50 * 1000 * 1000);
     }
+    hti_world_own_thread(false);
     return NULL;
 }
 

@@ -35,6 +35,7 @@
 #include "control.h"
 #include "control_internal.h"
 #include "options.h"
+#include "stop_world.h"
 #include "trace_internal.h"
 
 #define CONTROL_REQUEST_MAX 8192u
@@ -632,6 +633,7 @@ static void *listener_main(void *arg)
 {
     (void)arg;
     hti_guard_enter(); /* for good: this thread's heap calls are never traced */
+    hti_world_own_thread(true);
     pthread_setname_np(pthread_self(), "heaptrail-ctl");
     if (!swept) {
         swept = true;
@@ -653,6 +655,7 @@ static void *listener_main(void *arg)
             break;
         }
     }
+    hti_world_own_thread(false);
     return NULL;
 }
 

@@ -642,6 +642,31 @@ static inline void decode_fields(hti_cursor *c, unsigned kind, uint32_t source, 
         e->u.rundown_block.Address = address;
         e->u.rundown_block.Source = source;
         break;
+    case HT_EVENT_LEAK_SCAN: {
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        uint64_t flags = hti_get_varint(c), threads = hti_get_varint(c);
+        uint64_t stopped = hti_get_varint(c);
+        e->u.leak_scan.LiveBlocks = hti_get_varint(c);
+        e->u.leak_scan.Unreachable = hti_get_varint(c);
+        e->u.leak_scan.Flags = (uint32_t)flags;
+        e->u.leak_scan.Threads = (uint32_t)threads;
+        e->u.leak_scan.ThreadsStopped = (uint32_t)stopped;
+        if (flags > UINT32_MAX || threads > UINT32_MAX || stopped > threads ||
+            e->u.leak_scan.Unreachable > e->u.leak_scan.LiveBlocks)
+            c->ok = false;
+        break;
+    }
+    case HT_EVENT_UNREACHABLE_BLOCK: {
+        e->flags = HT_EVENT_FLAG_RUNDOWN;
+        e->u.unreachable_block.HeapHandle = heap;
+        address = get_address(c, address);
+        e->u.unreachable_block.Address = address;
+        uint64_t leak_class = hti_get_varint(c);
+        e->u.unreachable_block.Class = (uint32_t)leak_class;
+        if (leak_class != HT_LEAK_DEFINITE && leak_class != HT_LEAK_INDIRECT)
+            c->ok = false;
+        break;
+    }
     case HT_EVENT_LOST: {
         hti_lost_record lost;
         hti_get_lost_event_fields(c, ticks, thread_id, &lost);
@@ -694,6 +719,8 @@ const char *ht_event_kind_name(unsigned kind)
     case HT_EVENT_HEAP_CONTRACT: return "HEAP_CONTRACT";
     case HT_EVENT_RUNDOWN_HEAP: return "RUNDOWN_HEAP";
     case HT_EVENT_RUNDOWN_BLOCK: return "RUNDOWN_BLOCK";
+    case HT_EVENT_LEAK_SCAN: return "LEAK_SCAN";
+    case HT_EVENT_UNREACHABLE_BLOCK: return "UNREACHABLE_BLOCK";
     case HT_EVENT_MODULE: return "MODULE";
     case HT_EVENT_STACK: return "STACK";
     case HT_EVENT_LOST: return "LOST";
@@ -748,6 +775,7 @@ uint64_t ht_event_heap(const ht_event *e)
     case HT_EVENT_HEAP_CONTRACT: return e->u.heap_resize.HeapHandle;
     case HT_EVENT_RUNDOWN_HEAP: return e->u.rundown_heap.HeapHandle;
     case HT_EVENT_RUNDOWN_BLOCK: return e->u.rundown_block.HeapHandle;
+    case HT_EVENT_UNREACHABLE_BLOCK: return e->u.unreachable_block.HeapHandle;
     default: return 0;
     }
 }

@@ -213,6 +213,8 @@ static const spec specs[HTI_OPTION_COUNT] = {
                                  NOT_A_FLAG, NULL},
     [HTI_OPTION_NO_RUNDOWN] = {"HEAPTRAIL_NO_RUNDOWN", "no_rundown", KIND_FLAG, false, 0, 0,
                                NOT_A_FLAG, NULL},
+    [HTI_OPTION_LEAK_SCAN] = {"HEAPTRAIL_LEAK_SCAN", "leak_scan", KIND_FLAG, false, 0, 0,
+                              NOT_A_FLAG, NULL},
     [HTI_OPTION_OWNER_PID] = {"HEAPTRAIL_OWNER_PID", NULL, KIND_COUNT, false, 1, HTI_OPTION_PID_MAX,
                               "not a process id (expected e.g. 4242)",
                               "out of range (expected 1 to 4194304)"},
@@ -361,6 +363,7 @@ int hti_option_parse(hti_option option, const char *text, ht_trace_options *o, c
     case HTI_OPTION_FLUSH_MS: o->flush_interval_ms = (unsigned)n; break;
     case HTI_OPTION_FOLLOW_FORKS: o->follow_forks = n != 0; break;
     case HTI_OPTION_NO_RUNDOWN: o->no_rundown = n != 0; break;
+    case HTI_OPTION_LEAK_SCAN: o->leak_scan = n != 0; break;
     default: return refuse(-EINVAL, "not a tracing option", why);
     }
     return 0;
@@ -520,10 +523,11 @@ int hti_options_from_environment(ht_trace_options *o, hti_lookup lookup, void *c
 {
     /* The order in which variables are checked: the first bad one is the one reported. */
     static const hti_option order[] = {
-        HTI_OPTION_MODE,        HTI_OPTION_BUFFER,   HTI_OPTION_STACKS,       HTI_OPTION_UNWIND,
-        HTI_OPTION_SAMPLE,      HTI_OPTION_EVENTS,   HTI_OPTION_MIN_SIZE,     HTI_OPTION_MAX_SIZE,
-        HTI_OPTION_COMPRESS,    HTI_OPTION_FLUSH_MS, HTI_OPTION_FOLLOW_FORKS, HTI_OPTION_NO_RUNDOWN,
-        HTI_OPTION_FREE_STACKS,
+        HTI_OPTION_MODE,        HTI_OPTION_BUFFER,       HTI_OPTION_STACKS,
+        HTI_OPTION_UNWIND,      HTI_OPTION_SAMPLE,       HTI_OPTION_EVENTS,
+        HTI_OPTION_MIN_SIZE,    HTI_OPTION_MAX_SIZE,     HTI_OPTION_COMPRESS,
+        HTI_OPTION_FLUSH_MS,    HTI_OPTION_FOLLOW_FORKS, HTI_OPTION_NO_RUNDOWN,
+        HTI_OPTION_FREE_STACKS, HTI_OPTION_LEAK_SCAN,
     };
     if (message && size)
         message[0] = '\0';

@@ -45,6 +45,7 @@ typedef enum hti_option {
     HTI_OPTION_FLUSH_MS,     /* count, 1..60000 */
     HTI_OPTION_FOLLOW_FORKS, /* 0 | 1 */
     HTI_OPTION_NO_RUNDOWN,   /* 0 | 1 */
+    HTI_OPTION_LEAK_SCAN,    /* 0 | 1 */
     /* Environment only (no ht_trace_options field, no control key): */
     HTI_OPTION_OWNER_PID,               /* process id, 1..4194304 */
     HTI_OPTION_CONTROL,                 /* 0 | 1 */

@@ -53,6 +53,13 @@ typedef struct hti_rundown_provider {
      * free releasing its block, a heap's destruction), at most limit_ns. 0, or -ETIMEDOUT with
      * *late (when late is not NULL) set to the operations it gave up on. */
     int (*quiesce)(uint64_t limit_ns, unsigned *late);
+    /* Takes every lock a heap operation can wait on (as fork does), and drops them: a thread
+     * stopped while they are held is in no heap's critical section (leak_scan.c). */
+    void (*lock_all)(void);
+    void (*unlock_all)(void);
+    /* The heap memory (a segment, subsegment or large block's mapping) holding address, as
+     * [*start, *end); false when address is in none. Any address; no lock. */
+    bool (*region)(uintptr_t address, uintptr_t *start, uintptr_t *end);
 } hti_rundown_provider;
 
 /* Registers the provider (static storage, never freed); NULL unregisters. Safe to call before

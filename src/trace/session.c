@@ -224,7 +224,7 @@ static int session_path(const char *pattern, pid_t pid, bool in_child, char *out
 ht_heap *_Atomic hti_tracer_heap;
 
 /* The heaps a session shows: all but heaptrail's own, or the one its filter names. */
-static bool heap_traced(const hti_session *s, const ht_heap *heap)
+bool hti_heap_traced(const hti_session *s, const ht_heap *heap)
 {
     return (!s->options.heap || s->options.heap == heap) &&
            heap != atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
@@ -237,9 +237,14 @@ void hti_trace_set_rundown_provider(const hti_rundown_provider *provider)
     atomic_store_explicit(&rundown_provider, provider, memory_order_release);
 }
 
+const hti_rundown_provider *hti_rundown_provider_get(void)
+{
+    return atomic_load_explicit(&rundown_provider, memory_order_acquire);
+}
+
 /* Every heap of the process, in memory from hti_map_memory (hti_unmap_memory(heaps, *mapped)),
  * as the registered provider lists them; NULL when out of memory or with no provider. */
-static ht_heap **heap_list(const hti_rundown_provider *provider, size_t *count, size_t *mapped)
+ht_heap **hti_heap_list(const hti_rundown_provider *provider, size_t *count, size_t *mapped)
 {
     if (!provider)
         return NULL;
@@ -265,13 +270,13 @@ static bool traced_summary(const hti_session *s, hti_rundown_heap *total)
     const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
                                                                 memory_order_acquire);
     size_t count, mapped;
-    ht_heap **heaps = heap_list(provider, &count, &mapped);
+    ht_heap **heaps = hti_heap_list(provider, &count, &mapped);
     if (!heaps)
         return false;
     memset(total, 0, sizeof *total);
     for (size_t i = 0; i < count; i++) {
         hti_rundown_heap one;
-        if (!heap_traced(s, heaps[i]) || !provider->summarize(heaps[i], &one))
+        if (!hti_heap_traced(s, heaps[i]) || !provider->summarize(heaps[i], &one))
             continue;
         total->committed += one.committed;
         total->requested += one.requested;
@@ -284,7 +289,7 @@ static bool traced_summary(const hti_session *s, hti_rundown_heap *total)
 void hti_committed_change(const ht_heap *heap, int64_t bytes)
 {
     hti_session *s = &hti_session_state;
-    if (!atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) || !heap_traced(s, heap))
+    if (!atomic_load_explicit(&hti_trace_gen, memory_order_relaxed) || !hti_heap_traced(s, heap))
         return;
     int64_t now = atomic_fetch_add_explicit(&s->committed, bytes, memory_order_relaxed) + bytes;
     int64_t peak = atomic_load_explicit(&s->committed_peak, memory_order_relaxed);
@@ -335,7 +340,7 @@ void hti_rundown(hti_session *s)
     const hti_rundown_provider *provider = atomic_load_explicit(&rundown_provider,
                                                                 memory_order_acquire);
     size_t count, mapped;
-    ht_heap **heaps = heap_list(provider, &count, &mapped);
+    ht_heap **heaps = hti_heap_list(provider, &count, &mapped);
     if (!heaps)
         return;
     hti_trace_thread *stream = hti_stream_open_rundown(hti_gettid());
@@ -348,7 +353,7 @@ void hti_rundown(hti_session *s)
     /* The time is taken after the hooks are on: every operation after it is also an event. */
     rundown_target target = {stream, hti_ticks(), NULL};
     for (size_t i = 0; i < count; i++) {
-        if (!heap_traced(s, heaps[i]))
+        if (!hti_heap_traced(s, heaps[i]))
             continue;
         target.heap = heaps[i];
         provider->walk(heaps[i], &visitor, &target);
@@ -665,6 +670,10 @@ int ht_trace_start(const ht_trace_options *options)
  * exit (hti_exit_give_up_at), and then this waits for it a bounded time only. */
 static void stop_session(hti_session *s, bool at_exit)
 {
+    /* The program is done: what it can no longer reach is recorded while the hooks are on, so
+     * that the scan's records follow every event of the blocks they name. */
+    if (at_exit && s->options.leak_scan)
+        hti_leak_scan(s);
     if (s->ring)
         hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
     atomic_store(&hti_trace_gen, 0);

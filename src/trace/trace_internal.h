@@ -263,6 +263,26 @@ void hti_emit_rundown_heap(hti_trace_thread *stream, uint64_t ticks, const ht_he
                            uint32_t compatibility);
 void hti_emit_rundown_block(hti_trace_thread *stream, uint64_t ticks, const ht_heap *heap,
                             uint64_t size, uint64_t usable, uint64_t address, ht_source source);
+/* A reachability scan's outcome (leak_scan.c), as its LEAK_SCAN record gives it. */
+typedef struct hti_leak_scan_summary {
+    uint32_t flags; /* HT_LEAK_SCAN_* */
+    uint32_t threads, threads_stopped;
+    uint64_t live_blocks, unreachable;
+} hti_leak_scan_summary;
+void hti_emit_leak_scan(hti_trace_thread *stream, uint64_t ticks,
+                        const hti_leak_scan_summary *scan);
+void hti_emit_unreachable_block(hti_trace_thread *stream, uint64_t ticks, const ht_heap *heap,
+                                uint64_t address, ht_leak_class leak_class);
+/* At exit, with the session running: stops the other threads, classifies every live block of
+ * the traced heaps and writes the LEAK_SCAN and UNREACHABLE_BLOCK records (leak_scan.c). */
+void hti_leak_scan(hti_session *session);
+/* session.c: the registered heap provider (NULL: none); every heap of the process, in memory
+ * from hti_map_memory (unmap *mapped bytes), NULL when out of memory or with no provider; and
+ * whether a session shows a heap (all but heaptrail's own, or its filter's one). */
+const struct hti_rundown_provider *hti_rundown_provider_get(void);
+ht_heap **hti_heap_list(const struct hti_rundown_provider *provider, size_t *count,
+                        size_t *mapped);
+bool hti_heap_traced(const hti_session *session, const ht_heap *heap);
 /* Frees a thread buffer (writer, after it is drained): kept as a spare for the next new thread
  * (at most 64), else unmapped. */
 void hti_thread_free(hti_trace_thread *thread);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "stop_world.h"
 #include "trace_internal.h"
 
 #define RECORDS_BYTES (256u << 10)
@@ -879,7 +880,9 @@ static void *writer_work(hti_session *s);
 
 static void *writer_main(void *arg)
 {
+    hti_world_own_thread(true);
     void *result = writer_work(arg);
+    hti_world_own_thread(false);
     atomic_store(&writer_ended_at, hti_monotonic_ns());
     writer_hold_set(WRITER_ENDING); /* until the thread is joined */
     return result;
