@@ -629,6 +629,11 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
             hooks->notable(hooks->context, a, e, HTI_SITE_NONE);
         break;
     }
+    case HT_EVENT_LEAK_SCAN:
+    case HT_EVENT_UNREACHABLE_BLOCK: /* the reachability scan at exit: its judges read it */
+        if (hooks && hooks->notable)
+            hooks->notable(hooks->context, a, e, HTI_SITE_NONE);
+        break;
     default: break;
     }
     return 0;

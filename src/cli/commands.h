@@ -69,5 +69,16 @@ int ht_cli_snapshot(int argc, char **argv); /* ctl.c */
 int ht_cli_report(int argc, char **argv);   /* report.c, when present */
 int ht_cli_export(int argc, char **argv);   /* export.c, when present */
 int ht_cli_diff(int argc, char **argv);     /* diff.c, when present */
+int ht_cli_check(int argc, char **argv);    /* check.c: runs record, then judges */
+
+#include <stdbool.h>
+/* How the last ht_cli_record's program ended (check reads it): ran is false when it never
+ * started (no library, cannot be run); wait_status as waitpid gave it. */
+typedef struct ht_cli_record_outcome {
+    bool ran;
+    long pid;
+    int wait_status;
+} ht_cli_record_outcome;
+const ht_cli_record_outcome *ht_cli_record_last(void);
 
 #endif

@@ -32,6 +32,7 @@ static const command commands[] = {
 #ifdef HT_CLI_HAVE_DIFF
     {"diff", ht_cli_diff, "what changed between two traces, by allocation site"},
 #endif
+    {"check", ht_cli_check, "run a program and fail on leaks, invalid frees, a peak over a limit"},
     {"start", ht_cli_start, "start tracing in a running process (owner only)"},
     {"stop", ht_cli_stop, "stop tracing in a running process"},
     {"status", ht_cli_status, "show whether a running process is tracing, and where to"},

@@ -422,8 +422,16 @@ static void summarize_children(const char *pattern, const char *first, time_t st
                 count == 1 ? "" : "s", directory, prefix, suffix);
 }
 
+static ht_cli_record_outcome last_outcome;
+
+const ht_cli_record_outcome *ht_cli_record_last(void)
+{
+    return &last_outcome;
+}
+
 int ht_cli_record(int argc, char **argv)
 {
+    memset(&last_outcome, 0, sizeof last_outcome);
     settings s;
     memset(&s, 0, sizeof s);
     int code = parse_options(argc, argv, &s);
@@ -520,6 +528,7 @@ int ht_cli_record(int argc, char **argv)
         return failure.error == ENOENT ? 127 : 126;
     }
 
+    last_outcome = (ht_cli_record_outcome){true, (long)pid, status};
     if (rename_after && rename(written, path) != 0 && errno != ENOENT)
         ht_cli_warning("cannot rename '%s' to '%s': %s", written, path, strerror(errno));
     if (!s.quiet) {

@@ -1,0 +1,707 @@
+/* check.c — `heaptrail check`'s judgement of a trace recorded with the leak scan (check.h).
+ *
+ * One pass of the analysis with hooks: INVALID operations come through `notable` (grouped by
+ * stack and operation), so do the LEAK_SCAN record (the scan's time and outcome) and the
+ * UNREACHABLE_BLOCK records (address -> class, in a table of their own); every block live at
+ * the end comes through `block_end`, and gets its class: the one its UNREACHABLE_BLOCK gave,
+ * else still reachable when it was live at the scan, else unknown (allocated after the scan, or
+ * no scan: the program ended through _exit or a signal). Blocks live before tracing started
+ * are never findings. Leaks are grouped by (site, class) as memcheck prints them. Then the
+ * suppressions, the peak against its limit, and the outputs. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "analyze_internal.h"
+#include "check.h"
+#include "units.h"
+
+enum { CLASS_DEFINITE = 0, CLASS_INDIRECT, CLASS_REACHABLE, CLASS_UNKNOWN, CLASS_COUNT };
+static const char *const class_key[CLASS_COUNT] = {"definitely_lost", "indirectly_lost",
+                                                   "still_reachable", "not_scanned"};
+static const char *const class_text[CLASS_COUNT] = {"definitely lost", "indirectly lost",
+                                                    "still reachable", "live at exit (no scan)"};
+
+enum { OP_ALLOC = 0, OP_FREE, OP_REALLOC };
+static const char *const op_name[] = {"alloc", "free", "realloc"};
+
+typedef struct leak_group {
+    uint32_t site;
+    int leak_class;
+    double bytes, blocks;
+    const hti_suppression *suppressed_by;
+} leak_group;
+
+typedef struct invalid_group {
+    uint32_t site;
+    int op;
+    uint64_t address; /* the first one */
+    uint64_t count;
+    const char *what;
+    const hti_suppression *suppressed_by;
+} invalid_group;
+
+typedef struct judge {
+    const ht_check_options *o;
+    bool scanned;
+    uint64_t scan_time;
+    ht_event_leak_scan scan;
+    hti_blocks unreachable; /* address -> class in size_heap */
+    leak_group *leaks;
+    size_t leak_count, leak_capacity;
+    invalid_group *invalid;
+    size_t invalid_count, invalid_capacity;
+    double totals_bytes[CLASS_COUNT], totals_blocks[CLASS_COUNT];
+    double suppressed_bytes, suppressed_blocks;
+    bool failed;
+} judge;
+
+/* ---- the hooks ---- */
+
+static void add_invalid(judge *j, uint32_t site, int op, uint64_t address, const char *what)
+{
+    for (size_t i = 0; i < j->invalid_count; i++)
+        if (j->invalid[i].site == site && j->invalid[i].op == op && j->invalid[i].what == what) {
+            j->invalid[i].count++;
+            return;
+        }
+    if (HTI_GROW(j->invalid, j->invalid_count, j->invalid_capacity) != 0) {
+        j->failed = true;
+        return;
+    }
+    j->invalid[j->invalid_count++] = (invalid_group){site, op, address, 1, what, NULL};
+}
+
+static void on_notable(void *context, ht_analysis *a, const ht_event *e, uint32_t site)
+{
+    judge *j = context;
+    switch (e->kind) {
+    case HT_EVENT_LEAK_SCAN:
+        j->scanned = true;
+        j->scan_time = e->timestamp_ns;
+        j->scan = e->u.leak_scan;
+        break;
+    case HT_EVENT_UNREACHABLE_BLOCK: {
+        bool fresh;
+        hti_block *b = hti_blocks_insert(&j->unreachable, e->u.unreachable_block.Address, &fresh);
+        if (!b) {
+            j->failed = true;
+            break;
+        }
+        b->size_heap = e->u.unreachable_block.Class == HT_LEAK_DEFINITE ? CLASS_DEFINITE
+                                                                        : CLASS_INDIRECT;
+        b->time = e->timestamp_ns;
+        break;
+    }
+    case HT_EVENT_ALLOC:
+        if (e->u.alloc.Source == MEMORY_FROM_INVALID && j->o->fail_on_oom)
+            add_invalid(j, site, OP_ALLOC, 0, "failed allocation");
+        break;
+    case HT_EVENT_FREE:
+        if (e->u.free.Source == MEMORY_FROM_INVALID)
+            add_invalid(j, site, OP_FREE, e->u.free.Address,
+                        "invalid free (a double free, or a pointer the heap does not own)");
+        break;
+    case HT_EVENT_REALLOC: {
+        const ETW_HEAP_EVENT_REALLOC *r = &e->u.realloc;
+        if (r->Source != MEMORY_FROM_INVALID)
+            break;
+        /* A realloc of a live block that failed is out of memory; of anything else, invalid. */
+        bool live = r->OldAddress && hti_blocks_find(&a->blocks, r->OldAddress);
+        if (!live && r->OldAddress)
+            add_invalid(j, site, OP_REALLOC, r->OldAddress,
+                        "invalid realloc (a freed block, or a pointer the heap does not own)");
+        else if (j->o->fail_on_oom)
+            add_invalid(j, site, OP_REALLOC, r->OldAddress, "failed reallocation");
+        break;
+    }
+    default: break;
+    }
+}
+
+static int block_class(judge *j, const hti_block *b)
+{
+    uint64_t time = b->time & ~(1ull << 63);
+    if (!j->scanned || time > j->scan_time)
+        return CLASS_UNKNOWN;
+    hti_block *u = hti_blocks_find(&j->unreachable, b->address);
+    return u ? (int)u->size_heap : CLASS_REACHABLE;
+}
+
+static void on_block_end(void *context, ht_analysis *a, const hti_block *b, uint64_t end_ns,
+                         bool live)
+{
+    (void)a;
+    (void)end_ns;
+    judge *j = context;
+    if (!live || b->site == HTI_SITE_RUNDOWN || b->site == HTI_SITE_TRACER ||
+        hti_block_source(b) == 0)
+        return; /* freed, or live before tracing started, or heaptrail's own */
+    int leak_class = block_class(j, b);
+    double bytes = (double)hti_block_size(b) * b->weight, blocks = b->weight;
+    j->totals_bytes[leak_class] += bytes;
+    j->totals_blocks[leak_class] += blocks;
+    for (size_t i = 0; i < j->leak_count; i++)
+        if (j->leaks[i].site == b->site && j->leaks[i].leak_class == leak_class) {
+            j->leaks[i].bytes += bytes;
+            j->leaks[i].blocks += blocks;
+            return;
+        }
+    if (HTI_GROW(j->leaks, j->leak_count, j->leak_capacity) != 0) {
+        j->failed = true;
+        return;
+    }
+    j->leaks[j->leak_count++] = (leak_group){b->site, leak_class, bytes, blocks, NULL};
+}
+
+/* ---- judging ---- */
+
+static bool leak_is_finding(const ht_check_options *o, int leak_class)
+{
+    switch (o->leaks) {
+    case HT_CHECK_LEAKS_LOST: return leak_class == CLASS_DEFINITE || leak_class == CLASS_INDIRECT;
+    case HT_CHECK_LEAKS_DEFINITE: return leak_class == CLASS_DEFINITE;
+    case HT_CHECK_LEAKS_ALL: return true;
+    default: return false;
+    }
+}
+
+static int compare_leaks(const void *x, const void *y)
+{
+    const leak_group *a = x, *b = y;
+    if (a->leak_class != b->leak_class)
+        return a->leak_class < b->leak_class ? -1 : 1;
+    return a->bytes > b->bytes ? -1 : a->bytes < b->bytes;
+}
+
+/* Groups of one (site, class) made one, after the sites were merged. */
+static void merge_leak_groups(judge *j)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < j->leak_count; i++) {
+        leak_group *g = &j->leaks[i];
+        size_t k = 0;
+        while (k < kept && (j->leaks[k].site != g->site || j->leaks[k].leak_class != g->leak_class))
+            k++;
+        if (k < kept) {
+            j->leaks[k].bytes += g->bytes;
+            j->leaks[k].blocks += g->blocks;
+        } else {
+            j->leaks[kept++] = *g;
+        }
+    }
+    j->leak_count = kept;
+}
+
+/* The site a group's numbers ended in after the sites were merged by their symbols. */
+static uint32_t final_site(const ht_analysis *a, uint32_t site)
+{
+    for (int guard = 0; guard < 64 && a->sites[site].merged_into != site; guard++)
+        site = a->sites[site].merged_into;
+    return site;
+}
+
+typedef struct frames {
+    const hti_frame **list;
+    size_t capacity;
+} frames;
+
+static long site_frames(ht_analysis *a, uint32_t site, frames *f)
+{
+    if (site < HTI_SITE_SPECIAL)
+        return 0;
+    return hti_site_frames(a, site, &f->list, &f->capacity);
+}
+
+static void apply_suppressions(judge *j, ht_analysis *a, frames *f)
+{
+    hti_suppressions *list = j->o->suppressions;
+    if (!list || !list->count)
+        return;
+    for (size_t i = 0; i < j->leak_count; i++) {
+        leak_group *g = &j->leaks[i];
+        if (!leak_is_finding(j->o, g->leak_class))
+            continue;
+        long n = site_frames(a, g->site, f);
+        hti_suppression *s = n > 0 ? hti_suppressions_match(list, HTI_SUPPRESS_LEAK, f->list, n)
+                                   : NULL;
+        if (s) {
+            g->suppressed_by = s;
+            s->hits++;
+            s->bytes += g->bytes;
+            s->blocks += g->blocks;
+            j->suppressed_bytes += g->bytes;
+            j->suppressed_blocks += g->blocks;
+        }
+    }
+    for (size_t i = 0; i < j->invalid_count; i++) {
+        invalid_group *g = &j->invalid[i];
+        long n = site_frames(a, g->site, f);
+        hti_suppression *s = n > 0 ? hti_suppressions_match(list, HTI_SUPPRESS_INVALID, f->list, n)
+                                   : NULL;
+        if (s) {
+            g->suppressed_by = s;
+            s->hits++;
+        }
+    }
+}
+
+/* The site that held the most bytes at the peak: what a peak finding names. */
+static uint32_t peak_site(const ht_analysis *a)
+{
+    uint32_t best = HTI_SITE_NONE;
+    double most = 0;
+    for (uint32_t i = HTI_SITE_SPECIAL; i < a->site_count; i++) {
+        if (a->sites[i].merged_into != i)
+            continue;
+        double bytes = hti_key_peak_bytes(a, i);
+        if (bytes > most) {
+            most = bytes;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* ---- text ---- */
+
+#define PREFIX "==heaptrail== "
+
+static int toupper_ascii(int c)
+{
+    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+}
+
+static void print_stack(FILE *out, ht_analysis *a, uint32_t site, frames *f)
+{
+    long n = site_frames(a, site, f);
+    if (n <= 0) {
+        fprintf(out, PREFIX "   (%s)\n",
+                site == HTI_SITE_NONE ? "no stack recorded" : hti_site_label(site));
+        return;
+    }
+    for (long k = 0; k < n; k++) {
+        char line[1200];
+        fprintf(out, PREFIX "   %s %s\n", k == 0 ? "at" : "by",
+                hti_format_frame(line, sizeof line, f->list[k], true));
+    }
+}
+
+/* The innermost frame with a function name: what a suppression entry names. */
+static const char *suppression_name(ht_analysis *a, uint32_t site, frames *f)
+{
+    long n = site_frames(a, site, f);
+    for (long k = 0; k < n; k++)
+        if (f->list[k]->function && !f->list[k]->inlined)
+            return f->list[k]->function;
+    for (long k = 0; k < n; k++)
+        if (f->list[k]->function)
+            return f->list[k]->function;
+    return NULL;
+}
+
+static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double peak,
+                       bool peak_over)
+{
+    const ht_check_options *o = j->o;
+    FILE *out = o->out;
+    char b1[64], b2[64];
+    for (size_t i = 0; i < j->invalid_count; i++) {
+        const invalid_group *g = &j->invalid[i];
+        if (g->suppressed_by)
+            continue;
+        fprintf(out, PREFIX "%c%s", toupper_ascii(g->what[0]), g->what + 1);
+        if (g->address)
+            fprintf(out, " of 0x%" PRIx64, g->address);
+        if (g->count > 1)
+            fprintf(out, " (%" PRIu64 " times from this stack)", g->count);
+        fputc('\n', out);
+        print_stack(out, a, g->site, f);
+        fputs(PREFIX "\n", out);
+    }
+    for (size_t i = 0; i < j->leak_count; i++) {
+        const leak_group *g = &j->leaks[i];
+        if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)
+            continue;
+        fprintf(out, PREFIX "%s in %s %s %s\n", hti_format_bytes(b1, sizeof b1, g->bytes),
+                hti_format_count(b2, sizeof b2, g->blocks),
+                g->blocks == 1 ? "block is" : "blocks are", class_text[g->leak_class]);
+        print_stack(out, a, g->site, f);
+        fputs(PREFIX "\n", out);
+    }
+    if (peak_over) {
+        fprintf(out, PREFIX "Peak of live heap memory %s is over the limit ",
+                hti_format_bytes(b1, sizeof b1, peak));
+        fprintf(out, "%s; the most of it from\n",
+                hti_format_bytes(b2, sizeof b2, (double)o->max_peak));
+        print_stack(out, a, peak_site(a), f);
+        fputs(PREFIX "\n", out);
+    }
+    fputs(PREFIX "LEAK SUMMARY:\n", out);
+    if (!j->scanned)
+        fputs(PREFIX "   no reachability scan: the program ended through _exit or a signal\n", out);
+    for (int c = 0; c < CLASS_COUNT; c++) {
+        if (c == CLASS_UNKNOWN && j->totals_blocks[c] == 0)
+            continue;
+        fprintf(out, PREFIX "   %22s: %s in %s blocks\n", class_text[c],
+                hti_format_bytes(b1, sizeof b1, j->totals_bytes[c]),
+                hti_format_count(b2, sizeof b2, j->totals_blocks[c]));
+    }
+    fprintf(out, PREFIX "   %22s: %s in %s blocks\n", "suppressed",
+            hti_format_bytes(b1, sizeof b1, j->suppressed_bytes),
+            hti_format_count(b2, sizeof b2, j->suppressed_blocks));
+    if (j->scanned && !(j->scan.Flags & HT_LEAK_SCAN_ALL_STOPPED))
+        fprintf(out,
+                PREFIX "   (the scan stopped %u of %u threads: the others' registers were not "
+                       "seen)\n",
+                j->scan.ThreadsStopped, j->scan.Threads);
+    size_t invalid = 0, leaks = 0;
+    for (size_t i = 0; i < j->invalid_count; i++)
+        invalid += !j->invalid[i].suppressed_by;
+    for (size_t i = 0; i < j->leak_count; i++)
+        leaks += leak_is_finding(o, j->leaks[i].leak_class) && !j->leaks[i].suppressed_by;
+    fprintf(out, PREFIX "ERROR SUMMARY: %d finding%s (%zu invalid operation%s, %zu leak%s%s)\n",
+            findings, findings == 1 ? "" : "s", invalid, invalid == 1 ? "" : "s", leaks,
+            leaks == 1 ? "" : "s", peak_over ? ", peak over the limit" : "");
+    if (o->print_suppressions) {
+        fputs("# heaptrail check suppressions\n", out);
+        for (size_t i = 0; i < j->invalid_count; i++) {
+            const char *name = j->invalid[i].suppressed_by
+                                   ? NULL
+                                   : suppression_name(a, j->invalid[i].site, f);
+            if (name)
+                fprintf(out, "invalid:%s\n", name);
+        }
+        for (size_t i = 0; i < j->leak_count; i++) {
+            const leak_group *g = &j->leaks[i];
+            const char *name = leak_is_finding(o, g->leak_class) && !g->suppressed_by
+                                   ? suppression_name(a, g->site, f)
+                                   : NULL;
+            if (name)
+                fprintf(out, "leak:%s\n", name);
+        }
+    }
+}
+
+/* ---- JSON ---- */
+
+static void json_stack(hti_json *js, ht_analysis *a, uint32_t site, frames *f)
+{
+    hti_json_begin_array(js, "stack");
+    long n = site_frames(a, site, f);
+    for (long k = 0; k < n; k++) {
+        const hti_frame *fr = f->list[k];
+        hti_json_begin_object(js, NULL);
+        hti_json_string(js, "function", fr->function);
+        hti_json_string(js, "file", fr->file);
+        hti_json_uint(js, "line", fr->line);
+        hti_json_string(js, "module", fr->module_path);
+        hti_json_hex(js, "address", fr->address);
+        hti_json_end_object(js);
+    }
+    hti_json_end_array(js);
+}
+
+static void json_amount(hti_json *js, const char *key, double bytes, double blocks)
+{
+    hti_json_begin_object(js, key);
+    hti_json_round(js, "bytes", bytes);
+    hti_json_round(js, "blocks", blocks);
+    hti_json_end_object(js);
+}
+
+static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit_code,
+                       const ht_trace_summary *summary, bool peak_over)
+{
+    const ht_check_options *o = j->o;
+    hti_json js;
+    hti_json_init(&js, file, true);
+    hti_json_begin_object(&js, NULL);
+    hti_json_string(&js, "schema", "heaptrail-check/1");
+    hti_json_string(&js, "program", o->program);
+    hti_json_int(&js, "pid", o->pid);
+    hti_json_begin_object(&js, "status");
+    bool exited = o->status_known && WIFEXITED(o->wait_status);
+    bool signalled = o->status_known && WIFSIGNALED(o->wait_status);
+    hti_json_bool(&js, "exited", exited);
+    hti_json_int(&js, "code", exited ? WEXITSTATUS(o->wait_status) : 0);
+    hti_json_int(&js, "signal", signalled ? WTERMSIG(o->wait_status) : 0);
+    hti_json_end_object(&js);
+    hti_json_int(&js, "exit_code", exit_code);
+    hti_json_begin_object(&js, "scan");
+    hti_json_bool(&js, "done", j->scanned);
+    hti_json_bool(&js, "complete", j->scanned && (j->scan.Flags & HT_LEAK_SCAN_ALL_STOPPED));
+    hti_json_uint(&js, "threads", j->scanned ? j->scan.Threads : 0);
+    hti_json_uint(&js, "threads_stopped", j->scanned ? j->scan.ThreadsStopped : 0);
+    hti_json_end_object(&js);
+    hti_json_begin_object(&js, "leaks");
+    for (int c = 0; c < CLASS_COUNT; c++)
+        json_amount(&js, class_key[c], j->totals_bytes[c], j->totals_blocks[c]);
+    json_amount(&js, "suppressed", j->suppressed_bytes, j->suppressed_blocks);
+    hti_json_end_object(&js);
+    hti_json_begin_object(&js, "peak");
+    hti_json_round(&js, "bytes", summary->peak_bytes);
+    hti_json_uint(&js, "at_ns", summary->peak_ns);
+    if (o->max_peak_set)
+        hti_json_uint(&js, "limit", o->max_peak);
+    else
+        hti_json_string(&js, "limit", NULL);
+    hti_json_bool(&js, "exceeded", peak_over);
+    hti_json_end_object(&js);
+    hti_json_begin_array(&js, "findings");
+    for (size_t i = 0; i < j->invalid_count; i++) {
+        const invalid_group *g = &j->invalid[i];
+        if (g->suppressed_by)
+            continue;
+        hti_json_begin_object(&js, NULL);
+        hti_json_string(&js, "kind", "invalid");
+        hti_json_string(&js, "operation", op_name[g->op]);
+        hti_json_string(&js, "what", g->what);
+        hti_json_hex(&js, "address", g->address);
+        hti_json_uint(&js, "count", g->count);
+        json_stack(&js, a, g->site, f);
+        hti_json_end_object(&js);
+    }
+    for (size_t i = 0; i < j->leak_count; i++) {
+        const leak_group *g = &j->leaks[i];
+        if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)
+            continue;
+        hti_json_begin_object(&js, NULL);
+        hti_json_string(&js, "kind", "leak");
+        hti_json_string(&js, "class", class_key[g->leak_class]);
+        hti_json_round(&js, "bytes", g->bytes);
+        hti_json_round(&js, "blocks", g->blocks);
+        json_stack(&js, a, g->site, f);
+        hti_json_end_object(&js);
+    }
+    if (peak_over) {
+        hti_json_begin_object(&js, NULL);
+        hti_json_string(&js, "kind", "peak");
+        hti_json_round(&js, "bytes", summary->peak_bytes);
+        hti_json_uint(&js, "limit", o->max_peak);
+        hti_json_uint(&js, "at_ns", summary->peak_ns);
+        json_stack(&js, a, peak_site(a), f);
+        hti_json_end_object(&js);
+    }
+    hti_json_end_array(&js);
+    hti_json_begin_array(&js, "suppressed");
+    for (size_t i = 0; o->suppressions && i < o->suppressions->count; i++) {
+        const hti_suppression *s = &o->suppressions->entries[i];
+        if (!s->hits)
+            continue;
+        hti_json_begin_object(&js, NULL);
+        hti_json_string(&js, "kind", s->kind == HTI_SUPPRESS_LEAK ? "leak" : "invalid");
+        char pattern[1100];
+        snprintf(pattern, sizeof pattern, "%s:%s",
+                 s->kind == HTI_SUPPRESS_LEAK ? "leak" : "invalid", s->pattern);
+        hti_json_string(&js, "pattern", pattern);
+        hti_json_string(&js, "origin", s->origin);
+        hti_json_uint(&js, "findings", s->hits);
+        hti_json_round(&js, "bytes", s->bytes);
+        hti_json_round(&js, "blocks", s->blocks);
+        hti_json_end_object(&js);
+    }
+    hti_json_end_array(&js);
+    hti_json_end_object(&js);
+    hti_json_finish(&js);
+}
+
+/* ---- JUnit ---- */
+
+static void xml_text(FILE *out, const char *text)
+{
+    for (const char *c = text ? text : ""; *c; c++) {
+        switch (*c) {
+        case '&': fputs("&amp;", out); break;
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '"': fputs("&quot;", out); break;
+        default:
+            if ((unsigned char)*c < 0x20 && *c != '\n' && *c != '\t')
+                fputc('?', out);
+            else
+                fputc(*c, out);
+        }
+    }
+}
+
+static void junit_case(FILE *out, const char *classname, const char *name, const char *type,
+                       const char *message, ht_analysis *a, uint32_t site, frames *f)
+{
+    fputs("    <testcase classname=\"", out);
+    xml_text(out, classname);
+    fputs("\" name=\"", out);
+    xml_text(out, name);
+    fputs("\"", out);
+    if (!type) {
+        fputs("/>\n", out);
+        return;
+    }
+    fprintf(out, ">\n      <failure type=\"%s\" message=\"", type);
+    xml_text(out, message);
+    fputs("\">", out);
+    long n = site < UINT32_MAX ? site_frames(a, site, f) : 0;
+    for (long k = 0; k < n; k++) {
+        char line[1200];
+        fputs(k == 0 ? "at " : "\nby ", out);
+        xml_text(out, hti_format_frame(line, sizeof line, f->list[k], true));
+    }
+    fputs("</failure>\n    </testcase>\n", out);
+}
+
+static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int findings,
+                        const ht_trace_summary *summary, bool peak_over)
+{
+    const ht_check_options *o = j->o;
+    const char *base = hti_basename(o->program);
+    char classname[512];
+    snprintf(classname, sizeof classname, "heaptrail.check.%s", base);
+    size_t invalid = 0, leaks = 0;
+    for (size_t i = 0; i < j->invalid_count; i++)
+        invalid += !j->invalid[i].suppressed_by;
+    for (size_t i = 0; i < j->leak_count; i++)
+        leaks += leak_is_finding(o, j->leaks[i].leak_class) && !j->leaks[i].suppressed_by;
+    /* One test case per finding, and one passing case for each kind with none. */
+    int tests = findings + (invalid == 0) + (leaks == 0) + !peak_over;
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", out);
+    fprintf(out, "<testsuites name=\"heaptrail check\" tests=\"%d\" failures=\"%d\">\n", tests,
+            findings);
+    fprintf(out,
+            "  <testsuite name=\"heaptrail check\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n",
+            tests, findings);
+    char name[1400], message[1400], b1[64], b2[64];
+    for (size_t i = 0; i < j->invalid_count; i++) {
+        const invalid_group *g = &j->invalid[i];
+        if (g->suppressed_by)
+            continue;
+        const char *where = suppression_name(a, g->site, f);
+        snprintf(name, sizeof name, "invalid %s in %s", op_name[g->op], where ? where : "?");
+        snprintf(message, sizeof message, "%s of 0x%" PRIx64, g->what, g->address);
+        junit_case(out, classname, name, "invalid", message, a, g->site, f);
+    }
+    if (!invalid)
+        junit_case(out, classname, "invalid operations", NULL, NULL, a, UINT32_MAX, f);
+    for (size_t i = 0; i < j->leak_count; i++) {
+        const leak_group *g = &j->leaks[i];
+        if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)
+            continue;
+        const char *where = suppression_name(a, g->site, f);
+        snprintf(name, sizeof name, "leak in %s (%s)", where ? where : "?",
+                 class_text[g->leak_class]);
+        snprintf(message, sizeof message, "%s in %s blocks %s",
+                 hti_format_bytes(b1, sizeof b1, g->bytes),
+                 hti_format_count(b2, sizeof b2, g->blocks), class_text[g->leak_class]);
+        junit_case(out, classname, name, "leak", message, a, g->site, f);
+    }
+    if (!leaks)
+        junit_case(out, classname, "leaks", NULL, NULL, a, UINT32_MAX, f);
+    if (peak_over) {
+        snprintf(message, sizeof message, "peak of live heap memory %s over the limit %s",
+                 hti_format_bytes(b1, sizeof b1, summary->peak_bytes),
+                 hti_format_bytes(b2, sizeof b2, (double)o->max_peak));
+        junit_case(out, classname, "peak", "peak", message, a, peak_site(a), f);
+    } else {
+        junit_case(out, classname, "peak", NULL, NULL, a, UINT32_MAX, f);
+    }
+    fputs("  </testsuite>\n</testsuites>\n", out);
+}
+
+/* ---- the judgement ---- */
+
+static int write_file(const char *path, void (*writer)(FILE *, void *), void *context, char *error,
+                      size_t error_size)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        snprintf(error, error_size, "cannot create '%s': %s", path, strerror(e));
+        return -e;
+    }
+    writer(f, context);
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        snprintf(error, error_size, "cannot write '%s'", path);
+        return -EIO;
+    }
+    return 0;
+}
+
+typedef struct output_context {
+    judge *j;
+    ht_analysis *a;
+    frames *f;
+    int findings, exit_code;
+    const ht_trace_summary *summary;
+    bool peak_over;
+} output_context;
+
+static void json_writer(FILE *out, void *context)
+{
+    output_context *c = context;
+    write_json(out, c->j, c->a, c->f, c->exit_code, c->summary, c->peak_over);
+}
+
+static void junit_writer(FILE *out, void *context)
+{
+    output_context *c = context;
+    write_junit(out, c->j, c->a, c->f, c->findings, c->summary, c->peak_over);
+}
+
+int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found, int program_status,
+                   int *findings, char *error, size_t error_size)
+{
+    judge j;
+    memset(&j, 0, sizeof j);
+    j.o = o;
+    if (hti_blocks_init(&j.unreachable) != 0) {
+        snprintf(error, error_size, "out of memory");
+        return -ENOMEM;
+    }
+    hti_hooks hooks;
+    memset(&hooks, 0, sizeof hooks);
+    hooks.context = &j;
+    hooks.notable = on_notable;
+    hooks.every_block = true;
+    hooks.block_end = on_block_end;
+    int status = hti_analysis_run(a, &hooks, error, error_size);
+    frames f = {NULL, 0};
+    if (!status && j.failed) {
+        snprintf(error, error_size, "out of memory");
+        status = -ENOMEM;
+    }
+    if (!status) {
+        /* Sites merged by their symbols after the pass: groups follow them. */
+        for (size_t i = 0; i < j.leak_count; i++)
+            j.leaks[i].site = final_site(a, j.leaks[i].site);
+        for (size_t i = 0; i < j.invalid_count; i++)
+            j.invalid[i].site = final_site(a, j.invalid[i].site);
+        merge_leak_groups(&j);
+        if (j.leak_count)
+            qsort(j.leaks, j.leak_count, sizeof *j.leaks, compare_leaks);
+        apply_suppressions(&j, a, &f);
+        ht_trace_summary summary;
+        ht_analysis_summary(a, &summary);
+        bool peak_over = o->max_peak_set && summary.peak_bytes > (double)o->max_peak;
+        int count = peak_over;
+        for (size_t i = 0; i < j.invalid_count; i++)
+            count += !j.invalid[i].suppressed_by;
+        for (size_t i = 0; i < j.leak_count; i++)
+            count += leak_is_finding(o, j.leaks[i].leak_class) && !j.leaks[i].suppressed_by;
+        *findings = count;
+        if (count || !o->quiet)
+            write_text(&j, a, &f, count, summary.peak_bytes, peak_over);
+        output_context c = {&j,       a,        &f, count, count ? exit_if_found : program_status,
+                            &summary, peak_over};
+        if (o->json_path)
+            status = write_file(o->json_path, json_writer, &c, error, error_size);
+        if (!status && o->junit_path)
+            status = write_file(o->junit_path, junit_writer, &c, error, error_size);
+    }
+    free(f.list);
+    free(j.leaks);
+    free(j.invalid);
+    hti_blocks_free(&j.unreachable);
+    return status;
+}

@@ -1,0 +1,291 @@
+/* check.c — `heaptrail check [OPTIONS] -- PROG [ARGS...]`: a CI gate. Runs PROG as `record`
+ * does (record.c), traced with stacks, with the reachability scan at exit
+ * (HEAPTRAIL_LEAK_SCAN=1) and termination on heap corruption off (an invalid operation is
+ * reported, as valgrind does, and the program goes on), then judges the trace
+ * (analyze/check.c). Exit status: 23 (--exitcode) when something is found, else the program's
+ * own. The trace goes to a temporary file unless --trace names one. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analyze/analysis.h"
+#include "analyze/check.h"
+#include "cli_common.h"
+#include "commands.h"
+
+static const char check_help[] =
+    "Usage: heaptrail check [OPTIONS] [--] PROG [ARGS...]\n"
+    "Run PROG traced with stacks and judge it, as a CI gate: invalid operations (a double free,\n"
+    "a pointer the heap does not own, realloc of a freed block), leaks by reachability (at exit\n"
+    "the other threads are stopped and the roots — modules' data, stacks and registers, TLS —\n"
+    "and the live blocks scanned for pointers: a block nothing points to is definitely lost, one\n"
+    "reachable only from lost blocks indirectly lost), and the peak over a limit. A valgrind-\n"
+    "like summary with stacks goes to standard error.\n\n"
+    "Options:\n"
+    "  --leaks KIND           lost (default: definitely and indirectly lost blocks are\n"
+    "                         findings), definite, all (every block live at exit), none\n"
+    "  --suppressions FILE    LeakSanitizer's syntax: leak:PATTERN or invalid:PATTERN lines,\n"
+    "                         PATTERN matching a function, source file or module in the stack\n"
+    "                         (* wildcard, ^ $ anchors), # comments; may be repeated\n"
+    "  --no-default-suppressions  drop the built-in list (the C library's and the loader's\n"
+    "                         one-time allocations; --print-suppressions=defaults shows it)\n"
+    "  --print-suppressions[=defaults]  after the summary, a suppressions file for the\n"
+    "                         findings (or the built-in list, and exit)\n"
+    "  --max-peak SIZE        a finding when live heap bytes peak above SIZE (4M, 1GiB, ...)\n"
+    "  --fail-on-oom          a failed allocation (NULL returned) is a finding\n"
+    "  --json FILE            the judgement as JSON (schema heaptrail-check/1)\n"
+    "  --junit FILE           the judgement as JUnit XML, a test case per finding\n"
+    "  --exitcode N           the exit status when something is found (default 23)\n"
+    "  --trace FILE           keep the trace there (default: a temporary file, removed)\n"
+    "  --stacks DEPTH         frames per stack (default 32, max 128)\n"
+    "  -q, --quiet            print nothing when nothing is found\n"
+    "  -h, --help             this help\n\n"
+    "Exit codes: 23 (or --exitcode) when there is a finding; otherwise the program's own exit\n"
+    "code, 128+N if signal N ended it; 1 usage error, 2 the library, the trace or an output\n"
+    "could not be used, 126 PROG cannot be run, 127 PROG not found. A program ended by _exit\n"
+    "or a signal gets no scan: its leaks are judged only with --leaks all.\n";
+
+enum {
+    OPT_LEAKS = 1,
+    OPT_SUPPRESSIONS,
+    OPT_NO_DEFAULTS,
+    OPT_PRINT_SUPPRESSIONS,
+    OPT_MAX_PEAK,
+    OPT_FAIL_ON_OOM,
+    OPT_JSON,
+    OPT_JUNIT,
+    OPT_EXITCODE,
+    OPT_TRACE,
+    OPT_STACKS,
+};
+
+#define MAX_SUPPRESSION_FILES 32
+
+typedef struct check_settings {
+    ht_check_options judge;
+    const char *files[MAX_SUPPRESSION_FILES];
+    size_t file_count;
+    bool defaults;
+    bool print_defaults;
+    int exitcode;
+    const char *trace;
+    char stacks[16];
+} check_settings;
+
+static int parse_options(int argc, char **argv, check_settings *s)
+{
+    static const struct option options[] = {
+        {"leaks", required_argument, NULL, OPT_LEAKS},
+        {"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
+        {"no-default-suppressions", no_argument, NULL, OPT_NO_DEFAULTS},
+        {"print-suppressions", optional_argument, NULL, OPT_PRINT_SUPPRESSIONS},
+        {"max-peak", required_argument, NULL, OPT_MAX_PEAK},
+        {"fail-on-oom", no_argument, NULL, OPT_FAIL_ON_OOM},
+        {"json", required_argument, NULL, OPT_JSON},
+        {"junit", required_argument, NULL, OPT_JUNIT},
+        {"exitcode", required_argument, NULL, OPT_EXITCODE},
+        {"trace", required_argument, NULL, OPT_TRACE},
+        {"stacks", required_argument, NULL, OPT_STACKS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const leak_kinds[] = {"lost", "definite", "all", "none", NULL};
+    int c, index;
+    uint64_t value;
+    while ((c = ht_cli_getopt(argc, argv, "+qh", options)) != -1) {
+        switch (c) {
+        case OPT_LEAKS:
+            if (ht_cli_parse_choice("--leaks", optarg, leak_kinds, &index))
+                return HT_CLI_EXIT_USAGE;
+            s->judge.leaks = (ht_check_leaks)index;
+            break;
+        case OPT_SUPPRESSIONS:
+            if (s->file_count == MAX_SUPPRESSION_FILES)
+                return ht_cli_usage_error("at most %d --suppressions files", MAX_SUPPRESSION_FILES);
+            s->files[s->file_count++] = optarg;
+            break;
+        case OPT_NO_DEFAULTS: s->defaults = false; break;
+        case OPT_PRINT_SUPPRESSIONS:
+            if (optarg && strcmp(optarg, "defaults") != 0)
+                return ht_cli_usage_error("bad value '%s' for --print-suppressions: expected "
+                                          "nothing or 'defaults'",
+                                          optarg);
+            if (optarg)
+                s->print_defaults = true;
+            else
+                s->judge.print_suppressions = true;
+            break;
+        case OPT_MAX_PEAK:
+            if (ht_cli_parse_size("--max-peak", optarg, &value))
+                return HT_CLI_EXIT_USAGE;
+            s->judge.max_peak_set = true;
+            s->judge.max_peak = value;
+            break;
+        case OPT_FAIL_ON_OOM: s->judge.fail_on_oom = true; break;
+        case OPT_JSON: s->judge.json_path = optarg; break;
+        case OPT_JUNIT: s->judge.junit_path = optarg; break;
+        case OPT_EXITCODE:
+            if (ht_cli_parse_u64("--exitcode", optarg, &value))
+                return HT_CLI_EXIT_USAGE;
+            if (value > 255)
+                return ht_cli_usage_error("bad value '%s' for --exitcode: expected 0 to 255",
+                                          optarg);
+            s->exitcode = (int)value;
+            break;
+        case OPT_TRACE:
+            if (!*optarg)
+                return ht_cli_usage_error("bad value '' for --trace: expected a file name");
+            s->trace = optarg;
+            break;
+        case OPT_STACKS:
+            if (ht_cli_parse_u64("--stacks", optarg, &value))
+                return HT_CLI_EXIT_USAGE;
+            if (value < 1 || value > 128)
+                return ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to 128", optarg);
+            snprintf(s->stacks, sizeof s->stacks, "--stacks=%u", (unsigned)value);
+            break;
+        case 'q': s->judge.quiet = true; break;
+        case 'h': fputs(check_help, stdout); return -1;
+        default: return HT_CLI_EXIT_USAGE; /* '?': already reported */
+        }
+    }
+    if (s->print_defaults)
+        return 0;
+    if (optind >= argc)
+        return ht_cli_usage_error("no program given (heaptrail check [OPTIONS] -- PROG ARGS)");
+    return 0;
+}
+
+static int load_suppressions(const check_settings *s, hti_suppressions *list)
+{
+    char error[4400];
+    if (s->defaults && hti_suppressions_add_defaults(list) != 0) {
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    for (size_t i = 0; i < s->file_count; i++) {
+        int status = hti_suppressions_load(list, s->files[i], error, sizeof error);
+        if (status) {
+            ht_cli_error("%s", error);
+            return status == -EINVAL ? HT_CLI_EXIT_USAGE : HT_CLI_EXIT_IO;
+        }
+    }
+    return 0;
+}
+
+/* Runs the program through `record`, quietly, into trace. */
+static int run_program(const check_settings *s, const char *trace, int argc, char **argv)
+{
+    char *args[8 + 1];
+    int n = 0;
+    args[n++] = "record";
+    args[n++] = "-q";
+    args[n++] = (char *)(s->stacks[0] ? s->stacks : "--stacks=32");
+    args[n++] = "-o";
+    args[n++] = (char *)trace;
+    args[n++] = "--";
+    size_t count = (size_t)(argc - optind);
+    char **record_argv = calloc((size_t)n + count + 1, sizeof *record_argv);
+    if (!record_argv) {
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    memcpy(record_argv, args, (size_t)n * sizeof *args);
+    memcpy(record_argv + n, argv + optind, count * sizeof *argv);
+    /* The program's environment: the scan at exit, and invalid operations reported rather than
+     * fatal. record passes other HEAPTRAIL_* variables on unchanged. */
+    setenv("HEAPTRAIL_LEAK_SCAN", "1", 1);
+    setenv("HEAPTRAIL_TERMINATE_ON_CORRUPTION", "0", 1);
+    int saved_optind = optind;
+    optind = 0;
+    int code = ht_cli_record(n + (int)count, record_argv);
+    optind = saved_optind;
+    free(record_argv);
+    return code;
+}
+
+int ht_cli_check(int argc, char **argv)
+{
+    check_settings s;
+    memset(&s, 0, sizeof s);
+    s.defaults = true;
+    s.exitcode = 23;
+    s.judge.out = stderr;
+    int code = parse_options(argc, argv, &s);
+    if (code)
+        return code < 0 ? HT_CLI_EXIT_OK : code;
+    if (s.print_defaults) {
+        hti_suppressions_print_defaults(stdout);
+        return HT_CLI_EXIT_OK;
+    }
+    hti_suppressions list = {0};
+    if ((code = load_suppressions(&s, &list)) != 0) {
+        hti_suppressions_free(&list);
+        return code;
+    }
+    s.judge.suppressions = &list;
+
+    char trace[4096];
+    if (s.trace) {
+        snprintf(trace, sizeof trace, "%s", s.trace);
+    } else {
+        const char *dir = getenv("TMPDIR");
+        snprintf(trace, sizeof trace, "%s/heaptrail-check.XXXXXX", dir && *dir ? dir : "/tmp");
+        int fd = mkstemp(trace);
+        if (fd < 0) {
+            ht_cli_error("cannot create a temporary trace in '%s': %s", dir && *dir ? dir : "/tmp",
+                         strerror(errno));
+            hti_suppressions_free(&list);
+            return HT_CLI_EXIT_IO;
+        }
+        close(fd);
+    }
+    int program_status = run_program(&s, trace, argc, argv);
+    const ht_cli_record_outcome *outcome = ht_cli_record_last();
+    if (!outcome->ran) { /* record could not run it: its message is out */
+        if (!s.trace)
+            unlink(trace);
+        hti_suppressions_free(&list);
+        return program_status;
+    }
+    s.judge.program = argv[optind];
+    s.judge.pid = outcome->pid;
+    s.judge.status_known = true;
+    s.judge.wait_status = outcome->wait_status;
+    if (WIFSIGNALED(outcome->wait_status))
+        fprintf(stderr, "heaptrail check: '%s' was ended by signal %d (%s)\n", argv[optind],
+                WTERMSIG(outcome->wait_status), strsignal(WTERMSIG(outcome->wait_status)));
+
+    ht_analysis_options options;
+    ht_analysis_options_init(&options);
+    options.progress = 0;
+    char error[4400] = "";
+    ht_analysis *analysis = ht_analysis_open(trace, &options, error, sizeof error);
+    int findings = 0;
+    if (!analysis) {
+        ht_cli_error("%s", error);
+        code = HT_CLI_EXIT_IO;
+    } else {
+        const char *warnings = ht_analysis_warnings(analysis);
+        int status = ht_check_judge(analysis, &s.judge, s.exitcode, program_status, &findings,
+                                    error, sizeof error);
+        if (warnings && *warnings)
+            ht_cli_warning("%s", warnings);
+        if (status) {
+            ht_cli_error("%s", error);
+            code = HT_CLI_EXIT_IO;
+        } else {
+            code = findings ? s.exitcode : program_status;
+        }
+        ht_analysis_close(analysis);
+    }
+    if (!s.trace)
+        unlink(trace);
+    hti_suppressions_free(&list);
+    return code;
+}
