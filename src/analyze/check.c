@@ -234,6 +234,8 @@ static void apply_suppressions(judge *j, ht_analysis *a, frames *f)
             s->blocks += g->blocks;
             j->suppressed_bytes += g->bytes;
             j->suppressed_blocks += g->blocks;
+            j->totals_bytes[g->leak_class] -= g->bytes; /* counted as suppressed instead */
+            j->totals_blocks[g->leak_class] -= g->blocks;
         }
     }
     for (size_t i = 0; i < j->invalid_count; i++) {
@@ -274,6 +276,37 @@ static int toupper_ascii(int c)
     return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
 }
 
+/* valgrind's numbers: 1,234,567. */
+static const char *grouped(char *buffer, size_t size, double value)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", value < 0 ? 0 : value);
+    size_t n = strlen(digits), k = 0;
+    for (size_t i = 0; i < n && k + 2 < size; i++) {
+        if (i && (n - i) % 3 == 0)
+            buffer[k++] = ',';
+        buffer[k++] = digits[i];
+    }
+    buffer[k] = '\0';
+    return buffer;
+}
+
+/* A frame as valgrind prints one: "FUNCTION (FILE:LINE)", "FUNCTION (in MODULE)". */
+static const char *frame_text(char *buffer, size_t size, const hti_frame *f)
+{
+    char name[512];
+    hti_frame_name(name, sizeof name, f);
+    if (f->file && f->line)
+        snprintf(buffer, size, "%s (%s:%u)", name, hti_basename(f->file), f->line);
+    else if (f->file)
+        snprintf(buffer, size, "%s (%s)", name, hti_basename(f->file));
+    else if (f->module_path && f->function)
+        snprintf(buffer, size, "%s (in %s)", name, f->module_path);
+    else
+        snprintf(buffer, size, "%s", name);
+    return buffer;
+}
+
 static void print_stack(FILE *out, ht_analysis *a, uint32_t site, frames *f)
 {
     long n = site_frames(a, site, f);
@@ -285,7 +318,7 @@ static void print_stack(FILE *out, ht_analysis *a, uint32_t site, frames *f)
     for (long k = 0; k < n; k++) {
         char line[1200];
         fprintf(out, PREFIX "   %s %s\n", k == 0 ? "at" : "by",
-                hti_format_frame(line, sizeof line, f->list[k], true));
+                frame_text(line, sizeof line, f->list[k]));
     }
 }
 
@@ -325,9 +358,8 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
         const leak_group *g = &j->leaks[i];
         if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)
             continue;
-        fprintf(out, PREFIX "%s in %s %s %s\n", hti_format_bytes(b1, sizeof b1, g->bytes),
-                hti_format_count(b2, sizeof b2, g->blocks),
-                g->blocks == 1 ? "block is" : "blocks are", class_text[g->leak_class]);
+        fprintf(out, PREFIX "%s bytes in %s blocks are %s\n", grouped(b1, sizeof b1, g->bytes),
+                grouped(b2, sizeof b2, g->blocks), class_text[g->leak_class]);
         print_stack(out, a, g->site, f);
         fputs(PREFIX "\n", out);
     }
@@ -345,13 +377,13 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
     for (int c = 0; c < CLASS_COUNT; c++) {
         if (c == CLASS_UNKNOWN && j->totals_blocks[c] == 0)
             continue;
-        fprintf(out, PREFIX "   %22s: %s in %s blocks\n", class_text[c],
-                hti_format_bytes(b1, sizeof b1, j->totals_bytes[c]),
-                hti_format_count(b2, sizeof b2, j->totals_blocks[c]));
+        fprintf(out, PREFIX "   %22s: %s bytes in %s blocks\n", class_text[c],
+                grouped(b1, sizeof b1, j->totals_bytes[c]),
+                grouped(b2, sizeof b2, j->totals_blocks[c]));
     }
-    fprintf(out, PREFIX "   %22s: %s in %s blocks\n", "suppressed",
-            hti_format_bytes(b1, sizeof b1, j->suppressed_bytes),
-            hti_format_count(b2, sizeof b2, j->suppressed_blocks));
+    fprintf(out, PREFIX "   %22s: %s bytes in %s blocks\n", "suppressed",
+            grouped(b1, sizeof b1, j->suppressed_bytes),
+            grouped(b2, sizeof b2, j->suppressed_blocks));
     if (j->scanned && !(j->scan.Flags & HT_LEAK_SCAN_ALL_STOPPED))
         fprintf(out,
                 PREFIX "   (the scan stopped %u of %u threads: the others' registers were not "
@@ -546,7 +578,7 @@ static void junit_case(FILE *out, const char *classname, const char *name, const
     for (long k = 0; k < n; k++) {
         char line[1200];
         fputs(k == 0 ? "at " : "\nby ", out);
-        xml_text(out, hti_format_frame(line, sizeof line, f->list[k], true));
+        xml_text(out, frame_text(line, sizeof line, f->list[k]));
     }
     fputs("</failure>\n    </testcase>\n", out);
 }
@@ -582,7 +614,7 @@ static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int find
         junit_case(out, classname, name, "invalid", message, a, g->site, f);
     }
     if (!invalid)
-        junit_case(out, classname, "invalid operations", NULL, NULL, a, UINT32_MAX, f);
+        junit_case(out, classname, "invalid", NULL, NULL, a, UINT32_MAX, f);
     for (size_t i = 0; i < j->leak_count; i++) {
         const leak_group *g = &j->leaks[i];
         if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)

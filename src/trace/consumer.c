@@ -286,8 +286,10 @@ int hti_consumer_start(hti_session *s)
     atomic_store(&queue.tail, 0);
     atomic_store(&queue.stop, 0);
     memset(&queue.pending, 0, sizeof queue.pending);
+    hti_world_own_thread_coming(1);
     int error = pthread_create(&s->consumer, NULL, consumer_main, s);
     if (error) {
+        hti_world_own_thread_coming(-1);
         hti_consumer_forget(s);
         return -error;
     }

@@ -690,7 +690,10 @@ int hti_control_listener_start(void)
     /* Under the guard: the C library allocates the new thread's TLS (DTV) on our behalf, and
      * that is not the program's allocation (FORMAT.md "Rundown"). */
     hti_guard_enter();
+    hti_world_own_thread_coming(1);
     error = -pthread_create(&thread, &attributes, listener_main, NULL);
+    if (error)
+        hti_world_own_thread_coming(-1);
     hti_guard_leave();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attributes);

@@ -37,6 +37,14 @@
 #define MAX_EXCLUDED 8192u
 #define MAX_STOPPED 8192u
 #define COPY_BYTES (64u << 10)
+/* Anonymous mappings this big are address space reserved by a runtime (a sanitizer's shadow, a
+ * virtual machine's heap): only their resident pages are read, and past HUGE_MAPPING not at all. */
+#define LARGE_MAPPING ((uintptr_t)256 << 20)
+#define HUGE_MAPPING ((uintptr_t)64 << 30)
+
+/* The scan reads memory the program owns, words that are not its own objects (redzones, other
+ * threads' stacks): not for the sanitizers to judge. */
+#define NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined")))
 
 enum { TAG_UNKNOWN, TAG_REACHABLE, TAG_INDIRECT, TAG_LEADER };
 
@@ -199,7 +207,7 @@ static void mark_reachable(scan *sc, long i)
     }
 }
 
-static void scan_words_reachable(scan *sc, const uintptr_t *word, size_t words)
+NO_SANITIZE static void scan_words_reachable(scan *sc, const uintptr_t *word, size_t words)
 {
     for (size_t k = 0; k < words; k++)
         mark_reachable(sc, find_block(sc, word[k]));
@@ -219,7 +227,7 @@ static void flood_reachable(scan *sc)
 }
 
 /* From the lost block `leader`: everything it reaches that is not reachable is indirect. */
-static void flood_lost(scan *sc, uint32_t leader)
+NO_SANITIZE static void flood_lost(scan *sc, uint32_t leader)
 {
     sc->blocks[leader].tag = TAG_LEADER;
     sc->stack[sc->top++] = leader;
@@ -409,14 +417,43 @@ static void sort_excluded(scan *sc)
     }
 }
 
+/* Scans the resident pages of [start, end) (a large reservation: untouched pages are zero). */
+static void scan_resident(scan *sc, uintptr_t start, uintptr_t end)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *resident = sc->copy; /* one byte per page: COPY_BYTES pages at a time */
+    uintptr_t at = start & ~(uintptr_t)(page - 1);
+    while (at < end) {
+        size_t pages = (end - at + page - 1) / page;
+        if (pages > COPY_BYTES)
+            pages = COPY_BYTES;
+        if (mincore((void *)at, pages * page, resident) != 0) {
+            at += pages * page;
+            continue;
+        }
+        for (size_t i = 0; i < pages; i++) {
+            if (!(resident[i] & 1))
+                continue;
+            uintptr_t from = at + i * page, to = from + page;
+            from = from < start ? start : from;
+            to = to > end ? end : to;
+            scan_words_reachable(sc, (const uintptr_t *)from, (to - from) / sizeof(uintptr_t));
+        }
+        at += pages * page;
+    }
+}
+
 /* Scans [start, end) of a root mapping known to be readable. */
-static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_backed)
+static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_backed, bool large)
 {
     start = (start + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     if (start >= end)
         return;
     if (!file_backed) {
-        scan_words_reachable(sc, (const uintptr_t *)start, (end - start) / sizeof(uintptr_t));
+        if (large)
+            scan_resident(sc, start, end);
+        else
+            scan_words_reachable(sc, (const uintptr_t *)start, (end - start) / sizeof(uintptr_t));
         return;
     }
     /* A file mapping may reach past its file's end (SIGBUS on touch): copy it with a system
@@ -440,6 +477,7 @@ static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_b
 /* [start, end) less the heaps' regions and the excluded ranges. */
 static void scan_root(scan *sc, uintptr_t start, uintptr_t end, bool file_backed)
 {
+    bool large = end - start >= LARGE_MAPPING;
     const uintptr_t granule = (uintptr_t)1 << 16; /* heap regions start on 64 KiB boundaries */
     uintptr_t at = start;
     size_t e = 0;
@@ -460,7 +498,7 @@ static void scan_root(scan *sc, uintptr_t start, uintptr_t end, bool file_backed
             stop = end;
         if (e < sc->excluded_count && sc->excluded[e].start < stop)
             stop = sc->excluded[e].start;
-        scan_root_span(sc, at, stop, file_backed);
+        scan_root_span(sc, at, stop, file_backed, large);
         at = stop;
     }
 }
@@ -478,6 +516,8 @@ static void scan_roots(scan *sc)
             !(m.path_length == 7 && !memcmp(m.path, "[stack]", 7)) &&
             !(m.path_length == 6 && !memcmp(m.path, "[heap]", 6)))
             continue; /* [vvar], [vsyscall], ... */
+        if (m.end - m.start >= HUGE_MAPPING)
+            continue; /* reserved address space, not data */
         uintptr_t start = m.start;
         /* A stack in use: from its lowest stack pointer up (below is dead frames). */
         for (size_t i = 0; i < sc->sp_count; i++)

@@ -34,6 +34,7 @@
 
 #include "options.h"
 #include "rundown.h"
+#include "stop_world.h"
 #include "trace_internal.h"
 
 hti_session hti_session_state;
@@ -864,6 +865,7 @@ static void fork_child(void)
 {
     hti_session *s = &hti_session_state;
     pthread_mutex_init(&control_lock, NULL);
+    hti_world_after_fork();
     /* The child's own session: ht_trace_fork_child, called from a fork handler registered
      * before this one (the preload library's, when the first session began later), already
      * dropped the parent's session and started the child's. */

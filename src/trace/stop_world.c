@@ -99,8 +99,19 @@ static struct {
     _Atomic uintptr_t stack;
 } own_threads[OWN_THREADS];
 
+/* Own threads created and not yet registered: a stop waits for them, or it would take one for
+ * a thread of the program. */
+static _Atomic int32_t own_coming;
+
+void hti_world_own_thread_coming(int delta)
+{
+    atomic_fetch_add(&own_coming, delta);
+}
+
 void hti_world_own_thread(bool starting)
 {
+    if (starting)
+        atomic_fetch_sub(&own_coming, 1);
     int32_t tid = (int32_t)syscall(SYS_gettid);
     volatile char here = 0;
     for (uint32_t i = 0; i < OWN_THREADS; i++) {
@@ -109,6 +120,15 @@ void hti_world_own_thread(bool starting)
             atomic_store(&own_threads[i].stack, starting ? (uintptr_t)&here : 0);
             return;
         }
+    }
+}
+
+void hti_world_after_fork(void)
+{
+    atomic_store(&own_coming, 0); /* the parent's threads, coming or running, are not here */
+    for (uint32_t i = 0; i < OWN_THREADS; i++) {
+        atomic_store(&own_threads[i].tid, 0);
+        atomic_store(&own_threads[i].stack, 0);
     }
 }
 
@@ -221,6 +241,8 @@ int hti_world_stop(hti_world *world, uint64_t limit_ns)
     atomic_store(&active, 1);
     int32_t self = (int32_t)syscall(SYS_gettid);
     uint64_t deadline = hti_monotonic_ns() + limit_ns;
+    while (atomic_load(&own_coming) > 0 && hti_monotonic_ns() < deadline)
+        sched_yield();
     bool full = false;
     for (int round = 0; round < ROUNDS; round++) {
         uint32_t found = signal_new_threads(self, &full);

@@ -25,6 +25,10 @@ void hti_world_resume(void);
  * end (false), on themselves: they block every signal, are never stopped, and their stacks are
  * no roots. hti_world_own_stacks stores an address inside each one's stack. */
 void hti_world_own_thread(bool starting);
+/* In a fork child: none of them exists. */
+void hti_world_after_fork(void);
+/* Said by whoever creates such a thread: +1 before pthread_create, -1 if it failed. */
+void hti_world_own_thread_coming(int delta);
 size_t hti_world_own_stacks(uintptr_t *out, size_t capacity);
 
 #endif

@@ -280,8 +280,7 @@ void hti_leak_scan(hti_session *session);
  * from hti_map_memory (unmap *mapped bytes), NULL when out of memory or with no provider; and
  * whether a session shows a heap (all but heaptrail's own, or its filter's one). */
 const struct hti_rundown_provider *hti_rundown_provider_get(void);
-ht_heap **hti_heap_list(const struct hti_rundown_provider *provider, size_t *count,
-                        size_t *mapped);
+ht_heap **hti_heap_list(const struct hti_rundown_provider *provider, size_t *count, size_t *mapped);
 bool hti_heap_traced(const hti_session *session, const ht_heap *heap);
 /* Frees a thread buffer (writer, after it is drained): kept as a spare for the next new thread
  * (at most 64), else unmapped. */

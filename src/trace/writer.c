@@ -1012,8 +1012,10 @@ int hti_writer_start_thread(hti_session *s)
      * start before our fork handler ran; the inherited state does not matter. */
     atomic_store(&writer_hold, WRITER_BUSY);
     atomic_store(&writer_pid, getpid());
+    hti_world_own_thread_coming(1);
     int error = pthread_create(&s->writer, NULL, writer_main, s);
     if (error) {
+        hti_world_own_thread_coming(-1);
         writer_joined();
         return -error;
     }

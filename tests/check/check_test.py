@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import cli_test  # noqa: E402
 from cli_test import base_env, check, heaptrail, require, run, scratch  # noqa: E402
 
-# The contract's prefix of check's own error lines ("heaptrail check: FILE:LINE: ...").
-ERROR_PREFIX = "heaptrail check: "
+# The prefix of check's own error lines ("heaptrail: check: FILE:LINE: ...").
+ERROR_PREFIX = "heaptrail: check: "  # the house style: "heaptrail: COMMAND: ..."
 FOUND = 23  # the default status when something is found
 MIB = 1024 * 1024
 LEAK_CLASSES = ("definitely_lost", "indirectly_lost", "still_reachable")
@@ -164,7 +164,7 @@ def validate(d, code, exitcode, shown):
         check(isinstance(f, dict) and f.get("kind") in ("leak", "invalid", "peak"),
               "%s: kind of %r" % (at, f))
         if f["kind"] == "leak":
-            check(f.get("class") in LEAK_CLASSES and is_int(f.get("bytes")) and
+            check(f.get("class") in LEAK_CLASSES + ("not_scanned",) and is_int(f.get("bytes")) and
                   is_int(f.get("blocks")) and f["blocks"] > 0, "%s: %r" % (at, f))
             validate_frames(f.get("stack"), at)
         elif f["kind"] == "invalid":
@@ -259,7 +259,11 @@ def one_error_line(p, code, pattern, shown):
     err = p.stderr.decode(errors="replace")
     check(p.returncode == code, "%s: exit %d, expected %d; stderr %r" % (shown, p.returncode, code,
                                                                        err))
-    check(err.count("\n") == 1 and err.endswith("\n") and err.startswith(ERROR_PREFIX),
+    lines = err.splitlines()
+    # One line; a usage error adds the house's pointer to --help.
+    if len(lines) == 2 and lines[1] == "Try 'heaptrail check --help'.":
+        lines = lines[:1]
+    check(len(lines) == 1 and err.endswith("\n") and err.startswith(ERROR_PREFIX),
           "%s: stderr is not one line starting %r: %r" % (shown, ERROR_PREFIX, err))
     check(re.search(pattern, err), "%s: stderr %r does not match %r" % (shown, err, pattern))
 
@@ -555,13 +559,13 @@ def test_suppression_errors():
     bad = write("bad.supp", "# comment\n\nfoo:bar\nleak:leak_me\n")
     args = ["check", "--suppressions", bad, "--", program("clean"), "0", marker]
     one_error_line(heaptrail(*args, env=environment(), cwd=WORK), 1,
-                   r"^heaptrail check: %s:3: " % re.escape(bad), "a bad line")
+                   r"^heaptrail: check: %s:3: " % re.escape(bad), "a bad line")
     # The second file's line is named with its file.
     good = write("good.supp", "leak:leak_me\n")
     args = ["check", "--suppressions", good, "--suppressions", bad, "--", program("clean"), "0",
             marker]
     one_error_line(heaptrail(*args, env=environment(), cwd=WORK), 1,
-                   r"^heaptrail check: %s:3: " % re.escape(bad), "a bad line in the second file")
+                   r"^heaptrail: check: %s:3: " % re.escape(bad), "a bad line in the second file")
     missing = os.path.join(WORK, "missing.supp")
     args = ["check", "--suppressions", missing, "--", program("clean"), "0", marker]
     one_error_line(heaptrail(*args, env=environment(), cwd=WORK), 2,
@@ -600,21 +604,28 @@ def test_print_suppressions():
 # ---- outputs ----------------------------------------------------------------------------------
 
 def junit_suite(result):
-    """The one <testsuite name="heaptrail check">: its failures count, and the failures by
-    testcase name."""
+    """The one <testsuite name="heaptrail check">: its failures count, and the failures by kind
+    ("invalid", "leaks", "peak"), told by each <failure>'s type. Each finding is a failing test
+    case of its own; a kind with no finding is one passing test case named after it."""
     root = result.junit.getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     suites = [s for s in suites if s.get("name") == "heaptrail check"]
     check(len(suites) == 1, "JUnit: %d testsuites named 'heaptrail check'" % len(suites))
     suite = suites[0]
     names = [c.get("name") for c in suite.iter("testcase")]
-    check(len(names) == len(set(names)) and set(names) <= set(JUNIT_CASE.values()),
-          "JUnit testcases %r: one per kind, among %s" % (names, sorted(JUNIT_CASE.values())))
-    failures = {name: [] for name in names}
+    check(len(names) == len(set(names)), "JUnit testcases %r: names repeat" % names)
+    failures = {name: [] for name in JUNIT_CASE.values()}
     for case in suite.iter("testcase"):
-        for failure in case.iter("failure"):
-            failures[case.get("name")].append((failure.text or "") + " " +
-                                              (failure.get("message") or ""))
+        found = list(case.iter("failure"))
+        check(len(found) <= 1, "JUnit testcase %r: %d failures" % (case.get("name"), len(found)))
+        if not found:
+            check(case.get("name") in JUNIT_CASE.values(),
+                  "JUnit passing testcase %r is not one of %s" % (case.get("name"),
+                                                                 sorted(JUNIT_CASE.values())))
+        for failure in found:
+            kind = JUNIT_CASE.get(failure.get("type"))
+            check(kind is not None, "JUnit failure type %r" % failure.get("type"))
+            failures[kind].append((failure.text or "") + " " + (failure.get("message") or ""))
     count = suite.get("failures")
     check(count is not None and count.isdigit(), "JUnit failures=%r" % count)
     check(int(count) == sum(len(v) for v in failures.values()),
@@ -670,7 +681,7 @@ def test_usage():
                        (["check", "--max-peak", "1.5M", "--"] + clean, "a bad --max-peak"),
                        (["check", "--max-peak", "-5", "--"] + clean, "a bad --max-peak"),
                        (["check", "--max-peak", "64kb", "--"] + clean, "a bad --max-peak")):
-        one_error_line(heaptrail(*args, env=environment(), cwd=WORK), 1, r"^heaptrail check: ",
+        one_error_line(heaptrail(*args, env=environment(), cwd=WORK), 1, r"^heaptrail: check: ",
                        "heaptrail %s (%s)" % (" ".join(args), what))
     check(not os.path.exists(marker), "the program ran despite a usage error")
     check(not os.path.exists(os.path.join(WORK, "x.json")), "a usage error wrote the JSON file")
@@ -680,7 +691,7 @@ def test_usage():
     check(heaptrail("help", "check", check_code=0).stdout.decode() == out, "help check differs")
     for option in ("--leaks", "--suppressions", "--no-default-suppressions",
                    "--print-suppressions", "--max-peak", "--fail-on-oom", "--junit", "--json",
-                   "--exitcode", "--trace", "--depth", "--quiet"):
+                   "--exitcode", "--trace", "--stacks", "--quiet"):
         check(option in out, "check --help does not mention %s" % option)
     # A program that cannot be run: 127 not found, 126 not executable, as record.
     missing = os.path.join(WORK, "missing-program")
