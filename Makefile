@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 .PHONY: all build run demo test test-asan test-tsan fuzz bench clean test-cpython \
-	test-cpython-quick check-format format
+	test-cpython-quick check-format format install uninstall deb package-test
 
 all: build
 
@@ -113,6 +113,28 @@ test-cpython-quick: build
 	scripts/deps.sh cpython
 	$(CPYTHON_SUITE) --work $(BUILD)/cpython-quick --ignore 'WithThreads*' \
 		--ignore 'WithManager*' $(CPYTHON_QUICK)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the command, the preload library (always
+# PREFIX/lib/heaptrail), libheaptrail (.so.0 and .a, in LIBDIR: lib, or lib/x86_64-linux-gnu for
+# PREFIX=/usr on Debian), headers, heaptrail.pc, the CMake package, the man pages and bash
+# completion (cmake/install.cmake). The build is configured for PREFIX first. make uninstall
+# removes what the last install put, from $(BUILD)/install_manifest.txt (give the same DESTDIR).
+PREFIX ?= /usr/local
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	DESTDIR=$(DESTDIR) scripts/uninstall.sh $(BUILD)/install_manifest.txt
+
+# The Debian packages (heaptrail, libheaptrail0, libheaptrail-dev) into $(BUILD)/, checked with
+# lintian (docs/PACKAGING.md); package-test installs them and tries them from /usr.
+deb:
+	scripts/build-deb.sh $(BUILD)
+
+package-test:
+	scripts/package-test.sh
 
 bench: build
 	scripts/deps.sh bench

@@ -6,17 +6,20 @@ set -euo pipefail
 
 packages=(build-essential cmake clang clang-format pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
           libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler
-          chromium)
-# chromium: the browser tests of the HTML report (tests/html) drive it headless.
+          chromium man-db)
+# chromium: the browser tests of the HTML report (tests/html) drive it headless. man-db: the
+# installed-tree test (tests/install) looks the manual pages up with man.
 # Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
 # test-cpython-quick) adds CPython's regression tests for Debian's python3.11; `scripts/deps.sh
 # bench` (make bench) the peers the benchmarks compare with: mimalloc, jemalloc, tcmalloc, and
-# LTTng-UST for bench/trace.
+# LTTng-UST for bench/trace; `scripts/deps.sh deb` (make deb, scripts/package-test.sh) the Debian
+# packaging tools, lintian, and bash-completion for the completion script's check.
 for target in "$@"; do
   case "$target" in
     cpython) packages+=(python3.11 libpython3.11-testsuite) ;;
     bench) packages+=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 lttng-tools liblttng-ust-dev) ;;
-    *) echo "heaptrail: deps.sh: unknown target '$target' (known: cpython, bench)" >&2; exit 2 ;;
+    deb) packages+=(debhelper dpkg-dev fakeroot lintian bash-completion) ;;
+    *) echo "heaptrail: deps.sh: unknown target '$target' (known: cpython, bench, deb)" >&2; exit 2 ;;
   esac
 done
 
