@@ -53,13 +53,11 @@ grep -q . "$tmp/report.txt" || fail "empty report"
 grep -qx 'LD_PRELOAD=/usr/lib/heaptrail/libheaptrail-preload.so' "$tmp/env.out" ||
   fail "record did not preload /usr/lib/heaptrail/libheaptrail-preload.so"
 
-# `heaptrail check` (its contract: exit 23 when something is found, else the program's status).
-# Run once the installed command has it; until then the two checks say they were skipped.
-if /usr/bin/heaptrail check --help >/dev/null 2>&1; then
-  step "check -- /bin/true exits 0"
-  /usr/bin/heaptrail check -- /bin/true || fail "check -- /bin/true exited $?"
-  step "check -- ./leak exits 23"
-  cat >"$tmp/leak.c" <<'EOF'
+# `heaptrail check`: exit 23 when something is found, else the program's status.
+step "check -- /bin/true exits 0"
+/usr/bin/heaptrail check -- /bin/true || fail "check -- /bin/true exited $?"
+step "check -- ./leak exits 23"
+cat >"$tmp/leak.c" <<'EOF'
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,15 +93,12 @@ int main(void)
     return 0;
 }
 EOF
-  gcc -g -O0 -fno-builtin -o "$tmp/leak" "$tmp/leak.c"
-  status=0
-  /usr/bin/heaptrail check -- ./leak >/dev/null 2>"$tmp/check.err" || status=$?
-  [ "$status" -eq 23 ] || fail "check -- ./leak exited $status, not 23: $(cat "$tmp/check.err")"
-  grep -q 'bytes in 1 blocks are definitely lost' "$tmp/check.err" ||
-    fail "check did not say '48 bytes in 1 blocks are definitely lost': $(cat "$tmp/check.err")"
-else
-  step "SKIPPED: check -- /bin/true and check -- ./leak (this build has no 'heaptrail check')"
-fi
+gcc -g -O0 -fno-builtin -o "$tmp/leak" "$tmp/leak.c"
+status=0
+/usr/bin/heaptrail check -- ./leak >/dev/null 2>"$tmp/check.err" || status=$?
+[ "$status" -eq 23 ] || fail "check -- ./leak exited $status, not 23: $(cat "$tmp/check.err")"
+grep -q 'bytes in 1 blocks are definitely lost' "$tmp/check.err" ||
+  fail "check did not say '48 bytes in 1 blocks are definitely lost': $(cat "$tmp/check.err")"
 
 step "pkg-config: shared and static"
 program=$source_dir/tests/install/heap_program.c
