@@ -17,7 +17,7 @@ _heaptrail_options()
         record) echo "-o --output $tracing --no-control -q --quiet -h --help" ;;
         check)
             echo "--leaks --leaks= --suppressions --no-default-suppressions --print-suppressions
-                  --max-peak --fail-on-oom --junit --json --exitcode --trace --depth -q --quiet
+                  --max-peak --fail-on-oom --junit --json --exitcode --trace --stacks -q --quiet
                   -h --help"
             ;;
         dump)
@@ -102,7 +102,7 @@ _heaptrail_option_value()
             ;;
         -n | --limit | -t | --top | --heap | --thread | --min-size | --max-size | --from | --to | \
             --window | --temporary-threshold | --at | --large-block | --sample | --buffer | \
-            --compress | --max-peak | --exitcode | --depth)
+            --compress | --max-peak | --exitcode)
             # a number, size or time: nothing to offer
             ;;
         *) return 1 ;;
@@ -152,7 +152,7 @@ _heaptrail()
                 case ${words[i - 1]} in
                     -o | --output | --unwind | --mode | --sample | --buffer | --compress | \
                         --suppressions | --max-peak | --junit | --json | --exitcode | --trace | \
-                        --depth | --leaks)
+                        --leaks)
                         continue
                         ;;
                 esac

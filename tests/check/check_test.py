@@ -753,6 +753,34 @@ def test_real_git():
     real_program(["git", "--version"], "git")
 
 
+@scratch_test
+def test_real_gcc_memcheck():
+    """gcc's driver leaks for real (memcheck: a few hundred bytes definitely lost, some
+    indirectly): check's two lost classes must be memcheck's, byte for byte and block for
+    block, and the run a finding (23) with gcc's own output made."""
+    require("gcc", "gcc")
+    require("valgrind", "valgrind")
+    source = write("hello.c", "int main(void) { return 0; }\n")
+    command = ["gcc", "-c", "-o", os.path.join(WORK, "hello.o"), source]
+    memcheck = run(["valgrind", "--leak-check=full", "--errors-for-leak-kinds=none"] + command,
+                   env=environment(), cwd=WORK)
+    check(memcheck.returncode == 0, "gcc under memcheck: exit %d" % memcheck.returncode)
+    want = {}
+    for kind in ("definitely", "indirectly"):
+        m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind,
+                      memcheck.stderr.decode(errors="replace"))
+        check(m, "memcheck's summary has no '%s lost' line" % kind)
+        want[kind] = (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", "")))
+    os.unlink(os.path.join(WORK, "hello.o"))
+    r = run_check("gcc", "--leaks=all", args=command[1:], expect=FOUND if want["definitely"][1] or
+                  want["indirectly"][1] else 0)
+    leaks = r.doc["leaks"]
+    for kind, key in (("definitely", "definitely_lost"), ("indirectly", "indirectly_lost")):
+        got = (leaks[key]["bytes"], leaks[key]["blocks"])
+        check(got == want[kind], "%s lost: check %r, memcheck %r" % (kind, got, want[kind]))
+    check(os.path.exists(os.path.join(WORK, "hello.o")), "gcc made no object under check")
+
+
 TESTS = {name[5:]: function for name, function in globals().items()
          if name.startswith("test_") and callable(function)}
 

@@ -12,6 +12,8 @@
  * lost. Filler words are below 2^32, never an address. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "trace_test.h"
@@ -39,11 +41,13 @@ uintptr_t **volatile keep_libc_block; /* the C library's block stays reachable i
 typedef struct thread_root {
     pthread_t thread;
     int node;
+    uintptr_t *_Atomic handed; /* the root, until the thread holds it on its stack alone */
 } thread_root;
 
 static void *hold_root(void *arg)
 {
-    uintptr_t *volatile held = nodes[((thread_root *)arg)->node].memory + 1; /* interior */
+    thread_root *self = arg;
+    uintptr_t *volatile held = atomic_exchange(&self->handed, NULL) + 1; /* interior */
     char byte;
     while (read(pipe_fds[0], &byte, 1) < 0) /* never written: blocks until exit */
         ;
@@ -159,8 +163,12 @@ __attribute__((noinline)) static void build_graph(uint64_t seed, int threads, in
     for (int t = 0; t < threads; t++) {
         held[t].node = (int)(rng_next(&rng) % (uint64_t)node_count);
         rooted[held[t].node] = true;
+        atomic_store(&held[t].handed, nodes[held[t].node].memory);
         assert_int_equal(pthread_create(&held[t].thread, NULL, hold_root, &held[t]), 0);
     }
+    for (int t = 0; t < threads; t++)
+        while (atomic_load(&held[t].handed))
+            sched_yield();
     int *cls = malloc((size_t)node_count * sizeof *cls);
     expected_classes(rooted, cls);
     FILE *out = fdopen(fd, "w");
