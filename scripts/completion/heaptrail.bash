@@ -10,7 +10,7 @@ _heaptrail_commands="record check dump stats report export diff start stop statu
 _heaptrail_options()
 {
     local tracing="--stacks --stacks= --free-stacks --unwind --mode --sample --buffer --compress
-                   --follow-forks"
+                   --follow-forks --leak-scan"
     local progress="--progress --no-progress"
     local symbols="--no-symbols --symbols-path"
     case $1 in

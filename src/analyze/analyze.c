@@ -254,6 +254,21 @@ static void record_invalid(ht_analysis *a, const ht_event *e, hti_invalid_kind k
     r->event_kind = e->kind;
 }
 
+const char *hti_reach_key(uint32_t reach)
+{
+    static const char *const keys[HTI_REACH_CLASSES] = {"definitely_lost", "indirectly_lost",
+                                                        "still_reachable", "not_scanned"};
+    return reach < HTI_REACH_CLASSES ? keys[reach] : "not_scanned";
+}
+
+const char *hti_reach_text(uint32_t reach)
+{
+    static const char *const texts[HTI_REACH_CLASSES] = {"definitely lost", "indirectly lost",
+                                                         "still reachable",
+                                                         "live at exit (no scan)"};
+    return reach < HTI_REACH_CLASSES ? texts[reach] : texts[HTI_REACH_UNKNOWN];
+}
+
 const char *hti_invalid_name(hti_invalid_kind kind)
 {
     static const char *const names[HTI_INVALID_KINDS] = {
@@ -288,6 +303,15 @@ typedef struct pass {
  * lost (overwritten in another thread's ring): it is dropped at the rundown's time. Blocks the
  * rundown lists are marked in the top bit of their time while it lasts. */
 #define TIME_MARK (1ull << 63)
+
+/* The scan's class applies to the blocks live at its time; one allocated after it has none. */
+uint32_t hti_block_reachability(const ht_analysis *a, const hti_block *b)
+{
+    if (!a->leak_scan_seen || (b->time & ~TIME_MARK) > a->leak_scan_time)
+        return HTI_REACH_UNKNOWN;
+    hti_block *u = hti_blocks_find((hti_blocks *)&a->unreachable, b->address);
+    return u ? (uint32_t)u->size_heap : HTI_REACH_REACHABLE;
+}
 
 /* The session's first rundown only completes the model (an operation racing with the walk can
  * be missing from it, FORMAT.md §13); later ones, and any in a ring trace whose start may have
@@ -630,10 +654,24 @@ static int apply(ht_analysis *a, pass *p, const ht_event *e)
         break;
     }
     case HT_EVENT_LEAK_SCAN:
-    case HT_EVENT_UNREACHABLE_BLOCK: /* the reachability scan at exit: its judges read it */
+        a->leak_scan_seen = true;
+        a->leak_scan_time = now;
+        a->leak_scan = e->u.leak_scan;
         if (hooks && hooks->notable)
             hooks->notable(hooks->context, a, e, HTI_SITE_NONE);
         break;
+    case HT_EVENT_UNREACHABLE_BLOCK: {
+        bool fresh;
+        hti_block *u = hti_blocks_insert(&a->unreachable, e->u.unreachable_block.Address, &fresh);
+        if (!u)
+            return -ENOMEM;
+        u->size_heap = e->u.unreachable_block.Class == HT_LEAK_DEFINITE ? HTI_REACH_DEFINITE
+                                                                        : HTI_REACH_INDIRECT;
+        u->time = now;
+        if (hooks && hooks->notable)
+            hooks->notable(hooks->context, a, e, HTI_SITE_NONE);
+        break;
+    }
     default: break;
     }
     return 0;
@@ -912,15 +950,18 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
     sum_heaps(a);
     /* Blocks still live: leaks; for the window, they were never freed. */
     uint64_t end = hti_end_ns(a);
-    if (a->window_sites || (hooks && hooks->block_end)) {
-        for (size_t i = 0; i <= a->blocks.mask; i++) {
-            const hti_block *b = &a->blocks.slots[i];
-            if (!b->address)
-                continue;
-            if (a->window_sites)
-                classify(a, b, end, false);
-            if (block_end_wanted(hooks, b))
-                hooks->block_end(hooks->context, a, b, end, true);
+    for (size_t i = 0; i <= a->blocks.mask; i++) {
+        const hti_block *b = &a->blocks.slots[i];
+        if (!b->address)
+            continue;
+        if (a->window_sites)
+            classify(a, b, end, false);
+        if (block_end_wanted(hooks, b))
+            hooks->block_end(hooks->context, a, b, end, true);
+        if (a->leak_scan_seen && !hti_block_before_or_own(b)) {
+            uint32_t reach = hti_block_reachability(a, b);
+            a->reach_count[reach] += b->weight;
+            a->reach_bytes[reach] += (double)hti_block_size(b) * b->weight;
         }
     }
     if (hooks && hooks->sample)
@@ -1013,7 +1054,8 @@ static ht_analysis *analysis_create(ht_reader *reader, bool owns_reader, const c
         a->symbolizer = hti_symbolizer_open(reader, a->options.symbols, a->options.search_dirs);
     a->recent_frees = calloc(RECENT_FREES, sizeof *a->recent_frees);
     if (!a->symbolizer || !a->recent_frees || hti_blocks_init(&a->blocks) != 0 ||
-        hti_sites_build(a) != 0 || heap_index(a, 0) != 0 || a->heap_count != 1) {
+        hti_blocks_init(&a->unreachable) != 0 || hti_sites_build(a) != 0 || heap_index(a, 0) != 0 ||
+        a->heap_count != 1) {
         snprintf(error, error_size, "out of memory");
         ht_analysis_close(a);
         errno = ENOMEM;
@@ -1080,6 +1122,7 @@ void ht_analysis_close(ht_analysis *a)
     free(a->stack_site);
     free(a->window_sites);
     hti_blocks_free(&a->blocks);
+    hti_blocks_free(&a->unreachable);
     hti_map_free(&a->heap_index);
     hti_map_free(&a->thread_index);
     free(a->heaps);

@@ -220,6 +220,17 @@ hti_frame_kind hti_symbolizer_frame_kind(hti_symbolizer *symbolizer, uint64_t ad
 
 enum { HTI_AIFI = 0, HTI_AIFO = 1, HTI_AOFI = 2, HTI_AOFO = 3 };
 
+/* Reachability classes of a block live at the end (the leak scan's, FORMAT.md §13a). */
+enum {
+    HTI_REACH_DEFINITE = 0, /* definitely lost */
+    HTI_REACH_INDIRECT,     /* indirectly lost */
+    HTI_REACH_REACHABLE,    /* still reachable */
+    HTI_REACH_UNKNOWN,      /* not scanned: no scan, or allocated after it */
+    HTI_REACH_CLASSES
+};
+const char *hti_reach_key(uint32_t reach);  /* "definitely_lost", ... (JSON) */
+const char *hti_reach_text(uint32_t reach); /* "definitely lost", ... */
+
 typedef struct hti_site {
     const uint64_t *frames; /* the user frames of the stack (reader memory), innermost first */
     uint32_t depth;
@@ -395,9 +406,26 @@ struct ht_analysis {
     size_t lost_record_count, lost_record_capacity;
     uint64_t lost_total, lost_by_reason[8], lost_omitted;
 
+    /* The leak scan at exit (FORMAT.md §13a): its record, its time, the classes it gave by
+     * address (class in size_heap), and after the pass the blocks live at the end by class
+     * (HTI_REACH_*; blocks live before tracing or made for heaptrail not counted). */
+    bool leak_scan_seen;
+    uint64_t leak_scan_time; /* absolute */
+    ht_event_leak_scan leak_scan;
+    hti_blocks unreachable;
+    double reach_count[HTI_REACH_CLASSES], reach_bytes[HTI_REACH_CLASSES];
+
     uint64_t last_ns; /* timestamp of the last event (absolute) */
     bool ran;
 };
+
+/* What a block live at the end of the trace is, by the leak scan. */
+uint32_t hti_block_reachability(const ht_analysis *analysis, const hti_block *block);
+/* A block live before tracing started, or made on heaptrail's own behalf: never a leak's. */
+static inline bool hti_block_before_or_own(const hti_block *b)
+{
+    return b->site == HTI_SITE_RUNDOWN || b->site == HTI_SITE_TRACER || hti_block_source(b) == 0;
+}
 
 /* sites.c: maps every stack of the reader to a site (0 or -ENOMEM), and after the pass folds
  * sites that symbolize alike (0 or -ENOMEM). */

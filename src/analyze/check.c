@@ -18,12 +18,6 @@
 #include "check.h"
 #include "units.h"
 
-enum { CLASS_DEFINITE = 0, CLASS_INDIRECT, CLASS_REACHABLE, CLASS_UNKNOWN, CLASS_COUNT };
-static const char *const class_key[CLASS_COUNT] = {"definitely_lost", "indirectly_lost",
-                                                   "still_reachable", "not_scanned"};
-static const char *const class_text[CLASS_COUNT] = {"definitely lost", "indirectly lost",
-                                                    "still reachable", "live at exit (no scan)"};
-
 enum { OP_ALLOC = 0, OP_FREE, OP_REALLOC };
 static const char *const op_name[] = {"alloc", "free", "realloc"};
 
@@ -39,31 +33,28 @@ typedef struct invalid_group {
     int op;
     uint64_t address; /* the first one */
     uint64_t count;
-    const char *what;
+    uint32_t kind; /* hti_invalid_kind, as the model tells it */
     const hti_suppression *suppressed_by;
 } invalid_group;
 
 typedef struct judge {
     const ht_check_options *o;
-    bool scanned;
-    uint64_t scan_time;
-    ht_event_leak_scan scan;
-    hti_blocks unreachable; /* address -> class in size_heap */
+    const ht_analysis *a;
     leak_group *leaks;
     size_t leak_count, leak_capacity;
     invalid_group *invalid;
     size_t invalid_count, invalid_capacity;
-    double totals_bytes[CLASS_COUNT], totals_blocks[CLASS_COUNT];
+    double totals_bytes[HTI_REACH_CLASSES], totals_blocks[HTI_REACH_CLASSES];
     double suppressed_bytes, suppressed_blocks;
     bool failed;
 } judge;
 
 /* ---- the hooks ---- */
 
-static void add_invalid(judge *j, uint32_t site, int op, uint64_t address, const char *what)
+static void add_invalid(judge *j, uint32_t site, int op, uint64_t address, uint32_t kind)
 {
     for (size_t i = 0; i < j->invalid_count; i++)
-        if (j->invalid[i].site == site && j->invalid[i].op == op && j->invalid[i].what == what) {
+        if (j->invalid[i].site == site && j->invalid[i].op == op && j->invalid[i].kind == kind) {
             j->invalid[i].count++;
             return;
         }
@@ -71,75 +62,45 @@ static void add_invalid(judge *j, uint32_t site, int op, uint64_t address, const
         j->failed = true;
         return;
     }
-    j->invalid[j->invalid_count++] = (invalid_group){site, op, address, 1, what, NULL};
+    j->invalid[j->invalid_count++] = (invalid_group){site, op, address, 1, kind, NULL};
 }
 
+/* INVALID operations, as the model classified them (a->last_invalid_kind). A failed allocation
+ * or reallocation is a finding only with --fail-on-oom. */
 static void on_notable(void *context, ht_analysis *a, const ht_event *e, uint32_t site)
 {
     judge *j = context;
+    int op;
+    uint64_t address;
     switch (e->kind) {
-    case HT_EVENT_LEAK_SCAN:
-        j->scanned = true;
-        j->scan_time = e->timestamp_ns;
-        j->scan = e->u.leak_scan;
-        break;
-    case HT_EVENT_UNREACHABLE_BLOCK: {
-        bool fresh;
-        hti_block *b = hti_blocks_insert(&j->unreachable, e->u.unreachable_block.Address, &fresh);
-        if (!b) {
-            j->failed = true;
-            break;
-        }
-        b->size_heap = e->u.unreachable_block.Class == HT_LEAK_DEFINITE ? CLASS_DEFINITE
-                                                                        : CLASS_INDIRECT;
-        b->time = e->timestamp_ns;
-        break;
-    }
     case HT_EVENT_ALLOC:
-        if (e->u.alloc.Source == MEMORY_FROM_INVALID && j->o->fail_on_oom)
-            add_invalid(j, site, OP_ALLOC, 0, "failed allocation");
+        op = OP_ALLOC;
+        address = 0;
         break;
     case HT_EVENT_FREE:
-        if (e->u.free.Source == MEMORY_FROM_INVALID)
-            add_invalid(j, site, OP_FREE, e->u.free.Address,
-                        "invalid free (a double free, or a pointer the heap does not own)");
+        op = OP_FREE;
+        address = e->u.free.Address;
         break;
-    case HT_EVENT_REALLOC: {
-        const ETW_HEAP_EVENT_REALLOC *r = &e->u.realloc;
-        if (r->Source != MEMORY_FROM_INVALID)
-            break;
-        /* A realloc of a live block that failed is out of memory; of anything else, invalid. */
-        bool live = r->OldAddress && hti_blocks_find(&a->blocks, r->OldAddress);
-        if (!live && r->OldAddress)
-            add_invalid(j, site, OP_REALLOC, r->OldAddress,
-                        "invalid realloc (a freed block, or a pointer the heap does not own)");
-        else if (j->o->fail_on_oom)
-            add_invalid(j, site, OP_REALLOC, r->OldAddress, "failed reallocation");
+    case HT_EVENT_REALLOC:
+        op = OP_REALLOC;
+        address = e->u.realloc.OldAddress;
         break;
+    default: return;
     }
-    default: break;
-    }
-}
-
-static int block_class(judge *j, const hti_block *b)
-{
-    uint64_t time = b->time & ~(1ull << 63);
-    if (!j->scanned || time > j->scan_time)
-        return CLASS_UNKNOWN;
-    hti_block *u = hti_blocks_find(&j->unreachable, b->address);
-    return u ? (int)u->size_heap : CLASS_REACHABLE;
+    uint32_t kind = a->last_invalid_kind;
+    bool out_of_memory = kind == HTI_INVALID_FAILED_ALLOC || kind == HTI_INVALID_FAILED_REALLOC;
+    if (!out_of_memory || j->o->fail_on_oom)
+        add_invalid(j, site, op, address, kind);
 }
 
 static void on_block_end(void *context, ht_analysis *a, const hti_block *b, uint64_t end_ns,
                          bool live)
 {
-    (void)a;
     (void)end_ns;
     judge *j = context;
-    if (!live || b->site == HTI_SITE_RUNDOWN || b->site == HTI_SITE_TRACER ||
-        hti_block_source(b) == 0)
+    if (!live || hti_block_before_or_own(b))
         return; /* freed, or live before tracing started, or heaptrail's own */
-    int leak_class = block_class(j, b);
+    int leak_class = (int)hti_block_reachability(a, b);
     double bytes = (double)hti_block_size(b) * b->weight, blocks = b->weight;
     j->totals_bytes[leak_class] += bytes;
     j->totals_blocks[leak_class] += blocks;
@@ -161,8 +122,9 @@ static void on_block_end(void *context, ht_analysis *a, const hti_block *b, uint
 static bool leak_is_finding(const ht_check_options *o, int leak_class)
 {
     switch (o->leaks) {
-    case HT_CHECK_LEAKS_LOST: return leak_class == CLASS_DEFINITE || leak_class == CLASS_INDIRECT;
-    case HT_CHECK_LEAKS_DEFINITE: return leak_class == CLASS_DEFINITE;
+    case HT_CHECK_LEAKS_LOST:
+        return leak_class == HTI_REACH_DEFINITE || leak_class == HTI_REACH_INDIRECT;
+    case HT_CHECK_LEAKS_DEFINITE: return leak_class == HTI_REACH_DEFINITE;
     case HT_CHECK_LEAKS_ALL: return true;
     default: return false;
     }
@@ -271,11 +233,6 @@ static uint32_t peak_site(const ht_analysis *a)
 
 #define PREFIX "==heaptrail== "
 
-static int toupper_ascii(int c)
-{
-    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
-}
-
 /* valgrind's numbers: 1,234,567. */
 static const char *grouped(char *buffer, size_t size, double value)
 {
@@ -345,7 +302,8 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
         const invalid_group *g = &j->invalid[i];
         if (g->suppressed_by)
             continue;
-        fprintf(out, PREFIX "%c%s", toupper_ascii(g->what[0]), g->what + 1);
+        const char *what = hti_invalid_name((hti_invalid_kind)g->kind);
+        fprintf(out, PREFIX "Invalid %s: %s", op_name[g->op], what);
         if (g->address)
             fprintf(out, " of 0x%" PRIx64, g->address);
         if (g->count > 1)
@@ -359,7 +317,7 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
         if (!leak_is_finding(o, g->leak_class) || g->suppressed_by)
             continue;
         fprintf(out, PREFIX "%s bytes in %s blocks are %s\n", grouped(b1, sizeof b1, g->bytes),
-                grouped(b2, sizeof b2, g->blocks), class_text[g->leak_class]);
+                grouped(b2, sizeof b2, g->blocks), hti_reach_text(g->leak_class));
         print_stack(out, a, g->site, f);
         fputs(PREFIX "\n", out);
     }
@@ -372,23 +330,23 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
         fputs(PREFIX "\n", out);
     }
     fputs(PREFIX "LEAK SUMMARY:\n", out);
-    if (!j->scanned)
+    if (!j->a->leak_scan_seen)
         fputs(PREFIX "   no reachability scan: the program ended through _exit or a signal\n", out);
-    for (int c = 0; c < CLASS_COUNT; c++) {
-        if (c == CLASS_UNKNOWN && j->totals_blocks[c] == 0)
+    for (int c = 0; c < HTI_REACH_CLASSES; c++) {
+        if (c == HTI_REACH_UNKNOWN && j->totals_blocks[c] == 0)
             continue;
-        fprintf(out, PREFIX "   %22s: %s bytes in %s blocks\n", class_text[c],
+        fprintf(out, PREFIX "   %22s: %s bytes in %s blocks\n", hti_reach_text(c),
                 grouped(b1, sizeof b1, j->totals_bytes[c]),
                 grouped(b2, sizeof b2, j->totals_blocks[c]));
     }
     fprintf(out, PREFIX "   %22s: %s bytes in %s blocks\n", "suppressed",
             grouped(b1, sizeof b1, j->suppressed_bytes),
             grouped(b2, sizeof b2, j->suppressed_blocks));
-    if (j->scanned && !(j->scan.Flags & HT_LEAK_SCAN_ALL_STOPPED))
+    if (j->a->leak_scan_seen && !(j->a->leak_scan.Flags & HT_LEAK_SCAN_ALL_STOPPED))
         fprintf(out,
                 PREFIX "   (the scan stopped %u of %u threads: the others' registers were not "
                        "seen)\n",
-                j->scan.ThreadsStopped, j->scan.Threads);
+                j->a->leak_scan.ThreadsStopped, j->a->leak_scan.Threads);
     size_t invalid = 0, leaks = 0;
     for (size_t i = 0; i < j->invalid_count; i++)
         invalid += !j->invalid[i].suppressed_by;
@@ -463,14 +421,16 @@ static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit
     hti_json_end_object(&js);
     hti_json_int(&js, "exit_code", exit_code);
     hti_json_begin_object(&js, "scan");
-    hti_json_bool(&js, "done", j->scanned);
-    hti_json_bool(&js, "complete", j->scanned && (j->scan.Flags & HT_LEAK_SCAN_ALL_STOPPED));
-    hti_json_uint(&js, "threads", j->scanned ? j->scan.Threads : 0);
-    hti_json_uint(&js, "threads_stopped", j->scanned ? j->scan.ThreadsStopped : 0);
+    hti_json_bool(&js, "done", j->a->leak_scan_seen);
+    hti_json_bool(&js, "complete",
+                  j->a->leak_scan_seen && (j->a->leak_scan.Flags & HT_LEAK_SCAN_ALL_STOPPED));
+    hti_json_uint(&js, "threads", j->a->leak_scan_seen ? j->a->leak_scan.Threads : 0);
+    hti_json_uint(&js, "threads_stopped",
+                  j->a->leak_scan_seen ? j->a->leak_scan.ThreadsStopped : 0);
     hti_json_end_object(&js);
     hti_json_begin_object(&js, "leaks");
-    for (int c = 0; c < CLASS_COUNT; c++)
-        json_amount(&js, class_key[c], j->totals_bytes[c], j->totals_blocks[c]);
+    for (int c = 0; c < HTI_REACH_CLASSES; c++)
+        json_amount(&js, hti_reach_key(c), j->totals_bytes[c], j->totals_blocks[c]);
     json_amount(&js, "suppressed", j->suppressed_bytes, j->suppressed_blocks);
     hti_json_end_object(&js);
     hti_json_begin_object(&js, "peak");
@@ -490,7 +450,7 @@ static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit
         hti_json_begin_object(&js, NULL);
         hti_json_string(&js, "kind", "invalid");
         hti_json_string(&js, "operation", op_name[g->op]);
-        hti_json_string(&js, "what", g->what);
+        hti_json_string(&js, "what", hti_invalid_name((hti_invalid_kind)g->kind));
         hti_json_hex(&js, "address", g->address);
         hti_json_uint(&js, "count", g->count);
         json_stack(&js, a, g->site, f);
@@ -502,7 +462,7 @@ static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit
             continue;
         hti_json_begin_object(&js, NULL);
         hti_json_string(&js, "kind", "leak");
-        hti_json_string(&js, "class", class_key[g->leak_class]);
+        hti_json_string(&js, "class", hti_reach_key(g->leak_class));
         hti_json_round(&js, "bytes", g->bytes);
         hti_json_round(&js, "blocks", g->blocks);
         json_stack(&js, a, g->site, f);
@@ -610,7 +570,8 @@ static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int find
             continue;
         const char *where = suppression_name(a, g->site, f);
         snprintf(name, sizeof name, "invalid %s in %s", op_name[g->op], where ? where : "?");
-        snprintf(message, sizeof message, "%s of 0x%" PRIx64, g->what, g->address);
+        snprintf(message, sizeof message, "%s of 0x%" PRIx64,
+                 hti_invalid_name((hti_invalid_kind)g->kind), g->address);
         junit_case(out, classname, name, "invalid", message, a, g->site, f);
     }
     if (!invalid)
@@ -621,10 +582,10 @@ static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int find
             continue;
         const char *where = suppression_name(a, g->site, f);
         snprintf(name, sizeof name, "leak in %s (%s)", where ? where : "?",
-                 class_text[g->leak_class]);
+                 hti_reach_text(g->leak_class));
         snprintf(message, sizeof message, "%s in %s blocks %s",
                  hti_format_bytes(b1, sizeof b1, g->bytes),
-                 hti_format_count(b2, sizeof b2, g->blocks), class_text[g->leak_class]);
+                 hti_format_count(b2, sizeof b2, g->blocks), hti_reach_text(g->leak_class));
         junit_case(out, classname, name, "leak", message, a, g->site, f);
     }
     if (!leaks)
@@ -687,10 +648,7 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
     judge j;
     memset(&j, 0, sizeof j);
     j.o = o;
-    if (hti_blocks_init(&j.unreachable) != 0) {
-        snprintf(error, error_size, "out of memory");
-        return -ENOMEM;
-    }
+    j.a = a;
     hti_hooks hooks;
     memset(&hooks, 0, sizeof hooks);
     hooks.context = &j;
@@ -734,6 +692,5 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
     free(f.list);
     free(j.leaks);
     free(j.invalid);
-    hti_blocks_free(&j.unreachable);
     return status;
 }

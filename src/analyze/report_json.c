@@ -160,6 +160,16 @@ static void summary_object(jreport *r, size_t leak_stacks)
     hti_json_round(j, "leaked_bytes", a->live_bytes);
     hti_json_round(j, "leaked_blocks", a->live_count);
     hti_json_uint(j, "leak_stacks", leak_stacks);
+    if (a->leak_scan_seen) { /* the reachability scan at exit: the leaked blocks by class */
+        hti_json_begin_object(j, "reachability");
+        for (uint32_t c = 0; c < HTI_REACH_CLASSES; c++) {
+            hti_json_begin_object(j, hti_reach_key(c));
+            hti_json_round(j, "bytes", a->reach_bytes[c]);
+            hti_json_round(j, "blocks", a->reach_count[c]);
+            hti_json_end_object(j);
+        }
+        hti_json_end_object(j);
+    }
     hti_json_round(j, "temporary_allocations", a->temp_count);
     hti_json_round(j, "temporary_bytes", a->temp_bytes);
     hti_json_uint(j, "invalid_events", a->invalid_total);

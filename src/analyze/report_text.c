@@ -165,6 +165,13 @@ static void section_summary(text *t, size_t leak_stacks)
             hti_format_count(b3, sizeof b3, a->live_count),
             hti_noun(a->live_count, "block", "blocks"), leak_stacks,
             hti_noun((double)leak_stacks, "stack", "stacks"));
+    if (a->leak_scan_seen) /* the reachability scan at exit (heaptrail check) */
+        for (uint32_t c = 0; c < HTI_REACH_CLASSES; c++)
+            if (c != HTI_REACH_UNKNOWN || a->reach_count[c] > 0)
+                fprintf(t->out, "    %-22s %s in %s %s\n", hti_reach_text(c),
+                        hti_format_bytes(b1, sizeof b1, a->reach_bytes[c]),
+                        hti_format_count(b2, sizeof b2, a->reach_count[c]),
+                        hti_noun(a->reach_count[c], "block", "blocks"));
     fprintf(t->out, "  temporary        %s %s (%.1f%% of all), %s\n",
             hti_format_count(b1, sizeof b1, a->temp_count),
             hti_noun(a->temp_count, "allocation", "allocations"),

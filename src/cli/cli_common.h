@@ -72,6 +72,7 @@ enum {
     HT_CLI_OPT_BUFFER,
     HT_CLI_OPT_COMPRESS,
     HT_CLI_OPT_FOLLOW_FORKS,
+    HT_CLI_OPT_LEAK_SCAN,
 };
 #define HT_CLI_PROGRESS_OPTIONS                                                                    \
     {"progress", no_argument, NULL, HT_CLI_OPT_PROGRESS},                                          \

@@ -54,6 +54,8 @@ static const char start_help[] =
     "  --buffer SIZE        per-thread buffer (default 1m)\n"
     "  --compress LEVEL     zstd level 1..19\n"
     "  --follow-forks       children forked from now on get their own trace (FILE.PID)\n"
+    "  --leak-scan          when the process exits, record which blocks it can no longer\n"
+    "                       reach (as heaptrail check; report shows the classes)\n"
     "  --socket PATH        the control socket (default: found from PID)\n"
     "  --raw                print the process's reply as key=value lines\n"
     "  -h, --help           this help\n\n"

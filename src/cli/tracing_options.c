@@ -79,6 +79,7 @@ int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *set
         return 0;
     case HT_CLI_OPT_FREE_STACKS: set(setting, HTI_OPTION_FREE_STACKS, "1"); return 0;
     case HT_CLI_OPT_FOLLOW_FORKS: set(setting, HTI_OPTION_FOLLOW_FORKS, "1"); return 0;
+    case HT_CLI_OPT_LEAK_SCAN: set(setting, HTI_OPTION_LEAK_SCAN, "1"); return 0;
     default: return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
     }
 }

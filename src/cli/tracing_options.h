@@ -1,5 +1,6 @@
 /* tracing_options.h — the tracing options `record` and `start` share: --stacks[=DEPTH],
- * --free-stacks, --unwind, --mode, --sample, --buffer, --compress and --follow-forks. Both check
+ * --free-stacks, --unwind, --mode, --sample, --buffer, --compress, --follow-forks and
+ * --leak-scan. Both check
  * their values here, with the same messages, and hand them on as settings: record as the
  * program's HEAPTRAIL_* environment variables, start as keys of the control protocol's start
  * request (README.md, "Control protocol"). -o/--output and the help texts stay with each
@@ -11,7 +12,7 @@
 
 #include "cli_common.h"
 
-/* The shared entries of the long-option table, ids HT_CLI_OPT_STACKS .. _FOLLOW_FORKS. */
+/* The shared entries of the long-option table, ids HT_CLI_OPT_STACKS .. _LEAK_SCAN. */
 #define HT_CLI_TRACING_OPTIONS                                                                     \
     {"stacks", optional_argument, NULL, HT_CLI_OPT_STACKS},                                        \
         {"free-stacks", no_argument, NULL, HT_CLI_OPT_FREE_STACKS},                                \
@@ -20,8 +21,9 @@
         {"sample", required_argument, NULL, HT_CLI_OPT_SAMPLE},                                    \
         {"buffer", required_argument, NULL, HT_CLI_OPT_BUFFER},                                    \
         {"compress", required_argument, NULL, HT_CLI_OPT_COMPRESS},                                \
+        {"follow-forks", no_argument, NULL, HT_CLI_OPT_FOLLOW_FORKS},                              \
     {                                                                                              \
-        "follow-forks", no_argument, NULL, HT_CLI_OPT_FOLLOW_FORKS                                 \
+        "leak-scan", no_argument, NULL, HT_CLI_OPT_LEAK_SCAN                                       \
     }
 
 /* One option's setting, under both of its names. */
@@ -33,7 +35,7 @@ typedef struct ht_cli_tracing_setting {
 } ht_cli_tracing_setting;
 
 /* Checks the value of one tracing option (value NULL for --stacks without =DEPTH, for
- * --free-stacks and for --follow-forks) and fills *setting: 0, or HT_CLI_EXIT_USAGE with "bad
+ * --free-stacks, --follow-forks and --leak-scan) and fills *setting: 0, or HT_CLI_EXIT_USAGE with "bad
  * value ..." printed. Any other id is getopt's '?', already reported: HT_CLI_EXIT_USAGE. */
 int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *setting);
 
