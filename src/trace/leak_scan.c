@@ -1,8 +1,9 @@
 /* leak_scan.c — the reachability scan at exit (ht_trace_options.leak_scan): which live blocks
  * the program can still reach, as LeakSanitizer and memcheck decide it.
  *
- * With every heap lock taken (so no thread is stopped inside one), the other threads are
- * stopped (stop_world.c) and the locks dropped. The live blocks of every heap but heaptrail's
+ * With every heap lock taken (so no thread is stopped inside one, and none that fails to stop
+ * can free a block) the other threads are stopped (stop_world.c); the locks are dropped once
+ * the scan is over. The live blocks of every heap but heaptrail's
  * own are listed (the heap's walk) and sorted. The roots are every readable and writable
  * mapping of /proc/self/maps — the modules' data and bss, thread stacks (from each stopped
  * thread's stack pointer up, its registers saved there; the scanning thread's from its own
@@ -68,7 +69,8 @@ typedef struct scan {
     uint8_t *copy; /* COPY_BYTES: file-backed memory is read through process_vm_readv */
     char *maps;
     size_t maps_length;
-    bool failed; /* out of memory: no record is written */
+    bool failed;     /* out of memory: no record is written */
+    bool safe_reads; /* a thread runs on: roots are read through process_vm_readv only */
 } scan;
 
 /* Memory for the scan itself: plain mmap, noted in the exclusions by the caller's list (the
@@ -449,15 +451,16 @@ static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_b
     start = (start + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     if (start >= end)
         return;
-    if (!file_backed) {
+    if (!file_backed && !sc->safe_reads) {
         if (large)
             scan_resident(sc, start, end);
         else
             scan_words_reachable(sc, (const uintptr_t *)start, (end - start) / sizeof(uintptr_t));
         return;
     }
-    /* A file mapping may reach past its file's end (SIGBUS on touch): copy it with a system
-     * call that fails instead, page by page where a chunk fails. */
+    /* A file mapping may reach past its file's end (SIGBUS on touch), and a thread that did not
+     * stop may unmap anything: copy with a system call that fails instead, page by page where
+     * a chunk fails. */
     pid_t pid = getpid();
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (uintptr_t at = start; at < end;) {
@@ -605,11 +608,14 @@ void hti_leak_scan(hti_session *s)
         hti_message("no memory for the leak scan", NULL, -1);
         return;
     }
+    /* Every heap lock stays taken until the scan is over: no thread was stopped inside one, and
+     * a thread that did not stop cannot free (or unmap) a block while it is read. The walks
+     * take the heaps' locks again (they are recursive). */
     hti_world world;
     sc.provider->lock_all();
     int stopped = hti_world_stop(&world, STOP_LIMIT_NS);
-    sc.provider->unlock_all();
     uint64_t ticks = hti_ticks();
+    sc.safe_reads = world.stopped != world.threads;
     bool ok = stopped == 0 && collect_blocks(&sc, heaps, heap_count) && read_maps(&sc);
     bool dropped = false;
     if (ok) {
@@ -631,6 +637,7 @@ void hti_leak_scan(hti_session *s)
         sort_excluded(&sc);
         classify(&sc);
     }
+    sc.provider->unlock_all();
     hti_world_resume();
     if (ok)
         emit(s, &sc, ticks, &world, dropped);

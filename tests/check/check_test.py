@@ -456,6 +456,19 @@ def test_threads():
 
 
 @scratch_test
+def test_masked():
+    r = run_check("masked", expect=FOUND)
+    f = expect_one(r, "leak_here", "leak", "definitely_lost")
+    check((f["bytes"], f["blocks"]) == (77, 1), "leak_here: %r" % f)
+    check(not through(r, "hold_masked"), "the block on the masked thread's stack: %s" %
+          describe(r))
+    scan = r.doc["scan"]
+    check(scan["done"] and not scan["complete"] and scan["threads_stopped"] < scan["threads"],
+          "scan %r: the thread with every signal blocked cannot have stopped" % scan)
+    stderr_has(r, r"the scan stopped \d+ of \d+ threads", "the note on the thread not stopped")
+
+
+@scratch_test
 def test_oom():
     r = run_check("oom", expect=0)
     check(not r.findings, "a failed allocation without --fail-on-oom: %s" % describe(r))
