@@ -384,9 +384,10 @@ static void rundown_walk(ht_heap *heap, const hti_rundown_visitor *visitor, void
                                                .requested = summary.requested,
                                                .live_blocks = summary.live_blocks,
                                                .compatibility = compatibility});
-    ht_heap_entry entry;
-    memset(&entry, 0, sizeof entry);
-    while (ht_heap_walk(heap, &entry)) {
+    /* One hold of the lock: the cursor needs no re-validation between entries (ht_heap_walk's
+     * cursor_fix walks the segment from its start each time, quadratic in a big heap). */
+    ht_heap_entry entry = {.cursor = {PHASE_SEGMENTS, (uintptr_t)heap->segments, 0, 0}};
+    while (next_entry(heap, &entry)) {
         if ((entry.flags & HT_ENTRY_BUSY) && !(entry.flags & HT_ENTRY_REGION))
             visitor->block(context, &(hti_rundown_block){.address = entry.data,
                                                          .requested = entry.requested,

@@ -55,8 +55,18 @@ typedef struct block {
     uint32_t tag;
 } block;
 
+typedef struct page_entry {
+    uintptr_t page;       /* page number + 1; 0: empty slot */
+    uint32_t first, last; /* the first and last block touching the page */
+} page_entry;
+
+#define PAGE_SHIFT 12
+#define MAX_INDEX_PAGES ((size_t)1 << 26) /* 1 GiB of index at most */
+
 typedef struct scan {
     const hti_rundown_provider *provider;
+    page_entry *pages; /* the page index (NULL: none) */
+    size_t page_capacity;
     block *blocks;
     size_t count, capacity;
     uint32_t *stack; /* blocks to scan, capacity entries */
@@ -153,6 +163,68 @@ static void sort_blocks(block *a, size_t n)
     }
 }
 
+/* ---- the page index ----
+ * For every page some block touches: the first and the last block touching it (blocks sorted
+ * by start). The block holding an address is then the last one starting at or before it among
+ * those few; a page no block touches holds none. An open-addressed table, keyed by page. */
+
+static uint64_t page_hash(uintptr_t page)
+{
+    return (uint64_t)page * 0x9E3779B97F4A7C15u;
+}
+
+static const page_entry *page_lookup(const scan *sc, uintptr_t page)
+{
+    size_t mask = sc->page_capacity - 1;
+    for (size_t i = (size_t)(page_hash(page) >> 20) & mask;; i = (i + 1) & mask) {
+        const page_entry *e = &sc->pages[i];
+        if (e->page == page + 1)
+            return e;
+        if (!e->page)
+            return NULL;
+    }
+}
+
+static void page_touch(scan *sc, uintptr_t page, uint32_t index)
+{
+    size_t mask = sc->page_capacity - 1;
+    for (size_t i = (size_t)(page_hash(page) >> 20) & mask;; i = (i + 1) & mask) {
+        page_entry *e = &sc->pages[i];
+        if (!e->page) {
+            *e = (page_entry){page + 1, index, index};
+            return;
+        }
+        if (e->page == page + 1) {
+            e->last = index;
+            return;
+        }
+    }
+}
+
+/* Without memory for it (or for blocks spanning too many pages), lookups search the list. */
+static void build_page_index(scan *sc)
+{
+    size_t touched = 0;
+    for (size_t i = 0; i < sc->count && touched <= MAX_INDEX_PAGES; i++)
+        touched += ((sc->blocks[i].end - 1) >> PAGE_SHIFT) - (sc->blocks[i].start >> PAGE_SHIFT) +
+                   1;
+    if (touched > MAX_INDEX_PAGES || sc->count > UINT32_MAX)
+        return;
+    size_t capacity = 1024;
+    while (capacity < 2 * touched)
+        capacity *= 2;
+    sc->pages = scan_map(capacity * sizeof *sc->pages);
+    if (!sc->pages)
+        return;
+    sc->page_capacity = capacity;
+    for (size_t i = 0; i < sc->count; i++) {
+        uintptr_t first = sc->blocks[i].start >> PAGE_SHIFT;
+        uintptr_t last = (sc->blocks[i].end - 1) >> PAGE_SHIFT;
+        for (uintptr_t page = first; page <= last; page++)
+            page_touch(sc, page, (uint32_t)i);
+    }
+}
+
 static bool collect_blocks(scan *sc, ht_heap **heaps, size_t heap_count)
 {
     ht_heap *own = atomic_load_explicit(&hti_tracer_heap, memory_order_relaxed);
@@ -165,7 +237,13 @@ static bool collect_blocks(scan *sc, ht_heap **heaps, size_t heap_count)
     }
     if (sc->failed)
         return false;
-    sort_blocks(sc->blocks, sc->count);
+    /* Each walk goes in address order: with one heap (or heaps that do not interleave) the list
+     * is sorted already. */
+    for (size_t i = 1; i < sc->count; i++)
+        if (sc->blocks[i].start < sc->blocks[i - 1].start) {
+            sort_blocks(sc->blocks, sc->count);
+            break;
+        }
     if (sc->count) {
         sc->lo = sc->blocks[0].start;
         sc->hi = 0;
@@ -175,19 +253,31 @@ static bool collect_blocks(scan *sc, ht_heap **heaps, size_t heap_count)
         sc->stack = scan_map(sc->count * sizeof *sc->stack);
         if (!sc->stack)
             return false;
+        build_page_index(sc);
     }
     return true;
 }
 
-/* The block a value points into, or -1. */
+/* The block a value points into, or -1: through the page index when there is one (a page no
+ * block touches answers at once, as most values do), else a search of the whole list. */
 static long find_block(const scan *sc, uintptr_t value)
 {
     if (value < sc->lo || value >= sc->hi)
         return -1;
-    uintptr_t region_start, region_end;
-    if (!sc->provider->region(value, &region_start, &region_end))
-        return -1;
     size_t low = 0, high = sc->count; /* the last block starting at or before value */
+    if (sc->pages) {
+        const page_entry *e = page_lookup(sc, value >> PAGE_SHIFT);
+        if (!e)
+            return -1;
+        low = e->first;
+        high = (size_t)e->last + 1;
+    } else {
+        uintptr_t region_start, region_end;
+        if (!sc->provider->region(value, &region_start, &region_end))
+            return -1;
+    }
+    if (sc->blocks[low].start > value)
+        return -1;
     while (high - low > 1) {
         size_t mid = low + (high - low) / 2;
         if (sc->blocks[mid].start <= value)
@@ -585,6 +675,8 @@ static void release(scan *sc)
         munmap(sc->copy, COPY_BYTES);
     if (sc->maps)
         munmap(sc->maps, sc->maps_length);
+    if (sc->pages)
+        munmap(sc->pages, sc->page_capacity * sizeof *sc->pages);
 }
 
 void hti_leak_scan(hti_session *s)
@@ -611,6 +703,17 @@ void hti_leak_scan(hti_session *s)
     /* Every heap lock stays taken until the scan is over: no thread was stopped inside one, and
      * a thread that did not stop cannot free (or unmap) a block while it is read. The walks
      * take the heaps' locks again (they are recursive). */
+    /* The list sized before the stop, from the heaps' own counts (it grows if they grew). */
+    size_t expected = 0;
+    for (size_t i = 0; i < heap_count; i++) {
+        hti_rundown_heap state;
+        if (sc.provider->summarize(heaps[i], &state))
+            expected += (size_t)state.live_blocks;
+    }
+    sc.capacity = expected + expected / 4 + 1024;
+    sc.blocks = scan_map(sc.capacity * sizeof *sc.blocks);
+    if (!sc.blocks)
+        sc.capacity = 0;
     hti_world world;
     sc.provider->lock_all();
     int stopped = hti_world_stop(&world, STOP_LIMIT_NS);
@@ -626,6 +729,8 @@ void hti_leak_scan(hti_session *s)
         dropped |= own > MAX_EXCLUDED / 2;
         exclude(&sc, (uintptr_t)sc.blocks, (uintptr_t)sc.blocks + sc.capacity * sizeof *sc.blocks);
         exclude(&sc, (uintptr_t)sc.stack, (uintptr_t)sc.stack + sc.count * sizeof *sc.stack);
+        exclude(&sc, (uintptr_t)sc.pages,
+                (uintptr_t)sc.pages + sc.page_capacity * sizeof *sc.pages);
         exclude(&sc, (uintptr_t)sc.sps, (uintptr_t)sc.sps + MAX_STOPPED * sizeof *sc.sps);
         exclude(&sc, (uintptr_t)sc.copy, (uintptr_t)sc.copy + COPY_BYTES);
         exclude(&sc, (uintptr_t)sc.maps, (uintptr_t)sc.maps + sc.maps_length);
