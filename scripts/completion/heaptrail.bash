@@ -17,8 +17,8 @@ _heaptrail_options()
         record) echo "-o --output $tracing --no-control -q --quiet -h --help" ;;
         check)
             echo "--leaks --leaks= --suppressions --no-default-suppressions --print-suppressions
-                  --max-peak --fail-on-oom --junit --json --exitcode --trace --stacks -q --quiet
-                  -h --help"
+                  --max-peak --fail-on-oom --junit --json --exitcode --trace --stacks --follow-forks
+                  -q --quiet -h --help"
             ;;
         dump)
             echo "-f --format -o --output -n --limit --event --source --heap --thread --min-size

@@ -409,17 +409,22 @@ static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit
     hti_json js;
     hti_json_init(&js, file, true);
     hti_json_begin_object(&js, NULL);
-    hti_json_string(&js, "schema", "heaptrail-check/1");
-    hti_json_string(&js, "program", o->program);
-    hti_json_int(&js, "pid", o->pid);
-    hti_json_begin_object(&js, "status");
-    bool exited = o->status_known && WIFEXITED(o->wait_status);
-    bool signalled = o->status_known && WIFSIGNALED(o->wait_status);
-    hti_json_bool(&js, "exited", exited);
-    hti_json_int(&js, "code", exited ? WEXITSTATUS(o->wait_status) : 0);
-    hti_json_int(&js, "signal", signalled ? WTERMSIG(o->wait_status) : 0);
-    hti_json_end_object(&js);
-    hti_json_int(&js, "exit_code", exit_code);
+    if (!o->child)
+        hti_json_string(&js, "schema", "heaptrail-check/1");
+    hti_json_string(&js, "program", o->child ? a->info->program : o->program);
+    hti_json_int(&js, "pid", o->child ? (int64_t)a->info->pid : o->pid);
+    if (o->child) {
+        hti_json_string(&js, "status", NULL); /* a child's end is its parent's business */
+    } else {
+        hti_json_begin_object(&js, "status");
+        bool exited = o->status_known && WIFEXITED(o->wait_status);
+        bool signalled = o->status_known && WIFSIGNALED(o->wait_status);
+        hti_json_bool(&js, "exited", exited);
+        hti_json_int(&js, "code", exited ? WEXITSTATUS(o->wait_status) : 0);
+        hti_json_int(&js, "signal", signalled ? WTERMSIG(o->wait_status) : 0);
+        hti_json_end_object(&js);
+        hti_json_int(&js, "exit_code", exit_code);
+    }
     hti_json_begin_object(&js, "scan");
     hti_json_bool(&js, "done", j->a->leak_scan_seen);
     hti_json_bool(&js, "complete",
@@ -477,6 +482,16 @@ static void write_json(FILE *file, judge *j, ht_analysis *a, frames *f, int exit
         json_stack(&js, a, peak_site(a), f);
         hti_json_end_object(&js);
     }
+    hti_json_end_array(&js);
+    if (o->child) { /* what was suppressed, and the children, are the whole run's */
+        hti_json_end_object(&js);
+        hti_json_finish(&js);
+        return;
+    }
+    hti_json_begin_array(&js, "children");
+    for (size_t i = 0; i < o->child_count; i++)
+        if (o->children[i].json)
+            hti_json_raw(&js, NULL, o->children[i].json);
     hti_json_end_array(&js);
     hti_json_begin_array(&js, "suppressed");
     for (size_t i = 0; o->suppressions && i < o->suppressions->count; i++) {
@@ -543,13 +558,19 @@ static void junit_case(FILE *out, const char *classname, const char *name, const
     fputs("</failure>\n    </testcase>\n", out);
 }
 
-static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int findings,
-                        const ht_trace_summary *summary, bool peak_over)
+/* This process's <testsuite>; returns its test cases. */
+static int junit_suite(FILE *out, judge *j, ht_analysis *a, frames *f, int findings,
+                       const ht_trace_summary *summary, bool peak_over)
 {
     const ht_check_options *o = j->o;
-    const char *base = hti_basename(o->program);
-    char classname[512];
-    snprintf(classname, sizeof classname, "heaptrail.check.%s", base);
+    const char *program = o->child ? a->info->program : o->program;
+    char classname[512], suite[600];
+    snprintf(classname, sizeof classname, "heaptrail.check.%s", hti_basename(program));
+    if (o->child)
+        snprintf(suite, sizeof suite, "heaptrail check: %s (pid %u)", hti_basename(program),
+                 a->info->pid);
+    else
+        snprintf(suite, sizeof suite, "heaptrail check");
     size_t invalid = 0, leaks = 0;
     for (size_t i = 0; i < j->invalid_count; i++)
         invalid += !j->invalid[i].suppressed_by;
@@ -557,12 +578,9 @@ static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int find
         leaks += leak_is_finding(o, j->leaks[i].leak_class) && !j->leaks[i].suppressed_by;
     /* One test case per finding, and one passing case for each kind with none. */
     int tests = findings + (invalid == 0) + (leaks == 0) + !peak_over;
-    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", out);
-    fprintf(out, "<testsuites name=\"heaptrail check\" tests=\"%d\" failures=\"%d\">\n", tests,
-            findings);
-    fprintf(out,
-            "  <testsuite name=\"heaptrail check\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n",
-            tests, findings);
+    fputs("  <testsuite name=\"", out);
+    xml_text(out, suite);
+    fprintf(out, "\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n", tests, findings);
     char name[1400], message[1400], b1[64], b2[64];
     for (size_t i = 0; i < j->invalid_count; i++) {
         const invalid_group *g = &j->invalid[i];
@@ -598,7 +616,37 @@ static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int find
     } else {
         junit_case(out, classname, "peak", NULL, NULL, a, UINT32_MAX, f);
     }
-    fputs("  </testsuite>\n</testsuites>\n", out);
+    fputs("  </testsuite>\n", out);
+    return tests;
+}
+
+/* The file: the traced process's suite and the children's, their counts summed. */
+static void write_junit(FILE *out, judge *j, ht_analysis *a, frames *f, int findings,
+                        const ht_trace_summary *summary, bool peak_over)
+{
+    const ht_check_options *o = j->o;
+    int tests = 0, failures = findings;
+    char *main_suite = NULL;
+    size_t length = 0;
+    FILE *memory = open_memstream(&main_suite, &length);
+    if (memory) {
+        tests = junit_suite(memory, j, a, f, findings, summary, peak_over);
+        fclose(memory);
+    }
+    for (size_t i = 0; i < o->child_count; i++) {
+        tests += o->children[i].tests;
+        failures += o->children[i].findings;
+    }
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", out);
+    fprintf(out, "<testsuites name=\"heaptrail check\" tests=\"%d\" failures=\"%d\">\n", tests,
+            failures);
+    if (main_suite)
+        fputs(main_suite, out);
+    for (size_t i = 0; i < o->child_count; i++)
+        if (o->children[i].junit)
+            fputs(o->children[i].junit, out);
+    fputs("</testsuites>\n", out);
+    free(main_suite);
 }
 
 /* ---- the judgement ---- */
@@ -642,8 +690,31 @@ static void junit_writer(FILE *out, void *context)
     write_junit(out, c->j, c->a, c->f, c->findings, c->summary, c->peak_over);
 }
 
+/* Writes into malloc'd memory (*text); 0 or -ENOMEM. */
+static int write_memory(char **text, void (*writer)(FILE *, void *), void *context)
+{
+    size_t length = 0;
+    FILE *f = open_memstream(text, &length);
+    if (!f)
+        return -ENOMEM;
+    writer(f, context);
+    return fclose(f) == 0 ? 0 : -ENOMEM;
+}
+
+typedef struct suite_context {
+    output_context *c;
+    int tests;
+} suite_context;
+
+static void suite_writer(FILE *out, void *context)
+{
+    suite_context *s = context;
+    output_context *c = s->c;
+    s->tests = junit_suite(out, c->j, c->a, c->f, c->findings, c->summary, c->peak_over);
+}
+
 int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found, int program_status,
-                   int *findings, char *error, size_t error_size)
+                   int *findings, ht_check_child *child_out, char *error, size_t error_size)
 {
     judge j;
     memset(&j, 0, sizeof j);
@@ -680,14 +751,32 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
         for (size_t i = 0; i < j.leak_count; i++)
             count += leak_is_finding(o, j.leaks[i].leak_class) && !j.leaks[i].suppressed_by;
         *findings = count;
-        if (count || !o->quiet)
+        int everywhere = count;
+        for (size_t i = 0; i < o->child_count; i++)
+            everywhere += o->children[i].findings;
+        if (count || !o->quiet) {
+            if (o->child || o->child_count)
+                fprintf(o->out, PREFIX "process %u: %s\n", a->info->pid, a->info->program);
             write_text(&j, a, &f, count, summary.peak_bytes, peak_over);
-        output_context c = {&j,       a,        &f, count, count ? exit_if_found : program_status,
-                            &summary, peak_over};
-        if (o->json_path)
-            status = write_file(o->json_path, json_writer, &c, error, error_size);
-        if (!status && o->junit_path)
-            status = write_file(o->junit_path, junit_writer, &c, error, error_size);
+        }
+        output_context c =
+            {&j, a, &f, count, everywhere ? exit_if_found : program_status, &summary, peak_over};
+        if (o->child) {
+            child_out->findings = count;
+            if (o->json_path)
+                status = write_memory(&child_out->json, json_writer, &c);
+            suite_context suite = {&c, 0};
+            if (!status && o->junit_path)
+                status = write_memory(&child_out->junit, suite_writer, &suite);
+            child_out->tests = suite.tests;
+            if (status)
+                snprintf(error, error_size, "out of memory");
+        } else {
+            if (o->json_path)
+                status = write_file(o->json_path, json_writer, &c, error, error_size);
+            if (!status && o->junit_path)
+                status = write_file(o->junit_path, junit_writer, &c, error, error_size);
+        }
     }
     free(f.list);
     free(j.leaks);

@@ -50,6 +50,15 @@ typedef enum ht_check_leaks {
     HT_CHECK_LEAKS_NONE = 3,
 } ht_check_leaks;
 
+/* A child process judged under --follow-forks, before the traced process: what it found and
+ * its parts of the JSON and JUnit files. */
+typedef struct ht_check_child {
+    char *json;   /* its JSON object (malloc'd; NULL when no JSON file is asked for) */
+    char *junit;  /* its <testsuite> element (malloc'd; NULL when no JUnit file) */
+    int findings; /* not suppressed */
+    int tests;    /* its JUnit test cases */
+} ht_check_child;
+
 typedef struct ht_check_options {
     ht_check_leaks leaks;
     bool fail_on_oom;  /* a failed allocation is a finding */
@@ -65,14 +74,21 @@ typedef struct ht_check_options {
     long pid;
     bool status_known; /* wait_status is the program's */
     int wait_status;   /* as waitpid gave it */
+    /* A child's judgement (program and pid from its trace; JSON and JUnit into *child_out), or
+     * the traced process's, with the children judged before it. */
+    bool child;
+    const ht_check_child *children;
+    size_t child_count;
 } ht_check_options;
 
 /* Runs the analysis (ht_analysis_run must not have been called) with the check's hooks, judges,
- * writes the text on options->out and the JSON/JUnit files. *findings: the findings left after
- * suppression. 0, or a negative errno with the message in error (the analysis failed, a file
- * could not be written). The JSON's exit_code is decided here from *findings:
- * exit_if_found when there are any, else program_status. */
+ * writes the text on options->out and the JSON/JUnit files (a child: its parts, into
+ * *child_out). *findings: the findings left after suppression. 0, or a negative errno with the
+ * message in error (the analysis failed, a file could not be written). The JSON's exit_code is
+ * decided here: exit_if_found when this process or a child found something, else
+ * program_status. */
 int ht_check_judge(ht_analysis *analysis, const ht_check_options *options, int exit_if_found,
-                   int program_status, int *findings, char *error, size_t error_size);
+                   int program_status, int *findings, ht_check_child *child_out, char *error,
+                   size_t error_size);
 
 #endif

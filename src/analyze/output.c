@@ -94,6 +94,12 @@ void hti_json_end_array(hti_json *j)
     json_close(j, ']');
 }
 
+void hti_json_raw(hti_json *j, const char *key, const char *text)
+{
+    json_prefix(j, key);
+    fputs(text, j->out);
+}
+
 void hti_json_string(hti_json *j, const char *key, const char *value)
 {
     json_prefix(j, key);

@@ -4,12 +4,15 @@
  * reported, as valgrind does, and the program goes on), then judges the trace
  * (analyze/check.c). Exit status: 23 (--exitcode) when something is found, else the program's
  * own. The trace goes to a temporary file unless --trace names one. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "analyze/analysis.h"
@@ -40,6 +43,7 @@ static const char check_help[] =
     "  --json FILE            the judgement as JSON (schema heaptrail-check/1)\n"
     "  --junit FILE           the judgement as JUnit XML, a test case per finding\n"
     "  --exitcode N           the exit status when something is found (default 23)\n"
+    "  --follow-forks         judge the processes PROG starts too (their traces: FILE.PID)\n"
     "  --trace FILE           keep the trace there (default: a temporary file, removed)\n"
     "  --stacks DEPTH         frames per stack (default 32, max 128)\n"
     "  -q, --quiet            print nothing when nothing is found\n"
@@ -61,6 +65,7 @@ enum {
     OPT_EXITCODE,
     OPT_TRACE,
     OPT_STACKS,
+    OPT_FOLLOW_FORKS,
 };
 
 #define MAX_SUPPRESSION_FILES 32
@@ -74,6 +79,7 @@ typedef struct check_settings {
     int exitcode;
     const char *trace;
     char stacks[16];
+    bool follow_forks;
 } check_settings;
 
 static int parse_options(int argc, char **argv, check_settings *s)
@@ -90,6 +96,7 @@ static int parse_options(int argc, char **argv, check_settings *s)
         {"exitcode", required_argument, NULL, OPT_EXITCODE},
         {"trace", required_argument, NULL, OPT_TRACE},
         {"stacks", required_argument, NULL, OPT_STACKS},
+        {"follow-forks", no_argument, NULL, OPT_FOLLOW_FORKS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -149,6 +156,7 @@ static int parse_options(int argc, char **argv, check_settings *s)
                 return ht_cli_usage_error("bad value '%s' for --stacks: expected 1 to 128", optarg);
             snprintf(s->stacks, sizeof s->stacks, "--stacks=%u", (unsigned)value);
             break;
+        case OPT_FOLLOW_FORKS: s->follow_forks = true; break;
         case 'q': s->judge.quiet = true; break;
         case 'h': fputs(check_help, stdout); return -1;
         default: return HT_CLI_EXIT_USAGE; /* '?': already reported */
@@ -185,6 +193,8 @@ static int run_program(const check_settings *s, const char *trace, int argc, cha
     int n = 0;
     args[n++] = "record";
     args[n++] = "-q";
+    if (s->follow_forks)
+        args[n++] = "--follow-forks";
     args[n++] = (char *)(s->stacks[0] ? s->stacks : "--stacks=32");
     args[n++] = "-o";
     args[n++] = (char *)trace;
@@ -209,6 +219,188 @@ static int run_program(const check_settings *s, const char *trace, int argc, cha
     return code;
 }
 
+/* ---- the traces ---- */
+
+typedef struct trace_files {
+    char path[4096]; /* the traced process's */
+    char dir[4000];  /* a temporary directory made for them, "" if none */
+    bool temporary;  /* remove the traces at the end */
+    char **children; /* PATH.PID written during the run (--follow-forks), by pid */
+    size_t child_count;
+} trace_files;
+
+static int make_trace_path(const check_settings *s, trace_files *t)
+{
+    if (s->trace) {
+        snprintf(t->path, sizeof t->path, "%s", s->trace);
+        return 0;
+    }
+    const char *tmp = getenv("TMPDIR");
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    t->temporary = true;
+    if (s->follow_forks) { /* a directory: the children's traces go beside the first */
+        snprintf(t->dir, sizeof t->dir, "%s/heaptrail-check.XXXXXX", tmp);
+        if (!mkdtemp(t->dir)) {
+            ht_cli_error("cannot create a temporary directory in '%s': %s", tmp, strerror(errno));
+            return HT_CLI_EXIT_IO;
+        }
+        snprintf(t->path, sizeof t->path, "%s/trace", t->dir);
+        return 0;
+    }
+    snprintf(t->path, sizeof t->path, "%s/heaptrail-check.XXXXXX", tmp);
+    int fd = mkstemp(t->path);
+    if (fd < 0) {
+        ht_cli_error("cannot create a temporary trace in '%s': %s", tmp, strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    close(fd);
+    return 0;
+}
+
+static long child_pid(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || name[n] != '.' || !name[n + 1])
+        return -1;
+    long pid = 0;
+    for (const char *c = name + n + 1; *c; c++) {
+        if (*c < '0' || *c > '9' || pid > 10000000)
+            return -1;
+        pid = pid * 10 + (*c - '0');
+    }
+    return pid;
+}
+
+static int compare_child(const void *x, const void *y)
+{
+    const char *a = *(char *const *)x, *b = *(char *const *)y;
+    long pa = strtol(strrchr(a, '.') + 1, NULL, 10), pb = strtol(strrchr(b, '.') + 1, NULL, 10);
+    return (pa > pb) - (pa < pb);
+}
+
+/* The children's traces: PATH.PID beside PATH, written since start (an older one is another
+ * run's). */
+static void find_children(trace_files *t, time_t start)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", t->path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    char base_copy[4096];
+    snprintf(base_copy, sizeof base_copy, "%s", base);
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (child_pid(e->d_name, base_copy) < 0)
+            continue;
+        char path[8200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < start)
+            continue;
+        char **more = realloc(t->children, (t->child_count + 1) * sizeof *more);
+        char *copy = strdup(path);
+        if (!more || !copy) {
+            free(copy);
+            if (more)
+                t->children = more;
+            break;
+        }
+        t->children = more;
+        t->children[t->child_count++] = copy;
+    }
+    closedir(d);
+    qsort(t->children, t->child_count, sizeof *t->children, compare_child);
+}
+
+static void remove_traces(trace_files *t)
+{
+    for (size_t i = 0; i < t->child_count; i++) {
+        if (t->temporary)
+            unlink(t->children[i]);
+        free(t->children[i]);
+    }
+    free(t->children);
+    if (t->temporary) {
+        unlink(t->path);
+        if (t->dir[0])
+            rmdir(t->dir);
+    }
+}
+
+/* Judges one trace; 0, or an exit code after its message. */
+static int judge_trace(const char *path, const ht_check_options *judge, int exitcode,
+                       int program_status, int *findings, ht_check_child *child)
+{
+    ht_analysis_options options;
+    ht_analysis_options_init(&options);
+    options.progress = 0;
+    char error[4400] = "";
+    ht_analysis *analysis = ht_analysis_open(path, &options, error, sizeof error);
+    if (!analysis) {
+        ht_cli_error("%s", error);
+        return HT_CLI_EXIT_IO;
+    }
+    const char *warnings = ht_analysis_warnings(analysis);
+    int status = ht_check_judge(analysis, judge, exitcode, program_status, findings, child, error,
+                                sizeof error);
+    if (warnings && *warnings)
+        ht_cli_warning("%s: %s", path, warnings);
+    ht_analysis_close(analysis);
+    if (status) {
+        ht_cli_error("%s", error);
+        return HT_CLI_EXIT_IO;
+    }
+    return 0;
+}
+
+/* The children first (each with its own text; JSON and JUnit parts kept for the end), then the
+ * traced process, whose files gather them. */
+static int judge_all(check_settings *s, trace_files *t, int program_status)
+{
+    ht_check_child *children = calloc(t->child_count ? t->child_count : 1, sizeof *children);
+    if (!children) {
+        ht_cli_error("out of memory");
+        return HT_CLI_EXIT_IO;
+    }
+    int total = 0, code = 0, processes_found = 0;
+    size_t judged = 0;
+    for (size_t i = 0; i < t->child_count; i++) {
+        ht_check_options options = s->judge;
+        options.child = true;
+        int findings = 0;
+        if (judge_trace(t->children[i], &options, s->exitcode, program_status, &findings,
+                        &children[judged]) == 0) {
+            total += findings;
+            processes_found += findings > 0;
+            judged++;
+        }
+    }
+    s->judge.children = children;
+    s->judge.child_count = judged;
+    int findings = 0;
+    code = judge_trace(t->path, &s->judge, s->exitcode, program_status, &findings, NULL);
+    total += findings;
+    processes_found += findings > 0;
+    if (!code && judged && (total || !s->judge.quiet))
+        fprintf(stderr, "==heaptrail== IN ALL: %d finding%s in %d of %zu processes\n", total,
+                total == 1 ? "" : "s", processes_found, judged + 1);
+    for (size_t i = 0; i < judged; i++) {
+        free(children[i].json);
+        free(children[i].junit);
+    }
+    free(children);
+    if (code)
+        return code;
+    return total ? s->exitcode : program_status;
+}
+
 int ht_cli_check(int argc, char **argv)
 {
     check_settings s;
@@ -230,26 +422,17 @@ int ht_cli_check(int argc, char **argv)
     }
     s.judge.suppressions = &list;
 
-    char trace[4096];
-    if (s.trace) {
-        snprintf(trace, sizeof trace, "%s", s.trace);
-    } else {
-        const char *dir = getenv("TMPDIR");
-        snprintf(trace, sizeof trace, "%s/heaptrail-check.XXXXXX", dir && *dir ? dir : "/tmp");
-        int fd = mkstemp(trace);
-        if (fd < 0) {
-            ht_cli_error("cannot create a temporary trace in '%s': %s", dir && *dir ? dir : "/tmp",
-                         strerror(errno));
-            hti_suppressions_free(&list);
-            return HT_CLI_EXIT_IO;
-        }
-        close(fd);
+    trace_files traces;
+    memset(&traces, 0, sizeof traces);
+    if ((code = make_trace_path(&s, &traces)) != 0) {
+        hti_suppressions_free(&list);
+        return code;
     }
-    int program_status = run_program(&s, trace, argc, argv);
+    time_t start = time(NULL);
+    int program_status = run_program(&s, traces.path, argc, argv);
     const ht_cli_record_outcome *outcome = ht_cli_record_last();
     if (!outcome->ran) { /* record could not run it: its message is out */
-        if (!s.trace)
-            unlink(trace);
+        remove_traces(&traces);
         hti_suppressions_free(&list);
         return program_status;
     }
@@ -260,32 +443,10 @@ int ht_cli_check(int argc, char **argv)
     if (WIFSIGNALED(outcome->wait_status))
         fprintf(stderr, "heaptrail check: '%s' was ended by signal %d (%s)\n", argv[optind],
                 WTERMSIG(outcome->wait_status), strsignal(WTERMSIG(outcome->wait_status)));
-
-    ht_analysis_options options;
-    ht_analysis_options_init(&options);
-    options.progress = 0;
-    char error[4400] = "";
-    ht_analysis *analysis = ht_analysis_open(trace, &options, error, sizeof error);
-    int findings = 0;
-    if (!analysis) {
-        ht_cli_error("%s", error);
-        code = HT_CLI_EXIT_IO;
-    } else {
-        const char *warnings = ht_analysis_warnings(analysis);
-        int status = ht_check_judge(analysis, &s.judge, s.exitcode, program_status, &findings,
-                                    error, sizeof error);
-        if (warnings && *warnings)
-            ht_cli_warning("%s", warnings);
-        if (status) {
-            ht_cli_error("%s", error);
-            code = HT_CLI_EXIT_IO;
-        } else {
-            code = findings ? s.exitcode : program_status;
-        }
-        ht_analysis_close(analysis);
-    }
-    if (!s.trace)
-        unlink(trace);
+    if (s.follow_forks)
+        find_children(&traces, start);
+    code = judge_all(&s, &traces, program_status);
+    remove_traces(&traces);
     hti_suppressions_free(&list);
     return code;
 }

@@ -179,9 +179,16 @@ def validate(d, code, exitcode, shown):
     for s in d["suppressed"]:
         check(isinstance(s, dict) and s.get("kind") in ("leak", "invalid", "peak") and
               isinstance(s.get("pattern"), str), "%s: suppressed entry %r" % (where, s))
-    # The exit rule: the --exitcode status when something is found, else the program's own.
+    # The exit rule: the --exitcode status when something is found (in the program or, with
+    # --follow-forks, in a process it started), else the program's own.
     own = status["code"] if status["exited"] else 128 + status["signal"]
-    expected = exitcode if d["findings"] else own
+    children = d.get("children") or []
+    check(isinstance(children, list) and all(isinstance(c, dict) and
+                                              isinstance(c.get("findings"), list)
+                                              for c in children), "%s: children %r" % (where,
+                                                                                      children))
+    found = d["findings"] or any(c["findings"] for c in children)
+    expected = exitcode if found else own
     check(code == expected, "%s: exit %d with %d findings and a program status of %d" % (
         where, code, len(d["findings"]), own))
 
@@ -466,6 +473,43 @@ def test_masked():
     check(scan["done"] and not scan["complete"] and scan["threads_stopped"] < scan["threads"],
           "scan %r: the thread with every signal blocked cannot have stopped" % scan)
     stderr_has(r, r"the scan stopped \d+ of \d+ threads", "the note on the thread not stopped")
+
+
+@scratch_test
+def test_follow_forks():
+    """A shell runs the leaking and the double-freeing programs: without --follow-forks only the
+    shell is judged (clean: its own status); with it, each child is judged in its own section,
+    its findings under "children" in the JSON and its own <testsuite> in the JUnit file, and the
+    run exits 23."""
+    script = write("run.sh", "#!/bin/sh\n%s\n%s\necho ran\nexit 5\n" % (program("leak"),
+                                                                       program("double_free")))
+    os.chmod(script, stat.S_IRWXU)
+    r = run_check(script, expect=5)
+    check(not r.findings and not r.doc.get("children"), "the shell alone: %s, children %r" % (
+        describe(r), r.doc.get("children")))
+    r = run_check(script, "--follow-forks", junit=True, expect=FOUND)
+    check(r.stdout == "ran\n", "the script's output under check: %r" % r.stdout)
+    check(not r.findings, "the shell itself: %s" % describe(r))
+    children = r.doc.get("children")
+    check(isinstance(children, list) and len(children) == 2, "children: %r" % children)
+    by_program = {os.path.basename(c["program"]): c for c in children}
+    check(set(by_program) == {"check_leak", "check_double_free"}, "children %r" % list(by_program))
+    leaks = [f for f in by_program["check_leak"]["findings"] if f["kind"] == "leak"]
+    check(any("leak_me" in functions(f) and f["class"] == "definitely_lost" for f in leaks),
+          "check_leak's findings: %r" % by_program["check_leak"]["findings"])
+    invalid = by_program["check_double_free"]["findings"]
+    check(len(invalid) == 1 and invalid[0]["kind"] == "invalid" and
+          "release_twice" in functions(invalid[0]), "check_double_free's findings: %r" % invalid)
+    check(all(isinstance(c["pid"], int) and c["pid"] > 0 and c["scan"]["done"] for c in children),
+          "children: %r" % children)
+    root = r.junit.getroot()
+    suites = list(root.iter("testsuite"))
+    check(len(suites) == 3, "JUnit: %d testsuites, expected the shell's and two children's" %
+          len(suites))
+    failures = sum(int(s.get("failures")) for s in suites)
+    check(int(root.get("failures")) == failures == len(leaks) + 1,
+          "JUnit failures: root %s, suites %d" % (root.get("failures"), failures))
+    stderr_has(r, r"^==heaptrail== IN ALL: \d+ findings in 2 of 3 processes$", "the total line")
 
 
 @scratch_test
