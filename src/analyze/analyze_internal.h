@@ -512,6 +512,9 @@ void hti_json_begin_array(hti_json *j, const char *key);
 void hti_json_end_array(hti_json *j);
 void hti_json_string(hti_json *j, const char *key, const char *value); /* NULL: null */
 void hti_json_raw(hti_json *j, const char *key, const char *text);     /* a whole JSON value */
+/* One frame, as every JSON output gives it: address, function, file, line, module, offset,
+ * inlined. */
+void hti_json_frame(hti_json *j, const hti_frame *frame);
 void hti_json_uint(hti_json *j, const char *key, uint64_t value);
 void hti_json_int(hti_json *j, const char *key, int64_t value);
 /* Rounded to the nearest integer (weighted quantities). */

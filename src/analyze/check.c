@@ -177,6 +177,17 @@ static long site_frames(ht_analysis *a, uint32_t site, frames *f)
     return hti_site_frames(a, site, &f->list, &f->capacity);
 }
 
+/* The entry of kind that suppresses a finding made at site (its hit counted), or NULL. */
+static hti_suppression *suppression_for(hti_suppressions *list, hti_suppression_kind kind,
+                                        ht_analysis *a, uint32_t site, frames *f)
+{
+    long n = site_frames(a, site, f);
+    hti_suppression *s = n > 0 ? hti_suppressions_match(list, kind, f->list, n) : NULL;
+    if (s)
+        s->hits++;
+    return s;
+}
+
 static void apply_suppressions(judge *j, ht_analysis *a, frames *f)
 {
     hti_suppressions *list = j->o->suppressions;
@@ -186,12 +197,9 @@ static void apply_suppressions(judge *j, ht_analysis *a, frames *f)
         leak_group *g = &j->leaks[i];
         if (!leak_is_finding(j->o, g->leak_class))
             continue;
-        long n = site_frames(a, g->site, f);
-        hti_suppression *s = n > 0 ? hti_suppressions_match(list, HTI_SUPPRESS_LEAK, f->list, n)
-                                   : NULL;
+        hti_suppression *s = suppression_for(list, HTI_SUPPRESS_LEAK, a, g->site, f);
         if (s) {
             g->suppressed_by = s;
-            s->hits++;
             s->bytes += g->bytes;
             s->blocks += g->blocks;
             j->suppressed_bytes += g->bytes;
@@ -202,13 +210,7 @@ static void apply_suppressions(judge *j, ht_analysis *a, frames *f)
     }
     for (size_t i = 0; i < j->invalid_count; i++) {
         invalid_group *g = &j->invalid[i];
-        long n = site_frames(a, g->site, f);
-        hti_suppression *s = n > 0 ? hti_suppressions_match(list, HTI_SUPPRESS_INVALID, f->list, n)
-                                   : NULL;
-        if (s) {
-            g->suppressed_by = s;
-            s->hits++;
-        }
+        g->suppressed_by = suppression_for(list, HTI_SUPPRESS_INVALID, a, g->site, f);
     }
 }
 
@@ -381,16 +383,8 @@ static void json_stack(hti_json *js, ht_analysis *a, uint32_t site, frames *f)
 {
     hti_json_begin_array(js, "stack");
     long n = site_frames(a, site, f);
-    for (long k = 0; k < n; k++) {
-        const hti_frame *fr = f->list[k];
-        hti_json_begin_object(js, NULL);
-        hti_json_string(js, "function", fr->function);
-        hti_json_string(js, "file", fr->file);
-        hti_json_uint(js, "line", fr->line);
-        hti_json_string(js, "module", fr->module_path);
-        hti_json_hex(js, "address", fr->address);
-        hti_json_end_object(js);
-    }
+    for (long k = 0; k < n; k++)
+        hti_json_frame(js, f->list[k]);
     hti_json_end_array(js);
 }
 

@@ -94,6 +94,19 @@ void hti_json_end_array(hti_json *j)
     json_close(j, ']');
 }
 
+void hti_json_frame(hti_json *j, const hti_frame *f)
+{
+    hti_json_begin_object(j, NULL);
+    hti_json_hex(j, "address", f->address);
+    hti_json_string(j, "function", f->function);
+    hti_json_string(j, "file", f->file);
+    hti_json_uint(j, "line", f->line);
+    hti_json_string(j, "module", f->module);
+    hti_json_hex(j, "offset", f->offset);
+    hti_json_bool(j, "inlined", f->inlined);
+    hti_json_end_object(j);
+}
+
 void hti_json_raw(hti_json *j, const char *key, const char *text)
 {
     json_prefix(j, key);

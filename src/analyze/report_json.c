@@ -33,18 +33,8 @@ static void stack_fields(jreport *r, uint32_t site)
     else
         hti_json_string(j, "function", NULL);
     hti_json_begin_array(j, "frames");
-    for (long i = 0; i < n; i++) {
-        const hti_frame *f = r->frames[i];
-        hti_json_begin_object(j, NULL);
-        hti_json_hex(j, "address", f->address);
-        hti_json_string(j, "function", f->function);
-        hti_json_string(j, "file", f->file);
-        hti_json_uint(j, "line", f->line);
-        hti_json_string(j, "module", f->module);
-        hti_json_hex(j, "offset", f->offset);
-        hti_json_bool(j, "inlined", f->inlined);
-        hti_json_end_object(j);
-    }
+    for (long i = 0; i < n; i++)
+        hti_json_frame(j, r->frames[i]);
     hti_json_end_array(j);
 }
 
