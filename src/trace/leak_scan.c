@@ -79,8 +79,10 @@ typedef struct scan {
     uint8_t *copy; /* COPY_BYTES: file-backed memory is read through process_vm_readv */
     char *maps;
     size_t maps_length;
-    bool failed;     /* out of memory: no record is written */
-    bool safe_reads; /* a thread runs on: roots are read through process_vm_readv only */
+    bool failed;      /* out of memory: no record is written */
+    bool safe_reads;  /* a thread runs on: roots are read through process_vm_readv only */
+    bool no_vm_readv; /* refused here (seccomp, an old kernel): direct reads, private only */
+    bool shared_span; /* the mapping being scanned is a shared one */
 } scan;
 
 /* Memory for the scan itself: plain mmap, noted in the exclusions by the caller's list (the
@@ -541,7 +543,9 @@ static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_b
     start = (start + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     if (start >= end)
         return;
-    if (!file_backed && !sc->safe_reads) {
+    if (sc->no_vm_readv && file_backed && sc->shared_span)
+        return; /* a shared mapping (a file's end may be inside): nothing safe to read it with */
+    if ((!file_backed && !sc->safe_reads) || sc->no_vm_readv) {
         if (large)
             scan_resident(sc, start, end);
         else
@@ -557,6 +561,14 @@ static void scan_root_span(scan *sc, uintptr_t start, uintptr_t end, bool file_b
         size_t want = end - at < COPY_BYTES ? end - at : COPY_BYTES;
         struct iovec local = {sc->copy, want}, remote = {(void *)at, want};
         ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            /* Refused by a filter: a private mapping is read directly from here on (the data of
+             * the modules lies inside their files); only shared file mappings are left out. */
+            sc->no_vm_readv = true;
+            if (!sc->shared_span)
+                scan_root_span(sc, at, end, false, large);
+            return;
+        }
         if (got <= 0) {
             uintptr_t next = (at & ~(uintptr_t)(page - 1)) + page;
             at = next;
@@ -617,6 +629,7 @@ static void scan_roots(scan *sc)
             if (sc->sps[i] >= m.start && sc->sps[i] < m.end &&
                 (start == m.start || sc->sps[i] < start))
                 start = sc->sps[i];
+        sc->shared_span = m.shared;
         scan_root(sc, start, m.end, m.inode != 0 || m.shared);
     }
 }

@@ -513,6 +513,16 @@ def test_follow_forks():
 
 
 @scratch_test
+def test_seccomp():
+    r = run_check("seccomp", expect=FOUND)
+    f = expect_one(r, "lose", "leak", "definitely_lost")
+    check((f["bytes"], f["blocks"]) == (55, 1), "lose: %r" % f)
+    check(pair(r, "still_reachable")[0] >= 123, "the block kept in .data: still_reachable %r" %
+          (pair(r, "still_reachable"),))
+    check(r.doc["scan"]["done"], "scan %r" % r.doc["scan"])
+
+
+@scratch_test
 def test_oom():
     r = run_check("oom", expect=0)
     check(not r.findings, "a failed allocation without --fail-on-oom: %s" % describe(r))
