@@ -56,6 +56,10 @@ grep -qx 'LD_PRELOAD=/usr/lib/heaptrail/libheaptrail-preload.so' "$tmp/env.out" 
 # `heaptrail check`: exit 23 when something is found, else the program's status.
 step "check -- /bin/true exits 0"
 /usr/bin/heaptrail check -- /bin/true || fail "check -- /bin/true exited $?"
+step "check -- sqlite3 exits 0 with sqlite3's output"
+out=$(/usr/bin/heaptrail check -q -- sqlite3 :memory: 'select 6*7;') ||
+  fail "check -- sqlite3 exited $?"
+[ "$out" = 42 ] || fail "check -- sqlite3 printed '$out', not 42"
 step "check -- ./leak exits 23"
 cat >"$tmp/leak.c" <<'EOF'
 #include <stdio.h>

@@ -59,7 +59,8 @@ static void overview(FILE *out)
           "  --version      the version\n\n"
           "Exit codes: 0 ok, 1 usage error, 2 a file or process could not be opened, read or\n"
           "reached, 3 malformed trace, 4 refused by the process; record returns the program's\n"
-          "own exit code (128+N if signal N ended it).\n",
+          "own exit code (128+N if signal N ended it), and so does check unless it found\n"
+          "something (23).\n",
           out);
 }
 
