@@ -958,7 +958,7 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
             classify(a, b, end, false);
         if (block_end_wanted(hooks, b))
             hooks->block_end(hooks->context, a, b, end, true);
-        if (a->leak_scan_seen && !hti_block_before_or_own(b)) {
+        if (!hti_block_before_or_own(b)) {
             uint32_t reach = hti_block_reachability(a, b);
             a->reach_count[reach] += b->weight;
             a->reach_bytes[reach] += (double)hti_block_size(b) * b->weight;

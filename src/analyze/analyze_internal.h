@@ -408,7 +408,8 @@ struct ht_analysis {
 
     /* The leak scan at exit (FORMAT.md §13a): its record, its time, the classes it gave by
      * address (class in size_heap), and after the pass the blocks live at the end by class
-     * (HTI_REACH_*; blocks live before tracing or made for heaptrail not counted). */
+     * (HTI_REACH_*, all HTI_REACH_UNKNOWN without a scan; blocks live before tracing or made
+     * for heaptrail not counted). */
     bool leak_scan_seen;
     uint64_t leak_scan_time; /* absolute */
     ht_event_leak_scan leak_scan;

@@ -40,12 +40,16 @@ typedef struct invalid_group {
 typedef struct judge {
     const ht_check_options *o;
     const ht_analysis *a;
+    /* Blocks live at the end, by site and class (during the pass), then as groups (site,
+     * class) once the sites are merged. */
+    double (*cells)[HTI_REACH_CLASSES][2]; /* [site][class] = {bytes, blocks} */
     leak_group *leaks;
     size_t leak_count, leak_capacity;
     invalid_group *invalid;
     size_t invalid_count, invalid_capacity;
     double totals_bytes[HTI_REACH_CLASSES], totals_blocks[HTI_REACH_CLASSES];
     double suppressed_bytes, suppressed_blocks;
+    size_t invalid_found, leaks_found; /* findings after suppression */
     bool failed;
 } judge;
 
@@ -100,21 +104,9 @@ static void on_block_end(void *context, ht_analysis *a, const hti_block *b, uint
     judge *j = context;
     if (!live || hti_block_before_or_own(b))
         return; /* freed, or live before tracing started, or heaptrail's own */
-    int leak_class = (int)hti_block_reachability(a, b);
-    double bytes = (double)hti_block_size(b) * b->weight, blocks = b->weight;
-    j->totals_bytes[leak_class] += bytes;
-    j->totals_blocks[leak_class] += blocks;
-    for (size_t i = 0; i < j->leak_count; i++)
-        if (j->leaks[i].site == b->site && j->leaks[i].leak_class == leak_class) {
-            j->leaks[i].bytes += bytes;
-            j->leaks[i].blocks += blocks;
-            return;
-        }
-    if (HTI_GROW(j->leaks, j->leak_count, j->leak_capacity) != 0) {
-        j->failed = true;
-        return;
-    }
-    j->leaks[j->leak_count++] = (leak_group){b->site, leak_class, bytes, blocks, NULL};
+    double *cell = j->cells[b->site][hti_block_reachability(a, b)];
+    cell[0] += (double)hti_block_size(b) * b->weight;
+    cell[1] += b->weight;
 }
 
 /* ---- judging ---- */
@@ -138,31 +130,52 @@ static int compare_leaks(const void *x, const void *y)
     return a->bytes > b->bytes ? -1 : a->bytes < b->bytes;
 }
 
-/* Groups of one (site, class) made one, after the sites were merged. */
-static void merge_leak_groups(judge *j)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < j->leak_count; i++) {
-        leak_group *g = &j->leaks[i];
-        size_t k = 0;
-        while (k < kept && (j->leaks[k].site != g->site || j->leaks[k].leak_class != g->leak_class))
-            k++;
-        if (k < kept) {
-            j->leaks[k].bytes += g->bytes;
-            j->leaks[k].blocks += g->blocks;
-        } else {
-            j->leaks[kept++] = *g;
-        }
-    }
-    j->leak_count = kept;
-}
-
 /* The site a group's numbers ended in after the sites were merged by their symbols. */
 static uint32_t final_site(const ht_analysis *a, uint32_t site)
 {
     for (int guard = 0; guard < 64 && a->sites[site].merged_into != site; guard++)
         site = a->sites[site].merged_into;
     return site;
+}
+
+/* The cells become groups, one per (site, class), each site's numbers in the site that took it
+ * over when the sites were merged by their symbols; the totals are the model's (the same
+ * blocks, by class). */
+static int make_leak_groups(judge *j, const ht_analysis *a)
+{
+    for (uint32_t i = 0; i < a->site_count; i++) {
+        uint32_t into = final_site(a, i);
+        for (int c = 0; into != i && c < HTI_REACH_CLASSES; c++) {
+            j->cells[into][c][0] += j->cells[i][c][0];
+            j->cells[into][c][1] += j->cells[i][c][1];
+        }
+    }
+    for (uint32_t i = 0; i < a->site_count; i++) {
+        for (int c = 0; final_site(a, i) == i && c < HTI_REACH_CLASSES; c++) {
+            if (j->cells[i][c][1] <= 0)
+                continue;
+            if (HTI_GROW(j->leaks, j->leak_count, j->leak_capacity) != 0)
+                return -ENOMEM;
+            j->leaks[j->leak_count++] = (leak_group){i, c, j->cells[i][c][0], j->cells[i][c][1],
+                                                     NULL};
+        }
+    }
+    for (int c = 0; c < HTI_REACH_CLASSES; c++) {
+        j->totals_bytes[c] = a->reach_bytes[c];
+        j->totals_blocks[c] = a->reach_count[c];
+    }
+    return 0;
+}
+
+/* How many invalid operations and leak groups are findings once suppressions are applied. */
+static void count_findings(judge *j)
+{
+    j->invalid_found = j->leaks_found = 0;
+    for (size_t i = 0; i < j->invalid_count; i++)
+        j->invalid_found += !j->invalid[i].suppressed_by;
+    for (size_t i = 0; i < j->leak_count; i++)
+        j->leaks_found += leak_is_finding(j->o, j->leaks[i].leak_class) &&
+                          !j->leaks[i].suppressed_by;
 }
 
 typedef struct frames {
@@ -349,11 +362,7 @@ static void write_text(judge *j, ht_analysis *a, frames *f, int findings, double
                 PREFIX "   (the scan stopped %u of %u threads: the others' registers were not "
                        "seen)\n",
                 j->a->leak_scan.ThreadsStopped, j->a->leak_scan.Threads);
-    size_t invalid = 0, leaks = 0;
-    for (size_t i = 0; i < j->invalid_count; i++)
-        invalid += !j->invalid[i].suppressed_by;
-    for (size_t i = 0; i < j->leak_count; i++)
-        leaks += leak_is_finding(o, j->leaks[i].leak_class) && !j->leaks[i].suppressed_by;
+    size_t invalid = j->invalid_found, leaks = j->leaks_found;
     fprintf(out, PREFIX "ERROR SUMMARY: %d finding%s (%zu invalid operation%s, %zu leak%s%s)\n",
             findings, findings == 1 ? "" : "s", invalid, invalid == 1 ? "" : "s", leaks,
             leaks == 1 ? "" : "s", peak_over ? ", peak over the limit" : "");
@@ -565,11 +574,7 @@ static int junit_suite(FILE *out, judge *j, ht_analysis *a, frames *f, int findi
                  a->info->pid);
     else
         snprintf(suite, sizeof suite, "heaptrail check");
-    size_t invalid = 0, leaks = 0;
-    for (size_t i = 0; i < j->invalid_count; i++)
-        invalid += !j->invalid[i].suppressed_by;
-    for (size_t i = 0; i < j->leak_count; i++)
-        leaks += leak_is_finding(o, j->leaks[i].leak_class) && !j->leaks[i].suppressed_by;
+    size_t invalid = j->invalid_found, leaks = j->leaks_found;
     /* One test case per finding, and one passing case for each kind with none. */
     int tests = findings + (invalid == 0) + (leaks == 0) + !peak_over;
     fputs("  <testsuite name=\"", out);
@@ -714,6 +719,11 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
     memset(&j, 0, sizeof j);
     j.o = o;
     j.a = a;
+    j.cells = calloc(a->site_count ? a->site_count : 1, sizeof *j.cells);
+    if (!j.cells) {
+        snprintf(error, error_size, "out of memory");
+        return -ENOMEM;
+    }
     hti_hooks hooks;
     memset(&hooks, 0, sizeof hooks);
     hooks.context = &j;
@@ -728,22 +738,21 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
     }
     if (!status) {
         /* Sites merged by their symbols after the pass: groups follow them. */
-        for (size_t i = 0; i < j.leak_count; i++)
-            j.leaks[i].site = final_site(a, j.leaks[i].site);
         for (size_t i = 0; i < j.invalid_count; i++)
             j.invalid[i].site = final_site(a, j.invalid[i].site);
-        merge_leak_groups(&j);
+        status = make_leak_groups(&j, a);
+        if (status)
+            snprintf(error, error_size, "out of memory");
+    }
+    if (!status) {
         if (j.leak_count)
             qsort(j.leaks, j.leak_count, sizeof *j.leaks, compare_leaks);
         apply_suppressions(&j, a, &f);
         ht_trace_summary summary;
         ht_analysis_summary(a, &summary);
         bool peak_over = o->max_peak_set && summary.peak_bytes > (double)o->max_peak;
-        int count = peak_over;
-        for (size_t i = 0; i < j.invalid_count; i++)
-            count += !j.invalid[i].suppressed_by;
-        for (size_t i = 0; i < j.leak_count; i++)
-            count += leak_is_finding(o, j.leaks[i].leak_class) && !j.leaks[i].suppressed_by;
+        count_findings(&j);
+        int count = (int)(j.invalid_found + j.leaks_found) + peak_over;
         *findings = count;
         int everywhere = count;
         for (size_t i = 0; i < o->child_count; i++)
@@ -773,6 +782,7 @@ int ht_check_judge(ht_analysis *a, const ht_check_options *o, int exit_if_found,
         }
     }
     free(f.list);
+    free(j.cells);
     free(j.leaks);
     free(j.invalid);
     return status;
