@@ -78,14 +78,8 @@ size_t hti_own_memory_ranges(hti_own_range *out, size_t capacity, bool *dropped)
     for (size_t i = 0; i < used; i++) {
         if (table[i].end == 0)
             continue;
-        if (count < capacity) { /* insertion sort: the table is small and read once */
-            size_t j = count;
-            while (j > 0 && out[j - 1].start > table[i].start) {
-                out[j] = out[j - 1];
-                j--;
-            }
-            out[j] = table[i];
-        }
+        if (count < capacity)
+            out[count] = table[i];
         count++;
     }
     if (locked)

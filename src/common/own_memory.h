@@ -19,7 +19,7 @@ typedef struct hti_own_range {
  * says it may have taken some of heaptrail's memory for roots). */
 __attribute__((visibility("hidden"))) void hti_own_memory_note(const void *base, size_t size);
 __attribute__((visibility("hidden"))) void hti_own_memory_forget(const void *base);
-/* Copies up to capacity ranges into out, sorted by start; returns how many there are. *dropped
+/* Copies up to capacity ranges into out, in no order; returns how many there are. *dropped
  * (when not NULL) is set to true if some range could not be noted. */
 __attribute__((visibility("hidden"))) size_t hti_own_memory_ranges(hti_own_range *out,
                                                                    size_t capacity, bool *dropped);

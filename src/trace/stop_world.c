@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -213,16 +214,7 @@ static uint32_t count_state(uint32_t state)
 static bool thread_exists(int32_t tid)
 {
     char path[64];
-    int length = 0;
-    char digits[16];
-    int d = 0;
-    for (int32_t v = tid; v > 0 && d < 15; v /= 10)
-        digits[d++] = (char)('0' + v % 10);
-    memcpy(path, "/proc/self/task/", 16);
-    length = 16;
-    while (d > 0)
-        path[length++] = digits[--d];
-    path[length] = '\0';
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
     return access(path, F_OK) == 0;
 }
 
