@@ -454,11 +454,16 @@ static void lost_flush(hti_session *s)
     s->file_failed = false;
 }
 
-static void write_clock(hti_session *s)
+/* A pair sampled now, or the one given (sampled before a flush pass: FORMAT.md §11's watermark,
+ * every event committed before it is in an earlier chunk). */
+static void write_clock(hti_session *s, const hti_clock_record *given)
 {
     uint8_t body[HTI_CLOCK_RECORD_MAX];
     hti_clock_record clock;
-    hti_clock_sample(&clock.ticks, &clock.ns);
+    if (given)
+        clock = *given;
+    else
+        hti_clock_sample(&clock.ticks, &clock.ns);
     uint8_t *p = hti_put_clock_record(body, &clock);
     hti_write_chunk(s, HTI_CHUNK_CLOCK, NULL, 0, body, (size_t)(p - body));
 }
@@ -929,11 +934,14 @@ static void *writer_work(hti_session *s)
         bool partial = stop || periodic || flush_request != flush_served;
         /* At stop the ring is written once the hooks are quiet (below). */
         bool dump = !stop && snapshot_request != snapshot_served;
+        hti_clock_record pass_start; /* before the drain: the CLOCK pair written after it */
+        if (partial || dump)
+            hti_clock_sample(&pass_start.ticks, &pass_start.ns);
         bool exiting = drain_all(s, partial, dump);
         if (partial || dump) {
             if (!stop) {
                 hti_modules_emit(s, false);
-                write_clock(s);
+                write_clock(s, &pass_start);
             }
             lost_flush(s);
             last_flush = now;
@@ -980,7 +988,7 @@ static void *writer_work(hti_session *s)
     hti_modules_emit(s, false);
     collect_pending_lost(s);
     lost_flush(s);
-    write_clock(s);
+    write_clock(s, NULL);
     wait_end_state(s);
     write_footer(s);
     return NULL;
@@ -1189,7 +1197,7 @@ void hti_writer_emergency(hti_session *s)
                             to_bytes - from_bytes, false);
         }
     }
-    write_clock(s);
+    write_clock(s, NULL);
     /* The end clock pair only: a signal handler cannot walk the heaps (their locks), and the
      * session's counts leave out the chunks written here. */
     hti_footer f;
@@ -1261,6 +1269,6 @@ int hti_writer_header(hti_session *s)
                              length, false);
     if (error)
         return error;
-    write_clock(s);
+    write_clock(s, NULL);
     return 0;
 }
