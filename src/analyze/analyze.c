@@ -286,7 +286,7 @@ const char *hti_invalid_name(hti_invalid_kind kind)
 
 /* ---- events ---- */
 
-typedef struct pass {
+typedef struct hti_pass {
     const hti_hooks *hooks;
     hti_model_thread *thread_cache;
     uint64_t heap_cache_handle;
@@ -296,6 +296,7 @@ typedef struct pass {
     bool rundown_sweep;        /* unlisted blocks are stale (see rundown_begin) */
     uint64_t rundown_time;
     unsigned rundowns; /* begun so far */
+    bool stopped;      /* the range ended */
 } pass;
 
 /* ---- rundowns after the first (ring mode: each snapshot and the stop take one) ----
@@ -416,7 +417,7 @@ static inline uint32_t heap_cached(ht_analysis *a, pass *p, uint64_t handle)
 }
 
 /* The totals the heaps already hold, summed once after the pass rather than kept per event. */
-static void sum_heaps(ht_analysis *a)
+void hti_sum_heaps(ht_analysis *a)
 {
     a->alloc_count = a->alloc_bytes = a->free_count = a->free_bytes = a->realloc_count = 0;
     for (size_t i = 0; i < a->heap_count; i++)
@@ -867,75 +868,87 @@ static inline void prefetch_slots(const ht_analysis *a, const ht_event *events, 
     }
 }
 
-int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t error_size)
+int hti_analysis_begin(ht_analysis *a, const hti_hooks *hooks)
 {
-    if (a->ran) {
-        snprintf(error, error_size, "the trace was already analysed");
+    if (a->ran)
         return -EINVAL;
-    }
-    a->ran = true;
-    feeder feed;
-    if (feeder_start(&feed, a->reader) != 0) {
-        snprintf(error, error_size, "out of memory");
+    pass *p = calloc(1, sizeof *p);
+    if (!p)
         return -ENOMEM;
-    }
-    pass p = {.hooks = hooks, .heap_cache_index = UINT32_MAX};
-    uint64_t start = a->info->start_ns;
-    /* The hooks may widen their interval in a sample call (a multiple of the old one). */
+    a->ran = true;
+    a->pass = p;
+    p->hooks = hooks;
+    p->heap_cache_index = UINT32_MAX;
     uint64_t interval = hooks ? hooks->sample_interval_ns : 0;
-    p.next_sample = interval ? a->from_abs + interval : UINT64_MAX;
-    /* The results are written after the line is erased: it may share a terminal with them. */
-    hti_progress pr;
-    hti_progress_init(&pr, a->options.progress, a->options.progress_label, "events",
-                      a->info->events);
-    int status = 0;
-    bool stopped = false;
-    for (;;) {
-        ht_event *events;
-        long n = feeder_next(&feed, &events);
-        if (n < 0) {
-            /* Keep what was read: the results cover the events before the bad chunk. */
-            snprintf(error, error_size, "%s", ht_reader_error(a->reader));
-            status = (int)n;
-            break;
-        }
-        if (n == 0)
-            break;
-        for (long i = 0; i < n; i++) {
-            if (i % PREFETCH_GROUP == 0)
-                prefetch_slots(a, events + i, n - i < PREFETCH_GROUP ? n - i : PREFETCH_GROUP);
-            const ht_event *e = &events[i];
-            if (__builtin_expect(e->timestamp_ns >= a->to_abs, 0)) {
-                stopped = true; /* the range ends here */
-                break;
-            }
-            if (__builtin_expect(!a->in_range, 0) && e->timestamp_ns >= a->from_abs)
-                range_begin(a, e->timestamp_ns, hooks);
-            if (e->timestamp_ns >= p.next_sample) {
-                uint64_t boundary = p.next_sample;
-                hooks->sample(hooks->context, a, boundary - start);
-                interval = hooks->sample_interval_ns;
-                p.next_sample = a->from_abs +
-                                ((e->timestamp_ns - a->from_abs) / interval + 1) * interval;
-            }
-            if (apply(a, &p, e) != 0) {
-                snprintf(error, error_size, "out of memory (%zu live blocks)", a->blocks.count);
-                status = -ENOMEM;
-                break;
-            }
-        }
-        a->last_ns = stopped ? a->to_abs : events[n - 1].timestamp_ns;
-        feeder_done(&feed);
-        if (status || stopped)
-            break;
-        hti_progress_update(&pr, a->events);
+    p->next_sample = interval ? a->from_abs + interval : UINT64_MAX;
+    return 0;
+}
+
+/* The sample hook for every boundary the clock reached (at an event, or the watermark of a live
+ * trace): the state is then as of that boundary. */
+static void sample_until(ht_analysis *a, pass *p, uint64_t now)
+{
+    const hti_hooks *hooks = p->hooks;
+    while (now >= p->next_sample) {
+        uint64_t boundary = p->next_sample;
+        hooks->sample(hooks->context, a, boundary - a->info->start_ns);
+        uint64_t interval = hooks->sample_interval_ns;
+        uint64_t next = a->from_abs + ((now - a->from_abs) / interval + 1) * interval;
+        /* One call for a jump of the events, unless the hooks want every boundary. */
+        p->next_sample = hooks->every_boundary && boundary + interval < next ? boundary + interval
+                                                                             : next;
     }
-    feeder_stop(&feed);
-    if (status == -ENOMEM)
-        return status;
-    if (p.in_rundown)
-        rundown_end(a, &p);
-    hti_progress_done(&pr);
+}
+
+int hti_analysis_feed(ht_analysis *a, const ht_event *events, long n)
+{
+    pass *p = a->pass;
+    if (!p || p->stopped)
+        return 1;
+    if (a->info->stacks > a->stacks_mapped && hti_sites_update(a) != 0)
+        return -ENOMEM;
+    for (long i = 0; i < n; i++) {
+        if (i % PREFETCH_GROUP == 0)
+            prefetch_slots(a, events + i, n - i < PREFETCH_GROUP ? n - i : PREFETCH_GROUP);
+        const ht_event *e = &events[i];
+        if (__builtin_expect(e->timestamp_ns >= a->to_abs, 0)) {
+            p->stopped = true; /* the range ends here */
+            a->last_ns = a->to_abs;
+            return 1;
+        }
+        if (__builtin_expect(!a->in_range, 0) && e->timestamp_ns >= a->from_abs)
+            range_begin(a, e->timestamp_ns, p->hooks);
+        if (e->timestamp_ns >= p->next_sample)
+            sample_until(a, p, e->timestamp_ns);
+        if (apply(a, p, e) != 0)
+            return -ENOMEM;
+        if (e->timestamp_ns > a->last_ns)
+            a->last_ns = e->timestamp_ns;
+    }
+    return 0;
+}
+
+void hti_analysis_advance(ht_analysis *a, uint64_t now)
+{
+    pass *p = a->pass;
+    if (!p || p->stopped)
+        return;
+    if (now > a->to_abs)
+        now = a->to_abs;
+    if (!a->in_range && now >= a->from_abs)
+        range_begin(a, a->from_abs, p->hooks);
+    if (now >= p->next_sample)
+        sample_until(a, p, now);
+}
+
+int hti_analysis_end(ht_analysis *a, int status, char *error, size_t error_size)
+{
+    pass *p = a->pass;
+    if (!p)
+        return -EINVAL;
+    const hti_hooks *hooks = p->hooks;
+    if (p->in_rundown)
+        rundown_end(a, p);
     if (!a->in_range) {
         uint64_t trace_end = hti_end_ns(a); /* not cut by to: from is before to */
         if (!status && a->options.from_ns > 0 && a->from_abs >= trace_end) {
@@ -947,7 +960,7 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
         }
         range_begin(a, a->from_abs, hooks); /* no event inside the range: before the sums */
     }
-    sum_heaps(a);
+    hti_sum_heaps(a);
     /* Blocks still live: leaks; for the window, they were never freed. */
     uint64_t end = hti_end_ns(a);
     for (size_t i = 0; i <= a->blocks.mask; i++) {
@@ -973,6 +986,51 @@ int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t
         status = merged;
     }
     return status;
+}
+
+int hti_analysis_run(ht_analysis *a, const hti_hooks *hooks, char *error, size_t error_size)
+{
+    int status = hti_analysis_begin(a, hooks);
+    if (status) {
+        snprintf(error, error_size, "%s",
+                 status == -EINVAL ? "the trace was already analysed" : "out of memory");
+        return status;
+    }
+    feeder feed;
+    if (feeder_start(&feed, a->reader) != 0) {
+        snprintf(error, error_size, "out of memory");
+        return -ENOMEM;
+    }
+    /* The results are written after the line is erased: it may share a terminal with them. */
+    hti_progress pr;
+    hti_progress_init(&pr, a->options.progress, a->options.progress_label, "events",
+                      a->info->events);
+    for (;;) {
+        ht_event *events;
+        long n = feeder_next(&feed, &events);
+        if (n < 0) {
+            /* Keep what was read: the results cover the events before the bad chunk. */
+            snprintf(error, error_size, "%s", ht_reader_error(a->reader));
+            status = (int)n;
+            break;
+        }
+        if (n == 0)
+            break;
+        int fed = hti_analysis_feed(a, events, n);
+        feeder_done(&feed);
+        if (fed < 0) {
+            snprintf(error, error_size, "out of memory (%zu live blocks)", a->blocks.count);
+            status = fed;
+        }
+        if (fed)
+            break;
+        hti_progress_update(&pr, a->events);
+    }
+    feeder_stop(&feed);
+    if (status == -ENOMEM)
+        return status;
+    hti_progress_done(&pr);
+    return hti_analysis_end(a, status, error, error_size);
 }
 
 int ht_analysis_run(ht_analysis *a, char *error, size_t error_size)
@@ -1120,6 +1178,8 @@ void ht_analysis_close(ht_analysis *a)
     free(a->sites);
     hti_map_free(&a->site_index);
     free(a->stack_site);
+    free(a->pass);
+    hti_arena_free(&a->frame_arena);
     free(a->window_sites);
     hti_blocks_free(&a->blocks);
     hti_blocks_free(&a->unreachable);

@@ -65,6 +65,16 @@ void hti_strings_free(hti_strings *pool);
 /* NULL on allocation failure. */
 const char *hti_strings_intern(hti_strings *pool, const char *text, size_t length);
 
+/* Bump allocation in blocks that never move, all freed at once. */
+typedef struct hti_arena {
+    char **blocks;
+    size_t block_count, block_capacity;
+    size_t used, size; /* in the current block */
+} hti_arena;
+
+void *hti_arena_alloc(hti_arena *arena, size_t size); /* 8-byte aligned; NULL: no memory */
+void hti_arena_free(hti_arena *arena);
+
 /* ---- the live-block table (table.c) ---- */
 
 /* A block's size_heap: the requested size in the low 45 bits (32 TiB: more than a 47-bit user
@@ -194,6 +204,8 @@ typedef struct hti_symbolizer hti_symbolizer;
 hti_symbolizer *hti_symbolizer_open(const ht_reader *reader, bool symbols,
                                     const char *const *search_dirs);
 void hti_symbolizer_close(hti_symbolizer *symbolizer);
+/* Takes in the modules a live trace's reader got since (0 or -ENOMEM). */
+int hti_symbolizer_refresh(hti_symbolizer *symbolizer);
 /* The frames of one return address, innermost (deepest inlined) first; at least one. The
  * array stays valid until the symbolizer is closed. NULL only when out of memory. */
 const hti_frame *hti_symbolize(hti_symbolizer *symbolizer, uint64_t address, size_t *count);
@@ -341,6 +353,8 @@ typedef struct hti_hooks {
     void (*notable)(void *context, ht_analysis *analysis, const ht_event *event, uint32_t site);
     uint64_t large_block; /* block_end is called for blocks at least this big (0: never) */
     bool every_block;     /* block_end is called for every block */
+    bool every_boundary;  /* sample is called at every boundary, also across a gap without
+                           * events (live traces), not once per jump */
     /* A large block ended: freed (end_ns) or live at the end of the trace (live true). */
     void (*block_end)(void *context, ht_analysis *analysis, const hti_block *block, uint64_t end_ns,
                       bool live);
@@ -418,6 +432,12 @@ struct ht_analysis {
 
     uint64_t last_ns; /* timestamp of the last event (absolute) */
     bool ran;
+    struct hti_pass *pass;  /* the pass's own state (analyze.c), from hti_analysis_begin */
+    uint64_t stacks_mapped; /* the reader's stacks mapped to sites so far (sites.c) */
+    uint32_t stack_next_id; /* the next stack id sites.c looks at */
+    size_t stack_site_capacity;
+    hti_arena frame_arena; /* a live trace's site frames (sites.c) */
+    uint32_t stack_misses; /* ids missing in a row before it */
 };
 
 /* What a block live at the end of the trace is, by the leak scan. */
@@ -433,8 +453,22 @@ static inline bool hti_block_before_or_own(const hti_block *b)
 int hti_sites_build(ht_analysis *analysis);
 int hti_sites_merge(ht_analysis *analysis);
 
+/* Maps the stacks the reader got since the last call (a live trace's) to sites; 0 or -ENOMEM. */
+int hti_sites_update(ht_analysis *analysis);
+
 /* Runs the pass with hooks (exporters); ht_analysis_run calls it with none. */
 int hti_analysis_run(ht_analysis *analysis, const hti_hooks *hooks, char *error, size_t error_size);
+/* The same pass in steps, for a live trace (a follower, reader.h): begin (0, -EINVAL if it ran,
+ * -ENOMEM), feed batches as they come (0; 1 once the range ended; -ENOMEM), advance the clock
+ * to a watermark when no event came (sample hooks for the boundaries it passed), and end once
+ * (the results, as hti_analysis_run gives them). Between feeds the model's running figures
+ * (live, sites' and heaps' counts; hti_sum_heaps for the totals) are the state so far. */
+int hti_analysis_begin(ht_analysis *analysis, const hti_hooks *hooks);
+int hti_analysis_feed(ht_analysis *analysis, const ht_event *events, long count);
+void hti_analysis_advance(ht_analysis *analysis, uint64_t now_abs);
+int hti_analysis_end(ht_analysis *analysis, int status, char *error, size_t error_size);
+/* The heaps' per-Source sums into the totals (alloc_count, alloc_bytes, free_*, ...). */
+void hti_sum_heaps(ht_analysis *analysis);
 
 static inline double hti_site_peak_bytes(const ht_analysis *a, const hti_site *s)
 {

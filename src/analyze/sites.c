@@ -24,6 +24,14 @@ static int site_add(ht_analysis *a, const uint64_t *frames, uint32_t depth, uint
 {
     if (HTI_GROW(a->sites, a->site_count, a->site_capacity) != 0)
         return -ENOMEM;
+    /* A live trace's reader may move its stack table as stacks arrive: the site keeps a copy. */
+    if (depth && ht_reader_fd(a->reader) >= 0) {
+        uint64_t *copy = hti_arena_alloc(&a->frame_arena, depth * sizeof *frames);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, frames, depth * sizeof *frames);
+        frames = copy;
+    }
     hti_site *s = &a->sites[a->site_count];
     memset(s, 0, sizeof *s);
     s->merged_into = (uint32_t)a->site_count;
@@ -67,24 +75,33 @@ int hti_sites_build(ht_analysis *a)
     for (int i = 0; i < HTI_SITE_SPECIAL; i++) /* NONE, RUNDOWN, TRACER */
         if (site_add(a, NULL, 0, 0) < 0)
             return -ENOMEM;
-    /* Ids are dense from 1, except where an emergency flush lost definitions: walk ids until
-     * every stack the reader has was seen. */
-    uint64_t stacks = a->info->stacks, found = 0;
-    size_t capacity = 0;
-    uint32_t misses = 0;
-    for (uint32_t id = 1; found < stacks && id < UINT32_MAX && misses < (1u << 20); id++) {
+    a->stack_next_id = 1;
+    return hti_sites_update(a);
+}
+
+/* Ids are dense from 1, except where an emergency flush lost definitions: walk ids until every
+ * stack the reader has was seen (a live trace's reader gets more later: the walk goes on from
+ * where it stopped). */
+int hti_sites_update(ht_analysis *a)
+{
+    uint64_t stacks = a->info->stacks;
+    size_t capacity = a->stack_site_capacity;
+    for (uint32_t id = a->stack_next_id;
+         a->stacks_mapped < stacks && id < UINT32_MAX && a->stack_misses < (1u << 20); id++) {
         if (hti_grow((void **)&a->stack_site, &capacity, (size_t)id + 1, sizeof *a->stack_site))
             return -ENOMEM;
+        a->stack_site_capacity = capacity;
         a->stack_site[id] = HTI_SITE_NONE;
         a->stack_limit = id;
+        a->stack_next_id = id + 1;
         const uint64_t *frames;
         uint32_t depth;
         if (!ht_reader_stack(a->reader, id, &frames, &depth)) {
-            misses++;
+            a->stack_misses++;
             continue;
         }
-        misses = 0;
-        found++;
+        a->stack_misses = 0;
+        a->stacks_mapped++;
         if (depth == 0)
             continue;
         long site = site_for_frames(a, frames, depth);

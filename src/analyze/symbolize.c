@@ -33,7 +33,7 @@ typedef struct cu_range {
 } cu_range;
 
 typedef struct sym_module {
-    const ht_module *record;
+    ht_module record; /* a copy (a live reader's table moves), Path interned */
     const char *name; /* base name (interned) */
     const char *path; /* interned */
     Dwfl *dwfl;
@@ -155,17 +155,17 @@ static bool find_file(const hti_symbolizer *s, const ht_module *record, char *ou
 static void module_open(hti_symbolizer *s, sym_module *m)
 {
     m->state = -1;
-    if (!s->symbols || !m->record->Path[0])
+    if (!s->symbols || !m->record.Path[0])
         return;
     char path[PATH_MAX];
-    if (!find_file(s, m->record, path, sizeof path))
+    if (!find_file(s, &m->record, path, sizeof path))
         return;
     Dwfl *dwfl = dwfl_begin(&s->callbacks);
     if (!dwfl)
         return;
     dwfl_report_begin(dwfl);
     /* add_p_vaddr: LoadAddress is the bias (dlpi_addr), added to the ELF's own addresses. */
-    Dwfl_Module *module = dwfl_report_elf(dwfl, m->name, path, -1, m->record->LoadAddress, true);
+    Dwfl_Module *module = dwfl_report_elf(dwfl, m->name, path, -1, m->record.LoadAddress, true);
     dwfl_report_end(dwfl, NULL, NULL);
     if (!module) {
         dwfl_end(dwfl);
@@ -180,7 +180,7 @@ static sym_module *module_for(hti_symbolizer *s, uint64_t address)
 {
     /* The latest load wins, as in ht_reader_module_find. */
     for (size_t i = s->module_count; i-- > 0;) {
-        const ht_module *r = s->modules[i].record;
+        const ht_module *r = &s->modules[i].record;
         if (address >= r->Start && address - r->Start < r->Size)
             return &s->modules[i];
     }
@@ -307,7 +307,7 @@ static void frame_base(hti_frame *f, const sym_module *m, uint64_t address)
     if (m) {
         f->module = m->name;
         f->module_path = m->path;
-        f->offset = address - m->record->LoadAddress;
+        f->offset = address - m->record.LoadAddress;
     }
 }
 
@@ -522,9 +522,7 @@ hti_symbolizer *hti_symbolizer_open(const ht_reader *reader, bool symbols,
     for (const char *const *d = search_dirs; d && *d; d++)
         length += strlen(*d) + 1;
     s->debuginfo_path = malloc(length);
-    s->module_count = ht_reader_module_count(reader);
-    s->modules = calloc(s->module_count ? s->module_count : 1, sizeof *s->modules);
-    if (!s->debuginfo_path || !s->modules) {
+    if (!s->debuginfo_path) {
         hti_symbolizer_close(s);
         return NULL;
     }
@@ -537,18 +535,35 @@ hti_symbolizer *hti_symbolizer_open(const ht_reader *reader, bool symbols,
     s->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
     s->callbacks.section_address = dwfl_offline_section_address;
     s->callbacks.debuginfo_path = &s->debuginfo_path;
-    for (size_t i = 0; i < s->module_count; i++) {
-        sym_module *m = &s->modules[i];
-        m->record = ht_reader_module(reader, i);
-        m->path = intern(s, m->record->Path);
-        m->name = intern(s, hti_basename(m->record->Path));
-        if (!m->path || !m->name) {
-            hti_symbolizer_close(s);
-            return NULL;
-        }
-        m->heaptrail_library = strncmp(m->name, "libheaptrail", 12) == 0;
+    if (hti_symbolizer_refresh(s) != 0) {
+        hti_symbolizer_close(s);
+        return NULL;
     }
     return s;
+}
+
+int hti_symbolizer_refresh(hti_symbolizer *s)
+{
+    size_t count = ht_reader_module_count(s->reader);
+    if (count <= s->module_count && s->modules)
+        return 0;
+    sym_module *modules = realloc(s->modules, (count ? count : 1) * sizeof *modules);
+    if (!modules)
+        return -ENOMEM;
+    s->modules = modules;
+    for (size_t i = s->module_count; i < count; i++) {
+        sym_module *m = &s->modules[i];
+        memset(m, 0, sizeof *m);
+        m->record = *ht_reader_module(s->reader, i);
+        m->path = intern(s, m->record.Path);
+        m->name = intern(s, hti_basename(m->record.Path));
+        if (!m->path || !m->name)
+            return -ENOMEM; /* this module is not counted: the next refresh tries again */
+        m->record.Path = m->path;
+        m->heaptrail_library = strncmp(m->name, "libheaptrail", 12) == 0;
+        s->module_count = i + 1;
+    }
+    return 0;
 }
 
 void hti_symbolizer_close(hti_symbolizer *s)

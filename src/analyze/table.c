@@ -31,6 +31,37 @@ int hti_grow(void **array, size_t *capacity, size_t need, size_t element)
     return 0;
 }
 
+/* ---- hti_arena ---- */
+
+#define ARENA_BLOCK (64u << 10)
+
+void *hti_arena_alloc(hti_arena *arena, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (arena->used + size > arena->size || !arena->block_count) {
+        size_t block = size > ARENA_BLOCK ? size : ARENA_BLOCK;
+        if (HTI_GROW(arena->blocks, arena->block_count, arena->block_capacity) != 0)
+            return NULL;
+        char *b = malloc(block);
+        if (!b)
+            return NULL;
+        arena->blocks[arena->block_count++] = b;
+        arena->used = 0;
+        arena->size = block;
+    }
+    void *p = arena->blocks[arena->block_count - 1] + arena->used;
+    arena->used += size;
+    return p;
+}
+
+void hti_arena_free(hti_arena *arena)
+{
+    for (size_t i = 0; i < arena->block_count; i++)
+        free(arena->blocks[i]);
+    free(arena->blocks);
+    memset(arena, 0, sizeof *arena);
+}
+
 /* ---- hti_map ---- */
 
 void hti_map_free(hti_map *map)
