@@ -303,7 +303,7 @@ typedef struct hti_pass {
  * A block the model holds but a later rundown does not list was freed while its FREE event was
  * lost (overwritten in another thread's ring): it is dropped at the rundown's time. Blocks the
  * rundown lists are marked in the top bit of their time while it lasts. */
-#define TIME_MARK (1ull << 63)
+#define TIME_MARK HTI_TIME_MARK
 
 /* The scan's class applies to the blocks live at its time; one allocated after it has none. */
 uint32_t hti_block_reachability(const ht_analysis *a, const hti_block *b)

@@ -94,6 +94,11 @@ typedef struct hti_block {
     float weight; /* operations this block stands for (1 unless sampled) */
 } hti_block;
 
+#define HTI_TIME_MARK (1ull << 63) /* on time: listed by the rundown in progress */
+static inline uint64_t hti_block_time(const hti_block *b)
+{
+    return b->time & ~HTI_TIME_MARK;
+}
 static inline uint64_t hti_block_size(const hti_block *b)
 {
     return b->size_heap & HTI_SIZE_MASK;
@@ -597,6 +602,19 @@ int hti_export_folded(ht_analysis *a, FILE *out, const ht_export_options *o);
  * errno); `report --format html` and `diff --format html` give their own documents. */
 typedef int (*hti_html_data_fn)(void *context, FILE *out);
 int hti_html_page(FILE *out, hti_html_data_fn data, void *context);
+/* A moment of a live trace for hti_pprof_write: the state at time_ns (relative to the start),
+ * and for [from_ns, time_ns) by site (4 per site: objects and bytes allocated in the interval,
+ * objects and bytes of those still live) or NULL; at_peak: in use = the composition at the
+ * peak. Comments go into the profile's comment list. */
+typedef struct hti_pprof_moment {
+    uint64_t from_ns, time_ns;
+    const double *interval;
+    bool at_peak;
+    const char *const *comments;
+    size_t comment_count;
+} hti_pprof_moment;
+int hti_pprof_write(ht_analysis *a, FILE *out, const hti_pprof_moment *moment, char *error,
+                    size_t error_size);
 int hti_export_pprof(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
                      size_t error_size);
 

@@ -3,6 +3,8 @@
  * inuse_objects/count, inuse_space/bytes (in use = live at the end of the trace), one sample per
  * stack, one location per return address with its inlined frames as lines, functions, and
  * mappings with their build ids. Frames are already symbolized, so the profile reads anywhere.
+ * A profile of a moment of a live trace (hti_pprof_moment: the periodic profiles) has the state
+ * then, the interval's own figures as four more sample types, labels and comments.
  *
  * The protobuf writer knows varints and length-delimited fields, all this message needs. */
 #include <errno.h>
@@ -85,6 +87,7 @@ static void pb_packed(pb *b, unsigned field, const uint64_t *values, size_t n, p
 
 typedef struct profile {
     ht_analysis *a;
+    const hti_pprof_moment *moment; /* NULL: the end of the trace */
     hti_strings pool;
     hti_map string_index; /* interned pointer -> string table index */
     const char **strings;
@@ -226,18 +229,38 @@ static int encode(profile *p, pb *out)
 {
     ht_analysis *a = p->a;
     string_id(p, ""); /* index 0 */
+    const hti_pprof_moment *m = p->moment;
     value_type(out, 1, p, "alloc_objects", "count");
     value_type(out, 1, p, "alloc_space", "bytes");
     value_type(out, 1, p, "inuse_objects", "count");
     value_type(out, 1, p, "inuse_space", "bytes");
+    size_t types = 4;
+    if (m && m->interval) {
+        value_type(out, 1, p, "interval_alloc_objects", "count");
+        value_type(out, 1, p, "interval_alloc_space", "bytes");
+        value_type(out, 1, p, "interval_inuse_objects", "count");
+        value_type(out, 1, p, "interval_inuse_space", "bytes");
+        types = 8;
+    }
     uint64_t *ids = NULL;
     size_t id_capacity = 0;
-    pb sample = {0};
+    pb sample = {0}, tag = {0};
     for (uint32_t site = 0; site < a->site_count && !p->failed; site++) {
         const hti_site *s = &a->sites[site];
-        uint64_t values[4] = {rounded(s->alloc_count), rounded(s->alloc_bytes),
-                              rounded(s->live_count), rounded(s->live_bytes)};
-        if (!values[0] && !values[1] && !values[2] && !values[3])
+        bool peak = m && m->at_peak;
+        uint64_t values[8] = {
+            rounded(s->alloc_count),
+            rounded(s->alloc_bytes),
+            rounded(peak ? hti_site_peak_count(a, s) : s->live_count),
+            rounded(peak ? hti_site_peak_bytes(a, s) : s->live_bytes),
+        };
+        if (types == 8)
+            for (int k = 0; k < 4; k++)
+                values[4 + k] = rounded(m->interval[4 * (size_t)site + (size_t)k]);
+        bool any = false;
+        for (size_t k = 0; k < types; k++)
+            any |= values[k] != 0;
+        if (!any)
             continue;
         const char *label = hti_site_label(site);
         size_t n = label ? 1 : s->depth;
@@ -249,11 +272,20 @@ static int encode(profile *p, pb *out)
             ids[i] = location_id(p, label ? 0 : s->frames[i], label, site);
         sample.size = 0;
         pb_packed(&sample, 1, ids, n, &p->scratch);
-        pb_packed(&sample, 2, values, 4, &p->scratch);
+        pb_packed(&sample, 2, values, types, &p->scratch);
+        if (m) { /* labels: the program and its pid, on every sample (collectors group by them) */
+            pb_uint(&tag, 1, (uint64_t)string_id(p, "program"));
+            pb_uint(&tag, 2, (uint64_t)string_id(p, a->info->program));
+            pb_message(&sample, 3, &tag);
+            pb_uint(&tag, 1, (uint64_t)string_id(p, "pid"));
+            pb_uint(&tag, 3, a->info->pid);
+            pb_message(&sample, 3, &tag);
+        }
         pb_message(out, 2, &sample);
     }
     free(ids);
     free(sample.data);
+    free(tag.data);
     /* Mappings: the modules frames fell in. */
     size_t modules = ht_reader_module_count(a->reader);
     for (size_t i = 0; i < modules && !p->failed; i++) {
@@ -280,12 +312,23 @@ static int encode(profile *p, pb *out)
     }
     pb_raw(out, p->locations.data, p->locations.size);
     pb_raw(out, p->functions.data, p->functions.size);
-    pb_uint(out, 9, a->info->start_realtime_ns);
-    pb_uint(out, 10, hti_duration_ns(a));
+    if (m) { /* time_nanos, duration_nanos: the interval the profile covers */
+        pb_uint(out, 9, a->info->start_realtime_ns + m->from_ns);
+        pb_uint(out, 10, m->time_ns - m->from_ns);
+    } else {
+        pb_uint(out, 9, a->info->start_realtime_ns);
+        pb_uint(out, 10, hti_duration_ns(a));
+    }
     value_type(out, 11, p, "space", "bytes");
     pb_uint(out, 12, a->info->sample_interval ? a->info->sample_interval : 1);
-    pb_uint(out, 13, (uint64_t)string_id(p, "heaptrail: inuse = live at the end of the trace"));
-    pb_uint(out, 14, (uint64_t)string_id(p, "alloc_space"));
+    if (m) {
+        for (size_t i = 0; i < m->comment_count; i++)
+            pb_uint(out, 13, (uint64_t)string_id(p, m->comments[i]));
+        pb_uint(out, 14, (uint64_t)string_id(p, "inuse_space"));
+    } else {
+        pb_uint(out, 13, (uint64_t)string_id(p, "heaptrail: inuse = live at the end of the trace"));
+        pb_uint(out, 14, (uint64_t)string_id(p, "alloc_space"));
+    }
     /* The string table last, in index order: every id above has been handed out. */
     for (size_t i = 0; i < p->string_count; i++)
         pb_bytes(out, 6, p->strings[i], strlen(p->strings[i]));
@@ -325,11 +368,10 @@ static int gzip_write(FILE *out, const uint8_t *data, size_t size)
     return status;
 }
 
-int hti_export_pprof(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
-                     size_t error_size)
+int hti_pprof_write(ht_analysis *a, FILE *out, const hti_pprof_moment *moment, char *error,
+                    size_t error_size)
 {
-    (void)o;
-    profile p = {.a = a};
+    profile p = {.a = a, .moment = moment};
     pb encoded = {0};
     size_t modules = ht_reader_module_count(a->reader);
     p.module_used = calloc(modules ? modules : 1, sizeof *p.module_used);
@@ -352,4 +394,11 @@ int hti_export_pprof(ht_analysis *a, FILE *out, const ht_export_options *o, char
     hti_map_free(&p.location_index);
     hti_strings_free(&p.pool);
     return status;
+}
+
+int hti_export_pprof(ht_analysis *a, FILE *out, const ht_export_options *o, char *error,
+                     size_t error_size)
+{
+    (void)o;
+    return hti_pprof_write(a, out, NULL, error, error_size);
 }
