@@ -8,10 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
-#include <stddef.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -31,6 +31,16 @@ static void sleep_us(long us)
 
 /* ---- byte and event lists ---- */
 
+/* Makes room for need elements of size element in *array. */
+static void reserve(void **array, size_t *capacity, size_t need, size_t element)
+{
+    if (need <= *capacity)
+        return;
+    *capacity = need * 2 + 1024;
+    *array = realloc(*array, *capacity * element);
+    assert_non_null(*array);
+}
+
 typedef struct bytes {
     uint8_t *data;
     size_t size, capacity;
@@ -38,11 +48,7 @@ typedef struct bytes {
 
 static void bytes_append(bytes *b, const void *data, size_t size)
 {
-    if (b->size + size > b->capacity) {
-        b->capacity = (b->size + size) * 2 + 4096;
-        b->data = realloc(b->data, b->capacity);
-        assert_non_null(b->data);
-    }
+    reserve((void **)&b->data, &b->capacity, b->size + size, 1);
     memcpy(b->data + b->size, data, size);
     b->size += size;
 }
@@ -54,11 +60,7 @@ typedef struct event_list {
 
 static void events_add(event_list *l, const ht_event *events, size_t count)
 {
-    if (l->count + count > l->capacity) {
-        l->capacity = (l->count + count) * 2 + 1024;
-        l->events = realloc(l->events, l->capacity * sizeof *l->events);
-        assert_non_null(l->events);
-    }
+    reserve((void **)&l->events, &l->capacity, l->count + count, sizeof *events);
     memcpy(l->events + l->count, events, count * sizeof *events);
     l->count += count;
 }
@@ -94,8 +96,8 @@ static bool event_equal(const ht_event *a, const ht_event *b)
 
 static void print_event(const char *label, const ht_event *e)
 {
-    print_error("  %s: t=%" PRIu64 " thread=%u kind=%s flags=%u stack=%u\n", label,
-                e->timestamp_ns, e->thread_id, ht_event_kind_name(e->kind), e->flags, e->stack_id);
+    print_error("  %s: t=%" PRIu64 " thread=%u kind=%s flags=%u stack=%u\n", label, e->timestamp_ns,
+                e->thread_id, ht_event_kind_name(e->kind), e->flags, e->stack_id);
 }
 
 /* got[0..count) equals want[0..count) (and count is all of want when whole). */
@@ -254,9 +256,9 @@ typedef struct recording {
     int compression;
     unsigned stack_depth;
     int threads;
-    int rounds;        /* bursts per thread, a pause after each */
-    int ops;           /* operations per burst */
-    long stall_us;     /* the output is not read for this long at first (losses in discard) */
+    int rounds;    /* bursts per thread, a pause after each */
+    int ops;       /* operations per burst */
+    long stall_us; /* the output is not read for this long at first (losses in discard) */
 } recording;
 
 typedef struct worker {
@@ -340,8 +342,7 @@ static void *sink_main(void *arg)
 /* Runs the workload with config's threads under a session writing to a pipe whose other end
  * is copied into memory (and teed to tee_fd when >= 0); out gets the trace's bytes, the workers
  * their counts. */
-static void record(const recording *config, uint64_t seed, int tee_fd, bytes *out,
-                   worker *workers)
+static void record(const recording *config, uint64_t seed, int tee_fd, bytes *out, worker *workers)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -402,9 +403,8 @@ static size_t list_chunks(const bytes *b, chunk_pos *out, size_t max)
         *c = (chunk_pos){offset, end, h.type, 0};
         if (h.type == HTI_CHUNK_CLOCK) {
             assert_false(h.flags & HTI_CHUNK_FLAG_ZSTD); /* never smaller compressed */
-            hti_cursor k =
-                hti_cursor_make(b->data + offset + HTI_CHUNK_HEADER_SIZE + h.meta_length,
-                                h.body_length);
+            hti_cursor k = hti_cursor_make(b->data + offset + HTI_CHUNK_HEADER_SIZE + h.meta_length,
+                                           h.body_length);
             while (k.p < k.end) {
                 hti_clock_record pair;
                 assert_int_equal(hti_get_clock_record(&k, &pair), 0);
@@ -735,7 +735,7 @@ static void test_follow_live_session(void **state)
 
 /* Follows data[0..size) fed in pieces and compares with the file reader on the same bytes. */
 static void compare_on(const uint8_t *data, size_t size, uint64_t seed, unsigned flags,
-                       const char *what)
+                       bool corrupted, const char *what)
 {
     outcome file, got;
     read_file_reader(data, size, &file, NULL);
@@ -749,6 +749,8 @@ static void compare_on(const uint8_t *data, size_t size, uint64_t seed, unsigned
         fail_msg("%s: the file reader says '%s' (%d), the follower '%s' (%d)", what,
                  file_failed ? file.error : "ok", file.status, follow_failed ? got.error : "ok",
                  got.status);
+    if (corrupted && follow_failed && !strstr(got.error, "offset"))
+        fail_msg("%s: the error '%s' names no offset", what, got.error);
     if (!file_failed) {
         check_events(&file.events, &got.events, file.events.count, true, what);
         assert_string_equal(got.warnings, file.warnings);
@@ -775,20 +777,21 @@ static void test_follow_cut_and_corrupted(void **state)
     size_t cuts = 0;
     for (size_t i = 0; i < count; i++) {
         snprintf(what, sizeof what, "cut at the end of chunk %zu", i);
-        compare_on(trace.data, chunks[i].end, rng_next(&rng), i % 2 ? HT_READER_WAIT : 0, what);
+        compare_on(trace.data, chunks[i].end, rng_next(&rng), i % 2 ? HT_READER_WAIT : 0, false,
+                   what);
         size_t length = chunks[i].end - chunks[i].offset;
         size_t inside[3] = {1 + rng_next(&rng) % (HTI_CHUNK_HEADER_SIZE - 1),
                             1 + rng_next(&rng) % (length - 1), length - 1};
         for (int k = 0; k < 3; k++) {
             snprintf(what, sizeof what, "cut %zu bytes into chunk %zu", inside[k], i);
             compare_on(trace.data, chunks[i].offset + inside[k], rng_next(&rng),
-                       k % 2 ? HT_READER_WAIT : 0, what);
+                       k % 2 ? HT_READER_WAIT : 0, false, what);
         }
         cuts += 4;
     }
     /* Cuts inside the preamble: no trace. */
     for (size_t cut = 0; cut < HTI_PREAMBLE_SIZE; cut += 5)
-        compare_on(trace.data, cut, rng_next(&rng), HT_READER_WAIT, "cut in the preamble");
+        compare_on(trace.data, cut, rng_next(&rng), HT_READER_WAIT, false, "cut in the preamble");
     /* Single corrupted bytes: an error naming the offset, alike in both readers. */
     uint8_t *copy = malloc(trace.size);
     for (int n = 0; n < 200; n++) {
@@ -796,7 +799,7 @@ static void test_follow_cut_and_corrupted(void **state)
         size_t at = (size_t)(rng_next(&rng) % trace.size);
         copy[at] ^= (uint8_t)(1u << (rng_next(&rng) % 8));
         snprintf(what, sizeof what, "byte %zu flipped", at);
-        compare_on(copy, trace.size, rng_next(&rng), n % 2 ? HT_READER_WAIT : 0, what);
+        compare_on(copy, trace.size, rng_next(&rng), n % 2 ? HT_READER_WAIT : 0, true, what);
     }
     print_message("  %zu cuts, 200 corruptions over %zu chunks\n", cuts, count);
     free(copy);
@@ -820,8 +823,11 @@ static void test_follow_growing_file(void **state)
         assert_true(out >= 0);
         int in = open(path, O_RDONLY | O_CLOEXEC);
         assert_true(in >= 0);
-        feeder f = {.fd = out, .data = trace.data, .size = trace.size,
-                    .seed = option_seed + (uint64_t)run, .max_piece = 16384};
+        feeder f = {.fd = out,
+                    .data = trace.data,
+                    .size = trace.size,
+                    .seed = option_seed + (uint64_t)run,
+                    .max_piece = 16384};
         assert_int_equal(pthread_create(&f.thread, NULL, feeder_main, &f), 0);
         outcome got;
         unsigned flags = run ? HT_READER_WAIT : 0;
@@ -837,6 +843,58 @@ static void test_follow_growing_file(void **state)
     unlink(path);
     outcome_free(&file);
     free(trace.data);
+}
+
+/* A stream of event chunks and no clock pair: the follower holds them, up to its bound. */
+static void test_follow_pending_bound(void **state)
+{
+    (void)state;
+    bytes stream = {0};
+    uint8_t preamble[HTI_PREAMBLE_SIZE], head[HTI_CHUNK_HEADER_SIZE];
+    hti_preamble_encode(preamble);
+    bytes_append(&stream, preamble, sizeof preamble);
+    hti_header header = {.pid = 1, .pointer_size = 8, .clock_id = 1, .tick_kind = HTI_TICKS_NS};
+    uint8_t body[HTI_HEADER_FIXED_MAX];
+    hti_chunk_header h = {.type = HTI_CHUNK_HEADER};
+    h.body_length = h.raw_length = (uint32_t)hti_header_encode(body, &header);
+    hti_crc32c_init();
+    hti_chunk_header_encode(head, &h, NULL, body);
+    bytes_append(&stream, head, sizeof head);
+    bytes_append(&stream, body, h.body_length);
+    size_t prefix = stream.size;
+    /* One EVENTS chunk of 4 MiB (its events are never decoded: nothing becomes final). */
+    hti_events_meta meta = {.thread_id = 7, .stream_id = 1, .base_ticks = 1000};
+    uint8_t meta_bytes[HTI_EVENTS_META_MAX];
+    size_t events_body = 4u << 20;
+    uint8_t *zeros = calloc(1, events_body);
+    h = (hti_chunk_header){.type = HTI_CHUNK_EVENTS,
+                           .meta_length = (uint16_t)hti_events_meta_encode(meta_bytes, &meta),
+                           .body_length = (uint32_t)events_body,
+                           .raw_length = (uint32_t)events_body};
+    hti_chunk_header_encode(head, &h, meta_bytes, zeros);
+    bytes_append(&stream, head, sizeof head);
+    bytes_append(&stream, meta_bytes, h.meta_length);
+    bytes_append(&stream, zeros, events_body);
+    free(zeros);
+    size_t chunk = stream.size - prefix;
+    /* 80 of them: more than the bound of 256 MiB. */
+    bytes whole = {0};
+    bytes_append(&whole, stream.data, prefix);
+    for (int i = 0; i < 80; i++)
+        bytes_append(&whole, stream.data + prefix, chunk);
+    feeder f;
+    int fd = feed_pipe(&f, whole.data, whole.size, option_seed, 1 << 16);
+    outcome got;
+    read_follower(fd, HT_READER_WAIT, &got, NULL);
+    pthread_join(f.thread, NULL);
+    assert_true(got.opened);
+    assert_int_equal(got.status, -EBADMSG);
+    assert_int_equal(got.events.count, 0);
+    assert_non_null(strstr(got.error, "wait for a clock pair"));
+    print_message("  %s\n", got.error);
+    outcome_free(&got);
+    free(stream.data);
+    free(whole.data);
 }
 
 /* A follower that gets no header in time, and one on a descriptor that is not open. */
@@ -868,6 +926,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_follow_cut_and_corrupted, stop_session),
         cmocka_unit_test_teardown(test_follow_growing_file, stop_session),
         cmocka_unit_test(test_follow_no_header),
+        cmocka_unit_test(test_follow_pending_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
