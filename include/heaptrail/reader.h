@@ -5,6 +5,10 @@
  * merged across threads in timestamp order. Memory is bounded by the index, the tables and one
  * decoded chunk per thread whose events overlap in time — not by the number of events.
  *
+ * A trace can also be followed while it is written (ht_reader_follow): chunks are parsed as they
+ * arrive and events handed out once final, with memory bounded by the tables and the chunks not
+ * decoded yet.
+ *
  * A trace cut short (SIGKILL, crash, full disk) reads up to its last whole chunk, with a
  * warning. A malformed trace gives an error naming the byte offset. The reader checks every
  * length and checksum: no input makes it crash, loop or allocate more than HT_READER_CHUNK_MAX
@@ -73,6 +77,23 @@ HT_API ht_reader *ht_reader_open_memory(const void *data, size_t size, char *err
                                         size_t error_size);
 HT_API void ht_reader_close(ht_reader *reader);
 
+#define HT_READER_WAIT 1u /* ht_reader_read waits for events instead of returning -EAGAIN */
+/* Follows a trace as it is written to fd: a pipe, FIFO or socket (the trace ends at the end of
+ * the stream), or a regular file still being written (it ends at its footer). Waits at most
+ * timeout_ms (-1: no limit) for the preamble and HEADER. The reader puts fd in non-blocking mode
+ * and closes it at ht_reader_close (on failure too; its status flags are restored first). NULL
+ * with a one-line message on failure (-ETIMEDOUT: "no trace header within N ms").
+ *
+ * ht_reader_read on a follower reads what fd holds now and hands out the events that are final
+ * (docs/FORMAT.md §11, "Reading a live trace"), in the file reader's order: -EAGAIN when none is
+ * yet (with HT_READER_WAIT it polls instead), 0 once the trace ended and all was handed out.
+ * ht_reader_info, the stacks and the modules are those received so far (a module pointer is
+ * valid until the next ht_reader_read); ht_reader_rewind gives -ESPIPE. */
+HT_API ht_reader *ht_reader_follow(int fd, unsigned flags, int timeout_ms, char *error,
+                                   size_t error_size);
+/* The descriptor a follower reads (for poll), -1 for other readers. */
+HT_API int ht_reader_fd(const ht_reader *reader);
+
 HT_API const ht_trace_info *ht_reader_info(const ht_reader *reader);
 /* The descriptor a follower reads (for poll), -1 for other readers. */
 HT_API int ht_reader_fd(const ht_reader *reader);
@@ -88,7 +109,7 @@ HT_API long ht_reader_read(ht_reader *reader, ht_event *events, size_t max);
 HT_API const char *ht_reader_error(const ht_reader *reader);
 HT_API const char *ht_reader_warnings(const ht_reader *reader);
 
-/* Restarts the event stream from the beginning. */
+/* Restarts the event stream from the beginning (-ESPIPE on a follower). */
 HT_API int ht_reader_rewind(ht_reader *reader);
 
 /* A stack by id: frames (return addresses, innermost first) and depth; false if unknown. */

@@ -222,24 +222,30 @@ int ht_cli_input_open(ht_cli_input *in, const char *path)
 {
     memset(in, 0, sizeof *in);
     in->path = path;
+    bool follow = strcmp(path, "-") == 0; /* a trace streamed to standard input */
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (!follow && stat(path, &st) != 0) {
         ht_cli_error("cannot open '%s': %s", path, strerror(errno));
         return HT_CLI_EXIT_IO;
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!follow && S_ISDIR(st.st_mode)) {
         ht_cli_error("cannot open '%s': %s", path, strerror(EISDIR));
         return HT_CLI_EXIT_IO;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!follow && !S_ISREG(st.st_mode)) {
         ht_cli_error("cannot open '%s': not a regular file", path);
         return HT_CLI_EXIT_IO;
     }
     char error[512];
     error[0] = '\0';
-    in->reader = ht_reader_open(path, error, sizeof error);
+    in->reader = follow ? ht_reader_follow(STDIN_FILENO, HT_READER_WAIT, -1, error, sizeof error)
+                        : ht_reader_open(path, error, sizeof error);
     if (!in->reader) {
         int e = errno;
+        if (follow && e != EBADMSG) {
+            ht_cli_error("cannot read standard input: %s", error);
+            return HT_CLI_EXIT_IO;
+        }
         if (e == EBADMSG) {
             ht_cli_error("'%s' is not a readable heaptrail trace: %s", path, error);
             return HT_CLI_EXIT_MALFORMED;

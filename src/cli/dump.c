@@ -14,7 +14,8 @@
 static const char dump_help[] =
     "Usage: heaptrail dump [OPTIONS] FILE\n"
     "Print the events of a trace in timestamp order, with the Windows heap events' field\n"
-    "names.\n\n"
+    "names. FILE - follows a trace streamed to standard input, printing events as they\n"
+    "arrive.\n\n"
     "Options:\n"
     "  -f, --format FORMAT  text (default), csv or jsonl\n"
     "  -o, --output FILE    write to FILE instead of standard output\n"
@@ -312,7 +313,8 @@ static void write_text(ht_cli_out *out, const ht_event *e, uint64_t start)
     ht_cli_out_char(out, '\n');
 }
 
-static void write_text_header(ht_cli_out *out, const ht_trace_info *info)
+/* following: a stream read as it comes, whose footer is still to come. */
+static void write_text_header(ht_cli_out *out, const ht_trace_info *info, bool following)
 {
     ht_cli_out_str(out, "# program ");
     ht_cli_out_str(out, info->program);
@@ -325,7 +327,7 @@ static void write_text_header(ht_cli_out *out, const ht_trace_info *info)
                       "since the start (timestamp_ns %llu)\n",
                       info->version_major, info->version_minor, ht_trace_mode_name(info->mode),
                       info->stack_depth, info->sample_interval ? "sampled" : "not sampled",
-                      info->complete ? "" : ", incomplete (no footer)",
+                      info->complete || following ? "" : ", incomplete (no footer)",
                       (unsigned long long)info->start_ns);
 }
 
@@ -381,7 +383,7 @@ int ht_cli_dump(int argc, char **argv)
         ht_cli_out_str(&out, "timestamp_ns,thread,event,HeapHandle,Address,Size,NewAddress,"
                              "OldAddress,NewSize,OldSize,Source,stack\n");
     else if (format == FORMAT_TEXT)
-        write_text_header(&out, input.info);
+        write_text_header(&out, input.info, ht_reader_fd(input.reader) >= 0);
 
     uint64_t written = 0, start = input.info->start_ns;
     const ht_event *events;
@@ -407,6 +409,8 @@ int ht_cli_dump(int argc, char **argv)
                 break;
             }
         }
+        if (ht_reader_fd(input.reader) >= 0)
+            ht_cli_out_flush(&out); /* a followed trace: each batch as it arrives */
     }
     int out_code = ht_cli_out_close(&out);
     code = ht_cli_input_close(&input);

@@ -1,12 +1,15 @@
-/* reader.c — reads trace files: a scan of the chunk headers at open (index, tables, clock
- * pairs, LOST records), then a k-way merge of the event streams in timestamp order.
+/* reader.c — reads traces: a file's chunk headers scanned at open (index, tables, clock pairs,
+ * LOST records), or a followed trace's chunks taken as they arrive (reader_follow.c), then one
+ * k-way merge of the event streams in timestamp order for both.
  *
  * Invariants: every length read from the input is checked against HT_READER_CHUNK_MAX and the
  * file size before anything is allocated or read; every event chunk's CRC is verified before it
  * is decoded, and its decoded event count must match its header. The merge holds one decoded
  * chunk per stream whose time range is current; streams whose next chunk starts later wait
- * keyed by that chunk's base timestamp (a lower bound of its first event). Errors are sticky
- * and name the byte offset; a file that ends inside a chunk reads up to the last whole one. */
+ * keyed by that chunk's base timestamp (a lower bound of its first event). A follower's merge
+ * hands out only final events (below the watermark, FORMAT.md §11), and converts their ticks
+ * with the pairs around them, which are the file's own by then. Errors are sticky and name the
+ * byte offset; a file that ends inside a chunk reads up to the last whole one. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,117 +24,42 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "format.h"
-#include "heaptrail/reader.h"
+#include "reader_internal.h"
 
 #define BATCH 256u
-#define WARNINGS_MAX 4096u
-
-typedef struct chunk_ref {
-    uint64_t offset; /* of the chunk header */
-    hti_chunk_header header;
-    hti_events_meta meta;
-} chunk_ref;
-
-typedef struct stream {
-    uint64_t stream_id;
-    uint32_t thread_id;
-    bool rundown;
-    uint32_t *chunks; /* indices into reader->chunks, file order */
-    size_t count, capacity;
-    /* merge state */
-    size_t next_chunk;  /* next chunk to load */
-    bool loaded;        /* a chunk is being decoded */
-    bool have_previous; /* previous chunk decoded: continuation possible */
-    uint64_t previous_seq, previous_end;
-    uint8_t *buffer; /* the loaded chunk's raw body */
-    size_t buffer_capacity;
-    hti_cursor cursor;
-    hti_stream_state state;
-    uint64_t decoded;  /* events decoded from the loaded chunk */
-    uint64_t expected; /* its header's event count */
-    uint64_t chunk_offset;
-    ht_event batch[BATCH];
-    size_t batch_count, batch_pos;
-    uint64_t key; /* ticks of the next event, or base ticks when not loaded */
-} stream;
-
-typedef struct clock_pair {
-    uint64_t ticks, ns;
-    uint64_t mult; /* 32.32 ns per tick for the segment starting here */
-} clock_pair;
-
-typedef struct stack_def {
-    uint32_t id;
-    uint32_t depth;
-    size_t offset;
-} stack_def;
-
-typedef struct string_def {
-    uint32_t id;
-    char *text;
-} string_def;
-
-typedef struct module_def {
-    ht_module module;
-    uint32_t string_id;
-} module_def;
-
-struct ht_reader {
-    int fd;
-    const uint8_t *memory;
-    uint64_t size;
-    int status;
-    char error[320];
-    char warnings[WARNINGS_MAX];
-    size_t warnings_length;
-    ht_trace_info info;
-    char *program, *command_line;
-    uint32_t tick_kind;
-    uint64_t ticks_per_second, start_ticks;
-
-    chunk_ref *chunks;
-    size_t chunk_count, chunk_capacity;
-    stream *streams;
-    size_t stream_count, stream_capacity;
-    clock_pair *clocks;
-    size_t clock_count, clock_capacity;
-    size_t clock_index;
-    uint64_t segment_start, segment_length, segment_ns, segment_mult; /* last segment used */
-    stack_def *stacks;                                                /* sorted by id */
-    size_t stack_count, stack_capacity;
-    uint64_t *frames;
-    size_t frame_count, frame_capacity;
-    string_def *strings;
-    size_t string_count, string_capacity;
-    module_def *modules;
-    size_t module_count, module_capacity;
-    ht_module *module_list;
-    ht_event *lost; /* LOST chunk records, as events (ticks), sorted */
-    size_t lost_count, lost_capacity, lost_pos;
-
-    size_t *merge_queue; /* the k-way merge: stream indices, a binary min-heap on their keys */
-    size_t merge_count;
-    ZSTD_DCtx *zstd;
-    uint8_t *scratch;
-    size_t scratch_capacity;
-};
+#define WARNINGS_MAX HTI_READER_WARNINGS_MAX
 
 /* ---- small helpers ---- */
 
-static int fail(ht_reader *r, int error, const char *format, ...)
+static int fail_list(ht_reader *r, int error, const char *format, va_list ap)
 {
     if (r->status == 0) {
-        va_list ap;
-        va_start(ap, format);
         vsnprintf(r->error, sizeof r->error, format, ap);
-        va_end(ap);
         r->status = error;
     }
     return r->status;
 }
 
-static void warn(ht_reader *r, const char *format, ...)
+__attribute__((format(printf, 3, 4))) static int fail(ht_reader *r, int error, const char *format,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    fail_list(r, error, format, ap);
+    va_end(ap);
+    return r->status;
+}
+
+int hti_reader_fail(ht_reader *r, int error, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    fail_list(r, error, format, ap);
+    va_end(ap);
+    return r->status;
+}
+
+__attribute__((format(printf, 2, 3))) static void warn(ht_reader *r, const char *format, ...)
 {
     if (r->warnings_length + 2 >= WARNINGS_MAX)
         return;
@@ -194,26 +122,41 @@ static int read_at(ht_reader *r, uint64_t offset, void *buffer, size_t length)
     return 0;
 }
 
+/* The chunk's 16 header bytes and its stored bytes (meta, then body): where a follower keeps
+ * them, or read from the file into r->scratch (valid until the next call). */
+static int chunk_bytes(ht_reader *r, const chunk_ref *c, const uint8_t **head,
+                       const uint8_t **stored)
+{
+    if (c->data) {
+        *head = c->data;
+        *stored = c->data + HTI_CHUNK_HEADER_SIZE;
+        return 0;
+    }
+    size_t length = HTI_CHUNK_HEADER_SIZE + (size_t)c->header.meta_length + c->header.body_length;
+    if (grow((void **)&r->scratch, &r->scratch_capacity, length + 1, 1) != 0)
+        return fail(r, -ENOMEM, "out of memory");
+    if (read_at(r, c->offset, r->scratch, length) != 0)
+        return r->status;
+    *head = r->scratch;
+    *stored = r->scratch + HTI_CHUNK_HEADER_SIZE;
+    return 0;
+}
+
 /* Reads a chunk's meta and stored body, checks the CRC, decompresses. *body points into
- * r->scratch (valid until the next call) or into out when given. */
+ * r->scratch or the follower's copy (valid until the next call) or into out when given. */
 static int load_body(ht_reader *r, const chunk_ref *c, uint8_t **out, size_t *out_capacity,
                      const uint8_t **body, size_t *length)
 {
     const hti_chunk_header *h = &c->header;
-    size_t stored = (size_t)h->meta_length + h->body_length;
-    if (grow((void **)&r->scratch, &r->scratch_capacity, stored + 1, 1) != 0)
-        return fail(r, -ENOMEM, "out of memory");
-    if (read_at(r, c->offset + HTI_CHUNK_HEADER_SIZE, r->scratch, stored) != 0)
+    const uint8_t *head = NULL, *stored = NULL;
+    if (chunk_bytes(r, c, &head, &stored) != 0)
         return r->status;
-    uint8_t head[HTI_CHUNK_HEADER_SIZE];
-    if (read_at(r, c->offset, head, sizeof head) != 0)
-        return r->status;
-    uint32_t crc = hti_chunk_crc(head, r->scratch, h->meta_length, r->scratch + h->meta_length,
+    uint32_t crc = hti_chunk_crc(head, stored, h->meta_length, stored + h->meta_length,
                                  h->body_length);
     if (crc != h->crc)
         return fail(r, -EBADMSG, "checksum mismatch in chunk at offset %llu",
                     (unsigned long long)c->offset);
-    const uint8_t *stored_body = r->scratch + h->meta_length;
+    const uint8_t *stored_body = stored + h->meta_length;
     if (!(h->flags & HTI_CHUNK_FLAG_ZSTD)) {
         if (out) {
             if (grow((void **)out, out_capacity, h->body_length + 1, 1) != 0)
@@ -442,19 +385,28 @@ static int parse_footer(ht_reader *r, const chunk_ref *c, const uint8_t *body, s
 
 /* ---- the scan ---- */
 
+/* The stream of an EVENTS chunk, created at its first chunk (info.threads counts the distinct
+ * thread ids of the event streams, the rundown's not counted). */
 static stream *stream_for(ht_reader *r, const hti_events_meta *m)
 {
     /* Streams are few; chunks of one stream come in runs: check the last one first. */
     for (size_t i = r->stream_count; i-- > 0;)
         if (r->streams[i].stream_id == m->stream_id && r->streams[i].thread_id == m->thread_id)
             return &r->streams[i];
-    if (GROW(r, r->streams, r->stream_count, r->stream_capacity) != 0)
+    if (GROW(r, r->streams, r->stream_count, r->stream_capacity) != 0 ||
+        GROW(r, r->merge_queue, r->stream_count, r->merge_capacity) != 0)
         return NULL;
+    bool rundown = (m->flags & HTI_EVENTS_RUNDOWN) != 0;
+    bool new_thread = !rundown;
+    for (size_t i = 0; i < r->stream_count && new_thread; i++)
+        if (!r->streams[i].rundown && r->streams[i].thread_id == m->thread_id)
+            new_thread = false;
+    r->info.threads += new_thread;
     stream *s = &r->streams[r->stream_count++];
     memset(s, 0, sizeof *s);
     s->stream_id = m->stream_id;
     s->thread_id = m->thread_id;
-    s->rundown = (m->flags & HTI_EVENTS_RUNDOWN) != 0;
+    s->rundown = rundown;
     return s;
 }
 
@@ -470,38 +422,31 @@ static int compare_clocks(const void *a, const void *b)
     return x->ticks < y->ticks ? -1 : x->ticks > y->ticks;
 }
 
+/* By time, then by every field, so that records of one time come in one order whoever reads
+ * them (a file reader sorts them all at once, a follower as they become final). */
 static int compare_lost(const void *a, const void *b)
 {
     const ht_event *x = a, *y = b;
-    return x->timestamp_ns < y->timestamp_ns ? -1 : x->timestamp_ns > y->timestamp_ns;
+    const ht_event_lost *p = &x->u.lost, *q = &y->u.lost;
+    if (x->timestamp_ns != y->timestamp_ns)
+        return x->timestamp_ns < y->timestamp_ns ? -1 : 1;
+    if (x->thread_id != y->thread_id)
+        return x->thread_id < y->thread_id ? -1 : 1;
+    if (p->Reason != q->Reason)
+        return p->Reason < q->Reason ? -1 : 1;
+    if (p->FirstTimestamp != q->FirstTimestamp)
+        return p->FirstTimestamp < q->FirstTimestamp ? -1 : 1;
+    return p->Count < q->Count ? -1 : p->Count > q->Count;
 }
 
-static int compare_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void finish_clock(ht_reader *r)
+/* The segment slopes of clocks[from..clock_count), and the conversion's cache forgotten. */
+static void clock_slopes(ht_reader *r, size_t from)
 {
     r->segment_start = r->segment_length = 0;
-    if (r->tick_kind == HTI_TICKS_NS) {
-        r->clock_count = 0;
-        r->segment_length = UINT64_MAX; /* identity: ns = 0 + ticks * 1.0 */
-        r->segment_mult = 1ull << 32;
-        return;
-    }
-    if (r->clock_count)
-        qsort(r->clocks, r->clock_count, sizeof *r->clocks, compare_clocks);
-    /* Keep strictly increasing pairs only. */
-    size_t n = 0;
-    for (size_t i = 0; i < r->clock_count; i++)
-        if (n == 0 ||
-            (r->clocks[i].ticks > r->clocks[n - 1].ticks && r->clocks[i].ns > r->clocks[n - 1].ns))
-            r->clocks[n++] = r->clocks[i];
-    r->clock_count = n;
+    r->clock_index = 0;
+    size_t n = r->clock_count;
     uint64_t fallback = (uint64_t)(((unsigned __int128)1000000000u << 32) / r->ticks_per_second);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < n; i++) {
         if (i + 1 < n) {
             unsigned __int128 dn = (unsigned __int128)(r->clocks[i + 1].ns - r->clocks[i].ns) << 32;
             uint64_t dt = r->clocks[i + 1].ticks - r->clocks[i].ticks;
@@ -513,6 +458,33 @@ static void finish_clock(ht_reader *r)
     }
 }
 
+/* Appends a pair to the table if its ticks and ns both pass the last kept pair's. */
+static void clock_keep(ht_reader *r, size_t *kept, clock_pair pair)
+{
+    size_t n = *kept;
+    if (n == 0 || (pair.ticks > r->clocks[n - 1].ticks && pair.ns > r->clocks[n - 1].ns))
+        r->clocks[(*kept)++] = pair;
+}
+
+static void finish_clock(ht_reader *r)
+{
+    if (r->tick_kind == HTI_TICKS_NS) {
+        r->clock_count = 0;
+        r->clock_index = 0;
+        r->segment_start = 0;
+        r->segment_length = UINT64_MAX; /* identity: ns = 0 + ticks * 1.0 */
+        r->segment_mult = 1ull << 32;
+        return;
+    }
+    if (r->clock_count)
+        qsort(r->clocks, r->clock_count, sizeof *r->clocks, compare_clocks);
+    /* Keep strictly increasing pairs only. */
+    size_t n = 0;
+    for (size_t i = 0; i < r->clock_count; i++)
+        clock_keep(r, &n, r->clocks[i]);
+    r->clock_count = n;
+    clock_slopes(r, 0);
+}
 static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks);
 
 /* Fast path: the tick lies in the segment of the previous conversion. */
@@ -565,15 +537,12 @@ static uint64_t ticks_to_ns_slow(ht_reader *r, uint64_t ticks)
     return back < p->ns ? p->ns - back : 0;
 }
 
-/* The file preamble: magic and a major version this reader knows. */
-static int check_preamble(ht_reader *r)
+/* The preamble: magic and a major version this reader knows. size: bytes of input so far. */
+int hti_reader_check_preamble(ht_reader *r, const uint8_t *bytes, uint64_t size)
 {
-    uint8_t bytes[HTI_PREAMBLE_SIZE];
-    if (r->size < HTI_PREAMBLE_SIZE)
+    if (size < HTI_PREAMBLE_SIZE)
         return fail(r, -EBADMSG, "not a heaptrail trace: %llu bytes, shorter than the preamble",
-                    (unsigned long long)r->size);
-    if (read_at(r, 0, bytes, sizeof bytes) != 0)
-        return r->status;
+                    (unsigned long long)size);
     hti_preamble preamble;
     if (hti_preamble_decode(bytes, &preamble) != 0)
         return fail(r, -EBADMSG, "not a heaptrail trace: bad magic at offset 0");
@@ -585,12 +554,18 @@ static int check_preamble(ht_reader *r)
     return 0;
 }
 
-/* An EVENTS chunk is only indexed here (its meta read, its body left for the merge). */
+static void queue_push(ht_reader *r, size_t index);
+
+/* An EVENTS chunk is only indexed here (its meta read, its body left for the merge). A
+ * follower's stream that waited for it goes back into the merge. */
 static int index_events_chunk(ht_reader *r, chunk_ref *c)
 {
     uint64_t offset = c->offset;
-    uint8_t meta[HTI_CHUNK_META_MAX];
-    if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, meta, c->header.meta_length) != 0)
+    uint8_t copy[HTI_CHUNK_META_MAX];
+    const uint8_t *meta = copy;
+    if (c->data)
+        meta = c->data + HTI_CHUNK_HEADER_SIZE;
+    else if (read_at(r, offset + HTI_CHUNK_HEADER_SIZE, copy, c->header.meta_length) != 0)
         return r->status;
     if (hti_events_meta_decode(meta, c->header.meta_length, &c->meta) != 0)
         return fail(r, -EBADMSG, "malformed event chunk meta at offset %llu",
@@ -598,20 +573,23 @@ static int index_events_chunk(ht_reader *r, chunk_ref *c)
     if (c->header.raw_length > HTI_CHUNK_BODY_MAX || c->meta.event_count > c->header.raw_length)
         return fail(r, -EBADMSG, "event count %llu does not fit the chunk at offset %llu",
                     (unsigned long long)c->meta.event_count, (unsigned long long)offset);
-    if (GROW(r, r->chunks, r->chunk_count, r->chunk_capacity) != 0)
-        return r->status;
     stream *s = stream_for(r, &c->meta);
     if (!s || GROW(r, s->chunks, s->count, s->capacity) != 0)
         return r->status;
-    s->chunks[s->count++] = (uint32_t)r->chunk_count;
-    r->chunks[r->chunk_count++] = *c;
+    s->chunks[s->count++] = *c;
+    c->data = NULL; /* the stream's now */
     r->info.events += c->meta.event_count;
     r->info.event_chunks++;
+    if (r->intake && !s->queued && !s->loaded) {
+        /* A lower bound of its next event: a fresh body's base, else where the stream was. */
+        s->key = c->meta.offset == 0 || !s->have_previous ? c->meta.base_ticks : s->state.ticks;
+        queue_push(r, (size_t)(s - r->streams));
+    }
     return 0;
 }
 
 /* Any other known chunk is read whole into the tables now (one header, first). */
-static int parse_record_chunk(ht_reader *r, const chunk_ref *c, bool *have_header)
+static int parse_record_chunk(ht_reader *r, const chunk_ref *c)
 {
     const uint8_t *body;
     size_t length;
@@ -619,10 +597,10 @@ static int parse_record_chunk(ht_reader *r, const chunk_ref *c, bool *have_heade
         return r->status;
     switch (c->header.type) {
     case HTI_CHUNK_HEADER: {
-        int error = *have_header ? fail(r, -EBADMSG, "second header chunk at offset %llu",
-                                        (unsigned long long)c->offset)
-                                 : parse_header(r, c, body, length);
-        *have_header = true;
+        int error = r->have_header ? fail(r, -EBADMSG, "second header chunk at offset %llu",
+                                          (unsigned long long)c->offset)
+                                   : parse_header(r, c, body, length);
+        r->have_header = true;
         return error;
     }
     case HTI_CHUNK_STACKS: return parse_stacks(r, c, body, length);
@@ -635,58 +613,81 @@ static int parse_record_chunk(ht_reader *r, const chunk_ref *c, bool *have_heade
     }
 }
 
+void hti_reader_cut(ht_reader *r, uint64_t offset, uint64_t left, uint64_t total)
+{
+    r->info.truncated = true;
+    if (total == 0)
+        warn(r, "the file ends inside a chunk header at offset %llu; read up to there",
+             (unsigned long long)offset);
+    else
+        warn(r,
+             "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
+             "there",
+             (unsigned long long)offset, (unsigned long long)left, (unsigned long long)total);
+}
+
+int hti_reader_frame(ht_reader *r, uint64_t offset, const uint8_t head[HTI_CHUNK_HEADER_SIZE],
+                     chunk_ref *c, uint64_t *total)
+{
+    memset(c, 0, sizeof *c);
+    c->offset = offset;
+    const char *why = NULL;
+    if (hti_chunk_header_decode(head, &c->header, &why) != 0)
+        return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
+    *total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c->header.meta_length + c->header.body_length;
+    return 0;
+}
+
+static int live_update(ht_reader *r, unsigned type, size_t clocks_before);
+
+int hti_reader_take(ht_reader *r, chunk_ref *c)
+{
+    if (!r->have_header && c->header.type != HTI_CHUNK_HEADER)
+        return fail(r, -EBADMSG, "the first chunk (offset %llu) is not a header",
+                    (unsigned long long)c->offset);
+    size_t clocks_before = r->clock_count;
+    int error = 0;
+    if (c->header.type == HTI_CHUNK_EVENTS)
+        error = index_events_chunk(r, c);
+    else if (c->header.type <= HTI_CHUNK_FOOTER)
+        error = parse_record_chunk(r, c);
+    else
+        warn(r, "unknown chunk type %u at offset %llu skipped", c->header.type,
+             (unsigned long long)c->offset);
+    if (error)
+        return error;
+    r->info.chunks++;
+    return r->intake ? live_update(r, c->header.type, clocks_before) : 0;
+}
+
 /* Reads every chunk header from the preamble on: indexes the events, parses the rest. A file
  * cut short is read up to its last whole chunk (truncated, with a warning). */
 static int scan_chunks(ht_reader *r)
 {
     uint64_t offset = HTI_PREAMBLE_SIZE;
-    bool have_header = false;
     while (offset < r->size) {
         uint64_t left = r->size - offset;
         if (left < HTI_CHUNK_HEADER_SIZE) {
-            r->info.truncated = true;
-            warn(r, "the file ends inside a chunk header at offset %llu; read up to there",
-                 (unsigned long long)offset);
+            hti_reader_cut(r, offset, left, 0);
             break;
         }
-        chunk_ref c;
-        memset(&c, 0, sizeof c);
-        c.offset = offset;
         uint8_t head[HTI_CHUNK_HEADER_SIZE];
-        if (read_at(r, offset, head, sizeof head) != 0)
+        chunk_ref c;
+        uint64_t total;
+        if (read_at(r, offset, head, sizeof head) != 0 ||
+            hti_reader_frame(r, offset, head, &c, &total) != 0)
             return r->status;
-        const char *why = NULL;
-        if (hti_chunk_header_decode(head, &c.header, &why) != 0)
-            return fail(r, -EBADMSG, "%s at offset %llu", why, (unsigned long long)offset);
-        uint64_t total = HTI_CHUNK_HEADER_SIZE + (uint64_t)c.header.meta_length +
-                         c.header.body_length;
         if (total > left) {
-            r->info.truncated = true;
-            warn(r,
-                 "the file ends inside the chunk at offset %llu (%llu of %llu bytes); read up to "
-                 "there",
-                 (unsigned long long)offset, (unsigned long long)left, (unsigned long long)total);
+            hti_reader_cut(r, offset, left, total);
             break;
         }
-        if (!have_header && c.header.type != HTI_CHUNK_HEADER)
-            return fail(r, -EBADMSG, "the first chunk (offset %llu) is not a header",
-                        (unsigned long long)offset);
-        int error = 0;
-        if (c.header.type == HTI_CHUNK_EVENTS)
-            error = index_events_chunk(r, &c);
-        else if (c.header.type <= HTI_CHUNK_FOOTER)
-            error = parse_record_chunk(r, &c, &have_header);
-        else
-            warn(r, "unknown chunk type %u at offset %llu skipped", c.header.type,
-                 (unsigned long long)offset);
-        if (error)
-            return error;
-        r->info.chunks++;
+        if (hti_reader_take(r, &c) != 0)
+            return r->status;
         offset += total;
     }
     r->info.valid_size = offset;
     r->info.file_size = r->size;
-    if (!have_header)
+    if (!r->have_header)
         return fail(r, -EBADMSG, "no header chunk");
     return 0;
 }
@@ -694,6 +695,7 @@ static int scan_chunks(ht_reader *r)
 /* The module list handed out: each module with its path from the string table. */
 static int resolve_modules(ht_reader *r)
 {
+    free(r->module_list);
     r->module_list = calloc(r->module_count ? r->module_count : 1, sizeof *r->module_list);
     if (!r->module_list)
         return fail(r, -ENOMEM, "out of memory");
@@ -710,53 +712,158 @@ static int resolve_modules(ht_reader *r)
     return 0;
 }
 
-/* info.threads: the distinct thread ids of the event streams (the rundown's not counted). */
-static int count_threads(ht_reader *r)
+/* The stack table in id order (ids come in order as a rule: only a disorder sorts it). */
+static void sort_stacks(ht_reader *r)
 {
-    uint32_t *tids = malloc((r->stream_count ? r->stream_count : 1) * sizeof *tids);
-    if (!tids)
-        return fail(r, -ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < r->stream_count; i++)
-        if (!r->streams[i].rundown)
-            tids[n++] = r->streams[i].thread_id;
-    if (n)
-        qsort(tids, n, sizeof *tids, compare_u32);
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || tids[i] != tids[i - 1])
-            r->info.threads++;
-    free(tids);
-    return 0;
+    for (size_t i = r->stacks_sorted ? r->stacks_sorted : 1; i < r->stack_count; i++)
+        if (r->stacks[i - 1].id > r->stacks[i].id) {
+            qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
+            break;
+        }
+    r->stacks_sorted = r->stack_count;
+    r->info.stacks = r->stack_count;
+}
+
+static uint64_t ticks_to_ns(ht_reader *r, uint64_t ticks);
+
+/* LOST chunk records that became final (all of them for a file) move to the final range, in
+ * ns, in order. */
+static void finish_lost(ht_reader *r)
+{
+    size_t first = r->lost_final;
+    for (size_t i = r->lost_final; i < r->lost_count; i++) {
+        ht_event e = r->lost[i];
+        if (!r->all_final && e.timestamp_ns >= r->final_ticks)
+            continue;
+        e.timestamp_ns = ticks_to_ns(r, e.timestamp_ns);
+        e.u.lost.FirstTimestamp = ticks_to_ns(r, e.u.lost.FirstTimestamp);
+        e.u.lost.LastTimestamp = ticks_to_ns(r, e.u.lost.LastTimestamp);
+        r->lost[i] = r->lost[r->lost_final];
+        r->lost[r->lost_final++] = e;
+    }
+    if (r->lost_final == first)
+        return;
+    qsort(r->lost + r->lost_pos, r->lost_final - r->lost_pos, sizeof *r->lost, compare_lost);
+    if (r->intake && r->lost_pos >= 64 && r->lost_pos * 2 >= r->lost_count) {
+        /* A follower keeps only what is still to come. */
+        memmove(r->lost, r->lost + r->lost_pos, (r->lost_count - r->lost_pos) * sizeof *r->lost);
+        r->lost_count -= r->lost_pos;
+        r->lost_final -= r->lost_pos;
+        r->lost_pos = 0;
+    }
+}
+
+/* info.end_ns: the last clock pair's time once everything is final, else the watermark's. */
+static void update_end(ht_reader *r)
+{
+    uint64_t last = 0;
+    if (!r->all_final)
+        last = r->recent_ns[0];
+    else if (r->clock_count)
+        last = r->clocks[r->clock_count - 1].ns;
+    r->info.end_ns = last > r->info.start_ns ? last : r->info.start_ns;
 }
 
 static int scan(ht_reader *r)
 {
-    int error = check_preamble(r);
-    if (error == 0)
-        error = scan_chunks(r);
-    if (error)
-        return error;
-    if (r->stack_count)
-        qsort(r->stacks, r->stack_count, sizeof *r->stacks, compare_stacks);
-    r->info.stacks = r->stack_count;
+    uint8_t preamble[HTI_PREAMBLE_SIZE];
+    if (r->size >= HTI_PREAMBLE_SIZE && read_at(r, 0, preamble, sizeof preamble) != 0)
+        return r->status;
+    if (hti_reader_check_preamble(r, preamble, r->size) != 0 || scan_chunks(r) != 0)
+        return r->status;
+    sort_stacks(r);
     finish_clock(r);
-    for (size_t i = 0; i < r->lost_count; i++) {
-        r->lost[i].timestamp_ns = ticks_to_ns(r, r->lost[i].timestamp_ns);
-        r->lost[i].u.lost.FirstTimestamp = ticks_to_ns(r, r->lost[i].u.lost.FirstTimestamp);
-        r->lost[i].u.lost.LastTimestamp = ticks_to_ns(r, r->lost[i].u.lost.LastTimestamp);
-    }
-    if (r->lost_count)
-        qsort(r->lost, r->lost_count, sizeof *r->lost, compare_lost);
-    if ((error = resolve_modules(r)) != 0 || (error = count_threads(r)) != 0)
-        return error;
+    r->all_final = true;
+    finish_lost(r);
+    update_end(r);
+    if (resolve_modules(r) != 0)
+        return r->status;
     r->info.program = r->program ? r->program : "";
     r->info.command_line = r->command_line ? r->command_line : "";
-    r->merge_queue = malloc((r->stream_count + 1) * sizeof *r->merge_queue);
-    if (!r->merge_queue)
-        return fail(r, -ENOMEM, "out of memory");
     return 0;
 }
 
+/* ---- a followed trace: its tables and watermark as chunks arrive ---- */
+
+/* New pairs clocks[from..clock_count) arrived: kept in the raw list, and the conversion table
+ * made what the file reader's would be over every pair so far (extended as a rule; rebuilt when
+ * a pair comes out of order). The watermark becomes the second-latest pair's ticks. */
+static int clock_arrived(ht_reader *r, size_t from)
+{
+    size_t arrived = r->clock_count - from;
+    if (grow((void **)&r->raw_clocks, &r->raw_capacity, r->raw_count + arrived, sizeof(clock_pair)))
+        return fail(r, -ENOMEM, "out of memory");
+    bool in_order = true;
+    for (size_t i = from; i < r->clock_count; i++) {
+        clock_pair pair = r->clocks[i];
+        if (r->raw_count && pair.ticks <= r->raw_max_ticks)
+            in_order = false;
+        if (r->raw_count == 0 || pair.ticks > r->raw_max_ticks)
+            r->raw_max_ticks = pair.ticks;
+        r->raw_clocks[r->raw_count++] = pair;
+        r->recent_ticks[0] = r->recent_ticks[1];
+        r->recent_ns[0] = r->recent_ns[1];
+        r->recent_ticks[1] = pair.ticks;
+        r->recent_ns[1] = pair.ns;
+        if (++r->pairs_received >= 2 && r->recent_ticks[0] > r->final_ticks)
+            r->final_ticks = r->recent_ticks[0];
+    }
+    if (r->tick_kind == HTI_TICKS_NS) {
+        r->clock_count = 0;
+        return 0;
+    }
+    if (!in_order) {
+        if (grow((void **)&r->clocks, &r->clock_capacity, r->raw_count, sizeof(clock_pair)))
+            return fail(r, -ENOMEM, "out of memory");
+        memcpy(r->clocks, r->raw_clocks, r->raw_count * sizeof(clock_pair));
+        r->clock_count = r->raw_count;
+        finish_clock(r);
+        return 0;
+    }
+    size_t kept = from;
+    for (size_t i = from; i < from + arrived; i++)
+        clock_keep(r, &kept, r->clocks[i]);
+    r->clock_count = kept;
+    clock_slopes(r, from ? from - 1 : 0);
+    return 0;
+}
+
+void hti_reader_all_final(ht_reader *r)
+{
+    r->all_final = true;
+    finish_lost(r);
+    update_end(r);
+}
+
+/* What a chunk of type changes in a follower's tables (a file's are settled once, after the
+ * scan): the header's fields, stacks in order, the module list, the conversion and the
+ * watermark, the LOST records that became final. */
+static int live_update(ht_reader *r, unsigned type, size_t clocks_before)
+{
+    switch (type) {
+    case HTI_CHUNK_HEADER:
+        r->info.program = r->program ? r->program : "";
+        r->info.command_line = r->command_line ? r->command_line : "";
+        finish_clock(r);
+        update_end(r);
+        return 0;
+    case HTI_CHUNK_STACKS: sort_stacks(r); return 0;
+    case HTI_CHUNK_MODULES:
+    case HTI_CHUNK_STRINGS: return resolve_modules(r);
+    case HTI_CHUNK_LOST: finish_lost(r); return 0;
+    case HTI_CHUNK_CLOCK:
+    case HTI_CHUNK_FOOTER:
+        if (clock_arrived(r, clocks_before) != 0)
+            return r->status;
+        /* The footer's pair is the last: the writer drained everything before it. */
+        if (type == HTI_CHUNK_FOOTER)
+            r->all_final = true;
+        finish_lost(r);
+        update_end(r);
+        return 0;
+    default: return 0;
+    }
+}
 /* ---- merge ---- */
 
 static bool before(const ht_reader *r, size_t a, size_t b)
@@ -787,8 +894,31 @@ static void merge_queue_sift_down(ht_reader *r, size_t i)
     }
 }
 
+/* A follower's stream that got a chunk after it ran out (the queue has room: stream_for). */
+static void queue_push(ht_reader *r, size_t index)
+{
+    r->streams[index].queued = true;
+    size_t i = r->merge_count++;
+    r->merge_queue[i] = index;
+    while (i > 0 && before(r, index, r->merge_queue[(i - 1) / 2])) {
+        r->merge_queue[i] = r->merge_queue[(i - 1) / 2];
+        i = (i - 1) / 2;
+        r->merge_queue[i] = index;
+    }
+}
+
+/* The top stream has nothing left (a follower's: for now; it keeps no buffers meanwhile). */
 static void merge_queue_pop(ht_reader *r)
 {
+    stream *s = &r->streams[r->merge_queue[0]];
+    s->queued = false;
+    if (r->intake) {
+        free(s->batch);
+        free(s->buffer);
+        s->batch = NULL;
+        s->buffer = NULL;
+        s->buffer_capacity = 0;
+    }
     r->merge_queue[0] = r->merge_queue[--r->merge_count];
     if (r->merge_count)
         merge_queue_sift_down(r, 0);
@@ -803,11 +933,13 @@ static int rewind_locked(ht_reader *r)
         stream *s = &r->streams[i];
         s->next_chunk = 0;
         s->loaded = false;
+        s->queued = false;
         s->have_previous = false;
         s->batch_count = s->batch_pos = 0;
         if (s->count == 0)
             continue;
-        s->key = r->chunks[s->chunks[0]].meta.base_ticks;
+        s->key = s->chunks[0].meta.base_ticks;
+        s->queued = true;
         r->merge_queue[r->merge_count++] = i;
     }
     for (size_t i = r->merge_count / 2 + 1; i-- > 0;)
@@ -833,20 +965,44 @@ static int decode_batch(ht_reader *r, stream *s)
     return 0;
 }
 
+/* A follower's chunk is decoded (or skipped): its bytes go, and the stream's list forgets the
+ * chunks before it once they are many. */
+static void release_chunks(ht_reader *r, stream *s)
+{
+    if (!r->intake)
+        return;
+    for (size_t i = 0; i < s->next_chunk; i++)
+        if (s->chunks[i].data) {
+            r->pending_bytes -= HTI_CHUNK_HEADER_SIZE + (uint64_t)s->chunks[i].header.meta_length +
+                                s->chunks[i].header.body_length;
+            free(s->chunks[i].data);
+            s->chunks[i].data = NULL;
+        }
+    if (s->next_chunk == s->count || s->next_chunk >= 64) {
+        memmove(s->chunks, s->chunks + s->next_chunk,
+                (s->count - s->next_chunk) * sizeof *s->chunks);
+        s->count -= s->next_chunk;
+        s->next_chunk = 0;
+    }
+}
+
 /* Loads the stream's next decodable chunk and its first batch. 0 with s->loaded false: no more
- * chunks in this stream. */
+ * chunks in this stream (a follower's: for now). */
 static int load_next(ht_reader *r, stream *s)
 {
     while (s->next_chunk < s->count) {
-        const chunk_ref *c = &r->chunks[s->chunks[s->next_chunk++]];
+        const chunk_ref *c = &s->chunks[s->next_chunk++];
         const hti_events_meta *m = &c->meta;
         if (m->offset != 0 &&
             !(s->have_previous && s->previous_seq == m->fill_seq && s->previous_end == m->offset)) {
             warn(r, "the chunk at offset %llu continues events that are missing; skipped",
                  (unsigned long long)c->offset);
             s->have_previous = false;
+            release_chunks(r, s);
             continue;
         }
+        if (!s->batch && !(s->batch = malloc(BATCH * sizeof *s->batch)))
+            return fail(r, -ENOMEM, "out of memory");
         const uint8_t *body;
         size_t length;
         if (load_body(r, c, &s->buffer, &s->buffer_capacity, &body, &length) != 0)
@@ -864,6 +1020,7 @@ static int load_next(ht_reader *r, stream *s)
         s->previous_seq = m->fill_seq;
         s->previous_end = m->offset + length;
         s->loaded = true;
+        release_chunks(r, s); /* c is gone from here on */
         if (decode_batch(r, s) != 0)
             return r->status;
         if (s->batch_count == 0) {
@@ -891,7 +1048,7 @@ static bool advance(ht_reader *r, stream *s)
     s->loaded = false;
     if (s->next_chunk >= s->count)
         return false;
-    const chunk_ref *c = &r->chunks[s->chunks[s->next_chunk]];
+    const chunk_ref *c = &s->chunks[s->next_chunk];
     if (c->meta.offset == 0) {
         s->key = c->meta.base_ticks; /* wait until the merge reaches it */
         return true;
@@ -901,7 +1058,6 @@ static bool advance(ht_reader *r, stream *s)
     s->key = s->batch[0].timestamp_ns;
     return true;
 }
-
 static void finish_event(ht_reader *r, ht_event *e, bool rundown)
 {
     e->timestamp_ns = ticks_to_ns(r, e->timestamp_ns);
@@ -919,12 +1075,22 @@ static void finish_event(ht_reader *r, ht_event *e, bool rundown)
     }
 }
 
-long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
+static inline bool is_final(const ht_reader *r, uint64_t ticks)
+{
+    return r->all_final || ticks < r->final_ticks;
+}
+
+long hti_reader_merge(ht_reader *r, ht_event *out, size_t max)
 {
     if (r->status)
         return r->status;
     size_t n = 0;
-    while (n < max && r->merge_count) {
+    bool blocked = false; /* nothing more is final now (or nothing is left) */
+    while (n < max) {
+        if (!r->merge_count || !is_final(r, r->streams[r->merge_queue[0]].key)) {
+            blocked = true;
+            break;
+        }
         size_t top = r->merge_queue[0];
         stream *s = &r->streams[top];
         if (!s->loaded) {
@@ -947,19 +1113,19 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
         uint64_t limit = second == SIZE_MAX ? UINT64_MAX : r->streams[second].key;
         bool wins_ties = second == SIZE_MAX || (s->rundown && !r->streams[second].rundown) ||
                          (s->rundown == r->streams[second].rundown && top < second);
-        uint64_t lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns
+        uint64_t lost_limit = r->lost_pos < r->lost_final ? r->lost[r->lost_pos].timestamp_ns
                                                           : UINT64_MAX;
         while (n < max && s->batch_pos < s->batch_count) {
             const ht_event *e = &s->batch[s->batch_pos];
             uint64_t t = e->timestamp_ns;
-            if (t > limit || (t == limit && !wins_ties))
+            if (t > limit || (t == limit && !wins_ties) || !is_final(r, t))
                 break;
             out[n] = *e;
             finish_event(r, &out[n], s->rundown);
             if (out[n].timestamp_ns > lost_limit) {
                 /* A LOST chunk record (already in ns) comes first; the event goes next round. */
                 out[n++] = r->lost[r->lost_pos++];
-                lost_limit = r->lost_pos < r->lost_count ? r->lost[r->lost_pos].timestamp_ns
+                lost_limit = r->lost_pos < r->lost_final ? r->lost[r->lost_pos].timestamp_ns
                                                          : UINT64_MAX;
                 continue;
             }
@@ -980,23 +1146,27 @@ long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
         }
         merge_queue_sift_down(r, 0);
     }
-    while (n < max && !r->merge_count && r->lost_pos < r->lost_count)
-        out[n++] = r->lost[r->lost_pos++];
+    /* LOST chunk records go out before the first event after them: those left at the end, and
+     * on a live trace those before the watermark, which every event still to come follows. */
+    if (blocked) {
+        bool all = r->all_final && !r->merge_count;
+        uint64_t bound = all || r->all_final ? 0 : ticks_to_ns(r, r->final_ticks);
+        while (n < max && r->lost_pos < r->lost_final &&
+               (all || r->lost[r->lost_pos].timestamp_ns < bound))
+            out[n++] = r->lost[r->lost_pos++];
+    }
     return (long)n;
+}
+
+long ht_reader_read(ht_reader *r, ht_event *out, size_t max)
+{
+    return r->intake ? hti_follow_read(r, out, max) : hti_reader_merge(r, out, max);
 }
 
 /* ---- public ---- */
 
-static ht_reader *open_common(ht_reader *r, char *error, size_t error_size)
+ht_reader *hti_reader_open_failed(ht_reader *r, char *error, size_t error_size)
 {
-    hti_crc32c_init();
-    if (scan(r) == 0 && rewind_locked(r) == 0) {
-        uint64_t last = 0;
-        if (r->clock_count)
-            last = r->clocks[r->clock_count - 1].ns;
-        r->info.end_ns = last > r->info.start_ns ? last : r->info.start_ns;
-        return r;
-    }
     if (error && error_size)
         snprintf(error, error_size, "%s", r->error);
     int status = r->status;
@@ -1005,6 +1175,13 @@ static ht_reader *open_common(ht_reader *r, char *error, size_t error_size)
     return NULL;
 }
 
+static ht_reader *open_common(ht_reader *r, char *error, size_t error_size)
+{
+    hti_crc32c_init();
+    if (scan(r) == 0 && rewind_locked(r) == 0)
+        return r;
+    return hti_reader_open_failed(r, error, error_size);
+}
 ht_reader *ht_reader_open(const char *path, char *error, size_t error_size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1051,17 +1228,23 @@ void ht_reader_close(ht_reader *r)
 {
     if (!r)
         return;
-    if (r->fd >= 0 && !r->memory)
+    if (r->intake)
+        hti_follow_close(r);
+    else if (r->fd >= 0 && !r->memory)
         close(r->fd);
     for (size_t i = 0; i < r->stream_count; i++) {
-        free(r->streams[i].chunks);
-        free(r->streams[i].buffer);
+        stream *s = &r->streams[i];
+        for (size_t j = 0; j < s->count; j++)
+            free(s->chunks[j].data);
+        free(s->chunks);
+        free(s->buffer);
+        free(s->batch);
     }
     for (size_t i = 0; i < r->string_count; i++)
         free(r->strings[i].text);
     free(r->streams);
-    free(r->chunks);
     free(r->clocks);
+    free(r->raw_clocks);
     free(r->stacks);
     free(r->frames);
     free(r->strings);
@@ -1100,6 +1283,8 @@ const char *ht_reader_warnings(const ht_reader *r)
 
 int ht_reader_rewind(ht_reader *r)
 {
+    if (r->intake)
+        return -ESPIPE; /* what was handed out is gone */
     if (r->status)
         return r->status;
     return rewind_locked(r);

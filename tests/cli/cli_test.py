@@ -499,6 +499,64 @@ def test_dump_formats():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def piped(args, path):
+    """args run with the bytes of path on a pipe as standard input (as `cat path | ...`)."""
+    with open(path, "rb") as f:
+        cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
+        try:
+            return run(args, stdin=cat.stdout)
+        finally:
+            cat.stdout.close()
+            cat.wait()
+
+
+def test_dump_stdin():
+    """`cat F | heaptrail dump -` equals `heaptrail dump F` (text and csv), and stats and report
+    read `-` alike; a stream cut inside a chunk ends with the file reader's warning."""
+    work = scratch()
+    try:
+        path = os.path.join(work, "live.trace")
+        heaptrail("record", "-q", "--stacks", "-o", path, "--", ARGS.bin["live_check"], "2",
+                  "300", env=base_env(work), cwd=work, check_code=0)
+        for options in ([], ["--format", "csv"], ["-f", "jsonl", "--event", "blocks"]):
+            want = heaptrail("dump", *options, path, check_code=0)
+            got = piped([ARGS.heaptrail, "dump"] + options + ["-"], path)
+            check(got.returncode == 0, "dump -: exit %d: %s" % (got.returncode, got.stderr))
+            check(got.stdout == want.stdout, "dump %s -: differs from the file's (%d and %d "
+                  "bytes)" % (" ".join(options), len(got.stdout), len(want.stdout)))
+            check(len(want.stdout.splitlines()) > 100, "a real trace: %d lines" %
+                  len(want.stdout.splitlines()))
+        want = json.loads(heaptrail("stats", "-f", "json", path, check_code=0).stdout)
+        got = piped([ARGS.heaptrail, "stats", "-f", "json", "-"], path)
+        check(got.returncode == 0, "stats -: %s" % got.stderr)
+        got = json.loads(got.stdout)
+        for key in ("trace", "duration_ns"):
+            want.pop(key, None)
+            got.pop(key, None)
+        check(got == want, "stats - differs: %s" % sorted(
+            k for k in want if want.get(k) != got.get(k)))
+        want = heaptrail("report", "--sections", "summary,top", path, check_code=0).stdout
+        got = piped([ARGS.heaptrail, "report", "--sections", "summary,top", "-"], path)
+        check(got.returncode == 0, "report -: %s" % got.stderr)
+        check(got.stdout.replace(b"report: -", b"report: " + path.encode()) == want,
+              "report - differs:\n%s\n%s" % (got.stdout.decode(), want.decode()))
+        # Cut inside a chunk: the same events and the same warning as the file cut there.
+        cut = os.path.join(work, "cut.trace")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) * 2 // 3])
+        want = heaptrail("dump", "-f", "csv", cut)
+        got = piped([ARGS.heaptrail, "dump", "-f", "csv", "-"], cut)
+        check(got.returncode == want.returncode and got.stdout == want.stdout,
+              "cut: exit %d and %d" % (got.returncode, want.returncode))
+        check(b"ends inside" in got.stderr and
+              got.stderr.replace(b"-:", cut.encode() + b":") == want.stderr,
+              "cut: %r, file: %r" % (got.stderr, want.stderr))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def stats_json(path):
     return json.loads(heaptrail("stats", "--format", "json", path, check_code=0).stdout)
 
