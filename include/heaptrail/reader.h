@@ -95,8 +95,6 @@ HT_API ht_reader *ht_reader_follow(int fd, unsigned flags, int timeout_ms, char 
 HT_API int ht_reader_fd(const ht_reader *reader);
 
 HT_API const ht_trace_info *ht_reader_info(const ht_reader *reader);
-/* The descriptor a follower reads (for poll), -1 for other readers. */
-HT_API int ht_reader_fd(const ht_reader *reader);
 
 /* Fills events[0..max) with the next events in timestamp order (ties: rundown first, then by
  * thread). Returns the count, 0 at the end, or a negative errno (-EBADMSG: malformed data,

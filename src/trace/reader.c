@@ -1265,12 +1265,6 @@ const ht_trace_info *ht_reader_info(const ht_reader *r)
     return &r->info;
 }
 
-int ht_reader_fd(const ht_reader *r)
-{
-    (void)r;
-    return -1;
-}
-
 const char *ht_reader_error(const ht_reader *r)
 {
     return r->error;
