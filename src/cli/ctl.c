@@ -10,7 +10,9 @@
  * the client says plainly what is missing: no such process, library not loaded, control
  * disabled, the signal not caught (a signal the process does not catch would end it). The request and reply are the text lines of README.md's "Control
  * protocol"; --raw prints the reply's key=value lines for scripts. start's tracing options are
- * record's, checked by tracing_options.c and sent as the request's keys. */
+ * record's, checked by tracing_options.c and sent as the request's keys. ctl.h's stream
+ * sessions go through the same lookup, request and reply check as start (request_start), with
+ * one end of a socketpair handed over in the request (SCM_RIGHTS). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 #include "analyze/units.h"
 #include "cli_common.h"
 #include "commands.h"
+#include "ctl.h"
 #include "heaptrail/trace.h"
 #include "trace/options.h"
 #include "tracing_options.h"
@@ -37,6 +40,11 @@
 #define ANSWER_TIMEOUT_S 5  /* from the first signal to the socket */
 #define SIGNAL_AGAIN_MS 500
 #define CONNECT_POLL_MS 10
+/* The process's end of a stream: room for a burst of events, so that its writer does not stall
+ * at once when the reader is busy (the kernel caps it at net.core.wmem_max without privilege). */
+#define STREAM_SEND_BUFFER (4 << 20)
+/* exchange: the process ended (or is ending) while a client that expects it talked to it. */
+#define EXCHANGE_GONE (-1)
 
 static const char start_help[] =
     "Usage: heaptrail start [OPTIONS] PID\n"
@@ -221,7 +229,8 @@ static int target_has_library(long pid)
 typedef struct target {
     long pid;
     long uid;
-    int signal_number; /* the control signal; 0 with --socket on a process not checked */
+    int signal_number;  /* the control signal; 0 with --socket on a process not checked */
+    bool quiet_if_gone; /* exchange: a process that ended is EXCHANGE_GONE, without a message */
     char command[64];
     char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 } target;
@@ -234,6 +243,7 @@ static int find_target(const char *pid_text, const char *socket_path, target *t)
     if (errno || end == pid_text || *end || pid <= 0 || pid > INT_MAX)
         return ht_cli_usage_error("'%s' is not a process id", pid_text);
     t->pid = pid;
+    t->quiet_if_gone = false;
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
         ht_cli_error("no process %ld", pid);
         return HT_CLI_EXIT_IO;
@@ -392,8 +402,49 @@ static void explain_silence(const target *t)
                      t->pid, t->command, ANSWER_TIMEOUT_S);
 }
 
-/* Sends the request, reads the whole reply into reply. 0 or an exit code (printed). */
-static int exchange(const target *t, const request *r, char *reply, size_t size, int timeout)
+/* True once process pid no longer runs (gone, or a zombie). */
+static bool process_gone(long pid)
+{
+    char path[64], state[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return true;
+    return status_field(path, "State", state, sizeof state) && state[0] == 'Z';
+}
+
+/* exchange failed because the process ended, and the caller wants that quietly. */
+static bool gone_quietly(const target *t)
+{
+    return t->quiet_if_gone && process_gone(t->pid);
+}
+
+/* send of the request's next bytes; the first carries descriptor (-1: none) as SCM_RIGHTS. */
+static ssize_t send_part(int fd, const char *data, size_t length, int descriptor)
+{
+    if (descriptor < 0)
+        return send(fd, data, length, MSG_NOSIGNAL);
+    union {
+        struct cmsghdr header;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec part = {(void *)data, length};
+    struct msghdr message = {.msg_iov = &part,
+                             .msg_iovlen = 1,
+                             .msg_control = control.bytes,
+                             .msg_controllen = sizeof control.bytes};
+    struct cmsghdr *rights = CMSG_FIRSTHDR(&message);
+    rights->cmsg_level = SOL_SOCKET;
+    rights->cmsg_type = SCM_RIGHTS;
+    rights->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(rights), &descriptor, sizeof descriptor);
+    return sendmsg(fd, &message, MSG_NOSIGNAL);
+}
+
+/* Sends the request (with descriptor, -1: none), reads the whole reply into reply. 0 or an exit
+ * code (printed), or EXCHANGE_GONE (t->quiet_if_gone). */
+static int exchange(const target *t, const request *r, int descriptor, char *reply, size_t size,
+                    int timeout)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -401,6 +452,10 @@ static int exchange(const target *t, const request *r, char *reply, size_t size,
         return HT_CLI_EXIT_IO;
     }
     int e = connect_signalling(fd, t);
+    if (e != 0 && (e == ESRCH ? t->quiet_if_gone : gone_quietly(t))) {
+        close(fd);
+        return EXCHANGE_GONE;
+    }
     if (e != 0) {
         close(fd);
         if (e == EACCES || e == EPERM) {
@@ -426,15 +481,19 @@ static int exchange(const target *t, const request *r, char *reply, size_t size,
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     size_t sent = 0;
     while (sent < r->length) {
-        ssize_t n = send(fd, r->text + sent, r->length - sent, MSG_NOSIGNAL);
+        ssize_t n = send_part(fd, r->text + sent, r->length - sent, descriptor);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            ht_cli_error("cannot send to %s: %s", t->socket, strerror(errno));
+            int error = errno;
+            bool gone = gone_quietly(t);
+            if (!gone)
+                ht_cli_error("cannot send to %s: %s", t->socket, strerror(error));
             close(fd);
-            return HT_CLI_EXIT_IO;
+            return gone ? EXCHANGE_GONE : HT_CLI_EXIT_IO;
         }
         sent += (size_t)n;
+        descriptor = -1; /* it went with these bytes */
     }
     shutdown(fd, SHUT_WR);
     size_t length = 0;
@@ -443,16 +502,21 @@ static int exchange(const target *t, const request *r, char *reply, size_t size,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            ht_cli_error("no reply from process %ld: %s", t->pid,
-                         errno == EAGAIN ? "timed out" : strerror(errno));
+            int error = errno;
+            bool gone = gone_quietly(t);
+            if (!gone)
+                ht_cli_error("no reply from process %ld: %s", t->pid,
+                             error == EAGAIN ? "timed out" : strerror(error));
             close(fd);
-            return HT_CLI_EXIT_IO;
+            return gone ? EXCHANGE_GONE : HT_CLI_EXIT_IO;
         }
         if (n == 0 || (length += (size_t)n) >= size - 1)
             break;
     }
     close(fd);
     reply[length] = '\0';
+    if (length == 0 && gone_quietly(t))
+        return EXCHANGE_GONE;
     if (length == 0) {
         ht_cli_error("process %ld closed the connection without a reply", t->pid);
         return HT_CLI_EXIT_IO;
@@ -554,7 +618,7 @@ static int run_simple(int argc, char **argv, const char *help, const char *comma
     request r = {.length = 0};
     r.length = (size_t)snprintf(r.text, sizeof r.text, "%s\n\n", command);
     static char reply[REPLY_MAX];
-    if ((code = exchange(&t, &r, reply, sizeof reply, START_TIMEOUT_S)) != 0)
+    if ((code = exchange(&t, &r, -1, reply, sizeof reply, START_TIMEOUT_S)) != 0)
         return code;
     if ((code = check_reply(&t, reply)) != 0)
         return code;
@@ -565,15 +629,48 @@ static int run_simple(int argc, char **argv, const char *help, const char *comma
     return HT_CLI_EXIT_OK;
 }
 
+/* Sends `start` with output_key=output_value (output=PATH, or stream=1 with descriptor handed
+ * over) and the tracing keys of body, and checks the reply as `heaptrail start` does. 0 with
+ * the reply in reply, or the exit code after the error was printed. */
+static int request_start(const target *t, const char *output_key, const char *output_value,
+                         const request *body, int descriptor, char *reply, size_t size)
+{
+    request r = {.length = 0};
+    r.length = (size_t)snprintf(r.text, sizeof r.text, "start\n");
+    request_add(&r, output_key, output_value);
+    if (r.length + body->length + 2 > sizeof r.text)
+        return ht_cli_usage_error("options too long");
+    memcpy(r.text + r.length, body->text, body->length);
+    r.length += body->length;
+    r.text[r.length++] = '\n';
+    int code = exchange(t, &r, descriptor, reply, size, START_TIMEOUT_S);
+    if (code)
+        return code;
+    if ((code = check_reply(t, reply)) != 0) {
+        char value[PATH_MAX];
+        if (!strcmp(reply_value(reply, "output", value, sizeof value), "stream"))
+            ht_cli_error("the running session streams its trace to another client");
+        else if (*value)
+            ht_cli_error("the running session writes to %s", value);
+    }
+    return code;
+}
+
 static void show_status(const target *t, const char *reply)
 {
     char a[HTI_NUMBER_MAX], value[PATH_MAX];
     if (reply_number(reply, "active") == 0) {
-        printf("process %ld (%s): not tracing\n", t->pid, t->command);
+        bool gone = !strcmp(reply_value(reply, "ended", value, sizeof value), "consumer_gone");
+        printf("process %ld (%s): not tracing%s\n", t->pid, t->command,
+               gone ? " (the last session ended when the reader of its stream went away)" : "");
         return;
     }
-    printf("process %ld (%s): tracing to %s\n", t->pid, t->command,
-           *reply_value(reply, "output", value, sizeof value) ? value : "(a descriptor)");
+    reply_value(reply, "output", value, sizeof value);
+    if (!strcmp(value, "stream"))
+        printf("process %ld (%s): streaming its trace to a client\n", t->pid, t->command);
+    else
+        printf("process %ld (%s): tracing to %s\n", t->pid, t->command,
+               *value ? value : "(a descriptor)");
     printf("  mode %s, ", reply_value(reply, "mode", value, sizeof value));
     unsigned long long stacks = reply_number(reply, "stacks");
     unsigned long long sample = reply_number(reply, "sample");
@@ -596,12 +693,15 @@ static void show_status(const target *t, const char *reply)
 static void show_stop(const target *t, const char *reply)
 {
     char a[HTI_NUMBER_MAX], events[HTI_NUMBER_MAX], lost[HTI_NUMBER_MAX], value[PATH_MAX];
+    const char *where = reply_value(reply, "output", value, sizeof value);
+    if (!strcmp(where, "stream"))
+        where = "its client's stream";
     printf("process %ld (%s): stopped tracing; %s events, %s lost, %s written to %s\n", t->pid,
            t->command,
            hti_format_count(events, sizeof events, (double)reply_number(reply, "events")),
            hti_format_count(lost, sizeof lost, (double)reply_number(reply, "lost")),
            hti_format_bytes(a, sizeof a, (double)reply_number(reply, "bytes")),
-           *reply_value(reply, "output", value, sizeof value) ? value : "its descriptor");
+           *where ? where : "its descriptor");
 }
 
 static void show_snapshot(const target *t, const char *reply)
@@ -677,24 +777,9 @@ int ht_cli_start(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s", cwd, output);
     else
         snprintf(path, sizeof path, "%s/heaptrail.%s.%ld.trace", cwd, t.command, t.pid);
-    request r = {.length = 0};
-    r.length = (size_t)snprintf(r.text, sizeof r.text, "start\n");
-    request_add(&r, "output", path);
-    if (r.length + body.length + 2 > sizeof r.text)
-        return ht_cli_usage_error("options too long");
-    memcpy(r.text + r.length, body.text, body.length);
-    r.length += body.length;
-    r.text[r.length++] = '\n';
-
     static char reply[REPLY_MAX];
-    if ((code = exchange(&t, &r, reply, sizeof reply, START_TIMEOUT_S)) != 0)
+    if ((code = request_start(&t, "output", path, &body, -1, reply, sizeof reply)) != 0)
         return code;
-    if ((code = check_reply(&t, reply)) != 0) {
-        char value[PATH_MAX];
-        if (*reply_value(reply, "output", value, sizeof value))
-            fprintf(stderr, "heaptrail: start: the running session writes to %s\n", value);
-        return code;
-    }
     if (raw) {
         print_raw(reply);
     } else {
@@ -703,4 +788,64 @@ int ht_cli_start(int argc, char **argv)
                reply_value(reply, "output", value, sizeof value));
     }
     return HT_CLI_EXIT_OK;
+}
+
+/* ---- stream sessions (ctl.h) ---- */
+
+int ht_cli_stream_start(const char *pid_text, const char *socket_path, const char *const *keys,
+                        size_t key_count, int *fd, long *pid, char *command, size_t command_size)
+{
+    request body = {.length = 0};
+    for (size_t i = 0; i < key_count; i++) {
+        size_t length = strlen(keys[i]);
+        if (!strchr(keys[i], '=') || strchr(keys[i], '\n') ||
+            length + 1 > sizeof body.text - body.length)
+            return ht_cli_usage_error("bad request key '%s'", keys[i]);
+        memcpy(body.text + body.length, keys[i], length);
+        body.length += length;
+        body.text[body.length++] = '\n';
+    }
+    target t;
+    int code = find_target(pid_text, socket_path, &t);
+    if (code)
+        return code;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        ht_cli_error("cannot create a socket pair: %s", strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    int room = STREAM_SEND_BUFFER;
+    if (setsockopt(pair[1], SOL_SOCKET, SO_SNDBUFFORCE, &room, sizeof room) != 0)
+        (void)setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &room, sizeof room);
+    static char reply[REPLY_MAX];
+    code = request_start(&t, "stream", "1", &body, pair[1], reply, sizeof reply);
+    close(pair[1]); /* the process has its own copy now, or none */
+    if (code) {
+        close(pair[0]);
+        return code;
+    }
+    *fd = pair[0];
+    *pid = t.pid;
+    snprintf(command, command_size, "%s", t.command);
+    return HT_CLI_EXIT_OK;
+}
+
+int ht_cli_stream_stop(long pid, const char *socket_path)
+{
+    if (process_gone(pid))
+        return HT_CLI_EXIT_OK;
+    char pid_text[32];
+    snprintf(pid_text, sizeof pid_text, "%ld", pid);
+    target t;
+    int code = find_target(pid_text, socket_path, &t);
+    if (code)
+        return code;
+    t.quiet_if_gone = true;
+    request r = {.length = 0};
+    r.length = (size_t)snprintf(r.text, sizeof r.text, "stop\n\n");
+    static char reply[REPLY_MAX];
+    code = exchange(&t, &r, -1, reply, sizeof reply, START_TIMEOUT_S);
+    if (code == EXCHANGE_GONE || (!code && !strncmp(reply, "error ENOENT ", 13)))
+        return HT_CLI_EXIT_OK; /* no process, or no session any more */
+    return code ? code : check_reply(&t, reply);
 }

@@ -11,7 +11,11 @@
  * Commands run one at a time on this thread. The directory must be private to our euid (0700).
  * A fork child closes its copy of an open socket. The listener checks that its descriptor is
  * still its socket before each accept (a program may close and reuse it). Starting a listener
- * takes no lock (an atomic state decides who starts it): the signal handler may do it. */
+ * takes no lock (an atomic state decides who starts it): the signal handler may do it.
+ * A request may carry descriptors (SCM_RIGHTS): the first is kept with the connection, for a
+ * `start` with stream=1 (the session's output then); every other one, and that one unless such
+ * a start took it, is closed before the connection is: the process keeps no descriptor it was
+ * sent and did not use. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -46,6 +50,7 @@
 #define CONTROL_LINGER_NS 1000000000ull /* the listener ends after this long without a request */
 #define CONTROL_STACK_SIZE (512u << 10) /* the clients' requests live on it */
 #define CONTROL_PROTOCOL 1
+#define CONTROL_DESCRIPTORS 8 /* received at once; more in one message are closed by the kernel */
 #define SOCKET_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 
 enum { LISTENER_IDLE, LISTENER_RUNNING };
@@ -186,6 +191,21 @@ static int start_option(ht_trace_options *o, const char *key, const char *value,
     return 0;
 }
 
+/* The session's output as the replies name it: its path, or "stream" for one handed over. Read
+ * without the session lock (see add_session). */
+static void session_output(char *out, size_t size)
+{
+    const hti_session *s = &hti_session_state;
+    if (s->handed_over) {
+        snprintf(out, size, "stream");
+        return;
+    }
+    size_t n = size < sizeof s->path ? size : sizeof s->path;
+    memcpy(out, s->path, n);
+    out[n - 1] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
 static void add_stats(reply *r)
 {
     ht_trace_stats stats;
@@ -204,9 +224,7 @@ static void add_session(reply *r)
 {
     const hti_session *s = &hti_session_state;
     char path[sizeof s->path];
-    memcpy(path, s->path, sizeof path);
-    path[sizeof path - 1] = '\0';
-    path[strcspn(path, "\n")] = '\0';
+    session_output(path, sizeof path);
     reply_add(r, "output=%s\nmode=%s\nstacks=%u\nsample=%llu\nbuffer=%llu\nfollow_forks=%d\n", path,
               mode_name(s->options.mode), s->options.stack_depth,
               (unsigned long long)s->options.sample_interval,
@@ -222,8 +240,11 @@ static void command_status(reply *r)
     bool active = ht_trace_is_active();
     reply_add(r, "ok\nprotocol=%d\npid=%d\nprogram=%s\nactive=%d\n", CONTROL_PROTOCOL,
               (int)getpid(), program, active ? 1 : 0);
+    uint32_t ended = atomic_load(&hti_session_state.ended);
     if (active)
         add_session(r);
+    else if (ended != HTI_ENDED_NONE)
+        reply_add(r, "ended=%s\n", ended == HTI_ENDED_CONSUMER_GONE ? "consumer_gone" : "stop");
     add_stats(r);
 }
 
@@ -244,11 +265,49 @@ static void reply_bad(reply *r, const char *message, const char *key, const char
     reply_add(r, "\n");
 }
 
-static void command_start(reply *r, char *lines, int (*start)(const ht_trace_options *))
+/* The descriptor of a stream=1 start: EINVAL with the reply's message unless it is a pipe or
+ * FIFO open for writing, or a connected stream socket (a datagram would cut chunks apart). */
+static const char *stream_refusal(int descriptor)
+{
+    struct stat st;
+    if (descriptor < 0)
+        return "stream=1 needs a descriptor";
+    if (fstat(descriptor, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        return "the stream must be a pipe or a socket";
+    int flags = fcntl(descriptor, F_GETFL);
+    if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY)
+        return "the stream is not open for writing";
+    int type = 0;
+    socklen_t size = sizeof type;
+    struct sockaddr_storage peer;
+    socklen_t peer_size = sizeof peer;
+    if (S_ISSOCK(st.st_mode) &&
+        (getsockopt(descriptor, SOL_SOCKET, SO_TYPE, &type, &size) != 0 || type != SOCK_STREAM ||
+         getpeername(descriptor, (struct sockaddr *)&peer, &peer_size) != 0))
+        return "the stream must be a connected stream socket";
+    return NULL;
+}
+
+/* stream=0|1: the one key of a start request that is not a tracing option (options.c). */
+static int stream_key(const char *key, const char *value, bool *stream)
+{
+    if (strcmp(key, "stream") != 0)
+        return 0;
+    if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+        return -EINVAL;
+    *stream = value[0] == '1';
+    return 1;
+}
+
+/* A start request; *descriptor (-1: none) is the one that came with it, set to -1 when the
+ * session took it as its stream. */
+static void command_start(reply *r, char *lines, int *descriptor,
+                          int (*start)(const ht_trace_options *))
 {
     char output[4096]; /* the tracer keeps its own copy */
     ht_trace_options o;
     ht_trace_options_init(&o);
+    bool stream = false;
     for (char *line = lines; line && *line;) {
         char *next = strchr(line, '\n');
         if (next)
@@ -260,7 +319,11 @@ static void command_start(reply *r, char *lines, int (*start)(const ht_trace_opt
         }
         *equals = '\0';
         const char *why = NULL;
-        if (start_option(&o, line, equals + 1, output, sizeof output, &why) != 0) {
+        int is_stream = stream_key(line, equals + 1, &stream);
+        if (is_stream < 0)
+            why = "not a flag (expected 0 or 1)";
+        if (is_stream < 0 ||
+            (!is_stream && start_option(&o, line, equals + 1, output, sizeof output, &why))) {
             reply_bad(r, "bad option", line, equals + 1, why);
             return;
         }
@@ -271,11 +334,28 @@ static void command_start(reply *r, char *lines, int (*start)(const ht_trace_opt
         reply_error(r, EINVAL, "bad options:", why);
         return;
     }
-    if (!o.output_path) {
-        reply_error(r, EINVAL, "start needs output=ABSOLUTE-PATH", NULL);
+    if (stream) {
+        if (o.output_path) {
+            reply_error(r, EINVAL, "output= and stream=1 exclude each other", NULL);
+            return;
+        }
+        if (o.follow_forks) {
+            reply_error(r, EINVAL, "follow_forks=1 needs output=: a stream carries one trace",
+                        NULL);
+            return;
+        }
+        if ((why = stream_refusal(descriptor ? *descriptor : -1)) != NULL) {
+            reply_error(r, EINVAL, why, NULL);
+            return;
+        }
+        o.output_fd = *descriptor;
+    } else if (!o.output_path) {
+        reply_error(r, EINVAL, "start needs output=ABSOLUTE-PATH (or stream=1)", NULL);
         return;
     }
     int error = start(&o);
+    if (!error && stream)
+        *descriptor = -1; /* the session's now */
     if (error == -EBUSY) {
         reply_error(r, EBUSY, "a trace session is already running", NULL);
         add_session(r);
@@ -291,11 +371,8 @@ static void command_start(reply *r, char *lines, int (*start)(const ht_trace_opt
 
 static void command_stop(reply *r)
 {
-    const hti_session *s = &hti_session_state;
-    char path[sizeof s->path];
-    memcpy(path, s->path, sizeof path);
-    path[sizeof path - 1] = '\0';
-    path[strcspn(path, "\n")] = '\0';
+    char path[sizeof hti_session_state.path];
+    session_output(path, sizeof path);
     int error = ht_trace_stop();
     if (error) {
         reply_error(r, -error, "no trace session is running", NULL);
@@ -322,8 +399,10 @@ static void command_snapshot(reply *r)
 }
 
 /* One request (the bytes read, NUL-terminated; changed in place) into its reply, without the
- * closing empty line. start starts a session: ht_trace_start, or a stand-in (fuzzing). */
-static void dispatch(reply *r, char *request, int (*start)(const ht_trace_options *))
+ * closing empty line. start starts a session: control_start, or a stand-in (fuzzing).
+ * descriptor: as hti_control_handle's. */
+static void dispatch(reply *r, char *request, int *descriptor,
+                     int (*start)(const ht_trace_options *))
 {
     char *body = strchr(request, '\n');
     if (body)
@@ -334,7 +413,7 @@ static void dispatch(reply *r, char *request, int (*start)(const ht_trace_option
     if (!strcmp(request, "status"))
         command_status(r);
     else if (!strcmp(request, "start"))
-        command_start(r, body, start);
+        command_start(r, body, descriptor, start);
     else if (!strcmp(request, "stop"))
         command_stop(r);
     else if (!strcmp(request, "snapshot"))
@@ -343,12 +422,12 @@ static void dispatch(reply *r, char *request, int (*start)(const ht_trace_option
         reply_bad(r, "unknown command:", NULL, request, NULL);
 }
 
-size_t hti_control_handle(char *request, int (*start)(const ht_trace_options *), char *out,
-                          size_t size)
+size_t hti_control_handle(char *request, int *descriptor, int (*start)(const ht_trace_options *),
+                          char *out, size_t size)
 {
     reply r;
     r.length = 0;
-    dispatch(&r, request, start);
+    dispatch(&r, request, descriptor, start);
     reply_add(&r, "\n");
     size_t n = r.length < size ? r.length : (size ? size - 1 : 0);
     if (size) {
@@ -363,6 +442,7 @@ size_t hti_control_handle(char *request, int (*start)(const ht_trace_options *),
 /* A connection being read. */
 typedef struct client {
     int fd;            /* -1: a free slot */
+    int descriptor;    /* the first descriptor the request carried, -1: none */
     uint64_t deadline; /* monotonic ns: the request must be whole by then */
     size_t length;
     bool ended; /* the peer closed its writing side (or the connection failed) */
@@ -374,6 +454,53 @@ static bool request_whole(const client *c)
     return strstr(c->request, "\n\n") != NULL;
 }
 
+/* Keeps the first descriptor a message carried with the client and closes the others. */
+static void client_descriptors(client *c, struct msghdr *message)
+{
+    for (struct cmsghdr *m = CMSG_FIRSTHDR(message); m; m = CMSG_NXTHDR(message, m)) {
+        if (m->cmsg_level != SOL_SOCKET || m->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (m->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(m) + i * sizeof fd, sizeof fd);
+            if (c->descriptor < 0)
+                c->descriptor = fd;
+            else
+                close(fd);
+        }
+    }
+}
+
+/* recv of the request's next bytes and of the descriptors that come with them (close-on-exec
+ * from the start: a fork and exec elsewhere in the program must not inherit them). */
+static ssize_t client_receive(client *c)
+{
+    union {
+        struct cmsghdr header;
+        char bytes[CMSG_SPACE(CONTROL_DESCRIPTORS * sizeof(int))];
+    } control;
+    struct iovec part = {c->request + c->length, sizeof c->request - 1 - c->length};
+    struct msghdr message = {.msg_iov = &part,
+                             .msg_iovlen = 1,
+                             .msg_control = control.bytes,
+                             .msg_controllen = sizeof control.bytes};
+    ssize_t n = recvmsg(c->fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n >= 0)
+        client_descriptors(c, &message);
+    return n;
+}
+
+/* Closes the connection and the descriptor it brought, unless a start took it. */
+static void client_close(client *c)
+{
+    if (c->descriptor >= 0)
+        close(c->descriptor);
+    c->descriptor = -1;
+    close(c->fd);
+    c->fd = -1;
+}
+
 /* Reads what the peer has sent, without waiting. True once the request can be answered: whole
  * (an empty line, or the writing side closed), too long, or late. */
 static bool client_read(client *c, uint64_t now)
@@ -381,8 +508,7 @@ static bool client_read(client *c, uint64_t now)
     for (;;) {
         if (c->length >= sizeof c->request - 1)
             return true;
-        ssize_t n = recv(c->fd, c->request + c->length, sizeof c->request - 1 - c->length,
-                         MSG_DONTWAIT);
+        ssize_t n = client_receive(c);
         if (n > 0) {
             c->length += (size_t)n;
             c->request[c->length] = '\0';
@@ -420,6 +546,12 @@ static void send_bounded(int connection, const char *data, size_t length)
     }
 }
 
+/* The listener's start: a session on a stream handed over owns its descriptor. */
+static int control_start(const ht_trace_options *options)
+{
+    return options->output_fd >= 0 ? hti_trace_start_stream(options) : ht_trace_start(options);
+}
+
 /* Answers a client whose request can be answered (client_read), and closes it. */
 static void client_serve(client *c)
 {
@@ -435,11 +567,10 @@ static void client_serve(client *c)
     else if (!whole)
         reply_error(&r, ETIMEDOUT, "request not complete within 2 s of connecting", NULL);
     else
-        dispatch(&r, c->request, ht_trace_start);
+        dispatch(&r, c->request, &c->descriptor, control_start);
     reply_add(&r, "\n");
     send_bounded(c->fd, r.text, r.length);
-    close(c->fd);
-    c->fd = -1;
+    client_close(c);
 }
 
 /* Takes a new connection into a free slot (the caller made sure there is one). False: the
@@ -460,6 +591,7 @@ static bool client_accept(int listener, client *clients)
     for (int i = 0; i < CONTROL_CLIENTS; i++)
         if (clients[i].fd < 0) {
             clients[i].fd = connection;
+            clients[i].descriptor = -1;
             clients[i].deadline = hti_monotonic_ns() + CONTROL_REQUEST_NS;
             clients[i].length = 0;
             clients[i].ended = false;
@@ -572,7 +704,7 @@ static uint64_t serve(int fd, dev_t dev, ino_t ino)
 {
     client clients[CONTROL_CLIENTS];
     for (int i = 0; i < CONTROL_CLIENTS; i++)
-        clients[i].fd = -1;
+        clients[i].fd = clients[i].descriptor = -1;
     uint64_t last_activity = hti_monotonic_ns(), touched = 0;
     for (;;) {
         if (atomic_load(&control_closing) || !still_ours(fd, dev, ino))
@@ -625,7 +757,7 @@ static uint64_t serve(int fd, dev_t dev, ino_t ino)
     }
     for (int i = 0; i < CONTROL_CLIENTS; i++)
         if (clients[i].fd >= 0)
-            close(clients[i].fd);
+            client_close(&clients[i]);
     return touched;
 }
 

@@ -11,7 +11,10 @@
  * (hti_hooks_barrier), and lets the writer drain until no thread is inside a hook, then drain
  * everything and write the footer, with the heaps' end state this thread walks for it
  * (hti_session_end_state) and the peak committed kept since the start. Waits on the output are
- * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). All tracer work on the
+ * bounded in discard and ring modes, and in every mode at exit (DESIGN.md). A session whose
+ * output's reader went away ends by itself: the writer sees it and starts a thread that stops
+ * the session as a stop request would (the stop joins the writer, which cannot join itself), so
+ * the phase, the writer and the descriptor are reaped without a client. All tracer work on the
  * calling thread runs under the guard, so allocations it causes are not traced. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -423,7 +426,8 @@ static void fork_child(void);
  * hti_start_error_text) rather than waited for. Pipes, FIFOs and sockets are then written
  * without blocking (writer.c): a path is opened O_NONBLOCK; an inherited pipe or FIFO is opened
  * again through /proc with O_NONBLOCK, a description of our own, so the program's descriptor
- * is left as it was; a socket is written with MSG_DONTWAIT. 0 or -errno. */
+ * is left as it was; a pipe handed over (s->handed_over) is the session's own and is made
+ * O_NONBLOCK itself; a socket is written with MSG_DONTWAIT. 0 or -errno. */
 static int open_output(hti_session *s, const ht_trace_options *o, bool in_child)
 {
     if (o->output_path) {
@@ -439,6 +443,7 @@ static int open_output(hti_session *s, const ht_trace_options *o, bool in_child)
         s->options.output_path = s->path;
     } else if (o->output_fd >= 0) {
         s->fd = o->output_fd;
+        s->own_fd = s->handed_over;
     }
     if (s->fd < 0)
         return 0;
@@ -447,7 +452,11 @@ static int open_output(hti_session *s, const ht_trace_options *o, bool in_child)
         memset(&st, 0, sizeof st);
     s->seekable = S_ISREG(st.st_mode);
     s->socket = S_ISSOCK(st.st_mode);
-    if (!s->own_fd && S_ISFIFO(st.st_mode)) {
+    if (s->handed_over && S_ISFIFO(st.st_mode)) {
+        int flags = fcntl(s->fd, F_GETFL);
+        if (flags < 0 || fcntl(s->fd, F_SETFL, flags | O_NONBLOCK) != 0)
+            return -errno;
+    } else if (!s->own_fd && S_ISFIFO(st.st_mode)) {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", s->fd);
         int fd = open(proc, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -556,7 +565,16 @@ static void remember_for_forks(const hti_session *s, const ht_trace_options *o)
     }
 }
 
-static int start_session(const ht_trace_options *options, bool in_child)
+/* A start failed: the output opened for it is closed (a stream handed over stays the caller's,
+ * hti_trace_start_stream). */
+static void drop_output(hti_session *s)
+{
+    if (s->own_fd && s->fd >= 0 && !s->handed_over)
+        close(s->fd);
+    s->fd = -1;
+}
+
+static int start_session(const ht_trace_options *options, bool in_child, bool handed_over)
 {
     hti_session *s = &hti_session_state;
     ht_trace_options o;
@@ -571,19 +589,16 @@ static int start_session(const ht_trace_options *options, bool in_child)
 
     /* Statistics of the previous session are kept until now. */
     session_reset(s, &o);
+    s->handed_over = handed_over;
     if ((error = open_output(s, &o, in_child)) != 0) {
-        if (s->own_fd && s->fd >= 0)
-            close(s->fd);
-        s->fd = -1;
+        drop_output(s);
         return error;
     }
     session_stamp(s);
     if ((error = start_machinery(s)) != 0) {
         hti_writer_stop(s, 0);
         hti_consumer_stop(s);
-        if (s->own_fd && s->fd >= 0)
-            close(s->fd);
-        s->fd = -1;
+        drop_output(s);
         s->gen = 0;
         return error;
     }
@@ -634,7 +649,7 @@ static int phase_wait(uint64_t until)
     return until && hti_monotonic_ns() >= until ? -ETIMEDOUT : 0;
 }
 
-static int start(const ht_trace_options *options, bool in_child)
+static int start(const ht_trace_options *options, bool in_child, bool handed_over)
 {
     hti_guard_enter();
     pthread_mutex_lock(&control_lock);
@@ -649,7 +664,7 @@ static int start(const ht_trace_options *options, bool in_child)
     }
     pthread_mutex_unlock(&control_lock);
     if (!error) {
-        error = start_session(options, in_child);
+        error = start_session(options, in_child, handed_over);
         pthread_mutex_lock(&control_lock);
         phase = error ? PHASE_IDLE : PHASE_RUNNING;
         phase_changed();
@@ -663,7 +678,14 @@ int ht_trace_start(const ht_trace_options *options)
 {
     if (!options)
         return -EINVAL;
-    return start(options, false);
+    return start(options, false, false);
+}
+
+int hti_trace_start_stream(const ht_trace_options *options)
+{
+    if (options->output_path || options->output_fd < 0 || options->follow_forks)
+        return -EINVAL; /* one descriptor cannot carry a fork child's trace too */
+    return start(options, false, true);
 }
 
 /* Stops the session; the caller holds the phase `stopping`. The writer waits for the hooks and
@@ -671,12 +693,16 @@ int ht_trace_start(const ht_trace_options *options)
  * exit (hti_exit_give_up_at), and then this waits for it a bounded time only. */
 static void stop_session(hti_session *s, bool at_exit)
 {
+    /* Nothing more reaches an output whose reader went away: the stop does not wait on it, and
+     * writes nothing more for it (what is left is counted lost as the writer drains). */
+    bool gone = atomic_load(&s->reader_gone) != 0;
     /* The program is done: what it can no longer reach is recorded while the hooks are on, so
      * that the scan's records follow every event of the blocks they name. */
-    if (at_exit && s->options.leak_scan)
+    if (at_exit && s->options.leak_scan && !gone)
         hti_leak_scan(s);
-    if (s->ring)
+    if (s->ring && !gone)
         hti_rundown(s); /* the flight recorder's file ends on the state it stopped in */
+    atomic_store(&s->ended, gone ? HTI_ENDED_CONSUMER_GONE : HTI_ENDED_STOP);
     atomic_store(&hti_trace_gen, 0);
     /* A hook that read the session before the switch now shows in_hook to the writer. */
     hti_hooks_barrier();
@@ -684,8 +710,8 @@ static void stop_session(hti_session *s, bool at_exit)
      * asks for it (hti_session_end_state). */
     s->end_flags = at_exit ? HTI_FOOTER_AT_EXIT : 0;
     atomic_store(&s->end_handshake, HTI_END_EXPECTED);
-    bool bounded = !s->block || at_exit;
-    if (!s->block)
+    bool bounded = !s->block || at_exit || gone;
+    if (!s->block || gone)
         atomic_store(&s->give_up_at, hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
     (void)hti_writer_stop(s, bounded ? HTI_STOP_LIMIT_NS + HTI_QUIESCE_NS + JOIN_SLACK_NS : 0);
     hti_consumer_stop(s);
@@ -700,11 +726,12 @@ static void stop_session(hti_session *s, bool at_exit)
         s->fd = -1;
     }
     uint64_t lost = atomic_load(&s->lost_write) + atomic_load(&s->lost_consumer);
-    if (lost && s->error_reported)
+    if (lost && s->error_reported && !s->handed_over)
         hti_message("events lost because the trace could not be written:", NULL, (long)lost);
 }
 
-static int stop(bool at_exit)
+/* Stops the running session (gen: only if it is that one; 0: whichever runs). */
+static int stop(bool at_exit, uint64_t gen)
 {
     hti_session *s = &hti_session_state;
     uint64_t until = at_exit ? hti_monotonic_ns() + EXIT_WAIT_NS : 0;
@@ -714,7 +741,7 @@ static int stop(bool at_exit)
     /* Another thread starts or stops a session: wait for it (at exit, its waits give up). */
     while (!error && (phase == PHASE_STARTING || phase == PHASE_STOPPING))
         error = phase_wait(until);
-    if (!error && (phase != PHASE_RUNNING || atomic_load(&s->emergency)))
+    if (!error && (phase != PHASE_RUNNING || atomic_load(&s->emergency) || (gen && s->gen != gen)))
         error = -ENOENT;
     if (!error) {
         phase = PHASE_STOPPING;
@@ -738,7 +765,7 @@ static int stop(bool at_exit)
 
 int ht_trace_stop(void)
 {
-    return stop(false);
+    return stop(false, 0);
 }
 
 int hti_trace_stop_at_exit(void)
@@ -746,7 +773,40 @@ int hti_trace_stop_at_exit(void)
     uint64_t none = 0;
     atomic_compare_exchange_strong(&hti_exit_give_up_at, &none,
                                    hti_monotonic_ns() + HTI_STOP_LIMIT_NS);
-    return stop(true);
+    return stop(true, 0);
+}
+
+/* ---- a session whose reader went away ---- */
+
+static uint64_t ending_gen; /* the session an end thread was started for (the writer's) */
+
+static void *end_main(void *argument)
+{
+    hti_guard_enter(); /* for good: this thread's heap calls are never traced */
+    hti_world_own_thread(true);
+    pthread_setname_np(pthread_self(), "heaptrail-end");
+    (void)stop(false, (uint64_t)(uintptr_t)argument); /* -ENOENT: another stop came first */
+    hti_world_own_thread(false);
+    return NULL;
+}
+
+void hti_session_end_by_itself(hti_session *s)
+{
+    if (ending_gen == s->gen)
+        return;
+    /* The writer blocks every signal: so does the new thread. Under the writer's guard, as
+     * every thread heaptrail starts (the C library allocates its TLS). */
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    hti_world_own_thread_coming(1);
+    int error = pthread_create(&thread, &attributes, end_main, (void *)(uintptr_t)s->gen);
+    if (error)
+        hti_world_own_thread_coming(-1);
+    else
+        ending_gen = s->gen;
+    pthread_attr_destroy(&attributes);
 }
 
 bool ht_trace_is_active(void)
@@ -866,13 +926,16 @@ static void fork_child(void)
     hti_session *s = &hti_session_state;
     pthread_mutex_init(&control_lock, NULL);
     hti_world_after_fork();
+    ending_gen = 0;
     /* The child's own session: ht_trace_fork_child, called from a fork handler registered
      * before this one (the preload library's, when the first session began later), already
      * dropped the parent's session and started the child's. */
     if (atomic_load(&hti_trace_gen) && s->pid == getpid())
         return;
-    /* The parent's exit, flushes and snapshots were its own threads' business. */
+    /* The parent's exit, flushes and snapshots were its own threads' business, and so was the
+     * way its last session ended. */
     atomic_store(&hti_exit_give_up_at, 0);
+    atomic_store(&s->ended, HTI_ENDED_NONE);
     users = 0;
     bool active = atomic_load(&hti_trace_gen) != 0;
     if (!active && phase == PHASE_IDLE && !s->writer_lingering) {
@@ -907,7 +970,7 @@ int ht_trace_fork_child(void)
     ht_trace_options o = saved_options; /* output_path: the first session's pattern */
     if (!o.output_path && o.output_fd >= 0)
         return 0; /* one descriptor cannot carry two traces */
-    int error = start(&o, true);
+    int error = start(&o, true, false);
     return error ? error : 1;
 }
 

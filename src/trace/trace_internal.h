@@ -159,6 +159,8 @@ typedef struct hti_session {
     pid_t pid; /* of the process that started the session */
     int fd;
     bool own_fd;
+    bool handed_over; /* fd came through the control socket (hti_trace_start_stream): owned,
+                         shown as "stream", and nothing about it is printed on stderr */
     bool seekable;
     bool socket;         /* a socket: written with MSG_DONTWAIT */
     bool file_failed;    /* the last write failed */
@@ -195,6 +197,9 @@ typedef struct hti_session {
     _Atomic uint64_t give_up_at;    /* ns: a stop or crash flush that may give up (0: none) stops
                                        waiting for the output then, or once it is stalled */
     bool writer_lingering;          /* a bounded stop left the writer in a write: reaped later */
+    _Atomic uint32_t reader_gone;   /* the writer found the reader of a stream gone (EPIPE,
+                                       ECONNRESET, POLLHUP, POLLERR): the session ends itself */
+    _Atomic uint32_t ended;         /* HTI_ENDED_*: how the session ended (control's `ended`) */
 
     /* stats */
     _Atomic uint64_t bytes_written;
@@ -237,6 +242,10 @@ extern _Atomic uint64_t hti_exit_give_up_at;
 /* The last session whose writer finished waiting for the hooks: a thread of it still waiting
  * for room gives up (its event counted lost, SESSION_END). */
 extern _Atomic uint64_t hti_finished_gen;
+
+/* How a session ended, once it has (hti_session.ended): a stop (request, API or exit), or by
+ * itself when the reader of its stream, the trace's consumer, went away. */
+enum { HTI_ENDED_NONE, HTI_ENDED_STOP, HTI_ENDED_CONSUMER_GONE };
 
 /* ---- memory ---- */
 void *hti_map_memory(size_t size); /* mmap: zeroed, NULL on failure */
@@ -416,6 +425,15 @@ void hti_message(const char *message, const char *detail, long number);
 /* Stops the session from an exit handler: every wait is bounded (block mode too), what could
  * not be written is counted lost. 0, -ENOENT or -ETIMEDOUT. */
 int hti_trace_stop_at_exit(void);
+/* ht_trace_start on a stream handed over through the control socket: options->output_fd, a pipe
+ * or socket, is the session's once it started (written without blocking, closed at the stop,
+ * its output shown as "stream"); on an error the caller keeps it and closes it. 0 or -errno. */
+int hti_trace_start_stream(const ht_trace_options *options);
+/* The writer found the reader of its output gone (reader_gone is set): session s ends by
+ * itself, as a stop would, from a thread of its own (the stop joins the writer, which cannot
+ * join itself). The writer calls it on every pass until its stop comes: once the thread
+ * started it does nothing (a thread that could not be started is tried again). */
+void hti_session_end_by_itself(hti_session *session);
 /* What a failed ht_trace_start means, for the one line a user sees. */
 const char *hti_start_error_text(int error);
 

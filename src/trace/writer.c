@@ -16,8 +16,11 @@
  * FIFOs and sockets are written without blocking: on a full pipe the writer (only it) polls, and
  * a chunk it began is completed, never left half-way, unless a stop that may give up finds the
  * output stalled (HTI_STALL_NS) or past its limit: then the output is cut and the rest is counted
- * lost. At stop the writer drains until no thread is inside a hook (threads waiting for room get
- * it), then drains for the last time and writes the footer. */
+ * lost. A stream whose reader went away (EPIPE, ECONNRESET or ENOTCONN on a write, POLLHUP or
+ * POLLERR at a flush pass) is cut too, and the session ends by itself (hti_session_end_by_itself); no write
+ * raises SIGPIPE at the program (output_write). At stop the writer drains until no thread is
+ * inside a hook (threads waiting for room get it), then drains for the last time and writes
+ * the footer. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -114,6 +117,7 @@ static void zstd_free(void *opaque, void *address)
 
 /* ---- output ---- */
 
+/* Once per session, on stderr; never for a stream handed over (its client has the counts). */
 static void report_write_error(hti_session *s, int error)
 {
     atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
@@ -122,9 +126,37 @@ static void report_write_error(hti_session *s, int error)
         s->error_reported = true;
         const char *text = error == ETIMEDOUT ? "the output was stalled when the session stopped"
                                               : strerrordesc_np(error);
-        hti_message("cannot write the trace; further events are counted as lost:",
-                    text ? text : "error", -1);
+        if (!s->handed_over)
+            hti_message("cannot write the trace; further events are counted as lost:",
+                        text ? text : "error", -1);
     }
+}
+
+/* The reader of the stream went away (the writer thread saw it): nothing more is written, what
+ * is left is counted lost, and the writer has the session ended (writer_work). */
+static void reader_gone(hti_session *s, int error)
+{
+    if (!s->output_cut)
+        s->output_cut = error;
+    if (atomic_exchange(&s->reader_gone, 1))
+        return;
+    if (!s->error_reported) {
+        s->error_reported = true;
+        if (!s->handed_over)
+            hti_message("the trace's reader went away: tracing stops", NULL, -1);
+    }
+}
+
+/* At a flush pass, even with nothing to write: has the reader of a stream gone? A pipe without
+ * reader polls POLLERR, a socket whose peer closed POLLHUP (a peer that only shut its writing
+ * side does not). */
+static void check_reader(hti_session *s)
+{
+    if (s->seekable || s->fd < 0 || s->output_cut || atomic_load(&s->reader_gone))
+        return;
+    struct pollfd ready = {s->fd, 0, 0};
+    if (poll(&ready, 1, 0) == 1 && (ready.revents & (POLLERR | POLLHUP)))
+        reader_gone(s, EPIPE);
 }
 
 /* Advances an iovec array past n bytes that were written. */
@@ -212,7 +244,32 @@ static int wait_writable(hti_session *s)
     }
 }
 
-/* One write system call, through the fault-injection hook. */
+/* writev on a pipe without raising SIGPIPE at the program. The writer thread blocks every
+ * signal: a SIGPIPE a write raises is directed at it, stays pending on it and goes with it. A
+ * crash flush writes from a program thread: SIGPIPE is blocked around the write and one the
+ * write raised is taken back before the mask is restored. Async-signal-safe. */
+static ssize_t pipe_write(const hti_session *s, const struct iovec *iov, int count)
+{
+    if (tls_writer_thread)
+        return writev(s->fd, iov, count);
+    sigset_t pipe_signal, old, pending;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, &old);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t n = writev(s->fd, iov, count);
+    int error = errno;
+    if (n < 0 && error == EPIPE && !was_pending) {
+        struct timespec none = {0, 0};
+        (void)sigtimedwait(&pipe_signal, NULL, &none);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = error;
+    return n;
+}
+
+/* One write system call, through the fault-injection hook. Sockets: MSG_NOSIGNAL; pipes:
+ * pipe_write. */
 static ssize_t output_write(hti_session *s, struct iovec *iov, int count, uint64_t offset)
 {
     int fault = hti_fault_check(&hti_fault_write);
@@ -233,7 +290,7 @@ static ssize_t output_write(hti_session *s, struct iovec *iov, int count, uint64
         struct msghdr message = {.msg_iov = iov, .msg_iovlen = (size_t)count};
         return sendmsg(s->fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
-    return writev(s->fd, iov, count);
+    return pipe_write(s, iov, count);
 }
 
 /* Writes a whole chunk (or the preamble) to a stream. A chunk begun is completed: on a full
@@ -268,6 +325,8 @@ static int write_stream(hti_session *s, struct iovec *iov, int count, size_t tot
     atomic_store(&s->blocked_since, 0);
     if (error && (done > 0 || error == ETIMEDOUT))
         s->output_cut = error;
+    if ((error == EPIPE || error == ECONNRESET || error == ENOTCONN) && tls_writer_thread)
+        reader_gone(s, error);
     return -error;
 }
 
@@ -932,6 +991,10 @@ static void *writer_work(hti_session *s)
             stop_seen = now;
         bool periodic = now - last_flush >= (uint64_t)interval_ns;
         bool partial = stop || periodic || flush_request != flush_served;
+        /* A reader gone while nothing is written shows here: at the flush passes, and at the
+         * orphan checks' pace whatever the flush interval. */
+        if (!stop && (periodic || now - last_orphan_check >= ORPHAN_CHECK_NS))
+            check_reader(s);
         /* At stop the ring is written once the hooks are quiet (below). */
         bool dump = !stop && snapshot_request != snapshot_served;
         hti_clock_record pass_start; /* before the drain: the CLOCK pair written after it */
@@ -959,6 +1022,8 @@ static void *writer_work(hti_session *s)
             if (hti_program_gone())
                 hti_finish_orphaned_process(); /* its exit handlers stop this session */
         }
+        if (!stop && atomic_load(&s->reader_gone))
+            hti_session_end_by_itself(s); /* its stop ends this loop */
         if (stop) {
             /* Threads still in a hook: those waiting for room got some from the drain above. */
             writer_sleep(&s->writer_wake, wake, EXIT_POLL_NS);

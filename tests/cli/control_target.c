@@ -6,8 +6,11 @@
  *   churn SIZE COUNT   allocate and free COUNT blocks of SIZE bytes
  *   fork SIZE COUNT    fork a child that churns COUNT blocks of SIZE bytes and leaves through
  *                      exit(); wait for it
+ *   guard_sigpipe      from now on a SIGPIPE (which heaptrail must never raise at the program,
+ *                      whatever happens to the reader of its trace) ends it with exit 86
  *   quit               free nothing, exit 0
  * Blocks are allocated with malloc, so LD_PRELOAD decides which heap serves them. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,14 @@ enum { MAX_KEPT = 100000 };
 static void *kept[MAX_KEPT];
 static size_t kept_size[MAX_KEPT];
 static size_t kept_count;
+
+static void sigpipe_caught(int signal_number)
+{
+    (void)signal_number;
+    static const char message[] = "control_target: SIGPIPE reached the program\n";
+    (void)!write(STDERR_FILENO, message, sizeof message - 1);
+    _exit(86);
+}
 
 static void churn(size_t size, size_t count)
 {
@@ -55,6 +66,11 @@ int main(void)
                     kept[i] = NULL;
                 }
             }
+        } else if (!strcmp(command, "guard_sigpipe")) {
+            struct sigaction action;
+            memset(&action, 0, sizeof action);
+            action.sa_handler = sigpipe_caught;
+            sigaction(SIGPIPE, &action, NULL);
         } else if (!strcmp(command, "churn") && fields == 3) {
             churn(size, count);
         } else if (!strcmp(command, "fork") && fields == 3) {

@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     start_result = results[size % 3];
     bool is_start = strncmp(request, "start\n", 6) == 0 || strcmp(request, "start") == 0;
     starts = 0;
-    size_t length = hti_control_handle(request, stand_in_start, reply, sizeof reply);
+    size_t length = hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
     check_reply(reply, length);
     if (starts > 1 || (starts && !is_start))
         fail("start called for a request that is not one start", reply);

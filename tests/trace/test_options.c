@@ -2,7 +2,7 @@
  * grammar at its edges, each option's range, the struct check ht_trace_start applies, the
  * quoting of bad values, the environment reader's one line, and the control protocol's
  * handler (src/trace/control.c, with a stand-in start) giving the environment's verdict on
- * every value of a table. */
+ * every value of a table, and handing a stream=1 start the descriptor that came with it. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -345,9 +347,10 @@ static void test_environment_line(void **state)
 /* ---- the control protocol agrees with the environment ---- */
 
 static int starts;
+static int started_fd = -1;
 static int stand_in_start(const ht_trace_options *options)
 {
-    (void)options;
+    started_fd = options->output_fd;
     starts++;
     return 0;
 }
@@ -384,7 +387,7 @@ static void test_control_agrees(void **state)
             snprintf(request, sizeof request, "start\noutput=/tmp/never-written.trace\n%s=%s\n\n",
                      key, values[i]);
             starts = 0;
-            hti_control_handle(request, stand_in_start, reply, sizeof reply);
+            hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
             bool control_ok = strncmp(reply, "ok\n", 3) == 0;
             if (env_ok != control_ok || starts != (control_ok ? 1 : 0))
                 fail_msg("%s=\"%s\": environment %s, control %s", key, values[i],
@@ -400,18 +403,72 @@ static void test_control_replies(void **state)
     (void)state;
     char request[9000], reply[8192];
     snprintf(request, sizeof request, "start\noutput=/tmp/x\nbuffer=-5\n\n");
-    hti_control_handle(request, stand_in_start, reply, sizeof reply);
+    hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
     assert_string_equal(reply, "error EINVAL bad option buffer=\"-5\": not a size (expected e.g. "
                                "64K, 4M)\n\n");
     snprintf(request, sizeof request, "start\noutput=relative\n\n");
-    hti_control_handle(request, stand_in_start, reply, sizeof reply);
+    hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
     assert_non_null(strstr(reply, "not an absolute path"));
     /* An overlong first line still gets a whole reply, closing empty line included. */
     memset(request, 'x', 8191);
     request[8191] = '\0';
-    size_t n = hti_control_handle(request, stand_in_start, reply, sizeof reply);
+    size_t n = hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
     assert_true(n > 2 && reply[n - 1] == '\n' && reply[n - 2] == '\n');
     assert_int_equal(strncmp(reply, "error EINVAL unknown command:", 29), 0);
+}
+
+/* stream=1: the request's descriptor becomes the output and is the session's once started;
+ * every refusal leaves it with the caller. */
+static void test_control_stream(void **state)
+{
+    (void)state;
+    int pair[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    char request[256], reply[8192];
+    static const struct {
+        const char *request;
+        const char *reply;
+    } refused[] = {
+        {"start\nstream=1\noutput=/tmp/x\n\n",
+         "error EINVAL output= and stream=1 exclude each other\n\n"},
+        {"start\nstream=1\nfollow_forks=1\n\n",
+         "error EINVAL follow_forks=1 needs output=: a stream carries one trace\n\n"},
+        {"start\nstream=2\n\n",
+         "error EINVAL bad option stream=\"2\": not a flag (expected 0 or 1)\n\n"},
+        {"start\nstream=0\n\n", "error EINVAL start needs output=ABSOLUTE-PATH (or stream=1)\n\n"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int descriptor = pair[1];
+        snprintf(request, sizeof request, "%s", refused[i].request);
+        starts = 0;
+        hti_control_handle(request, &descriptor, stand_in_start, reply, sizeof reply);
+        assert_string_equal(reply, refused[i].reply);
+        assert_int_equal(starts, 0);
+        assert_int_equal(descriptor, pair[1]);
+    }
+    int none = -1;
+    snprintf(request, sizeof request, "start\nstream=1\n\n");
+    hti_control_handle(request, &none, stand_in_start, reply, sizeof reply);
+    assert_string_equal(reply, "error EINVAL stream=1 needs a descriptor\n\n");
+    snprintf(request, sizeof request, "start\nstream=1\n\n"); /* the handler changed it */
+    hti_control_handle(request, NULL, stand_in_start, reply, sizeof reply);
+    assert_string_equal(reply, "error EINVAL stream=1 needs a descriptor\n\n");
+    /* Not a start: the descriptor stays the caller's. */
+    int descriptor = pair[1];
+    snprintf(request, sizeof request, "status\n\n");
+    hti_control_handle(request, &descriptor, stand_in_start, reply, sizeof reply);
+    assert_int_equal(strncmp(reply, "ok\n", 3), 0);
+    assert_int_equal(descriptor, pair[1]);
+    /* A start that succeeds takes it. */
+    snprintf(request, sizeof request, "start\nstream=1\nmode=discard\n\n");
+    starts = 0;
+    hti_control_handle(request, &descriptor, stand_in_start, reply, sizeof reply);
+    assert_int_equal(strncmp(reply, "ok\n", 3), 0);
+    assert_int_equal(starts, 1);
+    assert_int_equal(started_fd, pair[1]);
+    assert_int_equal(descriptor, -1);
+    close(pair[0]);
+    close(pair[1]);
 }
 
 int main(void)
@@ -428,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_environment_line),
         cmocka_unit_test(test_control_agrees),
         cmocka_unit_test(test_control_replies),
+        cmocka_unit_test(test_control_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,9 +3,12 @@
  * descriptor stays blocking; a crash flush into such a pipe ends; block mode at exit stops
  * waiting and counts what it could not write; a FIFO without a reader is refused at once, and
  * one with a slow reader gets every chunk whole; an output that stalls in the middle of a chunk
- * leaves a stream readable up to its last whole chunk; and block mode loses nothing when
- * sessions start and stop while threads allocate at full rate. Each case that could hang runs in
- * a child process under a watchdog, so a regression fails the test instead of hanging it. */
+ * leaves a stream readable up to its last whole chunk; block mode loses nothing when sessions
+ * start and stop while threads allocate at full rate; a pipe or socket whose reader goes away
+ * ends its session by itself (no thread left, no SIGPIPE at the program, a new start works),
+ * and a crash flush into such a pipe raises no SIGPIPE either. Each case that could hang runs
+ * in a child process under a watchdog, so a regression fails the test instead of hanging it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -314,6 +317,135 @@ static void test_crash_flush_on_a_full_pipe(void **state)
     close(fds[1]);
 }
 
+/* ---- the reader goes away ---- */
+
+/* A SIGPIPE reaching the program: the tracer must never raise one at it. */
+static void on_sigpipe(int signal_number)
+{
+    (void)signal_number;
+    _exit(86);
+}
+
+static void guard_sigpipe(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigpipe;
+    sigaction(SIGPIPE, &action, NULL);
+}
+
+static int thread_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    int count = 0;
+    struct dirent *entry;
+    while (dir && (entry = readdir(dir)) != NULL)
+        count += entry->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    return count;
+}
+
+typedef struct gone_case {
+    bool socket;
+    ht_trace_mode mode;
+    unsigned flush_ms;
+} gone_case;
+
+/* Starts a session on a pipe or socket, closes the reading end, and checks that the session
+ * ends by itself within 2 s: no session, no thread but this one, the descriptor (the
+ * caller's) still open, and a new start works. */
+static int reader_goes_away(void *argument)
+{
+    const gone_case *c = argument;
+    guard_sigpipe();
+    int fds[2];
+    if ((c->socket ? socketpair(AF_UNIX, SOCK_STREAM, 0, fds) : pipe(fds)) != 0)
+        return 10;
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_fd = fds[1];
+    o.mode = c->mode;
+    o.flush_interval_ms = c->flush_ms;
+    o.no_rundown = true;
+    if (ht_trace_start(&o) != 0)
+        return 11;
+    alloc_free_pairs(heap, 1000);
+    if (ht_trace_flush() != 0 && c->mode != HT_TRACE_MODE_RING)
+        return 12;
+    close(fds[0]);
+    alloc_free_pairs(heap, 1000);
+    for (int waited = 0; ht_trace_is_active() || thread_count() > 1; waited++) {
+        if (waited == 200)
+            return 13; /* still tracing, or a thread of the session stayed, after 2 s */
+        sleep_ms(10);
+    }
+    if (ht_trace_stop() != -ENOENT)
+        return 14;
+    if (atomic_load(&hti_session_state.ended) != HTI_ENDED_CONSUMER_GONE)
+        return 15;
+    if (fcntl(fds[1], F_GETFD) < 0)
+        return 16; /* the program's descriptor is the program's */
+    close(fds[1]);
+    char path[256];
+    temp_path(path, sizeof path, "after-gone");
+    ht_trace_options_init(&o);
+    o.output_path = path;
+    if (ht_trace_start(&o) != 0)
+        return 17;
+    alloc_free_pairs(heap, 10);
+    if (ht_trace_stop() != 0)
+        return 18;
+    unlink(path);
+    return 0;
+}
+
+static void test_reader_goes_away(void **state)
+{
+    (void)state;
+    static const gone_case cases[] = {
+        {false, HT_TRACE_MODE_BLOCK, 10}, /* a pipe: EPIPE, and SIGPIPE at the writer */
+        {true, HT_TRACE_MODE_BLOCK, 10},  /* a socket: EPIPE with MSG_NOSIGNAL */
+        {false, HT_TRACE_MODE_DISCARD, 10},
+        {true, HT_TRACE_MODE_RING, 60000}, /* nothing written: the writer's poll sees it */
+        {false, HT_TRACE_MODE_RING, 60000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int status = run_child(reader_goes_away, (void *)&cases[i]);
+        if (status != 0)
+            fail_msg("case %zu: the child's status %d", i, status);
+    }
+}
+
+/* A crash flush into a pipe whose reader is gone: EPIPE, never a SIGPIPE at the program. */
+static int crash_without_reader(void *argument)
+{
+    (void)argument;
+    guard_sigpipe();
+    signal(SIGABRT, on_abort);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 10;
+    ht_heap *heap = ht_heap_create(0, 0, 0);
+    ht_trace_options o;
+    ht_trace_options_init(&o);
+    o.output_fd = fds[1];
+    o.flush_interval_ms = 60000;
+    o.no_rundown = true;
+    if (ht_trace_start(&o) != 0 || ht_trace_flush() != 0)
+        return 11;
+    alloc_free_pairs(heap, 1000);
+    close(fds[0]);
+    abort();
+}
+
+static void test_crash_flush_without_reader(void **state)
+{
+    (void)state;
+    assert_int_equal(run_child(crash_without_reader, NULL), 3);
+}
+
 /* ---- block mode at exit ---- */
 
 static int report_fd = -1;
@@ -573,6 +705,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_discard_on_a_full_socket, stop_session),
         cmocka_unit_test_teardown(test_output_stalls_inside_a_chunk, stop_session),
         cmocka_unit_test_teardown(test_crash_flush_on_a_full_pipe, stop_session),
+        cmocka_unit_test_teardown(test_reader_goes_away, stop_session),
+        cmocka_unit_test_teardown(test_crash_flush_without_reader, stop_session),
         cmocka_unit_test_teardown(test_block_mode_exit_is_bounded, stop_session),
         cmocka_unit_test_teardown(test_fifo, stop_session),
         cmocka_unit_test_teardown(test_block_start_stop_race, stop_session),
