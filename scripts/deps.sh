@@ -6,9 +6,10 @@ set -euo pipefail
 
 packages=(build-essential cmake clang clang-format pkg-config libcmocka-dev libunwind-dev libdw-dev libelf-dev
           libzstd-dev zlib1g-dev python3 sqlite3 git bash valgrind heaptrack protobuf-compiler
-          chromium man-db)
+          chromium man-db tmux)
 # chromium: the browser tests of the HTML report (tests/html) drive it headless. man-db: the
-# installed-tree test (tests/install) looks the manual pages up with man.
+# installed-tree test (tests/install) looks the manual pages up with man. tmux: the tests of
+# `heaptrail top` (tests/live) type into it and read its screen.
 # Targets that need more name them: `scripts/deps.sh cpython` (make test-cpython and
 # test-cpython-quick) adds CPython's regression tests for Debian's python3.11; `scripts/deps.sh
 # bench` (make bench) the peers the benchmarks compare with: mimalloc, jemalloc, tcmalloc, and

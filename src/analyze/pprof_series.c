@@ -36,10 +36,12 @@ struct hti_pprof_series {
     char *dir, *name;
     uint64_t every_ns;
     bool at_peak;
-    unsigned written, peaks_written;
-    uint64_t last_ns; /* relative: the end of the last interval profile */
-    double *previous; /* per site: allocations (count, bytes) at last_ns */
-    double *interval; /* per site: the 4 interval values (export_pprof.c) */
+    unsigned written, peaks_written; /* the numbers of the last files (numbering goes on
+                                      * across the program images of one recording) */
+    bool sampled;                    /* an interval profile was taken */
+    uint64_t last_ns;                /* relative: the end of the last interval profile */
+    double *previous;                /* per site: allocations (count, bytes) at last_ns */
+    double *interval;                /* per site: the 4 interval values (export_pprof.c) */
     size_t site_capacity;
     double peak_written; /* live bytes of the last peak profile */
     uint64_t peak_epoch; /* the model's peak epoch it showed */
@@ -164,8 +166,9 @@ static int grow_sites(hti_pprof_series *s)
 static void series_sample(void *context, ht_analysis *a, uint64_t time_ns)
 {
     hti_pprof_series *s = context;
-    if (time_ns <= s->last_ns && s->written)
+    if (time_ns <= s->last_ns && s->sampled)
         return; /* the end fell on a boundary: that profile is written */
+    s->sampled = true;
     if (grow_sites(s) != 0) {
         series_fail(s, -ENOMEM, "out of memory%s", "");
         return;
@@ -270,6 +273,12 @@ void hti_pprof_series_finish(hti_pprof_series *s)
     const ht_analysis *a = s->a;
     if (s->at_peak && a->peak_bytes > s->peak_written && a->peak_epoch != s->peak_epoch)
         write_peak(s);
+}
+
+void hti_pprof_series_number_from(hti_pprof_series *s, unsigned written, unsigned peaks)
+{
+    s->written = written;
+    s->peaks_written = peaks;
 }
 
 unsigned hti_pprof_series_written(const hti_pprof_series *s, bool peaks)

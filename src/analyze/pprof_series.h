@@ -21,6 +21,8 @@ void hti_pprof_series_hooks(hti_pprof_series *series, struct hti_hooks *hooks);
 void hti_pprof_series_poll(hti_pprof_series *series);
 /* After hti_analysis_end (which wrote the last, partial interval): the highest peak. */
 void hti_pprof_series_finish(hti_pprof_series *series);
+/* The next files are numbered after these (a program that exec'd: the series goes on). */
+void hti_pprof_series_number_from(hti_pprof_series *series, unsigned written, unsigned peaks);
 unsigned hti_pprof_series_written(const hti_pprof_series *series, bool peaks);
 /* The first write failure ("cannot write PATH"; errno-style detail is the caller's), or NULL. */
 const char *hti_pprof_series_error(const hti_pprof_series *series);

@@ -696,3 +696,20 @@ void ht_cli_out_printf(ht_cli_out *out, const char *format, ...)
     ht_cli_out_write(out, big, (size_t)n);
     free(big);
 }
+
+void ht_cli_expand_pid(const char *pattern, long pid, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *c = pattern; *c && n + 1 < size; c++) {
+        if (c[0] == '%' && c[1] == 'p') {
+            int w = snprintf(out + n, size - n, "%ld", pid);
+            n += w > 0 ? (size_t)w : 0;
+            if (n >= size)
+                n = size - 1;
+            c++;
+        } else {
+            out[n++] = *c;
+        }
+    }
+    out[n] = '\0';
+}

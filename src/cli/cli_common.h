@@ -26,6 +26,9 @@ enum {
     HT_CLI_EXIT_REFUSED = 4,   /* start/stop/...: the process refused (permission, state) */
 };
 
+/* pattern with every "%p" replaced by pid, cut to size. */
+void ht_cli_expand_pid(const char *pattern, long pid, char *out, size_t size);
+
 /* ---- messages ---- */
 
 /* Sets the subcommand named in messages ("dump"); main.c calls it before dispatching. */

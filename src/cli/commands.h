@@ -70,6 +70,7 @@ int ht_cli_report(int argc, char **argv);   /* report.c, when present */
 int ht_cli_export(int argc, char **argv);   /* export.c, when present */
 int ht_cli_diff(int argc, char **argv);     /* diff.c, when present */
 int ht_cli_check(int argc, char **argv);    /* check.c: runs record, then judges */
+int ht_cli_top(int argc, char **argv);      /* top.c: the live view (live.c, top_view.c) */
 
 #include <stdbool.h>
 /* How the last ht_cli_record's program ended (check reads it): ran is false when it never

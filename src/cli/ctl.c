@@ -29,13 +29,16 @@
 
 #include "analyze/units.h"
 #include "cli_common.h"
+#include "collect.h"
 #include "commands.h"
 #include "ctl.h"
+#include "durations.h"
 #include "heaptrail/trace.h"
 #include "trace/options.h"
 #include "tracing_options.h"
 
 #define REPLY_MAX 65536
+#define START_KEYS_MAX 16
 #define START_TIMEOUT_S 120 /* a start walks every heap: large heaps take a while */
 #define ANSWER_TIMEOUT_S 5  /* from the first signal to the socket */
 #define SIGNAL_AGAIN_MS 500
@@ -64,6 +67,13 @@ static const char start_help[] =
     "  --follow-forks       children forked from now on get their own trace (FILE.PID)\n"
     "  --leak-scan          when the process exits, record which blocks it can no longer\n"
     "                       reach (as heaptrail check; report shows the classes)\n"
+    "  --pprof-every DURATION\n"
+    "                       stay in the foreground, keep the trace and write a pprof profile\n"
+    "                       NAME.SEQ.pb.gz every DURATION (10s, 500ms) until the process exits\n"
+    "                       or SIGINT/SIGTERM (which stop the session); stacks on by default\n"
+    "  --pprof-at-peak      also NAME.peak.SEQ.pb.gz at each new peak of live bytes\n"
+    "  --pprof-dir DIR      where the profiles go (default: here)\n"
+    "  --no-symbols         profiles with module+offset frames, not function names\n"
     "  --socket PATH        the control socket (default: found from PID)\n"
     "  --raw                print the process's reply as key=value lines\n"
     "  -h, --help           this help\n\n"
@@ -106,6 +116,10 @@ static const char snapshot_help[] =
 enum {
     OPT_SOCKET = 1,
     OPT_RAW,
+    OPT_PPROF_EVERY,
+    OPT_PPROF_DIR,
+    OPT_PPROF_AT_PEAK,
+    OPT_NO_SYMBOLS,
 };
 
 typedef struct request {
@@ -733,13 +747,21 @@ int ht_cli_start(int argc, char **argv)
         HT_CLI_TRACING_OPTIONS,
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"raw", no_argument, NULL, OPT_RAW},
+        {"pprof-every", required_argument, NULL, OPT_PPROF_EVERY},
+        {"pprof-dir", required_argument, NULL, OPT_PPROF_DIR},
+        {"pprof-at-peak", no_argument, NULL, OPT_PPROF_AT_PEAK},
+        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *socket_path = NULL;
-    bool raw = false;
+    bool raw = false, stacks = false;
     request body = {.length = 0};
     ht_cli_tracing_setting setting;
+    ht_cli_collect_settings collect = {.symbols = true};
+    static char key_text[START_KEYS_MAX][96];
+    const char *keys[START_KEYS_MAX];
+    size_t key_count = 0;
     int c, error;
     while ((c = ht_cli_getopt(argc, argv, "o:h", options)) != -1) {
         switch (c) {
@@ -750,17 +772,63 @@ int ht_cli_start(int argc, char **argv)
             break;
         case OPT_SOCKET: socket_path = optarg; break;
         case OPT_RAW: raw = true; break;
+        case OPT_PPROF_EVERY:
+            if (hti_parse_duration(optarg, &collect.every_ns) != 0 || collect.every_ns < 1000000u)
+                return ht_cli_usage_error("bad value '%s' for --pprof-every: expected a duration "
+                                          "of at least 1ms (e.g. 10s, 500ms, 1min)",
+                                          optarg);
+            break;
+        case OPT_PPROF_DIR:
+            if (!*optarg)
+                return ht_cli_usage_error("bad value '' for --pprof-dir: expected a directory");
+            collect.dir = optarg;
+            break;
+        case OPT_PPROF_AT_PEAK: collect.at_peak = true; break;
+        case OPT_NO_SYMBOLS: collect.symbols = false; break;
         case 'h': fputs(start_help, stdout); return HT_CLI_EXIT_OK;
         default: /* the tracing options, or '?' */
             if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
                 return error;
             request_add(&body, setting.key, setting.value);
+            stacks |= c == HT_CLI_OPT_STACKS;
+            if (key_count < START_KEYS_MAX) {
+                snprintf(key_text[key_count], sizeof key_text[key_count], "%s=%s", setting.key,
+                         setting.value);
+                keys[key_count] = key_text[key_count];
+                key_count++;
+            }
         }
     }
     if (optind >= argc)
         return ht_cli_usage_error("no process id given");
     if (optind + 1 < argc)
         return ht_cli_usage_error("one process at a time ('%s' is extra)", argv[optind + 1]);
+    bool collecting = collect.every_ns || collect.at_peak;
+    if (collect.dir && !collecting)
+        return ht_cli_usage_error("--pprof-dir needs --pprof-every or --pprof-at-peak");
+    if (collecting) {
+        if (raw)
+            return ht_cli_usage_error("--raw does not mix with --pprof-every");
+        if (key_count >= START_KEYS_MAX)
+            return ht_cli_usage_error("too many options");
+        if (!stacks) /* profiles are by stack */
+            keys[key_count++] = "stacks=32";
+        for (size_t i = 0; i < key_count; i++)
+            if (!strncmp(keys[i], "follow_forks=", 13))
+                return ht_cli_usage_error("--follow-forks does not mix with --pprof-every: one "
+                                          "trace per process");
+        char pattern[PATH_MAX + 64];
+        if (output && output[0] != '/') {
+            char cwd[PATH_MAX];
+            if (!getcwd(cwd, sizeof cwd)) {
+                ht_cli_error("cannot get the current directory: %s", strerror(errno));
+                return HT_CLI_EXIT_IO;
+            }
+            snprintf(pattern, sizeof pattern, "%s/%s", cwd, output);
+            output = pattern;
+        }
+        return ht_cli_collect(argv[optind], socket_path, keys, key_count, output, &collect);
+    }
     target t;
     int code = find_target(argv[optind], socket_path, &t);
     if (code)

@@ -37,6 +37,7 @@ static const command commands[] = {
     {"stop", ht_cli_stop, "stop tracing in a running process"},
     {"status", ht_cli_status, "show whether a running process is tracing, and where to"},
     {"snapshot", ht_cli_snapshot, "write a ring-mode trace's buffers now"},
+    {"top", ht_cli_top, "watch a running process's heap live, in a full-screen view"},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

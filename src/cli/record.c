@@ -23,6 +23,9 @@
 #include "analyze/units.h"
 #include "cli_common.h"
 #include "commands.h"
+#include "ctl.h"
+#include "durations.h"
+#include "live.h"
 #include "tracing_options.h"
 
 extern char **environ;
@@ -66,11 +69,22 @@ static const char record_help[] =
 
 enum {
     OPT_NO_CONTROL = 1,
+    OPT_LIVE,
+    OPT_PPROF_EVERY,
+    OPT_PPROF_DIR,
+    OPT_PPROF_AT_PEAK,
+    OPT_NO_SYMBOLS,
 };
 
 typedef struct settings {
     const char *output;
-    const char *names[16]; /* HEAPTRAIL_* variables to set, and their values */
+    bool live;             /* --live: the top view */
+    uint64_t pprof_every;  /* --pprof-every, ns */
+    const char *pprof_dir; /* --pprof-dir */
+    bool pprof_at_peak;
+    bool symbols;
+    bool stacks, mode, control; /* given on the command line; control: not --no-control */
+    const char *names[16];      /* HEAPTRAIL_* variables to set, and their values */
     char values[16][32];
     size_t count;
     bool follow_forks;
@@ -96,6 +110,11 @@ static int parse_options(int argc, char **argv, settings *s)
         {"output", required_argument, NULL, 'o'},
         HT_CLI_TRACING_OPTIONS,
         {"no-control", no_argument, NULL, OPT_NO_CONTROL},
+        {"live", no_argument, NULL, OPT_LIVE},
+        {"pprof-every", required_argument, NULL, OPT_PPROF_EVERY},
+        {"pprof-dir", required_argument, NULL, OPT_PPROF_DIR},
+        {"pprof-at-peak", no_argument, NULL, OPT_PPROF_AT_PEAK},
+        {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -109,7 +128,24 @@ static int parse_options(int argc, char **argv, settings *s)
                 return ht_cli_usage_error("bad value '' for --output: expected a file name");
             s->output = optarg;
             break;
-        case OPT_NO_CONTROL: set_variable(s, "HEAPTRAIL_CONTROL", "0"); break;
+        case OPT_NO_CONTROL:
+            set_variable(s, "HEAPTRAIL_CONTROL", "0");
+            s->control = false;
+            break;
+        case OPT_LIVE: s->live = true; break;
+        case OPT_PPROF_EVERY:
+            if (hti_parse_duration(optarg, &s->pprof_every) != 0 || s->pprof_every < 1000000u)
+                return ht_cli_usage_error("bad value '%s' for --pprof-every: expected a duration "
+                                          "of at least 1ms (e.g. 10s, 500ms, 1min)",
+                                          optarg);
+            break;
+        case OPT_PPROF_DIR:
+            if (!*optarg)
+                return ht_cli_usage_error("bad value '' for --pprof-dir: expected a directory");
+            s->pprof_dir = optarg;
+            break;
+        case OPT_PPROF_AT_PEAK: s->pprof_at_peak = true; break;
+        case OPT_NO_SYMBOLS: s->symbols = false; break;
         case 'q': s->quiet = true; break;
         case 'h': fputs(record_help, stdout); return -1;
         default: /* the tracing options, or '?' */
@@ -120,12 +156,36 @@ static int parse_options(int argc, char **argv, settings *s)
                 return ht_cli_usage_error("bad value '%s' for --buffer: must not be 0", optarg);
             if (c == HT_CLI_OPT_FOLLOW_FORKS)
                 s->follow_forks = true;
+            s->stacks |= c == HT_CLI_OPT_STACKS;
+            s->mode |= c == HT_CLI_OPT_MODE;
             set_variable(s, setting.variable, setting.value);
             break;
         }
     }
     if (optind >= argc)
         return ht_cli_usage_error("no program given (heaptrail record [OPTIONS] -- PROG ARGS)");
+    bool streamed = s->live || s->pprof_every || s->pprof_at_peak;
+    bool to_stdout = s->output && strcmp(s->output, "-") == 0;
+    if ((streamed || to_stdout) && s->follow_forks)
+        return ht_cli_usage_error("--follow-forks writes one trace per process: it does not mix "
+                                  "with %s",
+                                  to_stdout ? "-o -"
+                                  : s->live ? "--live"
+                                            : "--pprof-every");
+    if (s->live && to_stdout)
+        return ht_cli_usage_error("--live draws on standard output: it does not mix with -o -");
+    if ((s->pprof_dir) && !(s->pprof_every || s->pprof_at_peak))
+        return ht_cli_usage_error("--pprof-dir needs --pprof-every or --pprof-at-peak");
+    if (s->live && !isatty(STDOUT_FILENO))
+        return ht_cli_usage_error("--live needs a terminal on standard output");
+    if (to_stdout && isatty(STDOUT_FILENO))
+        return ht_cli_usage_error("-o - would write the trace to a terminal: redirect it");
+    /* The view and the profiles are by site: stacks unless told; the view never slows the
+     * program unless told. */
+    if (streamed && !s->stacks)
+        set_variable(s, "HEAPTRAIL_STACKS", "32");
+    if (s->live && !s->mode)
+        set_variable(s, "HEAPTRAIL_MODE", "discard");
     return 0;
 }
 
@@ -256,23 +316,6 @@ static void free_environment(char **env)
 }
 
 /* "%p" replaced by pid, as the tracer does. */
-static void expand_pid(const char *pattern, long pid, char *out, size_t size)
-{
-    size_t n = 0;
-    for (const char *c = pattern; *c && n + 1 < size; c++) {
-        if (c[0] == '%' && c[1] == 'p') {
-            int w = snprintf(out + n, size - n, "%ld", pid);
-            n += w > 0 ? (size_t)w : 0;
-            if (n >= size)
-                n = size - 1;
-            c++;
-        } else {
-            out[n++] = *c;
-        }
-    }
-    out[n] = '\0';
-}
-
 /* ---- running ---- */
 
 static volatile sig_atomic_t child_pid;
@@ -301,18 +344,34 @@ static void install_forwarding(void)
 }
 
 typedef struct child_failure {
-    int stage; /* 1: creating the trace file, 2: exec */
+    int stage; /* 1: creating the trace file, 2: exec, 3: the program's output (--live) */
     int error;
 } child_failure;
 
 /* In the child: name itself the traced process, make sure the trace file can be created (the
  * tracer creates it again), then exec. Reports a failure through the pipe and exits. */
 static void run_child(int report, const char *output_pattern, char **program, char **env,
-                      char *owner_slot)
+                      char *owner_slot, const char *program_output, bool trace_on_stdout)
 {
     snprintf(owner_slot, 64, "HEAPTRAIL_OWNER_PID=%ld", (long)getpid());
+    if (trace_on_stdout) /* -o -: standard output carries the trace; the program's goes to
+                          * standard error */
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+    if (program_output) { /* --live: the terminal is the view's */
+        char path[PATH_MAX + 32];
+        ht_cli_expand_pid(program_output, (long)getpid(), path, sizeof path);
+        int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (out < 0 || in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) {
+            child_failure failure = {3, errno};
+            (void)!write(report, &failure, sizeof failure);
+            _exit(HT_CLI_EXIT_IO);
+        }
+        close(in);
+        close(out);
+    }
     char output[PATH_MAX + 32];
-    expand_pid(output_pattern, (long)getpid(), output, sizeof output);
+    ht_cli_expand_pid(output_pattern, (long)getpid(), output, sizeof output);
     int fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         child_failure failure = {1, errno};
@@ -425,6 +484,133 @@ static void summarize_children(const char *pattern, const char *first, time_t st
                 count == 1 ? "" : "s", directory, prefix, suffix);
 }
 
+/* ---- streamed: --live, --pprof-every, -o - ---- */
+
+typedef struct stream {
+    char dir[PATH_MAX], fifo[PATH_MAX + 16];
+    int read_fd; /* ours: the copy thread reads it */
+    int hold_fd; /* a writer of ours, so the FIFO ends only once the program is gone */
+} stream;
+
+/* A FIFO in a private directory, opened for reading, and once for writing to hold it open. */
+static int stream_open(stream *st)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(st->dir, sizeof st->dir, "%s/heaptrail.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(st->dir)) {
+        ht_cli_error("cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp",
+                     strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    snprintf(st->fifo, sizeof st->fifo, "%s/trace", st->dir);
+    if (mkfifo(st->fifo, 0600) != 0 ||
+        (st->read_fd = open(st->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 ||
+        (st->hold_fd = open(st->fifo, O_WRONLY | O_CLOEXEC)) < 0) {
+        ht_cli_error("cannot create a FIFO in %s: %s", st->dir, strerror(errno));
+        return HT_CLI_EXIT_IO;
+    }
+    fcntl(st->read_fd, F_SETFL, fcntl(st->read_fd, F_GETFL) & ~O_NONBLOCK);
+    return 0;
+}
+
+/* Removes the FIFO's name (the program opened it, or never will) and closes what is ours. */
+static void stream_close(stream *st)
+{
+    if (st->fifo[0]) {
+        unlink(st->fifo);
+        rmdir(st->dir);
+        st->fifo[0] = '\0';
+    }
+    if (st->hold_fd >= 0)
+        close(st->hold_fd);
+    if (st->read_fd >= 0)
+        close(st->read_fd);
+    st->hold_fd = st->read_fd = -1;
+}
+
+typedef struct watch {
+    stream *st;
+    pid_t pid;
+    int status;
+    bool exited;
+} watch;
+
+/* Every tick: once the program has ended, the FIFO may end too. */
+static void watch_tick(void *context, ht_live *live)
+{
+    watch *w = context;
+    if (w->exited || waitpid(w->pid, &w->status, WNOHANG) != w->pid)
+        return;
+    w->exited = true;
+    close(w->st->hold_fd);
+    w->st->hold_fd = -1;
+    char note[128];
+    if (WIFSIGNALED(w->status))
+        snprintf(note, sizeof note, "process %ld was ended by signal %d", (long)w->pid,
+                 WTERMSIG(w->status));
+    else
+        snprintf(note, sizeof note, "process %ld exited with status %d", (long)w->pid,
+                 WEXITSTATUS(w->status));
+    ht_live_note(live, note);
+}
+
+static int stop_child(void *context)
+{
+    const watch *w = context;
+    return w->exited ? 0 : ht_cli_stream_stop((long)w->pid, NULL);
+}
+
+/* Copies the trace to tee (a file, or "-"), with the view and the profiles when asked, until
+ * the program is gone. Returns 0 or an exit code (said); *status as waitpid gives it. */
+static int run_streamed(const settings *s, stream *st, pid_t pid, const char *program,
+                        const char *tee, int *status)
+{
+    const char *base = strrchr(program, '/') ? strrchr(program, '/') + 1 : program;
+    char name[NAME_MAX + 1];
+    if (s->output && strcmp(s->output, "-") != 0) { /* NAME: the trace's, without .trace */
+        const char *file = strrchr(tee, '/') ? strrchr(tee, '/') + 1 : tee;
+        size_t length = strlen(file);
+        if (length > 6 && strcmp(file + length - 6, ".trace") == 0)
+            length -= 6;
+        snprintf(name, sizeof name, "%.*s", (int)length, file);
+    } else {
+        snprintf(name, sizeof name, "heaptrail.%s.%ld", *base ? base : "program", (long)pid);
+    }
+    ht_live_settings settings = {
+        .tee = tee,
+        .top = s->live,
+        .pprof_every_ns = s->pprof_every,
+        .pprof_at_peak = s->pprof_at_peak,
+        .pprof_dir = s->pprof_dir,
+        .pprof_name = name,
+        .symbols = s->symbols,
+        .pid = (long)pid,
+        .command = base,
+    };
+    watch w = {.st = st, .pid = pid};
+    ht_live_hooks hooks = {.context = &w, .tick = watch_tick};
+    int code = 0, fd = st->read_fd;
+    st->read_fd = -1; /* the collector's now */
+    ht_live *live = ht_live_open(fd, &settings, &code);
+    if (live) {
+        ht_live_end end = ht_live_run(live, &hooks, -1);
+        stream_close(st); /* the program has opened it, or is gone */
+        if (end == HT_LIVE_QUIT || end == HT_LIVE_SIGNAL) {
+            if (end == HT_LIVE_SIGNAL && !w.exited)
+                kill(pid, ht_live_signal(live)); /* as record forwards it without the view */
+            else if (!w.exited && s->control)
+                ht_live_stop(live, &hooks, stop_child, &w);
+        }
+        code = ht_live_close(live);
+    }
+    stream_close(st);
+    if (!w.exited)
+        while (waitpid(pid, &w.status, 0) < 0 && errno == EINTR)
+            ;
+    *status = w.status;
+    return code;
+}
+
 static ht_cli_record_outcome last_outcome;
 
 const ht_cli_record_outcome *ht_cli_record_last(void)
@@ -437,6 +623,7 @@ int ht_cli_record(int argc, char **argv)
     memset(&last_outcome, 0, sizeof last_outcome);
     settings s;
     memset(&s, 0, sizeof s);
+    s.symbols = s.control = true;
     int code = parse_options(argc, argv, &s);
     if (code)
         return code < 0 ? HT_CLI_EXIT_OK : code;
@@ -481,6 +668,21 @@ int ht_cli_record(int argc, char **argv)
     char traced_pattern[PATH_MAX + 64];
     bool rename_after = s.follow_forks && !strstr(pattern, "%p");
     snprintf(traced_pattern, sizeof traced_pattern, "%s%s", pattern, rename_after ? ".%p" : "");
+    /* With --live the program's output goes to a file beside the trace, NAME.out. */
+    char program_output[PATH_MAX + 64];
+    snprintf(program_output, sizeof program_output, "%.*s.out",
+             (int)(strlen(pattern) -
+                   (strlen(pattern) > 6 && !strcmp(pattern + strlen(pattern) - 6, ".trace") ? 6
+                                                                                            : 0)),
+             pattern);
+    /* Watched live, or to standard output: the program writes into a FIFO read here. */
+    stream st = {.read_fd = -1, .hold_fd = -1};
+    bool to_stdout = s.output && strcmp(s.output, "-") == 0;
+    if (s.live || s.pprof_every || s.pprof_at_peak || to_stdout) {
+        if ((code = stream_open(&st)) != 0)
+            return code;
+        snprintf(traced_pattern, sizeof traced_pattern, "%s", st.fifo);
+    }
     char *owner_slot = NULL;
     char **env = child_environment(&s, library, traced_pattern, &owner_slot);
     if (!env) {
@@ -501,7 +703,8 @@ int ht_cli_record(int argc, char **argv)
     }
     if (pid == 0) {
         close(report[0]);
-        run_child(report[1], traced_pattern, program, env, owner_slot);
+        run_child(report[1], traced_pattern, program, env, owner_slot,
+                  s.live ? program_output : NULL, to_stdout);
     }
     child_pid = pid;
     install_forwarding();
@@ -515,15 +718,28 @@ int ht_cli_record(int argc, char **argv)
     close(report[0]);
 
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
     char path[PATH_MAX + 32], shown_path[PATH_MAX + 32], written[PATH_MAX + 96];
-    expand_pid(pattern, (long)pid, path, sizeof path);
-    expand_pid(shown, (long)pid, shown_path, sizeof shown_path);
-    expand_pid(traced_pattern, (long)pid, written, sizeof written);
+    if (st.read_fd >= 0 && got != (ssize_t)sizeof failure) {
+        ht_cli_expand_pid(pattern, (long)pid, path, sizeof path);
+        code = run_streamed(&s, &st, pid, program[0], to_stdout ? "-" : path, &status);
+    } else {
+        stream_close(&st);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    ht_cli_expand_pid(pattern, (long)pid, path, sizeof path);
+    ht_cli_expand_pid(shown, (long)pid, shown_path, sizeof shown_path);
+    ht_cli_expand_pid(traced_pattern, (long)pid, written, sizeof written);
     if (got == (ssize_t)sizeof failure) {
+        stream_close(&st);
         if (failure.stage == 1) {
             ht_cli_error("cannot create '%s': %s", written, strerror(failure.error));
+            return HT_CLI_EXIT_IO;
+        }
+        if (failure.stage == 3) {
+            ht_cli_expand_pid(program_output, (long)pid, path, sizeof path);
+            ht_cli_error("cannot create '%s' for the program's output: %s", path,
+                         strerror(failure.error));
             return HT_CLI_EXIT_IO;
         }
         unlink(written); /* the empty file made to check the output */
@@ -534,7 +750,14 @@ int ht_cli_record(int argc, char **argv)
     last_outcome = (ht_cli_record_outcome){true, (long)pid, status};
     if (rename_after && rename(written, path) != 0 && errno != ENOENT)
         ht_cli_warning("cannot rename '%s' to '%s': %s", written, path, strerror(errno));
-    if (!s.quiet) {
+    if (code && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return code; /* the program did well; the trace or the profiles did not */
+    if (s.live && !s.quiet) {
+        char out[PATH_MAX + 64];
+        ht_cli_expand_pid(program_output, (long)pid, out, sizeof out);
+        fprintf(stderr, "heaptrail: the program's output is in %s\n", out);
+    }
+    if (!s.quiet && !to_stdout) {
         summarize(shown_path, path, program[0], (long)pid);
         if (s.follow_forks)
             summarize_children(pattern, path, start_time);

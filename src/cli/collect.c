@@ -1,0 +1,74 @@
+/* collect.c — `heaptrail start --pprof-every DURATION PID` (and --pprof-at-peak): the session is
+ * started with its trace streamed to this process (ctl.h), which stays in the foreground, keeps
+ * the trace file and writes the periodic profiles (live.c) until the process exits, someone
+ * stops the session, or SIGINT/SIGTERM/SIGHUP/SIGQUIT asks this collector to stop it (the last
+ * interval's profile is then still written). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "collect.h"
+#include "ctl.h"
+#include "live.h"
+
+typedef struct collect_target {
+    long pid;
+    const char *socket_path;
+} collect_target;
+
+static int stop_target(void *context)
+{
+    const collect_target *t = context;
+    return ht_cli_stream_stop(t->pid, t->socket_path);
+}
+
+int ht_cli_collect(const char *pid_text, const char *socket_path, const char *const *keys,
+                   size_t key_count, const char *output, const ht_cli_collect_settings *settings)
+{
+    int fd;
+    long pid;
+    char command[64];
+    int code = ht_cli_stream_start(pid_text, socket_path, keys, key_count, &fd, &pid, command,
+                                   sizeof command);
+    if (code)
+        return code;
+    char tee[PATH_MAX + 64], name[NAME_MAX + 1];
+    if (output)
+        ht_cli_expand_pid(output, pid, tee, sizeof tee);
+    else
+        snprintf(tee, sizeof tee, "heaptrail.%s.%ld.trace", command, pid);
+    const char *file = strrchr(tee, '/') ? strrchr(tee, '/') + 1 : tee;
+    size_t length = strlen(file);
+    if (length > 6 && strcmp(file + length - 6, ".trace") == 0)
+        length -= 6;
+    snprintf(name, sizeof name, "%.*s", (int)length, file);
+    ht_live_settings live_settings = {
+        .tee = tee,
+        .pprof_every_ns = settings->every_ns,
+        .pprof_at_peak = settings->at_peak,
+        .pprof_dir = settings->dir,
+        .pprof_name = name,
+        .symbols = settings->symbols,
+        .pid = pid,
+        .command = command,
+    };
+    collect_target target = {pid, socket_path};
+    ht_live *live = ht_live_open(fd, &live_settings, &code);
+    if (!live) {
+        stop_target(&target);
+        return code;
+    }
+    fprintf(stderr, "heaptrail: process %ld (%s): tracing to %s, profiles every %.3gs in %s\n", pid,
+            command, tee, (double)settings->every_ns / 1e9, settings->dir ? settings->dir : ".");
+    ht_live_catch_signals();
+    ht_live_end end = ht_live_run(live, NULL, 10000);
+    if (end == HT_LIVE_SIGNAL || end == HT_LIVE_QUIT)
+        ht_live_stop(live, NULL, stop_target, &target);
+    else if (end == HT_LIVE_FAILED)
+        stop_target(&target);
+    code = ht_live_close(live);
+    if (end == HT_LIVE_FAILED && !code)
+        code = HT_CLI_EXIT_IO;
+    return code;
+}
