@@ -860,6 +860,12 @@ int ht_cli_start(int argc, char **argv)
 
 /* ---- stream sessions (ctl.h) ---- */
 
+int ht_cli_target_check(const char *pid_text, const char *socket_path)
+{
+    target t;
+    return find_target(pid_text, socket_path, &t);
+}
+
 int ht_cli_stream_start(const char *pid_text, const char *socket_path, const char *const *keys,
                         size_t key_count, int *fd, long *pid, char *command, size_t command_size)
 {

@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+/* The checks start makes of a target before it signals it (no such process, library not loaded,
+ * another user's, control disabled...): 0, or the exit code after printing start's error. */
+int ht_cli_target_check(const char *pid_text, const char *socket_path);
+
 /* Starts a session in process pid_text streaming to a new socketpair; keys are extra request
  * lines "key=value" (the tracing options as ht_cli_tracing_option gives them; may be NULL/0).
  * On success returns 0, *fd the reading end (CLOEXEC, blocking), *pid and the command name

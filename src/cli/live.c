@@ -505,16 +505,18 @@ static const char *intern(ht_live *l, const char *text)
     return s ? s : "?";
 }
 
-/* The module of the program itself: its path is the trace's program, else the first module. */
-static int program_module(const ht_live *l)
+/* A frame in the C and C++ runtime (libc's strdup, libstdc++'s operator new, the loader): a
+ * site's label names the first frame after them, where the program itself asked. */
+static bool runtime_frame(const hti_frame *f)
 {
-    const ht_reader *r = l->reader;
-    size_t count = ht_reader_module_count(r);
-    const char *program = ht_reader_info(r)->program;
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(ht_reader_module(r, i)->Path, program) == 0)
-            return (int)i;
-    return count ? 0 : -1;
+    static const char *const runtime[] = {"libc.so",  "libc-",   "libstdc++",  "libgcc_s",
+                                          "ld-linux", "libm.so", "libpthread", "libdl"};
+    if (!f->module)
+        return false;
+    for (size_t i = 0; i < sizeof runtime / sizeof *runtime; i++)
+        if (strncmp(f->module, runtime[i], strlen(runtime[i])) == 0)
+            return true;
+    return false;
 }
 
 /* A site's label and stack, symbolized once (a site's frames never change). */
@@ -544,13 +546,9 @@ static const site_text *site_text_of(ht_live *l, uint32_t site)
         t->done = true;
         return t;
     }
-    int program = program_module(l);
     long chosen = 0;
-    for (long i = 0; i < n; i++)
-        if (program >= 0 && frames[i]->module_index == program) {
-            chosen = i;
-            break;
-        }
+    while (chosen + 1 < n && runtime_frame(frames[chosen]))
+        chosen++;
     char text[512];
     t->label = intern(l, hti_format_frame(text, sizeof text, frames[chosen], false));
     size_t depth = (size_t)n < FRAME_MAX ? (size_t)n : FRAME_MAX;
@@ -676,6 +674,8 @@ static void build_frame(ht_live *l)
             continue;
         ht_top_row *r = &l->source_rows[rows++];
         r->name = ht_source_name(s);
+        if (strncmp(r->name, "MEMORY_FROM_", 12) == 0)
+            r->name += 12; /* LOWFRAG, LOOKASIDE, ...: what fits a narrow column */
         r->live_bytes = a->source_live_bytes[s];
         r->live_blocks = -1; /* the model keeps bytes by Source, not blocks */
         r->alloc_rate = rate(source_now[s][0], l->source_previous[s][0], seconds);

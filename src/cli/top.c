@@ -104,6 +104,9 @@ int ht_cli_top(int argc, char **argv)
         return ht_cli_usage_error("no process id given");
     if (optind + 1 < argc)
         return ht_cli_usage_error("one process at a time ('%s' is extra)", argv[optind + 1]);
+    int code = ht_cli_target_check(argv[optind], socket_path);
+    if (code)
+        return code;
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
         ht_cli_error("top needs a terminal (standard input and output a tty)");
         return HT_CLI_EXIT_IO;
@@ -116,8 +119,8 @@ int ht_cli_top(int argc, char **argv)
     int fd;
     long pid;
     char command[64];
-    int code = ht_cli_stream_start(argv[optind], socket_path, keys, key_count, &fd, &pid, command,
-                                   sizeof command);
+    code = ht_cli_stream_start(argv[optind], socket_path, keys, key_count, &fd, &pid, command,
+                               sizeof command);
     if (code)
         return code;
     char tee[PATH_MAX + 32];

@@ -14,10 +14,12 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "trace_internal.h"
@@ -187,6 +189,43 @@ unsigned ht_trace_stack_frames(uint32_t stack_id, uint64_t *frames, unsigned max
     return e->depth;
 }
 
+/* libunwind opens a pipe when it is loaded or first used, to check memory before reading it, and
+ * keeps it open for good, although on Linux it checks with mincore and never writes to the pipe.
+ * A session must leave no descriptor in the program: the two lowest free descriptor numbers are
+ * noted before libunwind is loaded, and after its first use, if they are the two ends of one pipe
+ * opened as libunwind opens it (close-on-exec, non-blocking) and mincore works here (so libunwind
+ * chose it), they are closed. */
+static int lowest_free_fds(int free_fds[2])
+{
+    int found = 0;
+    for (int fd = 0; fd < 65536 && found < 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            free_fds[found++] = fd;
+    return found;
+}
+
+static void unwinder_first_use(const int free_fds[2], int found)
+{
+    void *frames[2];
+    unwind_backtrace(frames, 2);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char present;
+    if (found < 2 || page <= 0 ||
+        mincore((void *)((uintptr_t)&present & ~(uintptr_t)(page - 1)), (size_t)page, &present))
+        return;
+    struct stat a, b;
+    for (int i = 0; i < 2; i++) {
+        int fd = free_fds[i];
+        if (fcntl(fd, F_GETFD) != FD_CLOEXEC || !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+            return;
+    }
+    if (fstat(free_fds[0], &a) != 0 || fstat(free_fds[1], &b) != 0 || !S_ISFIFO(a.st_mode) ||
+        a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+        return;
+    close(free_fds[0]);
+    close(free_fds[1]);
+}
+
 int hti_stacks_init(hti_session *s)
 {
     int error = table_map();
@@ -199,6 +238,7 @@ int hti_stacks_init(hti_session *s)
     if (unwinder == HT_TRACE_UNWIND_DEFAULT && hti_unwind_init() != 0)
         unwinder = HT_TRACE_UNWIND_LIBUNWIND;
     if (unwinder != HT_TRACE_UNWIND_FRAME_POINTER && !unwind_backtrace) {
+        int free_fds[2], found = lowest_free_fds(free_fds);
         void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
         if (lib) {
             typedef int (*policy_fn)(void *, int);
@@ -207,6 +247,8 @@ int hti_stacks_init(hti_session *s)
             if (space && policy)
                 policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
             unwind_backtrace = (backtrace_fn)dlsym(lib, "unw_backtrace");
+            if (unwind_backtrace)
+                unwinder_first_use(free_fds, found);
         }
         if (!unwind_backtrace && unwinder == HT_TRACE_UNWIND_LIBUNWIND) {
             hti_message("libunwind.so.8 not found; stacks follow frame pointers", NULL, -1);

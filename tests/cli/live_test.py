@@ -332,11 +332,10 @@ class Tmux:
 
     def shell_ready(self, marker):
         """The shell prompts again and the terminal is sane (stty shows echo and icanon)."""
-        self.type("stty -a | tr ' ;' '\\n\\n' | grep -xE 'echo|icanon|isig' | tr '\\n' ' '; "
-                  "echo %s" % marker)
-        text = self.wait_screen(r"^echo icanon isig %s$|^isig icanon echo %s$|%s$" % (
-            marker, marker, marker))
-        line = [l for l in text.splitlines() if l.endswith(marker) and "stty" not in l][-1]
+        self.type("clear; stty -a | tr ' ;' '\\n\\n' | grep -xE 'echo|icanon|isig' | tr '\\n' ' ';"
+                  " echo \"=$((40+2))=%s\"" % marker)
+        text = self.wait_screen(r"=42=%s$" % marker)
+        line = [l for l in text.splitlines() if l.endswith("=42=" + marker)][-1]
         check(all(w in line.split() for w in ("echo", "icanon", "isig")),
               "the terminal was not restored: %r" % line)
 
@@ -375,9 +374,9 @@ def test_top_keys():
     try:
         before = footprint(target.pid)
         tmux.type("%s top %d" % (cli_test.ARGS.heaptrail, target.pid))
-        text = tmux.wait_screen(r"heaptrail top")
+        text = tmux.wait_screen(r"^heaptrail top - ")
         text = tmux.wait_screen(r"python3? \(pid %d\)" % target.pid)
-        text = tmux.wait_screen(r"PyByteArray|bytearray|_PyObject|PyMem|\(no frames\)")
+        text = tmux.wait_screen(r"^[> ] .*\b_?Py[A-Za-z_]+")
         lines_fit(text)
         check(len(text.splitlines()) <= 24, "more than 24 lines")
         check(re.search(r"LIVE", text), "no LIVE column:\n%s" % text)
@@ -409,7 +408,7 @@ def test_top_signals():
     try:
         before = footprint(target.pid)
         tmux.type("%s top %d; echo top-exit=$?" % (cli_test.ARGS.heaptrail, target.pid))
-        tmux.wait_screen(r"heaptrail top")
+        tmux.wait_screen(r"^heaptrail top - ")
         top = subprocess.run(["pgrep", "-f", "heaptrail top %d" % target.pid],
                              stdout=subprocess.PIPE).stdout.split()
         check(top, "top's pid not found")
@@ -419,7 +418,7 @@ def test_top_signals():
         untraced_as_before(target.pid, before)
         # The target dies under the view.
         tmux.type("clear; %s top %d; echo top-exit=$?" % (cli_test.ARGS.heaptrail, target.pid))
-        tmux.wait_screen(r"heaptrail top")
+        tmux.wait_screen(r"^heaptrail top - ")
         target.kill()
         target.wait()
         tmux.wait_screen(r"(?i)exited|ended|gone", 15)
@@ -446,9 +445,9 @@ def test_top_errors():
                 t = heaptrail("top", pid, env=base_env(work))
                 check(t.returncode == s.returncode and t.returncode != 0,
                       "top %s: exit %d, start %d" % (pid, t.returncode, s.returncode))
-                top_line = t.stderr.decode().replace("heaptrail: top:", "heaptrail: X:")
-                start_line = s.stderr.decode().replace("heaptrail: start:", "heaptrail: X:")
-                check(top_line == start_line and top_line.count("\n") == 1,
+                top_line = re.sub(r"heaptrail:? top", "heaptrail X", t.stderr.decode())
+                start_line = re.sub(r"heaptrail:? start", "heaptrail X", s.stderr.decode())
+                check(top_line == start_line and top_line.splitlines()[0].startswith("heaptrail"),
                       "top %s said %r, start %r" % (pid, top_line, start_line))
         finally:
             plain.kill()
@@ -472,7 +471,7 @@ def test_record_live():
             f.write(WORKLOAD)
         tmux.type("cd %s && %s record --live -o live.trace -- %s %s 40 0.1; echo rec-exit=$?" % (
             work, cli_test.ARGS.heaptrail, sys.executable, script))
-        text = tmux.wait_screen(r"heaptrail top")
+        text = tmux.wait_screen(r"^heaptrail top - ")
         tmux.wait_screen(r"python3? \(pid \d+\)")
         lines_fit(tmux.screen())
         tmux.key("q")
