@@ -305,7 +305,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static atomic_bool workers_done; /* record()'s workers have ended */
+static atomic_bool session_started; /* record()'s session runs (its statistics may be read) */
+static atomic_bool workers_done;    /* record()'s workers have ended */
 
 /* Copies a descriptor into memory until its end (after an optional stall). */
 typedef struct sink {
@@ -320,6 +321,8 @@ static void *sink_main(void *arg)
 {
     sink *s = arg;
     /* Stalled until the session counts lost events (or for stall_us at most). */
+    while (s->stall_us && !atomic_load(&session_started))
+        sleep_us(1000);
     while (s->stall_us < 0 && !atomic_load(&workers_done))
         sleep_us(5000);
     for (long waited = 0; waited < s->stall_us; waited += 5000) {
@@ -359,6 +362,7 @@ static void record(const recording *config, uint64_t seed, int tee_fd, bytes *ou
     assert_int_equal(pipe(fds), 0);
     sink s = {.fd = fds[0], .stall_us = config->stall_us, .tee_fd = tee_fd};
     atomic_store(&workers_done, false);
+    atomic_store(&session_started, false);
     assert_int_equal(pthread_create(&s.thread, NULL, sink_main, &s), 0);
     ht_heap *heap = ht_heap_create(0, 0, 0);
     assert_non_null(heap);
@@ -374,6 +378,7 @@ static void record(const recording *config, uint64_t seed, int tee_fd, bytes *ou
     o.compression_level = config->compression;
     o.stack_depth = config->stack_depth;
     assert_int_equal(ht_trace_start(&o), 0);
+    atomic_store(&session_started, true);
     worker local[8];
     if (!workers)
         workers = local;
