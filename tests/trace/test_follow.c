@@ -258,7 +258,8 @@ typedef struct recording {
     int threads;
     int rounds;    /* bursts per thread, a pause after each */
     int ops;       /* operations per burst */
-    long stall_us; /* the output is not read for this long at first (losses in discard) */
+    long stall_us; /* the output is not read until events are lost, for this long at most;
+                    * -1: until the workers have ended */
 } recording;
 
 typedef struct worker {
@@ -304,6 +305,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static atomic_bool session_started; /* record()'s session runs (its statistics may be read) */
+static atomic_bool workers_done;    /* record()'s workers have ended */
+
 /* Copies a descriptor into memory until its end (after an optional stall). */
 typedef struct sink {
     int fd;
@@ -316,8 +320,18 @@ typedef struct sink {
 static void *sink_main(void *arg)
 {
     sink *s = arg;
-    if (s->stall_us)
-        sleep_us(s->stall_us);
+    /* Stalled until the session counts lost events (or for stall_us at most). */
+    while (s->stall_us && !atomic_load(&session_started))
+        sleep_us(1000);
+    while (s->stall_us < 0 && !atomic_load(&workers_done))
+        sleep_us(5000);
+    for (long waited = 0; waited < s->stall_us; waited += 5000) {
+        ht_trace_stats stats;
+        ht_trace_stats_get(&stats);
+        if (stats.lost > 0)
+            break;
+        sleep_us(5000);
+    }
     uint8_t buffer[1 << 16];
     for (;;) {
         ssize_t n = read(s->fd, buffer, sizeof buffer);
@@ -347,6 +361,8 @@ static void record(const recording *config, uint64_t seed, int tee_fd, bytes *ou
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     sink s = {.fd = fds[0], .stall_us = config->stall_us, .tee_fd = tee_fd};
+    atomic_store(&workers_done, false);
+    atomic_store(&session_started, false);
     assert_int_equal(pthread_create(&s.thread, NULL, sink_main, &s), 0);
     ht_heap *heap = ht_heap_create(0, 0, 0);
     assert_non_null(heap);
@@ -362,6 +378,7 @@ static void record(const recording *config, uint64_t seed, int tee_fd, bytes *ou
     o.compression_level = config->compression;
     o.stack_depth = config->stack_depth;
     assert_int_equal(ht_trace_start(&o), 0);
+    atomic_store(&session_started, true);
     worker local[8];
     if (!workers)
         workers = local;
@@ -373,6 +390,15 @@ static void record(const recording *config, uint64_t seed, int tee_fd, bytes *ou
     }
     for (int t = 0; t < config->threads; t++)
         pthread_join(threads[t], NULL);
+    atomic_store(&workers_done, true);
+    if (config->stall_us < 0) {
+        /* A while more, so that the ended threads' LOST chunks come amid clock passes. */
+        for (int i = 0; i < 8; i++) {
+            for (int k = 0; k < 64; k++)
+                ht_heap_free(heap, 0, ht_heap_alloc(heap, 0, 32 + (size_t)k));
+            sleep_us(50000);
+        }
+    }
     assert_int_equal(ht_trace_stop(), 0);
     close(fds[1]);
     pthread_join(s.thread, NULL);
@@ -570,7 +596,9 @@ static const recording recordings[] = {
     /* block mode, stacks, no compression */
     {HT_TRACE_MODE_BLOCK, 1u << 20, 0, 16, 4, 20, 1000, 0},
     /* discard with small buffers and a stalled output first: LOST records; compressed */
-    {HT_TRACE_MODE_DISCARD, 128u << 10, 3, 8, 4, 10, 6000, 150000},
+    {HT_TRACE_MODE_DISCARD, 128u << 10, 3, 8, 4, 10, 6000, 5000000},
+    /* discard, the output stalled until the threads have ended: LOST chunks for their losses */
+    {HT_TRACE_MODE_DISCARD, 128u << 10, 0, 0, 3, 8, 6000, -1},
 };
 
 static void follow_recorded(int which)
@@ -579,15 +607,17 @@ static void follow_recorded(int which)
     bytes trace;
     outcome file;
     record_in_order(config, option_seed + (uint64_t)which, &trace, &file);
-    size_t clocks = 0, chunks = 0;
+    size_t clocks = 0, chunks = 0, lost_chunks = 0;
     chunk_pos *list = malloc(CHUNKS_MAX * sizeof *list);
     chunks = list_chunks(&trace, list, CHUNKS_MAX);
-    for (size_t i = 0; i < chunks; i++)
+    for (size_t i = 0; i < chunks; i++) {
         clocks += list[i].type == HTI_CHUNK_CLOCK;
+        lost_chunks += list[i].type == HTI_CHUNK_LOST;
+    }
     free(list);
-    print_message("  %zu bytes, %zu chunks (%zu CLOCK), %zu events, %zu LOST, %" PRIu64
+    print_message("  %zu bytes, %zu chunks (%zu CLOCK, %zu LOST), %zu events, %zu LOST, %" PRIu64
                   " threads, %" PRIu64 " stacks\n",
-                  trace.size, chunks, clocks, file.events.count,
+                  trace.size, chunks, clocks, lost_chunks, file.events.count,
                   count_kind(&file.events, HT_EVENT_LOST), file.info.threads, file.info.stacks);
     assert_true(clocks >= 4);
     assert_true(file.info.complete);
@@ -597,6 +627,8 @@ static void follow_recorded(int which)
         assert_true(file.info.stacks > 0);
     if (config->mode == HT_TRACE_MODE_DISCARD)
         assert_true(count_kind(&file.events, HT_EVENT_LOST) > 0);
+    if (config->stall_us < 0)
+        assert_true(lost_chunks > 0);
 
     ht_reader *file_reader;
     outcome again;
@@ -641,6 +673,12 @@ static void test_follow_discard_compressed(void **state)
 {
     (void)state;
     follow_recorded(1);
+}
+
+static void test_follow_discard_lost_chunks(void **state)
+{
+    (void)state;
+    follow_recorded(2);
 }
 
 /* ---- 3: a live session read while it runs ---- */
@@ -922,6 +960,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_follow_block_stacks, stop_session),
         cmocka_unit_test_teardown(test_follow_discard_compressed, stop_session),
+        cmocka_unit_test_teardown(test_follow_discard_lost_chunks, stop_session),
         cmocka_unit_test_teardown(test_follow_live_session, stop_session),
         cmocka_unit_test_teardown(test_follow_cut_and_corrupted, stop_session),
         cmocka_unit_test_teardown(test_follow_growing_file, stop_session),
