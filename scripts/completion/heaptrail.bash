@@ -5,7 +5,7 @@
 # complete that command.
 # shellcheck shell=bash disable=SC2207  # COMPREPLY=($(compgen ...)): bash-completion's idiom
 
-_heaptrail_commands="record check dump stats report export diff start stop status snapshot help"
+_heaptrail_commands="record check dump stats report export diff start stop status snapshot top help"
 
 _heaptrail_options()
 {
@@ -14,7 +14,10 @@ _heaptrail_options()
     local progress="--progress --no-progress"
     local symbols="--no-symbols --symbols-path"
     case $1 in
-        record) echo "-o --output $tracing --no-control -q --quiet -h --help" ;;
+        record)
+            echo "-o --output $tracing --no-control -q --quiet --live --pprof-every --pprof-dir
+                  --pprof-at-peak --no-symbols -h --help"
+            ;;
         check)
             echo "--leaks --leaks= --suppressions --no-default-suppressions --print-suppressions
                   --max-peak --fail-on-oom --junit --json --exitcode --trace --stacks --follow-forks
@@ -34,7 +37,14 @@ _heaptrail_options()
                   $progress -h --help"
             ;;
         diff) echo "-f --format --top --metric --from --to $symbols -o --output $progress -h --help" ;;
-        start) echo "-o --output $tracing --socket --raw -h --help" ;;
+        start)
+            echo "-o --output $tracing --socket --raw --pprof-every --pprof-dir --pprof-at-peak
+                  --no-symbols -h --help"
+            ;;
+        top)
+            echo "-o --output --stacks --stacks= --free-stacks --unwind --mode --sample --buffer
+                  --no-symbols --socket -h --help"
+            ;;
         stop | status | snapshot) echo "--socket --raw -h --help" ;;
     esac
 }
@@ -50,7 +60,7 @@ _heaptrail_option_value()
         --suppressions)
             _filedir
             ;;
-        --symbols-path)
+        --symbols-path | --pprof-dir)
             _filedir -d
             ;;
         -f | --format)
@@ -102,7 +112,7 @@ _heaptrail_option_value()
             ;;
         -n | --limit | -t | --top | --heap | --thread | --min-size | --max-size | --from | --to | \
             --window | --temporary-threshold | --at | --large-block | --sample | --buffer | \
-            --compress | --max-peak | --exitcode)
+            --compress | --max-peak | --exitcode | --pprof-every)
             # a number, size or time: nothing to offer
             ;;
         *) return 1 ;;
@@ -188,7 +198,7 @@ _heaptrail()
         dump | stats | report | export | diff)
             _filedir
             ;;
-        start | stop | status | snapshot)
+        start | stop | status | snapshot | top)
             _pids
             ;;
     esac

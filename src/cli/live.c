@@ -244,7 +244,8 @@ struct ht_live {
     double source_previous[HT_SOURCE_COUNT][3];
     double total_previous[4]; /* alloc ops, free ops, alloc bytes, free bytes */
     uint64_t lost_previous;
-    uint64_t frame_wall; /* CLOCK_MONOTONIC of the last frame */
+    uint64_t frame_wall; /* CLOCK_MONOTONIC of the last frame built (the rates' start) */
+    uint64_t draw_wall;  /* and of the last refresh */
     ht_top_frame frame;
     ht_top_site *sites;
     size_t site_capacity;
@@ -506,7 +507,7 @@ static const char *intern(ht_live *l, const char *text)
 }
 
 /* A frame in the C and C++ runtime (libc's strdup, libstdc++'s operator new, the loader): a
- * site's label names the first frame after them, where the program itself asked. */
+ * site's label names the first frame after them with a name, where the program asked. */
 static bool runtime_frame(const hti_frame *f)
 {
     static const char *const runtime[] = {"libc.so",  "libc-",   "libstdc++",  "libgcc_s",
@@ -546,9 +547,16 @@ static const site_text *site_text_of(ht_live *l, uint32_t site)
         t->done = true;
         return t;
     }
+    /* The first frame past the runtime's, and of those the first with a name: a stripped
+     * library's own allocation wrapper (module+offset) says less than the call into it. */
     long chosen = 0;
     while (chosen + 1 < n && runtime_frame(frames[chosen]))
         chosen++;
+    for (long i = chosen; i < n; i++)
+        if (frames[i]->function && !runtime_frame(frames[i])) {
+            chosen = i;
+            break;
+        }
     char text[512];
     t->label = intern(l, hti_format_frame(text, sizeof text, frames[chosen], false));
     size_t depth = (size_t)n < FRAME_MAX ? (size_t)n : FRAME_MAX;
@@ -757,11 +765,11 @@ static ht_live_end run_view(ht_live *l, const ht_live_hooks *hooks)
             if (hooks && hooks->tick)
                 hooks->tick(hooks->context, l);
         }
-        if (now - l->frame_wall >= REFRESH_MS * 1000000ull) {
+        if (now - l->draw_wall >= REFRESH_MS * 1000000ull) {
+            /* Paused: the rates after it cover the pause (frame_wall stays). */
+            l->draw_wall = now;
             if (!ht_top_view_paused(l->view))
                 build_frame(l);
-            else
-                l->frame_wall = now;
             ht_top_view_draw(l->view, &l->frame);
         }
     }

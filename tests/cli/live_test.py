@@ -376,7 +376,7 @@ def test_top_keys():
         tmux.type("%s top %d" % (cli_test.ARGS.heaptrail, target.pid))
         text = tmux.wait_screen(r"^heaptrail top - ")
         text = tmux.wait_screen(r"python3? \(pid %d\)" % target.pid)
-        text = tmux.wait_screen(r"^[> ] .*\b_?Py[A-Za-z_]+")
+        text = tmux.wait_screen(r"^[> ].*\b_?Py[A-Za-z_]+")
         lines_fit(text)
         check(len(text.splitlines()) <= 24, "more than 24 lines")
         check(re.search(r"LIVE", text), "no LIVE column:\n%s" % text)
