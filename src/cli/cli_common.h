@@ -76,6 +76,9 @@ enum {
     HT_CLI_OPT_COMPRESS,
     HT_CLI_OPT_FOLLOW_FORKS,
     HT_CLI_OPT_LEAK_SCAN,
+    HT_CLI_OPT_PPROF_EVERY, /* record and start, see collect.h */
+    HT_CLI_OPT_PPROF_DIR,
+    HT_CLI_OPT_PPROF_AT_PEAK,
 };
 #define HT_CLI_PROGRESS_OPTIONS                                                                    \
     {"progress", no_argument, NULL, HT_CLI_OPT_PROGRESS},                                          \

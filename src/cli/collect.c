@@ -10,7 +10,34 @@
 #include "cli_common.h"
 #include "collect.h"
 #include "ctl.h"
+#include "durations.h"
 #include "live.h"
+
+int ht_cli_pprof_option(int id, const char *value, ht_cli_collect_settings *settings)
+{
+    switch (id) {
+    case HT_CLI_OPT_PPROF_EVERY:
+        if (hti_parse_duration(value, &settings->every_ns) != 0 || settings->every_ns < 1000000u)
+            return ht_cli_usage_error("bad value '%s' for --pprof-every: expected a duration of at "
+                                      "least 1ms (e.g. 10s, 500ms, 1min)",
+                                      value);
+        return 0;
+    case HT_CLI_OPT_PPROF_DIR:
+        if (!*value)
+            return ht_cli_usage_error("bad value '' for --pprof-dir: expected a directory");
+        settings->dir = value;
+        return 0;
+    case HT_CLI_OPT_PPROF_AT_PEAK: settings->at_peak = true; return 0;
+    default: return HT_CLI_EXIT_USAGE;
+    }
+}
+
+int ht_cli_pprof_check(const ht_cli_collect_settings *settings)
+{
+    if (settings->dir && !settings->every_ns && !settings->at_peak)
+        return ht_cli_usage_error("--pprof-dir needs --pprof-every or --pprof-at-peak");
+    return 0;
+}
 
 typedef struct collect_target {
     long pid;

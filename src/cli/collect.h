@@ -14,6 +14,20 @@ typedef struct ht_cli_collect_settings {
     bool symbols;      /* not --no-symbols */
 } ht_cli_collect_settings;
 
+/* The continuous profiles' options, record's and start's: --pprof-every, --pprof-dir,
+ * --pprof-at-peak (ids HT_CLI_OPT_PPROF_*), and --no-symbols is the command's own. */
+#define HT_CLI_PPROF_OPTIONS                                                                       \
+    {"pprof-every", required_argument, NULL, HT_CLI_OPT_PPROF_EVERY},                              \
+        {"pprof-dir", required_argument, NULL, HT_CLI_OPT_PPROF_DIR},                              \
+    {                                                                                              \
+        "pprof-at-peak", no_argument, NULL, HT_CLI_OPT_PPROF_AT_PEAK                               \
+    }
+
+/* Takes one of them into settings: 0, or HT_CLI_EXIT_USAGE with the error said. */
+int ht_cli_pprof_option(int id, const char *value, ht_cli_collect_settings *settings);
+/* After the options: --pprof-dir alone is an error (said; HT_CLI_EXIT_USAGE), else 0. */
+int ht_cli_pprof_check(const ht_cli_collect_settings *settings);
+
 /* Starts a session in pid_text streaming to here (keys: the start request's option lines,
  * "key=value"), writes its trace to output (%p = pid; NULL: heaptrail.COMM.PID.trace here) and
  * the profiles, until the trace ends. Returns the exit code (errors said as start says them). */

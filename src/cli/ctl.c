@@ -116,9 +116,6 @@ static const char snapshot_help[] =
 enum {
     OPT_SOCKET = 1,
     OPT_RAW,
-    OPT_PPROF_EVERY,
-    OPT_PPROF_DIR,
-    OPT_PPROF_AT_PEAK,
     OPT_NO_SYMBOLS,
 };
 
@@ -747,9 +744,7 @@ int ht_cli_start(int argc, char **argv)
         HT_CLI_TRACING_OPTIONS,
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"raw", no_argument, NULL, OPT_RAW},
-        {"pprof-every", required_argument, NULL, OPT_PPROF_EVERY},
-        {"pprof-dir", required_argument, NULL, OPT_PPROF_DIR},
-        {"pprof-at-peak", no_argument, NULL, OPT_PPROF_AT_PEAK},
+        HT_CLI_PPROF_OPTIONS,
         {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -772,18 +767,12 @@ int ht_cli_start(int argc, char **argv)
             break;
         case OPT_SOCKET: socket_path = optarg; break;
         case OPT_RAW: raw = true; break;
-        case OPT_PPROF_EVERY:
-            if (hti_parse_duration(optarg, &collect.every_ns) != 0 || collect.every_ns < 1000000u)
-                return ht_cli_usage_error("bad value '%s' for --pprof-every: expected a duration "
-                                          "of at least 1ms (e.g. 10s, 500ms, 1min)",
-                                          optarg);
+        case HT_CLI_OPT_PPROF_EVERY:
+        case HT_CLI_OPT_PPROF_DIR:
+        case HT_CLI_OPT_PPROF_AT_PEAK:
+            if ((error = ht_cli_pprof_option(c, optarg, &collect)) != 0)
+                return error;
             break;
-        case OPT_PPROF_DIR:
-            if (!*optarg)
-                return ht_cli_usage_error("bad value '' for --pprof-dir: expected a directory");
-            collect.dir = optarg;
-            break;
-        case OPT_PPROF_AT_PEAK: collect.at_peak = true; break;
         case OPT_NO_SYMBOLS: collect.symbols = false; break;
         case 'h': fputs(start_help, stdout); return HT_CLI_EXIT_OK;
         default: /* the tracing options, or '?' */
@@ -804,8 +793,8 @@ int ht_cli_start(int argc, char **argv)
     if (optind + 1 < argc)
         return ht_cli_usage_error("one process at a time ('%s' is extra)", argv[optind + 1]);
     bool collecting = collect.every_ns || collect.at_peak;
-    if (collect.dir && !collecting)
-        return ht_cli_usage_error("--pprof-dir needs --pprof-every or --pprof-at-peak");
+    if ((error = ht_cli_pprof_check(&collect)) != 0)
+        return error;
     if (collecting) {
         if (raw)
             return ht_cli_usage_error("--raw does not mix with --pprof-every");

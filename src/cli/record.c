@@ -22,9 +22,9 @@
 #include "analyze/analysis.h"
 #include "analyze/units.h"
 #include "cli_common.h"
+#include "collect.h"
 #include "commands.h"
 #include "ctl.h"
-#include "durations.h"
 #include "live.h"
 #include "tracing_options.h"
 
@@ -80,21 +80,15 @@ static const char record_help[] =
 enum {
     OPT_NO_CONTROL = 1,
     OPT_LIVE,
-    OPT_PPROF_EVERY,
-    OPT_PPROF_DIR,
-    OPT_PPROF_AT_PEAK,
     OPT_NO_SYMBOLS,
 };
 
 typedef struct settings {
     const char *output;
-    bool live;             /* --live: the top view */
-    uint64_t pprof_every;  /* --pprof-every, ns */
-    const char *pprof_dir; /* --pprof-dir */
-    bool pprof_at_peak;
-    bool symbols;
-    bool stacks, mode, control; /* given on the command line; control: not --no-control */
-    const char *names[16];      /* HEAPTRAIL_* variables to set, and their values */
+    bool live;                     /* --live: the top view */
+    ht_cli_collect_settings pprof; /* --pprof-every, --pprof-dir, --pprof-at-peak, symbols */
+    bool stacks, mode, control;    /* given on the command line; control: not --no-control */
+    const char *names[16];         /* HEAPTRAIL_* variables to set, and their values */
     char values[16][32];
     size_t count;
     bool follow_forks;
@@ -121,9 +115,7 @@ static int parse_options(int argc, char **argv, settings *s)
         HT_CLI_TRACING_OPTIONS,
         {"no-control", no_argument, NULL, OPT_NO_CONTROL},
         {"live", no_argument, NULL, OPT_LIVE},
-        {"pprof-every", required_argument, NULL, OPT_PPROF_EVERY},
-        {"pprof-dir", required_argument, NULL, OPT_PPROF_DIR},
-        {"pprof-at-peak", no_argument, NULL, OPT_PPROF_AT_PEAK},
+        HT_CLI_PPROF_OPTIONS,
         {"no-symbols", no_argument, NULL, OPT_NO_SYMBOLS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -143,19 +135,13 @@ static int parse_options(int argc, char **argv, settings *s)
             s->control = false;
             break;
         case OPT_LIVE: s->live = true; break;
-        case OPT_PPROF_EVERY:
-            if (hti_parse_duration(optarg, &s->pprof_every) != 0 || s->pprof_every < 1000000u)
-                return ht_cli_usage_error("bad value '%s' for --pprof-every: expected a duration "
-                                          "of at least 1ms (e.g. 10s, 500ms, 1min)",
-                                          optarg);
+        case HT_CLI_OPT_PPROF_EVERY:
+        case HT_CLI_OPT_PPROF_DIR:
+        case HT_CLI_OPT_PPROF_AT_PEAK:
+            if ((error = ht_cli_pprof_option(c, optarg, &s->pprof)) != 0)
+                return error;
             break;
-        case OPT_PPROF_DIR:
-            if (!*optarg)
-                return ht_cli_usage_error("bad value '' for --pprof-dir: expected a directory");
-            s->pprof_dir = optarg;
-            break;
-        case OPT_PPROF_AT_PEAK: s->pprof_at_peak = true; break;
-        case OPT_NO_SYMBOLS: s->symbols = false; break;
+        case OPT_NO_SYMBOLS: s->pprof.symbols = false; break;
         case 'q': s->quiet = true; break;
         case 'h': fputs(record_help, stdout); return -1;
         default: /* the tracing options, or '?' */
@@ -174,7 +160,7 @@ static int parse_options(int argc, char **argv, settings *s)
     }
     if (optind >= argc)
         return ht_cli_usage_error("no program given (heaptrail record [OPTIONS] -- PROG ARGS)");
-    bool streamed = s->live || s->pprof_every || s->pprof_at_peak;
+    bool streamed = s->live || s->pprof.every_ns || s->pprof.at_peak;
     bool to_stdout = s->output && strcmp(s->output, "-") == 0;
     if ((streamed || to_stdout) && s->follow_forks)
         return ht_cli_usage_error("--follow-forks writes one trace per process: it does not mix "
@@ -182,10 +168,10 @@ static int parse_options(int argc, char **argv, settings *s)
                                   to_stdout ? "-o -"
                                   : s->live ? "--live"
                                             : "--pprof-every");
+    if ((error = ht_cli_pprof_check(&s->pprof)) != 0)
+        return error;
     if (s->live && to_stdout)
         return ht_cli_usage_error("--live draws on standard output: it does not mix with -o -");
-    if ((s->pprof_dir) && !(s->pprof_every || s->pprof_at_peak))
-        return ht_cli_usage_error("--pprof-dir needs --pprof-every or --pprof-at-peak");
     if (s->live && !isatty(STDOUT_FILENO))
         return ht_cli_usage_error("--live needs a terminal on standard output");
     if (to_stdout && isatty(STDOUT_FILENO))
@@ -589,11 +575,11 @@ static int run_streamed(const settings *s, stream *st, pid_t pid, const char *pr
     ht_live_settings settings = {
         .tee = tee,
         .top = s->live,
-        .pprof_every_ns = s->pprof_every,
-        .pprof_at_peak = s->pprof_at_peak,
-        .pprof_dir = s->pprof_dir,
+        .pprof_every_ns = s->pprof.every_ns,
+        .pprof_at_peak = s->pprof.at_peak,
+        .pprof_dir = s->pprof.dir,
         .pprof_name = name,
-        .symbols = s->symbols,
+        .symbols = s->pprof.symbols,
         .pid = (long)pid,
         .command = base,
     };
@@ -633,7 +619,7 @@ int ht_cli_record(int argc, char **argv)
     memset(&last_outcome, 0, sizeof last_outcome);
     settings s;
     memset(&s, 0, sizeof s);
-    s.symbols = s.control = true;
+    s.pprof.symbols = s.control = true;
     int code = parse_options(argc, argv, &s);
     if (code)
         return code < 0 ? HT_CLI_EXIT_OK : code;
@@ -688,7 +674,7 @@ int ht_cli_record(int argc, char **argv)
     /* Watched live, or to standard output: the program writes into a FIFO read here. */
     stream st = {.read_fd = -1, .hold_fd = -1};
     bool to_stdout = s.output && strcmp(s.output, "-") == 0;
-    if (s.live || s.pprof_every || s.pprof_at_peak || to_stdout) {
+    if (s.live || s.pprof.every_ns || s.pprof.at_peak || to_stdout) {
         if ((code = stream_open(&st)) != 0)
             return code;
         snprintf(traced_pattern, sizeof traced_pattern, "%s", st.fifo);
