@@ -277,6 +277,33 @@ def test_start_pprof():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def test_usage():
+    """The live options' usage errors: one line and exit 1; top without a terminal: exit 2."""
+    work = scratch()
+    target = Target(work)
+    try:
+        for args in (["record", "--pprof-dir", work, "--", "true"],
+                     ["record", "--pprof-every", "0.1us", "--", "true"],
+                     ["record", "--pprof-every", "soon", "--", "true"],
+                     ["record", "--live", "-o", "-", "--", "true"],
+                     ["record", "--live", "--", "true"],
+                     ["record", "--pprof-every", "1s", "--follow-forks", "--", "true"],
+                     ["start", "--pprof-dir", work, str(target.pid)],
+                     ["start", "--pprof-every", "1s", "--raw", str(target.pid)],
+                     ["top", "--leak-scan", str(target.pid)],
+                     ["top"]):
+            p = heaptrail(*args, env=base_env(work), cwd=work)
+            check(p.returncode == 1 and p.stderr.startswith(b"heaptrail: "),
+                  "%s: exit %d, %r" % (args, p.returncode, p.stderr))
+        p = heaptrail("top", str(target.pid), env=base_env(work), cwd=work)
+        check(p.returncode == 2 and b"terminal" in p.stderr, "top without a tty: %d %r" % (
+            p.returncode, p.stderr))
+        check(raw_status(target.pid).get("active") == "0", "a session was left running")
+    finally:
+        target.finish()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- top in tmux -------------------------------------------------------------------------------
 
 TOP_TARGET = r"""
