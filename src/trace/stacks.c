@@ -301,6 +301,7 @@ typedef struct module_pass {
     uint8_t *strings, *strings_end, *strings_limit;
     uint8_t *modules, *modules_end, *modules_limit;
     bool force;
+    bool counted; /* the add counter was looked at in this pass */
     bool unchanged;
 } module_pass;
 
@@ -379,7 +380,10 @@ static int module_visit(struct dl_phdr_info *info, size_t size, void *arg)
             hti_unwind_forget();
         last_subs = info->dlpi_subs;
     }
-    if (size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds) {
+    /* The loader's add counter is the same in every module's visit: compared at the first. */
+    if (!pass->counted &&
+        size >= offsetof(struct dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds) {
+        pass->counted = true;
         if (!pass->force && info->dlpi_adds == last_adds) {
             pass->unchanged = true;
             return 1;

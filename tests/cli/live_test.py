@@ -217,6 +217,41 @@ def test_pprof_at_peak():
         shutil.rmtree(work, ignore_errors=True)
 
 
+# sqlite3 loaded by the program after its session began.
+LATE_MODULE = r"""
+import time
+time.sleep(0.5)
+import sqlite3
+db = sqlite3.connect(":memory:")
+db.execute("create table t (v text)")
+for i in range(20000):
+    db.execute("insert into t values (?)", ("x" * (i % 300),))
+time.sleep(0.3)
+print("done")
+"""
+
+
+def test_late_modules():
+    """A library loaded after tracing began is in the trace's module map and in the live
+    profiles: its frames are named, not bare addresses."""
+    work = scratch()
+    try:
+        trace = os.path.join(work, "late.trace")
+        out = os.path.join(work, "profiles")
+        heaptrail("record", "--pprof-every", "300ms", "--pprof-dir", out, "-o", trace, "--",
+                  sys.executable, "-c", LATE_MODULE, env=base_env(work), cwd=work, timeout=120,
+                  check_code=0)
+        report = heaptrail("report", "--sections", "top", trace, check_code=0).stdout.decode()
+        check(re.search(r"in (libsqlite3|_sqlite3)", report),
+              "the report names no frame of sqlite:\n%s" % report[:3000])
+        names = sorted(n for n in os.listdir(out) if n.endswith(".pb.gz"))
+        last = gzip.decompress(open(os.path.join(out, names[-1]), "rb").read())
+        check(b"libsqlite3" in last or b"_sqlite3" in last,
+              "the last live profile has no sqlite mapping")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_record_stdout():
     """record -o - writes the trace to standard output (the program's own output goes to
     standard error), readable as it comes by `dump -` and whole once it ended."""
