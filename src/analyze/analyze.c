@@ -905,8 +905,17 @@ int hti_analysis_feed(ht_analysis *a, const ht_event *events, long n)
     pass *p = a->pass;
     if (!p || p->stopped)
         return 1;
-    if (a->info->stacks > a->stacks_mapped && hti_sites_update(a) != 0)
-        return -ENOMEM;
+    /* A live trace's modules and stacks arrive as it goes. A stack is mapped to its site once
+     * an event that uses it is final: by then the modules its frames lie in have come too
+     * (they are written in the pass that wrote the stack). */
+    if (a->info->stacks > a->stacks_mapped) {
+        uint32_t used = 0;
+        for (long i = 0; i < n; i++)
+            used = events[i].stack_id > used ? events[i].stack_id : used;
+        if (used > a->stack_limit &&
+            (hti_symbolizer_refresh(a->symbolizer) != 0 || hti_sites_update(a, used) != 0))
+            return -ENOMEM;
+    }
     for (long i = 0; i < n; i++) {
         if (i % PREFETCH_GROUP == 0)
             prefetch_slots(a, events + i, n - i < PREFETCH_GROUP ? n - i : PREFETCH_GROUP);

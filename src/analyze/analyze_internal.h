@@ -458,8 +458,9 @@ static inline bool hti_block_before_or_own(const hti_block *b)
 int hti_sites_build(ht_analysis *analysis);
 int hti_sites_merge(ht_analysis *analysis);
 
-/* Maps the stacks the reader got since the last call (a live trace's) to sites; 0 or -ENOMEM. */
-int hti_sites_update(ht_analysis *analysis);
+/* Maps the stacks the reader got since the last call (a live trace's), up to id limit, to
+ * sites; 0 or -ENOMEM. */
+int hti_sites_update(ht_analysis *analysis, uint32_t limit);
 
 /* Runs the pass with hooks (exporters); ht_analysis_run calls it with none. */
 int hti_analysis_run(ht_analysis *analysis, const hti_hooks *hooks, char *error, size_t error_size);

@@ -76,18 +76,19 @@ int hti_sites_build(ht_analysis *a)
         if (site_add(a, NULL, 0, 0) < 0)
             return -ENOMEM;
     a->stack_next_id = 1;
-    return hti_sites_update(a);
+    return hti_sites_update(a, UINT32_MAX);
 }
 
 /* Ids are dense from 1, except where an emergency flush lost definitions: walk ids until every
  * stack the reader has was seen (a live trace's reader gets more later: the walk goes on from
  * where it stopped). */
-int hti_sites_update(ht_analysis *a)
+int hti_sites_update(ht_analysis *a, uint32_t limit)
 {
     uint64_t stacks = a->info->stacks;
     size_t capacity = a->stack_site_capacity;
-    for (uint32_t id = a->stack_next_id;
-         a->stacks_mapped < stacks && id < UINT32_MAX && a->stack_misses < (1u << 20); id++) {
+    for (uint32_t id = a->stack_next_id; a->stacks_mapped < stacks && id <= limit &&
+                                         id < UINT32_MAX && a->stack_misses < (1u << 20);
+         id++) {
         if (hti_grow((void **)&a->stack_site, &capacity, (size_t)id + 1, sizeof *a->stack_site))
             return -ENOMEM;
         a->stack_site_capacity = capacity;
