@@ -139,6 +139,19 @@ static void add_comments(const hti_pprof_series *s, const hti_pprof_moment *m, c
     *count = n;
 }
 
+/* Profile number of m with its comments, as NAME<kind>.NUMBER.pb.gz; true if written. */
+static bool write_profile(hti_pprof_series *s, hti_pprof_moment *m, const char *what,
+                          const char *kind, unsigned number)
+{
+    char text[COMMENTS][256];
+    const char *comments[COMMENTS];
+    add_comments(s, m, text, comments, &m->comment_count, what);
+    m->comments = comments;
+    char file[NAME_MAX + 1];
+    snprintf(file, sizeof file, "%s%s.%04u.pb.gz", s->name, kind, number);
+    return write_atomically(s, file, m) == 0;
+}
+
 static int grow_sites(hti_pprof_series *s)
 {
     size_t need = s->a->site_count;
@@ -190,13 +203,7 @@ static void series_sample(void *context, ht_analysis *a, uint64_t time_ns)
         s->interval[4 * (size_t)b->site + 3] += (double)hti_block_size(b) * b->weight;
     }
     hti_pprof_moment m = {.from_ns = s->last_ns, .time_ns = time_ns, .interval = s->interval};
-    char text[COMMENTS][256];
-    const char *comments[COMMENTS];
-    add_comments(s, &m, text, comments, &m.comment_count, "profile");
-    m.comments = comments;
-    char file[NAME_MAX + 1];
-    snprintf(file, sizeof file, "%s.%04u.pb.gz", s->name, s->written + 1);
-    if (write_atomically(s, file, &m) == 0)
+    if (write_profile(s, &m, "profile", "", s->written + 1))
         s->written++;
     for (size_t i = 0; i < a->site_count; i++) {
         s->previous[2 * i] = a->sites[i].alloc_count;
@@ -209,13 +216,7 @@ static void write_peak(hti_pprof_series *s)
 {
     ht_analysis *a = s->a;
     hti_pprof_moment m = {.from_ns = 0, .time_ns = a->peak_time_ns, .at_peak = true};
-    char text[COMMENTS][256];
-    const char *comments[COMMENTS];
-    add_comments(s, &m, text, comments, &m.comment_count, "peak profile");
-    m.comments = comments;
-    char file[NAME_MAX + 1];
-    snprintf(file, sizeof file, "%s.peak.%04u.pb.gz", s->name, s->peaks_written + 1);
-    if (write_atomically(s, file, &m) == 0)
+    if (write_profile(s, &m, "peak profile", ".peak", s->peaks_written + 1))
         s->peaks_written++;
     s->peak_written = a->peak_bytes;
     s->peak_epoch = a->peak_epoch;

@@ -713,3 +713,9 @@ void ht_cli_expand_pid(const char *pattern, long pid, char *out, size_t size)
     }
     out[n] = '\0';
 }
+
+size_t ht_cli_trace_stem(const char *path)
+{
+    size_t length = strlen(path);
+    return length > 6 && strcmp(path + length - 6, ".trace") == 0 ? length - 6 : length;
+}

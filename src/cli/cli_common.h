@@ -26,6 +26,9 @@ enum {
     HT_CLI_EXIT_REFUSED = 4,   /* start/stop/...: the process refused (permission, state) */
 };
 
+/* The length of path without a final ".trace" (the trace's stem: NAME of NAME.out, of the
+ * profiles NAME.SEQ.pb.gz). */
+size_t ht_cli_trace_stem(const char *path);
 /* pattern with every "%p" replaced by pid, cut to size. */
 void ht_cli_expand_pid(const char *pattern, long pid, char *out, size_t size);
 

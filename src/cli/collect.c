@@ -66,10 +66,7 @@ int ht_cli_collect(const char *pid_text, const char *socket_path, const char *co
     else
         snprintf(tee, sizeof tee, "heaptrail.%s.%ld.trace", command, pid);
     const char *file = strrchr(tee, '/') ? strrchr(tee, '/') + 1 : tee;
-    size_t length = strlen(file);
-    if (length > 6 && strcmp(file + length - 6, ".trace") == 0)
-        length -= 6;
-    snprintf(name, sizeof name, "%.*s", (int)length, file);
+    snprintf(name, sizeof name, "%.*s", (int)ht_cli_trace_stem(file), file);
     ht_live_settings live_settings = {
         .tee = tee,
         .pprof_every_ns = settings->every_ns,

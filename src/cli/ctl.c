@@ -38,7 +38,6 @@
 #include "tracing_options.h"
 
 #define REPLY_MAX 65536
-#define START_KEYS_MAX 16
 #define START_TIMEOUT_S 120 /* a start walks every heap: large heaps take a while */
 #define ANSWER_TIMEOUT_S 5  /* from the first signal to the socket */
 #define SIGNAL_AGAIN_MS 500
@@ -129,6 +128,22 @@ static void request_add(request *r, const char *key, const char *value)
     int n = snprintf(r->text + r->length, sizeof r->text - r->length, "%s=%s\n", key, value);
     if (n > 0 && (size_t)n < sizeof r->text - r->length)
         r->length += (size_t)n;
+}
+
+/* A start request's option lines from "key=value" strings: 0, or HT_CLI_EXIT_USAGE (said). */
+static int body_from_keys(request *body, const char *const *keys, size_t key_count)
+{
+    body->length = 0;
+    for (size_t i = 0; i < key_count; i++) {
+        size_t length = strlen(keys[i]);
+        if (!strchr(keys[i], '=') || strchr(keys[i], '\n') ||
+            length + 1 > sizeof body->text - body->length)
+            return ht_cli_usage_error("bad request key '%s'", keys[i]);
+        memcpy(body->text + body->length, keys[i], length);
+        body->length += length;
+        body->text[body->length++] = '\n';
+    }
+    return 0;
 }
 
 /* ---- finding the process and its socket ---- */
@@ -750,13 +765,10 @@ int ht_cli_start(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *socket_path = NULL;
-    bool raw = false, stacks = false;
-    request body = {.length = 0};
+    bool raw = false;
+    static ht_cli_tracing_keys keys;
     ht_cli_tracing_setting setting;
     ht_cli_collect_settings collect = {.symbols = true};
-    static char key_text[START_KEYS_MAX][96];
-    const char *keys[START_KEYS_MAX];
-    size_t key_count = 0;
     int c, error;
     while ((c = ht_cli_getopt(argc, argv, "o:h", options)) != -1) {
         switch (c) {
@@ -776,16 +788,9 @@ int ht_cli_start(int argc, char **argv)
         case OPT_NO_SYMBOLS: collect.symbols = false; break;
         case 'h': fputs(start_help, stdout); return HT_CLI_EXIT_OK;
         default: /* the tracing options, or '?' */
-            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
+            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0 ||
+                (error = ht_cli_tracing_keys_add(&keys, setting.key, setting.value)) != 0)
                 return error;
-            request_add(&body, setting.key, setting.value);
-            stacks |= c == HT_CLI_OPT_STACKS;
-            if (key_count < START_KEYS_MAX) {
-                snprintf(key_text[key_count], sizeof key_text[key_count], "%s=%s", setting.key,
-                         setting.value);
-                keys[key_count] = key_text[key_count];
-                key_count++;
-            }
         }
     }
     if (optind >= argc)
@@ -795,47 +800,40 @@ int ht_cli_start(int argc, char **argv)
     bool collecting = collect.every_ns || collect.at_peak;
     if ((error = ht_cli_pprof_check(&collect)) != 0)
         return error;
-    if (collecting) {
-        if (raw)
-            return ht_cli_usage_error("--raw does not mix with --pprof-every");
-        if (key_count >= START_KEYS_MAX)
-            return ht_cli_usage_error("too many options");
-        if (!stacks) /* profiles are by stack */
-            keys[key_count++] = "stacks=32";
-        for (size_t i = 0; i < key_count; i++)
-            if (!strncmp(keys[i], "follow_forks=", 13))
-                return ht_cli_usage_error("--follow-forks does not mix with --pprof-every: one "
-                                          "trace per process");
-        char pattern[PATH_MAX + 64];
-        if (output && output[0] != '/') {
-            char cwd[PATH_MAX];
-            if (!getcwd(cwd, sizeof cwd)) {
-                ht_cli_error("cannot get the current directory: %s", strerror(errno));
-                return HT_CLI_EXIT_IO;
-            }
-            snprintf(pattern, sizeof pattern, "%s/%s", cwd, output);
-            output = pattern;
-        }
-        return ht_cli_collect(argv[optind], socket_path, keys, key_count, output, &collect);
-    }
-    target t;
-    int code = find_target(argv[optind], socket_path, &t);
-    if (code)
-        return code;
-
+    /* The output, absolute: the process has its own current directory. */
     char cwd[PATH_MAX], path[PATH_MAX + NAME_MAX + 64];
     if (!getcwd(cwd, sizeof cwd)) {
         ht_cli_error("cannot get the current directory: %s", strerror(errno));
         return HT_CLI_EXIT_IO;
     }
-    if (output && output[0] == '/')
-        snprintf(path, sizeof path, "%s", output);
-    else if (output)
+    if (output && output[0] != '/') {
         snprintf(path, sizeof path, "%s/%s", cwd, output);
-    else
+        output = path;
+    }
+    if (collecting) {
+        if (raw)
+            return ht_cli_usage_error("--raw does not mix with --pprof-every");
+        for (size_t i = 0; i < keys.count; i++)
+            if (!strncmp(keys.lines[i], "follow_forks=", 13))
+                return ht_cli_usage_error("--follow-forks does not mix with --pprof-every: one "
+                                          "trace per process");
+        if ((error = ht_cli_tracing_keys_default(&keys, "stacks", "32")) != 0)
+            return error; /* profiles are by stack */
+        return ht_cli_collect(argv[optind], socket_path, keys.lines, keys.count, output, &collect);
+    }
+    request body;
+    if ((error = body_from_keys(&body, keys.lines, keys.count)) != 0)
+        return error;
+    target t;
+    int code = find_target(argv[optind], socket_path, &t);
+    if (code)
+        return code;
+    if (!output) {
         snprintf(path, sizeof path, "%s/heaptrail.%s.%ld.trace", cwd, t.command, t.pid);
+        output = path;
+    }
     static char reply[REPLY_MAX];
-    if ((code = request_start(&t, "output", path, &body, -1, reply, sizeof reply)) != 0)
+    if ((code = request_start(&t, "output", output, &body, -1, reply, sizeof reply)) != 0)
         return code;
     if (raw) {
         print_raw(reply);
@@ -858,19 +856,12 @@ int ht_cli_target_check(const char *pid_text, const char *socket_path)
 int ht_cli_stream_start(const char *pid_text, const char *socket_path, const char *const *keys,
                         size_t key_count, int *fd, long *pid, char *command, size_t command_size)
 {
-    request body = {.length = 0};
-    for (size_t i = 0; i < key_count; i++) {
-        size_t length = strlen(keys[i]);
-        if (!strchr(keys[i], '=') || strchr(keys[i], '\n') ||
-            length + 1 > sizeof body.text - body.length)
-            return ht_cli_usage_error("bad request key '%s'", keys[i]);
-        memcpy(body.text + body.length, keys[i], length);
-        body.length += length;
-        body.text[body.length++] = '\n';
-    }
-    target t;
-    int code = find_target(pid_text, socket_path, &t);
+    request body;
+    int code = body_from_keys(&body, keys, key_count);
     if (code)
+        return code;
+    target t;
+    if ((code = find_target(pid_text, socket_path, &t)) != 0)
         return code;
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {

@@ -203,8 +203,7 @@ static bool model_open(ht_live *l, const ht_live_hooks *hooks, int header_wait_m
     if (!l->copy.bytes && !l->copy.traces) {
         /* The stream closed before a byte: the program never traced (the caller says why). */
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        char byte;
-        if (poll(&p, 1, 0) > 0 && read(fd, &byte, 0) == 0 && !(p.revents & POLLIN)) {
+        if (poll(&p, 1, 0) > 0 && !(p.revents & POLLIN)) {
             close(fd);
             return false;
         }
@@ -212,18 +211,32 @@ static bool model_open(ht_live *l, const ht_live_hooks *hooks, int header_wait_m
     return model_attach(l, fd);
 }
 
+/* The model's end: the last profile (its sample hook) and the peak one, then the follower and
+ * the model closed. Once; the series stays for its counts. */
+static void model_end(ht_live *l)
+{
+    if (l->began) {
+        char error[512] = "";
+        hti_analysis_end(l->analysis, 0, error, sizeof error);
+        if (l->series)
+            hti_pprof_series_finish(l->series);
+        l->began = false;
+    }
+    if (l->analysis)
+        ht_analysis_close(l->analysis);
+    if (l->reader)
+        ht_reader_close(l->reader); /* closes the pipe's reading end: a blocked copy goes on */
+    l->analysis = NULL;
+    l->reader = NULL;
+}
+
 /* Ends the model of the trace that ended (its last profiles written) and starts one over the
  * next: the program exec'd. The profiles' numbering goes on; the view starts afresh. */
 static bool model_next(ht_live *l, int fd)
 {
     unsigned written = 0, peaks = 0;
-    if (l->began) {
-        char error[512] = "";
-        hti_analysis_end(l->analysis, 0, error, sizeof error);
-        l->began = false;
-    }
+    model_end(l);
     if (l->series) {
-        hti_pprof_series_finish(l->series);
         written = hti_pprof_series_written(l->series, false);
         peaks = hti_pprof_series_written(l->series, true);
         if (hti_pprof_series_error(l->series))
@@ -231,10 +244,6 @@ static bool model_next(ht_live *l, int fd)
         hti_pprof_series_close(l->series);
         l->series = NULL;
     }
-    ht_analysis_close(l->analysis);
-    ht_reader_close(l->reader);
-    l->analysis = NULL;
-    l->reader = NULL;
     ht_live_frame_forget(&l->frame);
     if (!model_attach(l, fd))
         return false;
@@ -290,8 +299,6 @@ static int model_read(ht_live *l)
     return result;
 }
 
-/* ---- the view's frame ---- */
-
 /* ---- the loop ---- */
 
 static bool stream_done(ht_live *l, int result)
@@ -304,7 +311,6 @@ static bool stream_done(ht_live *l, int result)
     return true;
 }
 
-/* Reads with the view: a frame every REFRESH_MS, keys in between. */
 /* The frame of the model's figures now, with the note and the target's end. */
 static void build_frame(ht_live *l)
 {
@@ -312,6 +318,7 @@ static void build_frame(ht_live *l)
                         l->note[0] ? l->note : NULL, l->ended, monotonic_ns());
 }
 
+/* Reads with the view: a frame every REFRESH_MS, keys in between. */
 static ht_live_end run_view(ht_live *l, const ht_live_hooks *hooks)
 {
     build_frame(l);
@@ -398,24 +405,11 @@ ht_live_end ht_live_run(ht_live *l, const ht_live_hooks *hooks, int header_wait_
     return end;
 }
 
-/* The model's end: the last profile (its sample hook), the peak one; the follower closed, so
- * the copy thread copies the rest to the tee alone. Once. */
+/* The follower reads no more (the copy goes on to the tee alone), and the model ends. */
 static void model_close(ht_live *l)
 {
     ht_live_copy_quiet(&l->copy);
-    if (l->began) {
-        char error[512] = "";
-        hti_analysis_end(l->analysis, 0, error, sizeof error);
-        if (l->series)
-            hti_pprof_series_finish(l->series);
-        l->began = false;
-    }
-    if (l->analysis)
-        ht_analysis_close(l->analysis);
-    if (l->reader)
-        ht_reader_close(l->reader); /* closes the pipe's reading end: a blocked copy goes on */
-    l->analysis = NULL;
-    l->reader = NULL;
+    model_end(l);
 }
 
 typedef struct stop_call {

@@ -565,10 +565,7 @@ static int run_streamed(const settings *s, stream *st, pid_t pid, const char *pr
     char name[NAME_MAX + 1];
     if (s->output && strcmp(s->output, "-") != 0) { /* NAME: the trace's, without .trace */
         const char *file = strrchr(tee, '/') ? strrchr(tee, '/') + 1 : tee;
-        size_t length = strlen(file);
-        if (length > 6 && strcmp(file + length - 6, ".trace") == 0)
-            length -= 6;
-        snprintf(name, sizeof name, "%.*s", (int)length, file);
+        snprintf(name, sizeof name, "%.*s", (int)ht_cli_trace_stem(file), file);
     } else {
         snprintf(name, sizeof name, "heaptrail.%s.%ld", *base ? base : "program", (long)pid);
     }
@@ -666,10 +663,7 @@ int ht_cli_record(int argc, char **argv)
     snprintf(traced_pattern, sizeof traced_pattern, "%s%s", pattern, rename_after ? ".%p" : "");
     /* With --live the program's output goes to a file beside the trace, NAME.out. */
     char program_output[PATH_MAX + 64];
-    snprintf(program_output, sizeof program_output, "%.*s.out",
-             (int)(strlen(pattern) -
-                   (strlen(pattern) > 6 && !strcmp(pattern + strlen(pattern) - 6, ".trace") ? 6
-                                                                                            : 0)),
+    snprintf(program_output, sizeof program_output, "%.*s.out", (int)ht_cli_trace_stem(pattern),
              pattern);
     /* Watched live, or to standard output: the program writes into a FIFO read here. */
     stream st = {.read_fd = -1, .hold_fd = -1};
@@ -715,17 +709,16 @@ int ht_cli_record(int argc, char **argv)
 
     int status = 0;
     char path[PATH_MAX + 32], shown_path[PATH_MAX + 32], written[PATH_MAX + 96];
+    ht_cli_expand_pid(pattern, (long)pid, path, sizeof path);
+    ht_cli_expand_pid(shown, (long)pid, shown_path, sizeof shown_path);
+    ht_cli_expand_pid(traced_pattern, (long)pid, written, sizeof written);
     if (st.read_fd >= 0 && got != (ssize_t)sizeof failure) {
-        ht_cli_expand_pid(pattern, (long)pid, path, sizeof path);
         code = run_streamed(&s, &st, pid, program[0], to_stdout ? "-" : path, &status);
     } else {
         stream_close(&st);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
     }
-    ht_cli_expand_pid(pattern, (long)pid, path, sizeof path);
-    ht_cli_expand_pid(shown, (long)pid, shown_path, sizeof shown_path);
-    ht_cli_expand_pid(traced_pattern, (long)pid, written, sizeof written);
     if (got == (ssize_t)sizeof failure) {
         stream_close(&st);
         if (failure.stage == 1) {

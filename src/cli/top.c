@@ -18,8 +18,6 @@
 #include "live.h"
 #include "tracing_options.h"
 
-#define KEYS_MAX 16
-
 static const char top_help[] =
     "Usage: heaptrail top [OPTIONS] PID\n"
     "Watch running process PID's heap in a full-screen view refreshed every second: live bytes\n"
@@ -67,10 +65,8 @@ int ht_cli_top(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *output = NULL, *socket_path = NULL;
-    bool symbols = true, stacks = false, mode = false;
-    static char key_text[KEYS_MAX][96];
-    const char *keys[KEYS_MAX];
-    size_t key_count = 0;
+    bool symbols = true;
+    static ht_cli_tracing_keys keys;
     ht_cli_tracing_setting setting;
     int c, error;
     while ((c = ht_cli_getopt(argc, argv, "o:h", options)) != -1) {
@@ -88,16 +84,9 @@ int ht_cli_top(int argc, char **argv)
         case HT_CLI_OPT_COMPRESS:
             return ht_cli_usage_error("%s does not apply to top", argv[optind - 1]);
         default: /* the tracing options, or '?' */
-            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0)
+            if ((error = ht_cli_tracing_option(c, optarg, &setting)) != 0 ||
+                (error = ht_cli_tracing_keys_add(&keys, setting.key, setting.value)) != 0)
                 return error;
-            stacks |= c == HT_CLI_OPT_STACKS;
-            mode |= c == HT_CLI_OPT_MODE;
-            if (key_count + 2 >= KEYS_MAX)
-                return ht_cli_usage_error("too many options");
-            snprintf(key_text[key_count], sizeof key_text[key_count], "%s=%s", setting.key,
-                     setting.value);
-            keys[key_count] = key_text[key_count];
-            key_count++;
         }
     }
     if (optind >= argc)
@@ -111,16 +100,15 @@ int ht_cli_top(int argc, char **argv)
         ht_cli_error("top needs a terminal (standard input and output a tty)");
         return HT_CLI_EXIT_IO;
     }
-    if (!stacks)
-        keys[key_count++] = "stacks=32";
-    if (!mode)
-        keys[key_count++] = "mode=discard";
+    if ((code = ht_cli_tracing_keys_default(&keys, "stacks", "32")) != 0 ||
+        (code = ht_cli_tracing_keys_default(&keys, "mode", "discard")) != 0)
+        return code;
 
     int fd;
     long pid;
     char command[64];
-    code = ht_cli_stream_start(argv[optind], socket_path, keys, key_count, &fd, &pid, command,
-                               sizeof command);
+    code = ht_cli_stream_start(argv[optind], socket_path, keys.lines, keys.count, &fd, &pid,
+                               command, sizeof command);
     if (code)
         return code;
     char tee[PATH_MAX + 32];

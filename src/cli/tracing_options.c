@@ -6,6 +6,7 @@
 #include "tracing_options.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "heaptrail/trace.h"
 #include "trace/options.h"
@@ -82,4 +83,23 @@ int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *set
     case HT_CLI_OPT_LEAK_SCAN: set(setting, HTI_OPTION_LEAK_SCAN, "1"); return 0;
     default: return HT_CLI_EXIT_USAGE; /* reported by ht_cli_getopt */
     }
+}
+
+int ht_cli_tracing_keys_add(ht_cli_tracing_keys *keys, const char *key, const char *value)
+{
+    if (keys->count >= HT_CLI_TRACING_KEYS_MAX)
+        return ht_cli_usage_error("too many options");
+    char *line = keys->text[keys->count];
+    snprintf(line, sizeof keys->text[0], "%s=%s", key, value);
+    keys->lines[keys->count++] = line;
+    return 0;
+}
+
+int ht_cli_tracing_keys_default(ht_cli_tracing_keys *keys, const char *key, const char *value)
+{
+    size_t length = strlen(key);
+    for (size_t i = 0; i < keys->count; i++)
+        if (!strncmp(keys->lines[i], key, length) && keys->lines[i][length] == '=')
+            return 0;
+    return ht_cli_tracing_keys_add(keys, key, value);
 }

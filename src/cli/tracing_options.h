@@ -39,4 +39,17 @@ typedef struct ht_cli_tracing_setting {
  * value ..." printed. Any other id is getopt's '?', already reported: HT_CLI_EXIT_USAGE. */
 int ht_cli_tracing_option(int id, const char *value, ht_cli_tracing_setting *setting);
 
+/* The settings as a start request's "key=value" lines (start, top, start --pprof-every). */
+#define HT_CLI_TRACING_KEYS_MAX 16
+typedef struct ht_cli_tracing_keys {
+    char text[HT_CLI_TRACING_KEYS_MAX][96];
+    const char *lines[HT_CLI_TRACING_KEYS_MAX];
+    size_t count;
+} ht_cli_tracing_keys;
+
+/* Appends key=value: 0, or HT_CLI_EXIT_USAGE with "too many options" printed. */
+int ht_cli_tracing_keys_add(ht_cli_tracing_keys *keys, const char *key, const char *value);
+/* Appends key=value unless key is there already (a command's own default): as above. */
+int ht_cli_tracing_keys_default(ht_cli_tracing_keys *keys, const char *key, const char *value);
+
 #endif
