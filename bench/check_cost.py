@@ -39,10 +39,11 @@ int main(void) {
 
 
 def timed(command, stdin_path, env=None):
+    """Runs command (a list, or a shell line) on stdin_path's contents: (seconds, result)."""
     start = time.monotonic()
     with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
         p = subprocess.run(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=env)
+                           env=env, shell=isinstance(command, str))
     return time.monotonic() - start, p
 
 

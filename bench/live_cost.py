@@ -17,20 +17,12 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def timed(command, stdin_path, shell=False):
-    start = time.monotonic()
-    with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
-        p = subprocess.run(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           shell=shell)
-    return time.monotonic() - start, p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_cost import timed  # noqa: E402
 
 
 def main():
@@ -66,7 +58,7 @@ def main():
                 for tool, wrap in tools:
                     trace = os.path.join(work, "t")
                     wrapped = wrap(command, trace)
-                    seconds, p = timed(wrapped, stdin, shell=isinstance(wrapped, str))
+                    seconds, p = timed(wrapped, stdin)
                     if tool == "plain":
                         expected = p.stdout
                     elif "-o -" not in tool and "heaptrack" not in tool and p.stdout != expected:
